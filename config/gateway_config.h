@@ -1,0 +1,38 @@
+// meshgate's own configuration file (not an Istio resource).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "config/route_table.h"
+
+namespace meshgate::config {
+
+enum class RelayMode { kSplice, kCopy };
+
+struct GatewayConfig {
+  std::string listen = "0.0.0.0:15443";      // host:port, [v6]:port
+  int threads = 0;                           // 0 = one per core
+  std::chrono::milliseconds hello_timeout{5000};
+  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds idle_timeout{3600 * 1000};
+  size_t max_hello_bytes = 16 * 1024;
+  int max_connect_attempts = 3;
+  RelayMode relay = RelayMode::kSplice;
+  std::vector<SniRewrite> sni_rewrites = {{".global", ".svc.cluster.local"}};
+  std::vector<std::string> mesh_paths;       // relative paths resolved against the file's dir
+  std::string log_level = "info";
+};
+
+// Parses the YAML file; errors read "path:line: field.path: what is wrong".
+absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path);
+absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const std::string& name,
+                                                 const std::string& base_dir);
+
+// "250ms", "5s", "1m", "1h", "1h30m"; Istio/Go duration syntax.
+absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+}  // namespace meshgate::config
