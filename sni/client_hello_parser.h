@@ -85,6 +85,13 @@ class ClientHelloParser {
  private:
   ParseStatus Reject(RejectReason reason);
   ParseStatus ParseHandshake();
+  void OnRecordHeaderByte();
+  void ClassifyFirstBytes();
+  void OnRecordHeader();
+  void OnHandshakeBytes();
+  void OnHandshakeHeader();
+  size_t MessageBytesWanted() const;
+  bool CannotFitCap() const;
 
   ParserOptions options_;
   ParseStatus status_ = ParseStatus::kNeedMoreData;
@@ -96,6 +103,7 @@ class ClientHelloParser {
   size_t header_have_ = 0;
   size_t record_left_ = 0;        // payload bytes still to come in this record
   std::vector<uint8_t> handshake_;  // reassembled handshake message bytes
+  size_t message_size_ = 0;       // 4 + handshake length once its header is in, else 0
 };
 
 // One-shot convenience for tests and tools: parse a complete byte string.

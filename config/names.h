@@ -1,0 +1,31 @@
+// Host names, port names, IP literals and SNI suffix rules: the syntax shared by
+// the mesh loader, the gateway config and the route table. No YAML, no sockets.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace meshgate::config::internal {
+
+// RFC 1123 label as Kubernetes checks it: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63.
+bool IsDns1123Label(std::string_view label);
+
+// Why `host` is not a valid DNS name (labels of letters, digits and '-', at most
+// 253 characters), or nullopt when it is. Expects no wildcard.
+std::optional<std::string> FqdnProblem(std::string_view host);
+
+// An SNI rewrite suffix: "." followed by a valid DNS name, e.g. ".global".
+bool IsDomainSuffix(std::string_view suffix);
+
+// IPv4 dotted quad or IPv6 (no brackets, no zone); canonical text on success.
+std::optional<std::string> CanonicalIp(std::string_view text);
+
+// True when `host` ends with `suffix` (ASCII case-insensitive) at a label boundary
+// and has at least one character before it: ".global" matches "a.global" but
+// neither "aglobal" nor "global".
+bool HasLabelSuffix(std::string_view host, std::string_view suffix);
+
+std::string AsciiLower(std::string_view text);
+
+}  // namespace meshgate::config::internal

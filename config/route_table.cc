@@ -1,0 +1,209 @@
+// SNI -> cluster. Route() runs once per connection on the data plane, so it never
+// throws and allocates only the rewritten host it returns.
+#include "config/route_table.h"
+
+#include <stdexcept>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "config/names.h"
+
+namespace meshgate::config {
+
+std::string_view ToString(RouteMiss miss) {
+  switch (miss) {
+    case RouteMiss::kNone:
+      return "none";
+#define MESHGATE_ROUTE_STRING(name, str) \
+  case RouteMiss::name:                  \
+    return str;
+      MESHGATE_ROUTE_MISSES(MESHGATE_ROUTE_STRING)
+#undef MESHGATE_ROUTE_STRING
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr std::string_view kOutboundPrefix = "outbound_.";
+constexpr std::string_view kSeparator = "_.";
+
+// Views into the SNI: no allocation.
+struct SniParts {
+  std::string_view host;
+  uint16_t port = 0;
+  std::string_view subset;
+};
+
+bool ParsePort(std::string_view text, uint16_t& port) {
+  if (text.empty() || text.size() > 5) return false;
+  uint32_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (value == 0 || value > 65535) return false;
+  port = static_cast<uint16_t>(value);
+  return true;
+}
+
+// Istio builds "outbound_." + port + "_." + subset + "_." + host, with an empty
+// subset for the whole service (which reads as "_._.").
+bool SplitSni(std::string_view sni, SniParts& out) {
+  out = {};
+  if (!absl::StartsWithIgnoreCase(sni, kOutboundPrefix)) {
+    out.host = sni;
+    return true;
+  }
+  std::string_view rest = sni.substr(kOutboundPrefix.size());
+  const size_t port_end = rest.find(kSeparator);
+  if (port_end == std::string_view::npos || !ParsePort(rest.substr(0, port_end), out.port)) {
+    return false;
+  }
+  rest.remove_prefix(port_end + kSeparator.size());
+  const size_t subset_end = rest.find(kSeparator);
+  if (subset_end == std::string_view::npos) return false;
+  out.subset = rest.substr(0, subset_end);
+  out.host = rest.substr(subset_end + kSeparator.size());
+  return !out.host.empty();
+}
+
+std::string ClusterName(std::string_view host, uint16_t port, std::string_view subset) {
+  return absl::StrCat("outbound|", port, "|", subset, "|", host);
+}
+
+std::string HostPort(const Endpoint& endpoint) {
+  if (endpoint.address.find(':') != std::string::npos) {
+    return absl::StrCat("[", endpoint.address, "]:", endpoint.port);
+  }
+  return absl::StrCat(endpoint.address, ":", endpoint.port);
+}
+
+}  // namespace
+
+bool ParseSni(std::string_view sni, SniTarget& out) {
+  SniParts parts;
+  if (!SplitSni(sni, parts)) return false;
+  out.host = std::string(parts.host);
+  out.port = parts.port;
+  out.subset = std::string(parts.subset);
+  return true;
+}
+
+RouteTable::RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites)
+    : clusters_(std::move(clusters)), rewrites_(std::move(rewrites)) {
+  for (SniRewrite& rewrite : rewrites_) {
+    absl::AsciiStrToLower(&rewrite.from);
+    absl::AsciiStrToLower(&rewrite.to);
+  }
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    Cluster& cluster = clusters_[i];
+    cluster.id = static_cast<uint32_t>(i);
+    absl::AsciiStrToLower(&cluster.host);
+    if (cluster.name.empty()) cluster.name = ClusterName(cluster.host, cluster.port, cluster.subset);
+    std::vector<PortSubset>& entries = by_host_[cluster.host];
+    for (const PortSubset& entry : entries) {
+      if (entry.port == cluster.port && entry.subset == cluster.subset) {
+        // The loader rejects duplicates with a proper message; reaching this is a bug.
+        throw std::invalid_argument(absl::StrCat("RouteTable: duplicate cluster ", cluster.name,
+                                                 " (", clusters_[entry.index].source, " and ",
+                                                 cluster.source, ")"));
+      }
+    }
+    entries.push_back({cluster.port, cluster.subset, cluster.id});
+  }
+}
+
+std::string RouteTable::RewriteHost(std::string_view host) const {
+  for (const SniRewrite& rewrite : rewrites_) {
+    if (!internal::HasLabelSuffix(host, rewrite.from)) continue;
+    const std::string_view stem = host.substr(0, host.size() - rewrite.from.size());
+    std::string out;
+    out.reserve(stem.size() + rewrite.to.size());
+    out.append(stem);
+    absl::AsciiStrToLower(&out);
+    out.append(rewrite.to);
+    return out;
+  }
+  return absl::AsciiStrToLower(host);
+}
+
+RouteResult RouteTable::Route(std::string_view sni) const {
+  RouteResult result;
+  if (sni.empty()) {
+    result.miss = RouteMiss::kNoSni;
+    return result;
+  }
+  SniParts parts;
+  if (!SplitSni(sni, parts)) {
+    result.miss = RouteMiss::kBadSni;
+    return result;
+  }
+  result.host = RewriteHost(parts.host);
+  const auto it = by_host_.find(result.host);
+  if (it == by_host_.end()) {
+    result.miss = RouteMiss::kUnknownHost;
+    return result;
+  }
+  const std::vector<PortSubset>& entries = it->second;
+  uint16_t port = parts.port;
+  if (port == 0) {
+    // A plain host names a service, not a port: only unambiguous with one port.
+    port = entries.front().port;
+    for (const PortSubset& entry : entries) {
+      if (entry.port != port) {
+        result.miss = RouteMiss::kAmbiguousPort;
+        return result;
+      }
+    }
+  }
+  bool port_known = false;
+  for (const PortSubset& entry : entries) {
+    if (entry.port != port) continue;
+    port_known = true;
+    if (absl::EqualsIgnoreCase(entry.subset, parts.subset)) {
+      result.cluster = &clusters_[entry.index];
+      return result;
+    }
+  }
+  result.miss = port_known ? RouteMiss::kUnknownSubset : RouteMiss::kUnknownPort;
+  return result;
+}
+
+const Cluster* RouteTable::Find(std::string_view host, uint16_t port,
+                                std::string_view subset) const {
+  const auto it = by_host_.find(host);
+  if (it == by_host_.end()) return nullptr;
+  for (const PortSubset& entry : it->second) {
+    if (entry.port == port && entry.subset == subset) return &clusters_[entry.index];
+  }
+  return nullptr;
+}
+
+std::string RouteTable::Describe() const {
+  std::string out = absl::StrCat("route table: ", clusters_.size(),
+                                 clusters_.size() == 1 ? " cluster, " : " clusters, ",
+                                 rewrites_.size(),
+                                 rewrites_.size() == 1 ? " SNI rewrite\n" : " SNI rewrites\n");
+  for (const SniRewrite& rewrite : rewrites_) {
+    absl::StrAppend(&out, "sni rewrite: *", rewrite.from, " -> *", rewrite.to, "\n");
+  }
+  for (const Cluster& cluster : clusters_) {
+    absl::StrAppend(&out, "cluster ", cluster.id, ": ", cluster.name, "\n");
+    absl::StrAppend(&out, "  source: ", cluster.source, "\n");
+    if (cluster.endpoints.empty()) absl::StrAppend(&out, "  (no endpoints)\n");
+    for (const Endpoint& endpoint : cluster.endpoints) {
+      absl::StrAppend(&out, "  endpoint ", HostPort(endpoint), " weight ", endpoint.weight);
+      const char* separator = " {";
+      for (const auto& [key, value] : endpoint.labels) {
+        absl::StrAppend(&out, separator, key, "=", value);
+        separator = ", ";
+      }
+      absl::StrAppend(&out, endpoint.labels.empty() ? "\n" : "}\n");
+    }
+  }
+  return out;
+}
+
+}  // namespace meshgate::config

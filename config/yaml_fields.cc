@@ -1,0 +1,177 @@
+// Typed yaml-cpp reads that collect "file:line: subject: field: problem" errors.
+#include "config/yaml_fields.h"
+
+#include <limits>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+
+namespace meshgate::config::internal {
+
+int LineOf(const YAML::Node& node) {
+  if (!node.IsDefined()) return 0;
+  const YAML::Mark mark = node.Mark();
+  return mark.is_null() ? 0 : mark.line + 1;
+}
+
+std::string_view TypeName(const YAML::Node& node) {
+  if (!node.IsDefined() || node.IsNull()) return "null";
+  if (node.IsMap()) return "a map";
+  if (node.IsSequence()) return "a list";
+  return "a string";
+}
+
+std::string FieldPath(std::string_view parent, std::string_view key) {
+  if (parent.empty()) return std::string(key);
+  return absl::StrCat(parent, ".", key);
+}
+
+std::string IndexPath(std::string_view parent, size_t index) {
+  return absl::StrCat(parent, "[", index, "]");
+}
+
+std::string ErrorSink::Format(int line, std::string_view field, std::string_view message) const {
+  if (line <= 0) line = subject_line_;
+  std::string out = absl::StrCat(file_, ":", line, ": ");
+  if (!subject_.empty()) absl::StrAppend(&out, subject_, ": ");
+  if (!field.empty()) absl::StrAppend(&out, field, ": ");
+  absl::StrAppend(&out, message);
+  return out;
+}
+
+void ErrorSink::Add(const YAML::Node& at, std::string_view field, std::string_view message) {
+  AddAtLine(LineOf(at), field, message);
+}
+
+void ErrorSink::AddAtLine(int line, std::string_view field, std::string_view message) {
+  errors_->push_back(Format(line, field, message));
+  ++count_;
+}
+
+MapEntry Lookup(const YAML::Node& map, std::string_view key) {
+  if (!map.IsMap()) return {};
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == key) return {it->first, it->second};
+  }
+  return {};
+}
+
+namespace {
+
+bool CheckMapKeys(const YAML::Node& map, std::string_view path,
+                  const std::initializer_list<std::string_view>* known, ErrorSink& sink) {
+  bool ok = true;
+  absl::flat_hash_set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node& key = it->first;
+    if (!key.IsScalar()) {
+      sink.Add(key, path, absl::StrCat("keys must be strings, got ", TypeName(key)));
+      ok = false;
+      continue;
+    }
+    const std::string field = FieldPath(path, key.Scalar());
+    if (!seen.insert(key.Scalar()).second) {
+      sink.Add(key, field, "duplicate key");
+      ok = false;
+      continue;
+    }
+    if (known == nullptr) continue;
+    bool is_known = false;
+    for (std::string_view k : *known) is_known = is_known || k == key.Scalar();
+    if (!is_known) {
+      std::string expected;
+      for (std::string_view k : *known) absl::StrAppend(&expected, expected.empty() ? "" : ", ", k);
+      sink.Add(key, field, absl::StrCat("unknown field (expected one of: ", expected, ")"));
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+}  // namespace
+
+bool CheckFields(const YAML::Node& map, std::string_view path,
+                 std::initializer_list<std::string_view> known, ErrorSink& sink) {
+  return CheckMapKeys(map, path, &known, sink);
+}
+
+bool CheckKeys(const YAML::Node& map, std::string_view path, ErrorSink& sink) {
+  return CheckMapKeys(map, path, nullptr, sink);
+}
+
+bool ExpectMap(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
+  if (node.IsMap()) return true;
+  sink.Add(node, path, absl::StrCat("must be a map, got ", TypeName(node)));
+  return false;
+}
+
+bool ExpectList(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
+  if (node.IsSequence()) return true;
+  sink.Add(node, path, absl::StrCat("must be a list, got ", TypeName(node)));
+  return false;
+}
+
+bool Require(const MapEntry& entry, const YAML::Node& parent, std::string_view path,
+             ErrorSink& sink) {
+  if (!entry.present()) {
+    sink.Add(parent, path, "required");
+    return false;
+  }
+  if (entry.value.IsNull()) {
+    sink.Add(entry.key, path, "required (is null)");
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::string> ReadString(const YAML::Node& node, std::string_view path,
+                                      ErrorSink& sink) {
+  if (node.IsScalar()) return node.Scalar();
+  sink.Add(node, path, absl::StrCat("must be a string, got ", TypeName(node)));
+  return std::nullopt;
+}
+
+std::optional<int64_t> ReadInt(const YAML::Node& node, std::string_view path, int64_t min,
+                               int64_t max, ErrorSink& sink) {
+  if (!node.IsScalar()) {
+    sink.Add(node, path, absl::StrCat("must be an integer, got ", TypeName(node)));
+    return std::nullopt;
+  }
+  const std::string& text = node.Scalar();
+  if (node.Tag() == "!") {  // quoted: a string in Kubernetes' eyes
+    sink.Add(node, path, absl::StrCat("must be an integer, got the string \"", text, "\""));
+    return std::nullopt;
+  }
+  std::string_view digits = text;
+  const bool negative = !digits.empty() && digits.front() == '-';
+  if (negative) digits.remove_prefix(1);
+  bool all_digits = !digits.empty();
+  for (char c : digits) all_digits = all_digits && c >= '0' && c <= '9';
+  if (!all_digits) {
+    sink.Add(node, path, absl::StrCat("must be an integer, got \"", text, "\""));
+    return std::nullopt;
+  }
+  // 18 digits always fit in int64_t; longer is out of any range we accept.
+  int64_t value = 0;
+  const bool fits = digits.size() <= 18;
+  if (fits) {
+    for (char c : digits) value = value * 10 + (c - '0');
+    if (negative) value = -value;
+  }
+  if (!fits || value < min || value > max) {
+    sink.Add(node, path, absl::StrCat("must be ", min, "..", max, ", got ", text));
+    return std::nullopt;
+  }
+  return value;
+}
+
+bool CheckStringList(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
+  if (!ExpectList(node, path, sink)) return false;
+  bool ok = true;
+  for (size_t i = 0; i < node.size(); ++i) {
+    ok = ReadString(node[i], IndexPath(path, i), sink).has_value() && ok;
+  }
+  return ok;
+}
+
+}  // namespace meshgate::config::internal

@@ -1,0 +1,218 @@
+#include "proxy/gateway.h"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <charconv>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "fmt/format.h"
+#include "lb/balancer.h"
+#include "proxy/net.h"
+#include "proxy/session.h"
+#include "spdlog/spdlog.h"
+
+namespace meshgate::proxy {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+absl::StatusOr<tcp::endpoint> ParseListen(const std::string& listen) {
+  std::string_view host = listen;
+  std::string_view port_text;
+  if (!host.empty() && host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos || close + 1 >= host.size() || host[close + 1] != ':') {
+      return absl::InvalidArgumentError(fmt::format("listen address \"{}\": expected [v6]:port", listen));
+    }
+    port_text = host.substr(close + 2);
+    host = host.substr(1, close - 1);
+  } else {
+    const size_t colon = host.rfind(':');
+    if (colon == std::string_view::npos) {
+      return absl::InvalidArgumentError(fmt::format("listen address \"{}\": expected ip:port", listen));
+    }
+    port_text = host.substr(colon + 1);
+    host = host.substr(0, colon);
+  }
+  uint32_t port = 0;
+  const auto [end, err] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (err != std::errc() || end != port_text.data() + port_text.size() || port_text.empty() || port > 65535) {
+    return absl::InvalidArgumentError(fmt::format("listen address \"{}\": bad port", listen));
+  }
+  error_code ec;
+  const auto address = asio::ip::make_address(std::string(host), ec);
+  if (ec) return absl::InvalidArgumentError(fmt::format("listen address \"{}\": bad IP", listen));
+  return tcp::endpoint(address, static_cast<uint16_t>(port));
+}
+
+bool IsResourceExhaustion(const error_code& ec) {
+  const int v = ec.value();
+  return v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM;
+}
+
+}  // namespace
+
+// Member order matters: the io_context is destroyed before the state its
+// pending sessions point at (stats, pipes, balancer).
+struct Worker {
+  explicit Worker(const config::GatewayConfig& config, std::shared_ptr<const config::RouteTable> table)
+      : balancer(lb::MakeRoundRobin()) {
+    ctx.config = &config;
+    ctx.table = std::move(table);
+    ctx.balancer = balancer.get();
+    ctx.stats = &stats;
+    ctx.pipes = &pipes;
+    ctx.log_limiter = &limiter;
+  }
+
+  void DoAccept() {
+    acceptor.async_accept(io, [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+  }
+
+  void OnAccept(const error_code& ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) {
+      stats.accept_errors.Inc();
+      uint64_t suppressed = 0;
+      if (limiter.Allow(suppressed)) spdlog::warn("accept failed: {}", ec.message());
+      if (IsResourceExhaustion(ec)) {  // don't spin while out of fds: back off
+        backoff.expires_after(std::chrono::milliseconds(100));
+        backoff.async_wait([this](const error_code& e) {
+          if (!e) DoAccept();
+        });
+        return;
+      }
+      return DoAccept();
+    }
+    std::make_shared<Session>(std::move(socket), ctx)->Start();
+    DoAccept();
+  }
+
+  ProxyStats stats;
+  PipePool pipes;
+  LogLimiter limiter;
+  std::unique_ptr<lb::Balancer> balancer;
+  WorkerContext ctx;
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  asio::steady_timer backoff{io};
+  std::thread thread;
+};
+
+struct Gateway::Impl {
+  config::GatewayConfig config;
+  std::shared_ptr<const config::RouteTable> table;
+  std::vector<std::unique_ptr<Worker>> workers;
+  tcp::endpoint bound;
+  asio::io_context main_io{1};
+  std::atomic<bool> stopping{false};
+};
+
+Gateway::Gateway(config::GatewayConfig config, std::shared_ptr<const config::RouteTable> table)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->config = std::move(config);
+  impl_->table = std::move(table);
+  int threads = impl_->config.threads;
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < threads; ++i) impl_->workers.push_back(std::make_unique<Worker>(impl_->config, impl_->table));
+}
+
+Gateway::~Gateway() {
+  Stop();
+  for (auto& w : impl_->workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+absl::Status Gateway::Bind() {
+  auto endpoint = ParseListen(impl_->config.listen);
+  if (!endpoint.ok()) return endpoint.status();
+  tcp::endpoint target = *endpoint;
+  {
+    // SO_REUSEPORT would let us silently share a port with another running
+    // gateway; a plain bind first tells "in use" apart from "ours".
+    tcp::acceptor probe(impl_->main_io);
+    error_code ec;
+    probe.open(target.protocol(), ec);
+    if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) probe.bind(target, ec);
+    if (ec) return absl::UnavailableError(fmt::format("cannot listen on {}: {}", impl_->config.listen, ec.message()));
+    if (target.port() == 0) target = probe.local_endpoint(ec);
+  }
+  for (auto& w : impl_->workers) {
+    error_code ec;
+    w->acceptor.open(target.protocol(), ec);
+    if (!ec) w->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) w->acceptor.set_option(ReusePort(true), ec);
+    if (!ec) w->acceptor.bind(target, ec);
+    if (!ec) w->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          fmt::format("cannot listen on {}: {}", FormatEndpoint(target), ec.message()));
+    }
+  }
+  impl_->bound = target;
+  return absl::OkStatus();
+}
+
+void Gateway::Run(bool handle_signals) {
+  asio::signal_set signals(impl_->main_io);
+  if (handle_signals) {
+    signals.add(SIGINT);
+    signals.add(SIGTERM);
+    signals.async_wait([this](const error_code& ec, int signo) {
+      if (ec) return;
+      spdlog::info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+      Stop();
+    });
+  }
+  auto guard = asio::make_work_guard(impl_->main_io);
+  for (auto& w : impl_->workers) {
+    Worker* worker = w.get();
+    worker->DoAccept();
+    worker->thread = std::thread([worker] { worker->io.run(); });
+  }
+  spdlog::info("listening on {} with {} worker thread(s), relay={}", FormatEndpoint(impl_->bound),
+               impl_->workers.size(), impl_->config.relay == config::RelayMode::kSplice ? "splice" : "copy");
+  if (!impl_->stopping) impl_->main_io.run();
+  for (auto& w : impl_->workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+void Gateway::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  for (auto& w : impl_->workers) {
+    Worker* worker = w.get();
+    // Stop accepting, then stop the loop; the Worker's destructor closes
+    // whatever sessions were still open.
+    asio::post(worker->io, [worker] {
+      error_code ignored;
+      worker->acceptor.close(ignored);
+      worker->io.stop();
+    });
+  }
+  impl_->main_io.stop();
+}
+
+std::string Gateway::bound_address() const { return FormatEndpoint(impl_->bound); }
+
+std::string Gateway::StatsSummary() const {
+  std::vector<const ProxyStats*> all;
+  for (const auto& w : impl_->workers) all.push_back(&w->stats);
+  return FormatStats(all.data(), all.size());
+}
+
+}  // namespace meshgate::proxy

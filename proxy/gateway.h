@@ -1,0 +1,39 @@
+// The data plane: one worker thread per core, each with its own io_context and
+// its own SO_REUSEPORT listener, so accepts spread with no shared lock.
+// This header is Asio-free; main and tests include it cheaply.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "config/gateway_config.h"
+#include "config/route_table.h"
+
+namespace meshgate::proxy {
+
+class Gateway {
+ public:
+  Gateway(config::GatewayConfig config, std::shared_ptr<const config::RouteTable> table);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Binds every worker's listener; an error names the address and the cause.
+  absl::Status Bind();
+  // Runs the workers until Stop() (or SIGINT/SIGTERM when handle_signals).
+  void Run(bool handle_signals);
+  // Thread-safe; makes Run() return.
+  void Stop();
+
+  // "ip:port" actually bound (the port is resolved when the config says 0).
+  std::string bound_address() const;
+  // Counters summed over workers, "name=value ...".
+  std::string StatsSummary() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace meshgate::proxy

@@ -1,0 +1,18 @@
+// Small address helpers shared by the proxy's sources (Asio types).
+#pragma once
+
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "fmt/format.h"
+
+namespace meshgate::proxy {
+
+// "1.2.3.4:80" or "[::1]:80".
+inline std::string FormatEndpoint(const boost::asio::ip::tcp::endpoint& ep) {
+  return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                              : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+}  // namespace meshgate::proxy

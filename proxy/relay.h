@@ -1,0 +1,91 @@
+// One direction of a relayed connection, src -> dst: zero-copy splice(2)
+// through a pipe, or a bounded copy buffer. Either way at most one chunk is in
+// flight, so a slow reader stalls the fast writer instead of growing memory.
+// Included only by proxy sources: it pulls in Asio.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "proxy/stats.h"
+
+namespace meshgate::proxy {
+
+// Per-worker pool of pipes. A flow holds a pipe only while bytes are in it,
+// so idle connections pin no pipes (and no file descriptors beyond sockets).
+class PipePool {
+ public:
+  struct Pipe {
+    int read_fd = -1;
+    int write_fd = -1;
+  };
+  explicit PipePool(size_t max_idle = 64) : max_idle_(max_idle) {}
+  ~PipePool();
+  PipePool(const PipePool&) = delete;
+  PipePool& operator=(const PipePool&) = delete;
+
+  // False when no pipe can be had (fd limit): the caller falls back to copy.
+  bool Acquire(Pipe& out);
+  // Only empty pipes may be returned.
+  void Release(Pipe pipe);
+
+ private:
+  size_t max_idle_;
+  std::vector<Pipe> idle_;
+};
+
+class Flow {
+ public:
+  enum class End { kEof, kSrcError, kDstError };
+  // Called once, when the flow stops: after forwarding EOF (dst shut for
+  // writing) or on an error on either side.
+  using OnEnd = std::function<void(End)>;
+  // Called whenever bytes moved, for idle tracking.
+  using OnProgress = std::function<void(size_t)>;
+
+  Flow(boost::asio::ip::tcp::socket& src, boost::asio::ip::tcp::socket& dst, bool splice,
+       PipePool& pipes, Counter& bytes_counter);
+  ~Flow();
+  Flow(const Flow&) = delete;
+  Flow& operator=(const Flow&) = delete;
+
+  // `keepalive` is held by every pending handler, so the owner outlives them.
+  void Start(std::shared_ptr<void> keepalive, OnProgress on_progress, OnEnd on_end);
+  uint64_t bytes() const { return bytes_; }
+  bool finished() const { return finished_; }
+
+ private:
+  void PumpSplice();
+  void ReadCopy();
+  void OnCopyRead(const boost::system::error_code& ec, size_t n);
+  void OnCopyWritten(const boost::system::error_code& ec, size_t n);
+  void Moved(size_t n);
+  void Finish(End end);
+  void ForwardEof();
+  bool SwitchToCopy();
+
+  boost::asio::ip::tcp::socket& src_;
+  boost::asio::ip::tcp::socket& dst_;
+  bool splice_;
+  PipePool& pipes_;
+  Counter& bytes_counter_;
+  PipePool::Pipe pipe_;
+  bool have_pipe_ = false;
+  size_t in_pipe_ = 0;
+  bool src_eof_ = false;
+  bool finished_ = false;
+  uint64_t bytes_ = 0;
+  std::unique_ptr<uint8_t[]> buffer_;  // copy mode only
+  std::shared_ptr<void> keepalive_;
+  OnProgress on_progress_;
+  OnEnd on_end_;
+};
+
+}  // namespace meshgate::proxy

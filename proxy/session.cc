@@ -1,0 +1,270 @@
+#include "proxy/session.h"
+
+#include "proxy/net.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
+
+#include "fmt/format.h"
+#include "spdlog/spdlog.h"
+
+namespace meshgate::proxy {
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+constexpr size_t kInitialHelloBuffer = 4096;
+
+std::string FormatPeer(const asio::ip::tcp::socket& s) {
+  error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  return ec ? std::string("?") : FormatEndpoint(ep);
+}
+
+std::string Suppressed(uint64_t n) {
+  return n == 0 ? std::string() : fmt::format(" ({} similar lines suppressed)", n);
+}
+
+void SetNoDelay(asio::ip::tcp::socket& s) {
+  error_code ec;
+  s.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+}  // namespace
+
+Session::Session(asio::ip::tcp::socket socket, const WorkerContext& ctx)
+    : ctx_(ctx),
+      down_(std::move(socket)),
+      up_(down_.get_executor()),
+      timer_(down_.get_executor()),
+      parser_(sni::ParserOptions{ctx.config->max_hello_bytes}),
+      start_(Clock::now()) {
+  ctx_.stats->downstream_cx_total.Inc();
+  ctx_.stats->downstream_cx_active.Inc();
+}
+
+Session::~Session() {
+  ctx_.stats->downstream_cx_active.Dec();
+  if (upstream_active_) ctx_.stats->upstream_cx_active.Dec();
+}
+
+void Session::Start() {
+  peer_ = FormatPeer(down_);
+  SetNoDelay(down_);
+  hello_buf_.resize(kInitialHelloBuffer);
+  // One deadline for the whole hello, not per read: a client dribbling one
+  // byte a second still runs out of time.
+  ArmTimer(ctx_.config->hello_timeout, [this] {
+    ctx_.stats->hello_timeout.Inc();
+    Reject(Termination::kHelloTimeout,
+           fmt::format("no complete ClientHello within {}ms ({} bytes read)",
+                       ctx_.config->hello_timeout.count(), hello_len_));
+  });
+  DoReadHello();
+}
+
+template <typename Handler>
+void Session::ArmTimer(Clock::duration after, Handler&& on_expiry) {
+  const uint64_t gen = ++timer_gen_;
+  timer_.expires_after(after);
+  timer_.async_wait([self = shared_from_this(), gen, fn = std::forward<Handler>(on_expiry)](
+                        const error_code& ec) {
+    if (ec || self->closed_ || gen != self->timer_gen_) return;
+    fn();
+  });
+}
+
+void Session::DoReadHello() {
+  if (hello_len_ == hello_buf_.size()) {
+    const size_t cap = ctx_.config->max_hello_bytes;
+    if (hello_buf_.size() >= cap) {
+      ctx_.stats->hello_rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)].Inc();
+      return Reject(Termination::kHelloRejected, "hello rejected: too_large");
+    }
+    hello_buf_.resize(std::min(cap, hello_buf_.size() * 2));
+  }
+  down_.async_read_some(asio::buffer(hello_buf_.data() + hello_len_, hello_buf_.size() - hello_len_),
+                        [self = shared_from_this()](const error_code& ec, size_t n) {
+                          self->OnReadHello(ec, n);
+                        });
+}
+
+void Session::OnReadHello(const error_code& ec, size_t n) {
+  if (closed_) return;
+  if (ec) {
+    return Reject(Termination::kHelloClosed,
+                  fmt::format("client closed after {} bytes, before a complete ClientHello{}", hello_len_,
+                              ec == asio::error::eof ? std::string() : fmt::format(" ({})", ec.message())));
+  }
+  const auto chunk = std::span<const uint8_t>(hello_buf_.data() + hello_len_, n);
+  hello_len_ += n;
+  switch (parser_.Feed(chunk)) {
+    case sni::ParseStatus::kNeedMoreData:
+      return DoReadHello();
+    case sni::ParseStatus::kRejected:
+      ctx_.stats->hello_rejected[static_cast<size_t>(parser_.reason())].Inc();
+      return Reject(Termination::kHelloRejected,
+                    fmt::format("hello rejected: {}", sni::ToString(parser_.reason())));
+    case sni::ParseStatus::kClientHello:
+      return OnHello();
+  }
+}
+
+void Session::OnHello() {
+  const sni::ClientHello& hello = parser_.hello();
+  if (hello.has_server_name) ctx_.stats->hello_ok.Inc();
+  const config::RouteResult route = ctx_.table->Route(hello.server_name);
+  if (route.miss != config::RouteMiss::kNone) {
+    ctx_.stats->route_miss[static_cast<size_t>(route.miss)].Inc();
+    return Reject(Termination::kNoRoute,
+                  fmt::format("no route: {} sni=\"{}\" host=\"{}\"", config::ToString(route.miss),
+                              hello.server_name, route.host));
+  }
+  cluster_ = route.cluster;
+  if (cluster_->endpoints.empty()) {
+    return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no endpoints", cluster_->name));
+  }
+  DoConnect();
+}
+
+void Session::DoConnect() {
+  const int idx = ctx_.balancer->Pick(*cluster_, tried_);
+  if (idx == lb::kNoEndpoint || static_cast<int>(tried_.size()) >= ctx_.config->max_connect_attempts) {
+    return Reject(Termination::kUpstreamConnectFailed,
+                  fmt::format("cluster {}: all {} connect attempts failed", cluster_->name, tried_.size()));
+  }
+  if (!tried_.empty()) ctx_.stats->upstream_connect_retry.Inc();
+  tried_.push_back(static_cast<uint32_t>(idx));
+  endpoint_ = idx;
+  const config::Endpoint& ep = cluster_->endpoints[idx];
+  error_code ec;
+  const auto address = asio::ip::make_address(ep.address, ec);
+  if (ec) {  // config validates addresses; defensive only
+    ctx_.stats->upstream_connect_fail.Inc();
+    return DoConnect();
+  }
+  connect_timed_out_ = false;
+  up_ = asio::ip::tcp::socket(down_.get_executor());
+  ArmTimer(ctx_.config->connect_timeout, [this] {
+    connect_timed_out_ = true;
+    error_code ignored;
+    up_.close(ignored);  // completes the connect with operation_aborted
+  });
+  up_.async_connect(asio::ip::tcp::endpoint(address, ep.port),
+                    [self = shared_from_this()](const error_code& ec) { self->OnConnect(ec); });
+}
+
+void Session::OnConnect(const error_code& ec) {
+  if (closed_) return;
+  if (ec) {
+    const config::Endpoint& ep = cluster_->endpoints[endpoint_];
+    if (connect_timed_out_) {
+      ctx_.stats->upstream_connect_timeout.Inc();
+    } else {
+      ctx_.stats->upstream_connect_fail.Inc();
+    }
+    uint64_t suppressed = 0;
+    if (ctx_.log_limiter->Allow(suppressed)) {
+      spdlog::warn("{} cluster {}: connect to {}:{} failed: {}{}", peer_, cluster_->name, ep.address, ep.port,
+                   connect_timed_out_ ? "timed out" : ec.message(),
+                   Suppressed(suppressed));
+    }
+    error_code ignored;
+    up_.close(ignored);
+    return DoConnect();
+  }
+  ++timer_gen_;  // the connect deadline no longer applies
+  timer_.cancel();
+  ctx_.stats->upstream_cx_total.Inc();
+  ctx_.stats->upstream_cx_active.Inc();
+  upstream_active_ = true;
+  SetNoDelay(up_);
+  DoWriteHello();
+}
+
+void Session::DoWriteHello() {
+  asio::async_write(up_, asio::buffer(hello_buf_.data(), hello_len_),
+                    [self = shared_from_this()](const error_code& ec, size_t n) { self->OnWriteHello(ec, n); });
+}
+
+void Session::OnWriteHello(const error_code& ec, size_t n) {
+  if (closed_) return;
+  if (ec) return Close(Termination::kUpstreamError);
+  ctx_.stats->bytes_downstream_to_upstream.Inc(n);
+  // The hello is forwarded; idle sessions should not keep its buffer.
+  std::vector<uint8_t>().swap(hello_buf_);
+  StartRelay();
+}
+
+void Session::StartRelay() {
+  const bool splice = ctx_.config->relay == config::RelayMode::kSplice;
+  down_to_up_ = std::make_unique<Flow>(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream);
+  up_to_down_ = std::make_unique<Flow>(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream);
+  last_activity_ = Clock::now();
+  auto on_progress = [this](size_t) { last_activity_ = Clock::now(); };
+  auto self = shared_from_this();
+  down_to_up_->Start(self, on_progress, [this](Flow::End end) { OnFlowEnd(true, end); });
+  if (closed_) return;
+  up_to_down_->Start(self, on_progress, [this](Flow::End end) { OnFlowEnd(false, end); });
+  if (closed_) return;
+  ArmTimer(ctx_.config->idle_timeout, [this] { OnIdleCheck(); });
+}
+
+void Session::OnIdleCheck() {
+  const auto idle_for = Clock::now() - last_activity_;
+  if (idle_for >= ctx_.config->idle_timeout) return Close(Termination::kIdleTimeout);
+  ArmTimer(ctx_.config->idle_timeout - idle_for, [this] { OnIdleCheck(); });
+}
+
+void Session::OnFlowEnd(bool downstream_to_upstream, Flow::End end) {
+  if (closed_) return;
+  switch (end) {
+    case Flow::End::kEof:
+      if (!saw_eof_) {
+        saw_eof_ = true;
+        first_eof_from_downstream_ = downstream_to_upstream;
+      }
+      // Half-close: the other direction keeps flowing until it ends too.
+      if (down_to_up_->finished() && up_to_down_->finished()) {
+        Close(first_eof_from_downstream_ ? Termination::kDownstreamClose : Termination::kUpstreamClose);
+      }
+      return;
+    case Flow::End::kSrcError:
+      return Close(downstream_to_upstream ? Termination::kDownstreamError : Termination::kUpstreamError);
+    case Flow::End::kDstError:
+      return Close(downstream_to_upstream ? Termination::kUpstreamError : Termination::kDownstreamError);
+  }
+}
+
+void Session::Reject(Termination why, std::string_view detail) {
+  uint64_t suppressed = 0;
+  if (ctx_.log_limiter->Allow(suppressed)) {
+    spdlog::info("{} closed: {}: {}{}", peer_, ToString(why), detail,
+                 Suppressed(suppressed));
+  }
+  Close(why);
+}
+
+void Session::Close(Termination why) {
+  if (closed_) return;
+  closed_ = true;
+  ctx_.stats->terminations[static_cast<size_t>(why)].Inc();
+  if (cluster_ != nullptr && endpoint_ >= 0 && upstream_active_ && spdlog::should_log(spdlog::level::debug)) {
+    const config::Endpoint& ep = cluster_->endpoints[endpoint_];
+    spdlog::debug("{} sni=\"{}\" alpn={} cluster={} endpoint={}:{} attempts={} sent={} received={} duration_ms={} end={}",
+                  peer_, parser_.hello().server_name, parser_.hello().alpn.empty() ? "-" : parser_.hello().alpn.front(),
+                  cluster_->name, ep.address, ep.port, tried_.size(),
+                  down_to_up_ ? down_to_up_->bytes() + hello_len_ : 0, up_to_down_ ? up_to_down_->bytes() : 0,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count(),
+                  ToString(why));
+  }
+  ++timer_gen_;
+  error_code ignored;
+  timer_.cancel();
+  down_.close(ignored);
+  up_.close(ignored);
+}
+
+}  // namespace meshgate::proxy

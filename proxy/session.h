@@ -1,0 +1,89 @@
+// One downstream connection: read the ClientHello under a deadline, route it
+// by SNI, connect upstream (trying other endpoints on failure), replay the
+// hello, then relay both ways until both sides are done or idle too long.
+// Owned by its in-flight handlers; gone when the last one returns.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "config/gateway_config.h"
+#include "config/route_table.h"
+#include "lb/balancer.h"
+#include "proxy/log_limiter.h"
+#include "proxy/relay.h"
+#include "proxy/stats.h"
+#include "sni/client_hello_parser.h"
+
+namespace meshgate::proxy {
+
+// What a worker lends every session it accepts. Outlives the sessions.
+struct WorkerContext {
+  const config::GatewayConfig* config = nullptr;
+  std::shared_ptr<const config::RouteTable> table;
+  lb::Balancer* balancer = nullptr;
+  ProxyStats* stats = nullptr;
+  PipePool* pipes = nullptr;
+  LogLimiter* log_limiter = nullptr;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(boost::asio::ip::tcp::socket socket, const WorkerContext& ctx);
+  ~Session();
+  void Start();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void DoReadHello();
+  void OnReadHello(const boost::system::error_code& ec, size_t n);
+  void OnHello();
+  void DoConnect();
+  void OnConnect(const boost::system::error_code& ec);
+  void DoWriteHello();
+  void OnWriteHello(const boost::system::error_code& ec, size_t n);
+  void StartRelay();
+  void OnFlowEnd(bool downstream_to_upstream, Flow::End end);
+
+  // One timer serves each phase in turn; a generation number tells a stale
+  // expiry from the live one.
+  template <typename Handler>
+  void ArmTimer(Clock::duration after, Handler&& on_expiry);
+  void OnIdleCheck();
+
+  void Reject(Termination why, std::string_view detail);
+  void Close(Termination why);
+
+  WorkerContext ctx_;
+  boost::asio::ip::tcp::socket down_;
+  boost::asio::ip::tcp::socket up_;
+  boost::asio::steady_timer timer_;
+  uint64_t timer_gen_ = 0;
+  std::string peer_;                 // "ip:port" of the client, for logs
+
+  sni::ClientHelloParser parser_;
+  std::vector<uint8_t> hello_buf_;   // every byte read before relaying
+  size_t hello_len_ = 0;
+
+  const config::Cluster* cluster_ = nullptr;
+  std::vector<uint32_t> tried_;      // endpoint indices attempted
+  int endpoint_ = -1;
+  bool connect_timed_out_ = false;
+
+  std::unique_ptr<Flow> down_to_up_;
+  std::unique_ptr<Flow> up_to_down_;
+  bool first_eof_from_downstream_ = false;
+  bool saw_eof_ = false;
+  Clock::time_point start_;
+  Clock::time_point last_activity_;
+  bool upstream_active_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace meshgate::proxy

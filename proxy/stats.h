@@ -1,0 +1,75 @@
+// Data-path counters. Each worker owns one ProxyStats and is its only writer,
+// so an increment is a relaxed load+store (no lock, no locked instruction);
+// readers on other threads sum them at report time.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "config/route_table.h"
+#include "sni/client_hello_parser.h"
+
+namespace meshgate::proxy {
+
+class Counter {
+ public:
+  void Inc(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Dec() { v_.store(v_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed); }
+  uint64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+// How a session ended. One reason per session, counted and logged.
+#define MESHGATE_TERMINATIONS(X)                                        \
+  X(kNoRoute, "no_route")                                               \
+  X(kHelloRejected, "hello_rejected")  /* not TLS, malformed, too large */ \
+  X(kHelloTimeout, "hello_timeout")                                     \
+  X(kHelloClosed, "hello_closed")      /* client left before a hello */ \
+  X(kNoEndpoints, "no_endpoints")                                       \
+  X(kUpstreamConnectFailed, "upstream_connect_failed")                  \
+  X(kIdleTimeout, "idle_timeout")                                       \
+  X(kDownstreamClose, "downstream_close")                               \
+  X(kUpstreamClose, "upstream_close")                                   \
+  X(kDownstreamError, "downstream_error")                               \
+  X(kUpstreamError, "upstream_error")
+
+enum class Termination : uint8_t {
+#define MESHGATE_TERM_ENUM(name, str) name,
+  MESHGATE_TERMINATIONS(MESHGATE_TERM_ENUM)
+#undef MESHGATE_TERM_ENUM
+};
+inline constexpr size_t kTerminationCount = static_cast<size_t>(Termination::kUpstreamError) + 1;
+std::string_view ToString(Termination t);
+
+#define MESHGATE_PROXY_COUNTERS(X)                                   \
+  X(downstream_cx_total)      /* accepted connections */           \
+  X(downstream_cx_active)     /* gauge */                          \
+  X(accept_errors)                                                 \
+  X(hello_ok)                 /* a ClientHello with server_name */ \
+  X(hello_timeout)                                                 \
+  X(upstream_cx_total)        /* successful upstream connects */   \
+  X(upstream_cx_active)       /* gauge */                          \
+  X(upstream_connect_fail)                                         \
+  X(upstream_connect_timeout)                                      \
+  X(upstream_connect_retry)                                        \
+  X(bytes_downstream_to_upstream)                                  \
+  X(bytes_upstream_to_downstream)
+
+struct ProxyStats {
+#define MESHGATE_COUNTER_FIELD(name) Counter name;
+  MESHGATE_PROXY_COUNTERS(MESHGATE_COUNTER_FIELD)
+#undef MESHGATE_COUNTER_FIELD
+  std::array<Counter, sni::kRejectReasonCount> hello_rejected;   // by sni::RejectReason
+  std::array<Counter, config::kRouteMissCount> route_miss;       // by config::RouteMiss
+  std::array<Counter, kTerminationCount> terminations;          // by Termination
+};
+
+// "name=value ..." over the sum of several workers' stats; zero entries skipped
+// for the per-reason arrays. Used for the shutdown summary and tests.
+std::string FormatStats(const ProxyStats* const* stats, size_t count);
+
+}  // namespace meshgate::proxy
