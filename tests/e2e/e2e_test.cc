@@ -1,0 +1,328 @@
+// End-to-end: the real meshgate binary between a real OpenSSL mTLS client
+// (a cluster-1 workload) and real OpenSSL backends (cluster-2 workloads).
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/support/meshgate_process.h"
+#include "tests/support/pki.h"
+#include "tests/support/tls_peers.h"
+
+namespace meshgate::testing {
+namespace {
+
+constexpr char kSni[] = "outbound_.8000_._.httpbin.bar.global";
+constexpr char kClientId[] = "spiffe://cluster.local/ns/foo/sa/sleep";
+constexpr char kServerId[] = "spiffe://cluster.local/ns/bar/sa/httpbin";
+
+std::string ServiceEntry(const std::vector<uint16_t>& ports) {
+  std::string yaml =
+      "apiVersion: networking.istio.io/v1beta1\n"
+      "kind: ServiceEntry\n"
+      "metadata:\n"
+      "  name: httpbin\n"
+      "  namespace: bar\n"
+      "spec:\n"
+      "  hosts: [httpbin.bar.svc.cluster.local]\n"
+      "  location: MESH_INTERNAL\n"
+      "  ports:\n"
+      "  - {number: 8000, name: http, protocol: HTTP}\n"
+      "  resolution: STATIC\n"
+      "  endpoints:\n";
+  for (uint16_t p : ports) {
+    yaml += "  - address: 127.0.0.1\n    ports: {http: " + std::to_string(p) + "}\n";
+  }
+  return yaml;
+}
+
+class E2eTest : public ::testing::Test {
+ protected:
+  E2eTest()
+      : client_id_(pki_.Issue(1, kClientId)),
+        server_id_(pki_.Issue(2, kServerId, {"httpbin.bar.svc.cluster.local"})),
+        client_ctx_(pki_.ClientContext(client_id_)) {}
+
+  // Starts meshgate over a ServiceEntry with the given backend ports.
+  std::unique_ptr<MeshgateProcess> StartGateway(const std::vector<uint16_t>& ports,
+                                                std::vector<std::string> extra = {}) {
+    const std::string mesh = dir_.Write("mesh/httpbin.yaml", ServiceEntry(ports));
+    std::vector<std::string> args = {"--mesh", mesh, "--log-level", "debug"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto gw = std::make_unique<MeshgateProcess>(args);
+    EXPECT_TRUE(gw->running()) << gw->Log();
+    return gw;
+  }
+
+  Pki pki_;
+  Workload client_id_;
+  Workload server_id_;
+  SslCtxPtr client_ctx_;
+  TempDir dir_;
+};
+
+class RelayModeTest : public E2eTest, public ::testing::WithParamInterface<std::string> {};
+
+// The core promise: mTLS end to end through the gateway, 1 MiB each way, and
+// a half-close that keeps the reverse direction open.
+TEST_P(RelayModeTest, MutualTlsBulkBothWaysWithHalfClose) {
+  constexpr uint64_t kMiB = 1 << 20;
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kBulk, kMiB});
+  TempDir cfgdir;
+  const std::string mesh = cfgdir.Write("httpbin.yaml", ServiceEntry({backend.port()}));
+  const std::string cfg = cfgdir.Write("meshgate.yaml", "listen: 127.0.0.1:0\nthreads: 2\nrelay: " + GetParam() +
+                                                            "\nmesh: [httpbin.yaml]\nlogLevel: debug\n");
+  MeshgateProcess gw({"--config", cfg});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+
+  TlsClient client(client_ctx_.get(), gw.port(), kSni);
+  ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw.Log();
+  EXPECT_EQ(client.peer_spiffe(), kServerId);  // the backend's cert, not the gateway's
+
+  std::vector<uint8_t> out(kMiB);
+  for (uint64_t i = 0; i < kMiB; ++i) out[i] = PatternByte(i, 1);
+  ASSERT_TRUE(client.WriteAll(out.data(), out.size()));
+  client.HalfClose();
+
+  uint64_t got = 0;
+  bool content_ok = true;
+  std::vector<uint8_t> buf(64 * 1024);
+  for (;;) {
+    const int n = client.Read(buf.data(), buf.size());
+    if (n <= 0) break;
+    for (int i = 0; i < n; ++i) content_ok &= buf[i] == PatternByte(got + i, 2);
+    got += static_cast<uint64_t>(n);
+  }
+  EXPECT_EQ(got, kMiB);
+  EXPECT_TRUE(content_ok);
+
+  EXPECT_EQ(gw.Stop(), 0);
+  const auto seen = backend.observed();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].peer_spiffe, kClientId);  // backend verified the cluster-1 client
+  EXPECT_EQ(seen[0].sni, kSni);
+  EXPECT_EQ(seen[0].bytes_received, kMiB);
+  EXPECT_TRUE(seen[0].payload_ok);
+  EXPECT_TRUE(seen[0].saw_tcp_fin) << "client's FIN did not reach the backend";
+  EXPECT_EQ(gw.Counter("upstream_cx_total"), 1u);
+  EXPECT_EQ(gw.Counter("termination.downstream_close"), 1u) << gw.Stats();
+  EXPECT_GT(gw.Counter("bytes_upstream_to_downstream"), kMiB);
+  EXPECT_GT(gw.Counter("bytes_downstream_to_upstream"), kMiB);
+}
+
+INSTANTIATE_TEST_SUITE_P(Relay, RelayModeTest, ::testing::Values("splice", "copy"));
+
+TEST_F(E2eTest, EchoManyRoundTripsOverOneConnection) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  auto gw = StartGateway({backend.port()});
+  TlsClient client(client_ctx_.get(), gw->port(), kSni);
+  ASSERT_TRUE(client.ok()) << client.error();
+  uint64_t offset = 0;
+  for (int round = 0; round < 50; ++round) {
+    std::vector<uint8_t> msg(100 + round * 37);
+    for (size_t i = 0; i < msg.size(); ++i) msg[i] = PatternByte(offset + i, 1);
+    offset += msg.size();
+    ASSERT_TRUE(client.WriteAll(msg.data(), msg.size()));
+    std::vector<uint8_t> back(msg.size());
+    size_t have = 0;
+    while (have < back.size()) {
+      const int n = client.Read(back.data() + have, back.size() - have);
+      ASSERT_GT(n, 0) << "round " << round;
+      have += static_cast<size_t>(n);
+    }
+    ASSERT_EQ(back, msg) << "round " << round;
+  }
+}
+
+TEST_F(E2eTest, UnknownSniIsClosedAndNeverDialled) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  auto gw = StartGateway({backend.port()});
+  for (const char* sni : {"outbound_.8000_._.nope.bar.global",      // unknown host
+                          "outbound_.9999_._.httpbin.bar.global",   // unknown port
+                          "outbound_.8000_.v9_.httpbin.bar.global", // unknown subset
+                          "evil.example.com"}) {
+    TlsClient client(client_ctx_.get(), gw->port(), sni);
+    EXPECT_FALSE(client.ok()) << sni;
+  }
+  auto anonymous = pki_.AnonymousClientContext();
+  TlsClient no_sni(anonymous.get(), gw->port(), "");
+  EXPECT_FALSE(no_sni.ok());
+
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(backend.accepted(), 0) << "an unknown SNI was dialled";
+  EXPECT_EQ(gw->Counter("upstream_cx_total"), 0u);
+  EXPECT_EQ(gw->Counter("route_miss.unknown_host"), 2u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("route_miss.unknown_port"), 1u);
+  EXPECT_EQ(gw->Counter("route_miss.unknown_subset"), 1u);
+  EXPECT_EQ(gw->Counter("route_miss.no_sni"), 1u);
+  EXPECT_NE(gw->Log().find("no route: unknown_host sni=\"evil.example.com\""), std::string::npos) << gw->Log();
+}
+
+TEST_F(E2eTest, GarbageAndPlainHttpAreClosed) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  auto gw = StartGateway({backend.port()});
+  const std::string inputs[] = {
+      "GET / HTTP/1.1\r\nHost: httpbin\r\n\r\n",
+      std::string("\x00\x01\x02\x03garbage\xff\xfe", 15),
+      std::string("\x80\x2e\x01\x03\x01", 5) + std::string(43, 'x'),  // SSLv2-compatible hello
+      std::string("\x15\x03\x03\x00\x02\x02\x28", 7),               // an alert record
+  };
+  for (const auto& input : inputs) {
+    const int fd = ConnectTcp(gw->port());
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::send(fd, input.data(), input.size(), MSG_NOSIGNAL), static_cast<ssize_t>(input.size()));
+    EXPECT_GE(WaitForClose(fd, 3000), 0) << "not closed: " << input;
+    ::close(fd);
+  }
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(backend.accepted(), 0);
+  EXPECT_EQ(gw->Counter("hello_rejected.plain_http"), 1u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("hello_rejected.not_tls"), 1u);
+  EXPECT_EQ(gw->Counter("hello_rejected.sslv2_hello"), 1u);
+  EXPECT_EQ(gw->Counter("hello_rejected.not_handshake"), 1u);
+}
+
+TEST_F(E2eTest, SilentAndSlowClientsAreClosedAtTheHelloTimeout) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  const std::string mesh = dir_.Write("mesh.yaml", ServiceEntry({backend.port()}));
+  const std::string cfg =
+      dir_.Write("gw.yaml", "listen: 127.0.0.1:0\ntimeouts: {hello: 300ms}\nmesh: [mesh.yaml]\n");
+  MeshgateProcess gw({"--config", cfg});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+
+  const int silent = ConnectTcp(gw.port());
+  const int waited = WaitForClose(silent, 5000);
+  EXPECT_GE(waited, 250);
+  EXPECT_LE(waited, 3000);
+  ::close(silent);
+
+  // A real hello's first bytes, one every 100 ms: the deadline covers the
+  // whole hello, so dribbling does not extend it.
+  const int slow = ConnectTcp(gw.port());
+  const unsigned char prefix[] = {0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xfc, 0x03, 0x03};
+  bool closed = false;
+  for (unsigned char c : prefix) {
+    if (::send(slow, &c, 1, MSG_NOSIGNAL) != 1) {
+      closed = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(closed || WaitForClose(slow, 1000) >= 0);
+  ::close(slow);
+
+  EXPECT_EQ(gw.Stop(), 0);
+  EXPECT_EQ(gw.Counter("hello_timeout"), 2u) << gw.Stats();
+  EXPECT_EQ(backend.accepted(), 0);
+}
+
+TEST_F(E2eTest, RefusedBackendClosesTheClient) {
+  auto gw = StartGateway({UnusedPort()});
+  TlsClient client(client_ctx_.get(), gw->port(), kSni);
+  EXPECT_FALSE(client.ok());
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(gw->Counter("upstream_connect_fail"), 1u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("termination.upstream_connect_failed"), 1u);
+}
+
+TEST_F(E2eTest, ConnectFailureTriesAnotherEndpoint) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  auto gw = StartGateway({UnusedPort(), backend.port()}, {"--threads", "1"});
+  for (int i = 0; i < 4; ++i) {
+    TlsClient client(client_ctx_.get(), gw->port(), kSni);
+    EXPECT_TRUE(client.ok()) << client.error();
+  }
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(backend.handshakes(), 4);
+  EXPECT_GE(gw->Counter("upstream_connect_retry"), 2u) << gw->Stats();
+}
+
+TEST_F(E2eTest, BackendClosingMidStreamClosesTheClient) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kCloseAfterFirstRead});
+  auto gw = StartGateway({backend.port()});
+  TlsClient client(client_ctx_.get(), gw->port(), kSni);
+  ASSERT_TRUE(client.ok()) << client.error();
+  const std::string msg = "hello";
+  ASSERT_TRUE(client.WriteAll(msg.data(), msg.size()));
+  char buf[256];
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_LE(client.Read(buf, sizeof buf), 0);  // EOF or reset, not a hang
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(gw->Counter("upstream_cx_total"), 1u);
+}
+
+TEST_F(E2eTest, TwoEndpointsBothGetTraffic) {
+  TlsBackend a(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  auto gw = StartGateway({a.port(), b.port()}, {"--threads", "1"});
+  for (int i = 0; i < 10; ++i) {
+    TlsClient client(client_ctx_.get(), gw->port(), kSni);
+    ASSERT_TRUE(client.ok()) << client.error();
+  }
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(a.handshakes(), 5);  // one worker, round robin: exactly even
+  EXPECT_EQ(b.handshakes(), 5);
+}
+
+TEST_F(E2eTest, PlainHostSniRoutesWhenTheHostHasOnePort) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  auto gw = StartGateway({backend.port()});
+  TlsClient client(client_ctx_.get(), gw->port(), "httpbin.bar.global");
+  EXPECT_TRUE(client.ok()) << client.error();
+}
+
+TEST(CliTest, CheckReportsABrokenServiceEntryWithFileAndField) {
+  TempDir dir;
+  const std::string bad = dir.Write("bad.yaml",
+                                    "apiVersion: networking.istio.io/v1\n"
+                                    "kind: ServiceEntry\n"
+                                    "metadata: {name: httpbin, namespace: bar}\n"
+                                    "spec:\n"
+                                    "  hosts: [httpbin.bar.svc.cluster.local]\n"
+                                    "  ports: [{number: 8000, name: http, protocol: HTTP}]\n"
+                                    "  resolution: STATIC\n"
+                                    "  endpoints:\n"
+                                    "  - address: not-an-ip\n");
+  const RunResult r = RunMeshgate({"--check", "--mesh", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bad.yaml:9"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("spec.endpoints[0].address"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ServiceEntry bar/httpbin"), std::string::npos) << r.err;
+}
+
+TEST(CliTest, CheckPrintsTheRouteTable) {
+  TempDir dir;
+  const std::string good = dir.Write("good.yaml", ServiceEntry({9001, 9002}));
+  const RunResult r = RunMeshgate({"--check", "--mesh", good});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("outbound|8000||httpbin.bar.svc.cluster.local"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("127.0.0.1:9002"), std::string::npos) << r.out;
+}
+
+TEST(CliTest, HelpVersionAndBadFlags) {
+  EXPECT_EQ(RunMeshgate({"--help"}).exit_code, 0);
+  const RunResult v = RunMeshgate({"--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_NE(v.out.find("meshgate "), std::string::npos);
+  EXPECT_EQ(RunMeshgate({"--no-such-flag"}).exit_code, 2);
+  EXPECT_EQ(RunMeshgate({}).exit_code, 2);  // no mesh given
+}
+
+TEST(CliTest, ListenConflictIsAClearError) {
+  TempDir dir;
+  const std::string good = dir.Write("good.yaml", ServiceEntry({9001}));
+  MeshgateProcess first({"--mesh", good});
+  ASSERT_TRUE(first.running());
+  const RunResult second =
+      RunMeshgate({"--mesh", good, "--listen", "127.0.0.1:" + std::to_string(first.port())});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("cannot listen on"), std::string::npos) << second.err;
+}
+
+}  // namespace
+}  // namespace meshgate::testing

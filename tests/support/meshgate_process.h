@@ -1,0 +1,58 @@
+// Runs the real meshgate binary as a child process for end-to-end tests.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace meshgate::testing {
+
+// A fresh directory under $TMPDIR, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  // Writes `content` to path()/name and returns the full path.
+  std::string Write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+// Runs meshgate with args to completion (for --check, --help...).
+RunResult RunMeshgate(const std::vector<std::string>& args);
+
+class MeshgateProcess {
+ public:
+  // Starts meshgate with `args` plus --listen 127.0.0.1:0 unless args has --listen
+  // or --config, and waits until it logs the port it listens on.
+  explicit MeshgateProcess(std::vector<std::string> args);
+  ~MeshgateProcess();
+
+  bool running() const { return port_ != 0; }
+  uint16_t port() const { return port_; }
+  // The log so far.
+  std::string Log() const;
+  // SIGTERM, wait, return the exit code (-1 if it had to be killed).
+  int Stop();
+  // The "stats:" line meshgate logs at shutdown (after Stop()).
+  std::string Stats() const;
+  // Value of one counter in Stats(), 0 when absent.
+  uint64_t Counter(const std::string& name) const;
+
+ private:
+  TempDir dir_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+};
+
+}  // namespace meshgate::testing
