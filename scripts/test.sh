@@ -18,6 +18,6 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
   corpus=$(mktemp -d)
   cp tests/data/clienthellos/*.bin "$corpus/"
   echo "fuzzing the ClientHello parser for ${FUZZ_SECONDS}s"
-  ./build-fuzz/tests/sni/sni_fuzz -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+  ./build-fuzz/tests/sni/sni_fuzz -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -dict=tests/sni/fuzz_client_hello.dict "$corpus" 2>&1 | tail -n 12
   rm -rf "$corpus"
 fi

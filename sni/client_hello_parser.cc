@@ -19,6 +19,9 @@ constexpr uint8_t kSslV2ClientHello = 1;
 constexpr size_t kMinHelloBody = 2 + 32 + 1 + 2 + 2 + 1 + 1;
 // Real hellos are 200-600 bytes; one reservation covers them.
 constexpr size_t kInitialReserve = 640;
+// The declared length is only trusted this far for reserving, so nine bytes
+// from a peer cannot make us hold a cap's worth of memory.
+constexpr size_t kMaxUpfrontReserve = 4096;
 
 constexpr uint16_t kExtServerName = 0;
 constexpr uint16_t kExtAlpn = 16;
@@ -227,6 +230,8 @@ RejectReason ParseExtensions(std::span<const uint8_t> block, ClientHello& hello)
 // RFC 8446 §4.1.2 / RFC 5246 §7.4.1.2, from legacy_version to the extensions.
 RejectReason ParseHelloBody(std::span<const uint8_t> body, ClientHello& hello) {
   Reader r(body);
+  // Cannot fail once OnHandshakeHeader() has enforced kMinHelloBody; kept so
+  // this function is safe on any input.
   if (!r.readU16(hello.legacy_version) || !r.skip(32)) return RejectReason::kBadHandshakeLength;
   if (hello.legacy_version >> 8 != 3) return RejectReason::kBadLegacyVersion;
   hello.versions.assign(1, hello.legacy_version);  // until supported_versions says otherwise
@@ -283,7 +288,9 @@ ParseStatus ClientHelloParser::Feed(std::span<const uint8_t> chunk) {
       continue;
     }
     const size_t n = std::min({chunk.size(), record_left_, MessageBytesWanted()});
-    if (handshake_.capacity() == 0) handshake_.reserve(std::min(kInitialReserve, options_.max_hello_bytes));
+    if (handshake_.capacity() == 0) {
+      handshake_.reserve(std::min(kInitialReserve, options_.max_hello_bytes));
+    }
     handshake_.insert(handshake_.end(), chunk.begin(), chunk.begin() + n);
     chunk = chunk.subspan(n);
     total_seen_ += n;
@@ -409,7 +416,7 @@ void ClientHelloParser::OnHandshakeHeader() {
     Reject(RejectReason::kTooLarge);
     return;
   }
-  handshake_.reserve(message_size_);  // bounded: the cap check just passed
+  handshake_.reserve(std::min(message_size_, kMaxUpfrontReserve));
 }
 
 ParseStatus ClientHelloParser::ParseHandshake() {

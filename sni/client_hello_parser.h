@@ -54,10 +54,14 @@ std::string_view ToString(RejectReason reason);
 
 struct ClientHello {
   bool has_server_name = false;
-  std::string server_name;            // lowercased host_name, empty when absent
+  // Lowercased host_name, empty when absent. Only [A-Za-z0-9-_] labels of
+  // 1..63 bytes joined by dots are accepted; a trailing dot is rejected, as
+  // RFC 6066 §3 forbids it, so one host has one spelling.
+  std::string server_name;
   std::vector<std::string> alpn;      // protocol names in the client's order
   uint16_t legacy_version = 0;        // ClientHello.legacy_version (0x0303 for 1.2/1.3)
-  std::vector<uint16_t> versions;     // supported_versions, else {legacy_version}
+  // supported_versions as offered (GREASE values kept), else {legacy_version}.
+  std::vector<uint16_t> versions;
   size_t bytes_consumed = 0;          // record bytes up to and including the hello's last record
 };
 
