@@ -1,4 +1,5 @@
 // meshgate: command line, config loading, and the gateway's life cycle.
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -121,6 +122,8 @@ int main(int argc, char** argv) {
   }
 
   RaiseFdLimit();
+  // splice(2) into a socket the peer has reset raises SIGPIPE; we want EPIPE.
+  signal(SIGPIPE, SIG_IGN);
   proxy::Gateway gateway(cfg, mesh.table);
   if (auto status = gateway.Bind(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));

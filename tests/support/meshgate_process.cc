@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& out_path, c
   argv.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
     const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(out, 1);
@@ -89,7 +91,7 @@ RunResult RunMeshgate(const std::vector<std::string>& args) {
 
 MeshgateProcess::MeshgateProcess(std::vector<std::string> args) {
   bool has_listen = false;
-  for (const auto& a : args) has_listen |= (a == "--listen" || a == "--config");
+  for (const auto& a : args) has_listen |= a == "--listen";
   if (!has_listen) {
     args.push_back("--listen");
     args.push_back("127.0.0.1:0");

@@ -32,8 +32,8 @@ RunResult RunMeshgate(const std::vector<std::string>& args);
 
 class MeshgateProcess {
  public:
-  // Starts meshgate with `args` plus --listen 127.0.0.1:0 unless args has --listen
-  // or --config, and waits until it logs the port it listens on.
+  // Starts meshgate with `args` plus --listen 127.0.0.1:0 (overriding any config
+  // file) unless args has --listen, and waits until it logs its port.
   explicit MeshgateProcess(std::vector<std::string> args);
   ~MeshgateProcess();
 

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +40,12 @@ std::string SslErrors() {
   }
   return out.empty() ? "connection closed" : out;
 }
+
+// Peers write to sockets the other side may have closed: EPIPE, not death.
+const bool kSigpipeIgnored = [] {
+  signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
 
 }  // namespace
 
