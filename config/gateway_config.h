@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -34,5 +36,13 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const 
 
 // "250ms", "5s", "1m", "1h", "1h30m"; Istio/Go duration syntax.
 absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// GatewayConfig::listen split: "0.0.0.0:15443" or "[::]:15443"; the IP is canonical
+// and unbracketed, the port 1..65535. Host names are rejected.
+struct ListenAddress {
+  std::string ip;
+  uint16_t port = 0;
+};
+absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text);
 
 }  // namespace meshgate::config

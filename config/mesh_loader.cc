@@ -5,11 +5,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 #include <system_error>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "config/names.h"
 #include "config/service_entry.h"
@@ -54,7 +53,7 @@ class MeshBuilder {
  private:
   void LoadFile(const std::string& path);
   void LoadResource(const YAML::Node& doc, const std::string& file);
-  void AddServiceEntry(ServiceEntry entry, ErrorSink& sink);
+  void AddServiceEntry(ServiceEntry entry, ErrorSink& sink, bool valid);
   void WarnUnroutableHost(const ServiceEntry::Host& host, const ErrorSink& sink);
 
   const std::vector<SniRewrite>& rewrites_;
@@ -94,15 +93,12 @@ void MeshBuilder::LoadPath(const std::string& path) {
 
 void MeshBuilder::LoadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  if (!(in && text << in.rdbuf()) && !in.eof()) {
-    // An empty file fails the copy but is fine; anything else is unreadable.
-    if (!in.is_open() || in.bad()) {
-      result_.errors.push_back(absl::StrCat(path, ": cannot read file"));
-      return;
-    }
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in.is_open() || in.bad()) {
+    result_.errors.push_back(absl::StrCat(path, ": cannot read file"));
+    return;
   }
-  LoadText(text.str(), path);
+  LoadText(text, path);
 }
 
 void MeshBuilder::LoadText(const std::string& text, const std::string& name) {
@@ -131,8 +127,9 @@ void MeshBuilder::LoadResource(const YAML::Node& doc, const std::string& file) {
   ErrorSink sink(file, &result_.errors);
   const int line = internal::LineOf(doc);
   if (!doc.IsMap()) {
-    sink.Add(doc, "", absl::StrCat("expected a Kubernetes resource (a map with apiVersion and kind), got ",
-                                   internal::TypeName(doc)));
+    sink.Add(doc, "",
+             absl::StrCat("expected a Kubernetes resource (a map with apiVersion and kind), got ",
+                          internal::AbslView(internal::TypeName(doc))));
     return;
   }
   const internal::MapEntry kind_entry = Lookup(doc, "kind");
@@ -141,6 +138,7 @@ void MeshBuilder::LoadResource(const YAML::Node& doc, const std::string& file) {
   if (!kind) return;
 
   if (*kind == "List") {  // what "kubectl get -o yaml" prints
+    sink.SetSubject("List", line);
     const internal::MapEntry items = Lookup(doc, "items");
     if (!items.present() || items.value.IsNull()) return;
     if (!internal::ExpectList(items.value, "items", sink)) return;
@@ -159,18 +157,12 @@ void MeshBuilder::LoadResource(const YAML::Node& doc, const std::string& file) {
   entry.ns = ns;
   entry.name = name;
   entry.source = absl::StrCat(file, ":", line, " ServiceEntry ", ns, "/", name);
-  const bool valid = sink.count() == errors;
-  AddServiceEntry(std::move(entry), sink);
-  if (valid && sink.count() == errors) {
-    ++result_.resources_loaded;
-  } else if (valid) {
-    entries_.pop_back();  // only the duplicate-host check failed
-  }
+  AddServiceEntry(std::move(entry), sink, /*valid=*/sink.count() == errors);
 }
 
-void MeshBuilder::AddServiceEntry(ServiceEntry entry, ErrorSink& sink) {
+void MeshBuilder::AddServiceEntry(ServiceEntry entry, ErrorSink& sink, bool valid) {
   const size_t errors = sink.count();
-  // Hosts of broken entries are registered too, so a duplicate is reported once.
+  // Hosts of broken entries are registered too, so a duplicate is still reported.
   for (const ServiceEntry::Host& host : entry.hosts) {
     auto [it, added] = host_sources_.emplace(host.name, entry.source);
     if (!added) {
@@ -181,7 +173,9 @@ void MeshBuilder::AddServiceEntry(ServiceEntry entry, ErrorSink& sink) {
     }
     WarnUnroutableHost(host, sink);
   }
-  if (sink.count() == errors) entries_.push_back(std::move(entry));
+  if (!valid || sink.count() != errors) return;
+  entries_.push_back(std::move(entry));
+  ++result_.resources_loaded;
 }
 
 // SNI hosts are rewritten before lookup, so a host that a rewrite rule would

@@ -4,9 +4,7 @@
 #include <arpa/inet.h>  // inet_pton/inet_ntop: text conversions only, no sockets
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 
 namespace meshgate::config::internal {
 
@@ -16,12 +14,15 @@ bool IsLabelChar(char c) { return absl::ascii_isalnum(static_cast<unsigned char>
 
 std::optional<std::string> LabelProblem(std::string_view label) {
   if (label.empty()) return "empty label";
-  if (label.size() > 63) return absl::StrCat("label \"", label, "\" is longer than 63 characters");
+  const absl::string_view quoted = AbslView(label);
+  if (label.size() > 63) return absl::StrCat("label \"", quoted, "\" is longer than 63 characters");
   for (char c : label) {
-    if (!IsLabelChar(c)) return absl::StrCat("label \"", label, "\" has invalid character '", std::string(1, c), "'");
+    if (!IsLabelChar(c)) {
+      return absl::StrCat("label \"", quoted, "\" has invalid character '", std::string(1, c), "'");
+    }
   }
   if (label.front() == '-' || label.back() == '-') {
-    return absl::StrCat("label \"", label, "\" starts or ends with '-'");
+    return absl::StrCat("label \"", quoted, "\" starts or ends with '-'");
   }
   return std::nullopt;
 }
@@ -42,10 +43,12 @@ bool IsDns1123Label(std::string_view label) {
 std::optional<std::string> FqdnProblem(std::string_view host) {
   if (host.empty()) return "empty host name";
   if (host.size() > 253) return "longer than 253 characters";
-  for (std::string_view label : absl::StrSplit(host, '.')) {
-    if (auto problem = LabelProblem(label)) return problem;
+  while (true) {
+    const size_t dot = host.find('.');
+    if (auto problem = LabelProblem(host.substr(0, dot))) return problem;
+    if (dot == std::string_view::npos) return std::nullopt;
+    host.remove_prefix(dot + 1);
   }
-  return std::nullopt;
 }
 
 bool IsDomainSuffix(std::string_view suffix) {
@@ -65,10 +68,41 @@ std::optional<std::string> CanonicalIp(std::string_view text) {
 
 bool HasLabelSuffix(std::string_view host, std::string_view suffix) {
   if (suffix.empty() || host.size() <= suffix.size()) return false;
-  if (!absl::EndsWithIgnoreCase(host, suffix)) return false;
+  if (!EqualsIgnoreCase(host.substr(host.size() - suffix.size()), suffix)) return false;
   return suffix.front() == '.' || host[host.size() - suffix.size() - 1] == '.';
 }
 
-std::string AsciiLower(std::string_view text) { return absl::AsciiStrToLower(text); }
+bool ParsePortNumber(std::string_view text, uint16_t& port) {
+  if (text.empty() || text.size() > 5) return false;
+  uint32_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (value == 0 || value > 65535) return false;
+  port = static_cast<uint16_t>(value);
+  return true;
+}
+
+std::string AsciiLower(std::string_view text) {
+  std::string out(text);
+  absl::AsciiStrToLower(&out);
+  return out;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
+        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
+}
 
 }  // namespace meshgate::config::internal

@@ -2,9 +2,12 @@
 // the mesh loader, the gateway config and the route table. No YAML, no sockets.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "absl/strings/string_view.h"
 
 namespace meshgate::config::internal {
 
@@ -26,6 +29,16 @@ std::optional<std::string> CanonicalIp(std::string_view text);
 // neither "aglobal" nor "global".
 bool HasLabelSuffix(std::string_view host, std::string_view suffix);
 
+// Decimal port 1..65535, digits only.
+bool ParsePortNumber(std::string_view text, uint16_t& port);
+
 std::string AsciiLower(std::string_view text);
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix);
+
+// Debian's abseil is built with its own absl::string_view
+// (ABSL_OPTION_USE_STD_STRING_VIEW 0), which std::string_view doesn't convert to.
+inline absl::string_view AbslView(std::string_view s) { return {s.data(), s.size()}; }
+inline std::string_view StdView(absl::string_view s) { return {s.data(), s.size()}; }
 
 }  // namespace meshgate::config::internal

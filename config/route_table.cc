@@ -5,7 +5,6 @@
 #include <stdexcept>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "config/names.h"
 
@@ -36,29 +35,17 @@ struct SniParts {
   std::string_view subset;
 };
 
-bool ParsePort(std::string_view text, uint16_t& port) {
-  if (text.empty() || text.size() > 5) return false;
-  uint32_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (value == 0 || value > 65535) return false;
-  port = static_cast<uint16_t>(value);
-  return true;
-}
-
 // Istio builds "outbound_." + port + "_." + subset + "_." + host, with an empty
 // subset for the whole service (which reads as "_._.").
 bool SplitSni(std::string_view sni, SniParts& out) {
   out = {};
-  if (!absl::StartsWithIgnoreCase(sni, kOutboundPrefix)) {
+  if (!internal::StartsWithIgnoreCase(sni, kOutboundPrefix)) {
     out.host = sni;
     return true;
   }
   std::string_view rest = sni.substr(kOutboundPrefix.size());
   const size_t port_end = rest.find(kSeparator);
-  if (port_end == std::string_view::npos || !ParsePort(rest.substr(0, port_end), out.port)) {
+  if (port_end == std::string_view::npos || !internal::ParsePortNumber(rest.substr(0, port_end), out.port)) {
     return false;
   }
   rest.remove_prefix(port_end + kSeparator.size());
@@ -70,7 +57,8 @@ bool SplitSni(std::string_view sni, SniParts& out) {
 }
 
 std::string ClusterName(std::string_view host, uint16_t port, std::string_view subset) {
-  return absl::StrCat("outbound|", port, "|", subset, "|", host);
+  return absl::StrCat("outbound|", port, "|", internal::AbslView(subset), "|",
+                      internal::AbslView(host));
 }
 
 std::string HostPort(const Endpoint& endpoint) {
@@ -126,7 +114,7 @@ std::string RouteTable::RewriteHost(std::string_view host) const {
     out.append(rewrite.to);
     return out;
   }
-  return absl::AsciiStrToLower(host);
+  return internal::AsciiLower(host);
 }
 
 RouteResult RouteTable::Route(std::string_view sni) const {
@@ -162,7 +150,7 @@ RouteResult RouteTable::Route(std::string_view sni) const {
   for (const PortSubset& entry : entries) {
     if (entry.port != port) continue;
     port_known = true;
-    if (absl::EqualsIgnoreCase(entry.subset, parts.subset)) {
+    if (internal::EqualsIgnoreCase(entry.subset, parts.subset)) {
       result.cluster = &clusters_[entry.index];
       return result;
     }
@@ -173,7 +161,7 @@ RouteResult RouteTable::Route(std::string_view sni) const {
 
 const Cluster* RouteTable::Find(std::string_view host, uint16_t port,
                                 std::string_view subset) const {
-  const auto it = by_host_.find(host);
+  const auto it = by_host_.find(internal::AbslView(host));
   if (it == by_host_.end()) return nullptr;
   for (const PortSubset& entry : it->second) {
     if (entry.port == port && entry.subset == subset) return &clusters_[entry.index];

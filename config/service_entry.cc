@@ -6,8 +6,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "config/names.h"
@@ -16,11 +14,11 @@ namespace meshgate::config::internal {
 
 namespace {
 
-constexpr std::string_view kApiVersions[] = {
+constexpr absl::string_view kApiVersions[] = {
     "networking.istio.io/v1alpha3", "networking.istio.io/v1beta1", "networking.istio.io/v1"};
 
 // Istio's protocol.Parse accepts these, case-insensitively.
-constexpr std::string_view kProtocols[] = {"HTTP", "HTTPS", "GRPC",  "GRPC-WEB", "HTTP2", "HTTP_PROXY",
+constexpr absl::string_view kProtocols[] = {"HTTP", "HTTPS", "GRPC",  "GRPC-WEB", "HTTP2", "HTTP_PROXY",
                                            "MONGO", "MYSQL", "REDIS", "TCP",      "TLS",   "UDP"};
 
 enum class Resolution { kNone, kStatic, kDns, kDnsRoundRobin, kInvalid };
@@ -30,6 +28,7 @@ struct Reader {
   ErrorSink& sink;
   std::vector<std::string>& warnings;
   ServiceEntry& entry;
+  YAML::Node spec_key;  // where a missing spec field is reported: the "spec:" line
 };
 
 void ReadMetadata(const YAML::Node& doc, Reader& r) {
@@ -39,7 +38,7 @@ void ReadMetadata(const YAML::Node& doc, Reader& r) {
     return;
   }
   const MapEntry name = Lookup(metadata.value, "name");
-  if (Require(name, metadata.value, "metadata.name", r.sink)) {
+  if (Require(name, metadata.key, "metadata.name", r.sink)) {
     if (auto text = ReadString(name.value, "metadata.name", r.sink)) {
       if (text->empty()) r.sink.Add(name.key, "metadata.name", "required (is empty)");
     }
@@ -50,7 +49,7 @@ void ReadMetadata(const YAML::Node& doc, Reader& r) {
 
 void ReadHosts(const YAML::Node& spec, Reader& r) {
   const MapEntry hosts = Lookup(spec, "hosts");
-  if (!Require(hosts, spec, "spec.hosts", r.sink) || !ExpectList(hosts.value, "spec.hosts", r.sink)) {
+  if (!Require(hosts, r.spec_key, "spec.hosts", r.sink) || !ExpectList(hosts.value, "spec.hosts", r.sink)) {
     return;
   }
   if (hosts.value.size() == 0) r.sink.Add(hosts.key, "spec.hosts", "must list at least one host");
@@ -61,7 +60,7 @@ void ReadHosts(const YAML::Node& spec, Reader& r) {
     auto text = ReadString(node, field, r.sink);
     if (!text) continue;
     std::string host = AsciiLower(*text);
-    if (absl::EndsWith(host, ".")) host.pop_back();  // "a.b." is the same FQDN as "a.b"
+    if (host.ends_with('.')) host.pop_back();  // "a.b." is the same FQDN as "a.b"
     if (host.find('*') != std::string::npos) {
       r.sink.Add(node, field, absl::StrCat("wildcard host \"", *text,
                                            "\" is not supported by the passthrough route table yet"));
@@ -110,7 +109,7 @@ bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, Servic
   if (Require(protocol, node, protocol_path, r.sink)) {
     if (auto value = ReadString(protocol.value, protocol_path, r.sink)) {
       bool known = false;
-      for (std::string_view p : kProtocols) known = known || absl::EqualsIgnoreCase(p, *value);
+      for (absl::string_view p : kProtocols) known = known || EqualsIgnoreCase(StdView(p), *value);
       if (!known) {
         r.sink.Add(protocol.value, protocol_path,
                    absl::StrCat("unknown protocol \"", *value, "\" (one of: ",
@@ -132,7 +131,7 @@ bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, Servic
 // against a partial list.
 bool ReadPorts(const YAML::Node& spec, Reader& r) {
   const MapEntry ports = Lookup(spec, "ports");
-  if (!Require(ports, spec, "spec.ports", r.sink) || !ExpectList(ports.value, "spec.ports", r.sink)) {
+  if (!Require(ports, r.spec_key, "spec.ports", r.sink) || !ExpectList(ports.value, "spec.ports", r.sink)) {
     return false;
   }
   if (ports.value.size() == 0) {
@@ -172,7 +171,7 @@ bool ReadPorts(const YAML::Node& spec, Reader& r) {
 Resolution ReadResolution(const YAML::Node& spec, Reader& r) {
   const MapEntry resolution = Lookup(spec, "resolution");
   if (!resolution.present() || resolution.value.IsNull()) {
-    r.sink.Add(resolution.present() ? resolution.key : spec, "spec.resolution",
+    r.sink.Add(resolution.present() ? resolution.key : r.spec_key, "spec.resolution",
                "resolution NONE (the default when unset) can't be served by a passthrough "
                "gateway: it has no endpoints to dial; use STATIC with IP endpoints");
     return Resolution::kNone;
@@ -210,7 +209,7 @@ void ReadAddress(const MapEntry& address, const YAML::Node& node, const std::str
     endpoint.address = *text;
     return;
   }
-  if (absl::StartsWith(*text, "unix://")) {
+  if (text->starts_with("unix://")) {
     r.sink.Add(address.value, field,
                absl::StrCat("\"", *text,
                             "\": unix domain socket endpoints are not supported (meshgate dials "
@@ -229,20 +228,20 @@ void ReadAddress(const MapEntry& address, const YAML::Node& node, const std::str
 void ReadEndpointPorts(const YAML::Node& ports, const std::string& path, bool check_names,
                        Reader& r, WorkloadEndpoint& endpoint) {
   if (!ExpectMap(ports, path, r.sink) || !CheckKeys(ports, path, r.sink)) return;
-  for (auto it = ports.begin(); it != ports.end(); ++it) {
-    const std::string& name = it->first.Scalar();
+  for (const auto& pair : ports) {
+    const std::string& name = pair.first.Scalar();
     const std::string field = FieldPath(path, name);
-    auto number = ReadInt(it->second, field, 1, 65535, r.sink);
+    auto number = ReadInt(pair.second, field, 1, 65535, r.sink);
     if (!number) continue;
     if (check_names) {
       bool declared = false;
-      std::vector<std::string_view> names;
+      std::vector<std::string> names;
       for (const ServicePort& port : r.entry.ports) {
         declared = declared || port.name == name;
         names.push_back(port.name);
       }
       if (!declared) {
-        r.sink.Add(it->first, field,
+        r.sink.Add(pair.first, field,
                    absl::StrCat("no port named \"", name, "\" in spec.ports (have: ",
                                 absl::StrJoin(names, ", "), ")"));
         continue;
@@ -255,9 +254,9 @@ void ReadEndpointPorts(const YAML::Node& ports, const std::string& path, bool ch
 void ReadLabels(const YAML::Node& labels, const std::string& path, Reader& r,
                 WorkloadEndpoint& endpoint) {
   if (!ExpectMap(labels, path, r.sink) || !CheckKeys(labels, path, r.sink)) return;
-  for (auto it = labels.begin(); it != labels.end(); ++it) {
-    const std::string& key = it->first.Scalar();
-    if (auto value = ReadString(it->second, FieldPath(path, key), r.sink)) {
+  for (const auto& pair : labels) {
+    const std::string& key = pair.first.Scalar();
+    if (auto value = ReadString(pair.second, FieldPath(path, key), r.sink)) {
       endpoint.labels[key] = *value;
     }
   }
@@ -304,7 +303,7 @@ void ReadEndpoints(const YAML::Node& spec, Resolution resolution, bool check_por
   const bool absent = !endpoints.present() || endpoints.value.IsNull();
   if (absent || (endpoints.value.IsSequence() && endpoints.value.size() == 0)) {
     if (resolution == Resolution::kStatic) {
-      r.sink.Add(absent ? spec : endpoints.key, "spec.endpoints",
+      r.sink.Add(absent ? r.spec_key : endpoints.key, "spec.endpoints",
                  "required for resolution STATIC (at least one IP endpoint)");
     }
     return;
@@ -341,12 +340,13 @@ void ReadSpec(const YAML::Node& spec, Reader& r) {
   ReadHosts(spec, r);
   const bool ports_ok = ReadPorts(spec, r);
   const Resolution resolution = ReadResolution(spec, r);
+  CheckIgnoredFields(spec, r);
   if (const MapEntry selector = Lookup(spec, "workloadSelector"); selector.present()) {
     r.sink.Add(selector.key, "spec.workloadSelector",
                "not supported yet: list the endpoints in spec.endpoints (resolution STATIC)");
+    return;  // "endpoints required" would only repeat the same advice
   }
   ReadEndpoints(spec, resolution, ports_ok, r);
-  CheckIgnoredFields(spec, r);
 }
 
 }  // namespace
@@ -360,14 +360,14 @@ uint16_t ServiceEntry::EndpointPort(const WorkloadEndpoint& endpoint,
 ServiceEntry ReadServiceEntry(const YAML::Node& doc, ErrorSink& sink,
                               std::vector<std::string>& warnings) {
   ServiceEntry entry;
-  Reader r{sink, warnings, entry};
+  Reader r{sink, warnings, entry, YAML::Node()};
   CheckFields(doc, "", {"apiVersion", "kind", "metadata", "spec", "status"}, sink);
 
   const MapEntry api = Lookup(doc, "apiVersion");
   if (Require(api, doc, "apiVersion", sink)) {
     if (auto version = ReadString(api.value, "apiVersion", sink)) {
       bool known = false;
-      for (std::string_view v : kApiVersions) known = known || v == *version;
+      for (absl::string_view v : kApiVersions) known = known || v == *version;
       if (!known) {
         sink.Add(api.value, "apiVersion",
                  absl::StrCat("unsupported apiVersion \"", *version, "\" for ServiceEntry (one of: ",
@@ -378,6 +378,7 @@ ServiceEntry ReadServiceEntry(const YAML::Node& doc, ErrorSink& sink,
   ReadMetadata(doc, r);
   const MapEntry spec = Lookup(doc, "spec");
   if (Require(spec, doc, "spec", sink) && ExpectMap(spec.value, "spec", sink)) {
+    r.spec_key = spec.key;
     ReadSpec(spec.value, r);
   }
   return entry;

@@ -1,10 +1,12 @@
 // Typed yaml-cpp reads that collect "file:line: subject: field: problem" errors.
 #include "config/yaml_fields.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "config/names.h"
 
 namespace meshgate::config::internal {
 
@@ -23,19 +25,24 @@ std::string_view TypeName(const YAML::Node& node) {
 
 std::string FieldPath(std::string_view parent, std::string_view key) {
   if (parent.empty()) return std::string(key);
-  return absl::StrCat(parent, ".", key);
+  return absl::StrCat(AbslView(parent), ".", AbslView(key));
 }
 
 std::string IndexPath(std::string_view parent, size_t index) {
-  return absl::StrCat(parent, "[", index, "]");
+  return absl::StrCat(AbslView(parent), "[", index, "]");
+}
+
+ErrorSink::~ErrorSink() {
+  std::stable_sort(pending_.begin(), pending_.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [line, text] : pending_) errors_->push_back(std::move(text));
 }
 
 std::string ErrorSink::Format(int line, std::string_view field, std::string_view message) const {
-  if (line <= 0) line = subject_line_;
-  std::string out = absl::StrCat(file_, ":", line, ": ");
+  std::string out = absl::StrCat(file_, ":", LineOrSubject(line), ": ");
   if (!subject_.empty()) absl::StrAppend(&out, subject_, ": ");
-  if (!field.empty()) absl::StrAppend(&out, field, ": ");
-  absl::StrAppend(&out, message);
+  if (!field.empty()) absl::StrAppend(&out, AbslView(field), ": ");
+  absl::StrAppend(&out, AbslView(message));
   return out;
 }
 
@@ -44,14 +51,14 @@ void ErrorSink::Add(const YAML::Node& at, std::string_view field, std::string_vi
 }
 
 void ErrorSink::AddAtLine(int line, std::string_view field, std::string_view message) {
-  errors_->push_back(Format(line, field, message));
-  ++count_;
+  pending_.emplace_back(LineOrSubject(line), Format(line, field, message));
 }
 
 MapEntry Lookup(const YAML::Node& map, std::string_view key) {
   if (!map.IsMap()) return {};
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    if (it->first.IsScalar() && it->first.Scalar() == key) return {it->first, it->second};
+  // yaml-cpp iterators yield pairs by value: bind them, never `it->first` by reference.
+  for (const auto& pair : map) {
+    if (pair.first.IsScalar() && pair.first.Scalar() == key) return {pair.first, pair.second, true};
   }
   return {};
 }
@@ -62,10 +69,10 @@ bool CheckMapKeys(const YAML::Node& map, std::string_view path,
                   const std::initializer_list<std::string_view>* known, ErrorSink& sink) {
   bool ok = true;
   absl::flat_hash_set<std::string> seen;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key = it->first;
+  for (const auto& pair : map) {
+    const YAML::Node& key = pair.first;
     if (!key.IsScalar()) {
-      sink.Add(key, path, absl::StrCat("keys must be strings, got ", TypeName(key)));
+      sink.Add(key, path, absl::StrCat("keys must be strings, got ", AbslView(TypeName(key))));
       ok = false;
       continue;
     }
@@ -80,7 +87,9 @@ bool CheckMapKeys(const YAML::Node& map, std::string_view path,
     for (std::string_view k : *known) is_known = is_known || k == key.Scalar();
     if (!is_known) {
       std::string expected;
-      for (std::string_view k : *known) absl::StrAppend(&expected, expected.empty() ? "" : ", ", k);
+      for (std::string_view k : *known) {
+        absl::StrAppend(&expected, expected.empty() ? "" : ", ", AbslView(k));
+      }
       sink.Add(key, field, absl::StrCat("unknown field (expected one of: ", expected, ")"));
       ok = false;
     }
@@ -101,13 +110,13 @@ bool CheckKeys(const YAML::Node& map, std::string_view path, ErrorSink& sink) {
 
 bool ExpectMap(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
   if (node.IsMap()) return true;
-  sink.Add(node, path, absl::StrCat("must be a map, got ", TypeName(node)));
+  sink.Add(node, path, absl::StrCat("must be a map, got ", AbslView(TypeName(node))));
   return false;
 }
 
 bool ExpectList(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
   if (node.IsSequence()) return true;
-  sink.Add(node, path, absl::StrCat("must be a list, got ", TypeName(node)));
+  sink.Add(node, path, absl::StrCat("must be a list, got ", AbslView(TypeName(node))));
   return false;
 }
 
@@ -127,14 +136,14 @@ bool Require(const MapEntry& entry, const YAML::Node& parent, std::string_view p
 std::optional<std::string> ReadString(const YAML::Node& node, std::string_view path,
                                       ErrorSink& sink) {
   if (node.IsScalar()) return node.Scalar();
-  sink.Add(node, path, absl::StrCat("must be a string, got ", TypeName(node)));
+  sink.Add(node, path, absl::StrCat("must be a string, got ", AbslView(TypeName(node))));
   return std::nullopt;
 }
 
 std::optional<int64_t> ReadInt(const YAML::Node& node, std::string_view path, int64_t min,
                                int64_t max, ErrorSink& sink) {
   if (!node.IsScalar()) {
-    sink.Add(node, path, absl::StrCat("must be an integer, got ", TypeName(node)));
+    sink.Add(node, path, absl::StrCat("must be an integer, got ", AbslView(TypeName(node))));
     return std::nullopt;
   }
   const std::string& text = node.Scalar();

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
@@ -27,10 +28,15 @@ std::string IndexPath(std::string_view parent, size_t index);
 
 // Collects errors with a common prefix. The subject names the resource being read
 // ("ServiceEntry foo/httpbin"); its line stands in for nodes without a position.
+// Validation order isn't file order, so errors reach `errors` sorted by line when
+// the sink goes out of scope.
 class ErrorSink {
  public:
   ErrorSink(std::string file, std::vector<std::string>* errors)
       : file_(std::move(file)), errors_(errors) {}
+  ~ErrorSink();
+  ErrorSink(const ErrorSink&) = delete;
+  ErrorSink& operator=(const ErrorSink&) = delete;
 
   void SetSubject(std::string subject, int line) {
     subject_ = std::move(subject);
@@ -42,21 +48,24 @@ class ErrorSink {
   std::string Format(int line, std::string_view field, std::string_view message) const;
 
   const std::string& file() const { return file_; }
-  size_t count() const { return count_; }
+  size_t count() const { return pending_.size(); }
 
  private:
+  int LineOrSubject(int line) const { return line > 0 ? line : subject_line_; }
+
   std::string file_;
   std::string subject_;
   int subject_line_ = 0;
   std::vector<std::string>* errors_;
-  size_t count_ = 0;
+  std::vector<std::pair<int, std::string>> pending_;
 };
 
 // A map entry with its key node, so "required" and "null" point at the right line.
 struct MapEntry {
-  YAML::Node key;    // undefined when absent
-  YAML::Node value;  // undefined when absent
-  bool present() const { return key.IsDefined(); }
+  YAML::Node key;
+  YAML::Node value;
+  bool found = false;
+  bool present() const { return found; }
 };
 MapEntry Lookup(const YAML::Node& map, std::string_view key);
 

@@ -81,7 +81,7 @@ void Session::DoReadHello() {
     const size_t cap = ctx_.config->max_hello_bytes;
     if (hello_buf_.size() >= cap) {
       ctx_.stats->hello_rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)].Inc();
-      return Reject(Termination::kHelloRejected, "hello rejected: too_large");
+      return Reject(Termination::kHelloRejected, "too_large");
     }
     hello_buf_.resize(std::min(cap, hello_buf_.size() * 2));
   }
@@ -106,7 +106,7 @@ void Session::OnReadHello(const error_code& ec, size_t n) {
     case sni::ParseStatus::kRejected:
       ctx_.stats->hello_rejected[static_cast<size_t>(parser_.reason())].Inc();
       return Reject(Termination::kHelloRejected,
-                    fmt::format("hello rejected: {}", sni::ToString(parser_.reason())));
+                    std::string(sni::ToString(parser_.reason())));
     case sni::ParseStatus::kClientHello:
       return OnHello();
   }
@@ -119,7 +119,7 @@ void Session::OnHello() {
   if (route.miss != config::RouteMiss::kNone) {
     ctx_.stats->route_miss[static_cast<size_t>(route.miss)].Inc();
     return Reject(Termination::kNoRoute,
-                  fmt::format("no route: {} sni=\"{}\" host=\"{}\"", config::ToString(route.miss),
+                  fmt::format("{} sni=\"{}\" host=\"{}\"", config::ToString(route.miss),
                               hello.server_name, route.host));
   }
   cluster_ = route.cluster;

@@ -159,7 +159,7 @@ TEST_F(E2eTest, UnknownSniIsClosedAndNeverDialled) {
   EXPECT_EQ(gw->Counter("route_miss.unknown_port"), 1u);
   EXPECT_EQ(gw->Counter("route_miss.unknown_subset"), 1u);
   EXPECT_EQ(gw->Counter("route_miss.no_sni"), 1u);
-  EXPECT_NE(gw->Log().find("no route: unknown_host sni=\"evil.example.com\""), std::string::npos) << gw->Log();
+  EXPECT_NE(gw->Log().find("closed: no_route: unknown_host sni=\"evil.example.com\""), std::string::npos) << gw->Log();
 }
 
 TEST_F(E2eTest, GarbageAndPlainHttpAreClosed) {

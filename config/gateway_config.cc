@@ -1,0 +1,302 @@
+// meshgate's own config file: every key checked, every problem reported at once.
+#include "config/gateway_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "config/names.h"
+#include "config/yaml_fields.h"
+
+namespace meshgate::config {
+
+namespace {
+
+using internal::ErrorSink;
+using internal::Lookup;
+using internal::MapEntry;
+
+constexpr absl::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+
+class GatewayConfigReader {
+ public:
+  GatewayConfigReader(ErrorSink& sink, std::string base_dir, GatewayConfig& config)
+      : sink_(sink), base_dir_(std::move(base_dir)), config_(config) {}
+
+  void Read(const YAML::Node& root);
+
+ private:
+  // Calls read(value) when `key` is present and not null.
+  template <typename F>
+  void IfPresent(const YAML::Node& map, std::string_view key, F read) {
+    const MapEntry entry = Lookup(map, key);
+    if (entry.present() && !entry.value.IsNull()) read(entry.value);
+  }
+  void ReadListen(const YAML::Node& node);
+  void ReadTimeouts(const YAML::Node& node);
+  std::optional<std::chrono::milliseconds> ReadTimeout(const YAML::Node& node, std::string_view path);
+  void ReadRelay(const YAML::Node& node);
+  void ReadSniRewrites(const YAML::Node& node);
+  std::optional<SniRewrite> ReadSniRewrite(const YAML::Node& node, const std::string& path);
+  void ReadMesh(const YAML::Node& node);
+  void ReadLogLevel(const YAML::Node& node);
+
+  ErrorSink& sink_;
+  std::string base_dir_;
+  GatewayConfig& config_;
+};
+
+void GatewayConfigReader::Read(const YAML::Node& root) {
+  if (!internal::ExpectMap(root, "", sink_)) return;
+  internal::CheckFields(root, "",
+                        {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
+                         "relay", "sniRewrites", "mesh", "logLevel"},
+                        sink_);
+  IfPresent(root, "listen", [&](const YAML::Node& n) { ReadListen(n); });
+  IfPresent(root, "threads", [&](const YAML::Node& n) {
+    if (auto v = internal::ReadInt(n, "threads", 0, 1024, sink_)) config_.threads = static_cast<int>(*v);
+  });
+  IfPresent(root, "timeouts", [&](const YAML::Node& n) { ReadTimeouts(n); });
+  IfPresent(root, "maxHelloBytes", [&](const YAML::Node& n) {
+    if (auto v = internal::ReadInt(n, "maxHelloBytes", 512, 1048576, sink_)) {
+      config_.max_hello_bytes = static_cast<size_t>(*v);
+    }
+  });
+  IfPresent(root, "maxConnectAttempts", [&](const YAML::Node& n) {
+    if (auto v = internal::ReadInt(n, "maxConnectAttempts", 1, 10, sink_)) {
+      config_.max_connect_attempts = static_cast<int>(*v);
+    }
+  });
+  IfPresent(root, "relay", [&](const YAML::Node& n) { ReadRelay(n); });
+  IfPresent(root, "sniRewrites", [&](const YAML::Node& n) { ReadSniRewrites(n); });
+  IfPresent(root, "mesh", [&](const YAML::Node& n) { ReadMesh(n); });
+  IfPresent(root, "logLevel", [&](const YAML::Node& n) { ReadLogLevel(n); });
+}
+
+void GatewayConfigReader::ReadListen(const YAML::Node& node) {
+  auto text = internal::ReadString(node, "listen", sink_);
+  if (!text) return;
+  if (auto address = ParseListenAddress(*text); !address.ok()) {
+    sink_.Add(node, "listen", internal::StdView(address.status().message()));
+    return;
+  }
+  config_.listen = *text;
+}
+
+std::optional<std::chrono::milliseconds> GatewayConfigReader::ReadTimeout(const YAML::Node& node,
+                                                                          std::string_view path) {
+  auto text = internal::ReadString(node, path, sink_);
+  if (!text) return std::nullopt;
+  auto duration = ParseDuration(*text);
+  if (!duration.ok()) {
+    sink_.Add(node, path, internal::StdView(duration.status().message()));
+    return std::nullopt;
+  }
+  if (duration->count() == 0) {
+    sink_.Add(node, path, "must be greater than 0");
+    return std::nullopt;
+  }
+  return *duration;
+}
+
+void GatewayConfigReader::ReadTimeouts(const YAML::Node& node) {
+  if (!internal::ExpectMap(node, "timeouts", sink_)) return;
+  internal::CheckFields(node, "timeouts", {"hello", "connect", "idle"}, sink_);
+  const std::pair<std::string_view, std::chrono::milliseconds*> fields[] = {
+      {"hello", &config_.hello_timeout},
+      {"connect", &config_.connect_timeout},
+      {"idle", &config_.idle_timeout}};
+  for (const auto& field : fields) {
+    IfPresent(node, field.first, [&](const YAML::Node& n) {
+      if (auto d = ReadTimeout(n, internal::FieldPath("timeouts", field.first))) *field.second = *d;
+    });
+  }
+}
+
+void GatewayConfigReader::ReadRelay(const YAML::Node& node) {
+  auto text = internal::ReadString(node, "relay", sink_);
+  if (!text) return;
+  if (*text == "splice") {
+    config_.relay = RelayMode::kSplice;
+  } else if (*text == "copy") {
+    config_.relay = RelayMode::kCopy;
+  } else {
+    sink_.Add(node, "relay", absl::StrCat("unknown relay mode \"", *text, "\" (splice or copy)"));
+  }
+}
+
+std::optional<SniRewrite> GatewayConfigReader::ReadSniRewrite(const YAML::Node& node,
+                                                              const std::string& path) {
+  if (!internal::ExpectMap(node, path, sink_)) return std::nullopt;
+  const size_t errors = sink_.count();
+  internal::CheckFields(node, path, {"from", "to"}, sink_);
+  SniRewrite rewrite;
+  const MapEntry from = Lookup(node, "from");
+  const std::string from_path = internal::FieldPath(path, "from");
+  if (internal::Require(from, node, from_path, sink_)) {
+    if (auto text = internal::ReadString(from.value, from_path, sink_)) {
+      rewrite.from = internal::AsciiLower(*text);
+      if (!internal::IsDomainSuffix(rewrite.from)) {
+        sink_.Add(from.value, from_path,
+                  absl::StrCat("\"", *text, "\" is not a domain suffix like \".global\""));
+      }
+    }
+  }
+  const MapEntry to = Lookup(node, "to");
+  const std::string to_path = internal::FieldPath(path, "to");
+  if (internal::Require(to, node, to_path, sink_)) {
+    if (auto text = internal::ReadString(to.value, to_path, sink_)) {
+      rewrite.to = internal::AsciiLower(*text);
+      if (!rewrite.to.empty() && !internal::IsDomainSuffix(rewrite.to)) {
+        sink_.Add(to.value, to_path,
+                  absl::StrCat("\"", *text,
+                               "\" is not a domain suffix like \".svc.cluster.local\" (or \"\" "
+                               "to strip the suffix)"));
+      }
+    }
+  }
+  if (sink_.count() != errors) return std::nullopt;
+  return rewrite;
+}
+
+void GatewayConfigReader::ReadSniRewrites(const YAML::Node& node) {
+  if (!internal::ExpectList(node, "sniRewrites", sink_)) return;
+  std::vector<SniRewrite> rewrites;
+  std::vector<size_t> indexes;
+  bool ok = true;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string path = internal::IndexPath("sniRewrites", i);
+    auto rewrite = ReadSniRewrite(node[i], path);
+    if (!rewrite) {
+      ok = false;
+      continue;
+    }
+    // First match wins, so a rule whose suffix an earlier rule covers is dead.
+    for (size_t j = 0; j < rewrites.size(); ++j) {
+      if (rewrite->from == rewrites[j].from ||
+          internal::HasLabelSuffix(rewrite->from, rewrites[j].from)) {
+        sink_.Add(node[i], path,
+                  absl::StrCat("never applies: sniRewrites[", indexes[j], "] (from ",
+                               rewrites[j].from, ") matches first"));
+        ok = false;
+      }
+    }
+    rewrites.push_back(*rewrite);
+    indexes.push_back(i);
+  }
+  if (ok) config_.sni_rewrites = std::move(rewrites);
+}
+
+void GatewayConfigReader::ReadMesh(const YAML::Node& node) {
+  if (!internal::ExpectList(node, "mesh", sink_)) return;
+  std::vector<std::string> paths;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string path = internal::IndexPath("mesh", i);
+    auto text = internal::ReadString(node[i], path, sink_);
+    if (!text) continue;
+    if (text->empty()) {
+      sink_.Add(node[i], path, "empty path");
+      continue;
+    }
+    std::filesystem::path p(*text);
+    if (p.is_relative() && !base_dir_.empty()) p = std::filesystem::path(base_dir_) / p;
+    paths.push_back(p.string());
+  }
+  config_.mesh_paths = std::move(paths);
+}
+
+void GatewayConfigReader::ReadLogLevel(const YAML::Node& node) {
+  auto text = internal::ReadString(node, "logLevel", sink_);
+  if (!text) return;
+  for (absl::string_view level : kLogLevels) {
+    if (*text == level) {
+      config_.log_level = *text;
+      return;
+    }
+  }
+  sink_.Add(node, "logLevel",
+            absl::StrCat("unknown log level \"", *text, "\" (one of: ", absl::StrJoin(kLogLevels, ", "),
+                         ")"));
+}
+
+}  // namespace
+
+absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
+  auto invalid = [text](std::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", internal::AbslView(text), "\": ", internal::AbslView(why)));
+  };
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos) return invalid("missing ']' after the IPv6 address");
+    host = text.substr(1, close - 1);
+    if (close + 1 >= text.size() || text[close + 1] != ':') return invalid("missing :port");
+    port = text.substr(close + 2);
+    if (host.find(':') == std::string_view::npos) return invalid("brackets are for IPv6 addresses only");
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return invalid("missing :port (e.g. 0.0.0.0:15443)");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return invalid("IPv6 addresses need brackets (e.g. [::]:15443)");
+    }
+  }
+  ListenAddress address;
+  if (!internal::ParsePortNumber(port, address.port)) return invalid("port must be 1..65535");
+  auto ip = internal::CanonicalIp(host);
+  if (!ip) return invalid(absl::StrCat("\"", internal::AbslView(host), "\" is not an IP address"));
+  address.ip = std::move(*ip);
+  return address;
+}
+
+absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const std::string& name,
+                                                 const std::string& base_dir) {
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(yaml);
+  } catch (const YAML::ParserException& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": YAML error: ", e.what()));
+  }
+  GatewayConfig config;
+  std::vector<std::string> errors;
+  {
+    ErrorSink sink(name, &errors);  // flushes into `errors` at the end of this scope
+    if (docs.size() > 1) {
+      sink.Add(docs[1], "", absl::StrCat("expected one YAML document, found ", docs.size()));
+    }
+    if (!docs.empty() && !internal::IsMissing(docs[0])) {
+      try {
+        GatewayConfigReader(sink, base_dir, config).Read(docs[0]);
+      } catch (const YAML::Exception& e) {  // a bug in the reader, not the user's fault
+        sink.Add(docs[0], "", absl::StrCat("internal error reading config: ", e.what()));
+      }
+    }
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  return config;
+}
+
+absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in.is_open() || in.bad()) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
+  }
+  return ParseGatewayConfig(text, path, std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace meshgate::config

@@ -1,0 +1,268 @@
+// meshgate's own config file: defaults, every key, every validation error, and the
+// listen address syntax.
+#include "config/gateway_config.h"
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "config/mesh_loader.h"
+
+namespace meshgate::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string Data(const std::string& relative) {
+  return std::string(MESHGATE_TESTDATA) + "/" + relative;
+}
+
+// Parses `yaml` expecting failure; returns the message ("" when it parsed).
+std::string ErrorOf(const std::string& yaml) {
+  auto config = ParseGatewayConfig(yaml, "meshgate.yaml", "/etc/meshgate");
+  return config.ok() ? "" : std::string(config.status().message());
+}
+
+TEST(GatewayConfigTest, DefaultsMatchTheDocumentedOnes) {
+  const GatewayConfig config;
+  EXPECT_EQ(config.listen, "0.0.0.0:15443");
+  EXPECT_EQ(config.threads, 0);
+  EXPECT_EQ(config.hello_timeout, 5s);
+  EXPECT_EQ(config.connect_timeout, 1s);
+  EXPECT_EQ(config.idle_timeout, 1h);
+  EXPECT_EQ(config.max_hello_bytes, 16384u);
+  EXPECT_EQ(config.max_connect_attempts, 3);
+  EXPECT_EQ(config.relay, RelayMode::kSplice);
+  ASSERT_EQ(config.sni_rewrites.size(), 1u);
+  EXPECT_EQ(config.sni_rewrites[0].from, ".global");
+  EXPECT_EQ(config.sni_rewrites[0].to, ".svc.cluster.local");
+  EXPECT_TRUE(config.mesh_paths.empty());
+  EXPECT_EQ(config.log_level, "info");
+}
+
+TEST(GatewayConfigTest, EmptyFileGivesDefaults) {
+  for (const char* yaml : {"", "# nothing\n", "~\n"}) {
+    auto config = ParseGatewayConfig(yaml, "meshgate.yaml", "");
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->listen, "0.0.0.0:15443");
+    EXPECT_EQ(config->sni_rewrites.size(), 1u);
+  }
+}
+
+TEST(GatewayConfigTest, LoadsEveryKeyFromFile) {
+  auto config = LoadGatewayConfig(Data("mesh/gateway/meshgate.yaml"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen, "[::]:15443");
+  EXPECT_EQ(config->threads, 2);
+  EXPECT_EQ(config->hello_timeout, 5s);
+  EXPECT_EQ(config->connect_timeout, 1500ms);
+  EXPECT_EQ(config->idle_timeout, 90min);
+  EXPECT_EQ(config->max_hello_bytes, 16384u);
+  EXPECT_EQ(config->max_connect_attempts, 3);
+  EXPECT_EQ(config->relay, RelayMode::kCopy);
+  ASSERT_EQ(config->sni_rewrites.size(), 2u);
+  EXPECT_EQ(config->sni_rewrites[1].from, ".mesh.example.com");  // lowercased
+  EXPECT_EQ(config->sni_rewrites[1].to, ".svc.cluster.local");
+  // Relative paths resolve against the config file's directory; absolute ones stay.
+  EXPECT_EQ(config->mesh_paths,
+            (std::vector<std::string>{Data("mesh/gateway/../httpbin-bar.yaml"),
+                                      Data("mesh/gateway/../dir/"), "/etc/meshgate/extra.yaml"}));
+  EXPECT_EQ(config->log_level, "debug");
+}
+
+TEST(GatewayConfigTest, ConfigFileToRoutedConnection) {
+  auto config = LoadGatewayConfig(Data("mesh/gateway/meshgate.yaml"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  std::vector<std::string> paths(config->mesh_paths.begin(), config->mesh_paths.end() - 1);
+  const MeshLoadResult mesh = LoadMesh(paths, config->sni_rewrites);
+  ASSERT_TRUE(mesh.errors.empty()) << mesh.errors[0];
+  ASSERT_NE(mesh.table, nullptr);
+  RouteResult route = mesh.table->Route("outbound_.8000_._.httpbin.bar.global");
+  ASSERT_EQ(route.miss, RouteMiss::kNone);
+  EXPECT_EQ(route.cluster->endpoints.size(), 2u);
+  route = mesh.table->Route("outbound_.9080_._.details.bookinfo.mesh.example.com");
+  ASSERT_EQ(route.miss, RouteMiss::kNone);
+  EXPECT_EQ(route.cluster->host, "details.bookinfo.svc.cluster.local");
+}
+
+TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
+  const std::string path = Data("mesh/gateway/broken.yaml");
+  auto config = LoadGatewayConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string p = path + ":";
+  EXPECT_EQ(
+      std::string(config.status().message()),
+      p + "2: listen: \"localhost:15443\": \"localhost\" is not an IP address\n" +
+          p + "3: threads: must be 0..1024, got -1\n" +
+          p + "5: timeouts.hello: invalid duration \"5\": missing unit (ns, us, ms, s, m or h)\n" +
+          p + "6: timeouts.connect: must be greater than 0\n" +
+          p + "7: timeouts.idel: unknown field (expected one of: hello, connect, idle)\n" +
+          p + "8: maxHelloBytes: must be 512..1048576, got 100\n" +
+          p + "9: maxConnectAttempts: must be 1..10, got 11\n" +
+          p + "10: relay: unknown relay mode \"zero-copy\" (splice or copy)\n" +
+          p + "12: sniRewrites[0].from: \"global\" is not a domain suffix like \".global\"\n" +
+          p + "13: mesh: must be a list, got a string\n" +
+          p + "14: logLevel: unknown log level \"verbose\" (one of: trace, debug, info, warn, "
+              "error, off)\n" +
+          p + "15: listenAddress: unknown field (expected one of: listen, threads, timeouts, "
+              "maxHelloBytes, maxConnectAttempts, relay, sniRewrites, mesh, logLevel)");
+}
+
+TEST(GatewayConfigTest, MissingFile) {
+  auto config = LoadGatewayConfig(Data("mesh/gateway/nope.yaml"));
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(std::string(config.status().message()), Data("mesh/gateway/nope.yaml") + ": no such file");
+  EXPECT_FALSE(LoadGatewayConfig(Data("mesh/gateway")).ok());  // a directory
+}
+
+TEST(GatewayConfigTest, SyntaxErrorHasLine) {
+  EXPECT_EQ(ErrorOf("threads: 2\nmesh: [a, b\nrelay: copy\n"),
+            "meshgate.yaml:3: YAML syntax error: end of sequence flow not found");
+}
+
+TEST(GatewayConfigTest, StructuralErrors) {
+  EXPECT_EQ(ErrorOf("- listen\n"), "meshgate.yaml:1: must be a map, got a list");
+  EXPECT_EQ(ErrorOf("threads: 1\n---\nthreads: 2\n"),
+            "meshgate.yaml:3: expected one YAML document, found 2");
+  EXPECT_EQ(ErrorOf("threads: 1\nthreads: 2\n"), "meshgate.yaml:2: threads: duplicate key");
+  EXPECT_EQ(ErrorOf("timeouts: 5s\n"), "meshgate.yaml:1: timeouts: must be a map, got a string");
+  EXPECT_EQ(ErrorOf("timeouts: {hello: [5s]}\n"),
+            "meshgate.yaml:1: timeouts.hello: must be a string, got a list");
+  EXPECT_EQ(ErrorOf("threads: two\n"), "meshgate.yaml:1: threads: must be an integer, got \"two\"");
+  EXPECT_EQ(ErrorOf("threads: \"2\"\n"),
+            "meshgate.yaml:1: threads: must be an integer, got the string \"2\"");
+  EXPECT_EQ(ErrorOf("maxHelloBytes: 1048577\n"),
+            "meshgate.yaml:1: maxHelloBytes: must be 512..1048576, got 1048577");
+  EXPECT_EQ(ErrorOf("maxConnectAttempts: 0\n"),
+            "meshgate.yaml:1: maxConnectAttempts: must be 1..10, got 0");
+  EXPECT_EQ(ErrorOf("threads: 1025\n"), "meshgate.yaml:1: threads: must be 0..1024, got 1025");
+  EXPECT_EQ(ErrorOf("logLevel: INFO\n"),
+            "meshgate.yaml:1: logLevel: unknown log level \"INFO\" (one of: trace, debug, info, "
+            "warn, error, off)");
+  EXPECT_EQ(ErrorOf("timeouts: {idle: -1s}\n"),
+            "meshgate.yaml:1: timeouts.idle: invalid duration \"-1s\": negative durations are not "
+            "allowed");
+}
+
+TEST(GatewayConfigTest, RangeBoundsAreAccepted) {
+  auto config = ParseGatewayConfig(
+      "threads: 0\nmaxHelloBytes: 512\nmaxConnectAttempts: 10\nrelay: splice\nlogLevel: off\n",
+      "meshgate.yaml", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->max_hello_bytes, 512u);
+  EXPECT_EQ(config->max_connect_attempts, 10);
+  EXPECT_EQ(config->relay, RelayMode::kSplice);
+  EXPECT_EQ(config->log_level, "off");
+  config = ParseGatewayConfig("maxHelloBytes: 1048576\nmaxConnectAttempts: 1\n", "m.yaml", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->max_hello_bytes, 1048576u);
+}
+
+TEST(GatewayConfigTest, SniRewrites) {
+  // An explicit list replaces the default, and an empty one disables rewriting.
+  auto config = ParseGatewayConfig("sniRewrites: []\n", "m.yaml", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->sni_rewrites.empty());
+  config = ParseGatewayConfig("sniRewrites: [{from: .lan, to: \"\"}]\n", "m.yaml", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->sni_rewrites.size(), 1u);
+  EXPECT_EQ(config->sni_rewrites[0].to, "");
+
+  EXPECT_EQ(ErrorOf("sniRewrites: [{from: .global}]\n"),
+            "meshgate.yaml:1: sniRewrites[0].to: required");
+  EXPECT_EQ(ErrorOf("sniRewrites: [{from: .global, to: svc.cluster.local}]\n"),
+            "meshgate.yaml:1: sniRewrites[0].to: \"svc.cluster.local\" is not a domain suffix like "
+            "\".svc.cluster.local\" (or \"\" to strip the suffix)");
+  EXPECT_EQ(ErrorOf("sniRewrites: [{from: \".bad_label\", to: .x}]\n"),
+            "meshgate.yaml:1: sniRewrites[0].from: \".bad_label\" is not a domain suffix like "
+            "\".global\"");
+  EXPECT_EQ(ErrorOf("sniRewrites: [{from: ., to: .x}]\n"),
+            "meshgate.yaml:1: sniRewrites[0].from: \".\" is not a domain suffix like \".global\"");
+  EXPECT_EQ(ErrorOf("sniRewrites:\n- {from: .global, to: .a, extra: 1}\n"),
+            "meshgate.yaml:2: sniRewrites[0].extra: unknown field (expected one of: from, to)");
+  EXPECT_EQ(ErrorOf("sniRewrites: {from: .global, to: .a}\n"),
+            "meshgate.yaml:1: sniRewrites: must be a list, got a map");
+  // First match wins, so a rule covered by an earlier one is dead.
+  EXPECT_EQ(ErrorOf("sniRewrites:\n- {from: .global, to: .a}\n- {from: .bar.global, to: .b}\n"
+                    "- {from: .GLOBAL, to: .c}\n"),
+            "meshgate.yaml:3: sniRewrites[1]: never applies: sniRewrites[0] (from .global) matches "
+            "first\n"
+            "meshgate.yaml:4: sniRewrites[2]: never applies: sniRewrites[0] (from .global) matches "
+            "first");
+  // The narrower rule first is fine.
+  config = ParseGatewayConfig("sniRewrites:\n- {from: .bar.global, to: .b}\n- {from: .global, to: .a}\n",
+                              "m.yaml", "");
+  EXPECT_TRUE(config.ok()) << config.status();
+}
+
+TEST(GatewayConfigTest, MeshPaths) {
+  auto config = ParseGatewayConfig("mesh: [mesh/, extra.yaml, /abs/x.yaml]\n", "m.yaml", "/etc/mg");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->mesh_paths,
+            (std::vector<std::string>{"/etc/mg/mesh/", "/etc/mg/extra.yaml", "/abs/x.yaml"}));
+  // No base directory (a file in the working directory): paths stay relative.
+  config = ParseGatewayConfig("mesh: [mesh/]\n", "m.yaml", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->mesh_paths, std::vector<std::string>{"mesh/"});
+  EXPECT_EQ(ErrorOf("mesh: [\"\", {a: b}]\n"),
+            "meshgate.yaml:1: mesh[0]: empty path\n"
+            "meshgate.yaml:1: mesh[1]: must be a string, got a map");
+}
+
+TEST(GatewayConfigTest, NullValuesKeepDefaults) {
+  auto config = ParseGatewayConfig("listen:\nthreads: ~\nsniRewrites:\n", "m.yaml", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen, "0.0.0.0:15443");
+  EXPECT_EQ(config->sni_rewrites.size(), 1u);
+}
+
+// --- Listen address -------------------------------------------------------------------
+
+TEST(ListenAddressTest, Valid) {
+  struct Case {
+    const char* text;
+    const char* ip;
+    uint16_t port;
+  };
+  for (const Case& c : {Case{"0.0.0.0:15443", "0.0.0.0", 15443}, Case{"127.0.0.1:1", "127.0.0.1", 1},
+                        Case{"[::]:15443", "::", 15443}, Case{"[::1]:65535", "::1", 65535},
+                        Case{"[FD00:0::1]:8443", "fd00::1", 8443}}) {
+    auto address = ParseListenAddress(c.text);
+    ASSERT_TRUE(address.ok()) << c.text << ": " << address.status();
+    EXPECT_EQ(address->ip, c.ip);
+    EXPECT_EQ(address->port, c.port);
+  }
+}
+
+TEST(ListenAddressTest, Invalid) {
+  struct Case {
+    const char* text;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{"", "\"\": missing :port (e.g. 0.0.0.0:15443)"},
+           Case{"0.0.0.0", "\"0.0.0.0\": missing :port (e.g. 0.0.0.0:15443)"},
+           Case{"0.0.0.0:", "\"0.0.0.0:\": port must be 1..65535"},
+           Case{"0.0.0.0:0", "\"0.0.0.0:0\": port must be 1..65535"},
+           Case{"0.0.0.0:65536", "\"0.0.0.0:65536\": port must be 1..65535"},
+           Case{"0.0.0.0:http", "\"0.0.0.0:http\": port must be 1..65535"},
+           Case{":15443", "\":15443\": \"\" is not an IP address"},
+           Case{"localhost:15443", "\"localhost:15443\": \"localhost\" is not an IP address"},
+           Case{"::1:15443", "\"::1:15443\": IPv6 addresses need brackets (e.g. [::]:15443)"},
+           Case{"[::1:15443", "\"[::1:15443\": missing ']' after the IPv6 address"},
+           Case{"[::1]15443", "\"[::1]15443\": missing :port"},
+           Case{"[::1]", "\"[::1]\": missing :port"},
+           Case{"[127.0.0.1]:80", "\"[127.0.0.1]:80\": brackets are for IPv6 addresses only"},
+           Case{"[fe80::1%eth0]:80", "\"[fe80::1%eth0]:80\": \"fe80::1%eth0\" is not an IP address"},
+       }) {
+    auto address = ParseListenAddress(c.text);
+    ASSERT_FALSE(address.ok()) << c.text;
+    EXPECT_EQ(std::string(address.status().message()), c.message) << c.text;
+  }
+}
+
+}  // namespace
+}  // namespace meshgate::config

@@ -1,0 +1,322 @@
+// RouteTable: SNI parsing, suffix rewrites, lookup and every miss reason.
+#include "config/route_table.h"
+
+#include <stdexcept>
+
+#include <gtest/gtest.h>
+
+namespace meshgate::config {
+namespace {
+
+const std::vector<SniRewrite> kDefaultRewrites = {{".global", ".svc.cluster.local"}};
+
+Cluster MakeCluster(std::string host, uint16_t port, std::string subset = "") {
+  Cluster cluster;
+  cluster.host = std::move(host);
+  cluster.port = port;
+  cluster.subset = std::move(subset);
+  cluster.source = "test";
+  cluster.endpoints.push_back({"10.0.0.1", 80, 1, {}});
+  return cluster;
+}
+
+std::vector<Cluster> MeshClusters() {
+  return {
+      MakeCluster("httpbin.bar.svc.cluster.local", 8000),
+      MakeCluster("reviews.default.svc.cluster.local", 9080),
+      MakeCluster("reviews.default.svc.cluster.local", 9080, "v1"),
+      MakeCluster("reviews.default.svc.cluster.local", 9443),
+      // Only a subset, no whole-service cluster: the plain host form can't pick it.
+      MakeCluster("ratings.default.svc.cluster.local", 9080, "v1"),
+  };
+}
+
+class RouteTableTest : public ::testing::Test {
+ protected:
+  RouteTable table_{MeshClusters(), kDefaultRewrites};
+};
+
+// --- ParseSni ---------------------------------------------------------------
+
+TEST(ParseSniTest, IstioFormWithoutSubset) {
+  SniTarget target;
+  ASSERT_TRUE(ParseSni("outbound_.8000_._.httpbin.bar.global", target));
+  EXPECT_EQ(target.host, "httpbin.bar.global");
+  EXPECT_EQ(target.port, 8000);
+  EXPECT_EQ(target.subset, "");
+}
+
+TEST(ParseSniTest, IstioFormWithSubset) {
+  SniTarget target;
+  ASSERT_TRUE(ParseSni("outbound_.9080_.v1_.reviews.default.global", target));
+  EXPECT_EQ(target.host, "reviews.default.global");
+  EXPECT_EQ(target.port, 9080);
+  EXPECT_EQ(target.subset, "v1");
+}
+
+TEST(ParseSniTest, PortBounds) {
+  SniTarget target;
+  ASSERT_TRUE(ParseSni("outbound_.1_._.a", target));
+  EXPECT_EQ(target.port, 1);
+  ASSERT_TRUE(ParseSni("outbound_.65535_._.a", target));
+  EXPECT_EQ(target.port, 65535);
+}
+
+TEST(ParseSniTest, PlainHost) {
+  SniTarget target;
+  ASSERT_TRUE(ParseSni("httpbin.bar.global", target));
+  EXPECT_EQ(target.host, "httpbin.bar.global");
+  EXPECT_EQ(target.port, 0);
+  EXPECT_EQ(target.subset, "");
+  // Only "outbound_." starts the Istio form; anything else is a host name.
+  ASSERT_TRUE(ParseSni("inbound_.8000_._.httpbin", target));
+  EXPECT_EQ(target.host, "inbound_.8000_._.httpbin");
+  EXPECT_EQ(target.port, 0);
+  ASSERT_TRUE(ParseSni("outbound.8000_._.httpbin", target));
+  EXPECT_EQ(target.port, 0);
+}
+
+TEST(ParseSniTest, PrefixIsCaseInsensitive) {
+  SniTarget target;
+  ASSERT_TRUE(ParseSni("OUTBOUND_.8000_._.Httpbin.Bar.Global", target));
+  EXPECT_EQ(target.port, 8000);
+  EXPECT_EQ(target.host, "Httpbin.Bar.Global");  // lowercased by Route(), not here
+}
+
+TEST(ParseSniTest, MalformedIstioForms) {
+  for (const char* sni : {
+           "outbound_.",                    // nothing after the prefix
+           "outbound_.8000",                // no separators
+           "outbound_.8000_.",              // no subset separator
+           "outbound_.8000_.v1",            // no host separator
+           "outbound_.8000_._.",            // empty host
+           "outbound_._._.httpbin",         // empty port
+           "outbound_.http_._.httpbin",     // non-numeric port
+           "outbound_.-80_._.httpbin",      // signed port
+           "outbound_.+80_._.httpbin",      // signed port
+           "outbound_.0_._.httpbin",        // port 0
+           "outbound_.65536_._.httpbin",    // out of range
+           "outbound_.000080_._.httpbin",   // too many digits
+           "outbound_.99999999999_._.h",    // overflow
+       }) {
+    SniTarget target;
+    EXPECT_FALSE(ParseSni(sni, target)) << sni;
+  }
+}
+
+// --- Route: hits ---------------------------------------------------------------
+
+TEST_F(RouteTableTest, IstioFormRewritesGlobalToLocal) {
+  const RouteResult result = table_.Route("outbound_.8000_._.httpbin.bar.global");
+  ASSERT_EQ(result.miss, RouteMiss::kNone);
+  ASSERT_NE(result.cluster, nullptr);
+  EXPECT_EQ(result.cluster->name, "outbound|8000||httpbin.bar.svc.cluster.local");
+  EXPECT_EQ(result.host, "httpbin.bar.svc.cluster.local");
+}
+
+TEST_F(RouteTableTest, IstioFormWithSubset) {
+  const RouteResult result = table_.Route("outbound_.9080_.v1_.reviews.default.global");
+  ASSERT_EQ(result.miss, RouteMiss::kNone);
+  EXPECT_EQ(result.cluster->name, "outbound|9080|v1|reviews.default.svc.cluster.local");
+  EXPECT_EQ(result.cluster->subset, "v1");
+}
+
+TEST_F(RouteTableTest, IstioFormForLocalHostNeedsNoRewrite) {
+  const RouteResult result = table_.Route("outbound_.9443_._.reviews.default.svc.cluster.local");
+  ASSERT_EQ(result.miss, RouteMiss::kNone);
+  EXPECT_EQ(result.cluster->port, 9443);
+}
+
+TEST_F(RouteTableTest, PlainHostWithOnePort) {
+  RouteResult result = table_.Route("httpbin.bar.global");
+  ASSERT_EQ(result.miss, RouteMiss::kNone);
+  EXPECT_EQ(result.cluster->name, "outbound|8000||httpbin.bar.svc.cluster.local");
+  result = table_.Route("httpbin.bar.svc.cluster.local");
+  ASSERT_EQ(result.miss, RouteMiss::kNone);
+  EXPECT_EQ(result.cluster->port, 8000);
+}
+
+TEST_F(RouteTableTest, SniIsCaseInsensitive) {
+  const RouteResult result = table_.Route("OUTBOUND_.9080_.V1_.Reviews.Default.GLOBAL");
+  ASSERT_EQ(result.miss, RouteMiss::kNone);
+  EXPECT_EQ(result.cluster->subset, "v1");
+  EXPECT_EQ(result.host, "reviews.default.svc.cluster.local");
+}
+
+TEST_F(RouteTableTest, ClusterPointsIntoTable) {
+  const RouteResult result = table_.Route("outbound_.9443_._.reviews.default.global");
+  ASSERT_NE(result.cluster, nullptr);
+  EXPECT_EQ(result.cluster, &table_.clusters()[result.cluster->id]);
+}
+
+// --- Route: every miss reason -------------------------------------------------------
+
+TEST_F(RouteTableTest, NoSni) {
+  const RouteResult result = table_.Route("");
+  EXPECT_EQ(result.miss, RouteMiss::kNoSni);
+  EXPECT_EQ(result.cluster, nullptr);
+  EXPECT_EQ(result.host, "");
+}
+
+TEST_F(RouteTableTest, BadSni) {
+  const RouteResult result = table_.Route("outbound_.80x_._.httpbin.bar.global");
+  EXPECT_EQ(result.miss, RouteMiss::kBadSni);
+  EXPECT_EQ(result.cluster, nullptr);
+  EXPECT_EQ(result.host, "");
+}
+
+TEST_F(RouteTableTest, UnknownHostReportsRewrittenHost) {
+  RouteResult result = table_.Route("outbound_.8000_._.nope.bar.global");
+  EXPECT_EQ(result.miss, RouteMiss::kUnknownHost);
+  EXPECT_EQ(result.cluster, nullptr);
+  EXPECT_EQ(result.host, "nope.bar.svc.cluster.local");
+  result = table_.Route("Nope.Example.COM");
+  EXPECT_EQ(result.miss, RouteMiss::kUnknownHost);
+  EXPECT_EQ(result.host, "nope.example.com");
+}
+
+TEST_F(RouteTableTest, UnknownPort) {
+  const RouteResult result = table_.Route("outbound_.9999_._.httpbin.bar.global");
+  EXPECT_EQ(result.miss, RouteMiss::kUnknownPort);
+  EXPECT_EQ(result.cluster, nullptr);
+  EXPECT_EQ(result.host, "httpbin.bar.svc.cluster.local");
+}
+
+TEST_F(RouteTableTest, UnknownSubset) {
+  RouteResult result = table_.Route("outbound_.9080_.v2_.reviews.default.global");
+  EXPECT_EQ(result.miss, RouteMiss::kUnknownSubset);
+  EXPECT_EQ(result.cluster, nullptr);
+  // Subsets exist per port: v1 is defined on 9080 only.
+  result = table_.Route("outbound_.9443_.v1_.reviews.default.global");
+  EXPECT_EQ(result.miss, RouteMiss::kUnknownSubset);
+  // The whole service when only subsets are defined.
+  result = table_.Route("outbound_.9080_._.ratings.default.global");
+  EXPECT_EQ(result.miss, RouteMiss::kUnknownSubset);
+}
+
+TEST_F(RouteTableTest, PlainHostWithSeveralPortsIsAmbiguous) {
+  const RouteResult result = table_.Route("reviews.default.global");
+  EXPECT_EQ(result.miss, RouteMiss::kAmbiguousPort);
+  EXPECT_EQ(result.cluster, nullptr);
+  EXPECT_EQ(result.host, "reviews.default.svc.cluster.local");
+}
+
+TEST_F(RouteTableTest, PlainHostWithOnlySubsetsHasNoWholeService) {
+  EXPECT_EQ(table_.Route("ratings.default.global").miss, RouteMiss::kUnknownSubset);
+}
+
+// --- Rewrites -------------------------------------------------------------------
+
+TEST(RouteRewriteTest, SuffixMatchesOnlyAtLabelBoundary) {
+  const RouteTable table({}, kDefaultRewrites);
+  EXPECT_EQ(table.Route("a.global").host, "a.svc.cluster.local");
+  EXPECT_EQ(table.Route("a.b.c.global").host, "a.b.c.svc.cluster.local");
+  EXPECT_EQ(table.Route("aglobal").host, "aglobal");
+  EXPECT_EQ(table.Route("a.xglobal").host, "a.xglobal");
+  EXPECT_EQ(table.Route("global").host, "global");    // the suffix without its dot
+  EXPECT_EQ(table.Route(".global").host, ".global");  // nothing before the suffix
+  EXPECT_EQ(table.Route("a.global.com").host, "a.global.com");
+  EXPECT_EQ(table.Route("A.GLOBAL").host, "a.svc.cluster.local");
+}
+
+TEST(RouteRewriteTest, NoRewritesLooksUpTheHostAsIs) {
+  const RouteTable table({MakeCluster("httpbin.bar.svc.cluster.local", 8000)}, {});
+  const RouteResult result = table.Route("outbound_.8000_._.httpbin.bar.global");
+  EXPECT_EQ(result.miss, RouteMiss::kUnknownHost);
+  EXPECT_EQ(result.host, "httpbin.bar.global");
+  EXPECT_EQ(table.Route("outbound_.8000_._.httpbin.bar.svc.cluster.local").miss, RouteMiss::kNone);
+}
+
+TEST(RouteRewriteTest, CustomRulesFirstMatchWinsAndRulesDontChain) {
+  const RouteTable table({MakeCluster("httpbin.bar.svc.cluster.local", 8000),
+                          MakeCluster("httpbin.bar.mesh", 8000)},
+                         {{".Bar.Global", ".bar.mesh"},  // rules are normalised to lowercase
+                          {".global", ".svc.cluster.local"},
+                          {".mesh", ".svc.cluster.local"},
+                          {".lan", ""}});
+  ASSERT_EQ(table.rewrites().size(), 4u);
+  EXPECT_EQ(table.rewrites()[0].from, ".bar.global");
+  // The first rule wins over the broader ".global", and its output isn't rewritten again.
+  RouteResult result = table.Route("outbound_.8000_._.httpbin.bar.global");
+  ASSERT_EQ(result.miss, RouteMiss::kNone);
+  EXPECT_EQ(result.cluster->host, "httpbin.bar.mesh");
+  EXPECT_EQ(table.Route("httpbin.foo.global").host, "httpbin.foo.svc.cluster.local");
+  result = table.Route("httpbin.bar.mesh");
+  ASSERT_EQ(result.miss, RouteMiss::kNone);
+  EXPECT_EQ(result.host, "httpbin.bar.svc.cluster.local");
+  EXPECT_EQ(table.Route("printer.lan").host, "printer");  // empty "to" strips the suffix
+}
+
+// --- Table construction, Find, Describe, ToString -----------------------------------
+
+TEST(RouteTableBuildTest, NormalisesIdsNamesAndHosts) {
+  std::vector<Cluster> clusters = {MakeCluster("A.Example.com", 443),
+                                   MakeCluster("b.example.com", 80, "v1")};
+  clusters[0].id = 7;
+  clusters[1].name = "custom";
+  const RouteTable table(std::move(clusters), {});
+  ASSERT_EQ(table.clusters().size(), 2u);
+  EXPECT_EQ(table.clusters()[0].id, 0u);
+  EXPECT_EQ(table.clusters()[0].host, "a.example.com");
+  EXPECT_EQ(table.clusters()[0].name, "outbound|443||a.example.com");
+  EXPECT_EQ(table.clusters()[1].id, 1u);
+  EXPECT_EQ(table.clusters()[1].name, "custom");
+}
+
+TEST(RouteTableBuildTest, DuplicateClusterIsAProgrammingError) {
+  EXPECT_THROW(RouteTable({MakeCluster("a.example.com", 80), MakeCluster("a.example.com", 80)}, {}),
+               std::invalid_argument);
+}
+
+TEST_F(RouteTableTest, Find) {
+  const Cluster* cluster = table_.Find("reviews.default.svc.cluster.local", 9080, "v1");
+  ASSERT_NE(cluster, nullptr);
+  EXPECT_EQ(cluster->name, "outbound|9080|v1|reviews.default.svc.cluster.local");
+  EXPECT_EQ(table_.Find("reviews.default.svc.cluster.local", 9080, "")->subset, "");
+  EXPECT_EQ(table_.Find("reviews.default.svc.cluster.local", 9080, "v2"), nullptr);
+  EXPECT_EQ(table_.Find("reviews.default.svc.cluster.local", 1, ""), nullptr);
+  EXPECT_EQ(table_.Find("reviews.default.global", 9080, ""), nullptr);  // no rewriting here
+}
+
+TEST(RouteTableDescribeTest, ListsRewritesClustersAndEndpoints) {
+  Cluster cluster;
+  cluster.host = "httpbin.bar.svc.cluster.local";
+  cluster.port = 8000;
+  cluster.source = "mesh/httpbin.yaml:4 ServiceEntry foo/httpbin-bar";
+  cluster.endpoints = {{"10.1.0.11", 80, 3, {{"version", "v1"}, {"app", "httpbin"}}},
+                       {"fd00::12", 8080, 1, {}}};
+  Cluster empty;
+  empty.host = "empty.example.com";
+  empty.port = 443;
+  empty.subset = "v1";
+  empty.source = "test";
+  const RouteTable table({cluster, empty}, kDefaultRewrites);
+  EXPECT_EQ(table.Describe(),
+            "route table: 2 clusters, 1 SNI rewrite\n"
+            "sni rewrite: *.global -> *.svc.cluster.local\n"
+            "cluster 0: outbound|8000||httpbin.bar.svc.cluster.local\n"
+            "  source: mesh/httpbin.yaml:4 ServiceEntry foo/httpbin-bar\n"
+            "  endpoint 10.1.0.11:80 weight 3 {app=httpbin, version=v1}\n"
+            "  endpoint [fd00::12]:8080 weight 1\n"
+            "cluster 1: outbound|443|v1|empty.example.com\n"
+            "  source: test\n"
+            "  (no endpoints)\n");
+}
+
+TEST(RouteTableDescribeTest, EmptyTable) {
+  EXPECT_EQ(RouteTable({}, {}).Describe(), "route table: 0 clusters, 0 SNI rewrites\n");
+}
+
+TEST(RouteMissTest, ToStringCoversEveryValue) {
+  EXPECT_EQ(ToString(RouteMiss::kNone), "none");
+  EXPECT_EQ(ToString(RouteMiss::kNoSni), "no_sni");
+  EXPECT_EQ(ToString(RouteMiss::kBadSni), "bad_sni");
+  EXPECT_EQ(ToString(RouteMiss::kUnknownHost), "unknown_host");
+  EXPECT_EQ(ToString(RouteMiss::kUnknownPort), "unknown_port");
+  EXPECT_EQ(ToString(RouteMiss::kUnknownSubset), "unknown_subset");
+  EXPECT_EQ(ToString(RouteMiss::kAmbiguousPort), "ambiguous_port");
+  EXPECT_EQ(kRouteMissCount, 7u);
+}
+
+}  // namespace
+}  // namespace meshgate::config
