@@ -3,7 +3,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,6 +72,7 @@ class E2eTest : public ::testing::Test {
 
 class RelayModeTest : public E2eTest, public ::testing::WithParamInterface<std::string> {};
 
+
 // The core promise: mTLS end to end through the gateway, 1 MiB each way, and
 // a half-close that keeps the reverse direction open.
 TEST_P(RelayModeTest, MutualTlsBulkBothWaysWithHalfClose) {
@@ -113,8 +119,6 @@ TEST_P(RelayModeTest, MutualTlsBulkBothWaysWithHalfClose) {
   EXPECT_GT(gw.Counter("bytes_upstream_to_downstream"), kMiB);
   EXPECT_GT(gw.Counter("bytes_downstream_to_upstream"), kMiB);
 }
-
-INSTANTIATE_TEST_SUITE_P(Relay, RelayModeTest, ::testing::Values("splice", "copy"));
 
 TEST_F(E2eTest, EchoManyRoundTripsOverOneConnection) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
@@ -170,6 +174,7 @@ TEST_F(E2eTest, GarbageAndPlainHttpAreClosed) {
       std::string("\x00\x01\x02\x03garbage\xff\xfe", 15),
       std::string("\x80\x2e\x01\x03\x01", 5) + std::string(43, 'x'),  // SSLv2-compatible hello
       std::string("\x15\x03\x03\x00\x02\x02\x28", 7),               // an alert record
+      std::string("\x16\x03\x01\x40\x00\x01\xff\xff\xff", 9),       // a 16 MiB "hello"
   };
   for (const auto& input : inputs) {
     const int fd = ConnectTcp(gw->port());
@@ -184,6 +189,111 @@ TEST_F(E2eTest, GarbageAndPlainHttpAreClosed) {
   EXPECT_EQ(gw->Counter("hello_rejected.not_tls"), 1u);
   EXPECT_EQ(gw->Counter("hello_rejected.sslv2_hello"), 1u);
   EXPECT_EQ(gw->Counter("hello_rejected.not_handshake"), 1u);
+  EXPECT_EQ(gw->Counter("hello_rejected.too_large"), 1u);
+}
+
+std::string ReadTestFile(const std::string& name) {
+  std::ifstream in(std::string(MESHGATE_TESTDATA) + "/" + name, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The same handshake bytes re-cut into TLS records of `size` payload bytes.
+std::string Rerecord(const std::string& records, size_t size) {
+  std::string payload;
+  for (size_t at = 0; at + 5 <= records.size();) {
+    const size_t len = (static_cast<uint8_t>(records[at + 3]) << 8) | static_cast<uint8_t>(records[at + 4]);
+    payload += records.substr(at + 5, len);
+    at += 5 + len;
+  }
+  std::string out;
+  for (size_t at = 0; at < payload.size(); at += size) {
+    const std::string part = payload.substr(at, size);
+    out += records.substr(0, 3);
+    out += static_cast<char>(part.size() >> 8);
+    out += static_cast<char>(part.size() & 0xff);
+    out += part;
+  }
+  return out;
+}
+
+void SendSlowly(int fd, const std::string& bytes) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  for (char c : bytes) {
+    ASSERT_EQ(::send(fd, &c, 1, MSG_NOSIGNAL), 1);
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+}
+
+// The gateway forwards exactly what the client sent, ClientHello included,
+// however the client cut it into records and segments.
+TEST_F(E2eTest, FragmentedAndDribbledHellosAreRoutedAndForwardedByteExact) {
+  RawBackend backend(RawBackend::Mode::kRecord);
+  auto gw = StartGateway({backend.port()});
+  const std::string hello = ReadTestFile("clienthellos/openssl13_sni.bin");  // SNI in Istio form
+  ASSERT_FALSE(hello.empty());
+  const std::string variants[] = {hello, Rerecord(hello, 7), Rerecord(hello, 100)};
+  for (size_t i = 0; i < 3; ++i) {
+    const int fd = ConnectTcp(gw->port());
+    SendSlowly(fd, variants[i]);
+    const std::string after = "bytes after the hello " + std::to_string(i);
+    ASSERT_EQ(::send(fd, after.data(), after.size(), MSG_NOSIGNAL), static_cast<ssize_t>(after.size()));
+    ASSERT_TRUE(backend.WaitReceived(i, variants[i].size() + after.size(), 5000)) << i << "\n" << gw->Log();
+    EXPECT_EQ(backend.received(i), variants[i] + after) << i;
+    ::close(fd);
+  }
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(gw->Counter("hello_ok"), 3u) << gw->Stats();
+}
+
+TEST_F(E2eTest, IdleSessionsAreClosedAtTheIdleTimeout) {
+  RawBackend backend(RawBackend::Mode::kRecord);
+  const std::string mesh = dir_.Write("mesh.yaml", ServiceEntry({backend.port()}));
+  const std::string cfg = dir_.Write("gw.yaml", "timeouts: {idle: 400ms}\nmesh: [mesh.yaml]\n");
+  MeshgateProcess gw({"--config", cfg});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  const std::string hello = ReadTestFile("clienthellos/openssl13_sni.bin");
+  const int fd = ConnectTcp(gw.port());
+  ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
+  ASSERT_TRUE(backend.WaitReceived(0, hello.size(), 3000));
+  const int waited = WaitForClose(fd, 5000);
+  EXPECT_GE(waited, 300);
+  EXPECT_LE(waited, 3000);
+  ::close(fd);
+  EXPECT_EQ(gw.Stop(), 0);
+  EXPECT_TRUE(backend.closed(0));
+  EXPECT_EQ(gw.Counter("termination.idle_timeout"), 1u) << gw.Stats();
+}
+
+// A backend that never reads must stall the client, not grow the gateway.
+TEST_P(RelayModeTest, SlowBackendPushesBackInsteadOfBuffering) {
+  RawBackend backend(RawBackend::Mode::kStall);
+  const std::string mesh = dir_.Write("mesh.yaml", ServiceEntry({backend.port()}));
+  const std::string cfg = dir_.Write("gw.yaml", "relay: " + GetParam() + "\nmesh: [mesh.yaml]\n");
+  MeshgateProcess gw({"--config", cfg});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  const long rss_before = gw.RssKib();
+  const std::string hello = ReadTestFile("clienthellos/openssl13_sni.bin");
+  const int fd = ConnectTcp(gw.port());
+  ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
+  std::vector<char> chunk(256 * 1024, 'x');
+  uint64_t sent = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  while (std::chrono::steady_clock::now() < deadline && sent < (256u << 20)) {
+    const ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<uint64_t>(n);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  const long rss_after = gw.RssKib();
+  RecordProperty("sent_bytes", std::to_string(sent));
+  RecordProperty("rss_growth_kib", std::to_string(rss_after - rss_before));
+  // Only kernel socket buffers (a few MiB on loopback) can hold what was sent.
+  EXPECT_LT(sent, 64u << 20) << "the gateway kept reading from the client";
+  EXPECT_LT(rss_after - rss_before, 8 * 1024) << "RSS grew by " << (rss_after - rss_before) << " KiB";
+  ::close(fd);
 }
 
 TEST_F(E2eTest, SilentAndSlowClientsAreClosedAtTheHelloTimeout) {
@@ -323,6 +433,8 @@ TEST(CliTest, ListenConflictIsAClearError) {
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.err.find("cannot listen on"), std::string::npos) << second.err;
 }
+
+INSTANTIATE_TEST_SUITE_P(Relay, RelayModeTest, ::testing::Values("splice", "copy"));
 
 }  // namespace
 }  // namespace meshgate::testing

@@ -118,6 +118,15 @@ MeshgateProcess::MeshgateProcess(std::vector<std::string> args) {
 
 MeshgateProcess::~MeshgateProcess() { Stop(); }
 
+long MeshgateProcess::RssKib() const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
 std::string MeshgateProcess::Log() const { return ReadFile(log_path_); }
 
 int MeshgateProcess::Stop() {

@@ -39,6 +39,9 @@ class MeshgateProcess {
 
   bool running() const { return port_ != 0; }
   uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // Resident set size in KiB, from /proc.
+  long RssKib() const;
   // The log so far.
   std::string Log() const;
   // SIGTERM, wait, return the exit code (-1 if it had to be killed).

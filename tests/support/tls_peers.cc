@@ -143,6 +143,86 @@ void TlsBackend::Serve(int fd) {
   ::close(fd);
 }
 
+RawBackend::RawBackend(Mode mode) : mode_(mode) {
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Loopback(0);
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 128) != 0) {
+    throw std::runtime_error("raw backend bind/listen failed");
+  }
+  socklen_t len = sizeof a;
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+  thread_ = std::thread([this] { Loop(); });
+}
+
+RawBackend::~RawBackend() {
+  stop_ = true;
+  thread_.join();
+  ::close(listen_fd_);
+  for (int fd : fds_) ::close(fd);
+}
+
+// One thread polls the listener and every connection: enough for tests.
+void RawBackend::Loop() {
+  std::vector<char> buf(64 * 1024);
+  while (!stop_) {
+    std::vector<pollfd> polls{{listen_fd_, POLLIN, 0}};
+    {
+      std::lock_guard lock(mu_);
+      for (size_t i = 0; i < fds_.size(); ++i) {
+        if (!closed_[i] && mode_ == Mode::kRecord) polls.push_back({fds_[i], POLLIN, 0});
+      }
+    }
+    if (::poll(polls.data(), polls.size(), 20) <= 0) continue;
+    if (polls[0].revents & POLLIN) {
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) {
+        if (mode_ == Mode::kStall) {  // keep the window small so stalls show fast
+          int small = 64 * 1024;
+          setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        }
+        std::lock_guard lock(mu_);
+        fds_.push_back(fd);
+        received_.emplace_back();
+        closed_.push_back(false);
+        ++accepted_;
+      }
+    }
+    for (size_t p = 1; p < polls.size(); ++p) {
+      if (polls[p].revents == 0) continue;
+      const ssize_t n = ::recv(polls[p].fd, buf.data(), buf.size(), 0);
+      std::lock_guard lock(mu_);
+      for (size_t i = 0; i < fds_.size(); ++i) {
+        if (fds_[i] != polls[p].fd) continue;
+        if (n <= 0) {
+          closed_[i] = true;
+        } else {
+          received_[i].append(buf.data(), static_cast<size_t>(n));
+        }
+      }
+    }
+  }
+}
+
+std::string RawBackend::received(size_t i) const {
+  std::lock_guard lock(mu_);
+  return i < received_.size() ? received_[i] : std::string();
+}
+
+bool RawBackend::closed(size_t i) const {
+  std::lock_guard lock(mu_);
+  return i < closed_.size() && closed_[i];
+}
+
+bool RawBackend::WaitReceived(size_t i, size_t n, int timeout_ms) const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (received(i).size() >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 int ConnectTcp(uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a = Loopback(port);

@@ -63,6 +63,36 @@ class TlsBackend {
   std::thread acceptor_;
 };
 
+// A plain TCP backend: records what each connection sent, or (kStall) never
+// reads, to make the gateway's relay push back.
+class RawBackend {
+ public:
+  enum class Mode { kRecord, kStall };
+  explicit RawBackend(Mode mode);
+  ~RawBackend();
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+  // Bytes received so far on connection i (in accept order).
+  std::string received(size_t i) const;
+  // Waits until connection i has received at least n bytes (or timeout).
+  bool WaitReceived(size_t i, size_t n, int timeout_ms) const;
+  // Whether connection i has seen the peer's close.
+  bool closed(size_t i) const;
+
+ private:
+  void Loop();
+  Mode mode_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  mutable std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::string> received_;
+  std::vector<bool> closed_;
+  std::thread thread_;
+};
+
 class TlsClient {
  public:
   // Connects to 127.0.0.1:port and handshakes with `sni` (empty: none).
