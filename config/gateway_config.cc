@@ -38,7 +38,8 @@ class GatewayConfigReader {
   }
   void ReadListen(const YAML::Node& node);
   void ReadTimeouts(const YAML::Node& node);
-  std::optional<std::chrono::milliseconds> ReadTimeout(const YAML::Node& node, std::string_view path);
+  std::optional<std::chrono::milliseconds> ReadTimeout(const YAML::Node& node,
+                                                       std::string_view path);
   void ReadRelay(const YAML::Node& node);
   void ReadSniRewrites(const YAML::Node& node);
   std::optional<SniRewrite> ReadSniRewrite(const YAML::Node& node, const std::string& path);
@@ -58,7 +59,8 @@ void GatewayConfigReader::Read(const YAML::Node& root) {
                         sink_);
   IfPresent(root, "listen", [&](const YAML::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const YAML::Node& n) {
-    if (auto v = internal::ReadInt(n, "threads", 0, 1024, sink_)) config_.threads = static_cast<int>(*v);
+    if (auto v = internal::ReadInt(n, "threads", 0, 256, sink_))
+      config_.threads = static_cast<int>(*v);
   });
   IfPresent(root, "timeouts", [&](const YAML::Node& n) { ReadTimeouts(n); });
   IfPresent(root, "maxHelloBytes", [&](const YAML::Node& n) {
@@ -219,8 +221,8 @@ void GatewayConfigReader::ReadLogLevel(const YAML::Node& node) {
     }
   }
   sink_.Add(node, "logLevel",
-            absl::StrCat("unknown log level \"", *text, "\" (one of: ", absl::StrJoin(kLogLevels, ", "),
-                         ")"));
+            absl::StrCat("unknown log level \"", *text,
+                         "\" (one of: ", absl::StrJoin(kLogLevels, ", "), ")"));
 }
 
 }  // namespace
@@ -238,7 +240,8 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
     host = text.substr(1, close - 1);
     if (close + 1 >= text.size() || text[close + 1] != ':') return invalid("missing :port");
     port = text.substr(close + 2);
-    if (host.find(':') == std::string_view::npos) return invalid("brackets are for IPv6 addresses only");
+    if (host.find(':') == std::string_view::npos)
+      return invalid("brackets are for IPv6 addresses only");
   } else {
     const size_t colon = text.rfind(':');
     if (colon == std::string_view::npos) return invalid("missing :port (e.g. 0.0.0.0:15443)");
@@ -260,7 +263,7 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const 
                                                  const std::string& base_dir) {
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(yaml);
+    docs = internal::LoadAllDocuments(yaml);
   } catch (const YAML::ParserException& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(name, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));

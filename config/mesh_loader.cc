@@ -59,7 +59,8 @@ class MeshBuilder {
   const std::vector<SniRewrite>& rewrites_;
   MeshLoadResult result_;
   std::vector<ServiceEntry> entries_;  // valid ones, in load order
-  absl::flat_hash_map<std::string, std::string> host_sources_;  // host -> "file:line ServiceEntry ns/name"
+  // host -> "file:line ServiceEntry ns/name" of the entry that defined it first
+  absl::flat_hash_map<std::string, std::string> host_sources_;
 };
 
 void MeshBuilder::LoadPath(const std::string& path) {
@@ -104,9 +105,10 @@ void MeshBuilder::LoadFile(const std::string& path) {
 void MeshBuilder::LoadText(const std::string& text, const std::string& name) {
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(text);
+    docs = internal::LoadAllDocuments(text);
   } catch (const YAML::ParserException& e) {
-    result_.errors.push_back(absl::StrCat(name, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
+    result_.errors.push_back(
+        absl::StrCat(name, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
     return;
   } catch (const YAML::Exception& e) {
     result_.errors.push_back(absl::StrCat(name, ": YAML error: ", e.what()));
@@ -154,8 +156,6 @@ void MeshBuilder::LoadResource(const YAML::Node& doc, const std::string& file) {
   sink.SetSubject(absl::StrCat("ServiceEntry ", ns, "/", name), line);
   const size_t errors = sink.count();
   ServiceEntry entry = internal::ReadServiceEntry(doc, sink, result_.warnings);
-  entry.ns = ns;
-  entry.name = name;
   entry.source = absl::StrCat(file, ":", line, " ServiceEntry ", ns, "/", name);
   AddServiceEntry(std::move(entry), sink, /*valid=*/sink.count() == errors);
 }
@@ -210,8 +210,8 @@ MeshLoadResult MeshBuilder::Finish() && {
         cluster.name = absl::StrCat("outbound|", port.number, "||", host.name);
         cluster.source = entry.source;
         for (const internal::WorkloadEndpoint& workload : entry.endpoints) {
-          cluster.endpoints.push_back(
-              {workload.address, entry.EndpointPort(workload, port), workload.weight, workload.labels});
+          cluster.endpoints.push_back({workload.address, internal::EndpointPort(workload, port),
+                                       workload.weight, workload.labels});
         }
         clusters.push_back(std::move(cluster));
       }

@@ -45,7 +45,8 @@ bool SplitSni(std::string_view sni, SniParts& out) {
   }
   std::string_view rest = sni.substr(kOutboundPrefix.size());
   const size_t port_end = rest.find(kSeparator);
-  if (port_end == std::string_view::npos || !internal::ParsePortNumber(rest.substr(0, port_end), out.port)) {
+  if (port_end == std::string_view::npos ||
+      !internal::ParsePortNumber(rest.substr(0, port_end), out.port)) {
     return false;
   }
   rest.remove_prefix(port_end + kSeparator.size());
@@ -89,7 +90,8 @@ RouteTable::RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> re
     Cluster& cluster = clusters_[i];
     cluster.id = static_cast<uint32_t>(i);
     absl::AsciiStrToLower(&cluster.host);
-    if (cluster.name.empty()) cluster.name = ClusterName(cluster.host, cluster.port, cluster.subset);
+    if (cluster.name.empty())
+      cluster.name = ClusterName(cluster.host, cluster.port, cluster.subset);
     std::vector<PortSubset>& entries = by_host_[cluster.host];
     for (const PortSubset& entry : entries) {
       if (entry.port == cluster.port && entry.subset == cluster.subset) {
@@ -170,10 +172,9 @@ const Cluster* RouteTable::Find(std::string_view host, uint16_t port,
 }
 
 std::string RouteTable::Describe() const {
-  std::string out = absl::StrCat("route table: ", clusters_.size(),
-                                 clusters_.size() == 1 ? " cluster, " : " clusters, ",
-                                 rewrites_.size(),
-                                 rewrites_.size() == 1 ? " SNI rewrite\n" : " SNI rewrites\n");
+  std::string out = absl::StrCat(
+      "route table: ", clusters_.size(), clusters_.size() == 1 ? " cluster, " : " clusters, ",
+      rewrites_.size(), rewrites_.size() == 1 ? " SNI rewrite\n" : " SNI rewrites\n");
   for (const SniRewrite& rewrite : rewrites_) {
     absl::StrAppend(&out, "sni rewrite: *", rewrite.from, " -> *", rewrite.to, "\n");
   }

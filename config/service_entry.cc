@@ -18,8 +18,9 @@ constexpr absl::string_view kApiVersions[] = {
     "networking.istio.io/v1alpha3", "networking.istio.io/v1beta1", "networking.istio.io/v1"};
 
 // Istio's protocol.Parse accepts these, case-insensitively.
-constexpr absl::string_view kProtocols[] = {"HTTP", "HTTPS", "GRPC",  "GRPC-WEB", "HTTP2", "HTTP_PROXY",
-                                           "MONGO", "MYSQL", "REDIS", "TCP",      "TLS",   "UDP"};
+constexpr absl::string_view kProtocols[] = {"HTTP",  "HTTPS",      "GRPC",  "GRPC-WEB",
+                                            "HTTP2", "HTTP_PROXY", "MONGO", "MYSQL",
+                                            "REDIS", "TCP",        "TLS",   "UDP"};
 
 enum class Resolution { kNone, kStatic, kDns, kDnsRoundRobin, kInvalid };
 
@@ -49,7 +50,8 @@ void ReadMetadata(const YAML::Node& doc, Reader& r) {
 
 void ReadHosts(const YAML::Node& spec, Reader& r) {
   const MapEntry hosts = Lookup(spec, "hosts");
-  if (!Require(hosts, r.spec_key, "spec.hosts", r.sink) || !ExpectList(hosts.value, "spec.hosts", r.sink)) {
+  if (!Require(hosts, r.spec_key, "spec.hosts", r.sink) ||
+      !ExpectList(hosts.value, "spec.hosts", r.sink)) {
     return;
   }
   if (hosts.value.size() == 0) r.sink.Add(hosts.key, "spec.hosts", "must list at least one host");
@@ -62,8 +64,9 @@ void ReadHosts(const YAML::Node& spec, Reader& r) {
     std::string host = AsciiLower(*text);
     if (host.ends_with('.')) host.pop_back();  // "a.b." is the same FQDN as "a.b"
     if (host.find('*') != std::string::npos) {
-      r.sink.Add(node, field, absl::StrCat("wildcard host \"", *text,
-                                           "\" is not supported by the passthrough route table yet"));
+      r.sink.Add(node, field,
+                 absl::StrCat("wildcard host \"", *text,
+                              "\" is not supported by the passthrough route table yet"));
       continue;
     }
     if (auto problem = FqdnProblem(host)) {
@@ -112,8 +115,8 @@ bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, Servic
       for (absl::string_view p : kProtocols) known = known || EqualsIgnoreCase(StdView(p), *value);
       if (!known) {
         r.sink.Add(protocol.value, protocol_path,
-                   absl::StrCat("unknown protocol \"", *value, "\" (one of: ",
-                                absl::StrJoin(kProtocols, ", "), ")"));
+                   absl::StrCat("unknown protocol \"", *value,
+                                "\" (one of: ", absl::StrJoin(kProtocols, ", "), ")"));
       }
     }
   }
@@ -131,7 +134,8 @@ bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, Servic
 // against a partial list.
 bool ReadPorts(const YAML::Node& spec, Reader& r) {
   const MapEntry ports = Lookup(spec, "ports");
-  if (!Require(ports, r.spec_key, "spec.ports", r.sink) || !ExpectList(ports.value, "spec.ports", r.sink)) {
+  if (!Require(ports, r.spec_key, "spec.ports", r.sink) ||
+      !ExpectList(ports.value, "spec.ports", r.sink)) {
     return false;
   }
   if (ports.value.size() == 0) {
@@ -220,9 +224,9 @@ void ReadAddress(const MapEntry& address, const YAML::Node& node, const std::str
     endpoint.address = *ip;
     return;
   }
-  r.sink.Add(address.value, field,
-             absl::StrCat("\"", *text,
-                          "\" is not an IP address (resolution STATIC needs IP endpoints)"));
+  r.sink.Add(
+      address.value, field,
+      absl::StrCat("\"", *text, "\" is not an IP address (resolution STATIC needs IP endpoints)"));
 }
 
 void ReadEndpointPorts(const YAML::Node& ports, const std::string& path, bool check_names,
@@ -242,8 +246,8 @@ void ReadEndpointPorts(const YAML::Node& ports, const std::string& path, bool ch
       }
       if (!declared) {
         r.sink.Add(pair.first, field,
-                   absl::StrCat("no port named \"", name, "\" in spec.ports (have: ",
-                                absl::StrJoin(names, ", "), ")"));
+                   absl::StrCat("no port named \"", name,
+                                "\" in spec.ports (have: ", absl::StrJoin(names, ", "), ")"));
         continue;
       }
     }
@@ -278,7 +282,8 @@ void ReadEndpoint(const YAML::Node& node, const std::string& path, Resolution re
   }
   if (const MapEntry weight = Lookup(node, "weight"); weight.present() && !weight.value.IsNull()) {
     const std::string field = FieldPath(path, "weight");
-    if (auto value = ReadInt(weight.value, field, 0, std::numeric_limits<uint32_t>::max(), r.sink)) {
+    if (auto value =
+            ReadInt(weight.value, field, 0, std::numeric_limits<uint32_t>::max(), r.sink)) {
       endpoint.weight = static_cast<uint32_t>(*value);
       if (endpoint.weight == 0) {
         // Istio (proto3) can't tell 0 from unset and uses 1; so do we, but say so.
@@ -292,7 +297,9 @@ void ReadEndpoint(const YAML::Node& node, const std::string& path, Resolution re
   }
   for (std::string_view key : {"network", "locality", "serviceAccount"}) {
     const MapEntry entry = Lookup(node, key);
-    if (entry.present() && !entry.value.IsNull()) ReadString(entry.value, FieldPath(path, key), r.sink);
+    if (entry.present() && !entry.value.IsNull()) {
+      ReadString(entry.value, FieldPath(path, key), r.sink);
+    }
   }
   r.entry.endpoints.push_back(std::move(endpoint));
 }
@@ -310,13 +317,15 @@ void ReadEndpoints(const YAML::Node& spec, Resolution resolution, bool check_por
   }
   if (!ExpectList(endpoints.value, "spec.endpoints", r.sink)) return;
   for (size_t i = 0; i < endpoints.value.size(); ++i) {
-    ReadEndpoint(endpoints.value[i], IndexPath("spec.endpoints", i), resolution, check_port_names, r);
+    ReadEndpoint(endpoints.value[i], IndexPath("spec.endpoints", i), resolution, check_port_names,
+                 r);
   }
   uint64_t total = 0;
   for (const WorkloadEndpoint& endpoint : r.entry.endpoints) total += endpoint.weight;
   if (total > std::numeric_limits<uint32_t>::max()) {
-    r.sink.Add(endpoints.key, "spec.endpoints",
-               absl::StrCat("total weight ", total, " exceeds ", std::numeric_limits<uint32_t>::max()));
+    r.sink.Add(
+        endpoints.key, "spec.endpoints",
+        absl::StrCat("total weight ", total, " exceeds ", std::numeric_limits<uint32_t>::max()));
   }
 }
 
@@ -329,7 +338,9 @@ void CheckIgnoredFields(const YAML::Node& spec, Reader& r) {
     }
   }
   const MapEntry location = Lookup(spec, "location");
-  if (location.present() && !location.value.IsNull()) ReadString(location.value, "spec.location", r.sink);
+  if (location.present() && !location.value.IsNull()) {
+    ReadString(location.value, "spec.location", r.sink);
+  }
 }
 
 void ReadSpec(const YAML::Node& spec, Reader& r) {
@@ -351,8 +362,7 @@ void ReadSpec(const YAML::Node& spec, Reader& r) {
 
 }  // namespace
 
-uint16_t ServiceEntry::EndpointPort(const WorkloadEndpoint& endpoint,
-                                    const ServicePort& port) const {
+uint16_t EndpointPort(const WorkloadEndpoint& endpoint, const ServicePort& port) {
   if (auto it = endpoint.ports.find(port.name); it != endpoint.ports.end()) return it->second;
   return port.target_port.value_or(port.number);
 }
@@ -369,9 +379,10 @@ ServiceEntry ReadServiceEntry(const YAML::Node& doc, ErrorSink& sink,
       bool known = false;
       for (absl::string_view v : kApiVersions) known = known || v == *version;
       if (!known) {
-        sink.Add(api.value, "apiVersion",
-                 absl::StrCat("unsupported apiVersion \"", *version, "\" for ServiceEntry (one of: ",
-                              absl::StrJoin(kApiVersions, ", "), ")"));
+        sink.Add(
+            api.value, "apiVersion",
+            absl::StrCat("unsupported apiVersion \"", *version,
+                         "\" for ServiceEntry (one of: ", absl::StrJoin(kApiVersions, ", "), ")"));
       }
     }
   }

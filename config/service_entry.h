@@ -2,13 +2,13 @@
 // resolution STATIC with IP endpoints.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "config/yaml_fields.h"
 
@@ -21,15 +21,13 @@ struct ServicePort {
 };
 
 struct WorkloadEndpoint {
-  std::string address;                      // canonical IP literal
-  std::map<std::string, uint16_t> ports;    // port name -> endpoint port
+  std::string address;                    // canonical IP literal
+  std::map<std::string, uint16_t> ports;  // port name -> endpoint port
   std::map<std::string, std::string> labels;
   uint32_t weight = 1;
 };
 
 struct ServiceEntry {
-  std::string ns;
-  std::string name;
   std::string source;  // "file:line ServiceEntry ns/name"
   struct Host {
     std::string name;  // lowercase
@@ -39,11 +37,11 @@ struct ServiceEntry {
   std::vector<Host> hosts;
   std::vector<ServicePort> ports;
   std::vector<WorkloadEndpoint> endpoints;
-
-  // The port an endpoint listens on for `port`: its own ports map, else the
-  // service's targetPort, else the service port itself.
-  uint16_t EndpointPort(const WorkloadEndpoint& endpoint, const ServicePort& port) const;
 };
+
+// The port an endpoint listens on for `port`: its own ports map, else the
+// service's targetPort, else the service port itself.
+uint16_t EndpointPort(const WorkloadEndpoint& endpoint, const ServicePort& port);
 
 // Reads a document whose kind is ServiceEntry. The subject of `sink` must already
 // name the resource. Hosts are filled in even when other fields are wrong, so

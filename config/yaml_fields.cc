@@ -1,14 +1,68 @@
 // Typed yaml-cpp reads that collect "file:line: subject: field: problem" errors.
 #include "config/yaml_fields.h"
 
+#include <yaml-cpp/anchor.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 #include <algorithm>
 #include <limits>
+#include <sstream>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "config/names.h"
 
 namespace meshgate::config::internal {
+
+namespace {
+
+// Sees only where each document starts: a parser that makes no progress between
+// two documents is stuck on a token it can neither consume nor reject.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    stuck_ = started_ && mark.pos == last_.pos;
+    started_ = true;
+    last_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  bool stuck() const { return stuck_; }
+  const YAML::Mark& last() const { return last_; }
+
+ private:
+  bool started_ = false;
+  bool stuck_ = false;
+  YAML::Mark last_;
+};
+
+}  // namespace
+
+std::vector<YAML::Node> LoadAllDocuments(const std::string& text) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  while (parser.HandleNextDocument(starts)) {
+    if (!starts.stuck()) continue;
+    const YAML::Mark& mark = starts.last();
+    const size_t pos = static_cast<size_t>(mark.pos);
+    throw YAML::ParserException(mark, pos < text.size()
+                                          ? absl::StrCat("unexpected '", text.substr(pos, 1), "'")
+                                          : std::string("unexpected token"));
+  }
+  return YAML::LoadAll(text);
+}
 
 int LineOf(const YAML::Node& node) {
   if (!node.IsDefined()) return 0;

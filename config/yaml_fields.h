@@ -2,6 +2,8 @@
 // "file:line: subject: field.path: what is wrong" and collected, never thrown.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -10,9 +12,12 @@
 #include <utility>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 namespace meshgate::config::internal {
+
+// YAML::LoadAll, minus a yaml-cpp 0.7 bug: a stray top-level ',' makes it loop
+// forever appending null documents (jbeder/yaml-cpp#1040, fixed upstream by #1319).
+// Throws YAML::ParserException for that case as for any syntax error.
+std::vector<YAML::Node> LoadAllDocuments(const std::string& text);
 
 // 1-based line of a node; 0 when yaml-cpp has no position for it.
 int LineOf(const YAML::Node& node);
@@ -47,7 +52,6 @@ class ErrorSink {
   // Formats like an error, for warnings that share the prefix.
   std::string Format(int line, std::string_view field, std::string_view message) const;
 
-  const std::string& file() const { return file_; }
   size_t count() const { return pending_.size(); }
 
  private:

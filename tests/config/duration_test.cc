@@ -1,7 +1,7 @@
 // ParseDuration: Go/Istio duration syntax to exact milliseconds.
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "config/gateway_config.h"
 
@@ -16,22 +16,12 @@ TEST(ParseDurationTest, Valid) {
     std::chrono::milliseconds expected;
   };
   for (const Case& c : {
-           Case{"250ms", 250ms},
-           Case{"5s", 5s},
-           Case{"1m", 1min},
-           Case{"1h", 1h},
-           Case{"1h30m", 90min},
-           Case{"1.5s", 1500ms},
-           Case{"1.5h", 90min},
-           Case{".5s", 500ms},
-           Case{"1.s", 1s},
-           Case{"0s", 0ms},
-           Case{"2h45m30s250ms", 2h + 45min + 30s + 250ms},
+           Case{"250ms", 250ms}, Case{"5s", 5s}, Case{"1m", 1min}, Case{"1h", 1h},
+           Case{"1h30m", 90min}, Case{"1.5s", 1500ms}, Case{"1.5h", 90min}, Case{".5s", 500ms},
+           Case{"1.s", 1s}, Case{"0s", 0ms}, Case{"2h45m30s250ms", 2h + 45min + 30s + 250ms},
            Case{"1s1s", 2s},  // Go sums repeated units too
-           Case{"3000000ns", 3ms},
-           Case{"4000us", 4ms},
-           Case{"5000\xC2\xB5s", 5ms},  // micro sign
-           Case{"6000\xCE\xBCs", 6ms},  // Greek mu
+           Case{"3000000ns", 3ms}, Case{"4000us", 4ms}, Case{"5000\xC2\xB5s", 5ms},  // micro sign
+           Case{"6000\xCE\xBCs", 6ms},                                               // Greek mu
        }) {
     auto d = ParseDuration(c.text);
     ASSERT_TRUE(d.ok()) << c.text << ": " << d.status();
@@ -67,7 +57,8 @@ TEST(ParseDurationTest, Rejects) {
            Case{"1500us", "invalid duration \"1500us\": finer than a millisecond"},
            Case{"0.0015s", "invalid duration \"0.0015s\": finer than a millisecond"},
            Case{"2600000h", "invalid duration \"2600000h\": too large"},
-           Case{"99999999999999999999999s", "invalid duration \"99999999999999999999999s\": too large"},
+           Case{"99999999999999999999999s",
+                "invalid duration \"99999999999999999999999s\": too large"},
        }) {
     auto d = ParseDuration(c.text);
     ASSERT_FALSE(d.ok()) << c.text << " parsed as " << d->count() << "ms";

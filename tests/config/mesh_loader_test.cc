@@ -2,12 +2,12 @@
 // to a RouteTable, and every validation error with its exact file:line and field path.
 #include "config/mesh_loader.h"
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace meshgate::config {
 namespace {
@@ -74,7 +74,8 @@ TEST(MeshLoaderTest, MultiDocumentFileWithBetaAndV1AndOtherKinds) {
                       "ServiceEntry default/ratings: spec.endpoints[0].weight: weight 0 means the "
                       "default weight 1 (as in Istio); remove the endpoint to stop sending it "
                       "traffic"),
-                   At("mesh/multi-doc.yaml", 44, "ignoring Deployment default/ratings-v1 (not used yet)")}));
+                   At("mesh/multi-doc.yaml", 44,
+                      "ignoring Deployment default/ratings-v1 (not used yet)")}));
   EXPECT_EQ(result.resources_loaded, 2u);
   ASSERT_NE(result.table, nullptr);
   const RouteTable& table = *result.table;
@@ -107,11 +108,13 @@ TEST(MeshLoaderTest, MultiDocumentFileWithBetaAndV1AndOtherKinds) {
 TEST(MeshLoaderTest, KubectlListOutput) {
   const MeshLoadResult result = Load({"mesh/list.yaml"});
   ASSERT_EQ(result.errors, Lines{});
-  EXPECT_EQ(result.warnings, Lines{At("mesh/list.yaml", 30, "ignoring Service bar/echo (not used yet)")});
+  EXPECT_EQ(result.warnings,
+            Lines{At("mesh/list.yaml", 30, "ignoring Service bar/echo (not used yet)")});
   ASSERT_NE(result.table, nullptr);
   ASSERT_EQ(result.table->clusters().size(), 2u);
   EXPECT_EQ(result.table->clusters()[0].name, "outbound|9000||echo.bar.svc.cluster.local");
-  EXPECT_EQ(result.table->clusters()[0].source, Data("mesh/list.yaml") + ":4 ServiceEntry bar/echo");
+  EXPECT_EQ(result.table->clusters()[0].source,
+            Data("mesh/list.yaml") + ":4 ServiceEntry bar/echo");
   EXPECT_EQ(result.table->clusters()[1].name, "outbound|9443||echo.bar.svc.cluster.local");
   EXPECT_EQ(result.table->Route("echo.bar.global").miss, RouteMiss::kAmbiguousPort);
 }
@@ -148,8 +151,8 @@ TEST(MeshLoaderTest, SeveralPathsMergeIntoOneTable) {
 }
 
 TEST(MeshLoaderTest, ApiVersions) {
-  for (const char* version : {"networking.istio.io/v1alpha3", "networking.istio.io/v1beta1",
-                              "networking.istio.io/v1"}) {
+  for (const char* version :
+       {"networking.istio.io/v1alpha3", "networking.istio.io/v1beta1", "networking.istio.io/v1"}) {
     const std::string yaml = std::string("apiVersion: ") + version +
                              "\nkind: ServiceEntry\n"
                              "metadata: {name: a}\n"
@@ -204,10 +207,11 @@ TEST(MeshLoaderTest, HostThatARewriteChangesIsNeverRoutedWarning) {
       "  resolution: STATIC\n  endpoints: [{address: 192.0.2.1}]\n";
   const MeshLoadResult result = LoadMeshFromString(yaml, "client-side.yaml", kDefaultRewrites);
   EXPECT_EQ(result.errors, Lines{});
-  EXPECT_EQ(result.warnings,
-            Lines{"client-side.yaml:6: ServiceEntry foo/httpbin-bar: spec.hosts[0]: host "
-                  "\"httpbin.bar.global\" is never routed: SNI rewrite .global -> "
-                  ".svc.cluster.local turns it into \"httpbin.bar.svc.cluster.local\" before lookup"});
+  EXPECT_EQ(
+      result.warnings,
+      Lines{"client-side.yaml:6: ServiceEntry foo/httpbin-bar: spec.hosts[0]: host "
+            "\"httpbin.bar.global\" is never routed: SNI rewrite .global -> "
+            ".svc.cluster.local turns it into \"httpbin.bar.svc.cluster.local\" before lookup"});
   ASSERT_NE(result.table, nullptr);
   EXPECT_EQ(result.table->Route("outbound_.8000_._.httpbin.bar.global").miss,
             RouteMiss::kUnknownHost);
@@ -220,27 +224,32 @@ TEST(MeshLoaderTest, HostThatARewriteChangesIsNeverRoutedWarning) {
 TEST(MeshLoaderIstioSamplesTest, HttpbinLoadsWithWarnings) {
   const MeshLoadResult result = Load({"istio/httpbin.yaml"});
   EXPECT_EQ(result.errors, Lines{});
-  EXPECT_EQ(result.warnings,
-            (Lines{At("istio/httpbin.yaml", 4, "ignoring ServiceAccount default/httpbin (not used yet)"),
-                   At("istio/httpbin.yaml", 9, "ignoring Service default/httpbin (not used yet)"),
-                   At("istio/httpbin.yaml", 23, "ignoring Deployment default/httpbin (not used yet)"),
-                   "no ServiceEntry found: every connection will miss (unknown_host)"}));
+  EXPECT_EQ(
+      result.warnings,
+      (Lines{At("istio/httpbin.yaml", 4, "ignoring ServiceAccount default/httpbin (not used yet)"),
+             At("istio/httpbin.yaml", 9, "ignoring Service default/httpbin (not used yet)"),
+             At("istio/httpbin.yaml", 23, "ignoring Deployment default/httpbin (not used yet)"),
+             "no ServiceEntry found: every connection will miss (unknown_host)"}));
   ASSERT_NE(result.table, nullptr);
   EXPECT_TRUE(result.table->clusters().empty());
 }
 
 TEST(MeshLoaderIstioSamplesTest, OtherKindsAreIgnoredWithWarnings) {
-  const MeshLoadResult result = Load({"istio/expose-services.yaml", "istio/destination-rule-all.yaml"});
+  const MeshLoadResult result =
+      Load({"istio/expose-services.yaml", "istio/destination-rule-all.yaml"});
   EXPECT_EQ(result.errors, Lines{});
-  EXPECT_EQ(
-      result.warnings,
-      (Lines{At("istio/expose-services.yaml", 1,
-                "ignoring Gateway default/cross-network-gateway (not used yet)"),
-             At("istio/destination-rule-all.yaml", 1, "ignoring DestinationRule default/productpage (not used yet)"),
-             At("istio/destination-rule-all.yaml", 12, "ignoring DestinationRule default/reviews (not used yet)"),
-             At("istio/destination-rule-all.yaml", 29, "ignoring DestinationRule default/ratings (not used yet)"),
-             At("istio/destination-rule-all.yaml", 49, "ignoring DestinationRule default/details (not used yet)"),
-             "no ServiceEntry found: every connection will miss (unknown_host)"}));
+  EXPECT_EQ(result.warnings,
+            (Lines{At("istio/expose-services.yaml", 1,
+                      "ignoring Gateway default/cross-network-gateway (not used yet)"),
+                   At("istio/destination-rule-all.yaml", 1,
+                      "ignoring DestinationRule default/productpage (not used yet)"),
+                   At("istio/destination-rule-all.yaml", 12,
+                      "ignoring DestinationRule default/reviews (not used yet)"),
+                   At("istio/destination-rule-all.yaml", 29,
+                      "ignoring DestinationRule default/ratings (not used yet)"),
+                   At("istio/destination-rule-all.yaml", 49,
+                      "ignoring DestinationRule default/details (not used yet)"),
+                   "no ServiceEntry found: every connection will miss (unknown_host)"}));
   EXPECT_NE(result.table, nullptr);
 }
 
@@ -268,18 +277,21 @@ TEST(MeshLoaderErrorTest, ResourceLevel) {
   EXPECT_EQ(
       result.errors,
       (Lines{
-          At(f, 2, "ServiceEntry default/old-api: apiVersion: unsupported apiVersion "
-                   "\"networking.istio.io/v1alpha2\" for ServiceEntry (one of: "
-                   "networking.istio.io/v1alpha3, networking.istio.io/v1beta1, networking.istio.io/v1)"),
+          At(f, 2,
+             "ServiceEntry default/old-api: apiVersion: unsupported apiVersion "
+             "\"networking.istio.io/v1alpha2\" for ServiceEntry (one of: "
+             "networking.istio.io/v1alpha3, networking.istio.io/v1beta1, networking.istio.io/v1)"),
           At(f, 14, "ServiceEntry foo/<unnamed>: metadata.name: required"),
           At(f, 22, "expected a Kubernetes resource (a map with apiVersion and kind), got a list"),
           At(f, 25, "kind: required"),
-          At(f, 39, "ServiceEntry foo/extra-fields: spec.selector: unknown field (expected one of: "
-                    "hosts, addresses, ports, location, resolution, endpoints, workloadSelector, "
-                    "exportTo, subjectAltNames)"),
+          At(f, 39,
+             "ServiceEntry foo/extra-fields: spec.selector: unknown field (expected one of: "
+             "hosts, addresses, ports, location, resolution, endpoints, workloadSelector, "
+             "exportTo, subjectAltNames)"),
           At(f, 40, "ServiceEntry foo/extra-fields: spec.exportTo: must be a list, got a string"),
-          At(f, 41, "ServiceEntry foo/extra-fields: sepc: unknown field (expected one of: "
-                    "apiVersion, kind, metadata, spec, status)"),
+          At(f, 41,
+             "ServiceEntry foo/extra-fields: sepc: unknown field (expected one of: "
+             "apiVersion, kind, metadata, spec, status)"),
           At(f, 43, "ServiceEntry default/no-spec: spec: required"),
           At(f, 52, "ServiceEntry default/spec-list: spec: must be a map, got a list"),
           At(f, 56, "List: items: must be a list, got a map"),
@@ -291,22 +303,24 @@ TEST(MeshLoaderErrorTest, ResourceLevel) {
 TEST(MeshLoaderErrorTest, Hosts) {
   const std::string f = "mesh/bad/hosts.yaml";
   const std::string se = "ServiceEntry bar/bad-hosts: ";
-  EXPECT_EQ(
-      Load({f}).errors,
-      (Lines{
-          At(f, 6, se + "spec.hosts[0]: wildcard host \"*.bar.svc.cluster.local\" is not supported "
+  EXPECT_EQ(Load({f}).errors,
+            (Lines{
+                At(f, 6,
+                   se + "spec.hosts[0]: wildcard host \"*.bar.svc.cluster.local\" is not supported "
                         "by the passthrough route table yet"),
-          At(f, 7, se + "spec.hosts[1]: \"foo_bar.example.com\" is not a valid host name: label "
+                At(f, 7,
+                   se + "spec.hosts[1]: \"foo_bar.example.com\" is not a valid host name: label "
                         "\"foo_bar\" has invalid character '_'"),
-          At(f, 8, se + "spec.hosts[2]: \"-leading.example.com\" is not a valid host name: label "
+                At(f, 8,
+                   se + "spec.hosts[2]: \"-leading.example.com\" is not a valid host name: label "
                         "\"-leading\" starts or ends with '-'"),
-          At(f, 9, se + "spec.hosts[3]: \"a..b\" is not a valid host name: empty label"),
-          At(f, 11, se + "spec.hosts[5]: duplicate host \"ok.example.com\""),
-          At(f, 12, se + "spec.hosts[6]: must be a string, got a map"),
-          At(f, 20, "ServiceEntry bar/no-hosts: spec.hosts: required"),
-          At(f, 29, "ServiceEntry bar/empty-hosts: spec.hosts: must list at least one host"),
-          At(f, 38, "ServiceEntry bar/map-hosts: spec.hosts: must be a list, got a map"),
-      }));
+                At(f, 9, se + "spec.hosts[3]: \"a..b\" is not a valid host name: empty label"),
+                At(f, 11, se + "spec.hosts[5]: duplicate host \"ok.example.com\""),
+                At(f, 12, se + "spec.hosts[6]: must be a string, got a map"),
+                At(f, 20, "ServiceEntry bar/no-hosts: spec.hosts: required"),
+                At(f, 29, "ServiceEntry bar/empty-hosts: spec.hosts: must list at least one host"),
+                At(f, 38, "ServiceEntry bar/map-hosts: spec.hosts: must be a list, got a map"),
+            }));
 }
 
 TEST(MeshLoaderErrorTest, Ports) {
@@ -322,16 +336,19 @@ TEST(MeshLoaderErrorTest, Ports) {
           At(f, 13, se + "spec.ports[4].number: must be an integer, got \"80a\""),
           At(f, 14, se + "spec.ports[5].number: must be an integer, got a list"),
           At(f, 15, se + "spec.ports[6].name: required"),
-          At(f, 16, se + "spec.ports[7].name: \"Upper_Case\" is not a valid port name (lowercase "
-                         "letters, digits and '-', at most 63 characters)"),
+          At(f, 16,
+             se + "spec.ports[7].name: \"Upper_Case\" is not a valid port name (lowercase "
+                  "letters, digits and '-', at most 63 characters)"),
           At(f, 18, se + "spec.ports[9].name: port name \"dup\" is already used by spec.ports[8]"),
           At(f, 19, se + "spec.ports[10].number: port 84 is already defined by spec.ports[8]"),
-          At(f, 20, se + "spec.ports[11].protocol: unknown protocol \"QUIC\" (one of: HTTP, HTTPS, "
-                         "GRPC, GRPC-WEB, HTTP2, HTTP_PROXY, MONGO, MYSQL, REDIS, TCP, TLS, UDP)"),
+          At(f, 20,
+             se + "spec.ports[11].protocol: unknown protocol \"QUIC\" (one of: HTTP, HTTPS, "
+                  "GRPC, GRPC-WEB, HTTP2, HTTP_PROXY, MONGO, MYSQL, REDIS, TCP, TLS, UDP)"),
           At(f, 21, se + "spec.ports[12].protocol: required"),
           At(f, 22, se + "spec.ports[13].targetPort: must be 1..65535, got 0"),
-          At(f, 23, se + "spec.ports[14].nodePort: unknown field (expected one of: number, "
-                         "protocol, name, targetPort)"),
+          At(f, 23,
+             se + "spec.ports[14].nodePort: unknown field (expected one of: number, "
+                  "protocol, name, targetPort)"),
           // The endpoint's unknown port name isn't checked against a half-read port list.
           At(f, 37, "ServiceEntry bar/ports-map: spec.ports: must be a list, got a map"),
           At(f, 46, "ServiceEntry bar/no-ports: spec.ports: required"),
@@ -344,31 +361,39 @@ TEST(MeshLoaderErrorTest, Endpoints) {
   EXPECT_EQ(
       Load({f}).errors,
       (Lines{
-          At(f, 12, se + "spec.endpoints[0].address: \"not-an-ip\" is not an IP address "
-                         "(resolution STATIC needs IP endpoints)"),
-          At(f, 13, se + "spec.endpoints[1].address: \"unix:///var/run/httpbin.sock\": unix domain "
-                         "socket endpoints are not supported (meshgate dials TCP to IP endpoints)"),
-          At(f, 14, se + "spec.endpoints[2].address: \"[fd00::1]\" is not an IP address "
-                         "(resolution STATIC needs IP endpoints)"),
-          At(f, 15, se + "spec.endpoints[3].address: \"10.0.0.256\" is not an IP address "
-                         "(resolution STATIC needs IP endpoints)"),
+          At(f, 12,
+             se + "spec.endpoints[0].address: \"not-an-ip\" is not an IP address "
+                  "(resolution STATIC needs IP endpoints)"),
+          At(f, 13,
+             se + "spec.endpoints[1].address: \"unix:///var/run/httpbin.sock\": unix domain "
+                  "socket endpoints are not supported (meshgate dials TCP to IP endpoints)"),
+          At(f, 14,
+             se + "spec.endpoints[2].address: \"[fd00::1]\" is not an IP address "
+                  "(resolution STATIC needs IP endpoints)"),
+          At(f, 15,
+             se + "spec.endpoints[3].address: \"10.0.0.256\" is not an IP address "
+                  "(resolution STATIC needs IP endpoints)"),
           At(f, 16, se + "spec.endpoints[4].address: required"),
-          At(f, 18, se + "spec.endpoints[5].ports.http2: no port named \"http2\" in spec.ports "
-                         "(have: http1)"),
+          At(f, 18,
+             se + "spec.endpoints[5].ports.http2: no port named \"http2\" in spec.ports "
+                  "(have: http1)"),
           At(f, 18, se + "spec.endpoints[5].ports.http1: must be 1..65535, got 65536"),
           At(f, 20, se + "spec.endpoints[6].labels.version: must be a string, got a map"),
           At(f, 20, se + "spec.endpoints[6].labels.app: must be a string, got null"),
           At(f, 22, se + "spec.endpoints[7].weight: must be 0..4294967295, got -1"),
           At(f, 24, se + "spec.endpoints[8].weight: must be an integer, got \"1.5\""),
           At(f, 26, se + "spec.endpoints[9].weight: must be 0..4294967295, got 4294967296"),
-          At(f, 28, se + "spec.endpoints[10].priority: unknown field (expected one of: address, "
-                         "ports, labels, network, locality, weight, serviceAccount)"),
+          At(f, 28,
+             se + "spec.endpoints[10].priority: unknown field (expected one of: address, "
+                  "ports, labels, network, locality, weight, serviceAccount)"),
           At(f, 29, se + "spec.endpoints[10].network: must be a string, got a list"),
           At(f, 30, se + "spec.endpoints[11]: must be a map, got a string"),
-          At(f, 37, "ServiceEntry bar/no-endpoints: spec.endpoints: required for resolution STATIC "
-                    "(at least one IP endpoint)"),
+          At(f, 37,
+             "ServiceEntry bar/no-endpoints: spec.endpoints: required for resolution STATIC "
+             "(at least one IP endpoint)"),
           At(f, 51, "ServiceEntry bar/endpoints-map: spec.endpoints: must be a list, got a map"),
-          At(f, 62, "ServiceEntry bar/heavy: spec.endpoints: total weight 4294967296 exceeds 4294967295"),
+          At(f, 62,
+             "ServiceEntry bar/heavy: spec.endpoints: total weight 4294967296 exceeds 4294967295"),
       }));
 }
 
@@ -377,21 +402,27 @@ TEST(MeshLoaderErrorTest, Resolution) {
   const std::string none_advice =
       "can't be served by a passthrough gateway: it has no endpoints to dial; use STATIC with IP "
       "endpoints";
-  EXPECT_EQ(
-      Load({f}).errors,
-      (Lines{
-          // Host-name endpoints of a DNS entry add no second error.
-          At(f, 7, "ServiceEntry bar/dns: spec.resolution: resolution DNS is not supported yet: use STATIC"),
-          At(f, 16, "ServiceEntry bar/dns-rr: spec.resolution: resolution DNS_ROUND_ROBIN is not "
-                    "supported yet: use STATIC"),
-          At(f, 24, "ServiceEntry bar/none: spec.resolution: resolution NONE " + none_advice),
-          At(f, 29, "ServiceEntry bar/unset: spec.resolution: resolution NONE (the default when "
-                    "unset) " + none_advice),
-          At(f, 39, "ServiceEntry bar/lowercase: spec.resolution: unknown resolution \"static\" "
-                    "(one of: NONE, STATIC, DNS, DNS_ROUND_ROBIN)"),
-          At(f, 49, "ServiceEntry bar/selector: spec.workloadSelector: not supported yet: list the "
-                    "endpoints in spec.endpoints (resolution STATIC)"),
-      }));
+  EXPECT_EQ(Load({f}).errors,
+            (Lines{
+                // Host-name endpoints of a DNS entry add no second error.
+                At(f, 7,
+                   "ServiceEntry bar/dns: spec.resolution: resolution DNS is not supported yet: "
+                   "use STATIC"),
+                At(f, 16,
+                   "ServiceEntry bar/dns-rr: spec.resolution: resolution DNS_ROUND_ROBIN is not "
+                   "supported yet: use STATIC"),
+                At(f, 24, "ServiceEntry bar/none: spec.resolution: resolution NONE " + none_advice),
+                At(f, 29,
+                   "ServiceEntry bar/unset: spec.resolution: resolution NONE (the default when "
+                   "unset) " +
+                       none_advice),
+                At(f, 39,
+                   "ServiceEntry bar/lowercase: spec.resolution: unknown resolution \"static\" "
+                   "(one of: NONE, STATIC, DNS, DNS_ROUND_ROBIN)"),
+                At(f, 49,
+                   "ServiceEntry bar/selector: spec.workloadSelector: not supported yet: list the "
+                   "endpoints in spec.endpoints (resolution STATIC)"),
+            }));
 }
 
 TEST(MeshLoaderErrorTest, YamlSyntaxErrorHasFileAndLine) {
@@ -399,6 +430,14 @@ TEST(MeshLoaderErrorTest, YamlSyntaxErrorHasFileAndLine) {
   EXPECT_EQ(result.errors,
             Lines{At("mesh/bad/syntax.yaml", 11, "YAML syntax error: end of map flow not found")});
   EXPECT_EQ(result.table, nullptr);
+}
+
+TEST(MeshLoaderErrorTest, StrayCommaIsASyntaxErrorNotAHang) {
+  const MeshLoadResult result = Load({"mesh/bad/stray-comma.yaml"});
+  EXPECT_EQ(result.errors,
+            Lines{At("mesh/bad/stray-comma.yaml", 6, "YAML syntax error: unexpected ','")});
+  EXPECT_EQ(LoadMeshFromString("!a, x\n", "inline.yaml", {}).errors,
+            Lines{"inline.yaml:1: YAML syntax error: unexpected ','"});
 }
 
 TEST(MeshLoaderErrorTest, DuplicateHostNamesBothSources) {
@@ -416,24 +455,26 @@ TEST(MeshLoaderErrorTest, DuplicateHostNamesBothSources) {
 TEST(MeshLoaderErrorTest, SameFileTwiceIsADuplicate) {
   const MeshLoadResult result = Load({"mesh/httpbin-bar.yaml", "mesh/httpbin-bar.yaml"});
   ASSERT_EQ(result.errors.size(), 1u);
-  EXPECT_EQ(result.errors[0],
-            At("mesh/httpbin-bar.yaml", 11,
-               "ServiceEntry foo/httpbin-bar: spec.hosts[0]: host \"httpbin.bar.svc.cluster.local\" "
-               "is already defined by " +
-                   Data("mesh/httpbin-bar.yaml") +
-                   ":4 ServiceEntry foo/httpbin-bar (merging ServiceEntries is not supported yet)"));
+  EXPECT_EQ(
+      result.errors[0],
+      At("mesh/httpbin-bar.yaml", 11,
+         "ServiceEntry foo/httpbin-bar: spec.hosts[0]: host \"httpbin.bar.svc.cluster.local\" "
+         "is already defined by " +
+             Data("mesh/httpbin-bar.yaml") +
+             ":4 ServiceEntry foo/httpbin-bar (merging ServiceEntries is not supported yet)"));
 }
 
 TEST(MeshLoaderErrorTest, ErrorsAreCollectedAcrossFilesAndGoodFilesDontSaveTheTable) {
-  const MeshLoadResult result = Load({"mesh/httpbin-bar.yaml", "mesh/bad/hosts.yaml",
-                                      "mesh/bad/syntax.yaml", "mesh/missing.yaml",
-                                      "mesh/bad/resolution.yaml"});
+  const MeshLoadResult result =
+      Load({"mesh/httpbin-bar.yaml", "mesh/bad/hosts.yaml", "mesh/bad/syntax.yaml",
+            "mesh/missing.yaml", "mesh/bad/resolution.yaml"});
   ASSERT_EQ(result.errors.size(), 9u + 1 + 1 + 6);
   EXPECT_EQ(result.errors[0], At("mesh/bad/hosts.yaml", 6,
                                  "ServiceEntry bar/bad-hosts: spec.hosts[0]: wildcard host "
                                  "\"*.bar.svc.cluster.local\" is not supported by the passthrough "
                                  "route table yet"));
-  EXPECT_EQ(result.errors[9], At("mesh/bad/syntax.yaml", 11, "YAML syntax error: end of map flow not found"));
+  EXPECT_EQ(result.errors[9],
+            At("mesh/bad/syntax.yaml", 11, "YAML syntax error: end of map flow not found"));
   EXPECT_EQ(result.errors[10], Data("mesh/missing.yaml") + ": no such file or directory");
   EXPECT_EQ(result.errors[16], At("mesh/bad/resolution.yaml", 49,
                                   "ServiceEntry bar/selector: spec.workloadSelector: not supported "
@@ -455,13 +496,16 @@ TEST(MeshLoaderErrorTest, InlineYaml) {
       "  resolution: DNS\n"
       "  endpoints: [{address: 192.0.2.1, labels: {a: b, a: c}}]\n",
       "inline.yaml", {});
-  EXPECT_EQ(result.errors,
-            (Lines{"inline.yaml:8: ServiceEntry default/twice: spec.resolution: duplicate key",
-                   "inline.yaml:9: ServiceEntry default/twice: spec.endpoints[0].labels.a: duplicate key"}));
+  EXPECT_EQ(
+      result.errors,
+      (Lines{
+          "inline.yaml:8: ServiceEntry default/twice: spec.resolution: duplicate key",
+          "inline.yaml:9: ServiceEntry default/twice: spec.endpoints[0].labels.a: duplicate key"}));
 }
 
 TEST(MeshLoaderTest, DirectoryWithoutMeshFilesWarns) {
-  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "meshgate-empty-mesh";
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / "meshgate-empty-mesh";
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "notes.txt") << "not a mesh file\n";
   const MeshLoadResult result = LoadMesh({dir.string()}, {});

@@ -1,9 +1,9 @@
 // RouteTable: SNI parsing, suffix rewrites, lookup and every miss reason.
 #include "config/route_table.h"
 
-#include <stdexcept>
-
 #include <gtest/gtest.h>
+
+#include <stdexcept>
 
 namespace meshgate::config {
 namespace {
@@ -85,19 +85,19 @@ TEST(ParseSniTest, PrefixIsCaseInsensitive) {
 
 TEST(ParseSniTest, MalformedIstioForms) {
   for (const char* sni : {
-           "outbound_.",                    // nothing after the prefix
-           "outbound_.8000",                // no separators
-           "outbound_.8000_.",              // no subset separator
-           "outbound_.8000_.v1",            // no host separator
-           "outbound_.8000_._.",            // empty host
-           "outbound_._._.httpbin",         // empty port
-           "outbound_.http_._.httpbin",     // non-numeric port
-           "outbound_.-80_._.httpbin",      // signed port
-           "outbound_.+80_._.httpbin",      // signed port
-           "outbound_.0_._.httpbin",        // port 0
-           "outbound_.65536_._.httpbin",    // out of range
-           "outbound_.000080_._.httpbin",   // too many digits
-           "outbound_.99999999999_._.h",    // overflow
+           "outbound_.",                   // nothing after the prefix
+           "outbound_.8000",               // no separators
+           "outbound_.8000_.",             // no subset separator
+           "outbound_.8000_.v1",           // no host separator
+           "outbound_.8000_._.",           // empty host
+           "outbound_._._.httpbin",        // empty port
+           "outbound_.http_._.httpbin",    // non-numeric port
+           "outbound_.-80_._.httpbin",     // signed port
+           "outbound_.+80_._.httpbin",     // signed port
+           "outbound_.0_._.httpbin",       // port 0
+           "outbound_.65536_._.httpbin",   // out of range
+           "outbound_.000080_._.httpbin",  // too many digits
+           "outbound_.99999999999_._.h",   // overflow
        }) {
     SniTarget target;
     EXPECT_FALSE(ParseSni(sni, target)) << sni;
@@ -228,12 +228,12 @@ TEST(RouteRewriteTest, NoRewritesLooksUpTheHostAsIs) {
 }
 
 TEST(RouteRewriteTest, CustomRulesFirstMatchWinsAndRulesDontChain) {
-  const RouteTable table({MakeCluster("httpbin.bar.svc.cluster.local", 8000),
-                          MakeCluster("httpbin.bar.mesh", 8000)},
-                         {{".Bar.Global", ".bar.mesh"},  // rules are normalised to lowercase
-                          {".global", ".svc.cluster.local"},
-                          {".mesh", ".svc.cluster.local"},
-                          {".lan", ""}});
+  const RouteTable table(
+      {MakeCluster("httpbin.bar.svc.cluster.local", 8000), MakeCluster("httpbin.bar.mesh", 8000)},
+      {{".Bar.Global", ".bar.mesh"},  // rules are normalised to lowercase
+       {".global", ".svc.cluster.local"},
+       {".mesh", ".svc.cluster.local"},
+       {".lan", ""}});
   ASSERT_EQ(table.rewrites().size(), 4u);
   EXPECT_EQ(table.rewrites()[0].from, ".bar.global");
   // The first rule wins over the broader ".global", and its output isn't rewritten again.
