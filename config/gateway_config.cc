@@ -252,7 +252,9 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
     }
   }
   ListenAddress address;
-  if (!internal::ParsePortNumber(port, address.port)) return invalid("port must be 1..65535");
+  // Port 0 asks the kernel for a free port (tests, ad-hoc runs); the bound
+  // port is logged.
+  if (port != "0" && !internal::ParsePortNumber(port, address.port)) return invalid("port must be 0..65535");
   auto ip = internal::CanonicalIp(host);
   if (!ip) return invalid(absl::StrCat("\"", internal::AbslView(host), "\" is not an IP address"));
   address.ip = std::move(*ip);

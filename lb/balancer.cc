@@ -13,7 +13,9 @@ int RoundRobin::Pick(const config::Cluster& cluster, std::span<const uint32_t> t
   for (uint32_t step = 0; step < n; ++step) {
     const uint32_t candidate = (next + step) % n;
     if (std::find(tried.begin(), tried.end(), candidate) == tried.end()) {
-      next = (candidate + 1) % n;
+      // Only a connection's first pick advances the rotation: a retry must
+      // not pull the next connection back onto the endpoint that just failed.
+      if (tried.empty()) next = (candidate + 1) % n;
       return static_cast<int>(candidate);
     }
   }

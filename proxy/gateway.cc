@@ -1,9 +1,9 @@
 #include "proxy/gateway.h"
 
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <atomic>
-#include <charconv>
 #include <thread>
 #include <vector>
 
@@ -29,32 +29,12 @@ namespace {
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 absl::StatusOr<tcp::endpoint> ParseListen(const std::string& listen) {
-  std::string_view host = listen;
-  std::string_view port_text;
-  if (!host.empty() && host.front() == '[') {
-    const size_t close = host.find(']');
-    if (close == std::string_view::npos || close + 1 >= host.size() || host[close + 1] != ':') {
-      return absl::InvalidArgumentError(fmt::format("listen address \"{}\": expected [v6]:port", listen));
-    }
-    port_text = host.substr(close + 2);
-    host = host.substr(1, close - 1);
-  } else {
-    const size_t colon = host.rfind(':');
-    if (colon == std::string_view::npos) {
-      return absl::InvalidArgumentError(fmt::format("listen address \"{}\": expected ip:port", listen));
-    }
-    port_text = host.substr(colon + 1);
-    host = host.substr(0, colon);
-  }
-  uint32_t port = 0;
-  const auto [end, err] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (err != std::errc() || end != port_text.data() + port_text.size() || port_text.empty() || port > 65535) {
-    return absl::InvalidArgumentError(fmt::format("listen address \"{}\": bad port", listen));
-  }
+  auto parsed = config::ParseListenAddress(listen);
+  if (!parsed.ok()) return parsed.status();
   error_code ec;
-  const auto address = asio::ip::make_address(std::string(host), ec);
+  const auto address = asio::ip::make_address(parsed->ip, ec);
   if (ec) return absl::InvalidArgumentError(fmt::format("listen address \"{}\": bad IP", listen));
-  return tcp::endpoint(address, static_cast<uint16_t>(port));
+  return tcp::endpoint(address, parsed->port);
 }
 
 bool IsResourceExhaustion(const error_code& ec) {
@@ -122,6 +102,8 @@ struct Gateway::Impl {
 
 Gateway::Gateway(config::GatewayConfig config, std::shared_ptr<const config::RouteTable> table)
     : impl_(std::make_unique<Impl>()) {
+  // splice(2) into a socket the peer has reset raises SIGPIPE; we want EPIPE.
+  signal(SIGPIPE, SIG_IGN);
   impl_->config = std::move(config);
   impl_->table = std::move(table);
   int threads = impl_->config.threads;
@@ -140,10 +122,11 @@ absl::Status Gateway::Bind() {
   auto endpoint = ParseListen(impl_->config.listen);
   if (!endpoint.ok()) return endpoint.status();
   tcp::endpoint target = *endpoint;
+  // SO_REUSEPORT would let us silently share a port with another running
+  // gateway; a plain bind first tells "in use" apart from "ours". The probe
+  // stays bound until the workers are, so port 0 cannot be taken meanwhile.
+  tcp::acceptor probe(impl_->main_io);
   {
-    // SO_REUSEPORT would let us silently share a port with another running
-    // gateway; a plain bind first tells "in use" apart from "ours".
-    tcp::acceptor probe(impl_->main_io);
     error_code ec;
     probe.open(target.protocol(), ec);
     if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -196,8 +179,8 @@ void Gateway::Stop() {
   if (impl_->stopping.exchange(true)) return;
   for (auto& w : impl_->workers) {
     Worker* worker = w.get();
-    // Stop accepting, then stop the loop; the Worker's destructor closes
-    // whatever sessions were still open.
+    // Stop accepting, then stop the loop. Destroying the io_context destroys
+    // the pending handlers, the only owners of open sessions, which closes them.
     asio::post(worker->io, [worker] {
       error_code ignored;
       worker->acceptor.close(ignored);

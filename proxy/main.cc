@@ -1,5 +1,4 @@
 // meshgate: command line, config loading, and the gateway's life cycle.
-#include <signal.h>
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -89,7 +88,13 @@ int main(int argc, char** argv) {
     cfg = *std::move(loaded);
   }
   if (vm.count("mesh")) cfg.mesh_paths = vm["mesh"].as<std::vector<std::string>>();
-  if (vm.count("listen")) cfg.listen = vm["listen"].as<std::string>();
+  if (vm.count("listen")) {
+    cfg.listen = vm["listen"].as<std::string>();
+    if (auto parsed = config::ParseListenAddress(cfg.listen); !parsed.ok()) {
+      std::cerr << "meshgate: --listen " << parsed.status().message() << "\n";
+      return 2;
+    }
+  }
   if (vm.count("threads")) {
     cfg.threads = vm["threads"].as<int>();
     if (cfg.threads < 0 || cfg.threads > 256) {
@@ -122,8 +127,6 @@ int main(int argc, char** argv) {
   }
 
   RaiseFdLimit();
-  // splice(2) into a socket the peer has reset raises SIGPIPE; we want EPIPE.
-  signal(SIGPIPE, SIG_IGN);
   proxy::Gateway gateway(cfg, mesh.table);
   if (auto status = gateway.Bind(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));

@@ -1,6 +1,7 @@
 #include "proxy/relay.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -58,8 +59,8 @@ Flow::~Flow() {
   }
 }
 
-void Flow::Start(std::shared_ptr<void> keepalive, OnProgress on_progress, OnEnd on_end) {
-  keepalive_ = std::move(keepalive);
+void Flow::Start(const std::shared_ptr<void>& owner, OnProgress on_progress, OnEnd on_end) {
+  owner_ = owner;
   on_progress_ = std::move(on_progress);
   on_end_ = std::move(on_end);
   if (splice_) {
@@ -84,7 +85,6 @@ void Flow::Moved(size_t n) {
 void Flow::Finish(End end) {
   if (finished_) return;
   finished_ = true;
-  auto keepalive = std::move(keepalive_);  // released after on_end_ returns
   on_end_(end);
 }
 
@@ -112,7 +112,7 @@ void Flow::PumpSplice() {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         dst_.async_wait(boost::asio::socket_base::wait_write,
-                        [this, k = keepalive_](const boost::system::error_code& ec) {
+                        [this, k = owner_.lock()](const boost::system::error_code& ec) {
                           if (ec) return Finish(End::kDstError);
                           PumpSplice();
                         });
@@ -140,11 +140,23 @@ void Flow::PumpSplice() {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      // splice(2) stops short of TCP urgent data (inline via SO_OOBINLINE)
+      // and keeps saying EAGAIN; step over the mark with one recv.
+      const ssize_t urgent = ReadUrgentMark(src_fd);
+      if (urgent > 0) {
+        in_pipe_ = static_cast<size_t>(urgent);
+        continue;
+      }
+      if (urgent == 0) {
+        src_eof_ = true;
+        continue;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return Finish(End::kSrcError);
       // Nothing to read and the pipe is empty: give it back while we wait.
       pipes_.Release(pipe_);
       have_pipe_ = false;
       src_.async_wait(boost::asio::socket_base::wait_read,
-                      [this, k = keepalive_](const boost::system::error_code& ec) {
+                      [this, k = owner_.lock()](const boost::system::error_code& ec) {
                         if (ec) return Finish(End::kSrcError);
                         PumpSplice();
                       });
@@ -153,9 +165,24 @@ void Flow::PumpSplice() {
     return Finish(End::kSrcError);
   }
   // Busy flow: let other sessions on this thread run before continuing.
-  boost::asio::post(src_.get_executor(), [this, k = keepalive_] {
+  boost::asio::post(src_.get_executor(), [this, k = owner_.lock()] {
     if (!finished_) PumpSplice();
   });
+}
+
+// At the urgent mark: moves what recv() returns into the (empty) pipe.
+// Returns bytes moved, 0 at EOF, or -1 with errno (EAGAIN: not at the mark).
+ssize_t Flow::ReadUrgentMark(int src_fd) {
+  int at_mark = 0;
+  if (::ioctl(src_fd, SIOCATMARK, &at_mark) != 0 || !at_mark) {
+    errno = EAGAIN;
+    return -1;
+  }
+  uint8_t buf[4096];
+  const ssize_t n = ::recv(src_fd, buf, sizeof buf, MSG_DONTWAIT);
+  if (n <= 0) return n;
+  // The pipe is empty and holds 64 KiB, so this write cannot be short.
+  return ::write(pipe_.write_fd, buf, static_cast<size_t>(n));
 }
 
 bool Flow::SwitchToCopy() {
@@ -167,7 +194,7 @@ bool Flow::SwitchToCopy() {
 void Flow::ReadCopy() {
   if (!buffer_) buffer_ = std::make_unique<uint8_t[]>(kCopyBuffer);
   src_.async_read_some(boost::asio::buffer(buffer_.get(), kCopyBuffer),
-                       [this, k = keepalive_](const boost::system::error_code& ec, size_t n) {
+                       [this, k = owner_.lock()](const boost::system::error_code& ec, size_t n) {
                          OnCopyRead(ec, n);
                        });
 }
@@ -176,7 +203,7 @@ void Flow::OnCopyRead(const boost::system::error_code& ec, size_t n) {
   if (ec == boost::asio::error::eof) return ForwardEof();
   if (ec) return Finish(End::kSrcError);
   boost::asio::async_write(dst_, boost::asio::buffer(buffer_.get(), n),
-                           [this, k = keepalive_](const boost::system::error_code& ec, size_t n) {
+                           [this, k = owner_.lock()](const boost::system::error_code& ec, size_t n) {
                              OnCopyWritten(ec, n);
                            });
 }

@@ -56,8 +56,9 @@ class Flow {
   Flow(const Flow&) = delete;
   Flow& operator=(const Flow&) = delete;
 
-  // `keepalive` is held by every pending handler, so the owner outlives them.
-  void Start(std::shared_ptr<void> keepalive, OnProgress on_progress, OnEnd on_end);
+  // Every pending handler holds a strong reference from `owner`, so the owner
+  // outlives them; the flow itself keeps only a weak one (the owner owns it).
+  void Start(const std::shared_ptr<void>& owner, OnProgress on_progress, OnEnd on_end);
   uint64_t bytes() const { return bytes_; }
   bool finished() const { return finished_; }
 
@@ -70,6 +71,7 @@ class Flow {
   void Finish(End end);
   void ForwardEof();
   bool SwitchToCopy();
+  ssize_t ReadUrgentMark(int src_fd);
 
   boost::asio::ip::tcp::socket& src_;
   boost::asio::ip::tcp::socket& dst_;
@@ -83,7 +85,7 @@ class Flow {
   bool finished_ = false;
   uint64_t bytes_ = 0;
   std::unique_ptr<uint8_t[]> buffer_;  // copy mode only
-  std::shared_ptr<void> keepalive_;
+  std::weak_ptr<void> owner_;
   OnProgress on_progress_;
   OnEnd on_end_;
 };

@@ -28,9 +28,12 @@ std::string Suppressed(uint64_t n) {
   return n == 0 ? std::string() : fmt::format(" ({} similar lines suppressed)", n);
 }
 
-void SetNoDelay(asio::ip::tcp::socket& s) {
+// TCP_NODELAY: we relay, the endpoints decide batching. SO_OOBINLINE: urgent
+// data is part of the byte stream we must forward exactly, not a side channel.
+void PrepareSocket(asio::ip::tcp::socket& s) {
   error_code ec;
   s.set_option(asio::ip::tcp::no_delay(true), ec);
+  s.set_option(asio::socket_base::out_of_band_inline(true), ec);
 }
 }  // namespace
 
@@ -52,7 +55,7 @@ Session::~Session() {
 
 void Session::Start() {
   peer_ = FormatPeer(down_);
-  SetNoDelay(down_);
+  PrepareSocket(down_);
   hello_buf_.resize(kInitialHelloBuffer);
   // One deadline for the whole hello, not per read: a client dribbling one
   // byte a second still runs out of time.
@@ -130,8 +133,10 @@ void Session::OnHello() {
 }
 
 void Session::DoConnect() {
-  const int idx = ctx_.balancer->Pick(*cluster_, tried_);
-  if (idx == lb::kNoEndpoint || static_cast<int>(tried_.size()) >= ctx_.config->max_connect_attempts) {
+  const int idx = static_cast<int>(tried_.size()) < ctx_.config->max_connect_attempts
+                      ? ctx_.balancer->Pick(*cluster_, tried_)
+                      : lb::kNoEndpoint;
+  if (idx == lb::kNoEndpoint) {
     return Reject(Termination::kUpstreamConnectFailed,
                   fmt::format("cluster {}: all {} connect attempts failed", cluster_->name, tried_.size()));
   }
@@ -158,7 +163,9 @@ void Session::DoConnect() {
 
 void Session::OnConnect(const error_code& ec) {
   if (closed_) return;
-  if (ec) {
+  // A connect that completes in the same turn as its deadline lost the race:
+  // the timer already closed the socket.
+  if (ec || connect_timed_out_ || !up_.is_open()) {
     const config::Endpoint& ep = cluster_->endpoints[endpoint_];
     if (connect_timed_out_) {
       ctx_.stats->upstream_connect_timeout.Inc();
@@ -175,12 +182,14 @@ void Session::OnConnect(const error_code& ec) {
     up_.close(ignored);
     return DoConnect();
   }
-  ++timer_gen_;  // the connect deadline no longer applies
-  timer_.cancel();
+  // From here the idle timeout applies, also while the hello is written to
+  // an upstream that may not read it.
+  last_activity_ = Clock::now();
+  ArmTimer(ctx_.config->idle_timeout, [this] { OnIdleCheck(); });
   ctx_.stats->upstream_cx_total.Inc();
   ctx_.stats->upstream_cx_active.Inc();
   upstream_active_ = true;
-  SetNoDelay(up_);
+  PrepareSocket(up_);
   DoWriteHello();
 }
 
@@ -202,14 +211,11 @@ void Session::StartRelay() {
   const bool splice = ctx_.config->relay == config::RelayMode::kSplice;
   down_to_up_ = std::make_unique<Flow>(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream);
   up_to_down_ = std::make_unique<Flow>(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream);
-  last_activity_ = Clock::now();
   auto on_progress = [this](size_t) { last_activity_ = Clock::now(); };
   auto self = shared_from_this();
   down_to_up_->Start(self, on_progress, [this](Flow::End end) { OnFlowEnd(true, end); });
   if (closed_) return;
   up_to_down_->Start(self, on_progress, [this](Flow::End end) { OnFlowEnd(false, end); });
-  if (closed_) return;
-  ArmTimer(ctx_.config->idle_timeout, [this] { OnIdleCheck(); });
 }
 
 void Session::OnIdleCheck() {

@@ -234,7 +234,7 @@ TEST(ListenAddressTest, Valid) {
   for (const Case& c :
        {Case{"0.0.0.0:15443", "0.0.0.0", 15443}, Case{"127.0.0.1:1", "127.0.0.1", 1},
         Case{"[::]:15443", "::", 15443}, Case{"[::1]:65535", "::1", 65535},
-        Case{"[FD00:0::1]:8443", "fd00::1", 8443}}) {
+        Case{"[FD00:0::1]:8443", "fd00::1", 8443}, Case{"127.0.0.1:0", "127.0.0.1", 0}}) {
     auto address = ParseListenAddress(c.text);
     ASSERT_TRUE(address.ok()) << c.text << ": " << address.status();
     EXPECT_EQ(address->ip, c.ip);
@@ -250,10 +250,9 @@ TEST(ListenAddressTest, Invalid) {
   for (const Case& c : {
            Case{"", "\"\": missing :port (e.g. 0.0.0.0:15443)"},
            Case{"0.0.0.0", "\"0.0.0.0\": missing :port (e.g. 0.0.0.0:15443)"},
-           Case{"0.0.0.0:", "\"0.0.0.0:\": port must be 1..65535"},
-           Case{"0.0.0.0:0", "\"0.0.0.0:0\": port must be 1..65535"},
-           Case{"0.0.0.0:65536", "\"0.0.0.0:65536\": port must be 1..65535"},
-           Case{"0.0.0.0:http", "\"0.0.0.0:http\": port must be 1..65535"},
+           Case{"0.0.0.0:", "\"0.0.0.0:\": port must be 0..65535"},
+           Case{"0.0.0.0:65536", "\"0.0.0.0:65536\": port must be 0..65535"},
+           Case{"0.0.0.0:http", "\"0.0.0.0:http\": port must be 0..65535"},
            Case{":15443", "\":15443\": \"\" is not an IP address"},
            Case{"localhost:15443", "\"localhost:15443\": \"localhost\" is not an IP address"},
            Case{"::1:15443", "\"::1:15443\": IPv6 addresses need brackets (e.g. [::]:15443)"},

@@ -118,6 +118,26 @@ MeshgateProcess::MeshgateProcess(std::vector<std::string> args) {
 
 MeshgateProcess::~MeshgateProcess() { Stop(); }
 
+bool WaitFor(const std::function<bool()>& done, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+bool MeshgateProcess::WaitForLog(const std::string& text, int count, int timeout_ms) const {
+  return WaitFor(
+      [&] {
+        const std::string log = Log();
+        int seen = 0;
+        for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++seen;
+        return seen >= count;
+      },
+      timeout_ms);
+}
+
 long MeshgateProcess::RssKib() const {
   std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
   std::string line;

@@ -4,12 +4,16 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace meshgate::testing {
 
 // A fresh directory under $TMPDIR, removed on destruction.
+// Polls `done` every 5 ms until it returns true or timeout_ms passes.
+bool WaitFor(const std::function<bool()>& done, int timeout_ms = 5000);
+
 class TempDir {
  public:
   TempDir();
@@ -44,6 +48,8 @@ class MeshgateProcess {
   long RssKib() const;
   // The log so far.
   std::string Log() const;
+  // Waits until the log contains `text` `count` times; false on timeout.
+  bool WaitForLog(const std::string& text, int count = 1, int timeout_ms = 5000) const;
   // SIGTERM, wait, return the exit code (-1 if it had to be killed).
   int Stop();
   // The "stats:" line meshgate logs at shutdown (after Stop()).
