@@ -15,6 +15,7 @@
 
 #include "fmt/format.h"
 #include "lb/balancer.h"
+#include "proxy/config_watcher.h"
 #include "proxy/net.h"
 #include "proxy/session.h"
 #include "spdlog/spdlog.h"
@@ -94,6 +95,9 @@ struct Worker {
 struct Gateway::Impl {
   config::GatewayConfig config;
   std::shared_ptr<const config::RouteTable> table;
+  std::atomic<uint64_t> config_version{1};
+  std::atomic<uint64_t> reloads_ok{0};
+  std::atomic<uint64_t> reloads_failed{0};
   std::vector<std::unique_ptr<Worker>> workers;
   tcp::endpoint bound;
   asio::io_context main_io{1};
@@ -150,7 +154,7 @@ absl::Status Gateway::Bind() {
   return absl::OkStatus();
 }
 
-void Gateway::Run(bool handle_signals) {
+void Gateway::Run(bool handle_signals, const Reloader* reloader) {
   asio::signal_set signals(impl_->main_io);
   if (handle_signals) {
     signals.add(SIGINT);
@@ -160,6 +164,24 @@ void Gateway::Run(bool handle_signals) {
       spdlog::info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
       Stop();
     });
+  }
+  std::unique_ptr<ConfigWatcher> watcher;
+  if (reloader != nullptr) {
+    watcher = std::make_unique<ConfigWatcher>(
+        impl_->main_io, reloader->watch_paths, std::chrono::milliseconds(100),
+        [this, reloader](const std::string& why) {
+          auto table = reloader->load(why);
+          if (!table) {
+            impl_->reloads_failed.fetch_add(1, std::memory_order_relaxed);
+            spdlog::error("config reload ({}) failed: still serving version {}", why,
+                          impl_->config_version.load());
+            return;
+          }
+          impl_->reloads_ok.fetch_add(1, std::memory_order_relaxed);
+          const uint64_t version = impl_->config_version.fetch_add(1) + 1;
+          UpdateTable(std::move(table));
+          spdlog::info("config reloaded ({}): version {}", why, version);
+        });
   }
   auto guard = asio::make_work_guard(impl_->main_io);
   for (auto& w : impl_->workers) {
@@ -190,12 +212,21 @@ void Gateway::Stop() {
   impl_->main_io.stop();
 }
 
+void Gateway::UpdateTable(std::shared_ptr<const config::RouteTable> table) {
+  for (auto& w : impl_->workers) {
+    Worker* worker = w.get();
+    asio::post(worker->io, [worker, table] { worker->ctx.table = table; });
+  }
+}
+
 std::string Gateway::bound_address() const { return FormatEndpoint(impl_->bound); }
 
 std::string Gateway::StatsSummary() const {
   std::vector<const ProxyStats*> all;
   for (const auto& w : impl_->workers) all.push_back(&w->stats);
-  return FormatStats(all.data(), all.size());
+  return fmt::format("{} config_version={} config_reloads_ok={} config_reloads_failed={}",
+                     FormatStats(all.data(), all.size()), impl_->config_version.load(),
+                     impl_->reloads_ok.load(), impl_->reloads_failed.load());
 }
 
 }  // namespace meshgate::proxy

@@ -3,8 +3,10 @@
 // This header is Asio-free; main and tests include it cheaply.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "config/gateway_config.h"
@@ -21,8 +23,19 @@ class Gateway {
 
   // Binds every worker's listener; an error names the address and the cause.
   absl::Status Bind();
+  // Re-reads configuration on SIGHUP and when a watched path changes.
+  struct Reloader {
+    std::vector<std::string> watch_paths;
+    // Builds the new table off the data path; null when the new config is
+    // bad, in which case the current table keeps serving.
+    std::function<std::shared_ptr<const config::RouteTable>(const std::string& why)> load;
+  };
+
   // Runs the workers until Stop() (or SIGINT/SIGTERM when handle_signals).
-  void Run(bool handle_signals);
+  void Run(bool handle_signals, const Reloader* reloader = nullptr);
+  // Thread-safe. New connections use `table` from now on; open sessions keep
+  // the table they started with, so a reload never touches them.
+  void UpdateTable(std::shared_ptr<const config::RouteTable> table);
   // Thread-safe; makes Run() return.
   void Stop();
 

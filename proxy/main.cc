@@ -134,7 +134,18 @@ int main(int argc, char** argv) {
   }
   spdlog::info("meshgate {} serving {} cluster(s) from {} resource(s)", MESHGATE_VERSION,
                mesh.table->clusters().size(), mesh.resources_loaded);
-  gateway.Run(/*handle_signals=*/true);
+  // Reloads re-read the same mesh paths with the same rewrite rules; listener
+  // and thread settings need a restart.
+  proxy::Gateway::Reloader reloader;
+  reloader.watch_paths = cfg.mesh_paths;
+  reloader.load = [&cfg](const std::string& why) -> std::shared_ptr<const config::RouteTable> {
+    const config::MeshLoadResult next = config::LoadMesh(cfg.mesh_paths, cfg.sni_rewrites);
+    for (const auto& w : next.warnings) spdlog::warn("{}", w);
+    for (const auto& e : next.errors) spdlog::error("{}", e);
+    if (!next.errors.empty()) return nullptr;
+    return next.table;
+  };
+  gateway.Run(/*handle_signals=*/true, &reloader);
   spdlog::info("stats: {}", gateway.StatsSummary());
   spdlog::info("shutdown complete");
   return 0;

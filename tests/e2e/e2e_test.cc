@@ -6,7 +6,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -409,6 +413,78 @@ TEST_F(E2eTest, PlainHostSniRoutesWhenTheHostHasOnePort) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
   auto gw = StartGateway({backend.port()});
   TlsClient client(client_ctx_.get(), gw->port(), "httpbin.bar.global");
+  EXPECT_TRUE(client.ok()) << client.error();
+}
+
+// Writes `content` so a reader sees the old or the new file, never half of one.
+void WriteAtomically(const TempDir& dir, const std::string& name, const std::string& content) {
+  const std::string tmp = dir.Write("." + name + ".tmp", content);
+  std::filesystem::rename(tmp, dir.path() + "/" + name);
+}
+
+// Config changes 50 times, one version broken, while a client keeps opening
+// mTLS connections: none may fail, the broken version is reported, and the
+// previous version keeps serving.
+TEST_F(E2eTest, HotReloadUnderLoadNeverFailsAConnection) {
+  TlsBackend a(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  TempDir mesh;
+  WriteAtomically(mesh, "httpbin.yaml", ServiceEntry({a.port()}));
+  MeshgateProcess gw({"--mesh", mesh.path(), "--threads", "2"});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread load([&] {
+    while (!stop) {
+      TlsClient client(client_ctx_.get(), gw.port(), kSni);
+      char c = 'x';
+      if (client.ok() && client.WriteAll(&c, 1) && client.Read(&c, 1) == 1) {
+        ++ok;
+      } else {
+        ++failed;
+      }
+    }
+  });
+
+  int good_versions = 0;
+  for (int version = 1; version <= 50; ++version) {
+    if (version == 25) {
+      WriteAtomically(mesh, "httpbin.yaml", ServiceEntry({a.port()}) + "  - address: 10.0.0.300\n");
+      ASSERT_TRUE(gw.WaitForLog("config reload", good_versions + 1, 3000)) << gw.Log();
+      EXPECT_NE(gw.Log().find("spec.endpoints[1].address"), std::string::npos);
+      continue;
+    }
+    const std::vector<std::vector<uint16_t>> sets = {{a.port()}, {b.port()}, {a.port(), b.port()}};
+    WriteAtomically(mesh, "httpbin.yaml", ServiceEntry(sets[version % 3]));
+    ++good_versions;
+    ASSERT_TRUE(gw.WaitForLog("config reloaded", good_versions, 3000)) << "version " << version;
+  }
+  // The last version (50 % 3 == 2) serves both; now only b.
+  WriteAtomically(mesh, "httpbin.yaml", ServiceEntry({b.port()}));
+  ASSERT_TRUE(gw.WaitForLog("config reloaded", good_versions + 1, 3000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let in-flight handshakes land
+  const int a_before = a.handshakes();
+  const int ok_before = ok.load();
+  ASSERT_TRUE(WaitFor([&] { return ok.load() >= ok_before + 20; }, 10000));
+  stop = true;
+  load.join();
+
+  EXPECT_EQ(failed.load(), 0) << "connections failed across reloads";
+  EXPECT_GT(ok.load(), 100);
+  EXPECT_EQ(a.handshakes(), a_before) << "a removed endpoint still got new connections";
+  EXPECT_EQ(gw.Stop(), 0);
+  EXPECT_EQ(gw.Counter("config_reloads_failed"), 1u) << gw.Stats();
+  EXPECT_EQ(gw.Counter("config_reloads_ok"), static_cast<uint64_t>(good_versions + 1));
+  EXPECT_EQ(gw.Counter("upstream_connect_fail"), 0u);
+}
+
+TEST_F(E2eTest, SighupReloads) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  auto gw = StartGateway({backend.port()});
+  ::kill(gw->pid(), SIGHUP);
+  EXPECT_TRUE(gw->WaitForLog("config reloaded (SIGHUP): version 2")) << gw->Log();
+  TlsClient client(client_ctx_.get(), gw->port(), kSni);
   EXPECT_TRUE(client.ok()) << client.error();
 }
 
