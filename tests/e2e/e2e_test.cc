@@ -49,6 +49,11 @@ std::string ServiceEntry(const std::vector<uint16_t>& ports) {
   return yaml;
 }
 
+std::string ReadTestFile(const std::string& name) {
+  std::ifstream in(std::string(MESHGATE_TESTDATA) + "/" + name, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 class E2eTest : public ::testing::Test {
  protected:
   E2eTest()
@@ -65,6 +70,25 @@ class E2eTest : public ::testing::Test {
     auto gw = std::make_unique<MeshgateProcess>(args);
     EXPECT_TRUE(gw->running()) << gw->Log();
     return gw;
+  }
+
+  // meshgate with `gateway_yaml` (its own config) over a ServiceEntry for `port`.
+  std::unique_ptr<MeshgateProcess> StartWithConfig(uint16_t port, const std::string& gateway_yaml) {
+    dir_.Write("mesh.yaml", ServiceEntry({port}));
+    auto gw = std::make_unique<MeshgateProcess>(
+        std::vector<std::string>{"--config", dir_.Write("gw.yaml", gateway_yaml + "\nmesh: [mesh.yaml]\n")});
+    EXPECT_TRUE(gw->running()) << gw->Log();
+    return gw;
+  }
+
+  // Opens a raw TCP connection and sends a real captured ClientHello whose SNI
+  // routes to httpbin; returns the socket once the backend has the hello.
+  int SendRealHello(uint16_t gateway_port, const RawBackend& backend, size_t connection = 0) {
+    const std::string hello = ReadTestFile("clienthellos/openssl13_sni.bin");
+    const int fd = ConnectTcp(gateway_port);
+    EXPECT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
+    EXPECT_TRUE(backend.WaitReceived(connection, hello.size(), 3000));
+    return fd;
   }
 
   Pki pki_;
@@ -198,11 +222,6 @@ TEST_F(E2eTest, GarbageAndPlainHttpAreClosed) {
   EXPECT_EQ(gw->Counter("hello_rejected.too_large"), 1u);
 }
 
-std::string ReadTestFile(const std::string& name) {
-  std::ifstream in(std::string(MESHGATE_TESTDATA) + "/" + name, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // The same handshake bytes re-cut into TLS records of `size` payload bytes.
 std::string Rerecord(const std::string& records, size_t size) {
   std::string payload;
@@ -254,53 +273,39 @@ TEST_F(E2eTest, FragmentedAndDribbledHellosAreRoutedAndForwardedByteExact) {
 
 TEST_F(E2eTest, IdleSessionsAreClosedAtTheIdleTimeout) {
   RawBackend backend(RawBackend::Mode::kRecord);
-  const std::string mesh = dir_.Write("mesh.yaml", ServiceEntry({backend.port()}));
-  const std::string cfg = dir_.Write("gw.yaml", "timeouts: {idle: 400ms}\nmesh: [mesh.yaml]\n");
-  MeshgateProcess gw({"--config", cfg});
-  ASSERT_TRUE(gw.running()) << gw.Log();
-  const std::string hello = ReadTestFile("clienthellos/openssl13_sni.bin");
-  const int fd = ConnectTcp(gw.port());
-  ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
-  ASSERT_TRUE(backend.WaitReceived(0, hello.size(), 3000));
+  auto gw = StartWithConfig(backend.port(), "timeouts: {idle: 400ms}");
+  const int fd = SendRealHello(gw->port(), backend);
   const int waited = WaitForClose(fd, 5000);
   EXPECT_GE(waited, 300);
   EXPECT_LE(waited, 3000);
   ::close(fd);
-  EXPECT_EQ(gw.Stop(), 0);
+  EXPECT_EQ(gw->Stop(), 0);
   EXPECT_TRUE(backend.closed(0));
-  EXPECT_EQ(gw.Counter("termination.idle_timeout"), 1u) << gw.Stats();
+  EXPECT_EQ(gw->Counter("termination.idle_timeout"), 1u) << gw->Stats();
 }
 
 // TCP urgent data is part of the stream: forwarded in place, and it must not
 // wedge splice(2), which stops at the urgent mark.
 TEST_P(RelayModeTest, UrgentDataIsForwardedInline) {
   RawBackend backend(RawBackend::Mode::kRecord);
-  const std::string mesh = dir_.Write("mesh.yaml", ServiceEntry({backend.port()}));
-  const std::string cfg = dir_.Write("gw.yaml", "relay: " + GetParam() + "\nmesh: [mesh.yaml]\n");
-  MeshgateProcess gw({"--config", cfg});
-  ASSERT_TRUE(gw.running()) << gw.Log();
-  const std::string hello = ReadTestFile("clienthellos/openssl13_sni.bin");
-  const int fd = ConnectTcp(gw.port());
-  ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
-  ASSERT_TRUE(backend.WaitReceived(0, hello.size(), 3000));
+  auto gw = StartWithConfig(backend.port(), "relay: " + GetParam());
+  const int fd = SendRealHello(gw->port(), backend);
+  const size_t hello_size = backend.received(0).size();
   ASSERT_EQ(::send(fd, "A", 1, MSG_NOSIGNAL), 1);
   ASSERT_EQ(::send(fd, "U", 1, MSG_NOSIGNAL | MSG_OOB), 1);
   ASSERT_EQ(::send(fd, "after", 5, MSG_NOSIGNAL), 5);
-  EXPECT_TRUE(backend.WaitReceived(0, hello.size() + 7, 3000)) << backend.received(0).substr(hello.size());
-  EXPECT_EQ(backend.received(0).substr(hello.size()), "AUafter");
+  EXPECT_TRUE(backend.WaitReceived(0, hello_size + 7, 3000)) << backend.received(0).substr(hello_size);
+  EXPECT_EQ(backend.received(0).substr(hello_size), "AUafter");
   ::close(fd);
 }
 
 // A backend that never reads must stall the client, not grow the gateway.
 TEST_P(RelayModeTest, SlowBackendPushesBackInsteadOfBuffering) {
   RawBackend backend(RawBackend::Mode::kStall);
-  const std::string mesh = dir_.Write("mesh.yaml", ServiceEntry({backend.port()}));
-  const std::string cfg = dir_.Write("gw.yaml", "relay: " + GetParam() + "\nmesh: [mesh.yaml]\n");
-  MeshgateProcess gw({"--config", cfg});
-  ASSERT_TRUE(gw.running()) << gw.Log();
-  const long rss_before = gw.RssKib();
+  auto gw = StartWithConfig(backend.port(), "relay: " + GetParam());
+  const long rss_before = gw->RssKib();
   const std::string hello = ReadTestFile("clienthellos/openssl13_sni.bin");
-  const int fd = ConnectTcp(gw.port());
+  const int fd = ConnectTcp(gw->port());
   ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
   std::vector<char> chunk(256 * 1024, 'x');
   uint64_t sent = 0;
@@ -313,7 +318,7 @@ TEST_P(RelayModeTest, SlowBackendPushesBackInsteadOfBuffering) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
-  const long rss_after = gw.RssKib();
+  const long rss_after = gw->RssKib();
   RecordProperty("sent_bytes", std::to_string(sent));
   RecordProperty("rss_growth_kib", std::to_string(rss_after - rss_before));
   // Only kernel socket buffers (a few MiB on loopback) can hold what was sent.

@@ -30,6 +30,19 @@ sockaddr_in Loopback(uint16_t port) {
   return a;
 }
 
+// A listening socket on 127.0.0.1 with a kernel-chosen port.
+int ListenLoopback(uint16_t& port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Loopback(0);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 128) != 0) {
+    throw std::runtime_error("backend bind/listen on 127.0.0.1 failed");
+  }
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
 std::string SslErrors() {
   std::string out;
   char buf[256];
@@ -51,16 +64,7 @@ const bool kSigpipeIgnored = [] {
 
 TlsBackend::TlsBackend(const Pki& pki, const Workload& identity, Options options)
     : options_(options), ctx_(pki.ServerContext(identity)) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a = Loopback(0);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 128) != 0) {
-    throw std::runtime_error("backend bind/listen failed");
-  }
-  socklen_t len = sizeof a;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
+  listen_fd_ = ListenLoopback(port_);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 
@@ -144,14 +148,7 @@ void TlsBackend::Serve(int fd) {
 }
 
 RawBackend::RawBackend(Mode mode) : mode_(mode) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a = Loopback(0);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 128) != 0) {
-    throw std::runtime_error("raw backend bind/listen failed");
-  }
-  socklen_t len = sizeof a;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
+  listen_fd_ = ListenLoopback(port_);
   thread_ = std::thread([this] { Loop(); });
 }
 
