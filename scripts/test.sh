@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine: install packages, build,
-# run every unit and end-to-end test, then fuzz the ClientHello parser briefly.
+# fuzz the ClientHello parser briefly, then run every unit and end-to-end test
+# (ctest's summary is the last thing printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 120
 
 # libFuzzer needs clang: a separate small build of just the fuzz target.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
@@ -21,3 +21,5 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
   ./build-fuzz/tests/sni/sni_fuzz -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -dict=tests/sni/fuzz_client_hello.dict "$corpus" 2>&1 | tail -n 12
   rm -rf "$corpus"
 fi
+
+ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 120
