@@ -17,6 +17,7 @@ namespace meshgate::config {
 namespace {
 
 using internal::ErrorSink;
+using internal::IfPresent;
 using internal::Lookup;
 using internal::MapEntry;
 
@@ -30,12 +31,6 @@ class GatewayConfigReader {
   void Read(const YAML::Node& root);
 
  private:
-  // Calls read(value) when `key` is present and not null.
-  template <typename F>
-  void IfPresent(const YAML::Node& map, std::string_view key, F read) {
-    const MapEntry entry = Lookup(map, key);
-    if (entry.present() && !entry.value.IsNull()) read(entry.value);
-  }
   void ReadListen(const YAML::Node& node);
   void ReadTimeouts(const YAML::Node& node);
   std::optional<std::chrono::milliseconds> ReadTimeout(const YAML::Node& node,
@@ -268,7 +263,8 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const 
     docs = internal::LoadAllDocuments(yaml);
   } catch (const YAML::ParserException& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
+        absl::StrCat(internal::Located(name, {e.mark.line + 1, e.mark.column + 1}),
+                     ": YAML syntax error: ", e.msg));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": YAML error: ", e.what()));
   }

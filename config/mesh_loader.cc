@@ -10,6 +10,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "config/cluster_builder.h"
+#include "config/destination_rule.h"
+#include "config/istio_gateway.h"
+#include "config/kubernetes.h"
+#include "config/mesh_model.h"
 #include "config/names.h"
 #include "config/service_entry.h"
 #include "config/yaml_fields.h"
@@ -21,30 +26,66 @@ namespace {
 namespace fs = std::filesystem;
 using internal::ErrorSink;
 using internal::Lookup;
-using internal::ServiceEntry;
+using internal::ResourceMeta;
+
+enum class Kind {
+  kServiceEntry,
+  kWorkloadEntry,
+  kDestinationRule,
+  kGateway,
+  kService,
+  kEndpoints,
+  kEndpointSlice,
+  kPod,
+  kIgnored
+};
+
+// By kind and API group, so a Knative "Service" or a Gateway API "Gateway" is
+// skipped rather than misread. A missing apiVersion goes to the reader, which
+// reports it.
+Kind Classify(const std::string& kind, const YAML::Node& api_version) {
+  const bool missing = !api_version.IsScalar();
+  std::string group;  // "" is the core group ("v1")
+  if (!missing) {
+    const std::string& text = api_version.Scalar();
+    const size_t slash = text.find('/');
+    if (slash != std::string::npos) group = text.substr(0, slash);
+  }
+  const bool istio = missing || group == "networking.istio.io";
+  const bool core = group.empty();
+  if (istio && kind == "ServiceEntry") return Kind::kServiceEntry;
+  if (istio && kind == "WorkloadEntry") return Kind::kWorkloadEntry;
+  if (istio && kind == "DestinationRule") return Kind::kDestinationRule;
+  if (istio && kind == "Gateway") return Kind::kGateway;
+  if (core && kind == "Service") return Kind::kService;
+  if (core && kind == "Endpoints") return Kind::kEndpoints;
+  if (core && kind == "Pod") return Kind::kPod;
+  if ((missing || group == "discovery.k8s.io") && kind == "EndpointSlice") {
+    return Kind::kEndpointSlice;
+  }
+  return Kind::kIgnored;
+}
 
 bool HasMeshExtension(const fs::path& path) {
   const std::string ext = path.extension().string();
   return ext == ".yaml" || ext == ".yml" || ext == ".json";
 }
 
-// Best-effort "ns/name" for messages; validation happens per kind.
-std::pair<std::string, std::string> ResourceId(const YAML::Node& doc) {
-  std::string ns = "default";
-  std::string name = "<unnamed>";
+// Best-effort "ns/name" for messages; the readers validate.
+void ResourceId(const YAML::Node& doc, ResourceMeta& meta) {
+  meta.name = "<unnamed>";
   const YAML::Node metadata = Lookup(doc, "metadata").value;
-  if (metadata.IsMap()) {
-    const YAML::Node n = Lookup(metadata, "name").value;
-    if (n.IsScalar() && !n.Scalar().empty()) name = n.Scalar();
-    const YAML::Node s = Lookup(metadata, "namespace").value;
-    if (s.IsScalar() && !s.Scalar().empty()) ns = s.Scalar();
-  }
-  return {ns, name};
+  if (!metadata.IsMap()) return;
+  const YAML::Node n = Lookup(metadata, "name").value;
+  if (n.IsScalar() && !n.Scalar().empty()) meta.name = n.Scalar();
+  const YAML::Node s = Lookup(metadata, "namespace").value;
+  if (s.IsScalar() && !s.Scalar().empty()) meta.ns = s.Scalar();
 }
 
-class MeshBuilder {
+class MeshReader {
  public:
-  explicit MeshBuilder(const std::vector<SniRewrite>& rewrites) : rewrites_(rewrites) {}
+  MeshReader(const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options)
+      : rewrites_(rewrites), options_(options) {}
 
   void LoadPath(const std::string& path);
   void LoadText(const std::string& text, const std::string& name);
@@ -53,17 +94,19 @@ class MeshBuilder {
  private:
   void LoadFile(const std::string& path);
   void LoadResource(const YAML::Node& doc, const std::string& file);
-  void AddServiceEntry(ServiceEntry entry, ErrorSink& sink, bool valid);
-  void WarnUnroutableHost(const ServiceEntry::Host& host, const ErrorSink& sink);
+  void Read(Kind kind, const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink);
+  bool IsDuplicate(const YAML::Node& doc, const ResourceMeta& meta, ErrorSink& sink);
 
   const std::vector<SniRewrite>& rewrites_;
+  const MeshLoadOptions& options_;
   MeshLoadResult result_;
-  std::vector<ServiceEntry> entries_;  // valid ones, in load order
-  // host -> "file:line ServiceEntry ns/name" of the entry that defined it first
-  absl::flat_hash_map<std::string, std::string> host_sources_;
+  internal::MeshResources resources_;
+  size_t sequence_ = 0;
+  // "Kind ns/name" -> source of its first definition
+  absl::flat_hash_map<std::string, std::string> sources_;
 };
 
-void MeshBuilder::LoadPath(const std::string& path) {
+void MeshReader::LoadPath(const std::string& path) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) {
@@ -92,7 +135,7 @@ void MeshBuilder::LoadPath(const std::string& path) {
   for (const fs::path& file : files) LoadFile(file.string());
 }
 
-void MeshBuilder::LoadFile(const std::string& path) {
+void MeshReader::LoadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   if (!in.is_open() || in.bad()) {
@@ -102,13 +145,14 @@ void MeshBuilder::LoadFile(const std::string& path) {
   LoadText(text, path);
 }
 
-void MeshBuilder::LoadText(const std::string& text, const std::string& name) {
+void MeshReader::LoadText(const std::string& text, const std::string& name) {
   std::vector<YAML::Node> docs;
   try {
     docs = internal::LoadAllDocuments(text);
   } catch (const YAML::ParserException& e) {
     result_.errors.push_back(
-        absl::StrCat(name, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
+        absl::StrCat(internal::Located(name, {e.mark.line + 1, e.mark.column + 1}),
+                     ": YAML syntax error: ", e.msg));
     return;
   } catch (const YAML::Exception& e) {
     result_.errors.push_back(absl::StrCat(name, ": YAML error: ", e.what()));
@@ -118,16 +162,15 @@ void MeshBuilder::LoadText(const std::string& text, const std::string& name) {
     try {
       LoadResource(doc, name);
     } catch (const YAML::Exception& e) {  // a bug in a reader, not the user's fault
-      result_.errors.push_back(absl::StrCat(name, ":", internal::LineOf(doc),
+      result_.errors.push_back(absl::StrCat(internal::Located(name, internal::PositionOf(doc)),
                                             ": internal error reading resource: ", e.what()));
     }
   }
 }
 
-void MeshBuilder::LoadResource(const YAML::Node& doc, const std::string& file) {
+void MeshReader::LoadResource(const YAML::Node& doc, const std::string& file) {
   if (internal::IsMissing(doc)) return;  // empty document
-  ErrorSink sink(file, &result_.errors);
-  const int line = internal::LineOf(doc);
+  ErrorSink sink(file, &result_.errors, &result_.warnings, ErrorSink::UnknownFields::kWarning);
   if (!doc.IsMap()) {
     sink.Add(doc, "",
              absl::StrCat("expected a Kubernetes resource (a map with apiVersion and kind), got ",
@@ -139,83 +182,104 @@ void MeshBuilder::LoadResource(const YAML::Node& doc, const std::string& file) {
   const std::optional<std::string> kind = internal::ReadString(kind_entry.value, "kind", sink);
   if (!kind) return;
 
+  const internal::Position at = internal::PositionOf(doc);
   if (*kind == "List") {  // what "kubectl get -o yaml" prints
-    sink.SetSubject("List", line);
+    sink.SetSubject("List", at);
     const internal::MapEntry items = Lookup(doc, "items");
     if (!items.present() || items.value.IsNull()) return;
     if (!internal::ExpectList(items.value, "items", sink)) return;
     for (const YAML::Node& item : items.value) LoadResource(item, file);
     return;
   }
-  auto [ns, name] = ResourceId(doc);
-  if (*kind != "ServiceEntry") {
-    result_.warnings.push_back(
-        absl::StrCat(file, ":", line, ": ignoring ", *kind, " ", ns, "/", name, " (not used yet)"));
+  ResourceMeta meta;
+  meta.kind = *kind;
+  meta.file = file;
+  meta.at = at;
+  meta.sequence = sequence_++;
+  ResourceId(doc, meta);
+  const YAML::Node api = Lookup(doc, "apiVersion").value;
+  const Kind classified = Classify(*kind, api);
+  if (classified == Kind::kIgnored) {
+    const std::string version = api.IsScalar() ? api.Scalar() : "?";
+    result_.warnings.push_back(absl::StrCat(internal::Located(file, at), ": ignoring ",
+                                            meta.Subject(), " (", version,
+                                            ": not used by meshgate)"));
     return;
   }
-  sink.SetSubject(absl::StrCat("ServiceEntry ", ns, "/", name), line);
-  const size_t errors = sink.count();
-  ServiceEntry entry = internal::ReadServiceEntry(doc, sink, result_.warnings);
-  entry.source = absl::StrCat(file, ":", line, " ServiceEntry ", ns, "/", name);
-  AddServiceEntry(std::move(entry), sink, /*valid=*/sink.count() == errors);
+  sink.SetSubject(meta.Subject(), at);
+  if (IsDuplicate(doc, meta, sink)) return;
+  Read(classified, doc, std::move(meta), sink);
 }
 
-void MeshBuilder::AddServiceEntry(ServiceEntry entry, ErrorSink& sink, bool valid) {
+// A kind, namespace and name identify one resource; a second one is a mistake
+// (the same file listed twice, or a copy), not something to merge.
+bool MeshReader::IsDuplicate(const YAML::Node& doc, const ResourceMeta& meta, ErrorSink& sink) {
+  auto [it, added] = sources_.emplace(meta.Subject(), meta.Source());
+  if (added) return false;
+  const YAML::Node name = Lookup(Lookup(doc, "metadata").value, "name").value;
+  sink.Add(name, "metadata.name",
+           absl::StrCat(meta.Subject(), " is already defined by ", it->second));
+  return true;
+}
+
+void MeshReader::Read(Kind kind, const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
   const size_t errors = sink.count();
-  // Hosts of broken entries are registered too, so a duplicate is still reported.
-  for (const ServiceEntry::Host& host : entry.hosts) {
-    auto [it, added] = host_sources_.emplace(host.name, entry.source);
-    if (!added) {
-      sink.AddAtLine(host.line, host.field,
-                     absl::StrCat("host \"", host.name, "\" is already defined by ", it->second,
-                                  " (merging ServiceEntries is not supported yet)"));
-      continue;
+  auto keep = [&](auto& list, auto&& resource) {
+    if (sink.count() != errors) return;
+    list.push_back(std::move(resource));
+    ++result_.resources_loaded;
+  };
+  internal::MeshResources& r = resources_;
+  switch (kind) {
+    case Kind::kServiceEntry:
+      return keep(r.service_entries, internal::ReadServiceEntry(doc, std::move(meta), sink));
+    case Kind::kWorkloadEntry:
+      return keep(r.workload_entries, internal::ReadWorkloadEntry(doc, std::move(meta), sink));
+    case Kind::kDestinationRule:
+      return keep(r.destination_rules,
+                  internal::ReadDestinationRule(doc, std::move(meta), options_.cluster_domain, sink));
+    case Kind::kGateway:
+      return keep(r.gateways, internal::ReadIstioGateway(doc, std::move(meta), sink));
+    case Kind::kService:
+      return keep(r.services, internal::ReadKubeService(doc, std::move(meta), sink));
+    case Kind::kEndpointSlice:
+      return keep(r.endpoint_groups, internal::ReadEndpointSlice(doc, std::move(meta), sink));
+    case Kind::kEndpoints: {
+      std::vector<internal::EndpointGroup> groups =
+          internal::ReadLegacyEndpoints(doc, std::move(meta), sink);
+      if (sink.count() != errors) return;
+      for (auto& group : groups) r.endpoint_groups.push_back(std::move(group));
+      ++result_.resources_loaded;
+      return;
     }
-    WarnUnroutableHost(host, sink);
-  }
-  if (!valid || sink.count() != errors) return;
-  entries_.push_back(std::move(entry));
-  ++result_.resources_loaded;
-}
-
-// SNI hosts are rewritten before lookup, so a host that a rewrite rule would
-// change can never be looked up: usually the client-side ".global" entry was
-// deployed to the gateway instead of the local service name.
-void MeshBuilder::WarnUnroutableHost(const ServiceEntry::Host& host, const ErrorSink& sink) {
-  for (const SniRewrite& rewrite : rewrites_) {
-    if (!internal::HasLabelSuffix(host.name, rewrite.from)) continue;
-    const std::string target =
-        absl::StrCat(host.name.substr(0, host.name.size() - rewrite.from.size()), rewrite.to);
-    result_.warnings.push_back(sink.Format(
-        host.line, host.field,
-        absl::StrCat("host \"", host.name, "\" is never routed: SNI rewrite ", rewrite.from, " -> ",
-                     rewrite.to, " turns it into \"", target, "\" before lookup")));
-    return;
+    case Kind::kPod:
+      return keep(r.pods, internal::ReadPod(doc, std::move(meta), sink));
+    case Kind::kIgnored:
+      return;
   }
 }
 
-MeshLoadResult MeshBuilder::Finish() && {
+MeshLoadResult MeshReader::Finish() && {
+  if (auto problem = internal::FqdnProblem(options_.cluster_domain)) {
+    result_.errors.push_back(absl::StrCat("cluster domain \"", options_.cluster_domain,
+                                          "\" is not a valid DNS name: ", *problem));
+    return std::move(result_);
+  }
+  // Cross-resource checks run even after reading errors, so --check shows every
+  // problem; their notes are kept only when they describe the whole mesh.
+  const bool read_ok = result_.errors.empty();
+  std::vector<std::string> notes;
+  std::vector<Cluster> clusters = internal::BuildClusters(
+      resources_, {options_.listener_port, options_.cluster_domain, &rewrites_}, result_.errors,
+      notes);
+  if (read_ok) {
+    result_.warnings.insert(result_.warnings.end(), notes.begin(), notes.end());
+  }
   if (!result_.errors.empty()) return std::move(result_);
-  if (entries_.empty()) {
-    result_.warnings.push_back("no ServiceEntry found: every connection will miss (unknown_host)");
-  }
-  std::vector<Cluster> clusters;
-  for (const ServiceEntry& entry : entries_) {
-    for (const ServiceEntry::Host& host : entry.hosts) {
-      for (const internal::ServicePort& port : entry.ports) {
-        Cluster cluster;
-        cluster.id = static_cast<uint32_t>(clusters.size());
-        cluster.host = host.name;
-        cluster.port = port.number;
-        cluster.name = absl::StrCat("outbound|", port.number, "||", host.name);
-        cluster.source = entry.source;
-        for (const internal::WorkloadEndpoint& workload : entry.endpoints) {
-          cluster.endpoints.push_back({workload.address, internal::EndpointPort(workload, port),
-                                       workload.weight, workload.labels});
-        }
-        clusters.push_back(std::move(cluster));
-      }
-    }
+  if (clusters.empty()) {
+    result_.warnings.push_back(
+        "no services found (ServiceEntry or Kubernetes Service with ports): every connection "
+        "will miss (unknown_host)");
   }
   result_.table = std::make_shared<const RouteTable>(std::move(clusters), rewrites_);
   return std::move(result_);
@@ -224,17 +288,18 @@ MeshLoadResult MeshBuilder::Finish() && {
 }  // namespace
 
 MeshLoadResult LoadMesh(const std::vector<std::string>& paths,
-                        const std::vector<SniRewrite>& rewrites) {
-  MeshBuilder builder(rewrites);
-  for (const std::string& path : paths) builder.LoadPath(path);
-  return std::move(builder).Finish();
+                        const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options) {
+  MeshReader reader(rewrites, options);
+  for (const std::string& path : paths) reader.LoadPath(path);
+  return std::move(reader).Finish();
 }
 
 MeshLoadResult LoadMeshFromString(const std::string& yaml, const std::string& name,
-                                  const std::vector<SniRewrite>& rewrites) {
-  MeshBuilder builder(rewrites);
-  builder.LoadText(yaml, name);
-  return std::move(builder).Finish();
+                                  const std::vector<SniRewrite>& rewrites,
+                                  const MeshLoadOptions& options) {
+  MeshReader reader(rewrites, options);
+  reader.LoadText(yaml, name);
+  return std::move(reader).Finish();
 }
 
 }  // namespace meshgate::config

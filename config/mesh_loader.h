@@ -1,7 +1,10 @@
 // Loads Istio/Kubernetes resources from YAML files or directories and builds
-// the route table. For now: networking.istio.io ServiceEntry, STATIC.
+// the route table: ServiceEntry, WorkloadEntry, DestinationRule and Gateway
+// (networking.istio.io), Service, Endpoints and Pod (v1), EndpointSlice
+// (discovery.k8s.io/v1). Other kinds are skipped with a warning.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,19 +16,30 @@ namespace meshgate::config {
 struct MeshLoadResult {
   // Null when any error was found: a half-valid mesh is never served.
   std::shared_ptr<const RouteTable> table;
-  // Each: "path:line: ServiceEntry ns/name: spec.endpoints[0].address: <what is wrong>"
+  // Each: "path:line:column: ServiceEntry ns/name: spec.endpoints[0].address: <what is wrong>"
   std::vector<std::string> errors;
-  // Non-fatal notes, e.g. "path:line: ignoring kind Deployment (not used by meshgate)".
+  // Non-fatal notes in the same shape: unknown fields (Istio adds fields over
+  // time), skipped kinds, whether Gateways restrict what is served.
   std::vector<std::string> warnings;
-  size_t resources_loaded = 0;
+  size_t resources_loaded = 0;  // resources of the kinds above that were used
+};
+
+struct MeshLoadOptions {
+  // Gateways export hosts through servers on this port (meshgate's listener).
+  uint16_t listener_port = 15443;
+  // Kubernetes Services are "<name>.<namespace>.svc.<cluster_domain>", and so
+  // are DestinationRule short hosts.
+  std::string cluster_domain = "cluster.local";
 };
 
 // paths: files (.yaml/.yml/.json) or directories (read non-recursively, sorted).
 MeshLoadResult LoadMesh(const std::vector<std::string>& paths,
-                        const std::vector<SniRewrite>& rewrites);
+                        const std::vector<SniRewrite>& rewrites,
+                        const MeshLoadOptions& options = {});
 
 // Same, from in-memory text; `name` stands for the file name in messages.
 MeshLoadResult LoadMeshFromString(const std::string& yaml, const std::string& name,
-                                  const std::vector<SniRewrite>& rewrites);
+                                  const std::vector<SniRewrite>& rewrites,
+                                  const MeshLoadOptions& options = {});
 
 }  // namespace meshgate::config

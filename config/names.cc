@@ -105,4 +105,82 @@ bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
 }
 
+bool HostMatches(std::string_view pattern, std::string_view host) {
+  if (pattern == "*") return true;
+  if (pattern.starts_with("*.")) {
+    const std::string_view suffix = pattern.substr(1);  // ".example.com"
+    return host.size() > suffix.size() && host.ends_with(suffix);
+  }
+  return pattern == host;
+}
+
+std::optional<std::string> WildcardHostProblem(std::string_view host) {
+  if (host == "*") return std::nullopt;
+  std::string_view rest = host;
+  if (rest.starts_with("*.")) rest.remove_prefix(2);
+  if (rest.find('*') != std::string_view::npos) {
+    return "'*' is allowed only as the whole first label, as in \"*.example.com\"";
+  }
+  return FqdnProblem(rest);
+}
+
+std::string ResolveShortName(std::string_view host, std::string_view ns,
+                             std::string_view cluster_domain) {
+  if (host.find('.') != std::string_view::npos || host == "*") return std::string(host);
+  return absl::StrCat(AbslView(host), ".", AbslView(ns), ".svc.", AbslView(cluster_domain));
+}
+
+namespace {
+
+bool IsLabelNameChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+}
+
+std::optional<std::string> LabelNameProblem(std::string_view name, std::string_view what) {
+  const absl::string_view quoted = AbslView(name);
+  const absl::string_view kind = AbslView(what);
+  if (name.size() > 63) return absl::StrCat(kind, " \"", quoted, "\" is longer than 63 characters");
+  for (char c : name) {
+    if (!IsLabelNameChar(c)) {
+      return absl::StrCat(kind, " \"", quoted, "\" has invalid character '", std::string(1, c),
+                          "'");
+    }
+  }
+  if (!absl::ascii_isalnum(static_cast<unsigned char>(name.front())) ||
+      !absl::ascii_isalnum(static_cast<unsigned char>(name.back()))) {
+    return absl::StrCat(kind, " \"", quoted, "\" must start and end with a letter or digit");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> LabelKeyProblem(std::string_view key) {
+  std::string_view name = key;
+  if (const size_t slash = key.rfind('/'); slash != std::string_view::npos) {
+    const std::string_view prefix = key.substr(0, slash);
+    if (auto problem = FqdnProblem(AsciiLower(prefix)); problem || prefix != AsciiLower(prefix)) {
+      return absl::StrCat("label key prefix \"", AbslView(prefix),
+                          "\" is not a lowercase DNS name");
+    }
+    name = key.substr(slash + 1);
+  }
+  if (name.empty()) return absl::StrCat("label key \"", AbslView(key), "\" has an empty name");
+  return LabelNameProblem(name, "label key");
+}
+
+std::optional<std::string> LabelValueProblem(std::string_view value) {
+  if (value.empty()) return std::nullopt;
+  return LabelNameProblem(value, "label value");
+}
+
+bool SelectorMatches(const std::map<std::string, std::string>& selector,
+                     const std::map<std::string, std::string>& labels) {
+  for (const auto& [key, value] : selector) {
+    const auto it = labels.find(key);
+    if (it == labels.end() || it->second != value) return false;
+  }
+  return true;
+}
+
 }  // namespace meshgate::config::internal

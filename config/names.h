@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,29 @@ bool HasLabelSuffix(std::string_view host, std::string_view suffix);
 
 // Decimal port 1..65535, digits only.
 bool ParsePortNumber(std::string_view text, uint16_t& port);
+
+// Istio host matching: "*" matches every host, "*.example.com" every host
+// ending in ".example.com" (any number of labels before it), anything else
+// only itself. Both sides lowercase.
+bool HostMatches(std::string_view pattern, std::string_view host);
+
+// Why `host` is not a valid Istio host (an FQDN, optionally with a leading
+// "*." wildcard label), or nullopt.
+std::optional<std::string> WildcardHostProblem(std::string_view host);
+
+// Istio's short names: a host without a dot is a Kubernetes service in
+// `ns` ("reviews" -> "reviews.default.svc.cluster.local"); anything else is kept.
+std::string ResolveShortName(std::string_view host, std::string_view ns,
+                             std::string_view cluster_domain);
+
+// Kubernetes label syntax: key [prefix/]name (name: at most 63 of [A-Za-z0-9-_.],
+// alphanumeric at both ends; prefix a DNS subdomain), value empty or like a name.
+std::optional<std::string> LabelKeyProblem(std::string_view key);
+std::optional<std::string> LabelValueProblem(std::string_view value);
+
+// Equality-based selector: every selector label present with the same value.
+bool SelectorMatches(const std::map<std::string, std::string>& selector,
+                     const std::map<std::string, std::string>& labels);
 
 std::string AsciiLower(std::string_view text);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);

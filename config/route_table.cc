@@ -23,6 +23,18 @@ std::string_view ToString(RouteMiss miss) {
   return "unknown";
 }
 
+std::string_view ToString(Resolution resolution) {
+  switch (resolution) {
+    case Resolution::kStatic:
+      return "STATIC";
+    case Resolution::kDns:
+      return "DNS";
+    case Resolution::kDnsRoundRobin:
+      return "DNS_ROUND_ROBIN";
+  }
+  return "unknown";
+}
+
 namespace {
 
 constexpr std::string_view kOutboundPrefix = "outbound_.";
@@ -62,11 +74,62 @@ std::string ClusterName(std::string_view host, uint16_t port, std::string_view s
                       internal::AbslView(host));
 }
 
-std::string HostPort(const Endpoint& endpoint) {
-  if (endpoint.address.find(':') != std::string::npos) {
-    return absl::StrCat("[", endpoint.address, "]:", endpoint.port);
+std::string HostPort(std::string_view host, uint16_t port) {
+  if (host.find(':') != std::string::npos) {
+    return absl::StrCat("[", internal::AbslView(host), "]:", port);
   }
-  return absl::StrCat(endpoint.address, ":", endpoint.port);
+  return absl::StrCat(internal::AbslView(host), ":", port);
+}
+
+// "  endpoint 10.0.0.1:80 weight 1 {app=x} network=n1 ...\n"
+void DescribeEndpoint(std::string& out, std::string_view what, const Endpoint& endpoint) {
+  const std::string& host = endpoint.address.empty() ? endpoint.hostname : endpoint.address;
+  absl::StrAppend(&out, "  ", internal::AbslView(what), " ", HostPort(host, endpoint.port),
+                  " weight ", endpoint.weight);
+  const char* separator = " {";
+  for (const auto& [key, value] : endpoint.labels) {
+    absl::StrAppend(&out, separator, key, "=", value);
+    separator = ", ";
+  }
+  if (!endpoint.labels.empty()) absl::StrAppend(&out, "}");
+  if (!endpoint.address.empty() && !endpoint.hostname.empty()) {
+    absl::StrAppend(&out, " from ", endpoint.hostname);
+  }
+  if (!endpoint.network.empty()) absl::StrAppend(&out, " network=", endpoint.network);
+  if (!endpoint.locality.empty()) absl::StrAppend(&out, " locality=", endpoint.locality);
+  if (!endpoint.service_account.empty()) {
+    absl::StrAppend(&out, " serviceAccount=", endpoint.service_account);
+  }
+  if (!endpoint.ready) absl::StrAppend(&out, " NOT READY");
+  absl::StrAppend(&out, "\n");
+}
+
+void DescribeCluster(std::string& out, const Cluster& cluster) {
+  absl::StrAppend(&out, "cluster ", cluster.id, ": ", cluster.name, "\n");
+  absl::StrAppend(&out, "  source: ", cluster.source, "\n");
+  if (!cluster.exported) absl::StrAppend(&out, "  not exported by any Gateway: refused\n");
+  if (!cluster.subset.empty()) {
+    absl::StrAppend(&out, "  subset ", cluster.subset, ":");
+    for (const auto& [key, value] : cluster.subset_labels) {
+      absl::StrAppend(&out, " ", key, "=", value);
+    }
+    absl::StrAppend(&out, cluster.subset_labels.empty() ? " (all endpoints)\n" : "\n");
+  }
+  if (cluster.resolution != Resolution::kStatic) {
+    absl::StrAppend(&out, "  resolution: ", internal::AbslView(ToString(cluster.resolution)),
+                    "\n");
+  }
+  if (!cluster.policy_source.empty()) {
+    absl::StrAppend(&out, "  policy: ", Describe(cluster.policy), "\n");
+    absl::StrAppend(&out, "  policy source: ", cluster.policy_source, "\n");
+  }
+  if (cluster.endpoints.empty() && cluster.dns_endpoints.empty()) {
+    absl::StrAppend(&out, "  (no endpoints)\n");
+  }
+  for (const Endpoint& endpoint : cluster.endpoints) DescribeEndpoint(out, "endpoint", endpoint);
+  for (const Endpoint& endpoint : cluster.dns_endpoints) {
+    DescribeEndpoint(out, "dns endpoint", endpoint);
+  }
 }
 
 }  // namespace
@@ -92,7 +155,9 @@ RouteTable::RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> re
     absl::AsciiStrToLower(&cluster.host);
     if (cluster.name.empty())
       cluster.name = ClusterName(cluster.host, cluster.port, cluster.subset);
-    std::vector<PortSubset>& entries = by_host_[cluster.host];
+    HostEntry& host = by_host_[cluster.host];
+    host.exported = host.exported || cluster.exported;
+    std::vector<PortSubset>& entries = host.clusters;
     for (const PortSubset& entry : entries) {
       if (entry.port == cluster.port && entry.subset == cluster.subset) {
         // The loader rejects duplicates with a proper message; reaching this is a bug.
@@ -136,7 +201,11 @@ RouteResult RouteTable::Route(std::string_view sni) const {
     result.miss = RouteMiss::kUnknownHost;
     return result;
   }
-  const std::vector<PortSubset>& entries = it->second;
+  if (!it->second.exported) {
+    result.miss = RouteMiss::kNotExported;
+    return result;
+  }
+  const std::vector<PortSubset>& entries = it->second.clusters;
   uint16_t port = parts.port;
   if (port == 0) {
     // A plain host names a service, not a port: only unambiguous with one port.
@@ -165,7 +234,7 @@ const Cluster* RouteTable::Find(std::string_view host, uint16_t port,
                                 std::string_view subset) const {
   const auto it = by_host_.find(internal::AbslView(host));
   if (it == by_host_.end()) return nullptr;
-  for (const PortSubset& entry : it->second) {
+  for (const PortSubset& entry : it->second.clusters) {
     if (entry.port == port && entry.subset == subset) return &clusters_[entry.index];
   }
   return nullptr;
@@ -178,20 +247,7 @@ std::string RouteTable::Describe() const {
   for (const SniRewrite& rewrite : rewrites_) {
     absl::StrAppend(&out, "sni rewrite: *", rewrite.from, " -> *", rewrite.to, "\n");
   }
-  for (const Cluster& cluster : clusters_) {
-    absl::StrAppend(&out, "cluster ", cluster.id, ": ", cluster.name, "\n");
-    absl::StrAppend(&out, "  source: ", cluster.source, "\n");
-    if (cluster.endpoints.empty()) absl::StrAppend(&out, "  (no endpoints)\n");
-    for (const Endpoint& endpoint : cluster.endpoints) {
-      absl::StrAppend(&out, "  endpoint ", HostPort(endpoint), " weight ", endpoint.weight);
-      const char* separator = " {";
-      for (const auto& [key, value] : endpoint.labels) {
-        absl::StrAppend(&out, separator, key, "=", value);
-        separator = ", ";
-      }
-      absl::StrAppend(&out, endpoint.labels.empty() ? "\n" : "}\n");
-    }
-  }
+  for (const Cluster& cluster : clusters_) DescribeCluster(out, cluster);
   return out;
 }
 

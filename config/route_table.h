@@ -11,15 +11,34 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "config/traffic_policy.h"
 
 namespace meshgate::config {
 
 struct Endpoint {
-  std::string address;  // IP literal (v4 or v6, no brackets)
+  std::string address;  // IP literal (v4 or v6, no brackets); never empty in Cluster::endpoints
   uint16_t port = 0;
   uint32_t weight = 1;
   std::map<std::string, std::string> labels;  // ordered so dumps are stable
+  // The DNS name to resolve, for an entry of Cluster::dns_endpoints (address
+  // empty); or the name an IP endpoint was resolved from.
+  std::string hostname;
+  std::string network;          // Istio network, e.g. "network1"
+  std::string locality;         // "region/zone/subzone"
+  std::string service_account;  // Kubernetes service account of the workload
+  // Kubernetes readiness. A not-ready endpoint keeps its index (sessions and
+  // balancer state refer to it) but must not be picked for new connections.
+  bool ready = true;
 };
+
+// How a cluster's endpoints are found (ServiceEntry resolution; Kubernetes
+// Services are kStatic, ExternalName ones kDns).
+enum class Resolution : uint8_t {
+  kStatic,         // IP endpoints, as listed
+  kDns,            // every address of every dns_endpoints name is an endpoint (Envoy STRICT_DNS)
+  kDnsRoundRobin,  // one dns_endpoints name; connect to one of its addresses (Envoy LOGICAL_DNS)
+};
+std::string_view ToString(Resolution resolution);
 
 struct Cluster {
   uint32_t id = 0;      // dense index into RouteTable::clusters()
@@ -27,8 +46,23 @@ struct Cluster {
   std::string host;     // FQDN, lowercase
   uint16_t port = 0;    // service port (the one in the SNI)
   std::string subset;   // empty for the whole service
+  // Dialable endpoints only: IP literals. Empty is valid: a DNS cluster before
+  // its names resolve, or a subset that selects nothing (sessions then end as
+  // no_endpoints).
   std::vector<Endpoint> endpoints;
-  std::string source;   // "file.yaml:12 ServiceEntry ns/name"
+  std::string source;   // "file.yaml:12 ServiceEntry ns/name" (several joined by "; ")
+
+  std::string service_namespace;  // namespace of the resource(s) defining the host
+  Resolution resolution = Resolution::kStatic;
+  // Names still to resolve (address empty, hostname set); a resolver adds what
+  // they resolve to as `endpoints` with `hostname` kept. Empty for kStatic.
+  std::vector<Endpoint> dns_endpoints;
+  std::map<std::string, std::string> subset_labels;  // the subset's selector
+  TrafficPolicy policy;       // effective DestinationRule policy for this cluster
+  std::string policy_source;  // the DestinationRule(s) it came from; empty if none
+  // False when Gateways restrict what is served and none exports this host:
+  // Route() then misses with kNotExported. The same for every cluster of a host.
+  bool exported = true;
 };
 
 // Suffix rewrite applied to the SNI host before lookup; first match wins.
@@ -43,7 +77,8 @@ struct SniRewrite {
   X(kUnknownHost, "unknown_host")                                       \
   X(kUnknownPort, "unknown_port")                                       \
   X(kUnknownSubset, "unknown_subset")                                   \
-  X(kAmbiguousPort, "ambiguous_port") /* plain host with several ports */
+  X(kAmbiguousPort, "ambiguous_port") /* plain host with several ports */ \
+  X(kNotExported, "not_exported")     /* known host no Gateway exports */
 
 enum class RouteMiss : uint8_t {
   kNone,
@@ -51,7 +86,9 @@ enum class RouteMiss : uint8_t {
   MESHGATE_ROUTE_MISSES(MESHGATE_ROUTE_ENUM)
 #undef MESHGATE_ROUTE_ENUM
 };
-inline constexpr size_t kRouteMissCount = static_cast<size_t>(RouteMiss::kAmbiguousPort) + 1;
+#define MESHGATE_ROUTE_COUNT(name, str) +1
+inline constexpr size_t kRouteMissCount = 1 MESHGATE_ROUTE_MISSES(MESHGATE_ROUTE_COUNT);
+#undef MESHGATE_ROUTE_COUNT
 std::string_view ToString(RouteMiss miss);
 
 struct RouteResult {
@@ -82,7 +119,8 @@ class RouteTable {
   std::span<const Cluster> clusters() const { return clusters_; }
   std::span<const SniRewrite> rewrites() const { return rewrites_; }
 
-  // Human-readable listing, one cluster and its endpoints per block, for --check.
+  // Human-readable listing, one cluster and its endpoints per block, for --check:
+  // subsets, resolution, policy and export status included.
   std::string Describe() const;
 
  private:
@@ -96,7 +134,11 @@ class RouteTable {
     std::string subset;
     uint32_t index;
   };
-  absl::flat_hash_map<std::string, std::vector<PortSubset>> by_host_;
+  struct HostEntry {
+    bool exported = false;  // any of its clusters exported
+    std::vector<PortSubset> clusters;
+  };
+  absl::flat_hash_map<std::string, HostEntry> by_host_;
 };
 
 }  // namespace meshgate::config

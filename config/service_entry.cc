@@ -1,52 +1,38 @@
-// ServiceEntry validation. Field names and rules follow Istio's API; what a
-// passthrough gateway can't serve yet is rejected with a reason, not ignored.
+// ServiceEntry and WorkloadEntry validation. Field names and rules follow Istio's
+// API and its validation webhook; what a passthrough gateway can't serve is
+// rejected with a reason, not ignored.
 #include "config/service_entry.h"
 
 #include <limits>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "config/names.h"
+#include "config/workload.h"
 
 namespace meshgate::config::internal {
 
 namespace {
-
-constexpr absl::string_view kApiVersions[] = {
-    "networking.istio.io/v1alpha3", "networking.istio.io/v1beta1", "networking.istio.io/v1"};
 
 // Istio's protocol.Parse accepts these, case-insensitively.
 constexpr absl::string_view kProtocols[] = {"HTTP",  "HTTPS",      "GRPC",  "GRPC-WEB",
                                             "HTTP2", "HTTP_PROXY", "MONGO", "MYSQL",
                                             "REDIS", "TCP",        "TLS",   "UDP"};
 
-enum class Resolution { kNone, kStatic, kDns, kDnsRoundRobin, kInvalid };
+constexpr std::string_view kNoneAdvice =
+    "can't be served by a passthrough gateway: it has no endpoints to dial; use STATIC with IP "
+    "endpoints, or DNS";
 
 // Everything read from one ServiceEntry, threaded through the spec readers.
 struct Reader {
   ErrorSink& sink;
-  std::vector<std::string>& warnings;
   ServiceEntry& entry;
   YAML::Node spec_key;  // where a missing spec field is reported: the "spec:" line
+  bool resolution_valid = false;  // written and known: rules that depend on it apply
 };
-
-void ReadMetadata(const YAML::Node& doc, Reader& r) {
-  const MapEntry metadata = Lookup(doc, "metadata");
-  if (!Require(metadata, doc, "metadata", r.sink) ||
-      !ExpectMap(metadata.value, "metadata", r.sink)) {
-    return;
-  }
-  const MapEntry name = Lookup(metadata.value, "name");
-  if (Require(name, metadata.key, "metadata.name", r.sink)) {
-    if (auto text = ReadString(name.value, "metadata.name", r.sink)) {
-      if (text->empty()) r.sink.Add(name.key, "metadata.name", "required (is empty)");
-    }
-  }
-  const MapEntry ns = Lookup(metadata.value, "namespace");
-  if (ns.present() && !ns.value.IsNull()) ReadString(ns.value, "metadata.namespace", r.sink);
-}
 
 void ReadHosts(const YAML::Node& spec, Reader& r) {
   const MapEntry hosts = Lookup(spec, "hosts");
@@ -77,13 +63,30 @@ void ReadHosts(const YAML::Node& spec, Reader& r) {
       r.sink.Add(node, field, absl::StrCat("duplicate host \"", host, "\""));
       continue;
     }
-    r.entry.hosts.push_back({std::move(host), LineOf(node), field});
+    r.entry.hosts.push_back({std::move(host), {field, PositionOf(node)}});
   }
+}
+
+void ReadPortName(const YAML::Node& node, const std::string& path, Reader& r, ServicePort& port) {
+  const MapEntry name = Lookup(node, "name");
+  const std::string name_path = FieldPath(path, "name");
+  if (!Require(name, node, name_path, r.sink)) return;
+  auto value = ReadString(name.value, name_path, r.sink);
+  if (!value) return;
+  if (!IsDns1123Label(*value)) {
+    r.sink.Add(name.value, name_path,
+               absl::StrCat("\"", *value,
+                            "\" is not a valid port name (lowercase letters, digits and '-', "
+                            "at most 63 characters)"));
+    return;
+  }
+  port.name = *value;
 }
 
 bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, ServicePort& port) {
   if (!ExpectMap(node, path, r.sink)) return false;
   const size_t errors = r.sink.count();
+  port.ref = {path, PositionOf(node)};
   CheckFields(node, path, {"number", "protocol", "name", "targetPort"}, r.sink);
 
   const MapEntry number = Lookup(node, "number");
@@ -93,40 +96,26 @@ bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, Servic
       port.number = static_cast<uint16_t>(*value);
     }
   }
-  const MapEntry name = Lookup(node, "name");
-  const std::string name_path = FieldPath(path, "name");
-  if (Require(name, node, name_path, r.sink)) {
-    if (auto value = ReadString(name.value, name_path, r.sink)) {
-      if (IsDns1123Label(*value)) {
-        port.name = *value;
-      } else {
-        r.sink.Add(name.value, name_path,
-                   absl::StrCat("\"", *value,
-                                "\" is not a valid port name (lowercase letters, digits and '-', "
-                                "at most 63 characters)"));
-      }
+  ReadPortName(node, path, r, port);
+  // Unset is allowed: Istio then sniffs the protocol.
+  IfPresent(node, "protocol", [&](const YAML::Node& n) {
+    const std::string protocol_path = FieldPath(path, "protocol");
+    auto value = ReadString(n, protocol_path, r.sink);
+    if (!value) return;
+    port.protocol = absl::AsciiStrToUpper(AbslView(*value));
+    bool known = false;
+    for (absl::string_view p : kProtocols) known = known || p == port.protocol;
+    if (!known) {
+      r.sink.Add(n, protocol_path,
+                 absl::StrCat("unknown protocol \"", *value,
+                              "\" (one of: ", absl::StrJoin(kProtocols, ", "), ")"));
     }
-  }
-  const MapEntry protocol = Lookup(node, "protocol");
-  const std::string protocol_path = FieldPath(path, "protocol");
-  if (Require(protocol, node, protocol_path, r.sink)) {
-    if (auto value = ReadString(protocol.value, protocol_path, r.sink)) {
-      bool known = false;
-      for (absl::string_view p : kProtocols) known = known || EqualsIgnoreCase(StdView(p), *value);
-      if (!known) {
-        r.sink.Add(protocol.value, protocol_path,
-                   absl::StrCat("unknown protocol \"", *value,
-                                "\" (one of: ", absl::StrJoin(kProtocols, ", "), ")"));
-      }
-    }
-  }
-  const MapEntry target = Lookup(node, "targetPort");
-  if (target.present() && !target.value.IsNull()) {
-    const std::string target_path = FieldPath(path, "targetPort");
-    if (auto value = ReadInt(target.value, target_path, 1, 65535, r.sink)) {
+  });
+  IfPresent(node, "targetPort", [&](const YAML::Node& n) {
+    if (auto value = ReadInt(n, FieldPath(path, "targetPort"), 1, 65535, r.sink)) {
       port.target_port = static_cast<uint16_t>(*value);
     }
-  }
+  });
   return r.sink.count() == errors;
 }
 
@@ -172,153 +161,55 @@ bool ReadPorts(const YAML::Node& spec, Reader& r) {
   return ok;
 }
 
-Resolution ReadResolution(const YAML::Node& spec, Reader& r) {
+SeResolution ReadResolution(const YAML::Node& spec, Reader& r) {
   const MapEntry resolution = Lookup(spec, "resolution");
   if (!resolution.present() || resolution.value.IsNull()) {
-    r.sink.Add(resolution.present() ? resolution.key : r.spec_key, "spec.resolution",
-               "resolution NONE (the default when unset) can't be served by a passthrough "
-               "gateway: it has no endpoints to dial; use STATIC with IP endpoints");
-    return Resolution::kNone;
+    const YAML::Node& at = resolution.present() ? resolution.key : r.spec_key;
+    r.entry.resolution_ref = {"spec.resolution", PositionOf(at)};
+    r.sink.Add(at, "spec.resolution",
+               absl::StrCat("resolution NONE (the default when unset) ", AbslView(kNoneAdvice)));
+    return SeResolution::kNone;
   }
+  r.entry.resolution_ref = {"spec.resolution", PositionOf(resolution.value)};
   auto value = ReadString(resolution.value, "spec.resolution", r.sink);
-  if (!value) return Resolution::kInvalid;
-  const YAML::Node& at = resolution.value;
-  if (*value == "STATIC") return Resolution::kStatic;
+  if (!value) return SeResolution::kNone;
+  r.resolution_valid = true;
+  if (*value == "STATIC") return SeResolution::kStatic;
+  if (*value == "DNS") return SeResolution::kDns;
+  if (*value == "DNS_ROUND_ROBIN") return SeResolution::kDnsRoundRobin;
   if (*value == "NONE") {
-    r.sink.Add(at, "spec.resolution",
-               "resolution NONE can't be served by a passthrough gateway: it has no endpoints to "
-               "dial; use STATIC with IP endpoints");
-    return Resolution::kNone;
+    r.sink.Add(resolution.value, "spec.resolution",
+               absl::StrCat("resolution NONE ", AbslView(kNoneAdvice)));
+  } else {
+    r.resolution_valid = false;
+    r.sink.Add(resolution.value, "spec.resolution",
+               absl::StrCat("unknown resolution \"", *value,
+                            "\" (one of: NONE, STATIC, DNS, DNS_ROUND_ROBIN)"));
   }
-  if (*value == "DNS" || *value == "DNS_ROUND_ROBIN") {
-    r.sink.Add(at, "spec.resolution",
-               absl::StrCat("resolution ", *value, " is not supported yet: use STATIC"));
-    return *value == "DNS" ? Resolution::kDns : Resolution::kDnsRoundRobin;
-  }
-  r.sink.Add(at, "spec.resolution",
-             absl::StrCat("unknown resolution \"", *value,
-                          "\" (one of: NONE, STATIC, DNS, DNS_ROUND_ROBIN)"));
-  return Resolution::kInvalid;
+  return SeResolution::kNone;
 }
 
-void ReadAddress(const MapEntry& address, const YAML::Node& node, const std::string& path,
-                 Resolution resolution, Reader& r, WorkloadEndpoint& endpoint) {
-  const std::string field = FieldPath(path, "address");
-  if (!Require(address, node, field, r.sink)) return;
-  auto text = ReadString(address.value, field, r.sink);
-  if (!text) return;
-  // Only STATIC endpoints must be IPs; other resolutions are already an error,
-  // and their host-name endpoints would only add noise.
-  if (resolution != Resolution::kStatic) {
-    endpoint.address = *text;
-    return;
-  }
-  if (text->starts_with("unix://")) {
-    r.sink.Add(address.value, field,
-               absl::StrCat("\"", *text,
-                            "\": unix domain socket endpoints are not supported (meshgate dials "
-                            "TCP to IP endpoints)"));
-    return;
-  }
-  if (auto ip = CanonicalIp(*text)) {
-    endpoint.address = *ip;
-    return;
-  }
-  r.sink.Add(
-      address.value, field,
-      absl::StrCat("\"", *text, "\" is not an IP address (resolution STATIC needs IP endpoints)"));
-}
-
-void ReadEndpointPorts(const YAML::Node& ports, const std::string& path, bool check_names,
-                       Reader& r, WorkloadEndpoint& endpoint) {
-  if (!ExpectMap(ports, path, r.sink) || !CheckKeys(ports, path, r.sink)) return;
-  for (const auto& pair : ports) {
-    const std::string& name = pair.first.Scalar();
-    const std::string field = FieldPath(path, name);
-    auto number = ReadInt(pair.second, field, 1, 65535, r.sink);
-    if (!number) continue;
-    if (check_names) {
-      bool declared = false;
-      std::vector<std::string> names;
-      for (const ServicePort& port : r.entry.ports) {
-        declared = declared || port.name == name;
-        names.push_back(port.name);
-      }
-      if (!declared) {
-        r.sink.Add(pair.first, field,
-                   absl::StrCat("no port named \"", name,
-                                "\" in spec.ports (have: ", absl::StrJoin(names, ", "), ")"));
-        continue;
-      }
-    }
-    endpoint.ports[name] = static_cast<uint16_t>(*number);
-  }
-}
-
-void ReadLabels(const YAML::Node& labels, const std::string& path, Reader& r,
-                WorkloadEndpoint& endpoint) {
-  if (!ExpectMap(labels, path, r.sink) || !CheckKeys(labels, path, r.sink)) return;
-  for (const auto& pair : labels) {
-    const std::string& key = pair.first.Scalar();
-    if (auto value = ReadString(pair.second, FieldPath(path, key), r.sink)) {
-      endpoint.labels[key] = *value;
-    }
-  }
-}
-
-void ReadEndpoint(const YAML::Node& node, const std::string& path, Resolution resolution,
-                  bool check_port_names, Reader& r) {
-  if (!ExpectMap(node, path, r.sink)) return;
-  CheckFields(node, path,
-              {"address", "ports", "labels", "network", "locality", "weight", "serviceAccount"},
-              r.sink);
-  WorkloadEndpoint endpoint;
-  ReadAddress(Lookup(node, "address"), node, path, resolution, r, endpoint);
-  if (const MapEntry ports = Lookup(node, "ports"); ports.present() && !ports.value.IsNull()) {
-    ReadEndpointPorts(ports.value, FieldPath(path, "ports"), check_port_names, r, endpoint);
-  }
-  if (const MapEntry labels = Lookup(node, "labels"); labels.present() && !labels.value.IsNull()) {
-    ReadLabels(labels.value, FieldPath(path, "labels"), r, endpoint);
-  }
-  if (const MapEntry weight = Lookup(node, "weight"); weight.present() && !weight.value.IsNull()) {
-    const std::string field = FieldPath(path, "weight");
-    if (auto value =
-            ReadInt(weight.value, field, 0, std::numeric_limits<uint32_t>::max(), r.sink)) {
-      endpoint.weight = static_cast<uint32_t>(*value);
-      if (endpoint.weight == 0) {
-        // Istio (proto3) can't tell 0 from unset and uses 1; so do we, but say so.
-        endpoint.weight = 1;
-        r.warnings.push_back(r.sink.Format(
-            LineOf(weight.value), field,
-            "weight 0 means the default weight 1 (as in Istio); remove the endpoint to stop "
-            "sending it traffic"));
-      }
-    }
-  }
-  for (std::string_view key : {"network", "locality", "serviceAccount"}) {
-    const MapEntry entry = Lookup(node, key);
-    if (entry.present() && !entry.value.IsNull()) {
-      ReadString(entry.value, FieldPath(path, key), r.sink);
-    }
-  }
-  r.entry.endpoints.push_back(std::move(endpoint));
-}
-
-void ReadEndpoints(const YAML::Node& spec, Resolution resolution, bool check_port_names,
-                   Reader& r) {
+void ReadEndpoints(const YAML::Node& spec, bool check_port_names, Reader& r) {
   const MapEntry endpoints = Lookup(spec, "endpoints");
-  const bool absent = !endpoints.present() || endpoints.value.IsNull();
-  if (absent || (endpoints.value.IsSequence() && endpoints.value.size() == 0)) {
-    if (resolution == Resolution::kStatic) {
-      r.sink.Add(absent ? r.spec_key : endpoints.key, "spec.endpoints",
-                 "required for resolution STATIC (at least one IP endpoint)");
-    }
-    return;
-  }
+  if (!endpoints.present() || endpoints.value.IsNull()) return;
   if (!ExpectList(endpoints.value, "spec.endpoints", r.sink)) return;
+  const SeResolution resolution = r.entry.resolution;
+  AddressRule rule = AddressRule::kUnchecked;
+  std::string_view what;
+  if (resolution == SeResolution::kStatic) {
+    rule = AddressRule::kIp;
+    what = "resolution STATIC needs IP endpoints";
+  } else if (resolution != SeResolution::kNone) {
+    rule = AddressRule::kIpOrHost;
+  }
   for (size_t i = 0; i < endpoints.value.size(); ++i) {
-    ReadEndpoint(endpoints.value[i], IndexPath("spec.endpoints", i), resolution, check_port_names,
-                 r);
+    const YAML::Node node = endpoints.value[i];
+    const std::string path = IndexPath("spec.endpoints", i);
+    if (!ExpectMap(node, path, r.sink)) continue;
+    WorkloadEndpoint endpoint;
+    ReadWorkload(node, path, rule, what, check_port_names ? &r.entry.ports : nullptr, r.sink,
+                 endpoint);
+    r.entry.endpoints.push_back(std::move(endpoint));
   }
   uint64_t total = 0;
   for (const WorkloadEndpoint& endpoint : r.entry.endpoints) total += endpoint.weight;
@@ -329,17 +220,113 @@ void ReadEndpoints(const YAML::Node& spec, Resolution resolution, bool check_por
   }
 }
 
-// Accepted for compatibility, not used: only their types are checked.
-void CheckIgnoredFields(const YAML::Node& spec, Reader& r) {
-  for (std::string_view key : {"addresses", "exportTo", "subjectAltNames"}) {
-    const MapEntry entry = Lookup(spec, key);
-    if (entry.present() && !entry.value.IsNull()) {
-      CheckStringList(entry.value, FieldPath("spec", key), r.sink);
+// IPs or CIDR blocks; CIDRs only where Istio allows them.
+void ReadAddresses(const YAML::Node& node, Reader& r) {
+  if (!CheckStringList(node, "spec.addresses", r.sink)) return;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string text = node[i].Scalar();
+    const std::string field = IndexPath("spec.addresses", i);
+    const size_t slash = text.find('/');
+    const std::string ip = text.substr(0, slash);
+    bool ok = CanonicalIp(ip).has_value();
+    if (ok && slash != std::string::npos) {
+      uint16_t bits = 0;
+      const int max_bits = ip.find(':') == std::string::npos ? 32 : 128;
+      const std::string prefix = text.substr(slash + 1);
+      ok = (prefix == "0" || ParsePortNumber(prefix, bits)) && bits <= max_bits;
+      if (ok && r.entry.resolution != SeResolution::kStatic &&
+          r.entry.resolution != SeResolution::kNone) {
+        r.sink.Add(node[i], field,
+                   absl::StrCat("CIDR \"", text,
+                                "\" is allowed only with resolution STATIC or NONE"));
+        continue;
+      }
+    }
+    if (!ok) {
+      r.sink.Add(node[i], field,
+                 absl::StrCat("\"", text, "\" is not an IP address or CIDR block"));
     }
   }
-  const MapEntry location = Lookup(spec, "location");
-  if (location.present() && !location.value.IsNull()) {
-    ReadString(location.value, "spec.location", r.sink);
+}
+
+void ReadWorkloadSelector(const MapEntry& selector, Reader& r) {
+  const std::string path = "spec.workloadSelector";
+  r.entry.selector_ref = {path, PositionOf(selector.key)};
+  if (!ExpectMap(selector.value, path, r.sink)) return;
+  CheckFields(selector.value, path, {"labels"}, r.sink);
+  Labels labels;
+  bool read = true;
+  IfPresent(selector.value, "labels", [&](const YAML::Node& node) {
+    auto value = ReadLabels(node, FieldPath(path, "labels"), r.sink);
+    read = value.has_value();
+    if (value) labels = *value;
+  });
+  if (read && labels.empty()) {
+    r.sink.Add(selector.key, path,
+               "must select by at least one label (an empty selector would select every "
+               "workload in the namespace)");
+  }
+  r.entry.workload_selector = std::move(labels);
+}
+
+void ReadLocation(const YAML::Node& node, Reader& r) {
+  auto value = ReadString(node, "spec.location", r.sink);
+  if (value && *value != "MESH_EXTERNAL" && *value != "MESH_INTERNAL") {
+    r.sink.Add(node, "spec.location",
+               absl::StrCat("unknown location \"", *value,
+                            "\" (one of: MESH_EXTERNAL, MESH_INTERNAL)"));
+  }
+}
+
+// Istio: with several hosts, only HTTP (Host header) and TLS (SNI) ports can
+// tell them apart; plain TCP can't.
+void CheckHostsAgainstPorts(const YAML::Node& spec, Reader& r) {
+  if (r.entry.hosts.size() < 2) return;
+  for (size_t i = 0; i < r.entry.ports.size(); ++i) {
+    const ServicePort& port = r.entry.ports[i];
+    const std::string& p = port.protocol;
+    const bool http = p == "HTTP" || p == "HTTP2" || p == "GRPC" || p == "GRPC-WEB" ||
+                      p == "HTTP_PROXY";
+    if (http || p == "HTTPS" || p == "TLS") continue;
+    r.sink.Add(Lookup(spec, "hosts").key, "spec.hosts",
+               absl::StrCat("several hosts need HTTP or TLS ports to tell them apart (Istio "
+                            "rejects this): port \"",
+                            port.name, "\" is ", p.empty() ? "of unset protocol" : p));
+    return;
+  }
+}
+
+void CheckEndpointRules(const YAML::Node& spec, Reader& r) {
+  const MapEntry endpoints = Lookup(spec, "endpoints");
+  const bool listed = endpoints.present() && !endpoints.value.IsNull() &&
+                      !(endpoints.value.IsSequence() && endpoints.value.size() == 0);
+  const YAML::Node at = endpoints.present() ? endpoints.key : r.spec_key;
+  const bool selector = r.entry.workload_selector.has_value();
+  if (listed && selector) {
+    r.sink.AddAt(r.entry.selector_ref.at, "spec.workloadSelector",
+                 "only one of workloadSelector or endpoints is allowed");
+  }
+  if (!r.resolution_valid) return;  // already reported; more would be noise
+  switch (r.entry.resolution) {
+    case SeResolution::kNone:
+      if (listed) r.sink.Add(at, "spec.endpoints", "not allowed with resolution NONE");
+      break;
+    case SeResolution::kStatic:
+      if (!listed && !selector) {
+        r.sink.Add(at, "spec.endpoints",
+                   "required for resolution STATIC (at least one IP endpoint, or a "
+                   "workloadSelector)");
+      }
+      break;
+    case SeResolution::kDnsRoundRobin:
+      if (listed && endpoints.value.IsSequence() && endpoints.value.size() > 1) {
+        r.sink.Add(at, "spec.endpoints",
+                   absl::StrCat("resolution DNS_ROUND_ROBIN allows at most one endpoint, got ",
+                                endpoints.value.size()));
+      }
+      break;
+    case SeResolution::kDns:
+      break;
   }
 }
 
@@ -350,47 +337,45 @@ void ReadSpec(const YAML::Node& spec, Reader& r) {
               r.sink);
   ReadHosts(spec, r);
   const bool ports_ok = ReadPorts(spec, r);
-  const Resolution resolution = ReadResolution(spec, r);
-  CheckIgnoredFields(spec, r);
-  if (const MapEntry selector = Lookup(spec, "workloadSelector"); selector.present()) {
-    r.sink.Add(selector.key, "spec.workloadSelector",
-               "not supported yet: list the endpoints in spec.endpoints (resolution STATIC)");
-    return;  // "endpoints required" would only repeat the same advice
+  r.entry.resolution = ReadResolution(spec, r);
+  IfPresent(spec, "addresses", [&](const YAML::Node& n) { ReadAddresses(n, r); });
+  IfPresent(spec, "location", [&](const YAML::Node& n) { ReadLocation(n, r); });
+  IfPresent(spec, "exportTo", [&](const YAML::Node& n) {
+    r.entry.export_to = ReadExportTo(n, "spec.exportTo", r.sink);
+  });
+  IfPresent(spec, "subjectAltNames",
+            [&](const YAML::Node& n) { CheckStringList(n, "spec.subjectAltNames", r.sink); });
+  if (const MapEntry selector = Lookup(spec, "workloadSelector");
+      selector.present() && !selector.value.IsNull()) {
+    ReadWorkloadSelector(selector, r);
   }
-  ReadEndpoints(spec, resolution, ports_ok, r);
+  ReadEndpoints(spec, ports_ok, r);
+  CheckEndpointRules(spec, r);
+  CheckHostsAgainstPorts(spec, r);
 }
 
 }  // namespace
 
-uint16_t EndpointPort(const WorkloadEndpoint& endpoint, const ServicePort& port) {
-  if (auto it = endpoint.ports.find(port.name); it != endpoint.ports.end()) return it->second;
-  return port.target_port.value_or(port.number);
+ServiceEntry ReadServiceEntry(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+  ServiceEntry entry;
+  ReadEnvelope(doc, kIstioNetworkingVersions, {"apiVersion", "kind", "metadata", "spec", "status"},
+               sink, meta);
+  entry.meta = std::move(meta);
+  entry.source = entry.meta.Source();
+  if (const MapEntry spec = RequireSpec(doc, sink); spec.present()) {
+    Reader r{sink, entry, spec.key};
+    ReadSpec(spec.value, r);
+  }
+  return entry;
 }
 
-ServiceEntry ReadServiceEntry(const YAML::Node& doc, ErrorSink& sink,
-                              std::vector<std::string>& warnings) {
-  ServiceEntry entry;
-  Reader r{sink, warnings, entry, YAML::Node()};
-  CheckFields(doc, "", {"apiVersion", "kind", "metadata", "spec", "status"}, sink);
-
-  const MapEntry api = Lookup(doc, "apiVersion");
-  if (Require(api, doc, "apiVersion", sink)) {
-    if (auto version = ReadString(api.value, "apiVersion", sink)) {
-      bool known = false;
-      for (absl::string_view v : kApiVersions) known = known || v == *version;
-      if (!known) {
-        sink.Add(
-            api.value, "apiVersion",
-            absl::StrCat("unsupported apiVersion \"", *version,
-                         "\" for ServiceEntry (one of: ", absl::StrJoin(kApiVersions, ", "), ")"));
-      }
-    }
-  }
-  ReadMetadata(doc, r);
-  const MapEntry spec = Lookup(doc, "spec");
-  if (Require(spec, doc, "spec", sink) && ExpectMap(spec.value, "spec", sink)) {
-    r.spec_key = spec.key;
-    ReadSpec(spec.value, r);
+WorkloadEntry ReadWorkloadEntry(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+  WorkloadEntry entry;
+  ReadEnvelope(doc, kIstioNetworkingVersions, {"apiVersion", "kind", "metadata", "spec", "status"},
+               sink, meta);
+  entry.meta = std::move(meta);
+  if (const MapEntry spec = RequireSpec(doc, sink); spec.present()) {
+    ReadWorkload(spec.value, "spec", AddressRule::kIpOrHost, "", nullptr, sink, entry.endpoint);
   }
   return entry;
 }

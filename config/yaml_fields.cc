@@ -1,4 +1,4 @@
-// Typed yaml-cpp reads that collect "file:line: subject: field: problem" errors.
+// Typed yaml-cpp reads that collect "file:line:column: subject: field: problem" errors.
 #include "config/yaml_fields.h"
 
 #include <yaml-cpp/anchor.h>
@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <limits>
 #include <sstream>
+#include <tuple>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "config/names.h"
 
@@ -64,10 +64,15 @@ std::vector<YAML::Node> LoadAllDocuments(const std::string& text) {
   return YAML::LoadAll(text);
 }
 
-int LineOf(const YAML::Node& node) {
-  if (!node.IsDefined()) return 0;
+Position PositionOf(const YAML::Node& node) {
+  if (!node.IsDefined()) return {};
   const YAML::Mark mark = node.Mark();
-  return mark.is_null() ? 0 : mark.line + 1;
+  if (mark.is_null()) return {};
+  return {mark.line + 1, mark.column + 1};
+}
+
+std::string Located(std::string_view file, Position at) {
+  return absl::StrCat(AbslView(file), ":", at.line, ":", at.column);
 }
 
 std::string_view TypeName(const YAML::Node& node) {
@@ -87,13 +92,19 @@ std::string IndexPath(std::string_view parent, size_t index) {
 }
 
 ErrorSink::~ErrorSink() {
-  std::stable_sort(pending_.begin(), pending_.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [line, text] : pending_) errors_->push_back(std::move(text));
+  Flush(errors_pending_, errors_);
+  Flush(warnings_pending_, warnings_ != nullptr ? warnings_ : errors_);
 }
 
-std::string ErrorSink::Format(int line, std::string_view field, std::string_view message) const {
-  std::string out = absl::StrCat(file_, ":", LineOrSubject(line), ": ");
+void ErrorSink::Flush(Pending& pending, std::vector<std::string>* out) {
+  std::stable_sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.line, a.first.column) < std::tie(b.first.line, b.first.column);
+  });
+  for (auto& [at, text] : pending) out->push_back(std::move(text));
+}
+
+std::string ErrorSink::Format(Position at, std::string_view field, std::string_view message) const {
+  std::string out = absl::StrCat(Located(file_, OrSubject(at)), ": ");
   if (!subject_.empty()) absl::StrAppend(&out, subject_, ": ");
   if (!field.empty()) absl::StrAppend(&out, AbslView(field), ": ");
   absl::StrAppend(&out, AbslView(message));
@@ -101,11 +112,20 @@ std::string ErrorSink::Format(int line, std::string_view field, std::string_view
 }
 
 void ErrorSink::Add(const YAML::Node& at, std::string_view field, std::string_view message) {
-  AddAtLine(LineOf(at), field, message);
+  AddAt(PositionOf(at), field, message);
 }
 
-void ErrorSink::AddAtLine(int line, std::string_view field, std::string_view message) {
-  pending_.emplace_back(LineOrSubject(line), Format(line, field, message));
+void ErrorSink::AddAt(Position at, std::string_view field, std::string_view message) {
+  errors_pending_.emplace_back(OrSubject(at), Format(at, field, message));
+}
+
+void ErrorSink::Warn(const YAML::Node& at, std::string_view field, std::string_view message) {
+  WarnAt(PositionOf(at), field, message);
+}
+
+void ErrorSink::WarnAt(Position at, std::string_view field, std::string_view message) {
+  if (warnings_ == nullptr) return AddAt(at, field, message);
+  warnings_pending_.emplace_back(OrSubject(at), Format(at, field, message));
 }
 
 MapEntry Lookup(const YAML::Node& map, std::string_view key) {
@@ -122,7 +142,8 @@ namespace {
 bool CheckMapKeys(const YAML::Node& map, std::string_view path,
                   const std::initializer_list<std::string_view>* known, ErrorSink& sink) {
   bool ok = true;
-  absl::flat_hash_set<std::string> seen;
+  // Views into the document's own scalars; maps are small, so a scan beats hashing.
+  std::vector<std::string_view> seen;
   for (const auto& pair : map) {
     const YAML::Node& key = pair.first;
     if (!key.IsScalar()) {
@@ -130,21 +151,27 @@ bool CheckMapKeys(const YAML::Node& map, std::string_view path,
       ok = false;
       continue;
     }
-    const std::string field = FieldPath(path, key.Scalar());
-    if (!seen.insert(key.Scalar()).second) {
-      sink.Add(key, field, "duplicate key");
+    const std::string& name = key.Scalar();
+    if (std::find(seen.begin(), seen.end(), name) != seen.end()) {
+      sink.Add(key, FieldPath(path, name), "duplicate key");
       ok = false;
       continue;
     }
+    seen.push_back(name);
     if (known == nullptr) continue;
     bool is_known = false;
-    for (std::string_view k : *known) is_known = is_known || k == key.Scalar();
-    if (!is_known) {
-      std::string expected;
-      for (std::string_view k : *known) {
-        absl::StrAppend(&expected, expected.empty() ? "" : ", ", AbslView(k));
-      }
-      sink.Add(key, field, absl::StrCat("unknown field (expected one of: ", expected, ")"));
+    for (std::string_view k : *known) is_known = is_known || k == name;
+    if (is_known) continue;
+    std::string expected;
+    for (std::string_view k : *known) {
+      absl::StrAppend(&expected, expected.empty() ? "" : ", ", AbslView(k));
+    }
+    if (sink.unknown_fields() == ErrorSink::UnknownFields::kWarning) {
+      sink.Warn(key, FieldPath(path, name),
+                absl::StrCat("unknown field, ignored (known: ", expected, ")"));
+    } else {
+      sink.Add(key, FieldPath(path, name),
+               absl::StrCat("unknown field (expected one of: ", expected, ")"));
       ok = false;
     }
   }
@@ -235,6 +262,38 @@ bool CheckStringList(const YAML::Node& node, std::string_view path, ErrorSink& s
     ok = ReadString(node[i], IndexPath(path, i), sink).has_value() && ok;
   }
   return ok;
+}
+
+std::optional<bool> ReadBool(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
+  if (node.IsScalar() && node.Tag() != "!") {
+    const std::string& text = node.Scalar();
+    if (text == "true" || text == "True" || text == "TRUE") return true;
+    if (text == "false" || text == "False" || text == "FALSE") return false;
+  }
+  if (node.IsScalar()) {
+    sink.Add(node, path, absl::StrCat("must be true or false, got \"", node.Scalar(), "\""));
+  } else {
+    sink.Add(node, path, absl::StrCat("must be true or false, got ", AbslView(TypeName(node))));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::map<std::string, std::string>> ReadStringMap(const YAML::Node& node,
+                                                                std::string_view path,
+                                                                ErrorSink& sink) {
+  if (!ExpectMap(node, path, sink) || !CheckKeys(node, path, sink)) return std::nullopt;
+  std::map<std::string, std::string> out;
+  bool ok = true;
+  for (const auto& pair : node) {
+    const std::string& key = pair.first.Scalar();
+    if (auto value = ReadString(pair.second, FieldPath(path, key), sink)) {
+      out[key] = *value;
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return out;
 }
 
 }  // namespace meshgate::config::internal

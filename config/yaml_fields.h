@@ -1,11 +1,12 @@
 // Typed reads of yaml-cpp nodes for the config loaders. Problems are reported as
-// "file:line: subject: field.path: what is wrong" and collected, never thrown.
+// "file:line:column: subject: field.path: what is wrong" and collected, never thrown.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,8 +20,16 @@ namespace meshgate::config::internal {
 // Throws YAML::ParserException for that case as for any syntax error.
 std::vector<YAML::Node> LoadAllDocuments(const std::string& text);
 
-// 1-based line of a node; 0 when yaml-cpp has no position for it.
-int LineOf(const YAML::Node& node);
+// 1-based line and column of a node; zeros when yaml-cpp has no position for it.
+struct Position {
+  int line = 0;
+  int column = 0;
+  bool known() const { return line > 0; }
+};
+Position PositionOf(const YAML::Node& node);
+
+// "file:line:column", the prefix of every located message.
+std::string Located(std::string_view file, Position at);
 
 // "a map", "a list", "a string", "null": for "must be X, got Y".
 std::string_view TypeName(const YAML::Node& node);
@@ -31,37 +40,55 @@ inline bool IsMissing(const YAML::Node& node) { return !node.IsDefined() || node
 std::string FieldPath(std::string_view parent, std::string_view key);
 std::string IndexPath(std::string_view parent, size_t index);
 
-// Collects errors with a common prefix. The subject names the resource being read
-// ("ServiceEntry foo/httpbin"); its line stands in for nodes without a position.
-// Validation order isn't file order, so errors reach `errors` sorted by line when
-// the sink goes out of scope.
+// Collects errors and warnings with a common prefix. The subject names the
+// resource being read ("ServiceEntry foo/httpbin"); its position stands in for
+// nodes without one. Validation order isn't file order, so messages reach the
+// output vectors sorted by position when the sink goes out of scope.
 class ErrorSink {
  public:
-  ErrorSink(std::string file, std::vector<std::string>* errors)
-      : file_(std::move(file)), errors_(errors) {}
+  // Istio adds fields over time, so its resources warn about unknown fields;
+  // meshgate's own config rejects them (a typo there is a silent misconfiguration).
+  enum class UnknownFields { kError, kWarning };
+
+  // Without a warnings vector, warnings are reported as errors.
+  ErrorSink(std::string file, std::vector<std::string>* errors,
+            std::vector<std::string>* warnings = nullptr,
+            UnknownFields unknown_fields = UnknownFields::kError)
+      : file_(std::move(file)),
+        errors_(errors),
+        warnings_(warnings),
+        unknown_fields_(unknown_fields) {}
   ~ErrorSink();
   ErrorSink(const ErrorSink&) = delete;
   ErrorSink& operator=(const ErrorSink&) = delete;
 
-  void SetSubject(std::string subject, int line) {
+  void SetSubject(std::string subject, Position at) {
     subject_ = std::move(subject);
-    subject_line_ = line;
+    subject_at_ = at;
   }
   void Add(const YAML::Node& at, std::string_view field, std::string_view message);
-  void AddAtLine(int line, std::string_view field, std::string_view message);
-  // Formats like an error, for warnings that share the prefix.
-  std::string Format(int line, std::string_view field, std::string_view message) const;
+  void AddAt(Position at, std::string_view field, std::string_view message);
+  void Warn(const YAML::Node& at, std::string_view field, std::string_view message);
+  void WarnAt(Position at, std::string_view field, std::string_view message);
+  std::string Format(Position at, std::string_view field, std::string_view message) const;
 
-  size_t count() const { return pending_.size(); }
+  // Errors added so far (warnings don't count).
+  size_t count() const { return errors_pending_.size(); }
+  UnknownFields unknown_fields() const { return unknown_fields_; }
 
  private:
-  int LineOrSubject(int line) const { return line > 0 ? line : subject_line_; }
+  using Pending = std::vector<std::pair<Position, std::string>>;
+  Position OrSubject(Position at) const { return at.known() ? at : subject_at_; }
+  static void Flush(Pending& pending, std::vector<std::string>* out);
 
   std::string file_;
   std::string subject_;
-  int subject_line_ = 0;
+  Position subject_at_;
   std::vector<std::string>* errors_;
-  std::vector<std::pair<int, std::string>> pending_;
+  std::vector<std::string>* warnings_;
+  UnknownFields unknown_fields_;
+  Pending errors_pending_;
+  Pending warnings_pending_;
 };
 
 // A map entry with its key node, so "required" and "null" point at the right line.
@@ -73,7 +100,8 @@ struct MapEntry {
 };
 MapEntry Lookup(const YAML::Node& map, std::string_view key);
 
-// Reports non-scalar keys, duplicate keys and keys not in `known`. False if any.
+// Reports non-scalar keys, duplicate keys and keys not in `known` (as errors or
+// warnings, as the sink says). False if any error was reported.
 bool CheckFields(const YAML::Node& map, std::string_view path,
                  std::initializer_list<std::string_view> known, ErrorSink& sink);
 // Reports non-scalar and duplicate keys only (for free-form maps such as labels).
@@ -94,5 +122,18 @@ std::optional<int64_t> ReadInt(const YAML::Node& node, std::string_view path, in
                                int64_t max, ErrorSink& sink);
 // A list of strings (e.g. exportTo); type errors only.
 bool CheckStringList(const YAML::Node& node, std::string_view path, ErrorSink& sink);
+// true/false (YAML 1.2 core schema spellings, as Kubernetes reads them).
+std::optional<bool> ReadBool(const YAML::Node& node, std::string_view path, ErrorSink& sink);
+// A string-to-string map such as labels; type errors only.
+std::optional<std::map<std::string, std::string>> ReadStringMap(const YAML::Node& node,
+                                                                std::string_view path,
+                                                                ErrorSink& sink);
+
+// Calls read(value) when `key` is present and not null.
+template <typename F>
+void IfPresent(const YAML::Node& map, std::string_view key, F read) {
+  const MapEntry entry = Lookup(map, key);
+  if (entry.present() && !entry.value.IsNull()) read(entry.value);
+}
 
 }  // namespace meshgate::config::internal

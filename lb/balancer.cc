@@ -12,6 +12,8 @@ int RoundRobin::Pick(const config::Cluster& cluster, std::span<const uint32_t> t
   uint32_t& next = next_[cluster.id];
   for (uint32_t step = 0; step < n; ++step) {
     const uint32_t candidate = (next + step) % n;
+    // A not-ready endpoint keeps its index but takes no new connections.
+    if (!cluster.endpoints[candidate].ready) continue;
     if (std::find(tried.begin(), tried.end(), candidate) == tried.end()) {
       // Only a connection's first pick advances the rotation: a retry must
       // not pull the next connection back onto the endpoint that just failed.

@@ -16,8 +16,9 @@ inline constexpr int kNoEndpoint = -1;
 class Balancer {
  public:
   virtual ~Balancer() = default;
-  // Index into cluster.endpoints, skipping indices in `tried` (endpoints this
-  // connection already failed to reach), or kNoEndpoint when none is left.
+  // Index into cluster.endpoints, skipping not-ready endpoints and indices in
+  // `tried` (endpoints this connection already failed to reach), or
+  // kNoEndpoint when none is left.
   virtual int Pick(const config::Cluster& cluster, std::span<const uint32_t> tried) = 0;
 };
 

@@ -16,6 +16,8 @@
 #include "fmt/format.h"
 #include "lb/balancer.h"
 #include "proxy/config_watcher.h"
+#include "proxy/dns_resolver.h"
+#include "proxy/dns_routes.h"
 #include "proxy/net.h"
 #include "proxy/session.h"
 #include "spdlog/spdlog.h"
@@ -98,6 +100,7 @@ struct Gateway::Impl {
   std::atomic<uint64_t> config_version{1};
   std::atomic<uint64_t> reloads_ok{0};
   std::atomic<uint64_t> reloads_failed{0};
+  std::string dns_stats;  // set when Run() returns
   std::vector<std::unique_ptr<Worker>> workers;
   tcp::endpoint bound;
   asio::io_context main_io{1};
@@ -154,7 +157,7 @@ absl::Status Gateway::Bind() {
   return absl::OkStatus();
 }
 
-void Gateway::Run(bool handle_signals, const Reloader* reloader) {
+void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettings& dns_settings) {
   asio::signal_set signals(impl_->main_io);
   if (handle_signals) {
     signals.add(SIGINT);
@@ -165,11 +168,31 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader) {
       Stop();
     });
   }
+  // Every table, at startup and on reload, goes through DNS resolution before
+  // the workers see it.
+  std::unique_ptr<DnsResolver> resolver;
+  std::unique_ptr<DnsRoutes> dns;
+  {
+    DnsOptions options;
+    options.servers = dns_settings.servers;
+    options.min_ttl = dns_settings.min_ttl;
+    options.max_ttl = dns_settings.max_ttl;
+    auto created = DnsResolver::Create(impl_->main_io, options);
+    if (created.ok()) {
+      resolver = *std::move(created);
+      dns = std::make_unique<DnsRoutes>(impl_->main_io, *resolver,
+                                        [this](std::shared_ptr<const config::RouteTable> t) { UpdateTable(std::move(t)); });
+      dns->SetBase(impl_->table);
+    } else {
+      spdlog::error("DNS resolver unavailable, DNS clusters get no endpoints: {}",
+                    std::string(created.status().message()));
+    }
+  }
   std::unique_ptr<ConfigWatcher> watcher;
   if (reloader != nullptr) {
     watcher = std::make_unique<ConfigWatcher>(
         impl_->main_io, reloader->watch_paths, std::chrono::milliseconds(100),
-        [this, reloader](const std::string& why) {
+        [this, reloader, &dns](const std::string& why) {
           auto table = reloader->load(why);
           if (!table) {
             impl_->reloads_failed.fetch_add(1, std::memory_order_relaxed);
@@ -179,7 +202,11 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader) {
           }
           impl_->reloads_ok.fetch_add(1, std::memory_order_relaxed);
           const uint64_t version = impl_->config_version.fetch_add(1) + 1;
-          UpdateTable(std::move(table));
+          if (dns) {
+            dns->SetBase(std::move(table));
+          } else {
+            UpdateTable(std::move(table));
+          }
           spdlog::info("config reloaded ({}): version {}", why, version);
         });
   }
@@ -195,6 +222,7 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader) {
   for (auto& w : impl_->workers) {
     if (w->thread.joinable()) w->thread.join();
   }
+  if (resolver) impl_->dns_stats = FormatStats(resolver->stats());
 }
 
 void Gateway::Stop() {
@@ -224,9 +252,10 @@ std::string Gateway::bound_address() const { return FormatEndpoint(impl_->bound)
 std::string Gateway::StatsSummary() const {
   std::vector<const ProxyStats*> all;
   for (const auto& w : impl_->workers) all.push_back(&w->stats);
-  return fmt::format("{} config_version={} config_reloads_ok={} config_reloads_failed={}",
+  return fmt::format("{} config_version={} config_reloads_ok={} config_reloads_failed={}{}{}",
                      FormatStats(all.data(), all.size()), impl_->config_version.load(),
-                     impl_->reloads_ok.load(), impl_->reloads_failed.load());
+                     impl_->reloads_ok.load(), impl_->reloads_failed.load(),
+                     impl_->dns_stats.empty() ? "" : " ", impl_->dns_stats);
 }
 
 }  // namespace meshgate::proxy

@@ -3,6 +3,7 @@
 // This header is Asio-free; main and tests include it cheaply.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -13,6 +14,14 @@
 #include "config/route_table.h"
 
 namespace meshgate::proxy {
+
+// Where DNS-resolved clusters (ServiceEntry resolution DNS/DNS_ROUND_ROBIN)
+// get their addresses. Resolution runs on the control thread, never a worker.
+struct DnsSettings {
+  std::vector<std::string> servers;  // "ip[:port]"; empty = /etc/resolv.conf
+  std::chrono::milliseconds min_ttl{1000};
+  std::chrono::milliseconds max_ttl{300000};
+};
 
 class Gateway {
  public:
@@ -32,7 +41,7 @@ class Gateway {
   };
 
   // Runs the workers until Stop() (or SIGINT/SIGTERM when handle_signals).
-  void Run(bool handle_signals, const Reloader* reloader = nullptr);
+  void Run(bool handle_signals, const Reloader* reloader = nullptr, const DnsSettings& dns = DnsSettings());
   // Thread-safe. New connections use `table` from now on; open sessions keep
   // the table they started with, so a reload never touches them.
   void UpdateTable(std::shared_ptr<const config::RouteTable> table);

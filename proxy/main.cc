@@ -59,6 +59,10 @@ int main(int argc, char** argv) {
       ("listen,l", po::value<std::string>()->value_name("IP:PORT"), "listener address (default 0.0.0.0:15443)")
       ("threads,t", po::value<int>()->value_name("N"), "worker threads (default: one per core)")
       ("log-level", po::value<std::string>()->value_name("LEVEL"), "trace|debug|info|warn|error|off")
+      ("dns-server", po::value<std::vector<std::string>>()->value_name("IP[:PORT]")->composing(),
+       "DNS server for resolution: DNS clusters (repeatable; default /etc/resolv.conf)")
+      ("dns-min-ttl", po::value<std::string>()->value_name("DURATION"),
+       "re-resolve no more often than this, whatever the TTL (default 1s)")
       ("check", "validate config and mesh, print the route table, exit 0 (ok) or 1 (errors)");
   // clang-format on
   po::variables_map vm;
@@ -112,7 +116,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const config::MeshLoadResult mesh = config::LoadMesh(cfg.mesh_paths, cfg.sni_rewrites);
+  // Gateways export hosts through servers on meshgate's own listener port.
+  config::MeshLoadOptions load_options;
+  if (auto listen = config::ParseListenAddress(cfg.listen); listen.ok() && listen->port != 0) {
+    load_options.listener_port = listen->port;
+  }
+  const config::MeshLoadResult mesh = config::LoadMesh(cfg.mesh_paths, cfg.sni_rewrites, load_options);
   for (const auto& w : mesh.warnings) std::cerr << "warning: " << w << "\n";
   for (const auto& e : mesh.errors) std::cerr << "error: " << e << "\n";
   if (!mesh.errors.empty() || !mesh.table) {
@@ -138,14 +147,24 @@ int main(int argc, char** argv) {
   // and thread settings need a restart.
   proxy::Gateway::Reloader reloader;
   reloader.watch_paths = cfg.mesh_paths;
-  reloader.load = [&cfg](const std::string& why) -> std::shared_ptr<const config::RouteTable> {
-    const config::MeshLoadResult next = config::LoadMesh(cfg.mesh_paths, cfg.sni_rewrites);
+  reloader.load = [&cfg, &load_options](const std::string& why) -> std::shared_ptr<const config::RouteTable> {
+    const config::MeshLoadResult next = config::LoadMesh(cfg.mesh_paths, cfg.sni_rewrites, load_options);
     for (const auto& w : next.warnings) spdlog::warn("{}", w);
     for (const auto& e : next.errors) spdlog::error("{}", e);
     if (!next.errors.empty()) return nullptr;
     return next.table;
   };
-  gateway.Run(/*handle_signals=*/true, &reloader);
+  proxy::DnsSettings dns;
+  if (vm.count("dns-server")) dns.servers = vm["dns-server"].as<std::vector<std::string>>();
+  if (vm.count("dns-min-ttl")) {
+    auto ttl = config::ParseDuration(vm["dns-min-ttl"].as<std::string>());
+    if (!ttl.ok()) {
+      spdlog::critical("--dns-min-ttl: {}", std::string(ttl.status().message()));
+      return 2;
+    }
+    dns.min_ttl = *ttl;
+  }
+  gateway.Run(/*handle_signals=*/true, &reloader, dns);
   spdlog::info("stats: {}", gateway.StatsSummary());
   spdlog::info("shutdown complete");
   return 0;

@@ -136,6 +136,9 @@ void Session::DoConnect() {
   const int idx = static_cast<int>(tried_.size()) < ctx_.config->max_connect_attempts
                       ? ctx_.balancer->Pick(*cluster_, tried_)
                       : lb::kNoEndpoint;
+  if (idx == lb::kNoEndpoint && tried_.empty()) {
+    return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no ready endpoint", cluster_->name));
+  }
   if (idx == lb::kNoEndpoint) {
     return Reject(Termination::kUpstreamConnectFailed,
                   fmt::format("cluster {}: all {} connect attempts failed", cluster_->name, tried_.size()));

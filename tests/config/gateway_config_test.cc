@@ -94,20 +94,20 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
   const std::string p = path + ":";
   EXPECT_EQ(
       std::string(config.status().message()),
-      p + "2: listen: \"localhost:15443\": \"localhost\" is not an IP address\n" + p +
-          "3: threads: must be 0..256, got -1\n" + p +
-          "5: timeouts.hello: invalid duration \"5\": missing unit (ns, us, ms, s, m or h)\n" + p +
-          "6: timeouts.connect: must be greater than 0\n" + p +
-          "7: timeouts.idel: unknown field (expected one of: hello, connect, idle)\n" + p +
-          "8: maxHelloBytes: must be 512..1048576, got 100\n" + p +
-          "9: maxConnectAttempts: must be 1..10, got 11\n" + p +
-          "10: relay: unknown relay mode \"zero-copy\" (splice or copy)\n" + p +
-          "12: sniRewrites[0].from: \"global\" is not a domain suffix like \".global\"\n" + p +
-          "13: mesh: must be a list, got a string\n" + p +
-          "14: logLevel: unknown log level \"verbose\" (one of: trace, debug, info, warn, "
+      p + "2:9: listen: \"localhost:15443\": \"localhost\" is not an IP address\n" + p +
+          "3:10: threads: must be 0..256, got -1\n" + p +
+          "5:10: timeouts.hello: invalid duration \"5\": missing unit (ns, us, ms, s, m or h)\n" + p +
+          "6:12: timeouts.connect: must be greater than 0\n" + p +
+          "7:3: timeouts.idel: unknown field (expected one of: hello, connect, idle)\n" + p +
+          "8:16: maxHelloBytes: must be 512..1048576, got 100\n" + p +
+          "9:21: maxConnectAttempts: must be 1..10, got 11\n" + p +
+          "10:8: relay: unknown relay mode \"zero-copy\" (splice or copy)\n" + p +
+          "12:12: sniRewrites[0].from: \"global\" is not a domain suffix like \".global\"\n" + p +
+          "13:7: mesh: must be a list, got a string\n" + p +
+          "14:11: logLevel: unknown log level \"verbose\" (one of: trace, debug, info, warn, "
           "error, off)\n" +
           p +
-          "15: listenAddress: unknown field (expected one of: listen, threads, timeouts, "
+          "15:1: listenAddress: unknown field (expected one of: listen, threads, timeouts, "
           "maxHelloBytes, maxConnectAttempts, relay, sniRewrites, mesh, logLevel)");
 }
 
@@ -122,32 +122,32 @@ TEST(GatewayConfigTest, MissingFile) {
 
 TEST(GatewayConfigTest, SyntaxErrorHasLine) {
   EXPECT_EQ(ErrorOf("threads: 2\nmesh: [a, b\nrelay: copy\n"),
-            "meshgate.yaml:3: YAML syntax error: end of sequence flow not found");
+            "meshgate.yaml:3:6: YAML syntax error: end of sequence flow not found");
   // yaml-cpp 0.7 alone would loop forever here (jbeder/yaml-cpp#1040).
-  EXPECT_EQ(ErrorOf("threads: 1\n---\n,\n"), "meshgate.yaml:3: YAML syntax error: unexpected ','");
+  EXPECT_EQ(ErrorOf("threads: 1\n---\n,\n"), "meshgate.yaml:3:1: YAML syntax error: unexpected ','");
 }
 
 TEST(GatewayConfigTest, StructuralErrors) {
-  EXPECT_EQ(ErrorOf("- listen\n"), "meshgate.yaml:1: must be a map, got a list");
+  EXPECT_EQ(ErrorOf("- listen\n"), "meshgate.yaml:1:1: must be a map, got a list");
   EXPECT_EQ(ErrorOf("threads: 1\n---\nthreads: 2\n"),
-            "meshgate.yaml:3: expected one YAML document, found 2");
-  EXPECT_EQ(ErrorOf("threads: 1\nthreads: 2\n"), "meshgate.yaml:2: threads: duplicate key");
-  EXPECT_EQ(ErrorOf("timeouts: 5s\n"), "meshgate.yaml:1: timeouts: must be a map, got a string");
+            "meshgate.yaml:3:1: expected one YAML document, found 2");
+  EXPECT_EQ(ErrorOf("threads: 1\nthreads: 2\n"), "meshgate.yaml:2:1: threads: duplicate key");
+  EXPECT_EQ(ErrorOf("timeouts: 5s\n"), "meshgate.yaml:1:11: timeouts: must be a map, got a string");
   EXPECT_EQ(ErrorOf("timeouts: {hello: [5s]}\n"),
-            "meshgate.yaml:1: timeouts.hello: must be a string, got a list");
-  EXPECT_EQ(ErrorOf("threads: two\n"), "meshgate.yaml:1: threads: must be an integer, got \"two\"");
+            "meshgate.yaml:1:19: timeouts.hello: must be a string, got a list");
+  EXPECT_EQ(ErrorOf("threads: two\n"), "meshgate.yaml:1:10: threads: must be an integer, got \"two\"");
   EXPECT_EQ(ErrorOf("threads: \"2\"\n"),
-            "meshgate.yaml:1: threads: must be an integer, got the string \"2\"");
+            "meshgate.yaml:1:10: threads: must be an integer, got the string \"2\"");
   EXPECT_EQ(ErrorOf("maxHelloBytes: 1048577\n"),
-            "meshgate.yaml:1: maxHelloBytes: must be 512..1048576, got 1048577");
+            "meshgate.yaml:1:16: maxHelloBytes: must be 512..1048576, got 1048577");
   EXPECT_EQ(ErrorOf("maxConnectAttempts: 0\n"),
-            "meshgate.yaml:1: maxConnectAttempts: must be 1..10, got 0");
-  EXPECT_EQ(ErrorOf("threads: 257\n"), "meshgate.yaml:1: threads: must be 0..256, got 257");
+            "meshgate.yaml:1:21: maxConnectAttempts: must be 1..10, got 0");
+  EXPECT_EQ(ErrorOf("threads: 257\n"), "meshgate.yaml:1:10: threads: must be 0..256, got 257");
   EXPECT_EQ(ErrorOf("logLevel: INFO\n"),
-            "meshgate.yaml:1: logLevel: unknown log level \"INFO\" (one of: trace, debug, info, "
+            "meshgate.yaml:1:11: logLevel: unknown log level \"INFO\" (one of: trace, debug, info, "
             "warn, error, off)");
   EXPECT_EQ(ErrorOf("timeouts: {idle: -1s}\n"),
-            "meshgate.yaml:1: timeouts.idle: invalid duration \"-1s\": negative durations are not "
+            "meshgate.yaml:1:18: timeouts.idle: invalid duration \"-1s\": negative durations are not "
             "allowed");
 }
 
@@ -176,25 +176,25 @@ TEST(GatewayConfigTest, SniRewrites) {
   EXPECT_EQ(config->sni_rewrites[0].to, "");
 
   EXPECT_EQ(ErrorOf("sniRewrites: [{from: .global}]\n"),
-            "meshgate.yaml:1: sniRewrites[0].to: required");
+            "meshgate.yaml:1:15: sniRewrites[0].to: required");
   EXPECT_EQ(ErrorOf("sniRewrites: [{from: .global, to: svc.cluster.local}]\n"),
-            "meshgate.yaml:1: sniRewrites[0].to: \"svc.cluster.local\" is not a domain suffix like "
+            "meshgate.yaml:1:35: sniRewrites[0].to: \"svc.cluster.local\" is not a domain suffix like "
             "\".svc.cluster.local\" (or \"\" to strip the suffix)");
   EXPECT_EQ(ErrorOf("sniRewrites: [{from: \".bad_label\", to: .x}]\n"),
-            "meshgate.yaml:1: sniRewrites[0].from: \".bad_label\" is not a domain suffix like "
+            "meshgate.yaml:1:22: sniRewrites[0].from: \".bad_label\" is not a domain suffix like "
             "\".global\"");
   EXPECT_EQ(ErrorOf("sniRewrites: [{from: ., to: .x}]\n"),
-            "meshgate.yaml:1: sniRewrites[0].from: \".\" is not a domain suffix like \".global\"");
+            "meshgate.yaml:1:22: sniRewrites[0].from: \".\" is not a domain suffix like \".global\"");
   EXPECT_EQ(ErrorOf("sniRewrites:\n- {from: .global, to: .a, extra: 1}\n"),
-            "meshgate.yaml:2: sniRewrites[0].extra: unknown field (expected one of: from, to)");
+            "meshgate.yaml:2:27: sniRewrites[0].extra: unknown field (expected one of: from, to)");
   EXPECT_EQ(ErrorOf("sniRewrites: {from: .global, to: .a}\n"),
-            "meshgate.yaml:1: sniRewrites: must be a list, got a map");
+            "meshgate.yaml:1:14: sniRewrites: must be a list, got a map");
   // First match wins, so a rule covered by an earlier one is dead.
   EXPECT_EQ(ErrorOf("sniRewrites:\n- {from: .global, to: .a}\n- {from: .bar.global, to: .b}\n"
                     "- {from: .GLOBAL, to: .c}\n"),
-            "meshgate.yaml:3: sniRewrites[1]: never applies: sniRewrites[0] (from .global) matches "
+            "meshgate.yaml:3:3: sniRewrites[1]: never applies: sniRewrites[0] (from .global) matches "
             "first\n"
-            "meshgate.yaml:4: sniRewrites[2]: never applies: sniRewrites[0] (from .global) matches "
+            "meshgate.yaml:4:3: sniRewrites[2]: never applies: sniRewrites[0] (from .global) matches "
             "first");
   // The narrower rule first is fine.
   config = ParseGatewayConfig(
@@ -212,8 +212,8 @@ TEST(GatewayConfigTest, MeshPaths) {
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->mesh_paths, std::vector<std::string>{"mesh/"});
   EXPECT_EQ(ErrorOf("mesh: [\"\", {a: b}]\n"),
-            "meshgate.yaml:1: mesh[0]: empty path\n"
-            "meshgate.yaml:1: mesh[1]: must be a string, got a map");
+            "meshgate.yaml:1:8: mesh[0]: empty path\n"
+            "meshgate.yaml:1:12: mesh[1]: must be a string, got a map");
 }
 
 TEST(GatewayConfigTest, NullValuesKeepDefaults) {

@@ -10,13 +10,23 @@ namespace {
 
 const std::vector<SniRewrite> kDefaultRewrites = {{".global", ".svc.cluster.local"}};
 
+Endpoint Ep(std::string address, uint16_t port, uint32_t weight = 1,
+            std::map<std::string, std::string> labels = {}) {
+  Endpoint endpoint;
+  endpoint.address = std::move(address);
+  endpoint.port = port;
+  endpoint.weight = weight;
+  endpoint.labels = std::move(labels);
+  return endpoint;
+}
+
 Cluster MakeCluster(std::string host, uint16_t port, std::string subset = "") {
   Cluster cluster;
   cluster.host = std::move(host);
   cluster.port = port;
   cluster.subset = std::move(subset);
   cluster.source = "test";
-  cluster.endpoints.push_back({"10.0.0.1", 80, 1, {}});
+  cluster.endpoints.push_back(Ep("10.0.0.1", 80));
   return cluster;
 }
 
@@ -283,8 +293,8 @@ TEST(RouteTableDescribeTest, ListsRewritesClustersAndEndpoints) {
   cluster.host = "httpbin.bar.svc.cluster.local";
   cluster.port = 8000;
   cluster.source = "mesh/httpbin.yaml:4 ServiceEntry foo/httpbin-bar";
-  cluster.endpoints = {{"10.1.0.11", 80, 3, {{"version", "v1"}, {"app", "httpbin"}}},
-                       {"fd00::12", 8080, 1, {}}};
+  cluster.endpoints = {Ep("10.1.0.11", 80, 3, {{"version", "v1"}, {"app", "httpbin"}}),
+                       Ep("fd00::12", 8080)};
   Cluster empty;
   empty.host = "empty.example.com";
   empty.port = 443;
@@ -300,7 +310,100 @@ TEST(RouteTableDescribeTest, ListsRewritesClustersAndEndpoints) {
             "  endpoint [fd00::12]:8080 weight 1\n"
             "cluster 1: outbound|443|v1|empty.example.com\n"
             "  source: test\n"
+            "  subset v1: (all endpoints)\n"
             "  (no endpoints)\n");
+}
+
+TEST(RouteTableDescribeTest, ShowsSubsetsPolicyDnsReadinessAndExport) {
+  Cluster cluster;
+  cluster.host = "reviews.default.svc.cluster.local";
+  cluster.port = 9080;
+  cluster.subset = "v2";
+  cluster.source = "k8s.yaml:1 Service default/reviews";
+  cluster.subset_labels = {{"version", "v2"}};
+  cluster.exported = false;
+  Endpoint ready = Ep("10.0.0.2", 9080, 1, {{"version", "v2"}});
+  ready.network = "net1";
+  ready.locality = "eu/zone-a";
+  ready.service_account = "reviews";
+  Endpoint not_ready = Ep("10.0.0.3", 9080, 1, {{"version", "v2"}});
+  not_ready.ready = false;
+  cluster.endpoints = {ready, not_ready};
+  cluster.policy.load_balancer.emplace().simple = LoadBalancerPolicy::Simple::kLeastRequest;
+  cluster.policy.connection_pool.emplace().max_connections = 100;
+  cluster.policy.connection_pool->connect_timeout = std::chrono::milliseconds(30);
+  cluster.policy.outlier_detection.emplace().consecutive_5xx_errors = 7;
+  cluster.policy_source = "dr.yaml:1 DestinationRule default/reviews";
+
+  Cluster dns;
+  dns.host = "api.example.com";
+  dns.port = 443;
+  dns.source = "se.yaml:1 ServiceEntry default/api";
+  dns.resolution = Resolution::kDnsRoundRobin;
+  Endpoint name;
+  name.hostname = "api.example.com";
+  name.port = 443;
+  dns.dns_endpoints = {name};
+  ConsistentHashLb hash;
+  hash.algorithm = ConsistentHashLb::Algorithm::kMaglev;
+  dns.policy.load_balancer.emplace().consistent_hash = hash;
+  dns.policy_source = "dr.yaml:9 DestinationRule default/api";
+
+  EXPECT_EQ(RouteTable({cluster, dns}, {}).Describe(),
+            "route table: 2 clusters, 0 SNI rewrites\n"
+            "cluster 0: outbound|9080|v2|reviews.default.svc.cluster.local\n"
+            "  source: k8s.yaml:1 Service default/reviews\n"
+            "  not exported by any Gateway: refused\n"
+            "  subset v2: version=v2\n"
+            "  policy: loadBalancer.simple=LEAST_REQUEST connectionPool.tcp(maxConnections=100 "
+            "connectTimeout=30ms) outlierDetection(consecutive5xxErrors=7 interval=10s "
+            "baseEjectionTime=30s maxEjectionPercent=10 minHealthPercent=0)\n"
+            "  policy source: dr.yaml:1 DestinationRule default/reviews\n"
+            "  endpoint 10.0.0.2:9080 weight 1 {version=v2} network=net1 locality=eu/zone-a "
+            "serviceAccount=reviews\n"
+            "  endpoint 10.0.0.3:9080 weight 1 {version=v2} NOT READY\n"
+            "cluster 1: outbound|443||api.example.com\n"
+            "  source: se.yaml:1 ServiceEntry default/api\n"
+            "  resolution: DNS_ROUND_ROBIN\n"
+            "  policy: loadBalancer.consistentHash(useSourceIp maglev.tableSize=65537)\n"
+            "  policy source: dr.yaml:9 DestinationRule default/api\n"
+            "  dns endpoint api.example.com:443 weight 1\n");
+}
+
+// --- Gateway exports ----------------------------------------------------------------
+
+TEST(RouteExportTest, UnexportedHostIsRefusedAndCounted) {
+  std::vector<Cluster> clusters = MeshClusters();
+  for (Cluster& cluster : clusters) {
+    cluster.exported = cluster.host != "reviews.default.svc.cluster.local";
+  }
+  const RouteTable table(std::move(clusters), kDefaultRewrites);
+  RouteResult result = table.Route("outbound_.9080_.v1_.reviews.default.global");
+  EXPECT_EQ(result.miss, RouteMiss::kNotExported);
+  EXPECT_EQ(result.cluster, nullptr);
+  EXPECT_EQ(result.host, "reviews.default.svc.cluster.local");
+  EXPECT_EQ(table.Route("reviews.default.global").miss, RouteMiss::kNotExported);
+  // Other hosts are unaffected; unknown hosts stay unknown.
+  EXPECT_EQ(table.Route("outbound_.8000_._.httpbin.bar.global").miss, RouteMiss::kNone);
+  EXPECT_EQ(table.Route("outbound_.8000_._.nope.bar.global").miss, RouteMiss::kUnknownHost);
+  // Find() is a lookup, not a routing decision: it still finds the cluster.
+  EXPECT_NE(table.Find("reviews.default.svc.cluster.local", 9080, "v1"), nullptr);
+}
+
+TEST(RouteExportTest, ClusterWithOnlyDnsEndpointsRoutesWithNoIps) {
+  Cluster cluster;
+  cluster.host = "api.example.com";
+  cluster.port = 443;
+  cluster.resolution = Resolution::kDns;
+  Endpoint name;
+  name.hostname = "api.example.com";
+  name.port = 443;
+  cluster.dns_endpoints = {name};
+  const RouteTable table({cluster}, {});
+  const RouteResult result = table.Route("api.example.com");
+  ASSERT_EQ(result.miss, RouteMiss::kNone);
+  EXPECT_TRUE(result.cluster->endpoints.empty());
+  EXPECT_EQ(result.cluster->dns_endpoints.size(), 1u);
 }
 
 TEST(RouteTableDescribeTest, EmptyTable) {
@@ -315,7 +418,9 @@ TEST(RouteMissTest, ToStringCoversEveryValue) {
   EXPECT_EQ(ToString(RouteMiss::kUnknownPort), "unknown_port");
   EXPECT_EQ(ToString(RouteMiss::kUnknownSubset), "unknown_subset");
   EXPECT_EQ(ToString(RouteMiss::kAmbiguousPort), "ambiguous_port");
-  EXPECT_EQ(kRouteMissCount, 7u);
+  EXPECT_EQ(ToString(RouteMiss::kNotExported), "not_exported");
+  EXPECT_EQ(kRouteMissCount, 8u);
+  EXPECT_EQ(static_cast<size_t>(RouteMiss::kNotExported) + 1, kRouteMissCount);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "tests/support/meshgate_process.h"
 #include "tests/support/pki.h"
 #include "tests/support/tls_peers.h"
+#include "tests/dns/test_dns_server.h"
 
 namespace meshgate::testing {
 namespace {
@@ -491,6 +492,44 @@ TEST_F(E2eTest, SighupReloads) {
   EXPECT_TRUE(gw->WaitForLog("config reloaded (SIGHUP): version 2")) << gw->Log();
   TlsClient client(client_ctx_.get(), gw->port(), kSni);
   EXPECT_TRUE(client.ok()) << client.error();
+}
+
+// resolution: DNS through a real DNS server on 127.0.0.1 whose answer moves
+// the service from 127.0.0.1 to 127.0.0.2; when the server then fails, the
+// last good answer keeps serving.
+TEST_F(E2eTest, DnsResolvedEndpointsFollowTheAnswer) {
+  TestDnsServer dns;
+  RawBackend first(RawBackend::Mode::kRecord);
+  RawBackend second(RawBackend::Mode::kRecord, "127.0.0.2", first.port());
+  dns.Set("httpbin.backends.test", {"127.0.0.1"}, 1);
+  const std::string mesh = dir_.Write(
+      "mesh.yaml",
+      "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: httpbin, namespace: bar}\n"
+      "spec:\n  hosts: [httpbin.bar.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: DNS\n"
+      "  ports: [{number: 8000, name: http, protocol: TLS}]\n  endpoints:\n"
+      "  - address: httpbin.backends.test\n    ports: {http: " + std::to_string(first.port()) + "}\n");
+  MeshgateProcess gw({"--mesh", mesh, "--dns-server", dns.address(), "--dns-min-ttl", "200ms"});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  // Startup publishes the unresolved table, then one update per answer.
+  ASSERT_TRUE(gw.WaitForLog("dns: route table updated (1 of 1", 1)) << gw.Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the update reaches the workers
+
+  ::close(SendRealHello(gw.port(), first));
+  dns.Set("httpbin.backends.test", {"127.0.0.2"}, 1);
+  ASSERT_TRUE(gw.WaitForLog("dns: route table updated (1 of 1", 2, 5000)) << gw.Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ::close(SendRealHello(gw.port(), second));
+  EXPECT_EQ(first.accepted(), 1);
+
+  const size_t asked = dns.TotalQueries();
+  dns.SetMode(TestDnsServer::Mode::kServfail);
+  ASSERT_TRUE(WaitFor([&] { return dns.TotalQueries() >= asked + 2; }, 5000));  // it asked, and failed
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ::close(SendRealHello(gw.port(), second, 1));
+  EXPECT_EQ(first.accepted(), 1);
+  EXPECT_EQ(second.accepted(), 2);
+  EXPECT_EQ(gw.Stop(), 0);
+  EXPECT_GE(gw.Counter("dns_failures"), 1u) << gw.Stats();
 }
 
 TEST(CliTest, CheckReportsABrokenServiceEntryWithFileAndField) {

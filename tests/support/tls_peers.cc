@@ -31,9 +31,10 @@ sockaddr_in Loopback(uint16_t port) {
 }
 
 // A listening socket on 127.0.0.1 with a kernel-chosen port.
-int ListenLoopback(uint16_t& port) {
+int ListenLoopback(uint16_t& port, const std::string& ip = "127.0.0.1") {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a = Loopback(0);
+  sockaddr_in a = Loopback(port);
+  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 128) != 0) {
     throw std::runtime_error("backend bind/listen on 127.0.0.1 failed");
   }
@@ -64,6 +65,7 @@ const bool kSigpipeIgnored = [] {
 
 TlsBackend::TlsBackend(const Pki& pki, const Workload& identity, Options options)
     : options_(options), ctx_(pki.ServerContext(identity)) {
+  port_ = 0;
   listen_fd_ = ListenLoopback(port_);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
@@ -147,8 +149,9 @@ void TlsBackend::Serve(int fd) {
   ::close(fd);
 }
 
-RawBackend::RawBackend(Mode mode) : mode_(mode) {
-  listen_fd_ = ListenLoopback(port_);
+RawBackend::RawBackend(Mode mode, const std::string& ip, uint16_t port) : mode_(mode) {
+  port_ = port;
+  listen_fd_ = ListenLoopback(port_, ip);
   thread_ = std::thread([this] { Loop(); });
 }
 

@@ -68,7 +68,8 @@ class TlsBackend {
 class RawBackend {
  public:
   enum class Mode { kRecord, kStall };
-  explicit RawBackend(Mode mode);
+  // Listens on ip:port (port 0: any free one); any 127.0.0.0/8 address works.
+  explicit RawBackend(Mode mode, const std::string& ip = "127.0.0.1", uint16_t port = 0);
   ~RawBackend();
   uint16_t port() const { return port_; }
   int accepted() const { return accepted_.load(); }

@@ -1,0 +1,109 @@
+// DestinationRule: host (short names resolved like Istio), subsets, policies.
+#include "config/destination_rule.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "config/names.h"
+#include "config/traffic_policy_reader.h"
+#include "config/workload.h"
+
+namespace meshgate::config::internal {
+
+namespace {
+
+void ReadHost(const YAML::Node& spec, const YAML::Node& spec_key, std::string_view cluster_domain,
+              ErrorSink& sink, DestinationRule& rule) {
+  const MapEntry host = Lookup(spec, "host");
+  if (!Require(host, spec_key, "spec.host", sink)) return;
+  auto text = ReadString(host.value, "spec.host", sink);
+  if (!text) return;
+  rule.host_ref = {"spec.host", PositionOf(host.value)};
+  std::string name = AsciiLower(*text);
+  if (name.ends_with('.')) name.pop_back();
+  if (auto problem = WildcardHostProblem(name)) {
+    sink.Add(host.value, "spec.host",
+             absl::StrCat("\"", *text, "\" is not a valid host: ", *problem));
+    return;
+  }
+  rule.host = ResolveShortName(name, rule.meta.ns, cluster_domain);
+}
+
+void ReadSubset(const YAML::Node& node, const std::string& path, ErrorSink& sink,
+                DestinationRule::Subset& subset) {
+  subset.ref = {path, PositionOf(node)};
+  CheckFields(node, path, {"name", "labels", "trafficPolicy"}, sink);
+  const MapEntry name = Lookup(node, "name");
+  const std::string name_path = FieldPath(path, "name");
+  if (Require(name, node, name_path, sink)) {
+    if (auto text = ReadString(name.value, name_path, sink)) {
+      if (IsDns1123Label(*text)) {
+        subset.name = *text;
+      } else {
+        sink.Add(name.value, name_path,
+                 absl::StrCat("\"", *text,
+                              "\" is not a valid subset name (lowercase letters, digits and '-', "
+                              "at most 63 characters)"));
+      }
+    }
+  }
+  IfPresent(node, "labels", [&](const YAML::Node& n) {
+    if (auto labels = ReadLabels(n, FieldPath(path, "labels"), sink)) subset.labels = *labels;
+  });
+  IfPresent(node, "trafficPolicy", [&](const YAML::Node& n) {
+    subset.policy = ReadTrafficPolicy(n, FieldPath(path, "trafficPolicy"), sink);
+  });
+}
+
+void ReadSubsets(const YAML::Node& list, ErrorSink& sink, DestinationRule& rule) {
+  if (!ExpectList(list, "spec.subsets", sink)) return;
+  absl::flat_hash_map<std::string, size_t> names;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node node = list[i];
+    const std::string path = IndexPath("spec.subsets", i);
+    if (!ExpectMap(node, path, sink)) continue;
+    DestinationRule::Subset subset;
+    ReadSubset(node, path, sink, subset);
+    if (subset.name.empty()) continue;
+    if (auto [it, added] = names.emplace(subset.name, i); !added) {
+      sink.Add(Lookup(node, "name").value, FieldPath(path, "name"),
+               absl::StrCat("subset name \"", subset.name, "\" is already used by spec.subsets[",
+                            it->second, "]"));
+      continue;
+    }
+    rule.subsets.push_back(std::move(subset));
+  }
+}
+
+}  // namespace
+
+DestinationRule ReadDestinationRule(const YAML::Node& doc, ResourceMeta meta,
+                                    std::string_view cluster_domain, ErrorSink& sink) {
+  DestinationRule rule;
+  ReadEnvelope(doc, kIstioNetworkingVersions, {"apiVersion", "kind", "metadata", "spec", "status"},
+               sink, meta);
+  rule.meta = std::move(meta);
+  const MapEntry spec = RequireSpec(doc, sink);
+  if (!spec.present()) return rule;
+  CheckFields(spec.value, "spec",
+              {"host", "trafficPolicy", "subsets", "exportTo", "workloadSelector"}, sink);
+  ReadHost(spec.value, spec.key, cluster_domain, sink, rule);
+  IfPresent(spec.value, "trafficPolicy", [&](const YAML::Node& n) {
+    rule.policy_ref = {"spec.trafficPolicy", PositionOf(Lookup(spec.value, "trafficPolicy").key)};
+    rule.policy = ReadTrafficPolicy(n, "spec.trafficPolicy", sink);
+  });
+  IfPresent(spec.value, "subsets", [&](const YAML::Node& n) { ReadSubsets(n, sink, rule); });
+  IfPresent(spec.value, "exportTo",
+            [&](const YAML::Node& n) { ReadExportTo(n, "spec.exportTo", sink); });
+  IfPresent(spec.value, "workloadSelector", [&](const YAML::Node& n) {
+    if (ExpectMap(n, "spec.workloadSelector", sink)) {
+      CheckFields(n, "spec.workloadSelector", {"matchLabels"}, sink);
+    }
+    rule.workload_selector = true;
+    sink.Warn(Lookup(spec.value, "workloadSelector").key, "spec.workloadSelector",
+              "a rule with a workloadSelector applies only to the workloads it selects; meshgate "
+              "is not one of them, so the rule is ignored");
+  });
+  return rule;
+}
+
+}  // namespace meshgate::config::internal
