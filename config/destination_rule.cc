@@ -55,23 +55,19 @@ void ReadSubset(const YAML::Node& node, const std::string& path, ErrorSink& sink
 }
 
 void ReadSubsets(const YAML::Node& list, ErrorSink& sink, DestinationRule& rule) {
-  if (!ExpectList(list, "spec.subsets", sink)) return;
   absl::flat_hash_map<std::string, size_t> names;
-  for (size_t i = 0; i < list.size(); ++i) {
-    const YAML::Node node = list[i];
-    const std::string path = IndexPath("spec.subsets", i);
-    if (!ExpectMap(node, path, sink)) continue;
+  ForEachMap(list, "spec.subsets", sink, [&](const YAML::Node& node, const std::string& path, size_t i) {
     DestinationRule::Subset subset;
     ReadSubset(node, path, sink, subset);
-    if (subset.name.empty()) continue;
+    if (subset.name.empty()) return;
     if (auto [it, added] = names.emplace(subset.name, i); !added) {
       sink.Add(Lookup(node, "name").value, FieldPath(path, "name"),
                absl::StrCat("subset name \"", subset.name, "\" is already used by spec.subsets[",
                             it->second, "]"));
-      continue;
+      return;
     }
     rule.subsets.push_back(std::move(subset));
-  }
+  });
 }
 
 }  // namespace

@@ -88,13 +88,11 @@ void ReadServerTls(const YAML::Node& tls, const std::string& path, ErrorSink& si
 
 void ReadServers(const MapEntry& servers, const ResourceMeta& meta, ErrorSink& sink,
                  IstioGateway& gateway) {
-  if (!ExpectList(servers.value, "spec.servers", sink)) return;
-  if (servers.value.size() == 0) sink.Add(servers.key, "spec.servers", "must list at least one server");
+  if (servers.value.IsSequence() && servers.value.size() == 0) {
+    sink.Add(servers.key, "spec.servers", "must list at least one server");
+  }
   absl::flat_hash_map<std::string, size_t> names;
-  for (size_t i = 0; i < servers.value.size(); ++i) {
-    const YAML::Node node = servers.value[i];
-    const std::string path = IndexPath("spec.servers", i);
-    if (!ExpectMap(node, path, sink)) continue;
+  ForEachMap(servers.value, "spec.servers", sink, [&](const YAML::Node& node, const std::string& path, size_t i) {
     CheckFields(node, path, {"port", "bind", "hosts", "tls", "name", "defaultEndpoint"}, sink);
     GatewayServer server;
     server.ref = {path, PositionOf(node)};
@@ -119,7 +117,7 @@ void ReadServers(const MapEntry& servers, const ResourceMeta& meta, ErrorSink& s
       ReadServerTls(n, FieldPath(path, "tls"), sink, server);
     });
     gateway.servers.push_back(std::move(server));
-  }
+  });
 }
 
 }  // namespace

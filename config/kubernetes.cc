@@ -221,26 +221,22 @@ std::string ReadPodRef(const YAML::Node& node, const std::string& path, const Re
 
 void ReadGroupPorts(const YAML::Node& list, const std::string& path, bool number_required,
                     ErrorSink& sink, EndpointGroup& group) {
-  if (!ExpectList(list, path, sink)) return;
-  for (size_t i = 0; i < list.size(); ++i) {
-    const YAML::Node node = list[i];
-    const std::string item = IndexPath(path, i);
-    if (!ExpectMap(node, item, sink)) continue;
+  ForEachMap(list, path, sink, [&](const YAML::Node& node, const std::string& item, size_t) {
     CheckFields(node, item, {"name", "port", "protocol", "appProtocol"}, sink);
-    if (!IsTcp(node, item, sink)) continue;
+    if (!IsTcp(node, item, sink)) return;
     EndpointGroup::Port port;
     IfPresent(node, "name", [&](const YAML::Node& n) {
       if (auto text = ReadString(n, FieldPath(item, "name"), sink)) port.name = *text;
     });
     const MapEntry number = Lookup(node, "port");
-    if (number_required && !Require(number, node, FieldPath(item, "port"), sink)) continue;
+    if (number_required && !Require(number, node, FieldPath(item, "port"), sink)) return;
     if (number.present() && !number.value.IsNull()) {
       auto v = ReadInt(number.value, FieldPath(item, "port"), 1, 65535, sink);
-      if (!v) continue;
+      if (!v) return;
       port.number = static_cast<uint16_t>(*v);
     }
     group.ports.push_back(std::move(port));
-  }
+  });
 }
 
 void ReadSliceEndpoint(const YAML::Node& node, const std::string& path, ErrorSink& sink,
@@ -283,25 +279,21 @@ void ReadSliceEndpoint(const YAML::Node& node, const std::string& path, ErrorSin
 
 void ReadLegacyAddresses(const YAML::Node& list, const std::string& path, bool ready,
                          ErrorSink& sink, EndpointGroup& group) {
-  if (!ExpectList(list, path, sink)) return;
-  for (size_t i = 0; i < list.size(); ++i) {
-    const YAML::Node node = list[i];
-    const std::string item = IndexPath(path, i);
-    if (!ExpectMap(node, item, sink)) continue;
+  ForEachMap(list, path, sink, [&](const YAML::Node& node, const std::string& item, size_t) {
     CheckFields(node, item, {"ip", "hostname", "nodeName", "targetRef"}, sink);
     EndpointGroup::Address address;
     address.ref = {item, PositionOf(node)};
     address.ready = ready;
     const MapEntry ip = Lookup(node, "ip");
-    if (!Require(ip, node, FieldPath(item, "ip"), sink)) continue;
+    if (!Require(ip, node, FieldPath(item, "ip"), sink)) return;
     auto canonical = ReadIp(ip.value, FieldPath(item, "ip"), sink);
-    if (!canonical) continue;
+    if (!canonical) return;
     address.ip = *canonical;
     IfPresent(node, "targetRef", [&](const YAML::Node& n) {
       address.pod = ReadPodRef(n, FieldPath(item, "targetRef"), group.meta, sink);
     });
     group.addresses.push_back(std::move(address));
-  }
+  });
 }
 
 // --- Pod -------------------------------------------------------------------------------

@@ -110,6 +110,20 @@ bool CheckKeys(const YAML::Node& map, std::string_view path, ErrorSink& sink);
 bool ExpectMap(const YAML::Node& node, std::string_view path, ErrorSink& sink);
 bool ExpectList(const YAML::Node& node, std::string_view path, ErrorSink& sink);
 
+// The common shape of a list of objects: reports `list` if it is no list and
+// each item that is no map; calls fn(item, item_path, index) for the maps.
+// False when `list` is no list.
+template <typename Fn>
+bool ForEachMap(const YAML::Node& list, std::string_view path, ErrorSink& sink, Fn&& fn) {
+  if (!ExpectList(list, path, sink)) return false;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node node = list[i];
+    const std::string item = IndexPath(path, i);
+    if (ExpectMap(node, item, sink)) fn(node, item, i);
+  }
+  return true;
+}
+
 // Reports "required" at the key (or at `parent` when the key is absent).
 bool Require(const MapEntry& entry, const YAML::Node& parent, std::string_view path,
              ErrorSink& sink);
