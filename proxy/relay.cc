@@ -111,12 +111,7 @@ void Flow::PumpSplice() {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        dst_.async_wait(boost::asio::socket_base::wait_write,
-                        [this, k = owner_.lock()](const boost::system::error_code& ec) {
-                          if (ec) return Finish(End::kDstError);
-                          PumpSplice();
-                        });
-        return;
+        return WaitThenPump(dst_, boost::asio::socket_base::wait_write, End::kDstError);
       }
       return Finish(End::kDstError);
     }
@@ -155,18 +150,22 @@ void Flow::PumpSplice() {
       // Nothing to read and the pipe is empty: give it back while we wait.
       pipes_.Release(pipe_);
       have_pipe_ = false;
-      src_.async_wait(boost::asio::socket_base::wait_read,
-                      [this, k = owner_.lock()](const boost::system::error_code& ec) {
-                        if (ec) return Finish(End::kSrcError);
-                        PumpSplice();
-                      });
-      return;
+      return WaitThenPump(src_, boost::asio::socket_base::wait_read, End::kSrcError);
     }
     return Finish(End::kSrcError);
   }
   // Busy flow: let other sessions on this thread run before continuing.
   boost::asio::post(src_.get_executor(), [this, k = owner_.lock()] {
     if (!finished_) PumpSplice();
+  });
+}
+
+// Resumes pumping once `socket` is ready; a failed wait ends the flow.
+void Flow::WaitThenPump(boost::asio::ip::tcp::socket& socket, boost::asio::socket_base::wait_type what,
+                        End on_error) {
+  socket.async_wait(what, [this, on_error, k = owner_.lock()](const boost::system::error_code& ec) {
+    if (ec) return Finish(on_error);
+    PumpSplice();
   });
 }
 

@@ -64,6 +64,8 @@ class Flow {
 
  private:
   void PumpSplice();
+  void WaitThenPump(boost::asio::ip::tcp::socket& socket, boost::asio::socket_base::wait_type what,
+                    End on_error);
   void ReadCopy();
   void OnCopyRead(const boost::system::error_code& ec, size_t n);
   void OnCopyWritten(const boost::system::error_code& ec, size_t n);
