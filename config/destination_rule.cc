@@ -11,7 +11,7 @@ namespace meshgate::config::internal {
 
 namespace {
 
-void ReadHost(const YAML::Node& spec, const YAML::Node& spec_key, std::string_view cluster_domain,
+void ReadHost(const yaml::Node& spec, const yaml::Node& spec_key, std::string_view cluster_domain,
               ErrorSink& sink, DestinationRule& rule) {
   const MapEntry host = Lookup(spec, "host");
   if (!Require(host, spec_key, "spec.host", sink)) return;
@@ -28,7 +28,7 @@ void ReadHost(const YAML::Node& spec, const YAML::Node& spec_key, std::string_vi
   rule.host = ResolveShortName(name, rule.meta.ns, cluster_domain);
 }
 
-void ReadSubset(const YAML::Node& node, const std::string& path, ErrorSink& sink,
+void ReadSubset(const yaml::Node& node, const std::string& path, ErrorSink& sink,
                 DestinationRule::Subset& subset) {
   subset.ref = {path, PositionOf(node)};
   CheckFields(node, path, {"name", "labels", "trafficPolicy"}, sink);
@@ -46,17 +46,17 @@ void ReadSubset(const YAML::Node& node, const std::string& path, ErrorSink& sink
       }
     }
   }
-  IfPresent(node, "labels", [&](const YAML::Node& n) {
+  IfPresent(node, "labels", [&](const yaml::Node& n) {
     if (auto labels = ReadLabels(n, FieldPath(path, "labels"), sink)) subset.labels = *labels;
   });
-  IfPresent(node, "trafficPolicy", [&](const YAML::Node& n) {
+  IfPresent(node, "trafficPolicy", [&](const yaml::Node& n) {
     subset.policy = ReadTrafficPolicy(n, FieldPath(path, "trafficPolicy"), sink);
   });
 }
 
-void ReadSubsets(const YAML::Node& list, ErrorSink& sink, DestinationRule& rule) {
+void ReadSubsets(const yaml::Node& list, ErrorSink& sink, DestinationRule& rule) {
   absl::flat_hash_map<std::string, size_t> names;
-  ForEachMap(list, "spec.subsets", sink, [&](const YAML::Node& node, const std::string& path, size_t i) {
+  ForEachMap(list, "spec.subsets", sink, [&](const yaml::Node& node, const std::string& path, size_t i) {
     DestinationRule::Subset subset;
     ReadSubset(node, path, sink, subset);
     if (subset.name.empty()) return;
@@ -72,7 +72,7 @@ void ReadSubsets(const YAML::Node& list, ErrorSink& sink, DestinationRule& rule)
 
 }  // namespace
 
-DestinationRule ReadDestinationRule(const YAML::Node& doc, ResourceMeta meta,
+DestinationRule ReadDestinationRule(const yaml::Node& doc, ResourceMeta meta,
                                     std::string_view cluster_domain, ErrorSink& sink) {
   DestinationRule rule;
   ReadEnvelope(doc, kIstioNetworkingVersions, {"apiVersion", "kind", "metadata", "spec", "status"},
@@ -83,14 +83,14 @@ DestinationRule ReadDestinationRule(const YAML::Node& doc, ResourceMeta meta,
   CheckFields(spec.value, "spec",
               {"host", "trafficPolicy", "subsets", "exportTo", "workloadSelector"}, sink);
   ReadHost(spec.value, spec.key, cluster_domain, sink, rule);
-  IfPresent(spec.value, "trafficPolicy", [&](const YAML::Node& n) {
+  IfPresent(spec.value, "trafficPolicy", [&](const yaml::Node& n) {
     rule.policy_ref = {"spec.trafficPolicy", PositionOf(Lookup(spec.value, "trafficPolicy").key)};
     rule.policy = ReadTrafficPolicy(n, "spec.trafficPolicy", sink);
   });
-  IfPresent(spec.value, "subsets", [&](const YAML::Node& n) { ReadSubsets(n, sink, rule); });
+  IfPresent(spec.value, "subsets", [&](const yaml::Node& n) { ReadSubsets(n, sink, rule); });
   IfPresent(spec.value, "exportTo",
-            [&](const YAML::Node& n) { ReadExportTo(n, "spec.exportTo", sink); });
-  IfPresent(spec.value, "workloadSelector", [&](const YAML::Node& n) {
+            [&](const yaml::Node& n) { ReadExportTo(n, "spec.exportTo", sink); });
+  IfPresent(spec.value, "workloadSelector", [&](const yaml::Node& n) {
     if (ExpectMap(n, "spec.workloadSelector", sink)) {
       CheckFields(n, "spec.workloadSelector", {"matchLabels"}, sink);
     }

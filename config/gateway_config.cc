@@ -28,53 +28,53 @@ class GatewayConfigReader {
   GatewayConfigReader(ErrorSink& sink, std::string base_dir, GatewayConfig& config)
       : sink_(sink), base_dir_(std::move(base_dir)), config_(config) {}
 
-  void Read(const YAML::Node& root);
+  void Read(const yaml::Node& root);
 
  private:
-  void ReadListen(const YAML::Node& node);
-  void ReadTimeouts(const YAML::Node& node);
-  std::optional<std::chrono::milliseconds> ReadTimeout(const YAML::Node& node,
+  void ReadListen(const yaml::Node& node);
+  void ReadTimeouts(const yaml::Node& node);
+  std::optional<std::chrono::milliseconds> ReadTimeout(const yaml::Node& node,
                                                        std::string_view path);
-  void ReadRelay(const YAML::Node& node);
-  void ReadSniRewrites(const YAML::Node& node);
-  std::optional<SniRewrite> ReadSniRewrite(const YAML::Node& node, const std::string& path);
-  void ReadMesh(const YAML::Node& node);
-  void ReadLogLevel(const YAML::Node& node);
+  void ReadRelay(const yaml::Node& node);
+  void ReadSniRewrites(const yaml::Node& node);
+  std::optional<SniRewrite> ReadSniRewrite(const yaml::Node& node, const std::string& path);
+  void ReadMesh(const yaml::Node& node);
+  void ReadLogLevel(const yaml::Node& node);
 
   ErrorSink& sink_;
   std::string base_dir_;
   GatewayConfig& config_;
 };
 
-void GatewayConfigReader::Read(const YAML::Node& root) {
+void GatewayConfigReader::Read(const yaml::Node& root) {
   if (!internal::ExpectMap(root, "", sink_)) return;
   internal::CheckFields(root, "",
                         {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
                          "relay", "sniRewrites", "mesh", "logLevel"},
                         sink_);
-  IfPresent(root, "listen", [&](const YAML::Node& n) { ReadListen(n); });
-  IfPresent(root, "threads", [&](const YAML::Node& n) {
+  IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
+  IfPresent(root, "threads", [&](const yaml::Node& n) {
     if (auto v = internal::ReadInt(n, "threads", 0, 256, sink_))
       config_.threads = static_cast<int>(*v);
   });
-  IfPresent(root, "timeouts", [&](const YAML::Node& n) { ReadTimeouts(n); });
-  IfPresent(root, "maxHelloBytes", [&](const YAML::Node& n) {
+  IfPresent(root, "timeouts", [&](const yaml::Node& n) { ReadTimeouts(n); });
+  IfPresent(root, "maxHelloBytes", [&](const yaml::Node& n) {
     if (auto v = internal::ReadInt(n, "maxHelloBytes", 512, 1048576, sink_)) {
       config_.max_hello_bytes = static_cast<size_t>(*v);
     }
   });
-  IfPresent(root, "maxConnectAttempts", [&](const YAML::Node& n) {
+  IfPresent(root, "maxConnectAttempts", [&](const yaml::Node& n) {
     if (auto v = internal::ReadInt(n, "maxConnectAttempts", 1, 10, sink_)) {
       config_.max_connect_attempts = static_cast<int>(*v);
     }
   });
-  IfPresent(root, "relay", [&](const YAML::Node& n) { ReadRelay(n); });
-  IfPresent(root, "sniRewrites", [&](const YAML::Node& n) { ReadSniRewrites(n); });
-  IfPresent(root, "mesh", [&](const YAML::Node& n) { ReadMesh(n); });
-  IfPresent(root, "logLevel", [&](const YAML::Node& n) { ReadLogLevel(n); });
+  IfPresent(root, "relay", [&](const yaml::Node& n) { ReadRelay(n); });
+  IfPresent(root, "sniRewrites", [&](const yaml::Node& n) { ReadSniRewrites(n); });
+  IfPresent(root, "mesh", [&](const yaml::Node& n) { ReadMesh(n); });
+  IfPresent(root, "logLevel", [&](const yaml::Node& n) { ReadLogLevel(n); });
 }
 
-void GatewayConfigReader::ReadListen(const YAML::Node& node) {
+void GatewayConfigReader::ReadListen(const yaml::Node& node) {
   auto text = internal::ReadString(node, "listen", sink_);
   if (!text) return;
   if (auto address = ParseListenAddress(*text); !address.ok()) {
@@ -84,7 +84,7 @@ void GatewayConfigReader::ReadListen(const YAML::Node& node) {
   config_.listen = *text;
 }
 
-std::optional<std::chrono::milliseconds> GatewayConfigReader::ReadTimeout(const YAML::Node& node,
+std::optional<std::chrono::milliseconds> GatewayConfigReader::ReadTimeout(const yaml::Node& node,
                                                                           std::string_view path) {
   auto text = internal::ReadString(node, path, sink_);
   if (!text) return std::nullopt;
@@ -100,7 +100,7 @@ std::optional<std::chrono::milliseconds> GatewayConfigReader::ReadTimeout(const 
   return *duration;
 }
 
-void GatewayConfigReader::ReadTimeouts(const YAML::Node& node) {
+void GatewayConfigReader::ReadTimeouts(const yaml::Node& node) {
   if (!internal::ExpectMap(node, "timeouts", sink_)) return;
   internal::CheckFields(node, "timeouts", {"hello", "connect", "idle"}, sink_);
   const std::pair<std::string_view, std::chrono::milliseconds*> fields[] = {
@@ -108,13 +108,13 @@ void GatewayConfigReader::ReadTimeouts(const YAML::Node& node) {
       {"connect", &config_.connect_timeout},
       {"idle", &config_.idle_timeout}};
   for (const auto& field : fields) {
-    IfPresent(node, field.first, [&](const YAML::Node& n) {
+    IfPresent(node, field.first, [&](const yaml::Node& n) {
       if (auto d = ReadTimeout(n, internal::FieldPath("timeouts", field.first))) *field.second = *d;
     });
   }
 }
 
-void GatewayConfigReader::ReadRelay(const YAML::Node& node) {
+void GatewayConfigReader::ReadRelay(const yaml::Node& node) {
   auto text = internal::ReadString(node, "relay", sink_);
   if (!text) return;
   if (*text == "splice") {
@@ -126,7 +126,7 @@ void GatewayConfigReader::ReadRelay(const YAML::Node& node) {
   }
 }
 
-std::optional<SniRewrite> GatewayConfigReader::ReadSniRewrite(const YAML::Node& node,
+std::optional<SniRewrite> GatewayConfigReader::ReadSniRewrite(const yaml::Node& node,
                                                               const std::string& path) {
   if (!internal::ExpectMap(node, path, sink_)) return std::nullopt;
   const size_t errors = sink_.count();
@@ -160,7 +160,7 @@ std::optional<SniRewrite> GatewayConfigReader::ReadSniRewrite(const YAML::Node& 
   return rewrite;
 }
 
-void GatewayConfigReader::ReadSniRewrites(const YAML::Node& node) {
+void GatewayConfigReader::ReadSniRewrites(const yaml::Node& node) {
   if (!internal::ExpectList(node, "sniRewrites", sink_)) return;
   std::vector<SniRewrite> rewrites;
   std::vector<size_t> indexes;
@@ -188,7 +188,7 @@ void GatewayConfigReader::ReadSniRewrites(const YAML::Node& node) {
   if (ok) config_.sni_rewrites = std::move(rewrites);
 }
 
-void GatewayConfigReader::ReadMesh(const YAML::Node& node) {
+void GatewayConfigReader::ReadMesh(const yaml::Node& node) {
   if (!internal::ExpectList(node, "mesh", sink_)) return;
   std::vector<std::string> paths;
   for (size_t i = 0; i < node.size(); ++i) {
@@ -206,7 +206,7 @@ void GatewayConfigReader::ReadMesh(const YAML::Node& node) {
   config_.mesh_paths = std::move(paths);
 }
 
-void GatewayConfigReader::ReadLogLevel(const YAML::Node& node) {
+void GatewayConfigReader::ReadLogLevel(const yaml::Node& node) {
   auto text = internal::ReadString(node, "logLevel", sink_);
   if (!text) return;
   for (absl::string_view level : kLogLevels) {
@@ -258,16 +258,13 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
 
 absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const std::string& name,
                                                  const std::string& base_dir) {
-  std::vector<YAML::Node> docs;
-  try {
-    docs = internal::LoadAllDocuments(yaml);
-  } catch (const YAML::ParserException& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(internal::Located(name, {e.mark.line + 1, e.mark.column + 1}),
-                     ": YAML syntax error: ", e.msg));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": YAML error: ", e.what()));
+  yaml::ParseError error;
+  const std::optional<yaml::Stream> stream = yaml::Parse(yaml, &error);
+  if (!stream) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        internal::Located(name, {error.line, error.column}), ": YAML syntax error: ", error.message));
   }
+  const std::vector<yaml::Node>& docs = stream->documents();
   GatewayConfig config;
   std::vector<std::string> errors;
   {
@@ -276,11 +273,7 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const 
       sink.Add(docs[1], "", absl::StrCat("expected one YAML document, found ", docs.size()));
     }
     if (!docs.empty() && !internal::IsMissing(docs[0])) {
-      try {
-        GatewayConfigReader(sink, base_dir, config).Read(docs[0]);
-      } catch (const YAML::Exception& e) {  // a bug in the reader, not the user's fault
-        sink.Add(docs[0], "", absl::StrCat("internal error reading config: ", e.what()));
-      }
+      GatewayConfigReader(sink, base_dir, config).Read(docs[0]);
     }
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));

@@ -13,7 +13,7 @@ constexpr absl::string_view kTlsModes[] = {"PASSTHROUGH",      "SIMPLE",       "
                                            "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"};
 
 // "host", "ns/host", "*/host" or "./host" (the Gateway's own namespace).
-void ReadServerHost(const YAML::Node& node, const std::string& path, const ResourceMeta& meta,
+void ReadServerHost(const yaml::Node& node, const std::string& path, const ResourceMeta& meta,
                     ErrorSink& sink, GatewayServer& server) {
   auto text = ReadString(node, path, sink);
   if (!text) return;
@@ -36,7 +36,7 @@ void ReadServerHost(const YAML::Node& node, const std::string& path, const Resou
   server.hosts.push_back(std::move(host));
 }
 
-void ReadServerPort(const YAML::Node& server, const std::string& path, ErrorSink& sink,
+void ReadServerPort(const yaml::Node& server, const std::string& path, ErrorSink& sink,
                     GatewayServer& out, std::string& name) {
   const MapEntry port = Lookup(server, "port");
   const std::string port_path = FieldPath(path, "port");
@@ -48,18 +48,18 @@ void ReadServerPort(const YAML::Node& server, const std::string& path, ErrorSink
       out.port = static_cast<uint16_t>(*v);
     }
   }
-  IfPresent(port.value, "name", [&](const YAML::Node& n) {
+  IfPresent(port.value, "name", [&](const yaml::Node& n) {
     if (auto text = ReadString(n, FieldPath(port_path, "name"), sink)) name = *text;
   });
-  IfPresent(port.value, "protocol", [&](const YAML::Node& n) {
+  IfPresent(port.value, "protocol", [&](const yaml::Node& n) {
     ReadString(n, FieldPath(port_path, "protocol"), sink);
   });
-  IfPresent(port.value, "targetPort", [&](const YAML::Node& n) {
+  IfPresent(port.value, "targetPort", [&](const yaml::Node& n) {
     ReadInt(n, FieldPath(port_path, "targetPort"), 1, 65535, sink);
   });
 }
 
-void ReadServerTls(const YAML::Node& tls, const std::string& path, ErrorSink& sink,
+void ReadServerTls(const yaml::Node& tls, const std::string& path, ErrorSink& sink,
                    GatewayServer& out) {
   if (!ExpectMap(tls, path, sink)) return;
   CheckFields(tls, path,
@@ -68,7 +68,7 @@ void ReadServerTls(const YAML::Node& tls, const std::string& path, ErrorSink& si
                "verifyCertificateSpki", "verifyCertificateHash", "minProtocolVersion",
                "maxProtocolVersion", "cipherSuites", "caCrl"},
               sink);
-  IfPresent(tls, "mode", [&](const YAML::Node& n) {
+  IfPresent(tls, "mode", [&](const yaml::Node& n) {
     const std::string field = FieldPath(path, "mode");
     auto text = ReadString(n, field, sink);
     if (!text) return;
@@ -92,7 +92,7 @@ void ReadServers(const MapEntry& servers, const ResourceMeta& meta, ErrorSink& s
     sink.Add(servers.key, "spec.servers", "must list at least one server");
   }
   absl::flat_hash_map<std::string, size_t> names;
-  ForEachMap(servers.value, "spec.servers", sink, [&](const YAML::Node& node, const std::string& path, size_t i) {
+  ForEachMap(servers.value, "spec.servers", sink, [&](const yaml::Node& node, const std::string& path, size_t i) {
     CheckFields(node, path, {"port", "bind", "hosts", "tls", "name", "defaultEndpoint"}, sink);
     GatewayServer server;
     server.ref = {path, PositionOf(node)};
@@ -113,7 +113,7 @@ void ReadServers(const MapEntry& servers, const ResourceMeta& meta, ErrorSink& s
         ReadServerHost(hosts.value[h], IndexPath(hosts_path, h), meta, sink, server);
       }
     }
-    IfPresent(node, "tls", [&](const YAML::Node& n) {
+    IfPresent(node, "tls", [&](const yaml::Node& n) {
       ReadServerTls(n, FieldPath(path, "tls"), sink, server);
     });
     gateway.servers.push_back(std::move(server));
@@ -122,7 +122,7 @@ void ReadServers(const MapEntry& servers, const ResourceMeta& meta, ErrorSink& s
 
 }  // namespace
 
-IstioGateway ReadIstioGateway(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+IstioGateway ReadIstioGateway(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
   IstioGateway gateway;
   ReadEnvelope(doc, kIstioNetworkingVersions, {"apiVersion", "kind", "metadata", "spec", "status"},
                sink, meta);
@@ -133,7 +133,7 @@ IstioGateway ReadIstioGateway(const YAML::Node& doc, ResourceMeta meta, ErrorSin
   // The selector picks gateway workloads by label; meshgate has no labels of
   // its own, so every Gateway loaded applies to it.
   IfPresent(spec.value, "selector",
-            [&](const YAML::Node& n) { ReadStringMap(n, "spec.selector", sink); });
+            [&](const yaml::Node& n) { ReadStringMap(n, "spec.selector", sink); });
   const MapEntry servers = Lookup(spec.value, "servers");
   if (Require(servers, spec.key, "spec.servers", sink)) ReadServers(servers, gateway.meta, sink, gateway);
   return gateway;

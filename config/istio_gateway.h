@@ -2,15 +2,14 @@
 // AUTO_PASSTHROUGH servers on its listener port to learn which hosts it exports.
 #pragma once
 
-#include <yaml-cpp/yaml.h>
-
 #include "config/mesh_model.h"
 #include "config/yaml_fields.h"
+#include "config/yaml_tree.h"
 
 namespace meshgate::config::internal {
 
 // Reads a document whose kind is Gateway; `meta` already names it. Every valid
 // server is kept; which ones apply is decided when the mesh is built.
-IstioGateway ReadIstioGateway(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink);
+IstioGateway ReadIstioGateway(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
 
 }  // namespace meshgate::config::internal

@@ -29,7 +29,7 @@ bool IsPortName(std::string_view name) {
 }
 
 // TCP unless said otherwise; false (with a warning) for what meshgate can't relay.
-bool IsTcp(const YAML::Node& port, const std::string& path, ErrorSink& sink) {
+bool IsTcp(const yaml::Node& port, const std::string& path, ErrorSink& sink) {
   const MapEntry protocol = Lookup(port, "protocol");
   if (!protocol.present() || protocol.value.IsNull()) return true;
   auto text = ReadString(protocol.value, FieldPath(path, "protocol"), sink);
@@ -47,9 +47,9 @@ bool IsTcp(const YAML::Node& port, const std::string& path, ErrorSink& sink) {
 
 // --- Service -------------------------------------------------------------------------
 
-void ReadTargetPort(const YAML::Node& node, const std::string& path, ErrorSink& sink,
+void ReadTargetPort(const yaml::Node& node, const std::string& path, ErrorSink& sink,
                     ServicePort& port) {
-  const bool number = node.IsScalar() && node.Tag() != "!" && !node.Scalar().empty() &&
+  const bool number = node.IsScalar() && !node.IsQuoted() && !node.Scalar().empty() &&
                       absl::ascii_isdigit(static_cast<unsigned char>(node.Scalar()[0]));
   if (number) {
     if (auto v = ReadInt(node, path, 1, 65535, sink)) port.target_port = static_cast<uint16_t>(*v);
@@ -67,7 +67,7 @@ void ReadTargetPort(const YAML::Node& node, const std::string& path, ErrorSink& 
   port.target_name = *name;
 }
 
-bool ReadServicePort(const YAML::Node& node, const std::string& path, bool several,
+bool ReadServicePort(const yaml::Node& node, const std::string& path, bool several,
                      ErrorSink& sink, ServicePort& port) {
   if (!ExpectMap(node, path, sink)) return false;
   const size_t errors = sink.count();
@@ -98,16 +98,16 @@ bool ReadServicePort(const YAML::Node& node, const std::string& path, bool sever
              "required when the Service has more than one port");
   }
   IfPresent(node, "targetPort",
-            [&](const YAML::Node& n) { ReadTargetPort(n, FieldPath(path, "targetPort"), sink, port); });
+            [&](const yaml::Node& n) { ReadTargetPort(n, FieldPath(path, "targetPort"), sink, port); });
   IfPresent(node, "appProtocol",
-            [&](const YAML::Node& n) { ReadString(n, FieldPath(path, "appProtocol"), sink); });
-  IfPresent(node, "nodePort", [&](const YAML::Node& n) {
+            [&](const yaml::Node& n) { ReadString(n, FieldPath(path, "appProtocol"), sink); });
+  IfPresent(node, "nodePort", [&](const yaml::Node& n) {
     ReadInt(n, FieldPath(path, "nodePort"), 1, 65535, sink);
   });
   return tcp && sink.count() == errors;
 }
 
-void ReadServicePorts(const YAML::Node& list, ErrorSink& sink, KubeService& service) {
+void ReadServicePorts(const yaml::Node& list, ErrorSink& sink, KubeService& service) {
   if (!ExpectList(list, "spec.ports", sink)) return;
   absl::flat_hash_set<std::string> names;
   absl::flat_hash_set<uint16_t> numbers;
@@ -130,17 +130,17 @@ void ReadServicePorts(const YAML::Node& list, ErrorSink& sink, KubeService& serv
 }
 
 // metadata.<key>, or metadata.<key>.<sub>: for positions of fields the envelope read.
-YAML::Node MetadataNode(const YAML::Node& doc, std::string_view key, std::string_view sub = "") {
-  YAML::Node node = Lookup(Lookup(doc, "metadata").value, key).value;
+yaml::Node MetadataNode(const yaml::Node& doc, std::string_view key, std::string_view sub = "") {
+  yaml::Node node = Lookup(Lookup(doc, "metadata").value, key).value;
   return sub.empty() ? node : Lookup(node, sub).value;
 }
 
 // The annotation Istio reads for a Service's exportTo: a comma-separated list.
-void ReadExportToAnnotation(const YAML::Node& doc, ErrorSink& sink, KubeService& service) {
+void ReadExportToAnnotation(const yaml::Node& doc, ErrorSink& sink, KubeService& service) {
   const auto it = service.meta.annotations.find(std::string(kExportToAnnotation));
   if (it == service.meta.annotations.end()) return;
   const std::string field = absl::StrCat("metadata.annotations.", AbslView(kExportToAnnotation));
-  const YAML::Node at = MetadataNode(doc, "annotations", kExportToAnnotation);
+  const yaml::Node at = MetadataNode(doc, "annotations", kExportToAnnotation);
   for (absl::string_view part : absl::StrSplit(it->second, ',')) {
     const std::string value(absl::StripAsciiWhitespace(part));
     if (value != "." && value != "*" && value != "~" && !IsDns1123Label(value)) {
@@ -162,7 +162,7 @@ void ReadServiceSpec(const MapEntry& spec, ErrorSink& sink, KubeService& service
                "type"},
               sink);
   std::string type = "ClusterIP";
-  IfPresent(spec.value, "type", [&](const YAML::Node& n) {
+  IfPresent(spec.value, "type", [&](const yaml::Node& n) {
     auto text = ReadString(n, "spec.type", sink);
     if (!text) return;
     if (*text != "ClusterIP" && *text != "NodePort" && *text != "LoadBalancer" &&
@@ -174,11 +174,11 @@ void ReadServiceSpec(const MapEntry& spec, ErrorSink& sink, KubeService& service
     }
     type = *text;
   });
-  IfPresent(spec.value, "ports", [&](const YAML::Node& n) { ReadServicePorts(n, sink, service); });
-  IfPresent(spec.value, "selector", [&](const YAML::Node& n) {
+  IfPresent(spec.value, "ports", [&](const yaml::Node& n) { ReadServicePorts(n, sink, service); });
+  IfPresent(spec.value, "selector", [&](const yaml::Node& n) {
     service.selector = ReadLabels(n, "spec.selector", sink);
   });
-  IfPresent(spec.value, "publishNotReadyAddresses", [&](const YAML::Node& n) {
+  IfPresent(spec.value, "publishNotReadyAddresses", [&](const yaml::Node& n) {
     service.publish_not_ready = ReadBool(n, "spec.publishNotReadyAddresses", sink).value_or(false);
   });
   if (type != "ExternalName") return;
@@ -198,7 +198,7 @@ void ReadServiceSpec(const MapEntry& spec, ErrorSink& sink, KubeService& service
 
 // --- EndpointSlice and Endpoints -----------------------------------------------------
 
-std::optional<std::string> ReadIp(const YAML::Node& node, const std::string& path,
+std::optional<std::string> ReadIp(const yaml::Node& node, const std::string& path,
                                   ErrorSink& sink) {
   auto text = ReadString(node, path, sink);
   if (!text) return std::nullopt;
@@ -208,24 +208,24 @@ std::optional<std::string> ReadIp(const YAML::Node& node, const std::string& pat
 }
 
 // targetRef: only Pods in the resource's own namespace name a workload we know.
-std::string ReadPodRef(const YAML::Node& node, const std::string& path, const ResourceMeta& meta,
+std::string ReadPodRef(const yaml::Node& node, const std::string& path, const ResourceMeta& meta,
                        ErrorSink& sink) {
   if (!ExpectMap(node, path, sink)) return "";
-  const YAML::Node kind = Lookup(node, "kind").value;
-  const YAML::Node name = Lookup(node, "name").value;
-  const YAML::Node ns = Lookup(node, "namespace").value;
+  const yaml::Node kind = Lookup(node, "kind").value;
+  const yaml::Node name = Lookup(node, "name").value;
+  const yaml::Node ns = Lookup(node, "namespace").value;
   if (!kind.IsScalar() || kind.Scalar() != "Pod" || !name.IsScalar()) return "";
   if (ns.IsScalar() && ns.Scalar() != meta.ns) return "";
   return name.Scalar();
 }
 
-void ReadGroupPorts(const YAML::Node& list, const std::string& path, bool number_required,
+void ReadGroupPorts(const yaml::Node& list, const std::string& path, bool number_required,
                     ErrorSink& sink, EndpointGroup& group) {
-  ForEachMap(list, path, sink, [&](const YAML::Node& node, const std::string& item, size_t) {
+  ForEachMap(list, path, sink, [&](const yaml::Node& node, const std::string& item, size_t) {
     CheckFields(node, item, {"name", "port", "protocol", "appProtocol"}, sink);
     if (!IsTcp(node, item, sink)) return;
     EndpointGroup::Port port;
-    IfPresent(node, "name", [&](const YAML::Node& n) {
+    IfPresent(node, "name", [&](const yaml::Node& n) {
       if (auto text = ReadString(n, FieldPath(item, "name"), sink)) port.name = *text;
     });
     const MapEntry number = Lookup(node, "port");
@@ -239,7 +239,7 @@ void ReadGroupPorts(const YAML::Node& list, const std::string& path, bool number
   });
 }
 
-void ReadSliceEndpoint(const YAML::Node& node, const std::string& path, ErrorSink& sink,
+void ReadSliceEndpoint(const yaml::Node& node, const std::string& path, ErrorSink& sink,
                        EndpointGroup& group) {
   if (!ExpectMap(node, path, sink)) return;
   CheckFields(node, path,
@@ -262,24 +262,24 @@ void ReadSliceEndpoint(const YAML::Node& node, const std::string& path, ErrorSin
   auto ip = ReadIp(addresses.value[0], IndexPath(addresses_path, 0), sink);
   if (!ip) return;
   address.ip = *ip;
-  IfPresent(node, "conditions", [&](const YAML::Node& conditions) {
+  IfPresent(node, "conditions", [&](const yaml::Node& conditions) {
     const std::string field = FieldPath(path, "conditions");
     if (!ExpectMap(conditions, field, sink)) return;
     CheckFields(conditions, field, {"ready", "serving", "terminating"}, sink);
     // Unset readiness is "unknown", which consumers treat as ready.
-    IfPresent(conditions, "ready", [&](const YAML::Node& n) {
+    IfPresent(conditions, "ready", [&](const yaml::Node& n) {
       address.ready = ReadBool(n, FieldPath(field, "ready"), sink).value_or(true);
     });
   });
-  IfPresent(node, "targetRef", [&](const YAML::Node& n) {
+  IfPresent(node, "targetRef", [&](const yaml::Node& n) {
     address.pod = ReadPodRef(n, FieldPath(path, "targetRef"), group.meta, sink);
   });
   group.addresses.push_back(std::move(address));
 }
 
-void ReadLegacyAddresses(const YAML::Node& list, const std::string& path, bool ready,
+void ReadLegacyAddresses(const yaml::Node& list, const std::string& path, bool ready,
                          ErrorSink& sink, EndpointGroup& group) {
-  ForEachMap(list, path, sink, [&](const YAML::Node& node, const std::string& item, size_t) {
+  ForEachMap(list, path, sink, [&](const yaml::Node& node, const std::string& item, size_t) {
     CheckFields(node, item, {"ip", "hostname", "nodeName", "targetRef"}, sink);
     EndpointGroup::Address address;
     address.ref = {item, PositionOf(node)};
@@ -289,7 +289,7 @@ void ReadLegacyAddresses(const YAML::Node& list, const std::string& path, bool r
     auto canonical = ReadIp(ip.value, FieldPath(item, "ip"), sink);
     if (!canonical) return;
     address.ip = *canonical;
-    IfPresent(node, "targetRef", [&](const YAML::Node& n) {
+    IfPresent(node, "targetRef", [&](const yaml::Node& n) {
       address.pod = ReadPodRef(n, FieldPath(item, "targetRef"), group.meta, sink);
     });
     group.addresses.push_back(std::move(address));
@@ -298,15 +298,15 @@ void ReadLegacyAddresses(const YAML::Node& list, const std::string& path, bool r
 
 // --- Pod -------------------------------------------------------------------------------
 
-void ReadContainerPorts(const YAML::Node& containers, ErrorSink& sink, Pod& pod) {
+void ReadContainerPorts(const yaml::Node& containers, ErrorSink& sink, Pod& pod) {
   if (!ExpectList(containers, "spec.containers", sink)) return;
   for (size_t c = 0; c < containers.size(); ++c) {
     const std::string path = FieldPath(IndexPath("spec.containers", c), "ports");
-    const YAML::Node ports = Lookup(containers[c], "ports").value;
+    const yaml::Node ports = Lookup(containers[c], "ports").value;
     if (IsMissing(ports) || !ExpectList(ports, path, sink)) continue;
     for (size_t p = 0; p < ports.size(); ++p) {
       const std::string item = IndexPath(path, p);
-      const YAML::Node name = Lookup(ports[p], "name").value;
+      const yaml::Node name = Lookup(ports[p], "name").value;
       const MapEntry number = Lookup(ports[p], "containerPort");
       if (!name.IsScalar() || !number.present()) continue;
       if (auto v = ReadInt(number.value, FieldPath(item, "containerPort"), 1, 65535, sink)) {
@@ -316,21 +316,21 @@ void ReadContainerPorts(const YAML::Node& containers, ErrorSink& sink, Pod& pod)
   }
 }
 
-void ReadPodStatus(const YAML::Node& status, ErrorSink& sink, Pod& pod) {
+void ReadPodStatus(const yaml::Node& status, ErrorSink& sink, Pod& pod) {
   if (!ExpectMap(status, "status", sink)) return;
-  IfPresent(status, "podIP", [&](const YAML::Node& n) {
+  IfPresent(status, "podIP", [&](const yaml::Node& n) {
     if (auto ip = ReadIp(n, "status.podIP", sink)) pod.ip = *ip;
   });
   std::string phase;
-  IfPresent(status, "phase", [&](const YAML::Node& n) {
+  IfPresent(status, "phase", [&](const yaml::Node& n) {
     if (auto text = ReadString(n, "status.phase", sink)) phase = *text;
   });
   std::optional<bool> ready_condition;
-  IfPresent(status, "conditions", [&](const YAML::Node& list) {
+  IfPresent(status, "conditions", [&](const yaml::Node& list) {
     if (!ExpectList(list, "status.conditions", sink)) return;
-    for (const YAML::Node& condition : list) {
-      const YAML::Node type = Lookup(condition, "type").value;
-      const YAML::Node value = Lookup(condition, "status").value;
+    for (const yaml::Node& condition : list) {
+      const yaml::Node type = Lookup(condition, "type").value;
+      const yaml::Node value = Lookup(condition, "status").value;
       if (type.IsScalar() && type.Scalar() == "Ready" && value.IsScalar()) {
         ready_condition = value.Scalar() == "True";
       }
@@ -341,7 +341,7 @@ void ReadPodStatus(const YAML::Node& status, ErrorSink& sink, Pod& pod) {
 
 }  // namespace
 
-KubeService ReadKubeService(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+KubeService ReadKubeService(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
   KubeService service;
   ReadEnvelope(doc, kCoreVersions, {"apiVersion", "kind", "metadata", "spec", "status"}, sink,
                meta);
@@ -359,7 +359,7 @@ KubeService ReadKubeService(const YAML::Node& doc, ResourceMeta meta, ErrorSink&
   return service;
 }
 
-EndpointGroup ReadEndpointSlice(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+EndpointGroup ReadEndpointSlice(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
   EndpointGroup group;
   ReadEnvelope(doc, kDiscoveryVersions,
                {"apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"}, sink, meta);
@@ -377,8 +377,8 @@ EndpointGroup ReadEndpointSlice(const YAML::Node& doc, ResourceMeta meta, ErrorS
     }
   }
   IfPresent(doc, "ports",
-            [&](const YAML::Node& n) { ReadGroupPorts(n, "ports", false, sink, group); });
-  IfPresent(doc, "endpoints", [&](const YAML::Node& list) {
+            [&](const yaml::Node& n) { ReadGroupPorts(n, "ports", false, sink, group); });
+  IfPresent(doc, "endpoints", [&](const yaml::Node& list) {
     if (!ExpectList(list, "endpoints", sink)) return;
     for (size_t i = 0; i < list.size(); ++i) {
       ReadSliceEndpoint(list[i], IndexPath("endpoints", i), sink, group);
@@ -395,14 +395,14 @@ EndpointGroup ReadEndpointSlice(const YAML::Node& doc, ResourceMeta meta, ErrorS
   return group;
 }
 
-std::vector<EndpointGroup> ReadLegacyEndpoints(const YAML::Node& doc, ResourceMeta meta,
+std::vector<EndpointGroup> ReadLegacyEndpoints(const yaml::Node& doc, ResourceMeta meta,
                                                ErrorSink& sink) {
   std::vector<EndpointGroup> groups;
   ReadEnvelope(doc, kCoreVersions, {"apiVersion", "kind", "metadata", "subsets"}, sink, meta);
-  const YAML::Node subsets = Lookup(doc, "subsets").value;
+  const yaml::Node subsets = Lookup(doc, "subsets").value;
   if (IsMissing(subsets) || !ExpectList(subsets, "subsets", sink)) return groups;
   for (size_t i = 0; i < subsets.size(); ++i) {
-    const YAML::Node node = subsets[i];
+    const yaml::Node node = subsets[i];
     const std::string path = IndexPath("subsets", i);
     if (!ExpectMap(node, path, sink)) continue;
     CheckFields(node, path, {"addresses", "notReadyAddresses", "ports"}, sink);
@@ -410,13 +410,13 @@ std::vector<EndpointGroup> ReadLegacyEndpoints(const YAML::Node& doc, ResourceMe
     group.meta = meta;
     group.service = meta.name;
     group.legacy = true;
-    IfPresent(node, "ports", [&](const YAML::Node& n) {
+    IfPresent(node, "ports", [&](const yaml::Node& n) {
       ReadGroupPorts(n, FieldPath(path, "ports"), true, sink, group);
     });
-    IfPresent(node, "addresses", [&](const YAML::Node& n) {
+    IfPresent(node, "addresses", [&](const yaml::Node& n) {
       ReadLegacyAddresses(n, FieldPath(path, "addresses"), true, sink, group);
     });
-    IfPresent(node, "notReadyAddresses", [&](const YAML::Node& n) {
+    IfPresent(node, "notReadyAddresses", [&](const yaml::Node& n) {
       ReadLegacyAddresses(n, FieldPath(path, "notReadyAddresses"), false, sink, group);
     });
     groups.push_back(std::move(group));
@@ -424,25 +424,25 @@ std::vector<EndpointGroup> ReadLegacyEndpoints(const YAML::Node& doc, ResourceMe
   return groups;
 }
 
-Pod ReadPod(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+Pod ReadPod(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
   Pod pod;
   ReadEnvelope(doc, kCoreVersions, {"apiVersion", "kind", "metadata", "spec", "status"}, sink,
                meta);
   pod.meta = std::move(meta);
   // A Pod spec has far more than a gateway reads: only those fields are checked.
-  const YAML::Node spec = Lookup(doc, "spec").value;
+  const yaml::Node spec = Lookup(doc, "spec").value;
   if (spec.IsMap()) {
     for (std::string_view key : {"serviceAccountName", "serviceAccount"}) {
-      IfPresent(spec, key, [&](const YAML::Node& n) {
+      IfPresent(spec, key, [&](const yaml::Node& n) {
         if (auto text = ReadString(n, FieldPath("spec", key), sink); text && pod.service_account.empty()) {
           pod.service_account = *text;
         }
       });
     }
     IfPresent(spec, "containers",
-              [&](const YAML::Node& n) { ReadContainerPorts(n, sink, pod); });
+              [&](const yaml::Node& n) { ReadContainerPorts(n, sink, pod); });
   }
-  IfPresent(doc, "status", [&](const YAML::Node& n) { ReadPodStatus(n, sink, pod); });
+  IfPresent(doc, "status", [&](const yaml::Node& n) { ReadPodStatus(n, sink, pod); });
   return pod;
 }
 

@@ -3,22 +3,21 @@
 // and, for Services without endpoint resources, the endpoints themselves).
 #pragma once
 
-#include <yaml-cpp/yaml.h>
-
 #include <vector>
 
 #include "config/mesh_model.h"
 #include "config/yaml_fields.h"
+#include "config/yaml_tree.h"
 
 namespace meshgate::config::internal {
 
 // Each reads a document of its kind; `meta` already names it. A resource is
 // valid only if no error was added to `sink`. Endpoint groups that can't be
 // used (no service label, FQDN addresses) come back empty with a warning.
-KubeService ReadKubeService(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink);
-EndpointGroup ReadEndpointSlice(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink);
-std::vector<EndpointGroup> ReadLegacyEndpoints(const YAML::Node& doc, ResourceMeta meta,
+KubeService ReadKubeService(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
+EndpointGroup ReadEndpointSlice(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
+std::vector<EndpointGroup> ReadLegacyEndpoints(const yaml::Node& doc, ResourceMeta meta,
                                                ErrorSink& sink);
-Pod ReadPod(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink);
+Pod ReadPod(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
 
 }  // namespace meshgate::config::internal

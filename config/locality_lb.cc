@@ -26,7 +26,7 @@ std::optional<std::string> LocalityProblem(std::string_view locality) {
   return std::nullopt;
 }
 
-bool CheckLocality(const YAML::Node& at, const std::string& path, std::string_view locality,
+bool CheckLocality(const yaml::Node& at, const std::string& path, std::string_view locality,
                    ErrorSink& sink) {
   auto problem = LocalityProblem(locality);
   if (!problem) return true;
@@ -34,7 +34,7 @@ bool CheckLocality(const YAML::Node& at, const std::string& path, std::string_vi
   return false;
 }
 
-LocalityLbSetting::Distribute ReadDistribute(const YAML::Node& node, const std::string& path,
+LocalityLbSetting::Distribute ReadDistribute(const yaml::Node& node, const std::string& path,
                                              ErrorSink& sink) {
   LocalityLbSetting::Distribute out;
   if (!ExpectMap(node, path, sink)) return out;
@@ -71,7 +71,7 @@ LocalityLbSetting::Distribute ReadDistribute(const YAML::Node& node, const std::
   return out;
 }
 
-LocalityLbSetting::Failover ReadFailover(const YAML::Node& node, const std::string& path,
+LocalityLbSetting::Failover ReadFailover(const yaml::Node& node, const std::string& path,
                                          ErrorSink& sink) {
   LocalityLbSetting::Failover out;
   if (!ExpectMap(node, path, sink)) return out;
@@ -98,33 +98,33 @@ LocalityLbSetting::Failover ReadFailover(const YAML::Node& node, const std::stri
 
 }  // namespace
 
-LocalityLbSetting ReadLocalityLbSetting(const YAML::Node& node, const std::string& path,
+LocalityLbSetting ReadLocalityLbSetting(const yaml::Node& node, const std::string& path,
                                         ErrorSink& sink) {
   LocalityLbSetting out;
   if (!ExpectMap(node, path, sink)) return out;
   CheckFields(node, path, {"distribute", "failover", "failoverPriority", "enabled"}, sink);
   const bool both = Lookup(node, "distribute").present() && Lookup(node, "failover").present();
   if (both) sink.Add(node, path, "only one of distribute, failover may be set");
-  IfPresent(node, "distribute", [&](const YAML::Node& list) {
+  IfPresent(node, "distribute", [&](const yaml::Node& list) {
     const std::string field = FieldPath(path, "distribute");
     if (!ExpectList(list, field, sink)) return;
     for (size_t i = 0; i < list.size(); ++i) {
       out.distribute.push_back(ReadDistribute(list[i], IndexPath(field, i), sink));
     }
   });
-  IfPresent(node, "failover", [&](const YAML::Node& list) {
+  IfPresent(node, "failover", [&](const yaml::Node& list) {
     const std::string field = FieldPath(path, "failover");
     if (!ExpectList(list, field, sink)) return;
     for (size_t i = 0; i < list.size(); ++i) {
       out.failover.push_back(ReadFailover(list[i], IndexPath(field, i), sink));
     }
   });
-  IfPresent(node, "failoverPriority", [&](const YAML::Node& list) {
+  IfPresent(node, "failoverPriority", [&](const yaml::Node& list) {
     const std::string field = FieldPath(path, "failoverPriority");
     if (!CheckStringList(list, field, sink)) return;
     for (size_t i = 0; i < list.size(); ++i) out.failover_priority.push_back(list[i].Scalar());
   });
-  IfPresent(node, "enabled", [&](const YAML::Node& n) {
+  IfPresent(node, "enabled", [&](const yaml::Node& n) {
     out.enabled = ReadBool(n, FieldPath(path, "enabled"), sink);
   });
   return out;

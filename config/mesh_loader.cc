@@ -43,7 +43,7 @@ enum class Kind {
 // By kind and API group, so a Knative "Service" or a Gateway API "Gateway" is
 // skipped rather than misread. A missing apiVersion goes to the reader, which
 // reports it.
-Kind Classify(const std::string& kind, const YAML::Node& api_version) {
+Kind Classify(const std::string& kind, const yaml::Node& api_version) {
   const bool missing = !api_version.IsScalar();
   std::string group;  // "" is the core group ("v1")
   if (!missing) {
@@ -72,13 +72,13 @@ bool HasMeshExtension(const fs::path& path) {
 }
 
 // Best-effort "ns/name" for messages; the readers validate.
-void ResourceId(const YAML::Node& doc, ResourceMeta& meta) {
+void ResourceId(const yaml::Node& doc, ResourceMeta& meta) {
   meta.name = "<unnamed>";
-  const YAML::Node metadata = Lookup(doc, "metadata").value;
+  const yaml::Node metadata = Lookup(doc, "metadata").value;
   if (!metadata.IsMap()) return;
-  const YAML::Node n = Lookup(metadata, "name").value;
+  const yaml::Node n = Lookup(metadata, "name").value;
   if (n.IsScalar() && !n.Scalar().empty()) meta.name = n.Scalar();
-  const YAML::Node s = Lookup(metadata, "namespace").value;
+  const yaml::Node s = Lookup(metadata, "namespace").value;
   if (s.IsScalar() && !s.Scalar().empty()) meta.ns = s.Scalar();
 }
 
@@ -93,9 +93,9 @@ class MeshReader {
 
  private:
   void LoadFile(const std::string& path);
-  void LoadResource(const YAML::Node& doc, const std::string& file);
-  void Read(Kind kind, const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink);
-  bool IsDuplicate(const YAML::Node& doc, const ResourceMeta& meta, ErrorSink& sink);
+  void LoadResource(const yaml::Node& doc, const std::string& file);
+  void Read(Kind kind, const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
+  bool IsDuplicate(const yaml::Node& doc, const ResourceMeta& meta, ErrorSink& sink);
 
   const std::vector<SniRewrite>& rewrites_;
   const MeshLoadOptions& options_;
@@ -146,29 +146,17 @@ void MeshReader::LoadFile(const std::string& path) {
 }
 
 void MeshReader::LoadText(const std::string& text, const std::string& name) {
-  std::vector<YAML::Node> docs;
-  try {
-    docs = internal::LoadAllDocuments(text);
-  } catch (const YAML::ParserException& e) {
-    result_.errors.push_back(
-        absl::StrCat(internal::Located(name, {e.mark.line + 1, e.mark.column + 1}),
-                     ": YAML syntax error: ", e.msg));
-    return;
-  } catch (const YAML::Exception& e) {
-    result_.errors.push_back(absl::StrCat(name, ": YAML error: ", e.what()));
+  yaml::ParseError error;
+  const std::optional<yaml::Stream> stream = yaml::Parse(text, &error);
+  if (!stream) {
+    result_.errors.push_back(absl::StrCat(internal::Located(name, {error.line, error.column}),
+                                          ": YAML syntax error: ", error.message));
     return;
   }
-  for (const YAML::Node& doc : docs) {
-    try {
-      LoadResource(doc, name);
-    } catch (const YAML::Exception& e) {  // a bug in a reader, not the user's fault
-      result_.errors.push_back(absl::StrCat(internal::Located(name, internal::PositionOf(doc)),
-                                            ": internal error reading resource: ", e.what()));
-    }
-  }
+  for (const yaml::Node& doc : stream->documents()) LoadResource(doc, name);
 }
 
-void MeshReader::LoadResource(const YAML::Node& doc, const std::string& file) {
+void MeshReader::LoadResource(const yaml::Node& doc, const std::string& file) {
   if (internal::IsMissing(doc)) return;  // empty document
   ErrorSink sink(file, &result_.errors, &result_.warnings, ErrorSink::UnknownFields::kWarning);
   if (!doc.IsMap()) {
@@ -188,7 +176,7 @@ void MeshReader::LoadResource(const YAML::Node& doc, const std::string& file) {
     const internal::MapEntry items = Lookup(doc, "items");
     if (!items.present() || items.value.IsNull()) return;
     if (!internal::ExpectList(items.value, "items", sink)) return;
-    for (const YAML::Node& item : items.value) LoadResource(item, file);
+    for (const yaml::Node& item : items.value) LoadResource(item, file);
     return;
   }
   ResourceMeta meta;
@@ -197,7 +185,7 @@ void MeshReader::LoadResource(const YAML::Node& doc, const std::string& file) {
   meta.at = at;
   meta.sequence = sequence_++;
   ResourceId(doc, meta);
-  const YAML::Node api = Lookup(doc, "apiVersion").value;
+  const yaml::Node api = Lookup(doc, "apiVersion").value;
   const Kind classified = Classify(*kind, api);
   if (classified == Kind::kIgnored) {
     const std::string version = api.IsScalar() ? api.Scalar() : "?";
@@ -213,16 +201,16 @@ void MeshReader::LoadResource(const YAML::Node& doc, const std::string& file) {
 
 // A kind, namespace and name identify one resource; a second one is a mistake
 // (the same file listed twice, or a copy), not something to merge.
-bool MeshReader::IsDuplicate(const YAML::Node& doc, const ResourceMeta& meta, ErrorSink& sink) {
+bool MeshReader::IsDuplicate(const yaml::Node& doc, const ResourceMeta& meta, ErrorSink& sink) {
   auto [it, added] = sources_.emplace(meta.Subject(), meta.Source());
   if (added) return false;
-  const YAML::Node name = Lookup(Lookup(doc, "metadata").value, "name").value;
+  const yaml::Node name = Lookup(Lookup(doc, "metadata").value, "name").value;
   sink.Add(name, "metadata.name",
            absl::StrCat(meta.Subject(), " is already defined by ", it->second));
   return true;
 }
 
-void MeshReader::Read(Kind kind, const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+void MeshReader::Read(Kind kind, const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
   const size_t errors = sink.count();
   auto keep = [&](auto& list, auto&& resource) {
     if (sink.count() != errors) return;

@@ -15,7 +15,7 @@ std::string ResourceMeta::Source() const {
 
 namespace {
 
-void ReadApiVersion(const YAML::Node& doc, std::span<const absl::string_view> versions,
+void ReadApiVersion(const yaml::Node& doc, std::span<const absl::string_view> versions,
                     ErrorSink& sink, const ResourceMeta& meta) {
   const MapEntry api = Lookup(doc, "apiVersion");
   if (!Require(api, doc, "apiVersion", sink)) return;
@@ -29,7 +29,7 @@ void ReadApiVersion(const YAML::Node& doc, std::span<const absl::string_view> ve
                         " (one of: ", absl::StrJoin(versions, ", "), ")"));
 }
 
-void ReadMetadata(const YAML::Node& doc, ErrorSink& sink, ResourceMeta& meta) {
+void ReadMetadata(const yaml::Node& doc, ErrorSink& sink, ResourceMeta& meta) {
   const MapEntry metadata = Lookup(doc, "metadata");
   if (!Require(metadata, doc, "metadata", sink) || !ExpectMap(metadata.value, "metadata", sink)) {
     return;
@@ -41,7 +41,7 @@ void ReadMetadata(const YAML::Node& doc, ErrorSink& sink, ResourceMeta& meta) {
       meta.name = *text;
     }
   }
-  IfPresent(metadata.value, "namespace", [&](const YAML::Node& node) {
+  IfPresent(metadata.value, "namespace", [&](const yaml::Node& node) {
     auto text = ReadString(node, "metadata.namespace", sink);
     if (!text || text->empty()) return;
     if (!IsDns1123Label(*text)) {
@@ -53,10 +53,10 @@ void ReadMetadata(const YAML::Node& doc, ErrorSink& sink, ResourceMeta& meta) {
     }
     meta.ns = *text;
   });
-  IfPresent(metadata.value, "labels", [&](const YAML::Node& node) {
+  IfPresent(metadata.value, "labels", [&](const yaml::Node& node) {
     if (auto labels = ReadStringMap(node, "metadata.labels", sink)) meta.labels = *labels;
   });
-  IfPresent(metadata.value, "annotations", [&](const YAML::Node& node) {
+  IfPresent(metadata.value, "annotations", [&](const yaml::Node& node) {
     if (auto annotations = ReadStringMap(node, "metadata.annotations", sink)) {
       meta.annotations = *annotations;
     }
@@ -65,7 +65,7 @@ void ReadMetadata(const YAML::Node& doc, ErrorSink& sink, ResourceMeta& meta) {
 
 }  // namespace
 
-void ReadEnvelope(const YAML::Node& doc, std::span<const absl::string_view> versions,
+void ReadEnvelope(const yaml::Node& doc, std::span<const absl::string_view> versions,
                   std::initializer_list<std::string_view> fields, ErrorSink& sink,
                   ResourceMeta& meta) {
   CheckFields(doc, "", fields, sink);
@@ -73,7 +73,7 @@ void ReadEnvelope(const YAML::Node& doc, std::span<const absl::string_view> vers
   ReadMetadata(doc, sink, meta);
 }
 
-MapEntry RequireSpec(const YAML::Node& doc, ErrorSink& sink) {
+MapEntry RequireSpec(const yaml::Node& doc, ErrorSink& sink) {
   const MapEntry spec = Lookup(doc, "spec");
   if (!Require(spec, doc, "spec", sink) || !ExpectMap(spec.value, "spec", sink)) return {};
   return spec;

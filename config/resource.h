@@ -2,8 +2,6 @@
 // and where it was read from, for messages that name it.
 #pragma once
 
-#include <yaml-cpp/yaml.h>
-
 #include <initializer_list>
 #include <map>
 #include <span>
@@ -12,6 +10,7 @@
 
 #include "absl/strings/string_view.h"
 #include "config/yaml_fields.h"
+#include "config/yaml_tree.h"
 
 namespace meshgate::config::internal {
 
@@ -36,12 +35,12 @@ struct ResourceMeta {
 
 // Reads apiVersion (one of `versions`) and metadata into `meta`, and reports
 // top-level keys outside `fields`. kind, file and position are set by the caller.
-void ReadEnvelope(const YAML::Node& doc, std::span<const absl::string_view> versions,
+void ReadEnvelope(const yaml::Node& doc, std::span<const absl::string_view> versions,
                   std::initializer_list<std::string_view> fields, ErrorSink& sink,
                   ResourceMeta& meta);
 
 // The spec entry when it is a map (its key is where "spec.x: required" points);
 // otherwise reports why and returns an entry that isn't present().
-MapEntry RequireSpec(const YAML::Node& doc, ErrorSink& sink);
+MapEntry RequireSpec(const yaml::Node& doc, ErrorSink& sink);
 
 }  // namespace meshgate::config::internal

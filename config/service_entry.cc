@@ -30,11 +30,11 @@ constexpr std::string_view kNoneAdvice =
 struct Reader {
   ErrorSink& sink;
   ServiceEntry& entry;
-  YAML::Node spec_key;  // where a missing spec field is reported: the "spec:" line
+  yaml::Node spec_key;  // where a missing spec field is reported: the "spec:" line
   bool resolution_valid = false;  // written and known: rules that depend on it apply
 };
 
-void ReadHosts(const YAML::Node& spec, Reader& r) {
+void ReadHosts(const yaml::Node& spec, Reader& r) {
   const MapEntry hosts = Lookup(spec, "hosts");
   if (!Require(hosts, r.spec_key, "spec.hosts", r.sink) ||
       !ExpectList(hosts.value, "spec.hosts", r.sink)) {
@@ -43,7 +43,7 @@ void ReadHosts(const YAML::Node& spec, Reader& r) {
   if (hosts.value.size() == 0) r.sink.Add(hosts.key, "spec.hosts", "must list at least one host");
   absl::flat_hash_set<std::string> seen;
   for (size_t i = 0; i < hosts.value.size(); ++i) {
-    const YAML::Node node = hosts.value[i];
+    const yaml::Node node = hosts.value[i];
     const std::string field = IndexPath("spec.hosts", i);
     auto text = ReadString(node, field, r.sink);
     if (!text) continue;
@@ -67,7 +67,7 @@ void ReadHosts(const YAML::Node& spec, Reader& r) {
   }
 }
 
-void ReadPortName(const YAML::Node& node, const std::string& path, Reader& r, ServicePort& port) {
+void ReadPortName(const yaml::Node& node, const std::string& path, Reader& r, ServicePort& port) {
   const MapEntry name = Lookup(node, "name");
   const std::string name_path = FieldPath(path, "name");
   if (!Require(name, node, name_path, r.sink)) return;
@@ -83,7 +83,7 @@ void ReadPortName(const YAML::Node& node, const std::string& path, Reader& r, Se
   port.name = *value;
 }
 
-bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, ServicePort& port) {
+bool ReadPort(const yaml::Node& node, const std::string& path, Reader& r, ServicePort& port) {
   if (!ExpectMap(node, path, r.sink)) return false;
   const size_t errors = r.sink.count();
   port.ref = {path, PositionOf(node)};
@@ -98,7 +98,7 @@ bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, Servic
   }
   ReadPortName(node, path, r, port);
   // Unset is allowed: Istio then sniffs the protocol.
-  IfPresent(node, "protocol", [&](const YAML::Node& n) {
+  IfPresent(node, "protocol", [&](const yaml::Node& n) {
     const std::string protocol_path = FieldPath(path, "protocol");
     auto value = ReadString(n, protocol_path, r.sink);
     if (!value) return;
@@ -111,7 +111,7 @@ bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, Servic
                               "\" (one of: ", absl::StrJoin(kProtocols, ", "), ")"));
     }
   });
-  IfPresent(node, "targetPort", [&](const YAML::Node& n) {
+  IfPresent(node, "targetPort", [&](const yaml::Node& n) {
     if (auto value = ReadInt(n, FieldPath(path, "targetPort"), 1, 65535, r.sink)) {
       port.target_port = static_cast<uint16_t>(*value);
     }
@@ -121,7 +121,7 @@ bool ReadPort(const YAML::Node& node, const std::string& path, Reader& r, Servic
 
 // Returns false when some port is broken, so endpoint port names aren't checked
 // against a partial list.
-bool ReadPorts(const YAML::Node& spec, Reader& r) {
+bool ReadPorts(const yaml::Node& spec, Reader& r) {
   const MapEntry ports = Lookup(spec, "ports");
   if (!Require(ports, r.spec_key, "spec.ports", r.sink) ||
       !ExpectList(ports.value, "spec.ports", r.sink)) {
@@ -135,7 +135,7 @@ bool ReadPorts(const YAML::Node& spec, Reader& r) {
   absl::flat_hash_map<std::string, size_t> names;
   absl::flat_hash_map<uint16_t, size_t> numbers;
   for (size_t i = 0; i < ports.value.size(); ++i) {
-    const YAML::Node node = ports.value[i];
+    const yaml::Node node = ports.value[i];
     const std::string path = IndexPath("spec.ports", i);
     ServicePort port;
     if (!ReadPort(node, path, r, port)) {
@@ -161,10 +161,10 @@ bool ReadPorts(const YAML::Node& spec, Reader& r) {
   return ok;
 }
 
-SeResolution ReadResolution(const YAML::Node& spec, Reader& r) {
+SeResolution ReadResolution(const yaml::Node& spec, Reader& r) {
   const MapEntry resolution = Lookup(spec, "resolution");
   if (!resolution.present() || resolution.value.IsNull()) {
-    const YAML::Node& at = resolution.present() ? resolution.key : r.spec_key;
+    const yaml::Node& at = resolution.present() ? resolution.key : r.spec_key;
     r.entry.resolution_ref = {"spec.resolution", PositionOf(at)};
     r.sink.Add(at, "spec.resolution",
                absl::StrCat("resolution NONE (the default when unset) ", AbslView(kNoneAdvice)));
@@ -189,7 +189,7 @@ SeResolution ReadResolution(const YAML::Node& spec, Reader& r) {
   return SeResolution::kNone;
 }
 
-void ReadEndpoints(const YAML::Node& spec, bool check_port_names, Reader& r) {
+void ReadEndpoints(const yaml::Node& spec, bool check_port_names, Reader& r) {
   const MapEntry endpoints = Lookup(spec, "endpoints");
   if (!endpoints.present() || endpoints.value.IsNull()) return;
   if (!ExpectList(endpoints.value, "spec.endpoints", r.sink)) return;
@@ -203,7 +203,7 @@ void ReadEndpoints(const YAML::Node& spec, bool check_port_names, Reader& r) {
     rule = AddressRule::kIpOrHost;
   }
   for (size_t i = 0; i < endpoints.value.size(); ++i) {
-    const YAML::Node node = endpoints.value[i];
+    const yaml::Node node = endpoints.value[i];
     const std::string path = IndexPath("spec.endpoints", i);
     if (!ExpectMap(node, path, r.sink)) continue;
     WorkloadEndpoint endpoint;
@@ -221,7 +221,7 @@ void ReadEndpoints(const YAML::Node& spec, bool check_port_names, Reader& r) {
 }
 
 // IPs or CIDR blocks; CIDRs only where Istio allows them.
-void ReadAddresses(const YAML::Node& node, Reader& r) {
+void ReadAddresses(const yaml::Node& node, Reader& r) {
   if (!CheckStringList(node, "spec.addresses", r.sink)) return;
   for (size_t i = 0; i < node.size(); ++i) {
     const std::string text = node[i].Scalar();
@@ -256,7 +256,7 @@ void ReadWorkloadSelector(const MapEntry& selector, Reader& r) {
   CheckFields(selector.value, path, {"labels"}, r.sink);
   Labels labels;
   bool read = true;
-  IfPresent(selector.value, "labels", [&](const YAML::Node& node) {
+  IfPresent(selector.value, "labels", [&](const yaml::Node& node) {
     auto value = ReadLabels(node, FieldPath(path, "labels"), r.sink);
     read = value.has_value();
     if (value) labels = *value;
@@ -269,7 +269,7 @@ void ReadWorkloadSelector(const MapEntry& selector, Reader& r) {
   r.entry.workload_selector = std::move(labels);
 }
 
-void ReadLocation(const YAML::Node& node, Reader& r) {
+void ReadLocation(const yaml::Node& node, Reader& r) {
   auto value = ReadString(node, "spec.location", r.sink);
   if (value && *value != "MESH_EXTERNAL" && *value != "MESH_INTERNAL") {
     r.sink.Add(node, "spec.location",
@@ -280,7 +280,7 @@ void ReadLocation(const YAML::Node& node, Reader& r) {
 
 // Istio: with several hosts, only HTTP (Host header) and TLS (SNI) ports can
 // tell them apart; plain TCP can't.
-void CheckHostsAgainstPorts(const YAML::Node& spec, Reader& r) {
+void CheckHostsAgainstPorts(const yaml::Node& spec, Reader& r) {
   if (r.entry.hosts.size() < 2) return;
   for (size_t i = 0; i < r.entry.ports.size(); ++i) {
     const ServicePort& port = r.entry.ports[i];
@@ -296,11 +296,11 @@ void CheckHostsAgainstPorts(const YAML::Node& spec, Reader& r) {
   }
 }
 
-void CheckEndpointRules(const YAML::Node& spec, Reader& r) {
+void CheckEndpointRules(const yaml::Node& spec, Reader& r) {
   const MapEntry endpoints = Lookup(spec, "endpoints");
   const bool listed = endpoints.present() && !endpoints.value.IsNull() &&
                       !(endpoints.value.IsSequence() && endpoints.value.size() == 0);
-  const YAML::Node at = endpoints.present() ? endpoints.key : r.spec_key;
+  const yaml::Node at = endpoints.present() ? endpoints.key : r.spec_key;
   const bool selector = r.entry.workload_selector.has_value();
   if (listed && selector) {
     r.sink.AddAt(r.entry.selector_ref.at, "spec.workloadSelector",
@@ -330,7 +330,7 @@ void CheckEndpointRules(const YAML::Node& spec, Reader& r) {
   }
 }
 
-void ReadSpec(const YAML::Node& spec, Reader& r) {
+void ReadSpec(const yaml::Node& spec, Reader& r) {
   CheckFields(spec, "spec",
               {"hosts", "addresses", "ports", "location", "resolution", "endpoints",
                "workloadSelector", "exportTo", "subjectAltNames"},
@@ -338,13 +338,13 @@ void ReadSpec(const YAML::Node& spec, Reader& r) {
   ReadHosts(spec, r);
   const bool ports_ok = ReadPorts(spec, r);
   r.entry.resolution = ReadResolution(spec, r);
-  IfPresent(spec, "addresses", [&](const YAML::Node& n) { ReadAddresses(n, r); });
-  IfPresent(spec, "location", [&](const YAML::Node& n) { ReadLocation(n, r); });
-  IfPresent(spec, "exportTo", [&](const YAML::Node& n) {
+  IfPresent(spec, "addresses", [&](const yaml::Node& n) { ReadAddresses(n, r); });
+  IfPresent(spec, "location", [&](const yaml::Node& n) { ReadLocation(n, r); });
+  IfPresent(spec, "exportTo", [&](const yaml::Node& n) {
     r.entry.export_to = ReadExportTo(n, "spec.exportTo", r.sink);
   });
   IfPresent(spec, "subjectAltNames",
-            [&](const YAML::Node& n) { CheckStringList(n, "spec.subjectAltNames", r.sink); });
+            [&](const yaml::Node& n) { CheckStringList(n, "spec.subjectAltNames", r.sink); });
   if (const MapEntry selector = Lookup(spec, "workloadSelector");
       selector.present() && !selector.value.IsNull()) {
     ReadWorkloadSelector(selector, r);
@@ -356,7 +356,7 @@ void ReadSpec(const YAML::Node& spec, Reader& r) {
 
 }  // namespace
 
-ServiceEntry ReadServiceEntry(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+ServiceEntry ReadServiceEntry(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
   ServiceEntry entry;
   ReadEnvelope(doc, kIstioNetworkingVersions, {"apiVersion", "kind", "metadata", "spec", "status"},
                sink, meta);
@@ -369,7 +369,7 @@ ServiceEntry ReadServiceEntry(const YAML::Node& doc, ResourceMeta meta, ErrorSin
   return entry;
 }
 
-WorkloadEntry ReadWorkloadEntry(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+WorkloadEntry ReadWorkloadEntry(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
   WorkloadEntry entry;
   ReadEnvelope(doc, kIstioNetworkingVersions, {"apiVersion", "kind", "metadata", "spec", "status"},
                sink, meta);

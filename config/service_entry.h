@@ -2,18 +2,17 @@
 // plus what a passthrough gateway can't serve (resolution NONE), said plainly.
 #pragma once
 
-#include <yaml-cpp/yaml.h>
-
 #include "config/mesh_model.h"
 #include "config/yaml_fields.h"
+#include "config/yaml_tree.h"
 
 namespace meshgate::config::internal {
 
 // Reads a document whose kind is ServiceEntry; `meta` already names it (kind,
 // file, position). The entry is valid only if no error was added to `sink`.
-ServiceEntry ReadServiceEntry(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink);
+ServiceEntry ReadServiceEntry(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
 
 // Same for a WorkloadEntry: one workload that ServiceEntries select by labels.
-WorkloadEntry ReadWorkloadEntry(const YAML::Node& doc, ResourceMeta meta, ErrorSink& sink);
+WorkloadEntry ReadWorkloadEntry(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
 
 }  // namespace meshgate::config::internal

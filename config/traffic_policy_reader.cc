@@ -26,7 +26,7 @@ bool IsPrime(uint64_t n) {
 }
 
 // The keys of `map` among `names`, for "only one of" checks.
-std::vector<std::string> PresentKeys(const YAML::Node& map,
+std::vector<std::string> PresentKeys(const yaml::Node& map,
                                      std::initializer_list<std::string_view> names) {
   std::vector<std::string> present;
   for (std::string_view name : names) {
@@ -37,7 +37,7 @@ std::vector<std::string> PresentKeys(const YAML::Node& map,
   return present;
 }
 
-bool OnlyOneOf(const YAML::Node& map, const std::string& path,
+bool OnlyOneOf(const yaml::Node& map, const std::string& path,
                std::initializer_list<std::string_view> names, ErrorSink& sink) {
   const std::vector<std::string> present = PresentKeys(map, names);
   if (present.size() <= 1) return true;
@@ -48,21 +48,21 @@ bool OnlyOneOf(const YAML::Node& map, const std::string& path,
   return false;
 }
 
-std::optional<uint32_t> ReadU32(const YAML::Node& map, std::string_view key,
+std::optional<uint32_t> ReadU32(const yaml::Node& map, std::string_view key,
                                 const std::string& path, int64_t max, ErrorSink& sink) {
   std::optional<uint32_t> out;
-  IfPresent(map, key, [&](const YAML::Node& n) {
+  IfPresent(map, key, [&](const yaml::Node& n) {
     if (auto v = ReadInt(n, FieldPath(path, key), 0, max, sink)) out = static_cast<uint32_t>(*v);
   });
   return out;
 }
 
-std::optional<std::chrono::milliseconds> ReadDurationField(const YAML::Node& map,
+std::optional<std::chrono::milliseconds> ReadDurationField(const yaml::Node& map,
                                                            std::string_view key,
                                                            const std::string& path,
                                                            ErrorSink& sink) {
   std::optional<std::chrono::milliseconds> out;
-  IfPresent(map, key, [&](const YAML::Node& n) { out = ReadDuration(n, FieldPath(path, key), sink); });
+  IfPresent(map, key, [&](const yaml::Node& n) { out = ReadDuration(n, FieldPath(path, key), sink); });
   return out;
 }
 
@@ -78,7 +78,7 @@ std::optional<LoadBalancerPolicy::Simple> ParseSimple(std::string_view text) {
   return std::nullopt;
 }
 
-void ReadHashKey(const YAML::Node& node, const std::string& path, ErrorSink& sink,
+void ReadHashKey(const yaml::Node& node, const std::string& path, ErrorSink& sink,
                  ConsistentHashLb& hash) {
   using Key = ConsistentHashLb::Key;
   const std::vector<std::string> keys = PresentKeys(
@@ -95,7 +95,7 @@ void ReadHashKey(const YAML::Node& node, const std::string& path, ErrorSink& sin
     return;
   }
   const std::string field = FieldPath(path, keys[0]);
-  const YAML::Node value = Lookup(node, keys[0]).value;
+  const yaml::Node value = Lookup(node, keys[0]).value;
   if (keys[0] == "useSourceIp") {
     if (auto on = ReadBool(value, field, sink); on && !*on) {
       sink.Add(value, field, "false sets no hash key: set it to true, or drop consistentHash");
@@ -110,7 +110,7 @@ void ReadHashKey(const YAML::Node& node, const std::string& path, ErrorSink& sin
     if (Require(name, value, FieldPath(field, "name"), sink)) {
       if (auto text = ReadString(name.value, FieldPath(field, "name"), sink)) hash.key_name = *text;
     }
-    IfPresent(value, "ttl", [&](const YAML::Node& n) {
+    IfPresent(value, "ttl", [&](const yaml::Node& n) {
       auto text = ReadString(n, FieldPath(field, "ttl"), sink);
       if (!text) return;
       if (auto ttl = ParseDuration(*text); !ttl.ok()) {
@@ -127,7 +127,7 @@ void ReadHashKey(const YAML::Node& node, const std::string& path, ErrorSink& sin
             "(useSourceIp can)");
 }
 
-void ReadHashAlgorithm(const YAML::Node& node, const std::string& path, ErrorSink& sink,
+void ReadHashAlgorithm(const yaml::Node& node, const std::string& path, ErrorSink& sink,
                        ConsistentHashLb& hash) {
   if (!OnlyOneOf(node, path, {"ringHash", "maglev"}, sink) ||
       !OnlyOneOf(node, path, {"minimumRingSize", "maglev"}, sink) ||
@@ -135,27 +135,27 @@ void ReadHashAlgorithm(const YAML::Node& node, const std::string& path, ErrorSin
     return;
   }
   constexpr int64_t kMaxRing = 8 * 1024 * 1024;  // Envoy's maximum_ring_size
-  IfPresent(node, "minimumRingSize", [&](const YAML::Node& n) {
+  IfPresent(node, "minimumRingSize", [&](const yaml::Node& n) {
     if (auto v = ReadInt(n, FieldPath(path, "minimumRingSize"), 1, kMaxRing, sink)) {
       hash.minimum_ring_size = static_cast<uint64_t>(*v);
     }
   });
-  IfPresent(node, "ringHash", [&](const YAML::Node& n) {
+  IfPresent(node, "ringHash", [&](const yaml::Node& n) {
     const std::string field = FieldPath(path, "ringHash");
     if (!ExpectMap(n, field, sink)) return;
     CheckFields(n, field, {"minimumRingSize"}, sink);
-    IfPresent(n, "minimumRingSize", [&](const YAML::Node& v) {
+    IfPresent(n, "minimumRingSize", [&](const yaml::Node& v) {
       if (auto size = ReadInt(v, FieldPath(field, "minimumRingSize"), 1, kMaxRing, sink)) {
         hash.minimum_ring_size = static_cast<uint64_t>(*size);
       }
     });
   });
-  IfPresent(node, "maglev", [&](const YAML::Node& n) {
+  IfPresent(node, "maglev", [&](const yaml::Node& n) {
     const std::string field = FieldPath(path, "maglev");
     hash.algorithm = ConsistentHashLb::Algorithm::kMaglev;
     if (!ExpectMap(n, field, sink)) return;
     CheckFields(n, field, {"tableSize"}, sink);
-    IfPresent(n, "tableSize", [&](const YAML::Node& v) {
+    IfPresent(n, "tableSize", [&](const yaml::Node& v) {
       const std::string size_path = FieldPath(field, "tableSize");
       auto size = ReadInt(v, size_path, 1, 5000011, sink);  // Envoy's maximum
       if (!size) return;
@@ -168,7 +168,7 @@ void ReadHashAlgorithm(const YAML::Node& node, const std::string& path, ErrorSin
   });
 }
 
-ConsistentHashLb ReadConsistentHash(const YAML::Node& node, const std::string& path,
+ConsistentHashLb ReadConsistentHash(const yaml::Node& node, const std::string& path,
                                     ErrorSink& sink) {
   ConsistentHashLb hash;
   if (!ExpectMap(node, path, sink)) return hash;
@@ -181,7 +181,7 @@ ConsistentHashLb ReadConsistentHash(const YAML::Node& node, const std::string& p
   return hash;
 }
 
-LoadBalancerPolicy ReadLoadBalancer(const YAML::Node& node, const std::string& path,
+LoadBalancerPolicy ReadLoadBalancer(const yaml::Node& node, const std::string& path,
                                     ErrorSink& sink) {
   LoadBalancerPolicy lb;
   if (!ExpectMap(node, path, sink)) return lb;
@@ -190,7 +190,7 @@ LoadBalancerPolicy ReadLoadBalancer(const YAML::Node& node, const std::string& p
               sink);
   OnlyOneOf(node, path, {"simple", "consistentHash"}, sink);
   OnlyOneOf(node, path, {"warmupDurationSecs", "warmup"}, sink);
-  IfPresent(node, "simple", [&](const YAML::Node& n) {
+  IfPresent(node, "simple", [&](const yaml::Node& n) {
     const std::string field = FieldPath(path, "simple");
     auto text = ReadString(n, field, sink);
     if (!text) return;
@@ -203,14 +203,14 @@ LoadBalancerPolicy ReadLoadBalancer(const YAML::Node& node, const std::string& p
                             "RANDOM, PASSTHROUGH)"));
     }
   });
-  IfPresent(node, "consistentHash", [&](const YAML::Node& n) {
+  IfPresent(node, "consistentHash", [&](const yaml::Node& n) {
     lb.consistent_hash = ReadConsistentHash(n, FieldPath(path, "consistentHash"), sink);
   });
-  IfPresent(node, "localityLbSetting", [&](const YAML::Node& n) {
+  IfPresent(node, "localityLbSetting", [&](const yaml::Node& n) {
     lb.locality = ReadLocalityLbSetting(n, FieldPath(path, "localityLbSetting"), sink);
   });
   lb.warmup = ReadDurationField(node, "warmupDurationSecs", path, sink);
-  IfPresent(node, "warmup", [&](const YAML::Node& n) {
+  IfPresent(node, "warmup", [&](const yaml::Node& n) {
     const std::string field = FieldPath(path, "warmup");
     if (!ExpectMap(n, field, sink)) return;
     CheckFields(n, field, {"duration", "minimumPercent", "aggression"}, sink);
@@ -224,7 +224,7 @@ LoadBalancerPolicy ReadLoadBalancer(const YAML::Node& node, const std::string& p
 
 // --- connectionPool ----------------------------------------------------------------------
 
-TcpKeepalive ReadKeepalive(const YAML::Node& node, const std::string& path, ErrorSink& sink) {
+TcpKeepalive ReadKeepalive(const yaml::Node& node, const std::string& path, ErrorSink& sink) {
   TcpKeepalive keepalive;
   if (!ExpectMap(node, path, sink)) return keepalive;
   CheckFields(node, path, {"probes", "time", "interval"}, sink);
@@ -234,7 +234,7 @@ TcpKeepalive ReadKeepalive(const YAML::Node& node, const std::string& path, Erro
   return keepalive;
 }
 
-TcpConnectionPool ReadTcpPool(const YAML::Node& node, const std::string& path, ErrorSink& sink) {
+TcpConnectionPool ReadTcpPool(const yaml::Node& node, const std::string& path, ErrorSink& sink) {
   TcpConnectionPool tcp;
   if (!ExpectMap(node, path, sink)) return tcp;
   CheckFields(node, path,
@@ -246,14 +246,14 @@ TcpConnectionPool ReadTcpPool(const YAML::Node& node, const std::string& path, E
   tcp.connect_timeout = ReadDurationField(node, "connectTimeout", path, sink);
   tcp.idle_timeout = ReadDurationField(node, "idleTimeout", path, sink);
   tcp.max_connection_duration = ReadDurationField(node, "maxConnectionDuration", path, sink);
-  IfPresent(node, "tcpKeepalive", [&](const YAML::Node& n) {
+  IfPresent(node, "tcpKeepalive", [&](const yaml::Node& n) {
     tcp.keepalive = ReadKeepalive(n, FieldPath(path, "tcpKeepalive"), sink);
   });
   return tcp;
 }
 
 // Nothing to limit at L4: validated so mistakes still show, not stored.
-void CheckHttpPool(const YAML::Node& node, const std::string& path, ErrorSink& sink) {
+void CheckHttpPool(const yaml::Node& node, const std::string& path, ErrorSink& sink) {
   if (!ExpectMap(node, path, sink)) return;
   CheckFields(node, path,
               {"http1MaxPendingRequests", "http2MaxRequests", "maxRequestsPerConnection",
@@ -266,8 +266,8 @@ void CheckHttpPool(const YAML::Node& node, const std::string& path, ErrorSink& s
   }
   ReadDurationField(node, "idleTimeout", path, sink);
   IfPresent(node, "useClientProtocol",
-            [&](const YAML::Node& n) { ReadBool(n, FieldPath(path, "useClientProtocol"), sink); });
-  IfPresent(node, "h2UpgradePolicy", [&](const YAML::Node& n) {
+            [&](const yaml::Node& n) { ReadBool(n, FieldPath(path, "useClientProtocol"), sink); });
+  IfPresent(node, "h2UpgradePolicy", [&](const yaml::Node& n) {
     const std::string field = FieldPath(path, "h2UpgradePolicy");
     auto text = ReadString(n, field, sink);
     if (text && *text != "DEFAULT" && *text != "DO_NOT_UPGRADE" && *text != "UPGRADE") {
@@ -278,19 +278,19 @@ void CheckHttpPool(const YAML::Node& node, const std::string& path, ErrorSink& s
   });
 }
 
-std::optional<TcpConnectionPool> ReadConnectionPool(const YAML::Node& node,
+std::optional<TcpConnectionPool> ReadConnectionPool(const yaml::Node& node,
                                                     const std::string& path, ErrorSink& sink) {
   if (!ExpectMap(node, path, sink)) return std::nullopt;
   CheckFields(node, path, {"tcp", "http"}, sink);
-  IfPresent(node, "http", [&](const YAML::Node& n) { CheckHttpPool(n, FieldPath(path, "http"), sink); });
+  IfPresent(node, "http", [&](const yaml::Node& n) { CheckHttpPool(n, FieldPath(path, "http"), sink); });
   TcpConnectionPool tcp;
-  IfPresent(node, "tcp", [&](const YAML::Node& n) { tcp = ReadTcpPool(n, FieldPath(path, "tcp"), sink); });
+  IfPresent(node, "tcp", [&](const yaml::Node& n) { tcp = ReadTcpPool(n, FieldPath(path, "tcp"), sink); });
   return tcp;
 }
 
 // --- outlierDetection --------------------------------------------------------------------
 
-OutlierDetection ReadOutlierDetection(const YAML::Node& node, const std::string& path,
+OutlierDetection ReadOutlierDetection(const yaml::Node& node, const std::string& path,
                                       ErrorSink& sink) {
   OutlierDetection od;
   if (!ExpectMap(node, path, sink)) return od;
@@ -314,7 +314,7 @@ OutlierDetection ReadOutlierDetection(const YAML::Node& node, const std::string&
   }
   od.consecutive_local_origin_failures =
       ReadU32(node, "consecutiveLocalOriginFailures", path, kUint32Max, sink);
-  IfPresent(node, "splitExternalLocalOriginErrors", [&](const YAML::Node& n) {
+  IfPresent(node, "splitExternalLocalOriginErrors", [&](const yaml::Node& n) {
     od.split_external_local_origin_errors =
         ReadBool(n, FieldPath(path, "splitExternalLocalOriginErrors"), sink).value_or(false);
   });
@@ -333,19 +333,19 @@ OutlierDetection ReadOutlierDetection(const YAML::Node& node, const std::string&
 // --- the policy and its levels -----------------------------------------------------------
 
 // The parts shared by trafficPolicy and portLevelSettings entries.
-void ReadParts(const YAML::Node& node, const std::string& path, ErrorSink& sink,
+void ReadParts(const yaml::Node& node, const std::string& path, ErrorSink& sink,
                TrafficPolicy& policy) {
-  IfPresent(node, "loadBalancer", [&](const YAML::Node& n) {
+  IfPresent(node, "loadBalancer", [&](const yaml::Node& n) {
     policy.load_balancer = ReadLoadBalancer(n, FieldPath(path, "loadBalancer"), sink);
   });
-  IfPresent(node, "connectionPool", [&](const YAML::Node& n) {
+  IfPresent(node, "connectionPool", [&](const yaml::Node& n) {
     policy.connection_pool = ReadConnectionPool(n, FieldPath(path, "connectionPool"), sink);
   });
-  IfPresent(node, "outlierDetection", [&](const YAML::Node& n) {
+  IfPresent(node, "outlierDetection", [&](const yaml::Node& n) {
     policy.outlier_detection = ReadOutlierDetection(n, FieldPath(path, "outlierDetection"), sink);
   });
   // Client TLS is the sidecar's business; meshgate relays TLS untouched.
-  IfPresent(node, "tls", [&](const YAML::Node& n) { ExpectMap(n, FieldPath(path, "tls"), sink); });
+  IfPresent(node, "tls", [&](const yaml::Node& n) { ExpectMap(n, FieldPath(path, "tls"), sink); });
   const bool failover = policy.load_balancer && policy.load_balancer->locality &&
                         (!policy.load_balancer->locality->failover.empty() ||
                          !policy.load_balancer->locality->failover_priority.empty());
@@ -356,11 +356,11 @@ void ReadParts(const YAML::Node& node, const std::string& path, ErrorSink& sink,
   }
 }
 
-void ReadPortLevel(const YAML::Node& list, const std::string& path, ErrorSink& sink,
+void ReadPortLevel(const yaml::Node& list, const std::string& path, ErrorSink& sink,
                    WrittenTrafficPolicy& out) {
   if (!ExpectList(list, path, sink)) return;
   for (size_t i = 0; i < list.size(); ++i) {
-    const YAML::Node node = list[i];
+    const yaml::Node node = list[i];
     const std::string item = IndexPath(path, i);
     if (!ExpectMap(node, item, sink)) continue;
     CheckFields(node, item, {"port", "loadBalancer", "connectionPool", "outlierDetection", "tls"},
@@ -397,7 +397,7 @@ void ReadPortLevel(const YAML::Node& list, const std::string& path, ErrorSink& s
 
 }  // namespace
 
-std::optional<std::chrono::milliseconds> ReadDuration(const YAML::Node& node,
+std::optional<std::chrono::milliseconds> ReadDuration(const yaml::Node& node,
                                                       std::string_view path, ErrorSink& sink) {
   auto text = ReadString(node, path, sink);
   if (!text) return std::nullopt;
@@ -413,7 +413,7 @@ std::optional<std::chrono::milliseconds> ReadDuration(const YAML::Node& node,
   return *duration;
 }
 
-WrittenTrafficPolicy ReadTrafficPolicy(const YAML::Node& node, const std::string& path,
+WrittenTrafficPolicy ReadTrafficPolicy(const yaml::Node& node, const std::string& path,
                                        ErrorSink& sink) {
   WrittenTrafficPolicy out;
   if (!ExpectMap(node, path, sink)) return out;
@@ -426,7 +426,7 @@ WrittenTrafficPolicy ReadTrafficPolicy(const YAML::Node& node, const std::string
     return out;
   }
   ReadParts(node, path, sink, out.policy);
-  IfPresent(node, "portLevelSettings", [&](const YAML::Node& n) {
+  IfPresent(node, "portLevelSettings", [&](const yaml::Node& n) {
     ReadPortLevel(n, FieldPath(path, "portLevelSettings"), sink, out);
   });
   return out;

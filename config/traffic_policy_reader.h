@@ -2,8 +2,6 @@
 // with Istio's rules, and merges the levels the way Istio does.
 #pragma once
 
-#include <yaml-cpp/yaml.h>
-
 #include <chrono>
 #include <optional>
 #include <string>
@@ -11,12 +9,13 @@
 
 #include "config/mesh_model.h"
 #include "config/yaml_fields.h"
+#include "config/yaml_tree.h"
 
 namespace meshgate::config::internal {
 
 // `node` is the trafficPolicy map. Problems are added to `sink`; the result is
 // usable only when none was.
-WrittenTrafficPolicy ReadTrafficPolicy(const YAML::Node& node, const std::string& path,
+WrittenTrafficPolicy ReadTrafficPolicy(const yaml::Node& node, const std::string& path,
                                        ErrorSink& sink);
 
 // Istio's MergeTrafficPolicy for one port: the top level, replaced part by part
@@ -27,11 +26,11 @@ TrafficPolicy EffectivePolicy(const WrittenTrafficPolicy* top, const WrittenTraf
                               uint16_t port);
 
 // loadBalancer.localityLbSetting (locality_lb.cc).
-LocalityLbSetting ReadLocalityLbSetting(const YAML::Node& node, const std::string& path,
+LocalityLbSetting ReadLocalityLbSetting(const yaml::Node& node, const std::string& path,
                                         ErrorSink& sink);
 
 // A Go/Istio duration of at least 1ms, as Istio's ValidateDuration wants.
-std::optional<std::chrono::milliseconds> ReadDuration(const YAML::Node& node,
+std::optional<std::chrono::milliseconds> ReadDuration(const yaml::Node& node,
                                                       std::string_view path, ErrorSink& sink);
 
 }  // namespace meshgate::config::internal

@@ -13,7 +13,7 @@ namespace meshgate::config::internal {
 
 namespace {
 
-void ReadAddress(const MapEntry& address, const YAML::Node& node, const std::string& path,
+void ReadAddress(const MapEntry& address, const yaml::Node& node, const std::string& path,
                  AddressRule rule, std::string_view what, ErrorSink& sink,
                  WorkloadEndpoint& out) {
   const std::string field = FieldPath(path, "address");
@@ -51,7 +51,7 @@ void ReadAddress(const MapEntry& address, const YAML::Node& node, const std::str
   out.hostname = std::move(host);
 }
 
-void ReadPortsMap(const YAML::Node& map, const std::string& path,
+void ReadPortsMap(const yaml::Node& map, const std::string& path,
                   const std::vector<ServicePort>* ports, ErrorSink& sink, WorkloadEndpoint& out) {
   if (!ExpectMap(map, path, sink) || !CheckKeys(map, path, sink)) return;
   for (const auto& pair : map) {
@@ -73,7 +73,7 @@ void ReadPortsMap(const YAML::Node& map, const std::string& path,
   }
 }
 
-void ReadWeight(const YAML::Node& node, const std::string& field, ErrorSink& sink,
+void ReadWeight(const yaml::Node& node, const std::string& field, ErrorSink& sink,
                 WorkloadEndpoint& out) {
   auto value = ReadInt(node, field, 0, std::numeric_limits<uint32_t>::max(), sink);
   if (!value) return;
@@ -89,7 +89,7 @@ void ReadWeight(const YAML::Node& node, const std::string& field, ErrorSink& sin
 
 }  // namespace
 
-void ReadWorkload(const YAML::Node& node, const std::string& path, AddressRule rule,
+void ReadWorkload(const yaml::Node& node, const std::string& path, AddressRule rule,
                   std::string_view what, const std::vector<ServicePort>* ports, ErrorSink& sink,
                   WorkloadEndpoint& out) {
   out.at = PositionOf(node);
@@ -97,28 +97,28 @@ void ReadWorkload(const YAML::Node& node, const std::string& path, AddressRule r
               {"address", "ports", "labels", "network", "locality", "weight", "serviceAccount"},
               sink);
   ReadAddress(Lookup(node, "address"), node, path, rule, what, sink, out);
-  IfPresent(node, "ports", [&](const YAML::Node& map) {
+  IfPresent(node, "ports", [&](const yaml::Node& map) {
     ReadPortsMap(map, FieldPath(path, "ports"), ports, sink, out);
   });
-  IfPresent(node, "labels", [&](const YAML::Node& map) {
+  IfPresent(node, "labels", [&](const yaml::Node& map) {
     if (auto labels = ReadLabels(map, FieldPath(path, "labels"), sink)) out.labels = *labels;
   });
   IfPresent(node, "weight",
-            [&](const YAML::Node& n) { ReadWeight(n, FieldPath(path, "weight"), sink, out); });
-  IfPresent(node, "network", [&](const YAML::Node& n) {
+            [&](const yaml::Node& n) { ReadWeight(n, FieldPath(path, "weight"), sink, out); });
+  IfPresent(node, "network", [&](const yaml::Node& n) {
     if (auto text = ReadString(n, FieldPath(path, "network"), sink)) out.network = *text;
   });
-  IfPresent(node, "locality", [&](const YAML::Node& n) {
+  IfPresent(node, "locality", [&](const yaml::Node& n) {
     if (auto text = ReadString(n, FieldPath(path, "locality"), sink)) out.locality = *text;
   });
-  IfPresent(node, "serviceAccount", [&](const YAML::Node& n) {
+  IfPresent(node, "serviceAccount", [&](const yaml::Node& n) {
     if (auto text = ReadString(n, FieldPath(path, "serviceAccount"), sink)) {
       out.service_account = *text;
     }
   });
 }
 
-std::optional<Labels> ReadLabels(const YAML::Node& node, const std::string& path,
+std::optional<Labels> ReadLabels(const yaml::Node& node, const std::string& path,
                                  ErrorSink& sink) {
   auto labels = ReadStringMap(node, path, sink);
   if (!labels) return std::nullopt;
@@ -138,7 +138,7 @@ std::optional<Labels> ReadLabels(const YAML::Node& node, const std::string& path
   return labels;
 }
 
-std::vector<std::string> ReadExportTo(const YAML::Node& node, const std::string& path,
+std::vector<std::string> ReadExportTo(const yaml::Node& node, const std::string& path,
                                       ErrorSink& sink) {
   std::vector<std::string> out;
   if (!CheckStringList(node, path, sink)) return out;

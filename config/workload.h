@@ -2,8 +2,6 @@
 // and WorkloadEntry specs, plus the label and exportTo syntax several kinds share.
 #pragma once
 
-#include <yaml-cpp/yaml.h>
-
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,6 +9,7 @@
 
 #include "config/mesh_model.h"
 #include "config/yaml_fields.h"
+#include "config/yaml_tree.h"
 
 namespace meshgate::config::internal {
 
@@ -23,16 +22,16 @@ enum class AddressRule {
 // Reads address, ports, labels, network, locality, weight and serviceAccount.
 // `ports`, when given, are the names the ports map may use. `what` explains the
 // address rule in messages ("resolution STATIC needs IP endpoints").
-void ReadWorkload(const YAML::Node& node, const std::string& path, AddressRule rule,
+void ReadWorkload(const yaml::Node& node, const std::string& path, AddressRule rule,
                   std::string_view what, const std::vector<ServicePort>* ports, ErrorSink& sink,
                   WorkloadEndpoint& out);
 
 // A label map (labels, selectors) with Kubernetes key and value syntax.
-std::optional<Labels> ReadLabels(const YAML::Node& node, const std::string& path,
+std::optional<Labels> ReadLabels(const yaml::Node& node, const std::string& path,
                                  ErrorSink& sink);
 
 // exportTo: ".", "*", "~" or namespace names; "*" and "~" stand alone.
-std::vector<std::string> ReadExportTo(const YAML::Node& node, const std::string& path,
+std::vector<std::string> ReadExportTo(const yaml::Node& node, const std::string& path,
                                       ErrorSink& sink);
 
 // The port an endpoint listens on for `port`: its own ports map, else the

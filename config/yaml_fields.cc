@@ -1,13 +1,8 @@
-// Typed yaml-cpp reads that collect "file:line:column: subject: field: problem" errors.
+// Typed YAML reads that collect "file:line:column: subject: field: problem" errors.
 #include "config/yaml_fields.h"
-
-#include <yaml-cpp/anchor.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/parser.h>
 
 #include <algorithm>
 #include <limits>
-#include <sstream>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -15,67 +10,16 @@
 
 namespace meshgate::config::internal {
 
-namespace {
-
-// Sees only where each document starts: a parser that makes no progress between
-// two documents is stuck on a token it can neither consume nor reject.
-class DocumentStarts : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    stuck_ = started_ && mark.pos == last_.pos;
-    started_ = true;
-    last_ = mark;
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-
-  bool stuck() const { return stuck_; }
-  const YAML::Mark& last() const { return last_; }
-
- private:
-  bool started_ = false;
-  bool stuck_ = false;
-  YAML::Mark last_;
-};
-
-}  // namespace
-
-std::vector<YAML::Node> LoadAllDocuments(const std::string& text) {
-  std::istringstream stream(text);
-  YAML::Parser parser(stream);
-  DocumentStarts starts;
-  while (parser.HandleNextDocument(starts)) {
-    if (!starts.stuck()) continue;
-    const YAML::Mark& mark = starts.last();
-    const size_t pos = static_cast<size_t>(mark.pos);
-    throw YAML::ParserException(mark, pos < text.size()
-                                          ? absl::StrCat("unexpected '", text.substr(pos, 1), "'")
-                                          : std::string("unexpected token"));
-  }
-  return YAML::LoadAll(text);
-}
-
-Position PositionOf(const YAML::Node& node) {
+Position PositionOf(const yaml::Node& node) {
   if (!node.IsDefined()) return {};
-  const YAML::Mark mark = node.Mark();
-  if (mark.is_null()) return {};
-  return {mark.line + 1, mark.column + 1};
+  return {node.Line() + 1, node.Column() + 1};
 }
 
 std::string Located(std::string_view file, Position at) {
   return absl::StrCat(AbslView(file), ":", at.line, ":", at.column);
 }
 
-std::string_view TypeName(const YAML::Node& node) {
+std::string_view TypeName(const yaml::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "null";
   if (node.IsMap()) return "a map";
   if (node.IsSequence()) return "a list";
@@ -111,7 +55,7 @@ std::string ErrorSink::Format(Position at, std::string_view field, std::string_v
   return out;
 }
 
-void ErrorSink::Add(const YAML::Node& at, std::string_view field, std::string_view message) {
+void ErrorSink::Add(const yaml::Node& at, std::string_view field, std::string_view message) {
   AddAt(PositionOf(at), field, message);
 }
 
@@ -119,7 +63,7 @@ void ErrorSink::AddAt(Position at, std::string_view field, std::string_view mess
   errors_pending_.emplace_back(OrSubject(at), Format(at, field, message));
 }
 
-void ErrorSink::Warn(const YAML::Node& at, std::string_view field, std::string_view message) {
+void ErrorSink::Warn(const yaml::Node& at, std::string_view field, std::string_view message) {
   WarnAt(PositionOf(at), field, message);
 }
 
@@ -128,9 +72,8 @@ void ErrorSink::WarnAt(Position at, std::string_view field, std::string_view mes
   warnings_pending_.emplace_back(OrSubject(at), Format(at, field, message));
 }
 
-MapEntry Lookup(const YAML::Node& map, std::string_view key) {
+MapEntry Lookup(const yaml::Node& map, std::string_view key) {
   if (!map.IsMap()) return {};
-  // yaml-cpp iterators yield pairs by value: bind them, never `it->first` by reference.
   for (const auto& pair : map) {
     if (pair.first.IsScalar() && pair.first.Scalar() == key) return {pair.first, pair.second, true};
   }
@@ -139,13 +82,13 @@ MapEntry Lookup(const YAML::Node& map, std::string_view key) {
 
 namespace {
 
-bool CheckMapKeys(const YAML::Node& map, std::string_view path,
+bool CheckMapKeys(const yaml::Node& map, std::string_view path,
                   const std::initializer_list<std::string_view>* known, ErrorSink& sink) {
   bool ok = true;
   // Views into the document's own scalars; maps are small, so a scan beats hashing.
   std::vector<std::string_view> seen;
   for (const auto& pair : map) {
-    const YAML::Node& key = pair.first;
+    const yaml::Node& key = pair.first;
     if (!key.IsScalar()) {
       sink.Add(key, path, absl::StrCat("keys must be strings, got ", AbslView(TypeName(key))));
       ok = false;
@@ -180,28 +123,28 @@ bool CheckMapKeys(const YAML::Node& map, std::string_view path,
 
 }  // namespace
 
-bool CheckFields(const YAML::Node& map, std::string_view path,
+bool CheckFields(const yaml::Node& map, std::string_view path,
                  std::initializer_list<std::string_view> known, ErrorSink& sink) {
   return CheckMapKeys(map, path, &known, sink);
 }
 
-bool CheckKeys(const YAML::Node& map, std::string_view path, ErrorSink& sink) {
+bool CheckKeys(const yaml::Node& map, std::string_view path, ErrorSink& sink) {
   return CheckMapKeys(map, path, nullptr, sink);
 }
 
-bool ExpectMap(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
+bool ExpectMap(const yaml::Node& node, std::string_view path, ErrorSink& sink) {
   if (node.IsMap()) return true;
   sink.Add(node, path, absl::StrCat("must be a map, got ", AbslView(TypeName(node))));
   return false;
 }
 
-bool ExpectList(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
+bool ExpectList(const yaml::Node& node, std::string_view path, ErrorSink& sink) {
   if (node.IsSequence()) return true;
   sink.Add(node, path, absl::StrCat("must be a list, got ", AbslView(TypeName(node))));
   return false;
 }
 
-bool Require(const MapEntry& entry, const YAML::Node& parent, std::string_view path,
+bool Require(const MapEntry& entry, const yaml::Node& parent, std::string_view path,
              ErrorSink& sink) {
   if (!entry.present()) {
     sink.Add(parent, path, "required");
@@ -214,21 +157,21 @@ bool Require(const MapEntry& entry, const YAML::Node& parent, std::string_view p
   return true;
 }
 
-std::optional<std::string> ReadString(const YAML::Node& node, std::string_view path,
+std::optional<std::string> ReadString(const yaml::Node& node, std::string_view path,
                                       ErrorSink& sink) {
   if (node.IsScalar()) return node.Scalar();
   sink.Add(node, path, absl::StrCat("must be a string, got ", AbslView(TypeName(node))));
   return std::nullopt;
 }
 
-std::optional<int64_t> ReadInt(const YAML::Node& node, std::string_view path, int64_t min,
+std::optional<int64_t> ReadInt(const yaml::Node& node, std::string_view path, int64_t min,
                                int64_t max, ErrorSink& sink) {
   if (!node.IsScalar()) {
     sink.Add(node, path, absl::StrCat("must be an integer, got ", AbslView(TypeName(node))));
     return std::nullopt;
   }
   const std::string& text = node.Scalar();
-  if (node.Tag() == "!") {  // quoted: a string in Kubernetes' eyes
+  if (node.IsQuoted()) {  // quoted: a string in Kubernetes' eyes
     sink.Add(node, path, absl::StrCat("must be an integer, got the string \"", text, "\""));
     return std::nullopt;
   }
@@ -255,7 +198,7 @@ std::optional<int64_t> ReadInt(const YAML::Node& node, std::string_view path, in
   return value;
 }
 
-bool CheckStringList(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
+bool CheckStringList(const yaml::Node& node, std::string_view path, ErrorSink& sink) {
   if (!ExpectList(node, path, sink)) return false;
   bool ok = true;
   for (size_t i = 0; i < node.size(); ++i) {
@@ -264,8 +207,8 @@ bool CheckStringList(const YAML::Node& node, std::string_view path, ErrorSink& s
   return ok;
 }
 
-std::optional<bool> ReadBool(const YAML::Node& node, std::string_view path, ErrorSink& sink) {
-  if (node.IsScalar() && node.Tag() != "!") {
+std::optional<bool> ReadBool(const yaml::Node& node, std::string_view path, ErrorSink& sink) {
+  if (node.IsScalar() && !node.IsQuoted()) {
     const std::string& text = node.Scalar();
     if (text == "true" || text == "True" || text == "TRUE") return true;
     if (text == "false" || text == "False" || text == "FALSE") return false;
@@ -278,7 +221,7 @@ std::optional<bool> ReadBool(const YAML::Node& node, std::string_view path, Erro
   return std::nullopt;
 }
 
-std::optional<std::map<std::string, std::string>> ReadStringMap(const YAML::Node& node,
+std::optional<std::map<std::string, std::string>> ReadStringMap(const yaml::Node& node,
                                                                 std::string_view path,
                                                                 ErrorSink& sink) {
   if (!ExpectMap(node, path, sink) || !CheckKeys(node, path, sink)) return std::nullopt;

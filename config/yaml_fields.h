@@ -1,8 +1,6 @@
-// Typed reads of yaml-cpp nodes for the config loaders. Problems are reported as
+// Typed reads of YAML nodes for the config loaders. Problems are reported as
 // "file:line:column: subject: field.path: what is wrong" and collected, never thrown.
 #pragma once
-
-#include <yaml-cpp/yaml.h>
 
 #include <cstdint>
 #include <initializer_list>
@@ -13,28 +11,25 @@
 #include <utility>
 #include <vector>
 
+#include "config/yaml_tree.h"
+
 namespace meshgate::config::internal {
 
-// YAML::LoadAll, minus a yaml-cpp 0.7 bug: a stray top-level ',' makes it loop
-// forever appending null documents (jbeder/yaml-cpp#1040, fixed upstream by #1319).
-// Throws YAML::ParserException for that case as for any syntax error.
-std::vector<YAML::Node> LoadAllDocuments(const std::string& text);
-
-// 1-based line and column of a node; zeros when yaml-cpp has no position for it.
+// 1-based line and column of a node; zeros for an undefined node.
 struct Position {
   int line = 0;
   int column = 0;
   bool known() const { return line > 0; }
 };
-Position PositionOf(const YAML::Node& node);
+Position PositionOf(const yaml::Node& node);
 
 // "file:line:column", the prefix of every located message.
 std::string Located(std::string_view file, Position at);
 
 // "a map", "a list", "a string", "null": for "must be X, got Y".
-std::string_view TypeName(const YAML::Node& node);
+std::string_view TypeName(const yaml::Node& node);
 
-inline bool IsMissing(const YAML::Node& node) { return !node.IsDefined() || node.IsNull(); }
+inline bool IsMissing(const yaml::Node& node) { return !node.IsDefined() || node.IsNull(); }
 
 // Field paths as users write them: "spec.ports[0].name".
 std::string FieldPath(std::string_view parent, std::string_view key);
@@ -66,9 +61,9 @@ class ErrorSink {
     subject_ = std::move(subject);
     subject_at_ = at;
   }
-  void Add(const YAML::Node& at, std::string_view field, std::string_view message);
+  void Add(const yaml::Node& at, std::string_view field, std::string_view message);
   void AddAt(Position at, std::string_view field, std::string_view message);
-  void Warn(const YAML::Node& at, std::string_view field, std::string_view message);
+  void Warn(const yaml::Node& at, std::string_view field, std::string_view message);
   void WarnAt(Position at, std::string_view field, std::string_view message);
   std::string Format(Position at, std::string_view field, std::string_view message) const;
 
@@ -93,31 +88,31 @@ class ErrorSink {
 
 // A map entry with its key node, so "required" and "null" point at the right line.
 struct MapEntry {
-  YAML::Node key;
-  YAML::Node value;
+  yaml::Node key;
+  yaml::Node value;
   bool found = false;
   bool present() const { return found; }
 };
-MapEntry Lookup(const YAML::Node& map, std::string_view key);
+MapEntry Lookup(const yaml::Node& map, std::string_view key);
 
 // Reports non-scalar keys, duplicate keys and keys not in `known` (as errors or
 // warnings, as the sink says). False if any error was reported.
-bool CheckFields(const YAML::Node& map, std::string_view path,
+bool CheckFields(const yaml::Node& map, std::string_view path,
                  std::initializer_list<std::string_view> known, ErrorSink& sink);
 // Reports non-scalar and duplicate keys only (for free-form maps such as labels).
-bool CheckKeys(const YAML::Node& map, std::string_view path, ErrorSink& sink);
+bool CheckKeys(const yaml::Node& map, std::string_view path, ErrorSink& sink);
 
-bool ExpectMap(const YAML::Node& node, std::string_view path, ErrorSink& sink);
-bool ExpectList(const YAML::Node& node, std::string_view path, ErrorSink& sink);
+bool ExpectMap(const yaml::Node& node, std::string_view path, ErrorSink& sink);
+bool ExpectList(const yaml::Node& node, std::string_view path, ErrorSink& sink);
 
 // The common shape of a list of objects: reports `list` if it is no list and
 // each item that is no map; calls fn(item, item_path, index) for the maps.
 // False when `list` is no list.
 template <typename Fn>
-bool ForEachMap(const YAML::Node& list, std::string_view path, ErrorSink& sink, Fn&& fn) {
+bool ForEachMap(const yaml::Node& list, std::string_view path, ErrorSink& sink, Fn&& fn) {
   if (!ExpectList(list, path, sink)) return false;
   for (size_t i = 0; i < list.size(); ++i) {
-    const YAML::Node node = list[i];
+    const yaml::Node node = list[i];
     const std::string item = IndexPath(path, i);
     if (ExpectMap(node, item, sink)) fn(node, item, i);
   }
@@ -125,27 +120,27 @@ bool ForEachMap(const YAML::Node& list, std::string_view path, ErrorSink& sink, 
 }
 
 // Reports "required" at the key (or at `parent` when the key is absent).
-bool Require(const MapEntry& entry, const YAML::Node& parent, std::string_view path,
+bool Require(const MapEntry& entry, const yaml::Node& parent, std::string_view path,
              ErrorSink& sink);
 
 // Scalars of any style read as text; maps, lists and null are errors.
-std::optional<std::string> ReadString(const YAML::Node& node, std::string_view path,
+std::optional<std::string> ReadString(const yaml::Node& node, std::string_view path,
                                       ErrorSink& sink);
 // Plain (unquoted) decimal integers in [min, max]: what the Kubernetes API accepts.
-std::optional<int64_t> ReadInt(const YAML::Node& node, std::string_view path, int64_t min,
+std::optional<int64_t> ReadInt(const yaml::Node& node, std::string_view path, int64_t min,
                                int64_t max, ErrorSink& sink);
 // A list of strings (e.g. exportTo); type errors only.
-bool CheckStringList(const YAML::Node& node, std::string_view path, ErrorSink& sink);
+bool CheckStringList(const yaml::Node& node, std::string_view path, ErrorSink& sink);
 // true/false (YAML 1.2 core schema spellings, as Kubernetes reads them).
-std::optional<bool> ReadBool(const YAML::Node& node, std::string_view path, ErrorSink& sink);
+std::optional<bool> ReadBool(const yaml::Node& node, std::string_view path, ErrorSink& sink);
 // A string-to-string map such as labels; type errors only.
-std::optional<std::map<std::string, std::string>> ReadStringMap(const YAML::Node& node,
+std::optional<std::map<std::string, std::string>> ReadStringMap(const yaml::Node& node,
                                                                 std::string_view path,
                                                                 ErrorSink& sink);
 
 // Calls read(value) when `key` is present and not null.
 template <typename F>
-void IfPresent(const YAML::Node& map, std::string_view key, F read) {
+void IfPresent(const yaml::Node& map, std::string_view key, F read) {
   const MapEntry entry = Lookup(map, key);
   if (entry.present() && !entry.value.IsNull()) read(entry.value);
 }

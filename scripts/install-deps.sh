@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
   libssl-dev openssl
-  libabsl-dev libc-ares-dev prometheus-cpp-dev libyaml-cpp-dev
+  libabsl-dev libc-ares-dev prometheus-cpp-dev libyaml-dev
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang libclang-rt-14-dev

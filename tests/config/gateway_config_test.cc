@@ -122,9 +122,11 @@ TEST(GatewayConfigTest, MissingFile) {
 
 TEST(GatewayConfigTest, SyntaxErrorHasLine) {
   EXPECT_EQ(ErrorOf("threads: 2\nmesh: [a, b\nrelay: copy\n"),
-            "meshgate.yaml:3:6: YAML syntax error: end of sequence flow not found");
-  // yaml-cpp 0.7 alone would loop forever here (jbeder/yaml-cpp#1040).
-  EXPECT_EQ(ErrorOf("threads: 1\n---\n,\n"), "meshgate.yaml:3:1: YAML syntax error: unexpected ','");
+            "meshgate.yaml:3:6: YAML syntax error: did not find expected ',' or ']' (while parsing a flow "
+            "sequence started at 2:7)");
+  // yaml-cpp 0.7 looped forever here (jbeder/yaml-cpp#1040); libyaml reports it.
+  EXPECT_EQ(ErrorOf("threads: 1\n---\n,\n"), "meshgate.yaml:3:1: YAML syntax error: did not find expected node content (while "
+            "parsing a block node)");
 }
 
 TEST(GatewayConfigTest, StructuralErrors) {

@@ -437,16 +437,18 @@ TEST(MeshLoaderErrorTest, Resolution) {
 TEST(MeshLoaderErrorTest, YamlSyntaxErrorHasFileLineAndColumn) {
   const MeshLoadResult result = Load({"mesh/bad/syntax.yaml"});
   EXPECT_EQ(result.errors,
-            Lines{At("mesh/bad/syntax.yaml", 11, 5, "YAML syntax error: end of map flow not found")});
+            Lines{At("mesh/bad/syntax.yaml", 11, 5, "YAML syntax error: did not find expected ',' or '}' (while parsing a flow mapping started at 10:11)")});
   EXPECT_EQ(result.table, nullptr);
 }
 
 TEST(MeshLoaderErrorTest, StrayCommaIsASyntaxErrorNotAHang) {
   const MeshLoadResult result = Load({"mesh/bad/stray-comma.yaml"});
   EXPECT_EQ(result.errors,
-            Lines{At("mesh/bad/stray-comma.yaml", 6, 1, "YAML syntax error: unexpected ','")});
+            Lines{At("mesh/bad/stray-comma.yaml", 6, 1,
+                     "YAML syntax error: did not find expected node content (while parsing a block node)")});
   EXPECT_EQ(LoadMeshFromString("!a, x\n", "inline.yaml", {}).errors,
-            Lines{"inline.yaml:1:3: YAML syntax error: unexpected ','"});
+            Lines{"inline.yaml:1:3: YAML syntax error: did not find expected whitespace or line break "
+                  "(while scanning a tag started at 1:1)"});
 }
 
 TEST(MeshLoaderErrorTest, SameHostFromTwoNamespacesNamesBothSources) {
@@ -480,7 +482,7 @@ TEST(MeshLoaderErrorTest, ErrorsAreCollectedAcrossFilesAndGoodFilesDontSaveTheTa
                                  "\"*.bar.svc.cluster.local\" is not supported by the passthrough "
                                  "route table yet"));
   EXPECT_EQ(result.errors[9],
-            At("mesh/bad/syntax.yaml", 11, 5, "YAML syntax error: end of map flow not found"));
+            At("mesh/bad/syntax.yaml", 11, 5, "YAML syntax error: did not find expected ',' or '}' (while parsing a flow mapping started at 10:11)"));
   EXPECT_EQ(result.errors[10], Data("mesh/missing.yaml") + ": no such file or directory");
   EXPECT_EQ(result.errors[13], At("mesh/bad/resolution.yaml", 39, 15,
                                   "ServiceEntry bar/lowercase: spec.resolution: unknown resolution "
@@ -492,7 +494,7 @@ TEST(MeshLoaderErrorTest, ErrorsAreCollectedAcrossFilesAndGoodFilesDontSaveTheTa
 }
 
 TEST(MeshLoaderErrorTest, InlineYaml) {
-  // Duplicate keys, which yaml-cpp would silently resolve to the first.
+  // Duplicate keys, which YAML parsers silently resolve to one of them.
   const MeshLoadResult result = LoadMeshFromString(
       "apiVersion: networking.istio.io/v1\n"
       "kind: ServiceEntry\n"
@@ -527,7 +529,7 @@ TEST(MeshLoaderTest, DirectoryWithoutMeshFilesWarns) {
 TEST(MeshLoaderTest, ExplicitFileIsReadWhateverItsExtension) {
   const MeshLoadResult result = Load({"mesh/dir/README.md"});
   ASSERT_EQ(result.errors.size(), 1u);
-  EXPECT_EQ(result.errors[0].rfind(Data("mesh/dir/README.md") + ":2:11: YAML syntax error", 0), 0u)
+  EXPECT_EQ(result.errors[0].rfind(Data("mesh/dir/README.md") + ":3:1: YAML syntax error: could not find expected ':'", 0), 0u)
       << result.errors[0];
 }
 
