@@ -168,6 +168,21 @@ RouteTable::RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> re
     }
     entries.push_back({cluster.port, cluster.subset, cluster.id});
   }
+  for (const auto& [host, entry] : by_host_) {
+    if (host.starts_with("*.")) by_wildcard_suffix_[host.substr(1)] = &entry;
+  }
+}
+
+const RouteTable::HostEntry* RouteTable::FindHost(std::string_view host) const {
+  const auto it = by_host_.find(internal::AbslView(host));
+  if (it != by_host_.end()) return &it->second;
+  if (by_wildcard_suffix_.empty()) return nullptr;
+  // Longest suffix first: "a.b.example.com" tries ".b.example.com", then ".example.com".
+  for (size_t dot = host.find('.'); dot != std::string_view::npos; dot = host.find('.', dot + 1)) {
+    const auto wild = by_wildcard_suffix_.find(internal::AbslView(host.substr(dot)));
+    if (wild != by_wildcard_suffix_.end()) return wild->second;
+  }
+  return nullptr;
 }
 
 std::string RouteTable::RewriteHost(std::string_view host) const {
@@ -196,16 +211,16 @@ RouteResult RouteTable::Route(std::string_view sni) const {
     return result;
   }
   result.host = RewriteHost(parts.host);
-  const auto it = by_host_.find(result.host);
-  if (it == by_host_.end()) {
+  const HostEntry* host = FindHost(result.host);
+  if (host == nullptr) {
     result.miss = RouteMiss::kUnknownHost;
     return result;
   }
-  if (!it->second.exported) {
+  if (!host->exported) {
     result.miss = RouteMiss::kNotExported;
     return result;
   }
-  const std::vector<PortSubset>& entries = it->second.clusters;
+  const std::vector<PortSubset>& entries = host->clusters;
   uint16_t port = parts.port;
   if (port == 0) {
     // A plain host names a service, not a port: only unambiguous with one port.

@@ -112,7 +112,9 @@ class RouteTable {
   RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites);
 
   // SNI -> cluster: parse, rewrite the host suffix, look up. Never allocates
-  // more than the returned host string.
+  // more than the returned host string. A host with no exact entry matches the
+  // most specific wildcard host ("*.example.com" covers "a.example.com" and
+  // "a.b.example.com", as Istio matches hosts, but not "example.com").
   RouteResult Route(std::string_view sni) const;
 
   const Cluster* Find(std::string_view host, uint16_t port, std::string_view subset) const;
@@ -138,7 +140,12 @@ class RouteTable {
     bool exported = false;  // any of its clusters exported
     std::vector<PortSubset> clusters;
   };
+  const HostEntry* FindHost(std::string_view host) const;
+
   absl::flat_hash_map<std::string, HostEntry> by_host_;
+  // ".example.com" -> the entry of "*.example.com" in by_host_ (stable: the map
+  // is complete before these are taken).
+  absl::flat_hash_map<std::string, const HostEntry*> by_wildcard_suffix_;
 };
 
 }  // namespace meshgate::config

@@ -49,13 +49,11 @@ void ReadHosts(const yaml::Node& spec, Reader& r) {
     if (!text) continue;
     std::string host = AsciiLower(*text);
     if (host.ends_with('.')) host.pop_back();  // "a.b." is the same FQDN as "a.b"
-    if (host.find('*') != std::string::npos) {
-      r.sink.Add(node, field,
-                 absl::StrCat("wildcard host \"", *text,
-                              "\" is not supported by the passthrough route table yet"));
+    if (host == "*") {  // Istio refuses it too: the gateway would route any SNI
+      r.sink.Add(node, field, "\"*\" would match every host; name a domain, as in \"*.example.com\"");
       continue;
     }
-    if (auto problem = FqdnProblem(host)) {
+    if (auto problem = WildcardHostProblem(host)) {
       r.sink.Add(node, field, absl::StrCat("\"", *text, "\" is not a valid host name: ", *problem));
       continue;
     }
@@ -327,6 +325,18 @@ void CheckEndpointRules(const yaml::Node& spec, Reader& r) {
       break;
     case SeResolution::kDns:
       break;
+  }
+  // Without endpoints the hosts themselves are resolved, so they must be names.
+  const bool dns = r.entry.resolution == SeResolution::kDns ||
+                   r.entry.resolution == SeResolution::kDnsRoundRobin;
+  if (dns && !listed && !selector) {
+    for (const ServiceEntry::Host& host : r.entry.hosts) {
+      if (!host.name.starts_with("*")) continue;
+      r.sink.AddAt(host.ref.at, host.ref.path,
+                   absl::StrCat("wildcard host \"", host.name, "\" needs endpoints: with resolution ",
+                                r.entry.resolution == SeResolution::kDns ? "DNS" : "DNS_ROUND_ROBIN",
+                                " and no endpoints the hosts themselves are resolved"));
+    }
   }
 }
 

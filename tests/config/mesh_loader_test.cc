@@ -318,8 +318,8 @@ TEST(MeshLoaderErrorTest, Hosts) {
   EXPECT_EQ(Load({f}).errors,
             (Lines{
                 At(f, 6, 5,
-                   se + "spec.hosts[0]: wildcard host \"*.bar.svc.cluster.local\" is not supported "
-                        "by the passthrough route table yet"),
+                   se + "spec.hosts[0]: \"*\" would match every host; name a domain, as in "
+                        "\"*.example.com\""),
                 At(f, 7, 5,
                    se + "spec.hosts[1]: \"foo_bar.example.com\" is not a valid host name: label "
                         "\"foo_bar\" has invalid character '_'"),
@@ -478,9 +478,8 @@ TEST(MeshLoaderErrorTest, ErrorsAreCollectedAcrossFilesAndGoodFilesDontSaveTheTa
             "mesh/missing.yaml", "mesh/bad/resolution.yaml"});
   ASSERT_EQ(result.errors.size(), 9u + 1 + 1 + 3);
   EXPECT_EQ(result.errors[0], At("mesh/bad/hosts.yaml", 6, 5,
-                                 "ServiceEntry bar/bad-hosts: spec.hosts[0]: wildcard host "
-                                 "\"*.bar.svc.cluster.local\" is not supported by the passthrough "
-                                 "route table yet"));
+                                 "ServiceEntry bar/bad-hosts: spec.hosts[0]: \"*\" would match "
+                                 "every host; name a domain, as in \"*.example.com\""));
   EXPECT_EQ(result.errors[9],
             At("mesh/bad/syntax.yaml", 11, 5, "YAML syntax error: did not find expected ',' or '}' (while parsing a flow mapping started at 10:11)"));
   EXPECT_EQ(result.errors[10], Data("mesh/missing.yaml") + ": no such file or directory");
@@ -531,6 +530,41 @@ TEST(MeshLoaderTest, ExplicitFileIsReadWhateverItsExtension) {
   ASSERT_EQ(result.errors.size(), 1u);
   EXPECT_EQ(result.errors[0].rfind(Data("mesh/dir/README.md") + ":3:1: YAML syntax error: could not find expected ':'", 0), 0u)
       << result.errors[0];
+}
+
+}  // namespace
+}  // namespace meshgate::config
+
+namespace meshgate::config {
+namespace {
+
+TEST(MeshLoaderTest, WildcardServiceEntryRoutesAnySubdomainAndGatewaysExportIt) {
+  const std::string yaml =
+      "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+      "metadata: {name: partner, namespace: default}\n"
+      "spec:\n"
+      "  hosts: [\"*.partner.example.com\"]\n"
+      "  ports: [{number: 443, name: tls, protocol: TLS}]\n"
+      "  location: MESH_EXTERNAL\n"
+      "  resolution: STATIC\n"
+      "  endpoints: [{address: 192.0.2.10}]\n"
+      "---\n"
+      "apiVersion: networking.istio.io/v1\nkind: Gateway\n"
+      "metadata: {name: cross-network, namespace: istio-system}\n"
+      "spec:\n"
+      "  selector: {istio: eastwestgateway}\n"
+      "  servers:\n"
+      "  - port: {number: 15443, name: tls, protocol: TLS}\n"
+      "    tls: {mode: AUTO_PASSTHROUGH}\n"
+      "    hosts: [\"*.example.com\"]\n";
+  const MeshLoadResult result = LoadMeshFromString(yaml, "wild.yaml", {});
+  ASSERT_EQ(result.errors, std::vector<std::string>{});
+  ASSERT_NE(result.table, nullptr);
+  const RouteResult hit = result.table->Route("outbound_.443_._.api.partner.example.com");
+  ASSERT_NE(hit.cluster, nullptr) << ToString(hit.miss);
+  EXPECT_EQ(hit.cluster->host, "*.partner.example.com");
+  EXPECT_EQ(hit.cluster->endpoints.at(0).address, "192.0.2.10");
+  EXPECT_EQ(result.table->Route("partner.example.com").miss, RouteMiss::kUnknownHost);
 }
 
 }  // namespace

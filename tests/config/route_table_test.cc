@@ -425,3 +425,44 @@ TEST(RouteMissTest, ToStringCoversEveryValue) {
 
 }  // namespace
 }  // namespace meshgate::config
+
+namespace meshgate::config {
+namespace {
+
+// --- wildcard hosts ------------------------------------------------------------
+
+class WildcardRouteTest : public ::testing::Test {
+ protected:
+  RouteTable table_{{MakeCluster("*.example.com", 443), MakeCluster("*.api.example.com", 443),
+                     MakeCluster("exact.api.example.com", 443)},
+                    {}};
+  std::string HostOf(std::string_view sni) {
+    const RouteResult result = table_.Route(sni);
+    return result.cluster != nullptr ? result.cluster->host
+                                     : "miss:" + std::string(ToString(result.miss));
+  }
+};
+
+TEST_F(WildcardRouteTest, MostSpecificMatchWinsAndExactBeatsWildcard) {
+  EXPECT_EQ(HostOf("www.example.com"), "*.example.com");
+  EXPECT_EQ(HostOf("a.b.example.com"), "*.example.com");  // Istio: any depth
+  EXPECT_EQ(HostOf("v1.api.example.com"), "*.api.example.com");
+  EXPECT_EQ(HostOf("x.v1.api.example.com"), "*.api.example.com");
+  EXPECT_EQ(HostOf("exact.api.example.com"), "exact.api.example.com");
+  EXPECT_EQ(HostOf("outbound_.443_._.WWW.Example.com"), "*.example.com");
+}
+
+TEST_F(WildcardRouteTest, TheBareDomainAndOtherDomainsMiss) {
+  EXPECT_EQ(HostOf("example.com"), "miss:unknown_host");
+  EXPECT_EQ(HostOf("wwwexample.com"), "miss:unknown_host");
+  EXPECT_EQ(HostOf("www.example.org"), "miss:unknown_host");
+  EXPECT_EQ(HostOf("outbound_.8443_._.www.example.com"), "miss:unknown_port");
+}
+
+TEST_F(WildcardRouteTest, ExactFindDoesNotExpandWildcards) {
+  EXPECT_NE(table_.Find("*.example.com", 443, ""), nullptr);
+  EXPECT_EQ(table_.Find("www.example.com", 443, ""), nullptr);
+}
+
+}  // namespace
+}  // namespace meshgate::config

@@ -158,11 +158,20 @@ INSTANTIATE_TEST_SUITE_P(
          {"t.yaml:5:3: " + kSe +
           "spec.hosts: several hosts need HTTP or TLS ports to tell them apart (Istio rejects "
           "this): port \"pg\" is TCP"}},
-        {"WildcardHostsNotRoutable",
+        {"WildcardHostNeedsEndpointsWithDns",
          Se("  hosts: [\"*.example.com\"]\n" + kPort + "  resolution: DNS\n"),
          {"t.yaml:5:11: " + kSe +
-          "spec.hosts[0]: wildcard host \"*.example.com\" is not supported by the passthrough "
-          "route table yet"}},
+          "spec.hosts[0]: wildcard host \"*.example.com\" needs endpoints: with resolution DNS "
+          "and no endpoints the hosts themselves are resolved"}},
+        {"StarAloneIsNoHost",
+         Se("  hosts: [\"*\"]\n" + kPort + "  resolution: STATIC\n  endpoints: [{address: 10.0.0.1}]\n"),
+         {"t.yaml:5:11: " + kSe +
+          "spec.hosts[0]: \"*\" would match every host; name a domain, as in \"*.example.com\""}},
+        {"WildcardOnlyAsFirstLabel",
+         Se("  hosts: [\"a.*.com\"]\n" + kPort + "  resolution: STATIC\n  endpoints: [{address: 10.0.0.1}]\n"),
+         {"t.yaml:5:11: " + kSe +
+          "spec.hosts[0]: \"a.*.com\" is not a valid host name: '*' is allowed only as the whole "
+          "first label, as in \"*.example.com\""}},
         {"WorkloadEntryAddressRequired",
          "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
          "metadata: {name: we, namespace: bar}\nspec: {labels: {app: a}}\n",
