@@ -1,10 +1,16 @@
 // Services + DestinationRules + Gateways -> clusters.
 //
-// DestinationRules for the same host merge as in Istio: subsets are
-// concatenated and the first top-level trafficPolicy applies. Where Istio
-// would silently drop something (a second top-level policy, a subset name
-// defined twice) that is an error naming both rules. A service takes the rule
-// for its exact host, else the most specific wildcard rule that matches it.
+// DestinationRules for the same host in the same namespace merge as in Istio:
+// subsets are concatenated and the first top-level trafficPolicy applies. Where
+// Istio would silently drop something (a second top-level policy, a subset name
+// defined twice) that is an error naming both rules.
+//
+// Which rule a service gets follows Istio's lookup for a gateway proxy: the
+// rules of the gateway's own namespace first, then those of the service's
+// namespace, then those of the config root namespace; in each, the rule for the
+// exact host, else the most specific wildcard. A rule counts only when its
+// exportTo lets the gateway's namespace see it. (When the gateway runs in the
+// root namespace, its first tier is the root namespace's private rules.)
 #include "config/cluster_builder.h"
 
 #include <algorithm>
@@ -21,6 +27,7 @@ namespace meshgate::config::internal {
 namespace {
 
 struct MergedRule {
+  std::string group;  // namespace, or kRootPrivate
   std::string host;
   const DestinationRule* first = nullptr;
   const WrittenTrafficPolicy* policy = nullptr;
@@ -33,36 +40,78 @@ struct MergedRule {
   bool used = false;
 };
 
+constexpr std::string_view kRootPrivate = "<root namespace, exportTo .>";
+
 class RuleIndex {
  public:
-  RuleIndex(const std::vector<DestinationRule>& rules, Reporter& report);
-  // The rule for a service host, marked used; nullptr when none applies.
-  MergedRule* For(const std::string& host);
-  void WarnUnused(Reporter& report) const;
+  RuleIndex(const std::vector<DestinationRule>& rules, const ClusterBuildOptions& options,
+            Reporter& report);
+  // The rule for a service, marked used; nullptr when none applies.
+  MergedRule* For(const std::string& host, const std::string& service_ns);
+  void WarnUnused(const std::vector<MeshService>& services, Reporter& report) const;
 
  private:
+  struct Group {
+    absl::flat_hash_map<std::string, size_t> exact;
+    std::vector<size_t> wildcards;  // most specific (longest) first
+  };
+  // The group a rule is looked up in, or "" when the gateway can't see it.
+  std::string GroupOf(const DestinationRule& rule) const;
+  MergedRule* Match(std::string_view group, const std::string& host);
   void Merge(const DestinationRule& rule, MergedRule& merged, Reporter& report);
 
+  std::string gateway_ns_;
+  std::string root_ns_;
   std::vector<MergedRule> rules_;
-  absl::flat_hash_map<std::string, size_t> exact_;
-  std::vector<size_t> wildcards_;  // most specific (longest) first
+  absl::flat_hash_map<std::string, Group> groups_;
 };
 
-RuleIndex::RuleIndex(const std::vector<DestinationRule>& rules, Reporter& report) {
+bool ExportedTo(const std::vector<std::string>& export_to, const std::string& rule_ns,
+                const std::string& ns) {
+  if (export_to.empty()) return true;  // Istio's default: "*"
+  for (const std::string& to : export_to) {
+    if (to == "*" || to == ns || (to == "." && rule_ns == ns)) return true;
+  }
+  return false;
+}
+
+std::string RuleIndex::GroupOf(const DestinationRule& rule) const {
+  const std::string& ns = rule.meta.ns;
+  if (gateway_ns_ != root_ns_ && ns == gateway_ns_) return ns;  // all of its own namespace's
+  if (!ExportedTo(rule.export_to, ns, gateway_ns_)) return "";
+  const bool root_private = ns == root_ns_ && gateway_ns_ == root_ns_ &&
+                            !ExportedTo(rule.export_to, ns, "<another namespace>");
+  return root_private ? std::string(kRootPrivate) : ns;
+}
+
+RuleIndex::RuleIndex(const std::vector<DestinationRule>& rules, const ClusterBuildOptions& options,
+                     Reporter& report)
+    : gateway_ns_(options.gateway_namespace), root_ns_(options.root_namespace) {
   for (const DestinationRule& rule : rules) {
     if (rule.workload_selector || rule.host.empty()) continue;
-    auto [it, added] = exact_.emplace(rule.host, rules_.size());
+    const std::string group_name = GroupOf(rule);
+    if (group_name.empty()) {
+      report.Warn(rule.meta, rule.export_to_ref,
+                  absl::StrCat("not exported to the gateway's namespace \"", gateway_ns_,
+                               "\", so Istio's gateway would not apply it either; ignored"));
+      continue;
+    }
+    Group& group = groups_[group_name];
+    auto [it, added] = group.exact.emplace(rule.host, rules_.size());
     if (added) {
       MergedRule& merged = rules_.emplace_back();
+      merged.group = group_name;
       merged.host = rule.host;
       merged.first = &rule;
-      if (rule.host.starts_with("*")) wildcards_.push_back(it->second);
+      if (rule.host.starts_with("*")) group.wildcards.push_back(it->second);
     }
     Merge(rule, rules_[it->second], report);
   }
-  std::stable_sort(wildcards_.begin(), wildcards_.end(), [this](size_t a, size_t b) {
-    return rules_[a].host.size() > rules_[b].host.size();
-  });
+  for (auto& [name, group] : groups_) {
+    std::stable_sort(group.wildcards.begin(), group.wildcards.end(), [this](size_t a, size_t b) {
+      return rules_[a].host.size() > rules_[b].host.size();
+    });
+  }
 }
 
 void RuleIndex::Merge(const DestinationRule& rule, MergedRule& merged, Reporter& report) {
@@ -90,28 +139,52 @@ void RuleIndex::Merge(const DestinationRule& rule, MergedRule& merged, Reporter&
   }
 }
 
-MergedRule* RuleIndex::For(const std::string& host) {
-  MergedRule* rule = nullptr;
-  if (auto it = exact_.find(host); it != exact_.end()) {
-    rule = &rules_[it->second];
-  } else {
-    for (size_t index : wildcards_) {
-      if (HostMatches(rules_[index].host, host)) {
-        rule = &rules_[index];
-        break;
-      }
-    }
+MergedRule* RuleIndex::Match(std::string_view group_name, const std::string& host) {
+  const auto group = groups_.find(AbslView(group_name));
+  if (group == groups_.end()) return nullptr;
+  if (auto it = group->second.exact.find(host); it != group->second.exact.end()) {
+    return &rules_[it->second];
   }
-  if (rule != nullptr) rule->used = true;
-  return rule;
+  for (size_t index : group->second.wildcards) {
+    if (HostMatches(rules_[index].host, host)) return &rules_[index];
+  }
+  return nullptr;
 }
 
-void RuleIndex::WarnUnused(Reporter& report) const {
+MergedRule* RuleIndex::For(const std::string& host, const std::string& service_ns) {
+  const std::string_view first = gateway_ns_ == root_ns_ ? kRootPrivate : gateway_ns_;
+  for (std::string_view group : {first, std::string_view(service_ns), std::string_view(root_ns_)}) {
+    if (MergedRule* rule = Match(group, host)) {
+      rule->used = true;
+      return rule;
+    }
+  }
+  return nullptr;
+}
+
+void RuleIndex::WarnUnused(const std::vector<MeshService>& services, Reporter& report) const {
   for (const MergedRule& rule : rules_) {
     if (rule.used) continue;
-    report.Warn(rule.first->meta, rule.first->host_ref,
-                absl::StrCat("no service loaded has host \"", rule.host,
-                             "\": the rule has no effect"));
+    const auto service = std::find_if(services.begin(), services.end(), [&](const MeshService& s) {
+      return HostMatches(rule.host, s.host);
+    });
+    if (service == services.end()) {
+      report.Warn(rule.first->meta, rule.first->host_ref,
+                  absl::StrCat("no service loaded has host \"", rule.host,
+                               "\": the rule has no effect"));
+    } else if (rule.group == service->ns || rule.group == root_ns_ ||
+               rule.group == (gateway_ns_ == root_ns_ ? kRootPrivate : gateway_ns_)) {
+      report.Warn(rule.first->meta, rule.first->host_ref,
+                  absl::StrCat("no effect: every service it matches (such as \"", service->host,
+                               "\") takes a more specific or higher-priority rule"));
+    } else {
+      report.Warn(rule.first->meta, rule.first->host_ref,
+                  absl::StrCat("no effect on \"", service->host,
+                               "\": Istio's gateway takes rules only from its own namespace (",
+                               gateway_ns_, "), the service's (", service->ns,
+                               ") and the root namespace (", root_ns_, "), not from \"",
+                               rule.first->meta.ns, "\""));
+    }
   }
 }
 
@@ -277,7 +350,7 @@ std::vector<Cluster> BuildClusters(MeshResources& resources,
   Reporter report(errors, warnings);
   std::vector<MeshService> services = CollectServices(
       resources, {options.cluster_domain, options.rewrites}, report);
-  RuleIndex rules(resources.destination_rules, report);
+  RuleIndex rules(resources.destination_rules, options, report);
   const std::vector<ExportRule> exports =
       CollectExports(resources.gateways, options.listener_port, report);
 
@@ -285,9 +358,9 @@ std::vector<Cluster> BuildClusters(MeshResources& resources,
   std::vector<bool> exported(services.size(), true);
   for (size_t i = 0; i < services.size(); ++i) {
     if (!exports.empty()) exported[i] = Exported(services[i], exports, options.rewrites);
-    AddClusters(services[i], rules.For(services[i].host), exported[i], clusters);
+    AddClusters(services[i], rules.For(services[i].host, services[i].ns), exported[i], clusters);
   }
-  rules.WarnUnused(report);
+  rules.WarnUnused(services, report);
   if (exports.empty() && !services.empty()) {
     warnings.push_back(absl::StrCat(
         "no Gateway exports hosts on port ", options.listener_port,

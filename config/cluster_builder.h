@@ -17,6 +17,10 @@ struct ClusterBuildOptions {
   uint16_t listener_port = 15443;
   std::string_view cluster_domain = "cluster.local";
   const std::vector<SniRewrite>* rewrites = nullptr;
+  // Where the gateway runs, and Istio's config root namespace: they decide
+  // which DestinationRules apply (see RuleIndex in cluster_builder.cc).
+  std::string_view gateway_namespace = "istio-system";
+  std::string_view root_namespace = "istio-system";
 };
 
 // Cross-resource problems (merge conflicts, policies that collide...) are

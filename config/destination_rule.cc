@@ -88,8 +88,10 @@ DestinationRule ReadDestinationRule(const yaml::Node& doc, ResourceMeta meta,
     rule.policy = ReadTrafficPolicy(n, "spec.trafficPolicy", sink);
   });
   IfPresent(spec.value, "subsets", [&](const yaml::Node& n) { ReadSubsets(n, sink, rule); });
-  IfPresent(spec.value, "exportTo",
-            [&](const yaml::Node& n) { ReadExportTo(n, "spec.exportTo", sink); });
+  IfPresent(spec.value, "exportTo", [&](const yaml::Node& n) {
+    rule.export_to_ref = {"spec.exportTo", PositionOf(Lookup(spec.value, "exportTo").key)};
+    rule.export_to = ReadExportTo(n, "spec.exportTo", sink);
+  });
   IfPresent(spec.value, "workloadSelector", [&](const yaml::Node& n) {
     if (ExpectMap(n, "spec.workloadSelector", sink)) {
       CheckFields(n, "spec.workloadSelector", {"matchLabels"}, sink);

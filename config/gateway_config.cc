@@ -1,6 +1,7 @@
 // meshgate's own config file: every key checked, every problem reported at once.
 #include "config/gateway_config.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -40,6 +41,8 @@ class GatewayConfigReader {
   std::optional<SniRewrite> ReadSniRewrite(const yaml::Node& node, const std::string& path);
   void ReadMesh(const yaml::Node& node);
   void ReadLogLevel(const yaml::Node& node);
+  void ReadName(const yaml::Node& node, std::string_view path, bool label, std::string& out);
+  void ReadDns(const yaml::Node& node);
 
   ErrorSink& sink_;
   std::string base_dir_;
@@ -50,7 +53,8 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   if (!internal::ExpectMap(root, "", sink_)) return;
   internal::CheckFields(root, "",
                         {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
-                         "relay", "sniRewrites", "mesh", "logLevel"},
+                         "relay", "sniRewrites", "mesh", "logLevel", "namespace", "rootNamespace",
+                         "clusterDomain", "dns"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -72,6 +76,61 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "sniRewrites", [&](const yaml::Node& n) { ReadSniRewrites(n); });
   IfPresent(root, "mesh", [&](const yaml::Node& n) { ReadMesh(n); });
   IfPresent(root, "logLevel", [&](const yaml::Node& n) { ReadLogLevel(n); });
+  IfPresent(root, "namespace",
+            [&](const yaml::Node& n) { ReadName(n, "namespace", true, config_.gateway_namespace); });
+  IfPresent(root, "rootNamespace",
+            [&](const yaml::Node& n) { ReadName(n, "rootNamespace", true, config_.root_namespace); });
+  IfPresent(root, "clusterDomain",
+            [&](const yaml::Node& n) { ReadName(n, "clusterDomain", false, config_.cluster_domain); });
+  IfPresent(root, "dns", [&](const yaml::Node& n) { ReadDns(n); });
+}
+
+void GatewayConfigReader::ReadName(const yaml::Node& node, std::string_view path, bool label,
+                                   std::string& out) {
+  auto text = internal::ReadString(node, path, sink_);
+  if (!text) return;
+  if (label && !internal::IsDns1123Label(*text)) {
+    sink_.Add(node, path,
+              absl::StrCat("\"", *text, "\" is not a namespace name (lowercase letters, digits, "
+                           "'-', at most 63)"));
+    return;
+  }
+  if (!label) {
+    if (auto problem = internal::FqdnProblem(*text)) {
+      sink_.Add(node, path, absl::StrCat("\"", *text, "\" is not a domain: ", *problem));
+      return;
+    }
+  }
+  out = *text;
+}
+
+void GatewayConfigReader::ReadDns(const yaml::Node& node) {
+  if (!internal::ExpectMap(node, "dns", sink_)) return;
+  internal::CheckFields(node, "dns", {"servers", "minTtl", "maxTtl"}, sink_);
+  IfPresent(node, "servers", [&](const yaml::Node& list) {
+    if (!internal::ExpectList(list, "dns.servers", sink_)) return;
+    std::vector<std::string> servers;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string path = internal::IndexPath("dns.servers", i);
+      auto text = internal::ReadString(list[i], path, sink_);
+      if (!text) continue;
+      if (absl::Status status = CheckDnsServer(*text); !status.ok()) {
+        sink_.Add(list[i], path, internal::StdView(status.message()));
+        continue;
+      }
+      servers.push_back(*text);
+    }
+    config_.dns.servers = std::move(servers);
+  });
+  IfPresent(node, "minTtl", [&](const yaml::Node& n) {
+    if (auto d = ReadTimeout(n, "dns.minTtl")) config_.dns.min_ttl = *d;
+  });
+  IfPresent(node, "maxTtl", [&](const yaml::Node& n) {
+    if (auto d = ReadTimeout(n, "dns.maxTtl")) config_.dns.max_ttl = *d;
+  });
+  if (config_.dns.min_ttl > config_.dns.max_ttl) {
+    sink_.Add(node, "dns", "minTtl must not exceed maxTtl");
+  }
 }
 
 void GatewayConfigReader::ReadListen(const yaml::Node& node) {
@@ -221,6 +280,27 @@ void GatewayConfigReader::ReadLogLevel(const yaml::Node& node) {
 }
 
 }  // namespace
+
+std::string GatewayNamespace(const GatewayConfig& config) {
+  if (!config.gateway_namespace.empty()) return config.gateway_namespace;
+  const char* env = std::getenv("POD_NAMESPACE");
+  if (env != nullptr && internal::IsDns1123Label(env)) return env;
+  return "istio-system";
+}
+
+absl::Status CheckDnsServer(std::string_view text) {
+  if (internal::CanonicalIp(text)) return absl::OkStatus();  // no port: 53
+  if (text.find(':') == std::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", internal::AbslView(text), "\" is not an IP address (ip, ip:port or [ipv6]:port)"));
+  }
+  auto address = ParseListenAddress(text);
+  if (!address.ok()) return address.status();
+  if (address->port == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", internal::AbslView(text), "\": port 0"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
   auto invalid = [text](std::string_view why) {

@@ -27,7 +27,24 @@ struct GatewayConfig {
   std::vector<SniRewrite> sni_rewrites = {{".global", ".svc.cluster.local"}};
   std::vector<std::string> mesh_paths;       // relative paths resolved against the file's dir
   std::string log_level = "info";
+  // Where the gateway runs, for DestinationRule visibility. Empty: $POD_NAMESPACE
+  // (Kubernetes' downward API), else "istio-system". See GatewayNamespace().
+  std::string gateway_namespace;
+  std::string root_namespace = "istio-system";  // Istio's configRootNamespace
+  std::string cluster_domain = "cluster.local";
+  // DNS for resolution: DNS clusters. The command line's --dns-* flags override.
+  struct Dns {
+    std::vector<std::string> servers;  // "ip", "ip:port" or "[v6]:port"; empty: /etc/resolv.conf
+    std::chrono::milliseconds min_ttl{1000};
+    std::chrono::milliseconds max_ttl{300000};
+  } dns;
 };
+
+// config.gateway_namespace, else $POD_NAMESPACE, else "istio-system".
+std::string GatewayNamespace(const GatewayConfig& config);
+
+// A DNS server address: "ip" (port 53), "ip:port" or "[v6]:port".
+absl::Status CheckDnsServer(std::string_view text);
 
 // Parses the YAML file; errors read "path:line: field.path: what is wrong".
 absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path);

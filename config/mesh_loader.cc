@@ -258,7 +258,8 @@ MeshLoadResult MeshReader::Finish() && {
   const bool read_ok = result_.errors.empty();
   std::vector<std::string> notes;
   std::vector<Cluster> clusters = internal::BuildClusters(
-      resources_, {options_.listener_port, options_.cluster_domain, &rewrites_}, result_.errors,
+      resources_, {options_.listener_port, options_.cluster_domain, &rewrites_,
+                   options_.gateway_namespace, options_.root_namespace}, result_.errors,
       notes);
   if (read_ok) {
     result_.warnings.insert(result_.warnings.end(), notes.begin(), notes.end());

@@ -30,6 +30,12 @@ struct MeshLoadOptions {
   // Kubernetes Services are "<name>.<namespace>.svc.<cluster_domain>", and so
   // are DestinationRule short hosts.
   std::string cluster_domain = "cluster.local";
+  // The gateway's own namespace and Istio's config root namespace. As for
+  // Istio's gateway, a DestinationRule applies from the gateway's namespace,
+  // else the service's namespace, else the root namespace, and only when its
+  // exportTo lets the gateway see it.
+  std::string gateway_namespace = "istio-system";
+  std::string root_namespace = "istio-system";
 };
 
 // paths: files (.yaml/.yml/.json) or directories (read non-recursively, sorted).

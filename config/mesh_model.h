@@ -96,6 +96,8 @@ struct DestinationRule {
   };
   std::vector<Subset> subsets;
   bool workload_selector = false;  // applies to selected proxies only: not to meshgate
+  std::vector<std::string> export_to;  // as written; empty means "*"
+  FieldRef export_to_ref;
 };
 
 struct GatewayServer {

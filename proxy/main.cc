@@ -118,6 +118,9 @@ int main(int argc, char** argv) {
 
   // Gateways export hosts through servers on meshgate's own listener port.
   config::MeshLoadOptions load_options;
+  load_options.gateway_namespace = config::GatewayNamespace(cfg);
+  load_options.root_namespace = cfg.root_namespace;
+  load_options.cluster_domain = cfg.cluster_domain;
   if (auto listen = config::ParseListenAddress(cfg.listen); listen.ok() && listen->port != 0) {
     load_options.listener_port = listen->port;
   }
@@ -155,6 +158,9 @@ int main(int argc, char** argv) {
     return next.table;
   };
   proxy::DnsSettings dns;
+  dns.servers = cfg.dns.servers;
+  dns.min_ttl = cfg.dns.min_ttl;
+  dns.max_ttl = cfg.dns.max_ttl;
   if (vm.count("dns-server")) dns.servers = vm["dns-server"].as<std::vector<std::string>>();
   if (vm.count("dns-min-ttl")) {
     auto ttl = config::ParseDuration(vm["dns-min-ttl"].as<std::string>());

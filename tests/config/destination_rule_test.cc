@@ -312,10 +312,86 @@ TEST(DestinationRuleHostTest, ExactRuleWinsThenTheMostSpecificWildcard) {
   EXPECT_EQ(table.Find("ratings.bar.svc.cluster.local", 80, "broad"), nullptr);
   // A subset without labels is every endpoint.
   EXPECT_EQ(table.Find("ratings.bar.svc.cluster.local", 80, "narrow")->endpoints.size(), 1u);
-  // "*.local" matched nothing more specific-less: it has no effect, and says so.
+  // "*.local" lost everywhere to a more specific rule: it has no effect, and says so.
   EXPECT_EQ(result.warnings[0],
-            "t.yaml:23:9: DestinationRule bar/broad: spec.host: no service loaded has host "
-            "\"*.local\": the rule has no effect");
+            "t.yaml:23:9: DestinationRule bar/broad: spec.host: no effect: every service it "
+            "matches (such as \"reviews.bar.svc.cluster.local\") takes a more specific or "
+            "higher-priority rule");
+}
+
+// --- Namespaces and exportTo: which rule Istio's gateway would take ---------------------
+
+std::string NsDr(const std::string& ns, const std::string& name, const std::string& subset,
+                 const std::string& extra = "") {
+  return "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+         "metadata: {name: " + name + ", namespace: " + ns + "}\n"
+         "spec:\n  host: reviews.bar.svc.cluster.local\n  subsets: [{name: " + subset + "}]\n" +
+         extra + "---\n";
+}
+
+// The subsets reviews:9080 got, i.e. which rule won.
+std::vector<std::string> Subsets(const MeshLoadResult& result) {
+  std::vector<std::string> out;
+  if (!result.table) return {"<no table>"};
+  for (const Cluster& c : result.table->clusters()) {
+    if (c.port == 9080 && !c.subset.empty()) out.push_back(c.subset);
+  }
+  return out;
+}
+
+TEST(DestinationRuleNamespaceTest, ServiceNamespaceBeatsRootNamespace) {
+  const MeshLoadResult result =
+      LoadYaml(kReviews + NsDr("istio-system", "root", "from-root") + NsDr("bar", "svc", "from-bar"));
+  EXPECT_EQ(Subsets(result), std::vector<std::string>{"from-bar"});
+  EXPECT_EQ(result.warnings[0],
+            "t.yaml:17:9: DestinationRule istio-system/root: spec.host: no effect: every service it "
+            "matches (such as \"reviews.bar.svc.cluster.local\") takes a more specific or "
+            "higher-priority rule");
+}
+
+TEST(DestinationRuleNamespaceTest, RootNamespaceRuleAppliesWhenTheServiceNamespaceHasNone) {
+  EXPECT_EQ(Subsets(LoadYaml(kReviews + NsDr("istio-system", "root", "from-root"))),
+            std::vector<std::string>{"from-root"});
+}
+
+TEST(DestinationRuleNamespaceTest, RootPrivateRuleBeatsTheServiceNamespace) {
+  // A gateway in the root namespace reads the root's exportTo "." rules first.
+  const MeshLoadResult result = LoadYaml(
+      kReviews + NsDr("bar", "svc", "from-bar") +
+      NsDr("istio-system", "private", "from-root-private", "  exportTo: [\".\"]\n"));
+  EXPECT_EQ(Subsets(result), std::vector<std::string>{"from-root-private"});
+}
+
+TEST(DestinationRuleNamespaceTest, RuleNotExportedToTheGatewayIsIgnoredWithAWarning) {
+  const MeshLoadResult result =
+      LoadYaml(kReviews + NsDr("bar", "private", "from-bar", "  exportTo: [\".\"]\n"));
+  EXPECT_EQ(Subsets(result), std::vector<std::string>{});
+  EXPECT_EQ(result.warnings[0],
+            "t.yaml:19:3: DestinationRule bar/private: spec.exportTo: not exported to the gateway's "
+            "namespace \"istio-system\", so Istio's gateway would not apply it either; ignored");
+  // Exported by name, it applies.
+  EXPECT_EQ(Subsets(LoadYaml(kReviews + NsDr("bar", "named", "from-bar",
+                                              "  exportTo: [istio-system]\n"))),
+            std::vector<std::string>{"from-bar"});
+}
+
+TEST(DestinationRuleNamespaceTest, ThirdNamespaceRuleHasNoEffectOnTheGateway) {
+  const MeshLoadResult result = LoadYaml(kReviews + NsDr("foo", "client-side", "from-foo"));
+  EXPECT_EQ(Subsets(result), std::vector<std::string>{});
+  EXPECT_EQ(result.warnings[0],
+            "t.yaml:17:9: DestinationRule foo/client-side: spec.host: no effect on "
+            "\"reviews.bar.svc.cluster.local\": Istio's gateway takes rules only from its own "
+            "namespace (istio-system), the service's (bar) and the root namespace (istio-system), "
+            "not from \"foo\"");
+}
+
+TEST(DestinationRuleNamespaceTest, GatewayOutsideTheRootNamespaceReadsItsOwnNamespaceFirst) {
+  MeshLoadOptions options;
+  options.gateway_namespace = "gw";
+  const std::string yaml = kReviews + NsDr("bar", "svc", "from-bar") +
+                           NsDr("gw", "own", "from-gw", "  exportTo: [\".\"]\n");
+  const MeshLoadResult result = LoadMeshFromString(yaml, "t.yaml", {}, options);
+  EXPECT_EQ(Subsets(result), std::vector<std::string>{"from-gw"});
 }
 
 // --- The policy merge ------------------------------------------------------------------

@@ -69,6 +69,26 @@ TEST(GatewayConfigTest, LoadsEveryKeyFromFile) {
             (std::vector<std::string>{Data("mesh/gateway/../httpbin-bar.yaml"),
                                       Data("mesh/gateway/../dir/"), "/etc/meshgate/extra.yaml"}));
   EXPECT_EQ(config->log_level, "debug");
+  EXPECT_EQ(config->gateway_namespace, "eastwest");
+  EXPECT_EQ(GatewayNamespace(*config), "eastwest");
+  EXPECT_EQ(config->root_namespace, "istio-config");
+  EXPECT_EQ(config->cluster_domain, "cluster2.example");
+  EXPECT_EQ(config->dns.servers, (std::vector<std::string>{"127.0.0.1:5353", "::1", "[::1]:53"}));
+  EXPECT_EQ(config->dns.min_ttl, 5s);
+  EXPECT_EQ(config->dns.max_ttl, 10min);
+}
+
+TEST(GatewayConfigTest, GatewayNamespaceFallsBackToPodNamespaceThenIstioSystem) {
+  GatewayConfig config;
+  ::unsetenv("POD_NAMESPACE");
+  EXPECT_EQ(GatewayNamespace(config), "istio-system");
+  ::setenv("POD_NAMESPACE", "eastwest", 1);
+  EXPECT_EQ(GatewayNamespace(config), "eastwest");
+  ::setenv("POD_NAMESPACE", "Not A Namespace", 1);
+  EXPECT_EQ(GatewayNamespace(config), "istio-system");
+  config.gateway_namespace = "explicit";
+  EXPECT_EQ(GatewayNamespace(config), "explicit");
+  ::unsetenv("POD_NAMESPACE");
 }
 
 TEST(GatewayConfigTest, ConfigFileToRoutedConnection) {
@@ -108,7 +128,15 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
           "error, off)\n" +
           p +
           "15:1: listenAddress: unknown field (expected one of: listen, threads, timeouts, "
-          "maxHelloBytes, maxConnectAttempts, relay, sniRewrites, mesh, logLevel)");
+          "maxHelloBytes, maxConnectAttempts, relay, sniRewrites, mesh, logLevel, namespace, "
+          "rootNamespace, clusterDomain, dns)\n" +
+          p + "16:12: namespace: \"Istio_System\" is not a namespace name (lowercase letters, "
+          "digits, '-', at most 63)\n" +
+          p + "17:16: clusterDomain: \"bad..domain\" is not a domain: empty label\n" +
+          p + "18:6: dns: minTtl must not exceed maxTtl\n" +
+          p + "18:17: dns.servers[0]: \"localhost\" is not an IP address (ip, ip:port or "
+          "[ipv6]:port)\n" +
+          p + "18:28: dns.servers[1]: \"10.0.0.1:0\": port 0");
 }
 
 TEST(GatewayConfigTest, MissingFile) {
