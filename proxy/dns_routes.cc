@@ -1,5 +1,7 @@
 #include "proxy/dns_routes.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_set.h"
 #include "spdlog/spdlog.h"
 
@@ -73,9 +75,14 @@ std::shared_ptr<const config::RouteTable> DnsRoutes::Resolve(
     for (const config::Endpoint& name : c.dns_endpoints) {
       const auto it = answers.find(name.hostname);
       if (it == answers.end()) continue;
-      for (const std::string& address : it->second) {
+      // DNS_ROUND_ROBIN is Envoy's LOGICAL_DNS: new connections go to the first
+      // address of the latest answer (the resolver's own rotation spreads them).
+      const size_t take = c.resolution == config::Resolution::kDnsRoundRobin
+                              ? std::min<size_t>(1, it->second.size())
+                              : it->second.size();
+      for (size_t i = 0; i < take; ++i) {
         config::Endpoint resolved = name;  // port, labels, weight, locality carry over
-        resolved.address = address;
+        resolved.address = it->second[i];
         c.endpoints.push_back(std::move(resolved));
       }
     }
