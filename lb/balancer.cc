@@ -1,29 +1,390 @@
 #include "lb/balancer.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace meshgate::lb {
 
-int RoundRobin::Pick(const config::Cluster& cluster, std::span<const uint32_t> tried) {
-  const auto n = static_cast<uint32_t>(cluster.endpoints.size());
-  if (n == 0) return kNoEndpoint;
-  // Grows once per new cluster id, never on the steady-state pick path.
-  if (cluster.id >= next_.size()) next_.resize(cluster.id + 1, 0);
-  uint32_t& next = next_[cluster.id];
-  for (uint32_t step = 0; step < n; ++step) {
-    const uint32_t candidate = (next + step) % n;
-    // A not-ready endpoint keeps its index but takes no new connections.
-    if (!cluster.endpoints[candidate].ready) continue;
-    if (std::find(tried.begin(), tried.end(), candidate) == tried.end()) {
-      // Only a connection's first pick advances the rotation: a retry must
-      // not pull the next connection back onto the endpoint that just failed.
-      if (tried.empty()) next = (candidate + 1) % n;
-      return static_cast<int>(candidate);
-    }
+namespace {
+
+using Simple = config::LoadBalancerPolicy::Simple;
+using Algorithm = config::ConsistentHashLb::Algorithm;
+
+uint64_t Mix(uint64_t x) {  // 64-bit finalizer (splitmix64)
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+bool Tried(std::span<const uint32_t> tried, size_t i) {
+  return std::find(tried.begin(), tried.end(), static_cast<uint32_t>(i)) != tried.end();
+}
+
+bool Eligible(const ClusterState& state, bool panic, std::span<const uint32_t> tried, size_t i) {
+  return state.Usable(i, panic) && !Tried(tried, i);
+}
+
+// Per-balancer random stream: the worker's own, no shared state.
+class Random {
+ public:
+  explicit Random(uint64_t seed) : state_(seed) {}
+  uint64_t Next() { return Mix(state_ += 0x9e3779b97f4a7c15ULL); }
+  // Uniform in [0, n) (Lemire's multiply-shift; the tiny bias is irrelevant here).
+  uint64_t Below(uint64_t n) {
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >> 64);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+bool EqualWeights(const config::Cluster& cluster) {
+  for (const config::Endpoint& e : cluster.endpoints) {
+    if (e.weight != cluster.endpoints.front().weight) return false;
+  }
+  return true;
+}
+
+uint32_t Weight(const config::Endpoint& e) { return std::max<uint32_t>(e.weight, 1); }
+
+std::string EndpointKey(const config::Endpoint& e) {
+  return e.address + ":" + std::to_string(e.port);
+}
+
+// When no eligible endpoint was found the fast way: one linear pass from a
+// given start (bounded by the endpoint count, taken only in rare states).
+int Scan(const ClusterState& state, bool panic, std::span<const uint32_t> tried, size_t start) {
+  const size_t n = state.size();
+  for (size_t step = 0; step < n; ++step) {
+    const size_t i = (start + step) % n;
+    if (Eligible(state, panic, tried, i)) return static_cast<int>(i);
   }
   return kNoEndpoint;
 }
 
-std::unique_ptr<Balancer> MakeRoundRobin() { return std::make_unique<RoundRobin>(); }
+// --- ROUND_ROBIN ----------------------------------------------------------------------
+// Equal weights: a cursor. Unequal weights: earliest-deadline-first, as Envoy
+// does: each endpoint's next deadline advances by 1/weight when it is picked,
+// which interleaves heavy and light endpoints smoothly (no bursts) in O(log n).
+class RoundRobinBalancer final : public Balancer {
+ public:
+  explicit RoundRobinBalancer(const config::Cluster& cluster)
+      : n_(cluster.endpoints.size()), weighted_(!EqualWeights(cluster)) {
+    if (!weighted_) return;
+    heap_.reserve(n_);
+    for (size_t i = 0; i < n_; ++i) {
+      const double step = 1.0 / Weight(cluster.endpoints[i]);
+      // Staggered first deadlines: endpoints of equal weight don't all come due
+      // together, which would leave the heavy ones to run in bursts between.
+      const double phase = (static_cast<double>(i) + 0.5) / static_cast<double>(n_);
+      heap_.push_back({step * phase, step, static_cast<uint32_t>(i)});
+    }
+    std::make_heap(heap_.begin(), heap_.end(), Later);
+  }
+
+  int Pick(const ClusterState& state, const PickContext& ctx) override {
+    if (n_ == 0) return kNoEndpoint;
+    const bool panic = state.Panic();
+    if (!weighted_) {
+      for (size_t step = 0; step < n_; ++step) {
+        const size_t i = (next_ + step) % n_;
+        if (!Eligible(state, panic, ctx.tried, i)) continue;
+        // Only a connection's first pick advances the rotation: a retry must
+        // not pull the next connection back onto the endpoint that just failed.
+        if (ctx.tried.empty()) next_ = (i + 1) % n_;
+        return static_cast<int>(i);
+      }
+      return kNoEndpoint;
+    }
+    for (size_t step = 0; step < n_; ++step) {
+      // Take the earliest deadline and push it back by its step (one sift).
+      std::pop_heap(heap_.begin(), heap_.end(), Later);
+      Entry& e = heap_.back();
+      e.deadline += e.step;
+      const uint32_t i = e.index;
+      std::push_heap(heap_.begin(), heap_.end(), Later);
+      if (Eligible(state, panic, ctx.tried, i)) return static_cast<int>(i);
+    }
+    return Scan(state, panic, ctx.tried, 0);
+  }
+
+ private:
+  struct Entry {
+    double deadline;
+    double step;
+    uint32_t index;
+  };
+  static bool Later(const Entry& a, const Entry& b) {
+    return a.deadline > b.deadline || (a.deadline == b.deadline && a.index > b.index);
+  }
+
+  size_t n_;
+  bool weighted_;
+  size_t next_ = 0;
+  std::vector<Entry> heap_;
+};
+
+// --- RANDOM and LEAST_REQUEST ----------------------------------------------------------
+// Weighted draws by binary search over cumulative weights (a plain index when
+// weights are equal).
+class WeightedDraw {
+ public:
+  explicit WeightedDraw(const config::Cluster& cluster) : equal_(EqualWeights(cluster)) {
+    if (equal_) {
+      n_ = cluster.endpoints.size();
+      return;
+    }
+    uint64_t sum = 0;
+    for (const config::Endpoint& e : cluster.endpoints) cumulative_.push_back(sum += Weight(e));
+    n_ = cumulative_.size();
+  }
+  size_t Draw(Random& rng) const {
+    if (equal_) return rng.Below(n_);
+    const uint64_t x = rng.Below(cumulative_.back());
+    return std::upper_bound(cumulative_.begin(), cumulative_.end(), x) - cumulative_.begin();
+  }
+  size_t size() const { return n_; }
+
+ private:
+  bool equal_;
+  size_t n_ = 0;
+  std::vector<uint64_t> cumulative_;
+};
+
+// A few draws find an eligible endpoint unless most are out, and then the
+// cluster is in panic or nearly empty: fall back to a scan.
+constexpr int kDraws = 8;
+
+class RandomBalancer final : public Balancer {
+ public:
+  explicit RandomBalancer(const config::Cluster& cluster)
+      : draw_(cluster), rng_(reinterpret_cast<uintptr_t>(this)) {}
+
+  int Pick(const ClusterState& state, const PickContext& ctx) override {
+    if (draw_.size() == 0) return kNoEndpoint;
+    const bool panic = state.Panic();
+    for (int attempt = 0; attempt < kDraws; ++attempt) {
+      const size_t i = draw_.Draw(rng_);
+      if (Eligible(state, panic, ctx.tried, i)) return static_cast<int>(i);
+    }
+    return Scan(state, panic, ctx.tried, rng_.Below(draw_.size()));
+  }
+
+ private:
+  WeightedDraw draw_;
+  Random rng_;
+};
+
+// Power of two choices: of two weighted draws, the one with fewer active
+// connections per unit of weight.
+class LeastRequestBalancer final : public Balancer {
+ public:
+  explicit LeastRequestBalancer(const config::Cluster& cluster)
+      : cluster_(cluster), draw_(cluster), rng_(reinterpret_cast<uintptr_t>(this)) {}
+
+  int Pick(const ClusterState& state, const PickContext& ctx) override {
+    if (draw_.size() == 0) return kNoEndpoint;
+    const bool panic = state.Panic();
+    int first = kNoEndpoint;
+    for (int attempt = 0; attempt < 2 * kDraws; ++attempt) {
+      const size_t i = draw_.Draw(rng_);
+      if (!Eligible(state, panic, ctx.tried, i)) continue;
+      if (first == kNoEndpoint) {
+        first = static_cast<int>(i);
+        continue;
+      }
+      return Lighter(state, static_cast<size_t>(first), i);
+    }
+    if (first != kNoEndpoint) return first;
+    return Scan(state, panic, ctx.tried, rng_.Below(draw_.size()));
+  }
+
+ private:
+  int Lighter(const ClusterState& state, size_t a, size_t b) const {
+    // active_a / w_a <= active_b / w_b, without division.
+    const uint64_t load_a = uint64_t{state.endpoint(a).active.load(std::memory_order_relaxed)} *
+                            Weight(cluster_.endpoints[b]);
+    const uint64_t load_b = uint64_t{state.endpoint(b).active.load(std::memory_order_relaxed)} *
+                            Weight(cluster_.endpoints[a]);
+    return static_cast<int>(load_a <= load_b ? a : b);
+  }
+
+  const config::Cluster& cluster_;
+  WeightedDraw draw_;
+  Random rng_;
+};
+
+// --- consistentHash ----------------------------------------------------------------------
+// Both tables map a key to an endpoint; when that endpoint can't be used the
+// next entries are tried, so the keys of healthy endpoints never move.
+class RingHashBalancer final : public Balancer {
+ public:
+  // Envoy's bounds for the ring size.
+  static constexpr uint64_t kMaxRing = 8 * 1024 * 1024;
+
+  RingHashBalancer(const config::Cluster& cluster, uint64_t minimum_ring_size) {
+    const size_t n = cluster.endpoints.size();
+    if (n == 0) return;
+    uint64_t total_weight = 0;
+    for (const config::Endpoint& e : cluster.endpoints) total_weight += Weight(e);
+    // Points per unit of weight, rounded up to a power of two: adding or
+    // removing an endpoint then rarely changes anyone else's points, so only
+    // its own keys move (Envoy rescales every endpoint instead).
+    uint64_t per_weight = 1;
+    while (per_weight * total_weight < minimum_ring_size && per_weight * total_weight < kMaxRing) {
+      per_weight *= 2;
+    }
+    per_weight = std::max<uint64_t>(1, std::min(per_weight, kMaxRing / total_weight));
+    for (size_t i = 0; i < n; ++i) {
+      const std::string key = EndpointKey(cluster.endpoints[i]);
+      const uint64_t copies = per_weight * Weight(cluster.endpoints[i]);
+      for (uint64_t c = 0; c < copies; ++c) {
+        ring_.push_back({Hash64(key, c), static_cast<uint32_t>(i)});
+      }
+    }
+    std::sort(ring_.begin(), ring_.end(), [](const Point& a, const Point& b) {
+      return a.hash < b.hash || (a.hash == b.hash && a.index < b.index);
+    });
+  }
+
+  int Pick(const ClusterState& state, const PickContext& ctx) override {
+    if (ring_.empty()) return kNoEndpoint;
+    const bool panic = state.Panic();
+    size_t at = std::lower_bound(ring_.begin(), ring_.end(), ctx.hash,
+                                 [](const Point& p, uint64_t h) { return p.hash < h; }) -
+                ring_.begin();
+    for (size_t step = 0; step < ring_.size(); ++step, ++at) {
+      const uint32_t i = ring_[at % ring_.size()].index;
+      if (Eligible(state, panic, ctx.tried, i)) return static_cast<int>(i);
+    }
+    return kNoEndpoint;
+  }
+
+  size_t ring_size() const { return ring_.size(); }
+
+ private:
+  struct Point {
+    uint64_t hash;
+    uint32_t index;
+  };
+  std::vector<Point> ring_;
+};
+
+// Maglev (Eisenbud et al., NSDI 2016), weighted: each endpoint walks its own
+// permutation of the table and claims free slots, endpoints taking turns in
+// proportion to their weights, until the table is full.
+class MaglevBalancer final : public Balancer {
+ public:
+  MaglevBalancer(const config::Cluster& cluster, uint64_t table_size) {
+    const size_t n = cluster.endpoints.size();
+    if (n == 0) return;
+    const uint64_t m = table_size;
+    table_.assign(m, std::numeric_limits<uint32_t>::max());
+    std::vector<uint64_t> offset(n), skip(n), next(n, 0);
+    uint32_t max_weight = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const std::string key = EndpointKey(cluster.endpoints[i]);
+      offset[i] = Hash64(key, 0x6d61676c6576) % m;              // "maglev"
+      skip[i] = Hash64(key, 0x736b6970) % (m - 1) + 1;           // "skip"
+      max_weight = std::max(max_weight, Weight(cluster.endpoints[i]));
+    }
+    std::vector<double> credit(n, 0);
+    uint64_t filled = 0;
+    while (filled < m) {
+      for (size_t i = 0; i < n && filled < m; ++i) {
+        // An endpoint of weight w claims a slot in w/max_weight of the rounds.
+        credit[i] += static_cast<double>(Weight(cluster.endpoints[i])) / max_weight;
+        if (credit[i] < 1.0) continue;
+        credit[i] -= 1.0;
+        uint64_t slot;
+        do {
+          slot = (offset[i] + next[i] * skip[i]) % m;
+          ++next[i];
+        } while (table_[slot] != std::numeric_limits<uint32_t>::max());
+        table_[slot] = static_cast<uint32_t>(i);
+        ++filled;
+      }
+    }
+  }
+
+  int Pick(const ClusterState& state, const PickContext& ctx) override {
+    if (table_.empty()) return kNoEndpoint;
+    const bool panic = state.Panic();
+    const size_t m = table_.size();
+    size_t at = ctx.hash % m;
+    for (size_t step = 0; step < m; ++step, ++at) {
+      const uint32_t i = table_[at % m];
+      if (Eligible(state, panic, ctx.tried, i)) return static_cast<int>(i);
+    }
+    return kNoEndpoint;
+  }
+
+ private:
+  std::vector<uint32_t> table_;
+};
+
+uint64_t NextPrime(uint64_t n) {
+  auto prime = [](uint64_t x) {
+    if (x < 2) return false;
+    for (uint64_t d = 2; d * d <= x; ++d) {
+      if (x % d == 0) return false;
+    }
+    return true;
+  };
+  while (!prime(n)) ++n;
+  return n;
+}
+
+}  // namespace
+
+uint64_t Hash64(std::string_view bytes, uint64_t seed) {
+  uint64_t h = 0xcbf29ce484222325ULL ^ Mix(seed);  // FNV-1a, then a full mix
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return Mix(h);
+}
+
+std::string_view PolicyName(const config::Cluster& cluster) {
+  const auto& lb = cluster.policy.load_balancer;
+  if (!lb) return "ROUND_ROBIN";
+  if (lb->consistent_hash) {
+    return lb->consistent_hash->algorithm == Algorithm::kMaglev ? "MAGLEV" : "RING_HASH";
+  }
+  switch (lb->simple) {
+    case Simple::kLeastRequest:
+      return "LEAST_REQUEST";
+    case Simple::kRandom:
+      return "RANDOM";
+    default:
+      return "ROUND_ROBIN";
+  }
+}
+
+std::unique_ptr<Balancer> MakeBalancer(const config::Cluster& cluster) {
+  const auto& lb = cluster.policy.load_balancer;
+  if (lb && lb->consistent_hash) {
+    const config::ConsistentHashLb& hash = *lb->consistent_hash;
+    if (hash.algorithm == Algorithm::kMaglev) {
+      // The table must be a prime larger than the endpoint count.
+      const uint64_t size = NextPrime(std::max<uint64_t>(hash.maglev_table_size,
+                                                         cluster.endpoints.size() * 2 + 1));
+      return std::make_unique<MaglevBalancer>(cluster, size);
+    }
+    return std::make_unique<RingHashBalancer>(cluster, hash.minimum_ring_size);
+  }
+  const Simple simple = lb ? lb->simple : Simple::kUnspecified;
+  if (simple == Simple::kLeastRequest) return std::make_unique<LeastRequestBalancer>(cluster);
+  if (simple == Simple::kRandom) return std::make_unique<RandomBalancer>(cluster);
+  return std::make_unique<RoundRobinBalancer>(cluster);
+}
 
 }  // namespace meshgate::lb

@@ -1,37 +1,51 @@
-// Endpoint selection for one cluster. Pure code: no sockets, no clocks.
-// One instance per worker thread, so picks need no lock.
+// Endpoint selection for one cluster, driven by its DestinationRule
+// loadBalancer policy. Pure code: no sockets, no clocks.
+//
+// One Balancer per (worker, cluster): its rotation, tables and random state
+// are the worker's own, so a pick takes no lock; what workers share (active
+// connections, health) is in ClusterState, read with relaxed atomics. A pick
+// neither allocates nor locks; building a balancer (a ring or Maglev table) is
+// done once, on the worker's first pick for that cluster of a table version.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
-#include <vector>
+#include <string_view>
 
 #include "config/route_table.h"
+#include "lb/cluster_state.h"
 
 namespace meshgate::lb {
 
 inline constexpr int kNoEndpoint = -1;
 
+struct PickContext {
+  uint64_t hash = 0;                  // the client's source IP, for consistentHash
+  std::span<const uint32_t> tried;    // endpoints this connection already failed to reach
+};
+
 class Balancer {
  public:
   virtual ~Balancer() = default;
-  // Index into cluster.endpoints, skipping not-ready endpoints and indices in
-  // `tried` (endpoints this connection already failed to reach), or
-  // kNoEndpoint when none is left.
-  virtual int Pick(const config::Cluster& cluster, std::span<const uint32_t> tried) = 0;
+  // Index into cluster.endpoints of a usable endpoint not in `tried`, or
+  // kNoEndpoint when none is left. Usable means healthy, or only ready while
+  // the cluster is in panic (too few healthy endpoints).
+  virtual int Pick(const ClusterState& state, const PickContext& ctx) = 0;
 };
 
-// Plain round robin per cluster. Weighted and health-aware balancers replace
-// it behind the same interface.
-class RoundRobin final : public Balancer {
- public:
-  int Pick(const config::Cluster& cluster, std::span<const uint32_t> tried) override;
+// The balancer the cluster's policy asks for. ROUND_ROBIN (the default) is
+// smooth weighted round robin; LEAST_REQUEST power-of-two-choices; RANDOM
+// weighted random; consistentHash a ring hash or Maglev table over the
+// endpoints' addresses. PASSTHROUGH has no meaning behind a gateway that picks
+// the endpoint itself, and is served as ROUND_ROBIN.
+std::unique_ptr<Balancer> MakeBalancer(const config::Cluster& cluster);
 
- private:
-  std::vector<uint32_t> next_;  // indexed by Cluster::id
-};
+// "ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV".
+std::string_view PolicyName(const config::Cluster& cluster);
 
-std::unique_ptr<Balancer> MakeRoundRobin();
+// Deterministic 64-bit hash (same in every process and on every worker), for
+// endpoint positions on a ring and for the client's source address.
+uint64_t Hash64(std::string_view bytes, uint64_t seed = 0);
 
 }  // namespace meshgate::lb

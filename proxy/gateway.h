@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "config/gateway_config.h"
 #include "config/route_table.h"
+#include "lb/cluster_state.h"
 
 namespace meshgate::proxy {
 
@@ -45,6 +46,9 @@ class Gateway {
   // Thread-safe. New connections use `table` from now on; open sessions keep
   // the table they started with, so a reload never touches them.
   void UpdateTable(std::shared_ptr<const config::RouteTable> table);
+  // Every cluster's endpoints with health, weight, locality and connections
+  // (for the admin API). Call on the control thread, or after Run() returns.
+  std::vector<lb::ClusterView> Clusters() const;
   // Thread-safe; makes Run() return.
   void Stop();
 
@@ -54,6 +58,7 @@ class Gateway {
   std::string StatsSummary() const;
 
  private:
+  void SweepEjections();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,5 +1,7 @@
 #include "proxy/session.h"
 
+#include <limits>
+
 #include "proxy/net.h"
 
 #include <netinet/in.h>
@@ -51,6 +53,8 @@ Session::Session(asio::ip::tcp::socket socket, const WorkerContext& ctx)
 Session::~Session() {
   ctx_.stats->downstream_cx_active.Dec();
   if (upstream_active_) ctx_.stats->upstream_cx_active.Dec();
+  if (endpoint_active_) cluster_state_->endpoint(endpoint_).active.fetch_sub(1, std::memory_order_relaxed);
+  if (holds_cluster_slot_) cluster_state_->Release();
 }
 
 void Session::Start() {
@@ -118,7 +122,7 @@ void Session::OnReadHello(const error_code& ec, size_t n) {
 void Session::OnHello() {
   const sni::ClientHello& hello = parser_.hello();
   if (hello.has_server_name) ctx_.stats->hello_ok.Inc();
-  const config::RouteResult route = ctx_.table->Route(hello.server_name);
+  const config::RouteResult route = ctx_.routes->table->Route(hello.server_name);
   if (route.miss != config::RouteMiss::kNone) {
     ctx_.stats->route_miss[static_cast<size_t>(route.miss)].Inc();
     return Reject(Termination::kNoRoute,
@@ -129,12 +133,40 @@ void Session::OnHello() {
   if (cluster_->endpoints.empty()) {
     return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no endpoints", cluster_->name));
   }
+  cluster_state_ = &ctx_.routes->health->cluster(cluster_->id);
+  const auto& pool = cluster_->policy.connection_pool;
+  const uint32_t cap = pool && pool->max_connections ? *pool->max_connections
+                                                     : std::numeric_limits<uint32_t>::max();
+  if (!cluster_state_->TryAcquire(cap)) {
+    ctx_.stats->upstream_cx_overflow.Inc();
+    return Reject(Termination::kUpstreamOverflow,
+                  fmt::format("cluster {}: {} connections open (connectionPool.tcp.maxConnections)",
+                              cluster_->name, cap));
+  }
+  holds_cluster_slot_ = true;
+  const auto& lb_policy = cluster_->policy.load_balancer;
+  if (lb_policy && lb_policy->consistent_hash) {
+    error_code ec;
+    const auto remote = down_.remote_endpoint(ec);
+    if (!ec) client_hash_ = lb::Hash64(remote.address().to_string());
+  }
   DoConnect();
+}
+
+std::chrono::milliseconds Session::ConnectTimeout() const {
+  const auto& pool = cluster_->policy.connection_pool;
+  return pool && pool->connect_timeout ? *pool->connect_timeout : ctx_.config->connect_timeout;
+}
+
+void Session::ReleaseEndpoint() {
+  if (!endpoint_active_) return;
+  cluster_state_->endpoint(endpoint_).active.fetch_sub(1, std::memory_order_relaxed);
+  endpoint_active_ = false;
 }
 
 void Session::DoConnect() {
   const int idx = static_cast<int>(tried_.size()) < ctx_.config->max_connect_attempts
-                      ? ctx_.balancer->Pick(*cluster_, tried_)
+                      ? ctx_.routes->BalancerFor(*cluster_).Pick(*cluster_state_, {client_hash_, tried_})
                       : lb::kNoEndpoint;
   if (idx == lb::kNoEndpoint && tried_.empty()) {
     return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no ready endpoint", cluster_->name));
@@ -146,16 +178,19 @@ void Session::DoConnect() {
   if (!tried_.empty()) ctx_.stats->upstream_connect_retry.Inc();
   tried_.push_back(static_cast<uint32_t>(idx));
   endpoint_ = idx;
+  cluster_state_->endpoint(idx).active.fetch_add(1, std::memory_order_relaxed);
+  endpoint_active_ = true;
   const config::Endpoint& ep = cluster_->endpoints[idx];
   error_code ec;
   const auto address = asio::ip::make_address(ep.address, ec);
   if (ec) {  // config validates addresses; defensive only
     ctx_.stats->upstream_connect_fail.Inc();
+    ReleaseEndpoint();
     return DoConnect();
   }
   connect_timed_out_ = false;
   up_ = asio::ip::tcp::socket(down_.get_executor());
-  ArmTimer(ctx_.config->connect_timeout, [this] {
+  ArmTimer(ConnectTimeout(), [this] {
     connect_timed_out_ = true;
     error_code ignored;
     up_.close(ignored);  // completes the connect with operation_aborted
@@ -183,8 +218,24 @@ void Session::OnConnect(const error_code& ec) {
     }
     error_code ignored;
     up_.close(ignored);
+    ReleaseEndpoint();
+    if (const auto& od = cluster_->policy.outlier_detection) {
+      const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              Clock::now().time_since_epoch()).count();
+      if (cluster_state_->OnConnectFailure(endpoint_, *od, now) == lb::HealthChange::kEjected) {
+        ctx_.stats->upstream_ejections.Inc();
+        spdlog::warn("cluster {}: endpoint {}:{} ejected after {} consecutive connect failures "
+                     "(ejection #{}, {} of {} endpoints out)",
+                     cluster_->name, ep.address, ep.port,
+                     od->consecutive_gateway_errors.value_or(od->consecutive_5xx_errors),
+                     cluster_state_->endpoint(endpoint_).ejections.load(std::memory_order_relaxed),
+                     cluster_state_->ejected_count(), cluster_state_->size());
+      }
+    }
     return DoConnect();
   }
+  cluster_state_->OnConnectSuccess(endpoint_);
+  cluster_state_->endpoint(endpoint_).total.fetch_add(1, std::memory_order_relaxed);
   // From here the idle timeout applies, also while the hello is written to
   // an upstream that may not read it.
   last_activity_ = Clock::now();

@@ -22,11 +22,26 @@
 
 namespace meshgate::proxy {
 
+// One route table version as a worker uses it: the table, the endpoint
+// health all workers share for it, and this worker's balancers for its
+// clusters (built on first use). Sessions keep the version they started with.
+struct WorkerRoutes {
+  WorkerRoutes(std::shared_ptr<const config::RouteTable> t, std::shared_ptr<lb::HealthTable> h)
+      : table(std::move(t)), health(std::move(h)), balancers(table->clusters().size()) {}
+  lb::Balancer& BalancerFor(const config::Cluster& cluster) {
+    auto& b = balancers[cluster.id];
+    if (!b) b = lb::MakeBalancer(cluster);
+    return *b;
+  }
+  std::shared_ptr<const config::RouteTable> table;
+  std::shared_ptr<lb::HealthTable> health;
+  std::vector<std::unique_ptr<lb::Balancer>> balancers;  // by Cluster::id
+};
+
 // What a worker lends every session it accepts. Outlives the sessions.
 struct WorkerContext {
   const config::GatewayConfig* config = nullptr;
-  std::shared_ptr<const config::RouteTable> table;
-  lb::Balancer* balancer = nullptr;
+  std::shared_ptr<WorkerRoutes> routes;
   ProxyStats* stats = nullptr;
   PipePool* pipes = nullptr;
   LogLimiter* log_limiter = nullptr;
@@ -45,6 +60,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnReadHello(const boost::system::error_code& ec, size_t n);
   void OnHello();
   void DoConnect();
+  std::chrono::milliseconds ConnectTimeout() const;
+  void ReleaseEndpoint();
   void OnConnect(const boost::system::error_code& ec);
   void DoWriteHello();
   void OnWriteHello(const boost::system::error_code& ec, size_t n);
@@ -72,8 +89,12 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t hello_len_ = 0;
 
   const config::Cluster* cluster_ = nullptr;
+  lb::ClusterState* cluster_state_ = nullptr;
+  bool holds_cluster_slot_ = false;  // counted in cluster_state_->active()
+  uint64_t client_hash_ = 0;         // source IP, for consistentHash
   std::vector<uint32_t> tried_;      // endpoint indices attempted
   int endpoint_ = -1;
+  bool endpoint_active_ = false;     // counted in the endpoint's active()
   bool connect_timed_out_ = false;
 
   std::unique_ptr<Flow> down_to_up_;

@@ -31,6 +31,7 @@ class Counter {
   X(kHelloClosed, "hello_closed")      /* client left before a hello */ \
   X(kNoEndpoints, "no_endpoints")                                       \
   X(kUpstreamConnectFailed, "upstream_connect_failed")                  \
+  X(kUpstreamOverflow, "upstream_overflow")  /* maxConnections */         \
   X(kIdleTimeout, "idle_timeout")                                       \
   X(kDownstreamClose, "downstream_close")                               \
   X(kUpstreamClose, "upstream_close")                                   \
@@ -56,6 +57,8 @@ std::string_view ToString(Termination t);
   X(upstream_connect_fail)                                         \
   X(upstream_connect_timeout)                                      \
   X(upstream_connect_retry)                                        \
+  X(upstream_cx_overflow)     /* refused: maxConnections */        \
+  X(upstream_ejections)       /* outlier detection */              \
   X(bytes_downstream_to_upstream)                                  \
   X(bytes_upstream_to_downstream)
 
