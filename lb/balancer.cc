@@ -70,64 +70,97 @@ int Scan(const ClusterState& state, bool panic, std::span<const uint32_t> tried,
 }
 
 // --- ROUND_ROBIN ----------------------------------------------------------------------
-// Equal weights: a cursor. Unequal weights: earliest-deadline-first, as Envoy
-// does: each endpoint's next deadline advances by 1/weight when it is picked,
-// which interleaves heavy and light endpoints smoothly (no bursts) in O(log n).
+// Smooth weighted round robin as earliest-deadline-first (Envoy's approach):
+// each pick goes to the earliest deadline, which then advances by 1/weight, so
+// heavy and light endpoints interleave instead of running in bursts.
+//
+// Endpoints of equal weight are one group: a group of k endpoints of weight w
+// is scheduled as one entry of weight k*w that rotates through its members.
+// The schedule is the same, and the heap holds one entry per distinct weight
+// (one entry in all when weights are equal, the common case), so a pick costs
+// O(log d) for d distinct weights instead of O(log n).
 class RoundRobinBalancer final : public Balancer {
  public:
-  explicit RoundRobinBalancer(const config::Cluster& cluster)
-      : n_(cluster.endpoints.size()), weighted_(!EqualWeights(cluster)) {
-    if (!weighted_) return;
-    heap_.reserve(n_);
+  explicit RoundRobinBalancer(const config::Cluster& cluster) : n_(cluster.endpoints.size()) {
+    std::vector<std::pair<uint32_t, uint32_t>> by_weight;  // (weight, endpoint)
     for (size_t i = 0; i < n_; ++i) {
-      const double step = 1.0 / Weight(cluster.endpoints[i]);
-      // Staggered first deadlines: endpoints of equal weight don't all come due
-      // together, which would leave the heavy ones to run in bursts between.
-      const double phase = (static_cast<double>(i) + 0.5) / static_cast<double>(n_);
-      heap_.push_back({step * phase, step, static_cast<uint32_t>(i)});
+      by_weight.emplace_back(Weight(cluster.endpoints[i]), static_cast<uint32_t>(i));
     }
-    std::make_heap(heap_.begin(), heap_.end(), Later);
+    std::stable_sort(by_weight.begin(), by_weight.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t i = 0; i < by_weight.size(); ++i) {
+      if (i == 0 || by_weight[i].first != by_weight[i - 1].first) groups_.emplace_back();
+      groups_.back().members.push_back(by_weight[i].second);
+      groups_.back().weight = by_weight[i].first;
+    }
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      Group& group = groups_[g];
+      group.step = 1.0 / (static_cast<double>(group.weight) * group.members.size());
+      // Staggered first deadlines, so groups don't all come due together.
+      const double phase = (static_cast<double>(g) + 0.5) / static_cast<double>(groups_.size());
+      heap_.push_back({group.step * phase, static_cast<uint32_t>(g)});
+    }
+    std::sort(heap_.begin(), heap_.end(), Earlier);  // a sorted array is a valid heap
   }
 
   int Pick(const ClusterState& state, const PickContext& ctx) override {
     if (n_ == 0) return kNoEndpoint;
     const bool panic = state.Panic();
-    if (!weighted_) {
-      for (size_t step = 0; step < n_; ++step) {
-        const size_t i = (next_ + step) % n_;
-        if (!Eligible(state, panic, ctx.tried, i)) continue;
-        // Only a connection's first pick advances the rotation: a retry must
-        // not pull the next connection back onto the endpoint that just failed.
-        if (ctx.tried.empty()) next_ = (i + 1) % n_;
-        return static_cast<int>(i);
-      }
-      return kNoEndpoint;
+    if (!ctx.tried.empty()) {
+      // A retry leaves the schedule alone: it must not pull the next
+      // connection back onto the endpoint that just failed, nor skip anyone.
+      const Group& group = groups_[heap_[0].group];
+      return Scan(state, panic, ctx.tried, group.members[group.next]);
     }
     for (size_t step = 0; step < n_; ++step) {
-      // Take the earliest deadline and push it back by its step (one sift).
-      std::pop_heap(heap_.begin(), heap_.end(), Later);
-      Entry& e = heap_.back();
-      e.deadline += e.step;
-      const uint32_t i = e.index;
-      std::push_heap(heap_.begin(), heap_.end(), Later);
+      Group& group = groups_[heap_[0].group];
+      const uint32_t i = group.members[group.next];
+      group.next = group.next + 1 == group.members.size() ? 0 : group.next + 1;
+      heap_[0].deadline += group.step;
+      if (heap_.size() > 1) SiftDown();
+      // An endpoint that can't be used loses its turn.
       if (Eligible(state, panic, ctx.tried, i)) return static_cast<int>(i);
     }
-    return Scan(state, panic, ctx.tried, 0);
+    return kNoEndpoint;
   }
 
  private:
+  struct Group {
+    uint32_t weight = 1;
+    double step = 1;
+    size_t next = 0;
+    std::vector<uint32_t> members;
+  };
   struct Entry {
     double deadline;
-    double step;
-    uint32_t index;
+    uint32_t group;
   };
-  static bool Later(const Entry& a, const Entry& b) {
-    return a.deadline > b.deadline || (a.deadline == b.deadline && a.index > b.index);
+  static bool Earlier(const Entry& a, const Entry& b) {
+    return a.deadline < b.deadline || (a.deadline == b.deadline && a.group < b.group);
+  }
+
+  // 4-ary min-heap: the root moved later, sift it down.
+  void SiftDown() {
+    const size_t n = heap_.size();
+    const Entry moving = heap_[0];
+    size_t at = 0;
+    for (;;) {
+      const size_t first = 4 * at + 1;
+      if (first >= n) break;
+      size_t best = first;
+      const size_t last = std::min(first + 4, n);
+      for (size_t c = first + 1; c < last; ++c) {
+        if (Earlier(heap_[c], heap_[best])) best = c;
+      }
+      if (!Earlier(heap_[best], moving)) break;
+      heap_[at] = heap_[best];
+      at = best;
+    }
+    heap_[at] = moving;
   }
 
   size_t n_;
-  bool weighted_;
-  size_t next_ = 0;
+  std::vector<Group> groups_;
   std::vector<Entry> heap_;
 };
 
