@@ -386,6 +386,89 @@ TEST_F(E2eTest, ConnectFailureTriesAnotherEndpoint) {
   EXPECT_EQ(gw->Counter("upstream_connect_fail"), 2u);
 }
 
+// Three backends behind one host with outlier detection. One dies mid-test:
+// the few connections that find it dead are retried on another endpoint, the
+// endpoint is ejected, and no client fails. When it returns it is used again.
+TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
+  auto a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho});
+  TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  TlsBackend c(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  const uint16_t a_port = a->port();
+  const std::string rule = dir_.Write(
+      "mesh/dr.yaml",
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+      "metadata: {name: httpbin, namespace: bar}\n"
+      "spec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy:\n"
+      "    outlierDetection: {consecutive5xxErrors: 2, interval: 100ms, baseEjectionTime: 1s,\n"
+      "                       maxEjectionPercent: 50}\n");
+  auto gw = StartGateway({a_port, b.port(), c.port()}, {"--mesh", rule, "--threads", "1"});
+  auto round = [&](int connections) {
+    for (int i = 0; i < connections; ++i) {
+      TlsClient client(client_ctx_.get(), gw->port(), kSni);
+      ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw->Log();
+      const std::string msg = "ping";
+      ASSERT_TRUE(client.WriteAll(msg.data(), msg.size()));
+      char buf[4];
+      size_t got = 0;
+      while (got < sizeof buf) {
+        const int n = client.Read(buf + got, sizeof buf - got);
+        ASSERT_GT(n, 0) << gw->Log();
+        got += static_cast<size_t>(n);
+      }
+    }
+  };
+  round(6);
+  EXPECT_TRUE(WaitFor([&] { return a->handshakes() == 2; }));
+  a.reset();  // killed: its port now refuses
+  round(12);  // every client still succeeds
+  EXPECT_TRUE(gw->WaitForLog("ejected after 2 consecutive connect failures", 1, 3000)) << gw->Log();
+  const int b_before = b.handshakes();
+  const int c_before = c.handshakes();
+  round(10);  // ejected: no more retries, the two live endpoints share the load
+  EXPECT_EQ(b.handshakes() + c.handshakes(), b_before + c_before + 10);
+  // Back on the same port; after the 1 s ejection it takes connections again.
+  a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho, 0, a_port});
+  EXPECT_TRUE(gw->WaitForLog("back in rotation", 1, 5000)) << gw->Log();
+  round(6);
+  EXPECT_TRUE(WaitFor([&] { return a->handshakes() >= 1; })) << gw->Log();
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(gw->Counter("upstream_ejections"), 1u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("upstream_connect_fail"), 2u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("upstream_connect_retry"), 2u);
+  EXPECT_EQ(gw->Counter("termination.upstream_connect_failed"), 0u);
+}
+
+TEST_F(E2eTest, AllEndpointsDownClosesCleanlyWithACountedReason) {
+  auto gw = StartGateway({UnusedPort(), UnusedPort(), UnusedPort()}, {"--threads", "1"});
+  const auto start = std::chrono::steady_clock::now();
+  TlsClient client(client_ctx_.get(), gw->port(), kSni);
+  EXPECT_FALSE(client.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(gw->Counter("upstream_connect_fail"), 3u) << gw->Stats();  // maxConnectAttempts
+  EXPECT_EQ(gw->Counter("termination.upstream_connect_failed"), 1u);
+}
+
+TEST_F(E2eTest, MaxConnectionsOverflowIsRefusedAndCounted) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  const std::string rule = dir_.Write(
+      "mesh/dr.yaml",
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+      "metadata: {name: httpbin, namespace: bar}\n"
+      "spec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy:\n"
+      "    connectionPool: {tcp: {maxConnections: 2}}\n");
+  auto gw = StartGateway({backend.port()}, {"--mesh", rule});
+  TlsClient first(client_ctx_.get(), gw->port(), kSni);
+  TlsClient second(client_ctx_.get(), gw->port(), kSni);
+  ASSERT_TRUE(first.ok() && second.ok()) << gw->Log();
+  TlsClient third(client_ctx_.get(), gw->port(), kSni);
+  EXPECT_FALSE(third.ok());
+  EXPECT_TRUE(backend.handshakes() == 2);
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(gw->Counter("upstream_cx_overflow"), 1u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("termination.upstream_overflow"), 1u);
+}
+
 TEST_F(E2eTest, BackendClosingMidStreamClosesTheClient) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kCloseAfterFirstRead});
   auto gw = StartGateway({backend.port()});

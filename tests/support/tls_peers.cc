@@ -33,6 +33,8 @@ sockaddr_in Loopback(uint16_t port) {
 // A listening socket on 127.0.0.1 with a kernel-chosen port.
 int ListenLoopback(uint16_t& port, const std::string& ip = "127.0.0.1") {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;  // a backend restarted on its old port must not wait out TIME_WAIT
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a = Loopback(port);
   inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 128) != 0) {
@@ -65,7 +67,7 @@ const bool kSigpipeIgnored = [] {
 
 TlsBackend::TlsBackend(const Pki& pki, const Workload& identity, Options options)
     : options_(options), ctx_(pki.ServerContext(identity)) {
-  port_ = 0;
+  port_ = options.port;
   listen_fd_ = ListenLoopback(port_);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
@@ -225,6 +227,8 @@ bool RawBackend::WaitReceived(size_t i, size_t n, int timeout_ms) const {
 
 int ConnectTcp(uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;  // a backend restarted on its old port must not wait out TIME_WAIT
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a = Loopback(port);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     ::close(fd);

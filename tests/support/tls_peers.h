@@ -28,6 +28,7 @@ class TlsBackend {
   struct Options {
     Mode mode = Mode::kEcho;
     uint64_t reply_bytes = 0;
+    uint16_t port = 0;  // 0: any free port; else this one (a restarted backend)
   };
 
   TlsBackend(const Pki& pki, const Workload& identity, Options options);
