@@ -463,7 +463,7 @@ TEST_F(E2eTest, MaxConnectionsOverflowIsRefusedAndCounted) {
   ASSERT_TRUE(first.ok() && second.ok()) << gw->Log();
   TlsClient third(client_ctx_.get(), gw->port(), kSni);
   EXPECT_FALSE(third.ok());
-  EXPECT_TRUE(backend.handshakes() == 2);
+  EXPECT_TRUE(WaitFor([&] { return backend.handshakes() == 2; }));
   EXPECT_EQ(gw->Stop(), 0);
   EXPECT_EQ(gw->Counter("upstream_cx_overflow"), 1u) << gw->Stats();
   EXPECT_EQ(gw->Counter("termination.upstream_overflow"), 1u);
