@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "config/names.h"
 #include "config/yaml_fields.h"
 
@@ -54,7 +55,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   internal::CheckFields(root, "",
                         {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
                          "relay", "sniRewrites", "mesh", "logLevel", "namespace", "rootNamespace",
-                         "clusterDomain", "dns"},
+                         "clusterDomain", "dns", "locality"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -83,6 +84,15 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "clusterDomain",
             [&](const yaml::Node& n) { ReadName(n, "clusterDomain", false, config_.cluster_domain); });
   IfPresent(root, "dns", [&](const yaml::Node& n) { ReadDns(n); });
+  IfPresent(root, "locality", [&](const yaml::Node& n) {
+    auto text = internal::ReadString(n, "locality", sink_);
+    if (!text) return;
+    if (auto problem = GatewayLocalityProblem(*text)) {
+      sink_.Add(n, "locality", absl::StrCat("\"", *text, "\" ", *problem));
+      return;
+    }
+    config_.locality = *text;
+  });
 }
 
 void GatewayConfigReader::ReadName(const yaml::Node& node, std::string_view path, bool label,
@@ -280,6 +290,16 @@ void GatewayConfigReader::ReadLogLevel(const yaml::Node& node) {
 }
 
 }  // namespace
+
+std::optional<std::string> GatewayLocalityProblem(std::string_view locality) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(internal::AbslView(locality), '/');
+  if (parts.size() > 3) return "has more than 3 segments (region/zone/subzone)";
+  for (absl::string_view part : parts) {
+    if (part.empty()) return "has an empty segment (region/zone/subzone)";
+    if (part.find('*') != absl::string_view::npos) return "names one locality: no '*'";
+  }
+  return std::nullopt;
+}
 
 std::string GatewayNamespace(const GatewayConfig& config) {
   if (!config.gateway_namespace.empty()) return config.gateway_namespace;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,9 @@ struct GatewayConfig {
   std::string gateway_namespace;
   std::string root_namespace = "istio-system";  // Istio's configRootNamespace
   std::string cluster_domain = "cluster.local";
+  // The gateway's own "region/zone/subzone", for locality-aware balancing
+  // (localityLbSetting); empty: unknown, balancing ignores locality.
+  std::string locality;
   // DNS for resolution: DNS clusters. The command line's --dns-* flags override.
   struct Dns {
     std::vector<std::string> servers;  // "ip", "ip:port" or "[v6]:port"; empty: /etc/resolv.conf
@@ -39,6 +43,9 @@ struct GatewayConfig {
     std::chrono::milliseconds max_ttl{300000};
   } dns;
 };
+
+// Why a gateway locality ("region[/zone[/subzone]]") is invalid, or nullopt.
+std::optional<std::string> GatewayLocalityProblem(std::string_view locality);
 
 // config.gateway_namespace, else $POD_NAMESPACE, else "istio-system".
 std::string GatewayNamespace(const GatewayConfig& config);

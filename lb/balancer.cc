@@ -1,4 +1,5 @@
 #include "lb/balancer.h"
+#include "lb/balancer_internal.h"
 
 #include <algorithm>
 #include <cmath>
@@ -23,6 +24,12 @@ uint64_t Mix(uint64_t x) {  // 64-bit finalizer (splitmix64)
   return x;
 }
 
+// The endpoints a balancer chooses among: all of a cluster's, or one locality's.
+struct Members {
+  const config::Cluster* cluster;
+  std::vector<uint32_t> index;  // into cluster->endpoints
+};
+
 bool Tried(std::span<const uint32_t> tried, size_t i) {
   return std::find(tried.begin(), tried.end(), static_cast<uint32_t>(i)) != tried.end();
 }
@@ -45,9 +52,9 @@ class Random {
   uint64_t state_;
 };
 
-bool EqualWeights(const config::Cluster& cluster) {
-  for (const config::Endpoint& e : cluster.endpoints) {
-    if (e.weight != cluster.endpoints.front().weight) return false;
+bool EqualWeights(const Members& m) {
+  for (uint32_t i : m.index) {
+    if (m.cluster->endpoints[i].weight != m.cluster->endpoints[m.index.front()].weight) return false;
   }
   return true;
 }
@@ -58,12 +65,13 @@ std::string EndpointKey(const config::Endpoint& e) {
   return e.address + ":" + std::to_string(e.port);
 }
 
-// When no eligible endpoint was found the fast way: one linear pass from a
-// given start (bounded by the endpoint count, taken only in rare states).
-int Scan(const ClusterState& state, bool panic, std::span<const uint32_t> tried, size_t start) {
-  const size_t n = state.size();
+// When no eligible endpoint was found the fast way: one linear pass over the
+// members from a given position (taken only in rare states).
+int Scan(const ClusterState& state, bool panic, std::span<const uint32_t> tried, const Members& m,
+         size_t start) {
+  const size_t n = m.index.size();
   for (size_t step = 0; step < n; ++step) {
-    const size_t i = (start + step) % n;
+    const uint32_t i = m.index[(start + step) % n];
     if (Eligible(state, panic, tried, i)) return static_cast<int>(i);
   }
   return kNoEndpoint;
@@ -81,10 +89,10 @@ int Scan(const ClusterState& state, bool panic, std::span<const uint32_t> tried,
 // O(log d) for d distinct weights instead of O(log n).
 class RoundRobinBalancer final : public Balancer {
  public:
-  explicit RoundRobinBalancer(const config::Cluster& cluster) : n_(cluster.endpoints.size()) {
+  explicit RoundRobinBalancer(Members members) : members_(std::move(members)), n_(members_.index.size()) {
     std::vector<std::pair<uint32_t, uint32_t>> by_weight;  // (weight, endpoint)
-    for (size_t i = 0; i < n_; ++i) {
-      by_weight.emplace_back(Weight(cluster.endpoints[i]), static_cast<uint32_t>(i));
+    for (uint32_t i : members_.index) {
+      by_weight.emplace_back(Weight(members_.cluster->endpoints[i]), i);
     }
     std::stable_sort(by_weight.begin(), by_weight.end(),
                      [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -109,8 +117,8 @@ class RoundRobinBalancer final : public Balancer {
     if (!ctx.tried.empty()) {
       // A retry leaves the schedule alone: it must not pull the next
       // connection back onto the endpoint that just failed, nor skip anyone.
-      const Group& group = groups_[heap_[0].group];
-      return Scan(state, panic, ctx.tried, group.members[group.next]);
+      // With one group (equal weights) its order is the members' order.
+      return Scan(state, panic, ctx.tried, members_, groups_.size() == 1 ? groups_[0].next : 0);
     }
     for (size_t step = 0; step < n_; ++step) {
       Group& group = groups_[heap_[0].group];
@@ -159,6 +167,7 @@ class RoundRobinBalancer final : public Balancer {
     heap_[at] = moving;
   }
 
+  Members members_;
   size_t n_;
   std::vector<Group> groups_;
   std::vector<Entry> heap_;
@@ -169,25 +178,24 @@ class RoundRobinBalancer final : public Balancer {
 // weights are equal).
 class WeightedDraw {
  public:
-  explicit WeightedDraw(const config::Cluster& cluster) : equal_(EqualWeights(cluster)) {
-    if (equal_) {
-      n_ = cluster.endpoints.size();
-      return;
-    }
+  explicit WeightedDraw(Members members) : members_(std::move(members)), equal_(EqualWeights(members_)) {
+    if (equal_) return;
     uint64_t sum = 0;
-    for (const config::Endpoint& e : cluster.endpoints) cumulative_.push_back(sum += Weight(e));
-    n_ = cumulative_.size();
+    for (uint32_t i : members_.index) cumulative_.push_back(sum += Weight(members_.cluster->endpoints[i]));
   }
-  size_t Draw(Random& rng) const {
-    if (equal_) return rng.Below(n_);
+  // An endpoint index, drawn by weight.
+  uint32_t Draw(Random& rng) const {
+    if (equal_) return members_.index[rng.Below(members_.index.size())];
     const uint64_t x = rng.Below(cumulative_.back());
-    return std::upper_bound(cumulative_.begin(), cumulative_.end(), x) - cumulative_.begin();
+    return members_.index[std::upper_bound(cumulative_.begin(), cumulative_.end(), x) -
+                          cumulative_.begin()];
   }
-  size_t size() const { return n_; }
+  size_t size() const { return members_.index.size(); }
+  const Members& members() const { return members_; }
 
  private:
+  Members members_;
   bool equal_;
-  size_t n_ = 0;
   std::vector<uint64_t> cumulative_;
 };
 
@@ -197,17 +205,17 @@ constexpr int kDraws = 8;
 
 class RandomBalancer final : public Balancer {
  public:
-  explicit RandomBalancer(const config::Cluster& cluster)
-      : draw_(cluster), rng_(reinterpret_cast<uintptr_t>(this)) {}
+  explicit RandomBalancer(Members members)
+      : draw_(std::move(members)), rng_(reinterpret_cast<uintptr_t>(this)) {}
 
   int Pick(const ClusterState& state, const PickContext& ctx) override {
     if (draw_.size() == 0) return kNoEndpoint;
     const bool panic = state.Panic();
     for (int attempt = 0; attempt < kDraws; ++attempt) {
-      const size_t i = draw_.Draw(rng_);
+      const uint32_t i = draw_.Draw(rng_);
       if (Eligible(state, panic, ctx.tried, i)) return static_cast<int>(i);
     }
-    return Scan(state, panic, ctx.tried, rng_.Below(draw_.size()));
+    return Scan(state, panic, ctx.tried, draw_.members(), rng_.Below(draw_.size()));
   }
 
  private:
@@ -219,15 +227,15 @@ class RandomBalancer final : public Balancer {
 // connections per unit of weight.
 class LeastRequestBalancer final : public Balancer {
  public:
-  explicit LeastRequestBalancer(const config::Cluster& cluster)
-      : cluster_(cluster), draw_(cluster), rng_(reinterpret_cast<uintptr_t>(this)) {}
+  explicit LeastRequestBalancer(Members members)
+      : cluster_(*members.cluster), draw_(std::move(members)), rng_(reinterpret_cast<uintptr_t>(this)) {}
 
   int Pick(const ClusterState& state, const PickContext& ctx) override {
     if (draw_.size() == 0) return kNoEndpoint;
     const bool panic = state.Panic();
     int first = kNoEndpoint;
     for (int attempt = 0; attempt < 2 * kDraws; ++attempt) {
-      const size_t i = draw_.Draw(rng_);
+      const uint32_t i = draw_.Draw(rng_);
       if (!Eligible(state, panic, ctx.tried, i)) continue;
       if (first == kNoEndpoint) {
         first = static_cast<int>(i);
@@ -236,7 +244,7 @@ class LeastRequestBalancer final : public Balancer {
       return Lighter(state, static_cast<size_t>(first), i);
     }
     if (first != kNoEndpoint) return first;
-    return Scan(state, panic, ctx.tried, rng_.Below(draw_.size()));
+    return Scan(state, panic, ctx.tried, draw_.members(), rng_.Below(draw_.size()));
   }
 
  private:
@@ -262,11 +270,11 @@ class RingHashBalancer final : public Balancer {
   // Envoy's bounds for the ring size.
   static constexpr uint64_t kMaxRing = 8 * 1024 * 1024;
 
-  RingHashBalancer(const config::Cluster& cluster, uint64_t minimum_ring_size) {
-    const size_t n = cluster.endpoints.size();
-    if (n == 0) return;
+  RingHashBalancer(const Members& members, uint64_t minimum_ring_size) {
+    const config::Cluster& cluster = *members.cluster;
+    if (members.index.empty()) return;
     uint64_t total_weight = 0;
-    for (const config::Endpoint& e : cluster.endpoints) total_weight += Weight(e);
+    for (uint32_t i : members.index) total_weight += Weight(cluster.endpoints[i]);
     // Points per unit of weight, rounded up to a power of two: adding or
     // removing an endpoint then rarely changes anyone else's points, so only
     // its own keys move (Envoy rescales every endpoint instead).
@@ -275,12 +283,10 @@ class RingHashBalancer final : public Balancer {
       per_weight *= 2;
     }
     per_weight = std::max<uint64_t>(1, std::min(per_weight, kMaxRing / total_weight));
-    for (size_t i = 0; i < n; ++i) {
+    for (uint32_t i : members.index) {
       const std::string key = EndpointKey(cluster.endpoints[i]);
       const uint64_t copies = per_weight * Weight(cluster.endpoints[i]);
-      for (uint64_t c = 0; c < copies; ++c) {
-        ring_.push_back({Hash64(key, c), static_cast<uint32_t>(i)});
-      }
+      for (uint64_t c = 0; c < copies; ++c) ring_.push_back({Hash64(key, c), i});
     }
     std::sort(ring_.begin(), ring_.end(), [](const Point& a, const Point& b) {
       return a.hash < b.hash || (a.hash == b.hash && a.index < b.index);
@@ -315,25 +321,27 @@ class RingHashBalancer final : public Balancer {
 // proportion to their weights, until the table is full.
 class MaglevBalancer final : public Balancer {
  public:
-  MaglevBalancer(const config::Cluster& cluster, uint64_t table_size) {
-    const size_t n = cluster.endpoints.size();
+  MaglevBalancer(const Members& members, uint64_t table_size) {
+    const config::Cluster& cluster = *members.cluster;
+    const size_t n = members.index.size();
     if (n == 0) return;
     const uint64_t m = table_size;
     table_.assign(m, std::numeric_limits<uint32_t>::max());
     std::vector<uint64_t> offset(n), skip(n), next(n, 0);
     uint32_t max_weight = 0;
     for (size_t i = 0; i < n; ++i) {
-      const std::string key = EndpointKey(cluster.endpoints[i]);
+      const config::Endpoint& e = cluster.endpoints[members.index[i]];
+      const std::string key = EndpointKey(e);
       offset[i] = Hash64(key, 0x6d61676c6576) % m;              // "maglev"
       skip[i] = Hash64(key, 0x736b6970) % (m - 1) + 1;           // "skip"
-      max_weight = std::max(max_weight, Weight(cluster.endpoints[i]));
+      max_weight = std::max(max_weight, Weight(e));
     }
     std::vector<double> credit(n, 0);
     uint64_t filled = 0;
     while (filled < m) {
       for (size_t i = 0; i < n && filled < m; ++i) {
         // An endpoint of weight w claims a slot in w/max_weight of the rounds.
-        credit[i] += static_cast<double>(Weight(cluster.endpoints[i])) / max_weight;
+        credit[i] += static_cast<double>(Weight(cluster.endpoints[members.index[i]])) / max_weight;
         if (credit[i] < 1.0) continue;
         credit[i] -= 1.0;
         uint64_t slot;
@@ -341,7 +349,7 @@ class MaglevBalancer final : public Balancer {
           slot = (offset[i] + next[i] * skip[i]) % m;
           ++next[i];
         } while (table_[slot] != std::numeric_limits<uint32_t>::max());
-        table_[slot] = static_cast<uint32_t>(i);
+        table_[slot] = members.index[i];
         ++filled;
       }
     }
@@ -402,22 +410,31 @@ std::string_view PolicyName(const config::Cluster& cluster) {
   }
 }
 
-std::unique_ptr<Balancer> MakeBalancer(const config::Cluster& cluster) {
+std::unique_ptr<Balancer> MakeMemberBalancer(const config::Cluster& cluster,
+                                             std::vector<uint32_t> index) {
+  Members members{&cluster, std::move(index)};
   const auto& lb = cluster.policy.load_balancer;
   if (lb && lb->consistent_hash) {
     const config::ConsistentHashLb& hash = *lb->consistent_hash;
     if (hash.algorithm == Algorithm::kMaglev) {
       // The table must be a prime larger than the endpoint count.
       const uint64_t size = NextPrime(std::max<uint64_t>(hash.maglev_table_size,
-                                                         cluster.endpoints.size() * 2 + 1));
-      return std::make_unique<MaglevBalancer>(cluster, size);
+                                                         members.index.size() * 2 + 1));
+      return std::make_unique<MaglevBalancer>(members, size);
     }
-    return std::make_unique<RingHashBalancer>(cluster, hash.minimum_ring_size);
+    return std::make_unique<RingHashBalancer>(members, hash.minimum_ring_size);
   }
   const Simple simple = lb ? lb->simple : Simple::kUnspecified;
-  if (simple == Simple::kLeastRequest) return std::make_unique<LeastRequestBalancer>(cluster);
-  if (simple == Simple::kRandom) return std::make_unique<RandomBalancer>(cluster);
-  return std::make_unique<RoundRobinBalancer>(cluster);
+  if (simple == Simple::kLeastRequest) return std::make_unique<LeastRequestBalancer>(std::move(members));
+  if (simple == Simple::kRandom) return std::make_unique<RandomBalancer>(std::move(members));
+  return std::make_unique<RoundRobinBalancer>(std::move(members));
+}
+
+std::unique_ptr<Balancer> MakeBalancer(const config::Cluster& cluster, const BalancerOptions& options) {
+  if (auto locality = MakeLocalityBalancer(cluster, options)) return locality;
+  std::vector<uint32_t> all(cluster.endpoints.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint32_t>(i);
+  return MakeMemberBalancer(cluster, std::move(all));
 }
 
 }  // namespace meshgate::lb

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "config/route_table.h"
@@ -39,7 +40,18 @@ class Balancer {
 // weighted random; consistentHash a ring hash or Maglev table over the
 // endpoints' addresses. PASSTHROUGH has no meaning behind a gateway that picks
 // the endpoint itself, and is served as ROUND_ROBIN.
-std::unique_ptr<Balancer> MakeBalancer(const config::Cluster& cluster);
+//
+// With the gateway's locality known, endpoints are also grouped by locality as
+// Istio configures Envoy: `localityLbSetting.distribute` splits traffic across
+// localities by weight; otherwise, when the cluster has outlierDetection (Istio
+// enables failover only then), nearer localities are preferred and traffic
+// fails over to farther ones as the nearer ones lose healthy endpoints, with
+// `failover` naming the region to fail over to.
+struct BalancerOptions {
+  std::string locality;  // the gateway's own, "region/zone/subzone"; "" = unknown
+};
+std::unique_ptr<Balancer> MakeBalancer(const config::Cluster& cluster,
+                                       const BalancerOptions& options = {});
 
 // "ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV".
 std::string_view PolicyName(const config::Cluster& cluster);

@@ -52,6 +52,7 @@ HealthChange ClusterState::OnConnectFailure(size_t i, const config::OutlierDetec
   const int64_t duration = std::min<int64_t>(base * times, std::max(base, kMaxEjectionNs));
   e.ejected_until_ns.store(now_ns + duration, std::memory_order_relaxed);
   ejected_.fetch_add(1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_relaxed);
   if (ready_[i] && !e.check_failed.load(std::memory_order_relaxed)) {
     unhealthy_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -62,6 +63,7 @@ bool ClusterState::SetCheckFailed(size_t i, bool failed) {
   EndpointState& e = endpoints_[i];
   bool was = !failed;
   if (!e.check_failed.compare_exchange_strong(was, failed, std::memory_order_relaxed)) return false;
+  generation_.fetch_add(1, std::memory_order_relaxed);
   if (ready_[i] && !e.ejected.load(std::memory_order_relaxed)) {
     if (failed) {
       unhealthy_.fetch_add(1, std::memory_order_relaxed);

@@ -91,6 +91,7 @@ class ClusterState {
       if (!e.ejected.compare_exchange_strong(was, false, std::memory_order_relaxed)) continue;
       e.consecutive_failures.store(0, std::memory_order_relaxed);
       ejected_.fetch_sub(1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_relaxed);
       if (ready_[i] && !e.check_failed.load(std::memory_order_relaxed)) {
         unhealthy_.fetch_sub(1, std::memory_order_relaxed);
       }
@@ -101,6 +102,9 @@ class ClusterState {
   bool SetCheckFailed(size_t i, bool failed);
 
   uint32_t ejected_count() const { return ejected_.load(std::memory_order_relaxed); }
+  // Changes whenever an endpoint's health does, so per-worker views of health
+  // (locality loads) are recomputed only then.
+  uint64_t health_generation() const { return generation_.load(std::memory_order_relaxed); }
 
  private:
   std::vector<EndpointState> endpoints_;
@@ -110,6 +114,7 @@ class ClusterState {
   std::atomic<uint32_t> unhealthy_{0};  // ready but ejected or failing checks
   std::atomic<uint32_t> ejected_{0};
   std::atomic<uint32_t> active_{0};
+  std::atomic<uint64_t> generation_{0};
 };
 
 // Every cluster of one route table version, by Cluster::id.

@@ -55,7 +55,8 @@ struct Worker {
   Worker(const config::GatewayConfig& config, std::shared_ptr<const config::RouteTable> table,
          std::shared_ptr<lb::HealthTable> health) {
     ctx.config = &config;
-    ctx.routes = std::make_shared<WorkerRoutes>(std::move(table), std::move(health));
+    ctx.routes = std::make_shared<WorkerRoutes>(std::move(table), std::move(health),
+                                                lb::BalancerOptions{config.locality});
     ctx.stats = &stats;
     ctx.pipes = &pipes;
     ctx.log_limiter = &limiter;
@@ -262,8 +263,9 @@ void Gateway::UpdateTable(std::shared_ptr<const config::RouteTable> table) {
   impl_->next_sweep_ns.clear();
   for (auto& w : impl_->workers) {
     Worker* worker = w.get();
-    asio::post(worker->io, [worker, table, health] {
-      worker->ctx.routes = std::make_shared<WorkerRoutes>(table, health);
+    asio::post(worker->io, [worker, table, health, locality = impl_->config.locality] {
+      worker->ctx.routes =
+          std::make_shared<WorkerRoutes>(table, health, lb::BalancerOptions{locality});
     });
   }
 }

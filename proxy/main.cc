@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
       ("listen,l", po::value<std::string>()->value_name("IP:PORT"), "listener address (default 0.0.0.0:15443)")
       ("threads,t", po::value<int>()->value_name("N"), "worker threads (default: one per core)")
       ("log-level", po::value<std::string>()->value_name("LEVEL"), "trace|debug|info|warn|error|off")
+      ("locality", po::value<std::string>()->value_name("REGION/ZONE/SUBZONE"),
+       "the gateway's own locality, for localityLbSetting (overrides the config file)")
       ("dns-server", po::value<std::vector<std::string>>()->value_name("IP[:PORT]")->composing(),
        "DNS server for resolution: DNS clusters (repeatable; default /etc/resolv.conf)")
       ("dns-min-ttl", po::value<std::string>()->value_name("DURATION"),
@@ -107,6 +109,13 @@ int main(int argc, char** argv) {
     }
   }
   if (vm.count("log-level")) cfg.log_level = vm["log-level"].as<std::string>();
+  if (vm.count("locality")) {
+    cfg.locality = vm["locality"].as<std::string>();
+    if (auto problem = config::GatewayLocalityProblem(cfg.locality)) {
+      std::cerr << "meshgate: --locality \"" << cfg.locality << "\" " << *problem << "\n";
+      return 2;
+    }
+  }
   if (!SetupLogging(cfg.log_level)) {
     std::cerr << "meshgate: unknown log level \"" << cfg.log_level << "\"\n";
     return 2;

@@ -26,15 +26,18 @@ namespace meshgate::proxy {
 // health all workers share for it, and this worker's balancers for its
 // clusters (built on first use). Sessions keep the version they started with.
 struct WorkerRoutes {
-  WorkerRoutes(std::shared_ptr<const config::RouteTable> t, std::shared_ptr<lb::HealthTable> h)
-      : table(std::move(t)), health(std::move(h)), balancers(table->clusters().size()) {}
+  WorkerRoutes(std::shared_ptr<const config::RouteTable> t, std::shared_ptr<lb::HealthTable> h,
+               lb::BalancerOptions o)
+      : table(std::move(t)), health(std::move(h)), options(std::move(o)),
+        balancers(table->clusters().size()) {}
   lb::Balancer& BalancerFor(const config::Cluster& cluster) {
     auto& b = balancers[cluster.id];
-    if (!b) b = lb::MakeBalancer(cluster);
+    if (!b) b = lb::MakeBalancer(cluster, options);
     return *b;
   }
   std::shared_ptr<const config::RouteTable> table;
   std::shared_ptr<lb::HealthTable> health;
+  lb::BalancerOptions options;
   std::vector<std::unique_ptr<lb::Balancer>> balancers;  // by Cluster::id
 };
 

@@ -76,6 +76,7 @@ TEST(GatewayConfigTest, LoadsEveryKeyFromFile) {
   EXPECT_EQ(config->dns.servers, (std::vector<std::string>{"127.0.0.1:5353", "::1", "[::1]:53"}));
   EXPECT_EQ(config->dns.min_ttl, 5s);
   EXPECT_EQ(config->dns.max_ttl, 10min);
+  EXPECT_EQ(config->locality, "us-east1/us-east1-b");
 }
 
 TEST(GatewayConfigTest, GatewayNamespaceFallsBackToPodNamespaceThenIstioSystem) {
@@ -129,14 +130,15 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
           p +
           "15:1: listenAddress: unknown field (expected one of: listen, threads, timeouts, "
           "maxHelloBytes, maxConnectAttempts, relay, sniRewrites, mesh, logLevel, namespace, "
-          "rootNamespace, clusterDomain, dns)\n" +
+          "rootNamespace, clusterDomain, dns, locality)\n" +
           p + "16:12: namespace: \"Istio_System\" is not a namespace name (lowercase letters, "
           "digits, '-', at most 63)\n" +
           p + "17:16: clusterDomain: \"bad..domain\" is not a domain: empty label\n" +
           p + "18:6: dns: minTtl must not exceed maxTtl\n" +
           p + "18:17: dns.servers[0]: \"localhost\" is not an IP address (ip, ip:port or "
           "[ipv6]:port)\n" +
-          p + "18:28: dns.servers[1]: \"10.0.0.1:0\": port 0");
+          p + "18:28: dns.servers[1]: \"10.0.0.1:0\": port 0\n" +
+          p + "19:11: locality: \"us/*\" names one locality: no '*'");
 }
 
 TEST(GatewayConfigTest, MissingFile) {

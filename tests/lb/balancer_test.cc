@@ -412,3 +412,89 @@ TEST(DescribeTest, EveryEndpointWithItsHealthAndCounts) {
 
 }  // namespace
 }  // namespace meshgate::lb
+
+namespace meshgate::lb {
+namespace {
+
+// --- locality ----------------------------------------------------------------------------
+
+config::Cluster LocalityCluster(const std::vector<std::string>& localities, bool outlier_detection) {
+  config::Cluster c = MakeCluster(static_cast<int>(localities.size()));
+  for (size_t i = 0; i < localities.size(); ++i) c.endpoints[i].locality = localities[i];
+  if (outlier_detection) c.policy.outlier_detection.emplace();
+  return c;
+}
+
+std::vector<int> LocalityCounts(const config::Cluster& c, ClusterState& s, int picks,
+                                const std::string& self = "us-east/a/1") {
+  auto b = MakeBalancer(c, {self});
+  std::vector<int> counts(c.endpoints.size(), 0);
+  for (int i = 0; i < picks; ++i) ++counts.at(b->Pick(s, {}));
+  return counts;
+}
+
+const std::vector<std::string> kSpread = {"us-east/a/1", "us-east/a/1", "us-east/b/1",
+                                          "us-east/b/1", "eu-west/x/1", "eu-west/x/1"};
+
+TEST(LocalityTest, WithOutlierDetectionTheNearestLocalityTakesEverything) {
+  const config::Cluster c = LocalityCluster(kSpread, true);
+  ClusterState s(c);
+  EXPECT_EQ(LocalityCounts(c, s, 600), (std::vector<int>{300, 300, 0, 0, 0, 0}));
+}
+
+TEST(LocalityTest, WithoutOutlierDetectionOrWhenDisabledLocalityIsIgnored) {
+  const config::Cluster plain = LocalityCluster(kSpread, false);
+  ClusterState s(plain);
+  EXPECT_EQ(LocalityCounts(plain, s, 600), std::vector<int>(6, 100));
+  config::Cluster disabled = LocalityCluster(kSpread, true);
+  disabled.policy.load_balancer.emplace().locality.emplace().enabled = false;
+  ClusterState d(disabled);
+  EXPECT_EQ(LocalityCounts(disabled, d, 600), std::vector<int>(6, 100));
+  // Nor without the gateway's own locality.
+  ClusterState u(plain);
+  auto b = MakeBalancer(LocalityCluster(kSpread, true), {});
+  std::vector<int> counts(6, 0);
+  for (int i = 0; i < 600; ++i) ++counts[b->Pick(u, {})];
+  EXPECT_EQ(counts, std::vector<int>(6, 100));
+}
+
+TEST(LocalityTest, AHalfHealthyLocalityKeepsSeventyPercentAndSpillsTheRest) {
+  const config::Cluster c = LocalityCluster(kSpread, true);
+  ClusterState s(c);
+  s.SetCheckFailed(1, true);  // us-east/a/1 is 50% healthy: 0.5 x 1.4 = 70% of the load
+  const std::vector<int> counts = LocalityCounts(c, s, 20000);
+  EXPECT_EQ(counts[1], 0);
+  EXPECT_NEAR(counts[0] / 20000.0, 0.70, 0.02);
+  EXPECT_NEAR((counts[2] + counts[3]) / 20000.0, 0.30, 0.02);  // the same region's next zone
+  EXPECT_EQ(counts[4] + counts[5], 0);
+}
+
+TEST(LocalityTest, FailoverGoesToTheNamedRegionBeforeTheRest) {
+  config::Cluster c = LocalityCluster({"us-east/a/1", "us-east/a/1", "ap-south/p/1",
+                                       "ap-south/p/1", "eu-west/x/1", "eu-west/x/1"},
+                                      true);
+  c.policy.load_balancer.emplace().locality.emplace().failover = {{"us-east", "eu-west"}};
+  ClusterState s(c);
+  s.SetCheckFailed(0, true);
+  s.SetCheckFailed(1, true);
+  EXPECT_EQ(LocalityCounts(c, s, 600), (std::vector<int>{0, 0, 0, 0, 300, 300}));
+}
+
+TEST(LocalityTest, DistributeSplitsByWeight) {
+  config::Cluster c = LocalityCluster(kSpread, false);
+  config::LocalityLbSetting::Distribute rule;
+  rule.from = "us-east/*";
+  rule.to = {{"us-east/a/*", 80}, {"eu-west/*", 20}};
+  c.policy.load_balancer.emplace().locality.emplace().distribute = {rule};
+  ClusterState s(c);
+  const std::vector<int> counts = LocalityCounts(c, s, 20000);
+  EXPECT_NEAR((counts[0] + counts[1]) / 20000.0, 0.80, 0.02);
+  EXPECT_NEAR((counts[4] + counts[5]) / 20000.0, 0.20, 0.02);
+  EXPECT_EQ(counts[2] + counts[3], 0);  // us-east/b is no target
+  // A rule for another source locality doesn't apply.
+  ClusterState t(c);
+  EXPECT_EQ(LocalityCounts(c, t, 600, "eu-west/x/1"), std::vector<int>(6, 100));
+}
+
+}  // namespace
+}  // namespace meshgate::lb
