@@ -44,6 +44,7 @@ class GatewayConfigReader {
   void ReadLogLevel(const yaml::Node& node);
   void ReadName(const yaml::Node& node, std::string_view path, bool label, std::string& out);
   void ReadDns(const yaml::Node& node);
+  void ReadHealthChecks(const yaml::Node& node);
 
   ErrorSink& sink_;
   std::string base_dir_;
@@ -55,7 +56,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   internal::CheckFields(root, "",
                         {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
                          "relay", "sniRewrites", "mesh", "logLevel", "namespace", "rootNamespace",
-                         "clusterDomain", "dns", "locality"},
+                         "clusterDomain", "dns", "locality", "healthChecks"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -84,6 +85,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "clusterDomain",
             [&](const yaml::Node& n) { ReadName(n, "clusterDomain", false, config_.cluster_domain); });
   IfPresent(root, "dns", [&](const yaml::Node& n) { ReadDns(n); });
+  IfPresent(root, "healthChecks", [&](const yaml::Node& n) { ReadHealthChecks(n); });
   IfPresent(root, "locality", [&](const yaml::Node& n) {
     auto text = internal::ReadString(n, "locality", sink_);
     if (!text) return;
@@ -112,6 +114,65 @@ void GatewayConfigReader::ReadName(const yaml::Node& node, std::string_view path
     }
   }
   out = *text;
+}
+
+void GatewayConfigReader::ReadHealthChecks(const yaml::Node& node) {
+  std::vector<GatewayConfig::HealthCheck> checks;
+  internal::ForEachMap(node, "healthChecks", sink_, [&](const yaml::Node& item,
+                                                        const std::string& path, size_t) {
+    internal::CheckFields(item, path,
+                          {"host", "port", "interval", "timeout", "healthyThreshold",
+                           "unhealthyThreshold", "jitter"},
+                          sink_);
+    GatewayConfig::HealthCheck check;
+    const MapEntry host = Lookup(item, "host");
+    const std::string host_path = internal::FieldPath(path, "host");
+    if (internal::Require(host, item, host_path, sink_)) {
+      if (auto text = internal::ReadString(host.value, host_path, sink_)) {
+        check.host = internal::AsciiLower(*text);
+        if (auto problem = internal::WildcardHostProblem(check.host)) {
+          sink_.Add(host.value, host_path, absl::StrCat("\"", *text, "\": ", *problem));
+        }
+      }
+    }
+    IfPresent(item, "port", [&](const yaml::Node& n) {
+      if (auto v = internal::ReadInt(n, internal::FieldPath(path, "port"), 1, 65535, sink_)) {
+        check.port = static_cast<uint16_t>(*v);
+      }
+    });
+    const std::pair<std::string_view, std::chrono::milliseconds*> durations[] = {
+        {"interval", &check.interval}, {"timeout", &check.timeout}};
+    for (const auto& [key, out] : durations) {
+      IfPresent(item, key, [&](const yaml::Node& n) {
+        if (auto d = ReadTimeout(n, internal::FieldPath(path, key))) *out = *d;
+      });
+    }
+    IfPresent(item, "jitter", [&](const yaml::Node& n) {
+      auto text = internal::ReadString(n, internal::FieldPath(path, "jitter"), sink_);
+      if (!text) return;
+      auto d = ParseDuration(*text);
+      if (!d.ok()) {
+        sink_.Add(n, internal::FieldPath(path, "jitter"), internal::StdView(d.status().message()));
+      } else {
+        check.jitter = *d;
+      }
+    });
+    const std::pair<std::string_view, uint32_t*> thresholds[] = {
+        {"healthyThreshold", &check.healthy_threshold},
+        {"unhealthyThreshold", &check.unhealthy_threshold}};
+    for (const auto& [key, out] : thresholds) {
+      IfPresent(item, key, [&](const yaml::Node& n) {
+        if (auto v = internal::ReadInt(n, internal::FieldPath(path, key), 1, 100, sink_)) {
+          *out = static_cast<uint32_t>(*v);
+        }
+      });
+    }
+    if (check.timeout > check.interval) {
+      sink_.Add(item, path, "timeout must not exceed interval");
+    }
+    checks.push_back(std::move(check));
+  });
+  config_.health_checks = std::move(checks);
 }
 
 void GatewayConfigReader::ReadDns(const yaml::Node& node) {

@@ -42,6 +42,19 @@ struct GatewayConfig {
     std::chrono::milliseconds min_ttl{1000};
     std::chrono::milliseconds max_ttl{300000};
   } dns;
+  // Active TCP health checks, per cluster host (exact, or "*.suffix"): an
+  // endpoint that fails `unhealthy_threshold` connects in a row takes no new
+  // connections until it passes `healthy_threshold` in a row.
+  struct HealthCheck {
+    std::string host;
+    uint16_t port = 0;  // 0: every port of the host
+    std::chrono::milliseconds interval{5000};
+    std::chrono::milliseconds timeout{1000};
+    uint32_t healthy_threshold = 1;
+    uint32_t unhealthy_threshold = 3;
+    std::chrono::milliseconds jitter{0};  // each check waits interval + [0, jitter)
+  };
+  std::vector<HealthCheck> health_checks;
 };
 
 // Why a gateway locality ("region[/zone[/subzone]]") is invalid, or nullopt.

@@ -20,6 +20,7 @@
 #include "proxy/config_watcher.h"
 #include "proxy/dns_resolver.h"
 #include "proxy/dns_routes.h"
+#include "proxy/health_checker.h"
 #include "proxy/net.h"
 #include "proxy/session.h"
 #include "spdlog/spdlog.h"
@@ -100,6 +101,8 @@ struct Gateway::Impl {
   std::shared_ptr<const config::RouteTable> table;
   std::shared_ptr<lb::HealthTable> health;  // the workers' current version
   std::vector<int64_t> next_sweep_ns;       // outlier re-check, by cluster id
+  std::unique_ptr<HealthChecker> checker;   // while Run() runs, when configured
+  std::string health_check_stats;           // set when Run() returns
   std::atomic<uint64_t> config_version{1};
   std::atomic<uint64_t> reloads_ok{0};
   std::atomic<uint64_t> reloads_failed{0};
@@ -172,6 +175,10 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettin
       Stop();
     });
   }
+  if (!impl_->config.health_checks.empty()) {
+    impl_->checker = std::make_unique<HealthChecker>(impl_->main_io, impl_->config.health_checks);
+    impl_->checker->SetTable(impl_->table, impl_->health);
+  }
   // Every table, at startup and on reload, goes through DNS resolution before
   // the workers see it.
   std::unique_ptr<DnsResolver> resolver;
@@ -239,6 +246,12 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettin
     if (w->thread.joinable()) w->thread.join();
   }
   if (resolver) impl_->dns_stats = FormatStats(resolver->stats());
+  if (impl_->checker) {
+    const HealthCheckStats hc = impl_->checker->stats();
+    impl_->health_check_stats = fmt::format("health_check_probes={} health_check_failures={} health_check_transitions={}",
+                                            hc.probes, hc.failures, hc.transitions);
+    impl_->checker.reset();
+  }
 }
 
 void Gateway::Stop() {
@@ -261,6 +274,7 @@ void Gateway::UpdateTable(std::shared_ptr<const config::RouteTable> table) {
   impl_->table = table;
   impl_->health = health;
   impl_->next_sweep_ns.clear();
+  if (impl_->checker) impl_->checker->SetTable(table, health);
   for (auto& w : impl_->workers) {
     Worker* worker = w.get();
     asio::post(worker->io, [worker, table, health, locality = impl_->config.locality] {
@@ -300,10 +314,11 @@ std::string Gateway::bound_address() const { return FormatEndpoint(impl_->bound)
 std::string Gateway::StatsSummary() const {
   std::vector<const ProxyStats*> all;
   for (const auto& w : impl_->workers) all.push_back(&w->stats);
-  return fmt::format("{} config_version={} config_reloads_ok={} config_reloads_failed={}{}{}",
+  return fmt::format("{} config_version={} config_reloads_ok={} config_reloads_failed={}{}{}{}{}",
                      FormatStats(all.data(), all.size()), impl_->config_version.load(),
                      impl_->reloads_ok.load(), impl_->reloads_failed.load(),
-                     impl_->dns_stats.empty() ? "" : " ", impl_->dns_stats);
+                     impl_->dns_stats.empty() ? "" : " ", impl_->dns_stats,
+                     impl_->health_check_stats.empty() ? "" : " ", impl_->health_check_stats);
 }
 
 }  // namespace meshgate::proxy

@@ -77,6 +77,23 @@ TEST(GatewayConfigTest, LoadsEveryKeyFromFile) {
   EXPECT_EQ(config->dns.min_ttl, 5s);
   EXPECT_EQ(config->dns.max_ttl, 10min);
   EXPECT_EQ(config->locality, "us-east1/us-east1-b");
+  ASSERT_EQ(config->health_checks.size(), 2u);
+  const GatewayConfig::HealthCheck& hc = config->health_checks[0];
+  EXPECT_EQ(hc.host, "httpbin.bar.svc.cluster.local");
+  EXPECT_EQ(hc.port, 8000);
+  EXPECT_EQ(hc.interval, 2s);
+  EXPECT_EQ(hc.timeout, 500ms);
+  EXPECT_EQ(hc.healthy_threshold, 2u);
+  EXPECT_EQ(hc.unhealthy_threshold, 4u);
+  EXPECT_EQ(hc.jitter, 100ms);
+  // Defaults: every 5 s, 1 s timeout, 3 failures out, 1 success back.
+  const GatewayConfig::HealthCheck& defaults = config->health_checks[1];
+  EXPECT_EQ(defaults.host, "*.bookinfo.svc.cluster.local");
+  EXPECT_EQ(defaults.port, 0);
+  EXPECT_EQ(defaults.interval, 5s);
+  EXPECT_EQ(defaults.timeout, 1s);
+  EXPECT_EQ(defaults.unhealthy_threshold, 3u);
+  EXPECT_EQ(defaults.healthy_threshold, 1u);
 }
 
 TEST(GatewayConfigTest, GatewayNamespaceFallsBackToPodNamespaceThenIstioSystem) {
@@ -130,7 +147,7 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
           p +
           "15:1: listenAddress: unknown field (expected one of: listen, threads, timeouts, "
           "maxHelloBytes, maxConnectAttempts, relay, sniRewrites, mesh, logLevel, namespace, "
-          "rootNamespace, clusterDomain, dns, locality)\n" +
+          "rootNamespace, clusterDomain, dns, locality, healthChecks)\n" +
           p + "16:12: namespace: \"Istio_System\" is not a namespace name (lowercase letters, "
           "digits, '-', at most 63)\n" +
           p + "17:16: clusterDomain: \"bad..domain\" is not a domain: empty label\n" +
@@ -138,7 +155,13 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
           p + "18:17: dns.servers[0]: \"localhost\" is not an IP address (ip, ip:port or "
           "[ipv6]:port)\n" +
           p + "18:28: dns.servers[1]: \"10.0.0.1:0\": port 0\n" +
-          p + "19:11: locality: \"us/*\" names one locality: no '*'");
+          p + "19:11: locality: \"us/*\" names one locality: no '*'\n" +
+          p + "20:16: healthChecks[0]: timeout must not exceed interval\n" +
+          p + "20:23: healthChecks[0].host: \"a.*.b\": '*' is allowed only as the whole first "
+              "label, as in \"*.example.com\"\n" +
+          p + "20:79: healthChecks[0].unhealthyThreshold: must be 1..100, got 0\n" +
+          p + "20:82: healthChecks[0].typo: unknown field (expected one of: host, port, interval, "
+              "timeout, healthyThreshold, unhealthyThreshold, jitter)");
 }
 
 TEST(GatewayConfigTest, MissingFile) {

@@ -438,6 +438,42 @@ TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
   EXPECT_EQ(gw->Counter("termination.upstream_connect_failed"), 0u);
 }
 
+// Active checks find a dead endpoint before any client does, and bring it
+// back when it answers again.
+TEST_F(E2eTest, ActiveHealthChecksTakeADeadEndpointOutAndBringItBack) {
+  auto a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho});
+  TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  const uint16_t a_port = a->port();
+  dir_.Write("mesh.yaml", ServiceEntry({a_port, b.port()}));
+  MeshgateProcess gw({"--config", dir_.Write("gw.yaml",
+                                             "threads: 1\nmesh: [mesh.yaml]\nlogLevel: debug\n"
+                                             "healthChecks:\n"
+                                             "- {host: \"*.bar.svc.cluster.local\", interval: 100ms,\n"
+                                             "   timeout: 100ms, unhealthyThreshold: 2, jitter: 20ms}\n")});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  auto connect = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      TlsClient client(client_ctx_.get(), gw.port(), kSni);
+      ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw.Log();
+    }
+  };
+  connect(4);
+  EXPECT_TRUE(WaitFor([&] { return a->handshakes() == 2; }));
+  a.reset();
+  EXPECT_TRUE(gw.WaitForLog("failed 2 check(s) in a row", 1, 3000)) << gw.Log();
+  const int b_before = b.handshakes();
+  connect(6);  // no client is sent to the dead endpoint: not even a retry
+  EXPECT_TRUE(WaitFor([&] { return b.handshakes() == b_before + 6; }));
+  a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho, 0, a_port});
+  EXPECT_TRUE(gw.WaitForLog("back in rotation", 1, 3000)) << gw.Log();
+  connect(4);
+  EXPECT_TRUE(WaitFor([&] { return a->handshakes() == 2; })) << gw.Log();
+  EXPECT_EQ(gw.Stop(), 0);
+  EXPECT_EQ(gw.Counter("upstream_connect_fail"), 0u) << gw.Stats();
+  EXPECT_EQ(gw.Counter("health_check_transitions"), 2u) << gw.Stats();
+  EXPECT_GE(gw.Counter("health_check_probes"), 4u);
+}
+
 TEST_F(E2eTest, AllEndpointsDownClosesCleanlyWithACountedReason) {
   auto gw = StartGateway({UnusedPort(), UnusedPort(), UnusedPort()}, {"--threads", "1"});
   const auto start = std::chrono::steady_clock::now();
