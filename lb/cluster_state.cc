@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
 #include "lb/balancer.h"
 
 namespace meshgate::lb {
@@ -59,6 +60,23 @@ HealthChange ClusterState::OnConnectFailure(size_t i, const config::OutlierDetec
   return HealthChange::kEjected;
 }
 
+void ClusterState::InheritOutlierState(size_t i, const ClusterState& old, size_t from) {
+  const EndpointState& o = old.endpoints_[from];
+  EndpointState& e = endpoints_[i];
+  e.consecutive_failures.store(o.consecutive_failures.load(std::memory_order_relaxed),
+                               std::memory_order_relaxed);
+  e.ejections.store(o.ejections.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  if (!o.ejected.load(std::memory_order_relaxed) || e.ejected.load(std::memory_order_relaxed)) return;
+  e.ejected_until_ns.store(o.ejected_until_ns.load(std::memory_order_relaxed),
+                           std::memory_order_relaxed);
+  e.ejected.store(true, std::memory_order_relaxed);
+  ejected_.fetch_add(1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_relaxed);
+  if (ready_[i] && !e.check_failed.load(std::memory_order_relaxed)) {
+    unhealthy_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 bool ClusterState::SetCheckFailed(size_t i, bool failed) {
   EndpointState& e = endpoints_[i];
   bool was = !failed;
@@ -78,6 +96,27 @@ HealthTable::HealthTable(const config::RouteTable& table) {
   clusters_.reserve(table.clusters().size());
   for (const config::Cluster& cluster : table.clusters()) {
     clusters_.push_back(std::make_unique<ClusterState>(cluster));
+  }
+}
+
+HealthTable::HealthTable(const config::RouteTable& table, const config::RouteTable& previous_table,
+                         const HealthTable& previous)
+    : HealthTable(table) {
+  absl::flat_hash_map<std::string_view, const config::Cluster*> old_by_name;
+  for (const config::Cluster& c : previous_table.clusters()) old_by_name[c.name] = &c;
+  for (const config::Cluster& cluster : table.clusters()) {
+    const auto old = old_by_name.find(cluster.name);
+    if (old == old_by_name.end()) continue;
+    const config::Cluster& before = *old->second;
+    absl::flat_hash_map<std::pair<std::string_view, uint16_t>, size_t> old_index;
+    for (size_t i = 0; i < before.endpoints.size(); ++i) {
+      old_index[{before.endpoints[i].address, before.endpoints[i].port}] = i;
+    }
+    for (size_t i = 0; i < cluster.endpoints.size(); ++i) {
+      const auto it = old_index.find({cluster.endpoints[i].address, cluster.endpoints[i].port});
+      if (it == old_index.end()) continue;
+      clusters_[cluster.id]->InheritOutlierState(i, previous.cluster(before.id), it->second);
+    }
   }
 }
 

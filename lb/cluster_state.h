@@ -98,6 +98,10 @@ class ClusterState {
       on_return(i);
     }
   }
+  // Takes over endpoint `from` of `old`'s outlier state (a new table version of
+  // the same cluster): an ejected endpoint stays ejected across a reload or a
+  // DNS update. Connection counts stay with the version that made them.
+  void InheritOutlierState(size_t i, const ClusterState& old, size_t from);
   // Active health checks' verdict. Returns whether it changed.
   bool SetCheckFailed(size_t i, bool failed);
 
@@ -121,6 +125,10 @@ class ClusterState {
 class HealthTable {
  public:
   explicit HealthTable(const config::RouteTable& table);
+  // A new version: clusters matched by name and endpoints by address:port
+  // inherit their outlier state from `previous` (the version `previous_table` had).
+  HealthTable(const config::RouteTable& table, const config::RouteTable& previous_table,
+              const HealthTable& previous);
   ClusterState& cluster(uint32_t id) { return *clusters_[id]; }
   const ClusterState& cluster(uint32_t id) const { return *clusters_[id]; }
   size_t size() const { return clusters_.size(); }

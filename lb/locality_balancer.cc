@@ -57,6 +57,7 @@ class LocalityBalancer final : public Balancer {
 
   LocalityBalancer(std::vector<Group> groups, bool priorities)
       : groups_(std::move(groups)), priorities_(priorities), load_(groups_.size(), 0),
+        health_(groups_.size(), 0),
         rng_state_(reinterpret_cast<uintptr_t>(this)) {}
 
   int Pick(const ClusterState& state, const PickContext& ctx) override {
@@ -90,7 +91,7 @@ class LocalityBalancer final : public Balancer {
 
  private:
   void ComputeLoads(const ClusterState& state) {
-    std::vector<double> health(groups_.size(), 0);
+    std::vector<double>& health = health_;  // kept: no allocation on the pick path
     for (size_t g = 0; g < groups_.size(); ++g) {
       uint32_t ready = 0, healthy = 0;
       for (uint32_t i : groups_[g].members) {
@@ -133,6 +134,7 @@ class LocalityBalancer final : public Balancer {
   std::vector<Group> groups_;
   bool priorities_;
   std::vector<double> load_;
+  std::vector<double> health_;
   bool computed_ = false;
   uint64_t generation_ = 0;
   uint64_t rng_state_;

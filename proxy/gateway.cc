@@ -270,7 +270,10 @@ void Gateway::Stop() {
 }
 
 void Gateway::UpdateTable(std::shared_ptr<const config::RouteTable> table) {
-  auto health = std::make_shared<lb::HealthTable>(*table);
+  // Ejections survive reloads and DNS updates; active-check verdicts are
+  // carried by the checker itself.
+  auto health = impl_->health ? std::make_shared<lb::HealthTable>(*table, *impl_->table, *impl_->health)
+                              : std::make_shared<lb::HealthTable>(*table);
   impl_->table = table;
   impl_->health = health;
   impl_->next_sweep_ns.clear();

@@ -498,3 +498,38 @@ TEST(LocalityTest, DistributeSplitsByWeight) {
 
 }  // namespace
 }  // namespace meshgate::lb
+
+namespace meshgate::lb {
+namespace {
+
+TEST(HealthTableTest, EjectionsCarryOverToTheNextTableVersionByAddress) {
+  config::Cluster c = MakeCluster(3);
+  c.host = "a.example.com";
+  c.port = 443;
+  c.source = "test";
+  const config::RouteTable before({c}, {});
+  HealthTable old_health(before);
+  config::OutlierDetection od;
+  od.consecutive_5xx_errors = 1;
+  od.max_ejection_percent = 100;
+  ASSERT_EQ(old_health.cluster(0).OnConnectFailure(1, od, 5), HealthChange::kEjected);
+  old_health.cluster(0).endpoint(1).active = 7;
+  // The next version lists the endpoints in another order, one gone, one new.
+  config::Cluster next = c;
+  next.endpoints = {c.endpoints[2], c.endpoints[1]};
+  next.endpoints.push_back(MakeCluster(4).endpoints[3]);
+  const config::RouteTable after({next}, {});
+  HealthTable health(after, before, old_health);
+  const ClusterState& s = health.cluster(0);
+  EXPECT_TRUE(s.Healthy(0));
+  EXPECT_FALSE(s.Healthy(1));  // 10.0.0.1, still ejected
+  EXPECT_EQ(s.endpoint(1).ejections.load(), 1u);
+  EXPECT_EQ(s.endpoint(1).ejected_until_ns.load(), old_health.cluster(0).endpoint(1).ejected_until_ns.load());
+  EXPECT_EQ(s.endpoint(1).active.load(), 0u);  // counts stay with the old version
+  EXPECT_EQ(s.ejected_count(), 1u);
+  EXPECT_EQ(s.healthy_count(), 2u);
+  EXPECT_TRUE(s.Healthy(2));
+}
+
+}  // namespace
+}  // namespace meshgate::lb
