@@ -16,7 +16,16 @@ using namespace meshgate;
 using Simple = config::LoadBalancerPolicy::Simple;
 using Algorithm = config::ConsistentHashLb::Algorithm;
 
-enum Policy { kRoundRobin, kWeightedRoundRobin, kLeastRequest, kRandom, kRingHash, kMaglev };
+enum Policy {
+  kRoundRobin,
+  kWeightedRoundRobin,   // weights 1..4
+  kDistinctWeights,      // every endpoint its own weight: the EDF heap's worst case
+  kLeastRequest,
+  kRandom,
+  kRingHash,
+  kMaglev,
+  kLocalityFailover,     // round robin inside 5 locality priorities
+};
 
 config::Cluster MakeCluster(int n, Policy policy) {
   config::Cluster c;
@@ -25,7 +34,12 @@ config::Cluster MakeCluster(int n, Policy policy) {
     e.address = "10." + std::to_string(i >> 16 & 255) + "." + std::to_string(i >> 8 & 255) + "." +
                 std::to_string(i & 255);
     e.port = 8080;
-    e.weight = policy == kWeightedRoundRobin ? 1 + i % 4 : 1;
+    e.weight = policy == kWeightedRoundRobin ? 1 + i % 4 : policy == kDistinctWeights ? 1 + i : 1;
+    if (policy == kLocalityFailover) {
+      static const char* const kLocalities[] = {"us-east/a/1", "us-east/a/2", "us-east/b/1",
+                                                "eu-west/x/1", "ap-south/p/1"};
+      e.locality = kLocalities[i % 5];
+    }
     c.endpoints.push_back(e);
   }
   auto& lb = c.policy.load_balancer.emplace();
@@ -43,6 +57,10 @@ config::Cluster MakeCluster(int n, Policy policy) {
       lb.consistent_hash = hash;
       break;
     }
+    case kLocalityFailover:
+      c.policy.outlier_detection.emplace();
+      lb.simple = Simple::kRoundRobin;
+      break;
     default:
       lb.simple = Simple::kRoundRobin;
   }
@@ -52,7 +70,7 @@ config::Cluster MakeCluster(int n, Policy policy) {
 void BM_Pick(benchmark::State& state, Policy policy) {
   const config::Cluster cluster = MakeCluster(static_cast<int>(state.range(0)), policy);
   lb::ClusterState health(cluster);
-  auto balancer = lb::MakeBalancer(cluster);
+  auto balancer = lb::MakeBalancer(cluster, {policy == kLocalityFailover ? "us-east/a/1" : ""});
   std::vector<uint64_t> keys;
   for (int i = 0; i < 4096; ++i) keys.push_back(lb::Hash64("192.168." + std::to_string(i)));
   size_t k = 0;
@@ -66,10 +84,12 @@ void BM_Pick(benchmark::State& state, Policy policy) {
   BENCHMARK_CAPTURE(BM_Pick, policy, policy)->Arg(3)->Arg(100)->Arg(10000)
 MESHGATE_LB_BENCH(kRoundRobin);
 MESHGATE_LB_BENCH(kWeightedRoundRobin);
+MESHGATE_LB_BENCH(kDistinctWeights);
 MESHGATE_LB_BENCH(kLeastRequest);
 MESHGATE_LB_BENCH(kRandom);
 MESHGATE_LB_BENCH(kRingHash);
 MESHGATE_LB_BENCH(kMaglev);
+MESHGATE_LB_BENCH(kLocalityFailover);
 
 }  // namespace
 

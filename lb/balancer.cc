@@ -2,6 +2,7 @@
 #include "lb/balancer_internal.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -82,29 +83,40 @@ int Scan(const ClusterState& state, bool panic, std::span<const uint32_t> tried,
 // each pick goes to the earliest deadline, which then advances by 1/weight, so
 // heavy and light endpoints interleave instead of running in bursts.
 //
-// Endpoints of equal weight are one group: a group of k endpoints of weight w
-// is scheduled as one entry of weight k*w that rotates through its members.
-// The schedule is the same, and the heap holds one entry per distinct weight
-// (one entry in all when weights are equal, the common case), so a pick costs
-// O(log d) for d distinct weights instead of O(log n).
+// To keep a pick O(1) at any size, endpoints are scheduled by weight class
+// (weights within a factor of two: [1], [2,3], [4..7], ...): the EDF heap has
+// one entry per class, of the class's total weight, and a class's turn goes to
+// its members in rotation, each collecting weight/heaviest-in-class credit per
+// visit and taking the turn once it has a whole one (at most two visits, since
+// a class spans a factor of two). With equal weights (the common case) that is
+// one class and a plain rotation.
 class RoundRobinBalancer final : public Balancer {
  public:
   explicit RoundRobinBalancer(Members members) : members_(std::move(members)), n_(members_.index.size()) {
-    std::vector<std::pair<uint32_t, uint32_t>> by_weight;  // (weight, endpoint)
+    std::vector<std::pair<int, uint32_t>> by_class;  // (weight class, endpoint)
     for (uint32_t i : members_.index) {
-      by_weight.emplace_back(Weight(members_.cluster->endpoints[i]), i);
+      by_class.emplace_back(std::bit_width(Weight(members_.cluster->endpoints[i])), i);
     }
-    std::stable_sort(by_weight.begin(), by_weight.end(),
+    std::stable_sort(by_class.begin(), by_class.end(),
                      [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (size_t i = 0; i < by_weight.size(); ++i) {
-      if (i == 0 || by_weight[i].first != by_weight[i - 1].first) groups_.emplace_back();
-      groups_.back().members.push_back(by_weight[i].second);
-      groups_.back().weight = by_weight[i].first;
+    for (size_t k = 0; k < by_class.size(); ++k) {
+      if (k == 0 || by_class[k].first != by_class[k - 1].first) groups_.emplace_back();
+      groups_.back().members.push_back(by_class[k].second);
     }
     for (size_t g = 0; g < groups_.size(); ++g) {
       Group& group = groups_[g];
-      group.step = 1.0 / (static_cast<double>(group.weight) * group.members.size());
-      // Staggered first deadlines, so groups don't all come due together.
+      uint32_t heaviest = 0;
+      double total = 0;
+      for (uint32_t i : group.members) {
+        heaviest = std::max(heaviest, Weight(members_.cluster->endpoints[i]));
+        total += Weight(members_.cluster->endpoints[i]);
+      }
+      for (uint32_t i : group.members) {
+        group.share.push_back(static_cast<double>(Weight(members_.cluster->endpoints[i])) / heaviest);
+      }
+      group.credit.assign(group.members.size(), 0);
+      group.step = 1.0 / total;
+      // Staggered first deadlines, so classes don't all come due together.
       const double phase = (static_cast<double>(g) + 0.5) / static_cast<double>(groups_.size());
       heap_.push_back({group.step * phase, static_cast<uint32_t>(g)});
     }
@@ -117,15 +129,14 @@ class RoundRobinBalancer final : public Balancer {
     if (!ctx.tried.empty()) {
       // A retry leaves the schedule alone: it must not pull the next
       // connection back onto the endpoint that just failed, nor skip anyone.
-      // With one group (equal weights) its order is the members' order.
+      // With one class of equal weights its order is the members' order.
       return Scan(state, panic, ctx.tried, members_, groups_.size() == 1 ? groups_[0].next : 0);
     }
     for (size_t step = 0; step < n_; ++step) {
       Group& group = groups_[heap_[0].group];
-      const uint32_t i = group.members[group.next];
-      group.next = group.next + 1 == group.members.size() ? 0 : group.next + 1;
       heap_[0].deadline += group.step;
       if (heap_.size() > 1) SiftDown();
+      const uint32_t i = group.Take();
       // An endpoint that can't be used loses its turn.
       if (Eligible(state, panic, ctx.tried, i)) return static_cast<int>(i);
     }
@@ -134,10 +145,23 @@ class RoundRobinBalancer final : public Balancer {
 
  private:
   struct Group {
-    uint32_t weight = 1;
-    double step = 1;
+    double step = 1;  // 1 / the class's total weight
     size_t next = 0;
     std::vector<uint32_t> members;
+    std::vector<double> share;   // weight / heaviest in the class, in (1/2, 1]
+    std::vector<double> credit;
+
+    uint32_t Take() {
+      for (;;) {
+        const size_t k = next;
+        next = next + 1 == members.size() ? 0 : next + 1;
+        credit[k] += share[k];
+        if (credit[k] >= 1) {
+          credit[k] -= 1;
+          return members[k];
+        }
+      }
+    }
   };
   struct Entry {
     double deadline;
@@ -291,13 +315,20 @@ class RingHashBalancer final : public Balancer {
     std::sort(ring_.begin(), ring_.end(), [](const Point& a, const Point& b) {
       return a.hash < b.hash || (a.hash == b.hash && a.index < b.index);
     });
+    // Bucket index over the top bits of the hash, about two buckets per point:
+    // a lookup searches one bucket's few points instead of the whole ring.
+    bits_ = std::min(24, std::max(1, static_cast<int>(std::bit_width(ring_.size())) + 1));
+    first_.assign((size_t{1} << bits_) + 1, static_cast<uint32_t>(ring_.size()));
+    for (size_t k = ring_.size(); k-- > 0;) first_[ring_[k].hash >> (64 - bits_)] = static_cast<uint32_t>(k);
+    for (size_t b = first_.size() - 1; b-- > 0;) first_[b] = std::min(first_[b], first_[b + 1]);
   }
 
   int Pick(const ClusterState& state, const PickContext& ctx) override {
     if (ring_.empty()) return kNoEndpoint;
     const bool panic = state.Panic();
-    size_t at = std::lower_bound(ring_.begin(), ring_.end(), ctx.hash,
-                                 [](const Point& p, uint64_t h) { return p.hash < h; }) -
+    const size_t bucket = ctx.hash >> (64 - bits_);
+    size_t at = std::lower_bound(ring_.begin() + first_[bucket], ring_.begin() + first_[bucket + 1],
+                                 ctx.hash, [](const Point& p, uint64_t h) { return p.hash < h; }) -
                 ring_.begin();
     for (size_t step = 0; step < ring_.size(); ++step, ++at) {
       const uint32_t i = ring_[at % ring_.size()].index;
@@ -314,6 +345,8 @@ class RingHashBalancer final : public Balancer {
     uint32_t index;
   };
   std::vector<Point> ring_;
+  int bits_ = 1;
+  std::vector<uint32_t> first_;  // first ring index of each bucket; one extra at the end
 };
 
 // Maglev (Eisenbud et al., NSDI 2016), weighted: each endpoint walks its own

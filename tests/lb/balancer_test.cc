@@ -122,6 +122,18 @@ TEST(RoundRobinTest, WeightsAreHonouredExactlyAndSmoothly) {
   EXPECT_LE(longest, 4);
 }
 
+TEST(RoundRobinTest, WeightsOfEveryClassAreHonouredToWithinAPick) {
+  // Classes [1], [2,3], [4..7], [8..15]: members of a class share its turns by weight.
+  const std::vector<uint32_t> weights = {1, 2, 3, 5, 8, 13};
+  const config::Cluster c = MakeCluster(6, weights);
+  ClusterState s(c);
+  auto b = MakeBalancer(c);
+  const std::vector<int> counts = Counts(*b, s, 6, 32000);
+  for (size_t i = 0; i < weights.size(); ++i) {
+    EXPECT_NEAR(counts[i], 1000.0 * weights[i], 3) << "weight " << weights[i];
+  }
+}
+
 TEST(RoundRobinTest, WeightedSkipsUnhealthyEndpoints) {
   const config::Cluster c = MakeCluster(4, {3, 1, 1, 1});
   ClusterState s(c);
