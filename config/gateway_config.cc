@@ -179,18 +179,15 @@ void GatewayConfigReader::ReadDns(const yaml::Node& node) {
   if (!internal::ExpectMap(node, "dns", sink_)) return;
   internal::CheckFields(node, "dns", {"servers", "minTtl", "maxTtl"}, sink_);
   IfPresent(node, "servers", [&](const yaml::Node& list) {
-    if (!internal::ExpectList(list, "dns.servers", sink_)) return;
     std::vector<std::string> servers;
-    for (size_t i = 0; i < list.size(); ++i) {
-      const std::string path = internal::IndexPath("dns.servers", i);
-      auto text = internal::ReadString(list[i], path, sink_);
-      if (!text) continue;
-      if (absl::Status status = CheckDnsServer(*text); !status.ok()) {
-        sink_.Add(list[i], path, internal::StdView(status.message()));
-        continue;
-      }
-      servers.push_back(*text);
-    }
+    internal::ForEachString(list, "dns.servers", sink_,
+                            [&](const yaml::Node& item, const std::string& path, const std::string& text) {
+                              if (absl::Status status = CheckDnsServer(text); !status.ok()) {
+                                sink_.Add(item, path, internal::StdView(status.message()));
+                              } else {
+                                servers.push_back(text);
+                              }
+                            });
     config_.dns.servers = std::move(servers);
   });
   IfPresent(node, "minTtl", [&](const yaml::Node& n) {
@@ -319,21 +316,18 @@ void GatewayConfigReader::ReadSniRewrites(const yaml::Node& node) {
 }
 
 void GatewayConfigReader::ReadMesh(const yaml::Node& node) {
-  if (!internal::ExpectList(node, "mesh", sink_)) return;
   std::vector<std::string> paths;
-  for (size_t i = 0; i < node.size(); ++i) {
-    const std::string path = internal::IndexPath("mesh", i);
-    auto text = internal::ReadString(node[i], path, sink_);
-    if (!text) continue;
-    if (text->empty()) {
-      sink_.Add(node[i], path, "empty path");
-      continue;
-    }
-    std::filesystem::path p(*text);
-    if (p.is_relative() && !base_dir_.empty()) p = std::filesystem::path(base_dir_) / p;
-    paths.push_back(p.string());
-  }
-  config_.mesh_paths = std::move(paths);
+  const bool list = internal::ForEachString(
+      node, "mesh", sink_, [&](const yaml::Node& item, const std::string& path, const std::string& text) {
+        if (text.empty()) {
+          sink_.Add(item, path, "empty path");
+          return;
+        }
+        std::filesystem::path p(text);
+        if (p.is_relative() && !base_dir_.empty()) p = std::filesystem::path(base_dir_) / p;
+        paths.push_back(p.string());
+      });
+  if (list) config_.mesh_paths = std::move(paths);
 }
 
 void GatewayConfigReader::ReadLogLevel(const yaml::Node& node) {

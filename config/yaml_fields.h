@@ -138,6 +138,18 @@ std::optional<std::map<std::string, std::string>> ReadStringMap(const yaml::Node
                                                                 std::string_view path,
                                                                 ErrorSink& sink);
 
+// A list of strings: reports `list` if it is no list and each item that is
+// no string; calls fn(item, item_path, text) for the strings.
+template <typename Fn>
+bool ForEachString(const yaml::Node& list, std::string_view path, ErrorSink& sink, Fn&& fn) {
+  if (!ExpectList(list, path, sink)) return false;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string item = IndexPath(path, i);
+    if (auto text = ReadString(list[i], item, sink)) fn(list[i], item, *text);
+  }
+  return true;
+}
+
 // Calls read(value) when `key` is present and not null.
 template <typename F>
 void IfPresent(const yaml::Node& map, std::string_view key, F read) {

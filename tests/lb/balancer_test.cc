@@ -146,23 +146,23 @@ TEST(RoundRobinTest, WeightedSkipsUnhealthyEndpoints) {
 
 // --- RANDOM and LEAST_REQUEST --------------------------------------------------------
 
-TEST(RandomTest, WeightedDistributionPassesChiSquare) {
+// With no active connections P2C's ties go to the first draw: weighted random too.
+class WeightedDrawTest : public ::testing::TestWithParam<Simple> {};
+
+TEST_P(WeightedDrawTest, DistributionPassesChiSquare) {
   const std::vector<uint32_t> weights = {1, 2, 3, 4};
-  const config::Cluster c = WithSimple(MakeCluster(4, weights), Simple::kRandom);
+  const config::Cluster c = WithSimple(MakeCluster(4, weights), GetParam());
   ClusterState s(c);
   auto b = MakeBalancer(c);
   // df = 3; 16.27 is the p = 0.001 critical value.
   EXPECT_LT(ChiSquare(Counts(*b, s, 4, 100000), weights), 16.27);
 }
 
-TEST(LeastRequestTest, WeightedDistributionPassesChiSquareWhenIdle) {
-  const std::vector<uint32_t> weights = {1, 2, 3, 4};
-  const config::Cluster c = WithSimple(MakeCluster(4, weights), Simple::kLeastRequest);
-  ClusterState s(c);
-  auto b = MakeBalancer(c);
-  // With no active connections P2C ties go to the first draw: weighted random.
-  EXPECT_LT(ChiSquare(Counts(*b, s, 4, 100000), weights), 16.27);
-}
+INSTANTIATE_TEST_SUITE_P(Policies, WeightedDrawTest,
+                         ::testing::Values(Simple::kRandom, Simple::kLeastRequest),
+                         [](const auto& info) {
+                           return info.param == Simple::kRandom ? "Random" : "LeastRequest";
+                         });
 
 // Connections to endpoint 0 last ten times longer. Balancers that look at
 // active connections keep its backlog down; random doesn't.
