@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -472,6 +474,65 @@ TEST_F(E2eTest, ActiveHealthChecksTakeADeadEndpointOutAndBringItBack) {
   EXPECT_EQ(gw.Counter("upstream_connect_fail"), 0u) << gw.Stats();
   EXPECT_EQ(gw.Counter("health_check_transitions"), 2u) << gw.Stats();
   EXPECT_GE(gw.Counter("health_check_probes"), 4u);
+}
+
+// A listener whose accept queue is full: SYNs to it are dropped, so a
+// connect hangs until its timeout, as with a blackholed endpoint.
+class StalledListener {
+ public:
+  StalledListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 0) != 0) {
+      throw std::runtime_error("stalled listener");
+    }
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    // Fill the queue (backlog 0 still admits one) with connects of our own,
+    // non-blocking: the ones beyond the queue would hang like the test's.
+    for (int i = 0; i < 2; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      fillers_.push_back(fd);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // handshakes done
+  }
+  ~StalledListener() {
+    for (int fd : fillers_) ::close(fd);
+    ::close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::vector<int> fillers_;
+};
+
+TEST_F(E2eTest, ClusterConnectTimeoutFromTheDestinationRuleBeatsTheGatewayDefault) {
+  StalledListener stalled;
+  TlsBackend live(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  dir_.Write("mesh/se.yaml", ServiceEntry({stalled.port(), live.port()}));
+  dir_.Write("mesh/dr.yaml",
+             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+             "metadata: {name: httpbin, namespace: bar}\n"
+             "spec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy:\n"
+             "    connectionPool: {tcp: {connectTimeout: 300ms}}\n");
+  MeshgateProcess gw({"--config", dir_.Write("gw.yaml", "threads: 1\ntimeouts: {connect: 30s}\n"
+                                                        "mesh: [mesh/]\nlogLevel: debug\n")});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  const auto start = std::chrono::steady_clock::now();
+  TlsClient client(client_ctx_.get(), gw.port(), kSni);  // round robin starts on the stalled one
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw.Log();
+  EXPECT_GE(took, std::chrono::milliseconds(250));
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_EQ(gw.Stop(), 0);
+  EXPECT_EQ(gw.Counter("upstream_connect_timeout"), 1u) << gw.Stats();
+  EXPECT_EQ(gw.Counter("upstream_connect_retry"), 1u);
 }
 
 TEST_F(E2eTest, AllEndpointsDownClosesCleanlyWithACountedReason) {
