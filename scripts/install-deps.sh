@@ -11,7 +11,7 @@ PKGS=(
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang libclang-rt-14-dev
-  python3 procps iproute2
+  python3 python3-yaml procps iproute2
 )
 
 missing=()
