@@ -45,6 +45,9 @@ class GatewayConfigReader {
   void ReadName(const yaml::Node& node, std::string_view path, bool label, std::string& out);
   void ReadDns(const yaml::Node& node);
   void ReadHealthChecks(const yaml::Node& node);
+  void ReadEndpoint(const yaml::Node& node, std::string_view path, std::string& out);
+  void ReadDrain(const yaml::Node& node);
+  void ReadAccessLog(const yaml::Node& node);
 
   ErrorSink& sink_;
   std::string base_dir_;
@@ -56,7 +59,8 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   internal::CheckFields(root, "",
                         {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
                          "relay", "sniRewrites", "mesh", "logLevel", "namespace", "rootNamespace",
-                         "clusterDomain", "dns", "locality", "healthChecks"},
+                         "clusterDomain", "dns", "locality", "healthChecks", "admin", "metrics",
+                         "readiness", "drain", "accessLog", "clusterId"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -86,6 +90,22 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
             [&](const yaml::Node& n) { ReadName(n, "clusterDomain", false, config_.cluster_domain); });
   IfPresent(root, "dns", [&](const yaml::Node& n) { ReadDns(n); });
   IfPresent(root, "healthChecks", [&](const yaml::Node& n) { ReadHealthChecks(n); });
+  const std::pair<std::string_view, std::string*> endpoints[] = {
+      {"admin", &config_.admin}, {"metrics", &config_.metrics}, {"readiness", &config_.readiness}};
+  for (const auto& [key, out] : endpoints) {
+    IfPresent(root, key, [&](const yaml::Node& n) { ReadEndpoint(n, key, *out); });
+  }
+  IfPresent(root, "drain", [&](const yaml::Node& n) { ReadDrain(n); });
+  IfPresent(root, "accessLog", [&](const yaml::Node& n) { ReadAccessLog(n); });
+  IfPresent(root, "clusterId", [&](const yaml::Node& n) {
+    if (auto text = internal::ReadString(n, "clusterId", sink_)) {
+      if (text->empty()) {
+        sink_.Add(n, "clusterId", "must not be empty");
+      } else {
+        config_.cluster_id = *text;
+      }
+    }
+  });
   IfPresent(root, "locality", [&](const yaml::Node& n) {
     auto text = internal::ReadString(n, "locality", sink_);
     if (!text) return;
@@ -114,6 +134,72 @@ void GatewayConfigReader::ReadName(const yaml::Node& node, std::string_view path
     }
   }
   out = *text;
+}
+
+void GatewayConfigReader::ReadEndpoint(const yaml::Node& node, std::string_view path,
+                                       std::string& out) {
+  auto text = internal::ReadString(node, path, sink_);
+  if (!text) return;
+  if (*text == "off" || text->empty()) {
+    out.clear();
+    return;
+  }
+  if (auto address = ParseListenAddress(*text); !address.ok()) {
+    sink_.Add(node, path, absl::StrCat(address.status().message(), " (or \"off\")"));
+    return;
+  }
+  out = *text;
+}
+
+void GatewayConfigReader::ReadDrain(const yaml::Node& node) {
+  if (!internal::ExpectMap(node, "drain", sink_)) return;
+  internal::CheckFields(node, "drain", {"delay", "time"}, sink_);
+  const std::pair<std::string_view, std::chrono::milliseconds*> fields[] = {
+      {"delay", &config_.drain.delay}, {"time", &config_.drain.time}};
+  for (const auto& [key, out] : fields) {
+    IfPresent(node, key, [&](const yaml::Node& n) {
+      auto text = internal::ReadString(n, internal::FieldPath("drain", key), sink_);
+      if (!text) return;
+      auto d = ParseDuration(*text);  // 0 is allowed: no delay, or close at once
+      if (!d.ok()) {
+        sink_.Add(n, internal::FieldPath("drain", key), internal::StdView(d.status().message()));
+      } else {
+        *out = *d;
+      }
+    });
+  }
+}
+
+void GatewayConfigReader::ReadAccessLog(const yaml::Node& node) {
+  if (!internal::ExpectMap(node, "accessLog", sink_)) return;
+  internal::CheckFields(node, "accessLog", {"path", "sampleRate"}, sink_);
+  IfPresent(node, "path", [&](const yaml::Node& n) {
+    if (auto text = internal::ReadString(n, "accessLog.path", sink_)) {
+      std::string path = *text == "off" ? "" : *text;
+      if (!path.empty() && path != "stdout" && std::filesystem::path(path).is_relative() &&
+          !base_dir_.empty()) {
+        path = (std::filesystem::path(base_dir_) / path).string();
+      }
+      config_.access_log.path = path;
+    }
+  });
+  IfPresent(node, "sampleRate", [&](const yaml::Node& n) {
+    auto text = internal::ReadString(n, "accessLog.sampleRate", sink_);
+    if (!text) return;
+    double rate = -1;
+    try {
+      size_t used = 0;
+      rate = std::stod(*text, &used);
+      if (used != text->size()) rate = -1;
+    } catch (const std::exception&) {
+      rate = -1;
+    }
+    if (!(rate >= 0 && rate <= 1)) {
+      sink_.Add(n, "accessLog.sampleRate", absl::StrCat("must be a number in 0..1, got \"", *text, "\""));
+      return;
+    }
+    config_.access_log.sample_rate = rate;
+  });
 }
 
 void GatewayConfigReader::ReadHealthChecks(const yaml::Node& node) {

@@ -55,6 +55,25 @@ struct GatewayConfig {
     std::chrono::milliseconds jitter{0};  // each check waits interval + [0, jitter)
   };
   std::vector<HealthCheck> health_checks;
+  // Operations endpoints, each "IP:PORT" or "" (off). Admin defaults to
+  // loopback: it can drain the gateway and change its log level.
+  std::string admin = "127.0.0.1:15000";
+  std::string metrics = "0.0.0.0:15090";    // /stats/prometheus, /metrics
+  std::string readiness = "0.0.0.0:15021";  // /healthz/ready
+  // Graceful drain on SIGTERM or POST /drain: listeners keep accepting for
+  // `delay` (load balancers deregister meanwhile), then close; open sessions
+  // get up to `time` to finish, then are closed as "drained".
+  struct Drain {
+    std::chrono::milliseconds delay{5000};
+    std::chrono::milliseconds time{30000};
+  } drain;
+  // One JSON line per connection. path: a file, "stdout", or "" (off).
+  struct AccessLog {
+    std::string path = "stdout";
+    double sample_rate = 1.0;  // 0..1
+  } access_log;
+  // Istio's cluster ID (CLUSTER_ID), for destination_cluster in istio_* metrics.
+  std::string cluster_id = "Kubernetes";
 };
 
 // Why a gateway locality ("region[/zone[/subzone]]") is invalid, or nullopt.

@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -21,6 +23,9 @@
 #include "proxy/dns_resolver.h"
 #include "proxy/dns_routes.h"
 #include "proxy/health_checker.h"
+#include "proxy/http_server.h"
+#include "proxy/metrics.h"
+#include "proxy/admin_json.h"
 #include "proxy/net.h"
 #include "proxy/session.h"
 #include "spdlog/spdlog.h"
@@ -53,11 +58,11 @@ bool IsResourceExhaustion(const error_code& ec) {
 // Member order matters: the io_context is destroyed before the state its
 // pending sessions point at (stats, pipes, balancer).
 struct Worker {
-  Worker(const config::GatewayConfig& config, std::shared_ptr<const config::RouteTable> table,
-         std::shared_ptr<lb::HealthTable> health) {
+  Worker(const config::GatewayConfig& config, std::shared_ptr<WorkerRoutes> routes, size_t index) {
     ctx.config = &config;
-    ctx.routes = std::make_shared<WorkerRoutes>(std::move(table), std::move(health),
-                                                lb::BalancerOptions{config.locality});
+    ctx.routes = std::move(routes);
+    ctx.worker_index = index;
+    ctx.live = &live;
     ctx.stats = &stats;
     ctx.pipes = &pipes;
     ctx.log_limiter = &limiter;
@@ -89,6 +94,7 @@ struct Worker {
   ProxyStats stats;
   PipePool pipes;
   LogLimiter limiter;
+  std::unordered_set<Session*> live;  // this worker's open sessions
   WorkerContext ctx;
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
@@ -107,10 +113,29 @@ struct Gateway::Impl {
   std::atomic<uint64_t> reloads_ok{0};
   std::atomic<uint64_t> reloads_failed{0};
   std::string dns_stats;  // set when Run() returns
+  ClusterStatsRegistry cluster_stats;       // control thread
+  std::vector<std::shared_ptr<ClusterStats>> current_stats;  // by cluster id of `table`
+  std::string last_reload_error;            // "" after a good reload
+  double last_reload_time = 0;              // Unix seconds, 0: none yet
+  std::unique_ptr<AccessLog> access_log;    // outlives the workers' sessions
   std::vector<std::unique_ptr<Worker>> workers;
   tcp::endpoint bound;
   asio::io_context main_io{1};
+  std::vector<std::unique_ptr<HttpServer>> http;  // metrics, readiness, admin
   std::atomic<bool> stopping{false};
+  std::atomic<bool> ready{false};
+  std::atomic<bool> draining{false};
+  std::unique_ptr<asio::steady_timer> drain_timer;
+  std::chrono::steady_clock::time_point drain_deadline;
+
+  std::shared_ptr<WorkerRoutes> RoutesFor(std::shared_ptr<const config::RouteTable> t,
+                                          std::shared_ptr<lb::HealthTable> h,
+                                          const std::vector<std::shared_ptr<ClusterStats>>& stats) const {
+    auto routes = std::make_shared<WorkerRoutes>(std::move(t), std::move(h),
+                                                 lb::BalancerOptions{config.locality});
+    routes->cluster_stats = stats;
+    return routes;
+  }
 };
 
 Gateway::Gateway(config::GatewayConfig config, std::shared_ptr<const config::RouteTable> table)
@@ -120,9 +145,14 @@ Gateway::Gateway(config::GatewayConfig config, std::shared_ptr<const config::Rou
   impl_->config = std::move(config);
   impl_->table = std::move(table);
   impl_->health = std::make_shared<lb::HealthTable>(*impl_->table);
+  impl_->current_stats = impl_->cluster_stats.ForTable(*impl_->table);
   int threads = impl_->config.threads;
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 0; i < threads; ++i) impl_->workers.push_back(std::make_unique<Worker>(impl_->config, impl_->table, impl_->health));
+  for (int i = 0; i < threads; ++i) {
+    impl_->workers.push_back(std::make_unique<Worker>(
+        impl_->config, impl_->RoutesFor(impl_->table, impl_->health, impl_->current_stats),
+        static_cast<size_t>(i)));
+  }
 }
 
 Gateway::~Gateway() {
@@ -161,19 +191,169 @@ absl::Status Gateway::Bind() {
     }
   }
   impl_->bound = target;
+  if (!impl_->config.access_log.path.empty()) {
+    auto log = AccessLog::Open(impl_->config.access_log.path, impl_->config.access_log.sample_rate,
+                               impl_->workers.size());
+    if (!log.ok()) return log.status();
+    impl_->access_log = *std::move(log);
+    for (auto& w : impl_->workers) w->ctx.access_log = impl_->access_log.get();
+  }
+  const std::tuple<const std::string&, const char*, HttpHandler> servers[] = {
+      {impl_->config.metrics, "metrics", [this](const HttpRequest& r) { return ServeMetrics(r); }},
+      {impl_->config.readiness, "readiness", [this](const HttpRequest& r) { return ServeReadiness(r); }},
+      {impl_->config.admin, "admin", [this](const HttpRequest& r) { return ServeAdmin(r); }},
+  };
+  for (const auto& [address, what, handler] : servers) {
+    if (address.empty()) continue;
+    auto server = HttpServer::Start(impl_->main_io, address, handler);
+    if (!server.ok()) {
+      return absl::UnavailableError(
+          fmt::format("cannot serve {} on {}: {}", what, address, std::string(server.status().message())));
+    }
+    spdlog::info("{} serving on {}", what, (*server)->bound_address());
+    if (std::string_view(what) == "admin" && !(*server)->loopback()) {
+      spdlog::warn("ADMIN API ON A NON-LOOPBACK ADDRESS ({}): anyone who can reach it can drain this "
+                   "gateway and change its log level",
+                   (*server)->bound_address());
+    }
+    impl_->http.push_back(*std::move(server));
+  }
   return absl::OkStatus();
+}
+
+HttpResponse Gateway::ServeMetrics(const HttpRequest& request) {
+  if (request.path != "/stats/prometheus" && request.path != "/metrics") return {404, "text/plain", "not found\n"};
+  if (request.method != "GET") return {405, "text/plain", "use GET\n"};
+  MetricsSnapshot snapshot;
+  snapshot.listener = FormatEndpoint(impl_->bound);
+  for (const auto& w : impl_->workers) snapshot.workers.push_back(&w->stats);
+  snapshot.clusters = impl_->cluster_stats.All();
+  snapshot.endpoints = Clusters();
+  snapshot.istio_cluster_id = impl_->config.cluster_id;
+  snapshot.config_version = impl_->config_version.load();
+  snapshot.reloads_ok = impl_->reloads_ok.load();
+  snapshot.reloads_failed = impl_->reloads_failed.load();
+  snapshot.last_reload_seconds = impl_->last_reload_time;
+  if (impl_->access_log) {
+    snapshot.access_log_written = impl_->access_log->written();
+    snapshot.access_log_dropped = impl_->access_log->dropped();
+  }
+  snapshot.draining = impl_->draining.load();
+  return {200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(snapshot)};
+}
+
+HttpResponse Gateway::ServeReadiness(const HttpRequest& request) {
+  if (request.path != "/healthz/ready") return {404, "text/plain", "not found\n"};
+  return Readiness();
+}
+
+HttpResponse Gateway::Readiness() const {
+  if (impl_->draining) return {503, "text/plain", "draining\n"};
+  if (!impl_->ready) return {503, "text/plain", "starting\n"};
+  return {200, "text/plain", "ready\n"};
+}
+
+HttpResponse Gateway::ServeAdmin(const HttpRequest& request) {
+  const bool get = request.method == "GET";
+  const bool post = request.method == "POST";
+  if (request.path == "/config_dump" && get) {
+    return {200, "application/json", ConfigDumpJson(*impl_->table, impl_->config_version.load(),
+                                                    impl_->last_reload_error, impl_->last_reload_time)};
+  }
+  if (request.path == "/clusters" && get) return {200, "application/json", ClustersJson(Clusters())};
+  if (request.path == "/stats" && get) {
+    std::string text = StatsSummary();
+    std::replace(text.begin(), text.end(), ' ', '\n');
+    return {200, "text/plain", text + "\n"};
+  }
+  if (request.path == "/ready" && get) return Readiness();
+  if (request.path == "/drain" && post) {
+    BeginDrain("POST /drain");
+    return {200, "text/plain", "draining\n"};
+  }
+  if (request.path == "/logging" && post) {
+    const std::string level = QueryValue(request.query, "level");
+    const auto parsed = spdlog::level::from_str(level);
+    if (level.empty() || (parsed == spdlog::level::off && level != "off")) {
+      return {400, "text/plain", "unknown level \"" + level + "\" (trace, debug, info, warn, error, off)\n"};
+    }
+    spdlog::set_level(parsed);
+    spdlog::info("admin: log level set to {}", level);
+    return {200, "text/plain", "log level " + level + "\n"};
+  }
+  for (const char* known : {"/config_dump", "/clusters", "/stats", "/ready", "/drain", "/logging"}) {
+    if (request.path == known) return {405, "text/plain", "method not allowed\n"};
+  }
+  return {404, "text/plain",
+          "not found; try GET /config_dump, /clusters, /stats, /ready; POST /drain, /logging?level=\n"};
+}
+
+void Gateway::BeginDrain(const std::string& why) {
+  if (impl_->draining.exchange(true)) return;
+  const auto delay = impl_->config.drain.delay;
+  const auto time = impl_->config.drain.time;
+  spdlog::info("draining ({}): not ready; accepting for {} ms more, then up to {} ms for open sessions",
+               why, delay.count(), time.count());
+  impl_->drain_timer = std::make_unique<asio::steady_timer>(impl_->main_io);
+  impl_->drain_timer->expires_after(delay);
+  impl_->drain_timer->async_wait([this, time](const error_code& ec) {
+    if (ec) return;
+    for (auto& w : impl_->workers) {
+      Worker* worker = w.get();
+      asio::post(worker->io, [worker] {
+        error_code ignored;
+        worker->acceptor.close(ignored);
+      });
+    }
+    spdlog::info("drain: listeners closed");
+    impl_->drain_deadline = std::chrono::steady_clock::now() + time;
+    WaitForSessions();
+  });
+}
+
+void Gateway::WaitForSessions() {
+  uint64_t open = 0;
+  for (const auto& w : impl_->workers) open += w->stats.downstream_cx_active.value();
+  if (open == 0) {
+    spdlog::info("drain: every session finished");
+    return Stop();
+  }
+  if (std::chrono::steady_clock::now() >= impl_->drain_deadline) {
+    spdlog::info("drain: time is up, closing {} session(s) as drained", open);
+    for (auto& w : impl_->workers) {
+      Worker* worker = w.get();
+      asio::post(worker->io, [worker] {
+        const std::vector<Session*> open_sessions(worker->live.begin(), worker->live.end());
+        for (Session* session : open_sessions) session->Drain();
+      });
+    }
+    return Stop();  // queued behind the closes on every worker
+  }
+  impl_->drain_timer->expires_after(std::chrono::milliseconds(50));
+  impl_->drain_timer->async_wait([this](const error_code& ec) {
+    if (!ec) WaitForSessions();
+  });
 }
 
 void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettings& dns_settings) {
   asio::signal_set signals(impl_->main_io);
+  // The first SIGTERM drains; a second one (or SIGINT) stops at once. Lives
+  // as long as Run(): the handler re-arms itself with it.
+  std::function<void(const error_code&, int)> on_signal;
   if (handle_signals) {
     signals.add(SIGINT);
     signals.add(SIGTERM);
-    signals.async_wait([this](const error_code& ec, int signo) {
+    on_signal = [&, this](const error_code& ec, int signo) {
       if (ec) return;
-      spdlog::info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+      if (signo == SIGTERM && !impl_->draining) {
+        BeginDrain("SIGTERM");
+        signals.async_wait(on_signal);
+        return;
+      }
+      spdlog::info("received {}, shutting down now", signo == SIGINT ? "SIGINT" : "SIGTERM");
       Stop();
-    });
+    };
+    signals.async_wait(on_signal);
   }
   if (!impl_->config.health_checks.empty()) {
     impl_->checker = std::make_unique<HealthChecker>(impl_->main_io, impl_->config.health_checks);
@@ -204,7 +384,11 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettin
     watcher = std::make_unique<ConfigWatcher>(
         impl_->main_io, reloader->watch_paths, std::chrono::milliseconds(100),
         [this, reloader, &dns](const std::string& why) {
-          auto table = reloader->load(why);
+          std::string error;
+          auto table = reloader->load(why, error);
+          impl_->last_reload_time = std::chrono::duration<double>(
+                                        std::chrono::system_clock::now().time_since_epoch()).count();
+          impl_->last_reload_error = table ? "" : error;
           if (!table) {
             impl_->reloads_failed.fetch_add(1, std::memory_order_relaxed);
             spdlog::error("config reload ({}) failed: still serving version {}", why,
@@ -239,6 +423,7 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettin
     worker->DoAccept();
     worker->thread = std::thread([worker] { worker->io.run(); });
   }
+  impl_->ready = true;
   spdlog::info("listening on {} with {} worker thread(s), relay={}", FormatEndpoint(impl_->bound),
                impl_->workers.size(), impl_->config.relay == config::RelayMode::kSplice ? "splice" : "copy");
   if (!impl_->stopping) impl_->main_io.run();
@@ -276,13 +461,14 @@ void Gateway::UpdateTable(std::shared_ptr<const config::RouteTable> table) {
                               : std::make_shared<lb::HealthTable>(*table);
   impl_->table = table;
   impl_->health = health;
+  impl_->current_stats = impl_->cluster_stats.ForTable(*table);
   impl_->next_sweep_ns.clear();
   if (impl_->checker) impl_->checker->SetTable(table, health);
   for (auto& w : impl_->workers) {
     Worker* worker = w.get();
-    asio::post(worker->io, [worker, table, health, locality = impl_->config.locality] {
-      worker->ctx.routes =
-          std::make_shared<WorkerRoutes>(table, health, lb::BalancerOptions{locality});
+    // Each worker builds its own balancers, so each gets its own WorkerRoutes.
+    asio::post(worker->io, [worker, routes = impl_->RoutesFor(table, health, impl_->current_stats)] {
+      worker->ctx.routes = routes;
     });
   }
 }

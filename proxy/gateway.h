@@ -13,6 +13,7 @@
 #include "config/gateway_config.h"
 #include "config/route_table.h"
 #include "lb/cluster_state.h"
+#include "proxy/http_server.h"
 
 namespace meshgate::proxy {
 
@@ -38,7 +39,8 @@ class Gateway {
     std::vector<std::string> watch_paths;
     // Builds the new table off the data path; null when the new config is
     // bad, in which case the current table keeps serving.
-    std::function<std::shared_ptr<const config::RouteTable>(const std::string& why)> load;
+    // `error` gets the reasons when it returns null (for /config_dump).
+    std::function<std::shared_ptr<const config::RouteTable>(const std::string& why, std::string& error)> load;
   };
 
   // Runs the workers until Stop() (or SIGINT/SIGTERM when handle_signals).
@@ -59,6 +61,14 @@ class Gateway {
 
  private:
   void SweepEjections();
+  HttpResponse ServeMetrics(const HttpRequest& request);
+  HttpResponse ServeReadiness(const HttpRequest& request);
+  HttpResponse ServeAdmin(const HttpRequest& request);
+  HttpResponse Readiness() const;
+  // Not ready at once; listeners close after drain.delay; sessions get
+  // drain.time; then Run() returns. Control thread.
+  void BeginDrain(const std::string& why);
+  void WaitForSessions();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

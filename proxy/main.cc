@@ -11,6 +11,7 @@
 #include "config/gateway_config.h"
 #include "config/mesh_loader.h"
 #include "proxy/gateway.h"
+#include "proxy/http_server.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -65,6 +66,19 @@ int main(int argc, char** argv) {
        "DNS server for resolution: DNS clusters (repeatable; default /etc/resolv.conf)")
       ("dns-min-ttl", po::value<std::string>()->value_name("DURATION"),
        "re-resolve no more often than this, whatever the TTL (default 1s)")
+      ("admin", po::value<std::string>()->value_name("IP:PORT|off"), "admin API (default 127.0.0.1:15000)")
+      ("metrics", po::value<std::string>()->value_name("IP:PORT|off"),
+       "Prometheus /stats/prometheus (default 0.0.0.0:15090)")
+      ("readiness", po::value<std::string>()->value_name("IP:PORT|off"),
+       "readiness /healthz/ready (default 0.0.0.0:15021)")
+      ("drain-delay", po::value<std::string>()->value_name("DURATION"),
+       "after SIGTERM, keep accepting this long before closing listeners (default 5s)")
+      ("drain-time", po::value<std::string>()->value_name("DURATION"),
+       "then give open sessions this long to finish (default 30s)")
+      ("access-log", po::value<std::string>()->value_name("PATH|stdout|off"),
+       "one JSON line per connection (default stdout)")
+      ("probe", po::value<std::string>()->value_name("IP:PORT"),
+       "GET /healthz/ready there and exit 0 if it answers 200 (container HEALTHCHECK)")
       ("check", "validate config and mesh, print the route table, exit 0 (ok) or 1 (errors)");
   // clang-format on
   po::variables_map vm;
@@ -84,6 +98,11 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (vm.count("probe")) {
+    const int status = proxy::HttpCall(vm["probe"].as<std::string>(), "GET", "/healthz/ready", 2000).status;
+    if (status != 200) std::cerr << "meshgate: probe: " << (status < 0 ? std::string("no answer") : std::to_string(status)) << "\n";
+    return status == 200 ? 0 : 1;
+  }
   config::GatewayConfig cfg;
   if (vm.count("config")) {
     auto loaded = config::LoadGatewayConfig(vm["config"].as<std::string>());
@@ -94,6 +113,35 @@ int main(int argc, char** argv) {
     cfg = *std::move(loaded);
   }
   if (vm.count("mesh")) cfg.mesh_paths = vm["mesh"].as<std::vector<std::string>>();
+  for (const auto& [flag, out] : {std::pair<const char*, std::string*>{"admin", &cfg.admin},
+                                  {"metrics", &cfg.metrics}, {"readiness", &cfg.readiness}}) {
+    if (!vm.count(flag)) continue;
+    const std::string value = vm[flag].as<std::string>();
+    if (value == "off") {
+      out->clear();
+      continue;
+    }
+    if (auto parsed = config::ParseListenAddress(value); !parsed.ok()) {
+      std::cerr << "meshgate: --" << flag << " " << parsed.status().message() << "\n";
+      return 2;
+    }
+    *out = value;
+  }
+  for (const auto& [flag, out] :
+       {std::pair<const char*, std::chrono::milliseconds*>{"drain-delay", &cfg.drain.delay},
+        {"drain-time", &cfg.drain.time}}) {
+    if (!vm.count(flag)) continue;
+    auto d = config::ParseDuration(vm[flag].as<std::string>());
+    if (!d.ok()) {
+      std::cerr << "meshgate: --" << flag << ": " << d.status().message() << "\n";
+      return 2;
+    }
+    *out = *d;
+  }
+  if (vm.count("access-log")) {
+    const std::string value = vm["access-log"].as<std::string>();
+    cfg.access_log.path = value == "off" ? "" : value;
+  }
   if (vm.count("listen")) {
     cfg.listen = vm["listen"].as<std::string>();
     if (auto parsed = config::ParseListenAddress(cfg.listen); !parsed.ok()) {
@@ -159,11 +207,15 @@ int main(int argc, char** argv) {
   // and thread settings need a restart.
   proxy::Gateway::Reloader reloader;
   reloader.watch_paths = cfg.mesh_paths;
-  reloader.load = [&cfg, &load_options](const std::string& why) -> std::shared_ptr<const config::RouteTable> {
+  reloader.load = [&cfg, &load_options](const std::string& why,
+                                        std::string& error) -> std::shared_ptr<const config::RouteTable> {
     const config::MeshLoadResult next = config::LoadMesh(cfg.mesh_paths, cfg.sni_rewrites, load_options);
     for (const auto& w : next.warnings) spdlog::warn("{}", w);
     for (const auto& e : next.errors) spdlog::error("{}", e);
-    if (!next.errors.empty()) return nullptr;
+    if (!next.errors.empty()) {
+      for (const auto& e : next.errors) error += (error.empty() ? "" : "\n") + e;
+      return nullptr;
+    }
     return next.table;
   };
   proxy::DnsSettings dns;

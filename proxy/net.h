@@ -15,4 +15,10 @@ inline std::string FormatEndpoint(const boost::asio::ip::tcp::endpoint& ep) {
                               : fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 
+// The same for an address as text (IPv6 when it has a ':').
+inline std::string FormatHostPort(const std::string& address, uint16_t port) {
+  return address.find(':') != std::string::npos ? fmt::format("[{}]:{}", address, port)
+                                                : fmt::format("{}:{}", address, port);
+}
+
 }  // namespace meshgate::proxy

@@ -1,5 +1,6 @@
 #include "proxy/session.h"
 
+#include <ctime>
 #include <limits>
 
 #include "proxy/net.h"
@@ -48,6 +49,7 @@ Session::Session(asio::ip::tcp::socket socket, const WorkerContext& ctx)
       start_(Clock::now()) {
   ctx_.stats->downstream_cx_total.Inc();
   ctx_.stats->downstream_cx_active.Inc();
+  start_wall_ = std::chrono::system_clock::now();
 }
 
 Session::~Session() {
@@ -55,9 +57,12 @@ Session::~Session() {
   if (upstream_active_) ctx_.stats->upstream_cx_active.Dec();
   if (endpoint_active_) cluster_state_->endpoint(endpoint_).active.fetch_sub(1, std::memory_order_relaxed);
   if (holds_cluster_slot_) cluster_state_->Release();
+  if (counted_cluster_active_) cluster_stats_->cx_active.fetch_sub(1, std::memory_order_relaxed);
+  if (ctx_.live != nullptr) ctx_.live->erase(this);
 }
 
 void Session::Start() {
+  if (ctx_.live != nullptr) ctx_.live->insert(this);
   peer_ = FormatPeer(down_);
   PrepareSocket(down_);
   hello_buf_.resize(kInitialHelloBuffer);
@@ -88,7 +93,7 @@ void Session::DoReadHello() {
     const size_t cap = ctx_.config->max_hello_bytes;
     if (hello_buf_.size() >= cap) {
       ctx_.stats->hello_rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)].Inc();
-      return Reject(Termination::kHelloRejected, "too_large");
+      return Reject(Termination::kHelloTooLarge, "too_large");
     }
     hello_buf_.resize(std::min(cap, hello_buf_.size() * 2));
   }
@@ -112,9 +117,12 @@ void Session::OnReadHello(const error_code& ec, size_t n) {
       return DoReadHello();
     case sni::ParseStatus::kRejected:
       ctx_.stats->hello_rejected[static_cast<size_t>(parser_.reason())].Inc();
-      return Reject(Termination::kHelloRejected,
+      return Reject(parser_.reason() == sni::RejectReason::kTooLarge ? Termination::kHelloTooLarge
+                    : IsNotTls(parser_.reason())                      ? Termination::kNotTls
+                                                                      : Termination::kHelloMalformed,
                     std::string(sni::ToString(parser_.reason())));
     case sni::ParseStatus::kClientHello:
+      ctx_.stats->ObserveHelloBytes(parser_.hello().bytes_consumed);
       return OnHello();
   }
 }
@@ -134,11 +142,13 @@ void Session::OnHello() {
     return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no endpoints", cluster_->name));
   }
   cluster_state_ = &ctx_.routes->health->cluster(cluster_->id);
+  cluster_stats_ = ctx_.routes->cluster_stats[cluster_->id].get();
   const auto& pool = cluster_->policy.connection_pool;
   const uint32_t cap = pool && pool->max_connections ? *pool->max_connections
                                                      : std::numeric_limits<uint32_t>::max();
   if (!cluster_state_->TryAcquire(cap)) {
     ctx_.stats->upstream_cx_overflow.Inc();
+    cluster_stats_->overflow.fetch_add(1, std::memory_order_relaxed);
     return Reject(Termination::kUpstreamOverflow,
                   fmt::format("cluster {}: {} connections open (connectionPool.tcp.maxConnections)",
                               cluster_->name, cap));
@@ -169,13 +179,17 @@ void Session::DoConnect() {
                       ? ctx_.routes->BalancerFor(*cluster_).Pick(*cluster_state_, {client_hash_, tried_})
                       : lb::kNoEndpoint;
   if (idx == lb::kNoEndpoint && tried_.empty()) {
+    cluster_stats_->none_healthy.fetch_add(1, std::memory_order_relaxed);
     return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no ready endpoint", cluster_->name));
   }
   if (idx == lb::kNoEndpoint) {
     return Reject(Termination::kUpstreamConnectFailed,
                   fmt::format("cluster {}: all {} connect attempts failed", cluster_->name, tried_.size()));
   }
-  if (!tried_.empty()) ctx_.stats->upstream_connect_retry.Inc();
+  if (!tried_.empty()) {
+    ctx_.stats->upstream_connect_retry.Inc();
+    cluster_stats_->retries.fetch_add(1, std::memory_order_relaxed);
+  }
   tried_.push_back(static_cast<uint32_t>(idx));
   endpoint_ = idx;
   cluster_state_->endpoint(idx).active.fetch_add(1, std::memory_order_relaxed);
@@ -189,6 +203,7 @@ void Session::DoConnect() {
     return DoConnect();
   }
   connect_timed_out_ = false;
+  connect_started_ = Clock::now();
   up_ = asio::ip::tcp::socket(down_.get_executor());
   ArmTimer(ConnectTimeout(), [this] {
     connect_timed_out_ = true;
@@ -207,8 +222,10 @@ void Session::OnConnect(const error_code& ec) {
     const config::Endpoint& ep = cluster_->endpoints[endpoint_];
     if (connect_timed_out_) {
       ctx_.stats->upstream_connect_timeout.Inc();
+      cluster_stats_->connect_timeouts.fetch_add(1, std::memory_order_relaxed);
     } else {
       ctx_.stats->upstream_connect_fail.Inc();
+      cluster_stats_->connect_failures.fetch_add(1, std::memory_order_relaxed);
     }
     uint64_t suppressed = 0;
     if (ctx_.log_limiter->Allow(suppressed)) {
@@ -243,6 +260,11 @@ void Session::OnConnect(const error_code& ec) {
   ctx_.stats->upstream_cx_total.Inc();
   ctx_.stats->upstream_cx_active.Inc();
   upstream_active_ = true;
+  cluster_stats_->cx_total.fetch_add(1, std::memory_order_relaxed);
+  cluster_stats_->cx_active.fetch_add(1, std::memory_order_relaxed);
+  counted_cluster_active_ = true;
+  cluster_stats_->connect_seconds.Observe(
+      std::chrono::duration<double>(Clock::now() - connect_started_).count());
   PrepareSocket(up_);
   DoWriteHello();
 }
@@ -256,6 +278,7 @@ void Session::OnWriteHello(const error_code& ec, size_t n) {
   if (closed_) return;
   if (ec) return Close(Termination::kUpstreamError);
   ctx_.stats->bytes_downstream_to_upstream.Inc(n);
+  cluster_stats_->bytes_sent.fetch_add(n, std::memory_order_relaxed);
   // The hello is forwarded; idle sessions should not keep its buffer.
   std::vector<uint8_t>().swap(hello_buf_);
   StartRelay();
@@ -265,11 +288,18 @@ void Session::StartRelay() {
   const bool splice = ctx_.config->relay == config::RelayMode::kSplice;
   down_to_up_ = std::make_unique<Flow>(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream);
   up_to_down_ = std::make_unique<Flow>(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream);
-  auto on_progress = [this](size_t) { last_activity_ = Clock::now(); };
+  auto sent = [this](size_t n) {
+    last_activity_ = Clock::now();
+    cluster_stats_->bytes_sent.fetch_add(n, std::memory_order_relaxed);
+  };
+  auto received = [this](size_t n) {
+    last_activity_ = Clock::now();
+    cluster_stats_->bytes_received.fetch_add(n, std::memory_order_relaxed);
+  };
   auto self = shared_from_this();
-  down_to_up_->Start(self, on_progress, [this](Flow::End end) { OnFlowEnd(true, end); });
+  down_to_up_->Start(self, sent, [this](Flow::End end) { OnFlowEnd(true, end); });
   if (closed_) return;
-  up_to_down_->Start(self, on_progress, [this](Flow::End end) { OnFlowEnd(false, end); });
+  up_to_down_->Start(self, received, [this](Flow::End end) { OnFlowEnd(false, end); });
 }
 
 void Session::OnIdleCheck() {
@@ -311,6 +341,11 @@ void Session::Close(Termination why) {
   if (closed_) return;
   closed_ = true;
   ctx_.stats->terminations[static_cast<size_t>(why)].Inc();
+  if (counted_cluster_active_) {
+    cluster_stats_->sessions_closed.fetch_add(1, std::memory_order_relaxed);
+    cluster_stats_->session_seconds.Observe(std::chrono::duration<double>(Clock::now() - start_).count());
+  }
+  if (ctx_.access_log != nullptr && ctx_.access_log->Sample(ctx_.worker_index)) WriteAccessLog(why);
   if (cluster_ != nullptr && endpoint_ >= 0 && upstream_active_ && spdlog::should_log(spdlog::level::debug)) {
     const config::Endpoint& ep = cluster_->endpoints[endpoint_];
     spdlog::debug("{} sni=\"{}\" alpn={} cluster={} endpoint={}:{} attempts={} sent={} received={} duration_ms={} end={}",
@@ -325,6 +360,40 @@ void Session::Close(Termination why) {
   timer_.cancel();
   down_.close(ignored);
   up_.close(ignored);
+}
+
+void Session::WriteAccessLog(Termination why) {
+  const sni::ClientHello& hello = parser_.hello();
+  std::string alpn = "[";
+  for (size_t i = 0; i < hello.alpn.size(); ++i) {
+    if (i > 0) alpn += ",";
+    alpn += JsonString(hello.alpn[i]);
+  }
+  alpn += "]";
+  std::string upstream = "null";
+  if (cluster_ != nullptr && endpoint_ >= 0) {
+    const config::Endpoint& ep = cluster_->endpoints[endpoint_];
+    upstream = JsonString(FormatHostPort(ep.address, ep.port));
+  }
+  const auto start_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(start_wall_.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(start_ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  const uint64_t received = down_to_up_ ? down_to_up_->bytes() + hello_len_ : hello_len_;
+  const uint64_t sent = up_to_down_ ? up_to_down_->bytes() : 0;
+  ctx_.access_log->Submit(
+      ctx_.worker_index,
+      fmt::format("{{\"start_time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\",\"duration_ms\":{},"
+                  "\"downstream_remote_address\":{},\"sni\":{},\"alpn\":{},\"cluster\":{},"
+                  "\"upstream_host\":{},\"connect_attempts\":{},\"bytes_received\":{},"
+                  "\"bytes_sent\":{},\"termination\":\"{}\"}}",
+                  utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                  start_ms % 1000,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count(),
+                  JsonString(peer_), hello.has_server_name ? JsonString(hello.server_name) : "null",
+                  alpn, cluster_ != nullptr ? JsonString(cluster_->name) : "null", upstream,
+                  tried_.size(), received, sent, ToString(why)));
 }
 
 }  // namespace meshgate::proxy

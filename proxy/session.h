@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -15,6 +16,8 @@
 #include "config/gateway_config.h"
 #include "config/route_table.h"
 #include "lb/balancer.h"
+#include "proxy/access_log.h"
+#include "proxy/cluster_stats.h"
 #include "proxy/log_limiter.h"
 #include "proxy/relay.h"
 #include "proxy/stats.h"
@@ -39,7 +42,10 @@ struct WorkerRoutes {
   std::shared_ptr<lb::HealthTable> health;
   lb::BalancerOptions options;
   std::vector<std::unique_ptr<lb::Balancer>> balancers;  // by Cluster::id
+  std::vector<std::shared_ptr<ClusterStats>> cluster_stats;  // by Cluster::id
 };
+
+class Session;
 
 // What a worker lends every session it accepts. Outlives the sessions.
 struct WorkerContext {
@@ -48,6 +54,9 @@ struct WorkerContext {
   ProxyStats* stats = nullptr;
   PipePool* pipes = nullptr;
   LogLimiter* log_limiter = nullptr;
+  AccessLog* access_log = nullptr;         // null: off
+  size_t worker_index = 0;                 // this worker's access-log queue
+  std::unordered_set<Session*>* live = nullptr;  // open sessions, for the drain
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -55,6 +64,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(boost::asio::ip::tcp::socket socket, const WorkerContext& ctx);
   ~Session();
   void Start();
+  // The drain time ran out: close now, as "drained".
+  void Drain() { Close(Termination::kDrained); }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -79,6 +90,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Reject(Termination why, std::string_view detail);
   void Close(Termination why);
+  void WriteAccessLog(Termination why);
 
   WorkerContext ctx_;
   boost::asio::ip::tcp::socket down_;
@@ -93,6 +105,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   const config::Cluster* cluster_ = nullptr;
   lb::ClusterState* cluster_state_ = nullptr;
+  ClusterStats* cluster_stats_ = nullptr;
+  bool counted_cluster_active_ = false;  // in cluster_stats_->cx_active
+  Clock::time_point connect_started_;
   bool holds_cluster_slot_ = false;  // counted in cluster_state_->active()
   uint64_t client_hash_ = 0;         // source IP, for consistentHash
   std::vector<uint32_t> tried_;      // endpoint indices attempted
@@ -105,6 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool first_eof_from_downstream_ = false;
   bool saw_eof_ = false;
   Clock::time_point start_;
+  std::chrono::system_clock::time_point start_wall_;  // for the access log
   Clock::time_point last_activity_;
   bool upstream_active_ = false;
   bool closed_ = false;

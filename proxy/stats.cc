@@ -6,6 +6,12 @@
 
 namespace meshgate::proxy {
 
+bool IsNotTls(sni::RejectReason reason) {
+  using R = sni::RejectReason;
+  return reason == R::kPlainHttp || reason == R::kSslV2 || reason == R::kNotTls ||
+         reason == R::kNotHandshakeRecord || reason == R::kBadRecordVersion;
+}
+
 std::string_view ToString(Termination t) {
   switch (t) {
 #define MESHGATE_TERM_CASE(name, str) \

@@ -26,7 +26,9 @@ class Counter {
 // How a session ended. One reason per session, counted and logged.
 #define MESHGATE_TERMINATIONS(X)                                        \
   X(kNoRoute, "no_route")                                               \
-  X(kHelloRejected, "hello_rejected")  /* not TLS, malformed, too large */ \
+  X(kNotTls, "not_tls")                /* plain HTTP, SSLv2, no TLS record */ \
+  X(kHelloTooLarge, "hello_too_large")                                  \
+  X(kHelloMalformed, "hello_malformed")                                 \
   X(kHelloTimeout, "hello_timeout")                                     \
   X(kHelloClosed, "hello_closed")      /* client left before a hello */ \
   X(kNoEndpoints, "no_endpoints")                                       \
@@ -36,14 +38,17 @@ class Counter {
   X(kDownstreamClose, "downstream_close")                               \
   X(kUpstreamClose, "upstream_close")                                   \
   X(kDownstreamError, "downstream_error")                               \
-  X(kUpstreamError, "upstream_error")
+  X(kUpstreamError, "upstream_error")                                   \
+  X(kDrained, "drained")               /* closed when the drain time ran out */
 
 enum class Termination : uint8_t {
 #define MESHGATE_TERM_ENUM(name, str) name,
   MESHGATE_TERMINATIONS(MESHGATE_TERM_ENUM)
 #undef MESHGATE_TERM_ENUM
 };
-inline constexpr size_t kTerminationCount = static_cast<size_t>(Termination::kUpstreamError) + 1;
+#define MESHGATE_TERM_COUNT(name, str) +1
+inline constexpr size_t kTerminationCount = 0 MESHGATE_TERMINATIONS(MESHGATE_TERM_COUNT);
+#undef MESHGATE_TERM_COUNT
 std::string_view ToString(Termination t);
 
 #define MESHGATE_PROXY_COUNTERS(X)                                   \
@@ -69,7 +74,21 @@ struct ProxyStats {
   std::array<Counter, sni::kRejectReasonCount> hello_rejected;   // by sni::RejectReason
   std::array<Counter, config::kRouteMissCount> route_miss;       // by config::RouteMiss
   std::array<Counter, kTerminationCount> terminations;          // by Termination
+  // Sizes of complete ClientHellos (record bytes), for a histogram.
+  static constexpr std::array<double, 7> kHelloBytesBounds = {256, 512, 1024, 2048, 4096, 8192, 16384};
+  std::array<Counter, kHelloBytesBounds.size() + 1> hello_bytes_buckets;  // last: +Inf
+  Counter hello_bytes_sum;
+  void ObserveHelloBytes(size_t n) {
+    size_t i = 0;
+    while (i < kHelloBytesBounds.size() && static_cast<double>(n) > kHelloBytesBounds[i]) ++i;
+    hello_bytes_buckets[i].Inc();
+    hello_bytes_sum.Inc(n);
+  }
 };
+
+// Whether a rejected hello was not TLS at all (the "not_tls"), or TLS
+// that was malformed.
+bool IsNotTls(sni::RejectReason reason);
 
 // "name=value ..." over the sum of several workers' stats; zero entries skipped
 // for the per-reason arrays. Used for the shutdown summary and tests.

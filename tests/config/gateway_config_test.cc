@@ -39,6 +39,14 @@ TEST(GatewayConfigTest, DefaultsMatchTheDocumentedOnes) {
   EXPECT_EQ(config.sni_rewrites[0].to, ".svc.cluster.local");
   EXPECT_TRUE(config.mesh_paths.empty());
   EXPECT_EQ(config.log_level, "info");
+  EXPECT_EQ(config.admin, "127.0.0.1:15000");
+  EXPECT_EQ(config.metrics, "0.0.0.0:15090");
+  EXPECT_EQ(config.readiness, "0.0.0.0:15021");
+  EXPECT_EQ(config.drain.delay, 5s);
+  EXPECT_EQ(config.drain.time, 30s);
+  EXPECT_EQ(config.access_log.path, "stdout");
+  EXPECT_EQ(config.access_log.sample_rate, 1.0);
+  EXPECT_EQ(config.cluster_id, "Kubernetes");
 }
 
 TEST(GatewayConfigTest, EmptyFileGivesDefaults) {
@@ -94,6 +102,14 @@ TEST(GatewayConfigTest, LoadsEveryKeyFromFile) {
   EXPECT_EQ(defaults.timeout, 1s);
   EXPECT_EQ(defaults.unhealthy_threshold, 3u);
   EXPECT_EQ(defaults.healthy_threshold, 1u);
+  EXPECT_EQ(config->admin, "127.0.0.1:16000");
+  EXPECT_EQ(config->metrics, "");  // off
+  EXPECT_EQ(config->readiness, "[::]:15021");
+  EXPECT_EQ(config->drain.delay, 2s);
+  EXPECT_EQ(config->drain.time, 45s);
+  EXPECT_EQ(config->access_log.path, Data("mesh/gateway/access.log"));  // relative to the file
+  EXPECT_EQ(config->access_log.sample_rate, 0.25);
+  EXPECT_EQ(config->cluster_id, "cluster2");
 }
 
 TEST(GatewayConfigTest, GatewayNamespaceFallsBackToPodNamespaceThenIstioSystem) {
@@ -147,7 +163,8 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
           p +
           "15:1: listenAddress: unknown field (expected one of: listen, threads, timeouts, "
           "maxHelloBytes, maxConnectAttempts, relay, sniRewrites, mesh, logLevel, namespace, "
-          "rootNamespace, clusterDomain, dns, locality, healthChecks)\n" +
+          "rootNamespace, clusterDomain, dns, locality, healthChecks, admin, metrics, readiness, "
+          "drain, accessLog, clusterId)\n" +
           p + "16:12: namespace: \"Istio_System\" is not a namespace name (lowercase letters, "
           "digits, '-', at most 63)\n" +
           p + "17:16: clusterDomain: \"bad..domain\" is not a domain: empty label\n" +
@@ -161,7 +178,10 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
               "label, as in \"*.example.com\"\n" +
           p + "20:79: healthChecks[0].unhealthyThreshold: must be 1..100, got 0\n" +
           p + "20:82: healthChecks[0].typo: unknown field (expected one of: host, port, interval, "
-              "timeout, healthyThreshold, unhealthyThreshold, jitter)");
+              "timeout, healthyThreshold, unhealthyThreshold, jitter)\n" +
+          p + "21:8: admin: \"localhost:15000\": \"localhost\" is not an IP address (or \"off\")\n" +
+          p + "22:16: drain.delay: invalid duration \"soon\": expected a number\n" +
+          p + "23:25: accessLog.sampleRate: must be a number in 0..1, got \"2\"");
 }
 
 TEST(GatewayConfigTest, MissingFile) {

@@ -1,5 +1,6 @@
 #include "tests/support/meshgate_process.h"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -90,11 +91,13 @@ RunResult RunMeshgate(const std::vector<std::string>& args) {
 }
 
 MeshgateProcess::MeshgateProcess(std::vector<std::string> args) {
-  bool has_listen = false;
-  for (const auto& a : args) has_listen |= a == "--listen";
-  if (!has_listen) {
-    args.push_back("--listen");
-    args.push_back("127.0.0.1:0");
+  const std::pair<const char*, const char*> defaults[] = {
+      {"--listen", "127.0.0.1:0"},      {"--metrics", "127.0.0.1:0"},  {"--readiness", "127.0.0.1:0"},
+      {"--admin", "127.0.0.1:0"},       {"--drain-delay", "0s"},       {"--drain-time", "0s"}};
+  for (const auto& [flag, value] : defaults) {
+    if (std::find(args.begin(), args.end(), flag) != args.end()) continue;
+    args.push_back(flag);
+    args.push_back(value);
   }
   log_path_ = dir_.path() + "/meshgate.log";
   pid_ = Spawn(args, dir_.path() + "/stdout", log_path_);
@@ -117,6 +120,26 @@ MeshgateProcess::MeshgateProcess(std::vector<std::string> args) {
 }
 
 MeshgateProcess::~MeshgateProcess() { Stop(); }
+
+std::string MeshgateProcess::AddressFromLog(const std::string& what) const {
+  const std::regex pattern(what + R"( serving on (127\.0\.0\.1:\d+|0\.0\.0\.0:\d+))");
+  std::smatch m;
+  const std::string log = Log();
+  return std::regex_search(log, m, pattern) ? std::string(m[1]) : std::string();
+}
+
+std::string MeshgateProcess::Stdout() const { return ReadFile(dir_.path() + "/stdout"); }
+
+void MeshgateProcess::SendSigterm() const {
+  if (pid_ > 0) ::kill(pid_, SIGTERM);
+}
+
+int MeshgateProcess::WaitExit(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  const int code = ::meshgate::testing::WaitExit(pid_, timeout_ms);
+  pid_ = -1;
+  return code;
+}
 
 bool WaitFor(const std::function<bool()>& done, int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -152,7 +175,7 @@ std::string MeshgateProcess::Log() const { return ReadFile(log_path_); }
 int MeshgateProcess::Stop() {
   if (pid_ < 0) return -1;
   kill(pid_, SIGTERM);
-  const int code = WaitExit(pid_, 10000);
+  const int code = ::meshgate::testing::WaitExit(pid_, 10000);
   pid_ = -1;
   return code;
 }

@@ -43,6 +43,18 @@ class MeshgateProcess {
 
   bool running() const { return port_ != 0; }
   uint16_t port() const { return port_; }
+  // The operations endpoints, "127.0.0.1:PORT" ("" when off). Unless the
+  // args set them, each is on 127.0.0.1 with a free port, so tests run in
+  // parallel; and the drain is instant (--drain-delay 0s --drain-time 0s).
+  std::string metrics_address() const { return AddressFromLog("metrics"); }
+  std::string readiness_address() const { return AddressFromLog("readiness"); }
+  std::string admin_address() const { return AddressFromLog("admin"); }
+  // What meshgate wrote to stdout: the access log, by default.
+  std::string Stdout() const;
+  // SIGTERM without waiting.
+  void SendSigterm() const;
+  // Waits for exit; the exit code, or -1 on timeout (then kills it).
+  int WaitExit(int timeout_ms);
   pid_t pid() const { return pid_; }
   // Resident set size in KiB, from /proc.
   long RssKib() const;
@@ -58,6 +70,7 @@ class MeshgateProcess {
   uint64_t Counter(const std::string& name) const;
 
  private:
+  std::string AddressFromLog(const std::string& what) const;
   TempDir dir_;
   std::string log_path_;
   pid_t pid_ = -1;
