@@ -104,7 +104,9 @@ YAML
 sed 's/^/   /' mesh/httpbin.yaml
 "$MESHGATE" --check --mesh mesh > check.txt
 sed 's/^/   /' check.txt
-"$MESHGATE" --listen "127.0.0.1:$GATEWAY_PORT" --mesh mesh --threads 2 --log-level debug 2> meshgate.log &
+"$MESHGATE" --listen "127.0.0.1:$GATEWAY_PORT" --mesh mesh --threads 2 --log-level debug \
+  --metrics 127.0.0.1:0 --readiness 127.0.0.1:0 --admin 127.0.0.1:0 \
+  --drain-delay 0s --drain-time 5s --access-log access.log 2> meshgate.log &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q "listening on" meshgate.log && break; sleep 0.05; done
 grep -q "listening on" meshgate.log || { cat meshgate.log; echo "meshgate did not start"; exit 1; }
@@ -120,7 +122,21 @@ python3 "$ROOT/demo/sleep_client.py" 127.0.0.1 "$GATEWAY_PORT" "outbound_.8000_.
   spiffe://cluster.local/ns/bar/sa/httpbin --expect-refused
 
 sleep 0.2
+address_of() { grep -o "$1 serving on 127.0.0.1:[0-9]*" meshgate.log | awk '{print $4}'; }
+say "6. readiness, and what Prometheus would scrape (Istio's own TCP series included)"
+python3 - "$(address_of readiness)" "$(address_of metrics)" <<'PY'
+import sys, urllib.request
+ready = urllib.request.urlopen(f"http://{sys.argv[1]}/healthz/ready", timeout=5)
+print(f"   GET /healthz/ready -> {ready.status}")
+text = urllib.request.urlopen(f"http://{sys.argv[2]}/stats/prometheus", timeout=5).read().decode()
+for line in text.splitlines():
+    if line.startswith(("istio_tcp_connections_opened_total", "meshgate_route_miss_total{reason=\"unknown_host\"}",
+                        "meshgate_upstream_cx_total")):
+        print("   " + line)
+PY
 kill -TERM "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null || true
+say "The access log (one JSON line per connection)"
+sed 's/^/   /' access.log
 say "What the gateway logged"
 sed 's/^/   /' meshgate.log
 say "What httpbin logged"
