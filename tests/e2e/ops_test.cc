@@ -1,7 +1,11 @@
 // Operations end to end, against the real binary: Prometheus exposition after
 // each kind of connection, bounded series under an SNI flood, readiness and
 // the graceful drain, the admin API, and the JSON access log.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -416,6 +420,92 @@ TEST_F(OpsTest, AccessLogToAFileWithSampling) {
   std::ifstream in2(dir_.path() + "/all.log");
   std::string lines((std::istreambuf_iterator<char>(in2)), {});
   EXPECT_EQ(AccessLines(lines).size(), 2u) << lines;
+}
+
+// A real Prometheus (Debian's `prometheus` package) scraping meshgate on
+// loopback: the target is up and Istio's series can be queried.
+class PrometheusServer {
+ public:
+  PrometheusServer(const TempDir& dir, const std::string& target) : port_(UnusedPort()) {
+    const std::string config = dir.Write(
+        "prometheus.yml",
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "- job_name: meshgate\n"
+        "  metrics_path: /stats/prometheus\n"
+        "  static_configs: [{targets: ['" + target + "']}]\n");
+    const std::vector<std::string> args = {
+        "/usr/bin/prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir.path() + "/tsdb",
+        "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"};
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    const std::string log = dir.path() + "/prometheus.log";
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ~PrometheusServer() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  bool started() const { return pid_ > 0; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(OpsTest, ARealPrometheusScrapesTheGatewayAndQueriesIstioSeries) {
+  ASSERT_EQ(::access("/usr/bin/prometheus", X_OK), 0)
+      << "Debian's prometheus package is missing: run scripts/install-deps.sh";
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  auto gw = Start(backend.port());
+  Echo(gw->port());
+  PrometheusServer prometheus(dir_, gw->metrics_address());
+  ASSERT_TRUE(prometheus.started());
+
+  std::string health;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const proxy::HttpResult r = HttpCall(prometheus.address(), "GET", "/api/v1/targets", 2000);
+        if (r.status != 200) return false;
+        const json::value v = json::parse(r.body);
+        const json::array& targets = v.at("data").at("activeTargets").as_array();
+        if (targets.empty()) return false;
+        health = Str(targets[0].at("health"));
+        return health == "up";
+      },
+      30000))
+      << "target health: " << health;
+
+  json::value result;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const proxy::HttpResult r =
+            HttpCall(prometheus.address(), "GET",  // istio_tcp_connections_opened_total{destination_service_name="httpbin"}
+                     "/api/v1/query?query=istio_tcp_connections_opened_total"
+                     "%7Bdestination_service_name%3D%22httpbin%22%7D",
+                     2000);
+        if (r.status != 200) return false;
+        result = json::parse(r.body);
+        return !result.at("data").at("result").as_array().empty();
+      },
+      15000))
+      << json::serialize(result);
+  const json::array& series = result.at("data").at("result").as_array();
+  ASSERT_EQ(series.size(), 1u) << json::serialize(result);
+  const json::object& metric = series[0].at("metric").as_object();
+  EXPECT_EQ(Str(metric.at("destination_service")), "httpbin.bar.svc.cluster.local");
+  EXPECT_EQ(Str(metric.at("reporter")), "destination");
+  EXPECT_EQ(Str(metric.at("job")), "meshgate");
+  EXPECT_EQ(Str(series[0].at("value").as_array().at(1)), "1");
 }
 
 }  // namespace
