@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include <boost/json.hpp>
 
 #include "gtest/gtest.h"
+#include "proxy/access_log.h"
 #include "proxy/http_server.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/pki.h"
@@ -420,6 +422,32 @@ TEST_F(OpsTest, AccessLogToAFileWithSampling) {
   std::ifstream in2(dir_.path() + "/all.log");
   std::string lines((std::istreambuf_iterator<char>(in2)), {});
   EXPECT_EQ(AccessLines(lines).size(), 2u) << lines;
+}
+
+TEST(AccessLogTest, AFullQueueDropsAndCountsInsteadOfBlocking) {
+  ::signal(SIGPIPE, SIG_IGN);
+  TempDir dir;
+  const std::string fifo = dir.path() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);  // never read: the disk is "stuck"
+  ASSERT_GE(reader, 0);
+  auto log = proxy::AccessLog::Open(fifo, 1.0, 1);
+  ASSERT_TRUE(log.ok()) << log.status();
+  const std::string line(1024, 'x');
+  const auto start = std::chrono::steady_clock::now();
+  size_t accepted = 0;
+  for (int i = 0; i < 20000; ++i) accepted += (*log)->Submit(0, line) ? 1 : 0;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));  // never waited
+  EXPECT_GT((*log)->dropped(), 0u);
+  EXPECT_EQ(accepted + (*log)->dropped(), 20000u);
+  ::close(reader);  // the writer's blocked write fails now, and it can finish
+  log->reset();
+}
+
+TEST(AccessLogTest, JsonStringsEscapeEverythingOpaque) {
+  EXPECT_EQ(proxy::JsonString("h2"), "\"h2\"");
+  EXPECT_EQ(proxy::JsonString("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+  EXPECT_EQ(proxy::JsonString(std::string("\x01\xff", 2)), "\"\\u0001\\u00ff\"");
 }
 
 // A real Prometheus (Debian's `prometheus` package) scraping meshgate on
