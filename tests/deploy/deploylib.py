@@ -15,12 +15,32 @@ import yaml
 
 # --- Kubernetes manifests ---------------------------------------------------
 
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load, but a key repeated in one mapping is an error (PyYAML keeps
+    the last silently; kubectl's strict decoding rejects or warns)."""
+
+
+def _mapping_without_duplicates(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, "duplicate key %r" % (key,), key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def load_manifests(k8s_dir):
-    """Every document of every *.yaml in k8s_dir, as (file name, object)."""
+    """Every document of every *.yaml in k8s_dir, as (file name, object).
+    Same as yaml.safe_load_all, except that duplicate keys are errors."""
     docs = []
     for path in sorted(glob.glob(os.path.join(k8s_dir, "*.yaml"))):
         with open(path, encoding="utf-8") as f:
-            for doc in yaml.safe_load_all(f):
+            for doc in yaml.load_all(f, Loader=_StrictLoader):
                 if doc is not None:
                     docs.append((os.path.basename(path), doc))
     return docs
@@ -133,14 +153,19 @@ def shell_commands(run_args):
     return commands
 
 
+def strip_env(words):
+    """Drops leading VAR=value assignments from a command's words."""
+    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+        words = words[1:]
+    return words
+
+
 def apt_installed_packages(stage):
     """Package names passed to apt-get/apt install in the stage's RUN steps."""
     packages = []
     for run in stage.all("RUN"):
         for words in shell_commands(run.args):
-            # Skip leading VAR=value assignments (DEBIAN_FRONTEND=...).
-            while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-                words = words[1:]
+            words = strip_env(words)  # DEBIAN_FRONTEND=... apt-get ...
             if len(words) >= 2 and words[0] in ("apt-get", "apt") and "install" in words[1:]:
                 after = words[words.index("install") + 1:]
                 packages += [w for w in after if not w.startswith("-")]
