@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <system_error>
+#include <tuple>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -90,6 +91,7 @@ class MeshReader {
   void LoadPath(const std::string& path);
   void LoadText(const std::string& text, const std::string& name);
   MeshLoadResult Finish() &&;
+  ServiceListResult Services() &&;
 
  private:
   void LoadFile(const std::string& path);
@@ -275,6 +277,33 @@ MeshLoadResult MeshReader::Finish() && {
 }
 
 }  // namespace
+
+ServiceListResult MeshReader::Services() && {
+  ServiceListResult out;
+  out.errors = std::move(result_.errors);
+  out.warnings = std::move(result_.warnings);
+  for (const internal::KubeService& service : resources_.services) {
+    ServiceSummary summary;
+    summary.name = service.meta.name;
+    summary.ns = service.meta.ns;
+    for (const internal::ServicePort& port : service.ports) {
+      summary.ports.push_back({port.name, port.number, port.protocol});
+    }
+    out.services.push_back(std::move(summary));
+  }
+  std::sort(out.services.begin(), out.services.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.ns, a.name) < std::tie(b.ns, b.name);
+  });
+  return out;
+}
+
+ServiceListResult LoadServices(const std::vector<std::string>& paths) {
+  const std::vector<SniRewrite> no_rewrites;
+  const MeshLoadOptions options;  // the reader keeps references to both
+  MeshReader reader(no_rewrites, options);
+  for (const std::string& path : paths) reader.LoadPath(path);
+  return std::move(reader).Services();
+}
 
 MeshLoadResult LoadMesh(const std::vector<std::string>& paths,
                         const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options) {

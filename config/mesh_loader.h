@@ -48,4 +48,23 @@ MeshLoadResult LoadMeshFromString(const std::string& yaml, const std::string& na
                                   const std::vector<SniRewrite>& rewrites,
                                   const MeshLoadOptions& options = {});
 
+// The Kubernetes Services in `paths`, read and validated exactly as LoadMesh
+// reads them (for meshgatectl, which writes ServiceEntries from them).
+struct ServiceSummary {
+  std::string name;
+  std::string ns;
+  struct Port {
+    std::string name;
+    uint16_t number = 0;
+    std::string protocol;  // as written, uppercase; empty when unset
+  };
+  std::vector<Port> ports;
+};
+struct ServiceListResult {
+  std::vector<ServiceSummary> services;  // sorted by namespace, then name
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+};
+ServiceListResult LoadServices(const std::vector<std::string>& paths);
+
 }  // namespace meshgate::config

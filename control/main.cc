@@ -1,5 +1,5 @@
-// meshgatectl: the control component. This build has the `ca` commands; the
-// ServiceEntry generation and publishing are still to come.
+// meshgatectl: the control component: CA material, cross-cluster
+// ServiceEntries and the CoreDNS stanza. Publishing (`serve`) is still to come.
 #include <iostream>
 #include <string>
 #include <vector>
@@ -7,6 +7,7 @@
 #include <boost/program_options.hpp>
 
 #include "control/ca.h"
+#include "control/serviceentries.h"
 
 namespace po = boost::program_options;
 using meshgate::control::CaOptions;
@@ -19,6 +20,9 @@ constexpr char kUsage[] = R"(Usage: meshgatectl ca root --out DIR
        meshgatectl ca secret --dir DIR
        meshgatectl ca workload --dir DIR --spiffe spiffe://TRUST/ns/NS/sa/SA --out DIR
        meshgatectl ca verify --dir DIR
+       meshgatectl serviceentries --services PATH --gateway HOST_OR_IP[:PORT] --network NAME
+                   [--suffix global] [--namespace istio-system] [--allocations FILE]
+       meshgatectl coredns --server ADDR [--suffix global]
 Common options for root/intermediate/workload: --key-type rsa|ecdsa (default rsa, 4096 bits;
 workload keys are ECDSA P-256 like istiod's), --days N, --hours N, --force (overwrite keys).)";
 
@@ -93,6 +97,69 @@ int Ca(const std::string& command, const std::vector<std::string>& args) {
   }
 }
 
+int ServiceEntriesCommand(const std::vector<std::string>& args) {
+  po::options_description opts;
+  opts.add_options()("services", po::value<std::vector<std::string>>()->composing())(
+      "gateway", po::value<std::string>())("network", po::value<std::string>()->default_value(""))(
+      "suffix", po::value<std::string>()->default_value("global"))(
+      "namespace", po::value<std::string>()->default_value("istio-system"))(
+      "allocations", po::value<std::string>());
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "meshgatectl serviceentries: " << e.what() << "\n" << kUsage << "\n";
+    return 2;
+  }
+  if (!vm.count("services") || !vm.count("gateway")) {
+    std::cerr << "meshgatectl serviceentries: --services and --gateway are required\n" << kUsage << "\n";
+    return 2;
+  }
+  meshgate::control::ServiceEntryOptions options;
+  if (absl::Status s = meshgate::control::ParseGateway(vm["gateway"].as<std::string>(), options); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
+  options.network = vm["network"].as<std::string>();
+  options.suffix = vm["suffix"].as<std::string>();
+  options.ns = vm["namespace"].as<std::string>();
+  const auto services = meshgate::config::LoadServices(vm["services"].as<std::vector<std::string>>());
+  for (const auto& w : services.warnings) std::cerr << "warning: " << w << "\n";
+  if (!services.errors.empty()) {
+    for (const auto& e : services.errors) std::cerr << "error: " << e << "\n";
+    return 1;
+  }
+  const std::string allocations = vm.count("allocations") ? vm["allocations"].as<std::string>() : "";
+  auto vips = allocations.empty() ? absl::StatusOr<meshgate::control::VipAllocations>(meshgate::control::VipAllocations())
+                                  : meshgate::control::VipAllocations::Load(allocations);
+  if (!vips.ok()) return Fail(std::string(vips.status().message()));
+  std::cout << meshgate::control::ServiceEntries(services.services, options, *vips);
+  if (!allocations.empty()) {
+    if (absl::Status s = vips->Save(allocations); !s.ok()) return Fail(std::string(s.message()));
+  }
+  return 0;
+}
+
+int CorednsCommand(const std::vector<std::string>& args) {
+  po::options_description opts;
+  opts.add_options()("server", po::value<std::string>())("suffix", po::value<std::string>()->default_value("global"));
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "meshgatectl coredns: " << e.what() << "\n";
+    return 2;
+  }
+  if (!vm.count("server")) {
+    std::cerr << "meshgatectl coredns: --server is required (the DNS server that answers for ."
+              << vm["suffix"].as<std::string>() << ")\n";
+    return 2;
+  }
+  std::cout << meshgate::control::CorednsStanza(vm["server"].as<std::string>(), vm["suffix"].as<std::string>());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,6 +168,8 @@ int main(int argc, char** argv) {
     std::cout << kUsage << "\n";
     return args.empty() ? 2 : 0;
   }
+  if (args[0] == "serviceentries") return ServiceEntriesCommand({args.begin() + 1, args.end()});
+  if (args[0] == "coredns") return CorednsCommand({args.begin() + 1, args.end()});
   if (args[0] == "ca" && args.size() >= 2) {
     return Ca(args[1], std::vector<std::string>(args.begin() + 2, args.end()));
   }
