@@ -9,6 +9,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MESHGATE=${MESHGATE:-$ROOT/build/meshgate}
+MESHGATECTL=${MESHGATECTL:-$ROOT/build/meshgatectl}
 GATEWAY_PORT=${GATEWAY_PORT:-15443}
 WORK=$(mktemp -d /tmp/meshgate-demo.XXXXXX)
 PIDS=()
@@ -23,53 +24,21 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-say "1. CA material: a shared root and one intermediate per cluster (Istio plug-in CA layout)"
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-cat > ca.ext <<'EXT'
-[root]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign, digitalSignature
-subjectKeyIdentifier = hash
-[intermediate]
-basicConstraints = critical, CA:TRUE, pathlen:0
-keyUsage = critical, keyCertSign, cRLSign, digitalSignature
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-subjectAltName = DNS:istiod.istio-system.svc
-[workload]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-authorityKeyIdentifier = keyid:always
-subjectAltName = critical, ${ENV::SPIFFE_SAN}
-EXT
-export SPIFFE_SAN=URI:unused
-key root-key.pem
-openssl req -x509 -new -key root-key.pem -subj "/O=Istio/CN=Root CA" -days 3650 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-  -out root-cert.pem
+say "1. CA material from meshgatectl: a shared root, one intermediate per cluster (Istio plug-in CA layout)"
+"$MESHGATECTL" ca root --key-type ecdsa --out root
+cp root/root-cert.pem root-cert.pem
 for cluster in cluster-1 cluster-2; do
-  mkdir -p "$cluster"
-  key "$cluster/ca-key.pem"
-  openssl req -new -key "$cluster/ca-key.pem" -subj "/O=Istio/CN=Intermediate CA/L=$cluster" -out "$cluster/ca.csr"
-  openssl x509 -req -in "$cluster/ca.csr" -CA root-cert.pem -CAkey root-key.pem -CAcreateserial -days 730 \
-    -extfile ca.ext -extensions intermediate -out "$cluster/ca-cert.pem" 2>/dev/null
-  cat "$cluster/ca-cert.pem" root-cert.pem > "$cluster/cert-chain.pem"
+  "$MESHGATECTL" ca intermediate --key-type ecdsa --root root --cluster "$cluster" --out "$cluster"
   echo "   $cluster: $(openssl x509 -in "$cluster/ca-cert.pem" -noout -subject)"
 done
-
-workload() {  # cluster, name, spiffe id
-  local dir="$1/$2"; mkdir -p "$dir"
-  key "$dir/key.pem"
-  openssl req -new -key "$dir/key.pem" -subj "/" -out "$dir/req.csr" 2>/dev/null
-  SPIFFE_SAN="URI:$3" openssl x509 -req -in "$dir/req.csr" -CA "$1/ca-cert.pem" -CAkey "$1/ca-key.pem" \
-    -CAcreateserial -days 1 -extfile ca.ext -extensions workload -out "$dir/cert.pem" 2>/dev/null
-  cat "$dir/cert.pem" "$1/ca-cert.pem" > "$dir/cert-chain.pem"
-  openssl verify -CAfile root-cert.pem -untrusted "$1/ca-cert.pem" "$dir/cert.pem" >/dev/null
-  echo "   $2 in $1: $3"
-}
-workload cluster-1 sleep spiffe://cluster.local/ns/foo/sa/sleep
-workload cluster-2 httpbin spiffe://cluster.local/ns/bar/sa/httpbin
+echo "   the cacerts Secret for cluster-2 (meshgatectl ca secret --dir cluster-2):"
+"$MESHGATECTL" ca secret --dir cluster-2 | cut -c1-90 | sed 's/^/     /'
+"$MESHGATECTL" ca workload --dir cluster-1 --spiffe spiffe://cluster.local/ns/foo/sa/sleep --out cluster-1/sleep
+"$MESHGATECTL" ca workload --dir cluster-2 --spiffe spiffe://cluster.local/ns/bar/sa/httpbin --out cluster-2/httpbin
+for w in cluster-1/sleep cluster-2/httpbin; do
+  echo "   $w: $("$MESHGATECTL" ca verify --dir "$w" | grep -c '^ok') checks ok;" \
+       "$(openssl verify -CAfile root-cert.pem -untrusted "$w/cert-chain.pem" "$w/cert.pem")"
+done
 
 BACKEND_PORT=$(free_port)
 say "2. httpbin in cluster 2 on 127.0.0.1:$BACKEND_PORT: TLS, client certificate REQUIRED (shared root)"
@@ -77,31 +46,32 @@ python3 "$ROOT/demo/httpbin.py" 127.0.0.1 "$BACKEND_PORT" cluster-2/httpbin/cert
   cluster-2/httpbin/key.pem root-cert.pem > httpbin.log 2>&1 &
 PIDS+=($!)
 
-say "3. meshgate, cluster 2's gateway, on 127.0.0.1:$GATEWAY_PORT with a ServiceEntry for httpbin.bar"
+say "3. meshgate, cluster 2's gateway, on 127.0.0.1:$GATEWAY_PORT, reading cluster 2's Service for httpbin.bar"
 mkdir -p mesh
 cat > mesh/httpbin.yaml <<YAML
-apiVersion: networking.istio.io/v1beta1
-kind: ServiceEntry
-metadata:
-  name: httpbin
-  namespace: bar
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: bar}
 spec:
-  hosts:
-  - httpbin.bar.svc.cluster.local
-  location: MESH_INTERNAL
-  ports:
-  - name: http
-    number: 8000
-    protocol: HTTP
-  resolution: STATIC
-  endpoints:
-  - address: 127.0.0.1
-    ports:
-      http: $BACKEND_PORT
-    labels:
-      version: v1
+  selector: {app: httpbin}
+  ports: [{name: http, port: 8000, targetPort: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: httpbin-abc12
+  namespace: bar
+  labels: {kubernetes.io/service-name: httpbin}
+addressType: IPv4
+ports: [{name: http, port: $BACKEND_PORT}]
+endpoints:
+- addresses: [127.0.0.1]
+  conditions: {ready: true}
 YAML
 sed 's/^/   /' mesh/httpbin.yaml
+echo "   and what cluster 1 applies to reach it (meshgatectl serviceentries, from cluster 2's Services):"
+"$MESHGATECTL" serviceentries --services mesh/httpbin.yaml --gateway "127.0.0.1:$GATEWAY_PORT" \
+  --network network2 --allocations cluster-1-vips.txt | sed 's/^/     /'
 "$MESHGATE" --check --mesh mesh > check.txt
 sed 's/^/   /' check.txt
 "$MESHGATE" --listen "127.0.0.1:$GATEWAY_PORT" --mesh mesh --threads 2 --log-level debug \
