@@ -19,6 +19,7 @@
 #include "absl/strings/escaping.h"
 #include "config/yaml_tree.h"
 #include "gtest/gtest.h"
+#include "tests/control/run_command.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/tls_peers.h"
 
@@ -26,25 +27,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CmdResult {
-  int code = -1;
-  std::string out;
-};
-
-// Runs a command line, capturing stdout and stderr together.
-CmdResult Shell(const std::string& command) {
-  CmdResult r;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-CmdResult Ctl(const std::string& args) { return Shell(std::string(MESHGATECTL_BIN) + " " + args); }
+using meshgate::testing::CmdResult;
+using meshgate::testing::Ctl;
+using meshgate::testing::Shell;
 
 std::string Read(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -12,26 +12,14 @@
 
 #include "config/mesh_loader.h"
 #include "gtest/gtest.h"
+#include "tests/control/run_command.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CmdResult {
-  int code = -1;
-  std::string out;
-};
-
-CmdResult Ctl(const std::string& args) {
-  CmdResult r;
-  FILE* p = ::popen((std::string(MESHGATECTL_BIN) + " " + args + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using meshgate::testing::CmdResult;
+using meshgate::testing::Ctl;
 
 std::string Service(const std::string& name, const std::string& ns, const std::string& ports) {
   return "---\napiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: " + ns +

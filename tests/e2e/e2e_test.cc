@@ -411,12 +411,7 @@ TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
       const std::string msg = "ping";
       ASSERT_TRUE(client.WriteAll(msg.data(), msg.size()));
       char buf[4];
-      size_t got = 0;
-      while (got < sizeof buf) {
-        const int n = client.Read(buf + got, sizeof buf - got);
-        ASSERT_GT(n, 0) << gw->Log();
-        got += static_cast<size_t>(n);
-      }
+      ASSERT_TRUE(client.ReadExactly(buf, sizeof buf)) << gw->Log();
     }
   };
   round(6);

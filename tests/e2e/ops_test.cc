@@ -165,12 +165,7 @@ class OpsTest : public ::testing::Test {
     const std::string msg = "ping";
     ASSERT_TRUE(client.WriteAll(msg.data(), msg.size()));
     char buf[4];
-    size_t got = 0;
-    while (got < sizeof buf) {
-      const int n = client.Read(buf + got, sizeof buf - got);
-      ASSERT_GT(n, 0);
-      got += static_cast<size_t>(n);
-    }
+    ASSERT_TRUE(client.ReadExactly(buf, sizeof buf));
   }
 
   Pki pki_;
@@ -303,12 +298,7 @@ TEST_F(OpsTest, DrainKeepsOpenSessionsNotReadyAtOnceListenersCloseAfterTheDelay)
   const std::string msg = "still here";
   ASSERT_TRUE(session.WriteAll(msg.data(), msg.size()));
   std::string echoed(msg.size(), '\0');
-  size_t got = 0;
-  while (got < msg.size()) {
-    const int n = session.Read(echoed.data() + got, msg.size() - got);
-    ASSERT_GT(n, 0);
-    got += static_cast<size_t>(n);
-  }
+  ASSERT_TRUE(session.ReadExactly(echoed.data(), echoed.size()));
   EXPECT_EQ(echoed, msg);
   session.HalfClose();
   char buf[16];

@@ -308,6 +308,17 @@ bool TlsClient::WriteAll(const void* data, size_t len) {
   return true;
 }
 
+bool TlsClient::ReadExactly(void* data, size_t len) {
+  auto* out = static_cast<char*>(data);
+  size_t got = 0;
+  while (got < len) {
+    const int n = Read(out + got, len - got);
+    if (n <= 0) return false;
+    got += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 int TlsClient::Read(void* data, size_t len) {
   const int n = SSL_read(ssl_, data, static_cast<int>(len));
   if (n > 0) return n;

@@ -108,6 +108,8 @@ class TlsClient {
   bool WriteAll(const void* data, size_t len);
   // Reads up to len; 0 on clean close, -1 on error/timeout.
   int Read(void* data, size_t len);
+  // Reads exactly len bytes; false on EOF or error first.
+  bool ReadExactly(void* data, size_t len);
   // Sends close_notify and shuts the TCP write side: a TLS half-close.
   void HalfClose();
 
