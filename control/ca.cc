@@ -120,11 +120,20 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Checked before a key is generated (RSA 4096 takes seconds) and again when
+// it is written.
+absl::Status KeyMayBeWritten(const std::string& path, bool force) {
+  if (!force && fs::exists(path)) {
+    return absl::AlreadyExistsError(path + " exists; refusing to overwrite a private key (use --force)");
+  }
+  return absl::OkStatus();
+}
+
 // Private keys: 0600 from the first byte, and never over an existing one
 // unless forced.
 absl::Status WriteFile(const std::string& path, const std::string& data, bool secret, bool force) {
-  if (secret && !force && fs::exists(path)) {
-    return absl::AlreadyExistsError(path + " exists; refusing to overwrite a private key (use --force)");
+  if (secret) {
+    if (absl::Status s = KeyMayBeWritten(path, force); !s.ok()) return s;
   }
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, secret ? 0600 : 0644);
   if (fd < 0) return absl::UnavailableError(path + ": " + std::strerror(errno));
@@ -177,9 +186,7 @@ const std::vector<std::pair<int, std::string>> kCaExtensions = {
 absl::Status CreateRoot(const std::string& out_dir, const CaOptions& options) {
   if (absl::Status s = MakeDir(out_dir); !s.ok()) return s;
   const std::string key_path = out_dir + "/root-key.pem";
-  if (!options.force && fs::exists(key_path)) {
-    return absl::AlreadyExistsError(key_path + " exists; refusing to overwrite a private key (use --force)");
-  }
+  if (absl::Status s = KeyMayBeWritten(key_path, options.force); !s.ok()) return s;
   auto key = NewKey(options.key_type);
   if (!key.ok()) return key.status();
   Spec spec{{{"O", "Istio"}, {"CN", "Root CA"}}, Or(options.validity, kRootValidity), kCaExtensions};
@@ -203,9 +210,7 @@ absl::Status CreateIntermediate(const std::string& root_dir, const std::string& 
   }
   if (absl::Status s = MakeDir(out_dir); !s.ok()) return s;
   const std::string key_path = out_dir + "/ca-key.pem";
-  if (!options.force && fs::exists(key_path)) {
-    return absl::AlreadyExistsError(key_path + " exists; refusing to overwrite a private key (use --force)");
-  }
+  if (absl::Status s = KeyMayBeWritten(key_path, options.force); !s.ok()) return s;
   auto key = NewKey(options.key_type);
   if (!key.ok()) return key.status();
   Spec spec{{{"O", "Istio"}, {"CN", "Intermediate CA"}, {"L", cluster}},
@@ -250,9 +255,7 @@ absl::Status CreateWorkload(const std::string& ca_dir, const std::string& spiffe
   if (!root.ok()) return root.status();
   if (absl::Status s = MakeDir(out_dir); !s.ok()) return s;
   const std::string key_path = out_dir + "/key.pem";
-  if (!options.force && fs::exists(key_path)) {
-    return absl::AlreadyExistsError(key_path + " exists; refusing to overwrite a private key (use --force)");
-  }
+  if (absl::Status s = KeyMayBeWritten(key_path, options.force); !s.ok()) return s;
   // istiod issues ECDSA P-256 workload keys unless configured otherwise.
   auto key = NewKey(options.key_type == KeyType::kRsa4096 ? KeyType::kEcdsaP256 : options.key_type);
   if (!key.ok()) return key.status();

@@ -38,6 +38,16 @@ void PrepareSocket(asio::ip::tcp::socket& s) {
   s.set_option(asio::ip::tcp::no_delay(true), ec);
   s.set_option(asio::socket_base::out_of_band_inline(true), ec);
 }
+// The client's address bytes, hashed without formatting them.
+uint64_t HashAddress(const asio::ip::address& address) {
+  if (address.is_v4()) {
+    const auto bytes = address.to_v4().to_bytes();
+    return lb::Hash64(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  }
+  const auto bytes = address.to_v6().to_bytes();
+  return lb::Hash64(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
 }  // namespace
 
 Session::Session(asio::ip::tcp::socket socket, const WorkerContext& ctx)
@@ -158,7 +168,7 @@ void Session::OnHello() {
   if (lb_policy && lb_policy->consistent_hash) {
     error_code ec;
     const auto remote = down_.remote_endpoint(ec);
-    if (!ec) client_hash_ = lb::Hash64(remote.address().to_string());
+    if (!ec) client_hash_ = HashAddress(remote.address());
   }
   DoConnect();
 }

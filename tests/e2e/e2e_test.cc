@@ -9,6 +9,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -528,6 +529,30 @@ TEST_F(E2eTest, ClusterConnectTimeoutFromTheDestinationRuleBeatsTheGatewayDefaul
   EXPECT_EQ(gw.Stop(), 0);
   EXPECT_EQ(gw.Counter("upstream_connect_timeout"), 1u) << gw.Stats();
   EXPECT_EQ(gw.Counter("upstream_connect_retry"), 1u);
+}
+
+// consistentHash on useSourceIp: one client address, one backend, for both
+// algorithms (every test connection comes from 127.0.0.1).
+TEST_F(E2eTest, ConsistentHashKeepsAClientOnOneEndpoint) {
+  for (const std::string algorithm : {"maglev: {tableSize: 65537}", "ringHash: {minimumRingSize: 1024}"}) {
+    TlsBackend a(pki_, server_id_, {TlsBackend::Mode::kEcho});
+    TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
+    TlsBackend c(pki_, server_id_, {TlsBackend::Mode::kEcho});
+    const std::string rule = dir_.Write(
+        "mesh/dr.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        "metadata: {name: httpbin, namespace: bar}\n"
+        "spec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy:\n"
+        "    loadBalancer: {consistentHash: {useSourceIp: true, " + algorithm + "}}\n");
+    auto gw = StartGateway({a.port(), b.port(), c.port()}, {"--mesh", rule});
+    for (int i = 0; i < 9; ++i) {
+      TlsClient client(client_ctx_.get(), gw->port(), kSni);
+      ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw->Log();
+    }
+    EXPECT_TRUE(WaitFor([&] { return a.handshakes() + b.handshakes() + c.handshakes() == 9; }));
+    EXPECT_EQ(std::max({a.handshakes(), b.handshakes(), c.handshakes()}), 9) << algorithm;
+    EXPECT_EQ(gw->Stop(), 0);
+  }
 }
 
 TEST_F(E2eTest, AllEndpointsDownClosesCleanlyWithACountedReason) {
