@@ -35,8 +35,10 @@ class GatewayConfigReader {
  private:
   void ReadListen(const yaml::Node& node);
   void ReadTimeouts(const yaml::Node& node);
+  // A duration; zero is refused unless allow_zero (a delay or jitter may be 0).
   std::optional<std::chrono::milliseconds> ReadTimeout(const yaml::Node& node,
-                                                       std::string_view path);
+                                                       std::string_view path,
+                                                       bool allow_zero = false);
   void ReadRelay(const yaml::Node& node);
   void ReadSniRewrites(const yaml::Node& node);
   std::optional<SniRewrite> ReadSniRewrite(const yaml::Node& node, const std::string& path);
@@ -158,14 +160,8 @@ void GatewayConfigReader::ReadDrain(const yaml::Node& node) {
       {"delay", &config_.drain.delay}, {"time", &config_.drain.time}};
   for (const auto& [key, out] : fields) {
     IfPresent(node, key, [&](const yaml::Node& n) {
-      auto text = internal::ReadString(n, internal::FieldPath("drain", key), sink_);
-      if (!text) return;
-      auto d = ParseDuration(*text);  // 0 is allowed: no delay, or close at once
-      if (!d.ok()) {
-        sink_.Add(n, internal::FieldPath("drain", key), internal::StdView(d.status().message()));
-      } else {
-        *out = *d;
-      }
+      // 0 is allowed: no delay, or close at once.
+      if (auto d = ReadTimeout(n, internal::FieldPath("drain", key), /*allow_zero=*/true)) *out = *d;
     });
   }
 }
@@ -234,14 +230,7 @@ void GatewayConfigReader::ReadHealthChecks(const yaml::Node& node) {
       });
     }
     IfPresent(item, "jitter", [&](const yaml::Node& n) {
-      auto text = internal::ReadString(n, internal::FieldPath(path, "jitter"), sink_);
-      if (!text) return;
-      auto d = ParseDuration(*text);
-      if (!d.ok()) {
-        sink_.Add(n, internal::FieldPath(path, "jitter"), internal::StdView(d.status().message()));
-      } else {
-        check.jitter = *d;
-      }
+      if (auto d = ReadTimeout(n, internal::FieldPath(path, "jitter"), /*allow_zero=*/true)) check.jitter = *d;
     });
     const std::pair<std::string_view, uint32_t*> thresholds[] = {
         {"healthyThreshold", &check.healthy_threshold},
@@ -298,7 +287,8 @@ void GatewayConfigReader::ReadListen(const yaml::Node& node) {
 }
 
 std::optional<std::chrono::milliseconds> GatewayConfigReader::ReadTimeout(const yaml::Node& node,
-                                                                          std::string_view path) {
+                                                                          std::string_view path,
+                                                                          bool allow_zero) {
   auto text = internal::ReadString(node, path, sink_);
   if (!text) return std::nullopt;
   auto duration = ParseDuration(*text);
@@ -306,7 +296,7 @@ std::optional<std::chrono::milliseconds> GatewayConfigReader::ReadTimeout(const 
     sink_.Add(node, path, internal::StdView(duration.status().message()));
     return std::nullopt;
   }
-  if (duration->count() == 0) {
+  if (duration->count() == 0 && !allow_zero) {
     sink_.Add(node, path, "must be greater than 0");
     return std::nullopt;
   }

@@ -47,6 +47,11 @@ std::string Protocol(const config::ServiceSummary::Port& port) {
   return "TCP";
 }
 
+// The ServiceEntry port name: the Service's, or one made from the number.
+std::string PortName(const config::ServiceSummary::Port& port) {
+  return port.name.empty() ? absl::StrCat("tcp-", port.number) : port.name;
+}
+
 }  // namespace
 
 absl::StatusOr<VipAllocations> VipAllocations::Load(const std::string& path) {
@@ -134,17 +139,14 @@ std::string ServiceEntries(const std::vector<config::ServiceSummary>& services,
                     "  labels: {app.kubernetes.io/managed-by: meshgatectl}\n",
                     "spec:\n  hosts: [", host, "]\n  location: MESH_INTERNAL\n  ports:\n");
     for (const auto& port : service.ports) {
-      const std::string name = port.name.empty() ? absl::StrCat("tcp-", port.number) : port.name;
-      absl::StrAppend(&out, "  - {name: ", name, ", number: ", port.number, ", protocol: ", Protocol(port), "}\n");
+      absl::StrAppend(&out, "  - {name: ", PortName(port), ", number: ", port.number, ", protocol: ", Protocol(port), "}\n");
     }
     absl::StrAppend(&out, "  resolution: ", ip ? "STATIC" : "DNS", "\n  addresses: [", vips.For(host),
                     "]\n  endpoints:\n  - address: ", options.gateway, "\n");
     if (!options.network.empty()) absl::StrAppend(&out, "    network: ", options.network, "\n");
     absl::StrAppend(&out, "    ports: {");
     for (size_t i = 0; i < service.ports.size(); ++i) {
-      const auto& port = service.ports[i];
-      const std::string name = port.name.empty() ? absl::StrCat("tcp-", port.number) : port.name;
-      absl::StrAppend(&out, i ? ", " : "", name, ": ", options.gateway_port);
+      absl::StrAppend(&out, i ? ", " : "", PortName(service.ports[i]), ": ", options.gateway_port);
     }
     absl::StrAppend(&out, "}\n");
   }

@@ -11,7 +11,6 @@ library the binary links must come from a package the runtime stage installs.
 Checks return lists of problems; the tests also run them on broken copies.
 """
 
-import argparse
 import os
 import posixpath
 import re
@@ -330,15 +329,5 @@ class Parser(unittest.TestCase):
         self.assertEqual(deploylib.apt_installed_packages(stage), ["a", "b=1"])
 
 
-def main():
-    global ROOT, MESHGATE
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", help="repository root")
-    parser.add_argument("--meshgate", help="built meshgate binary, to check its libraries are installed")
-    args, rest = parser.parse_known_args()
-    ROOT, MESHGATE = os.path.abspath(args.root), args.meshgate
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    deploylib.run_tests(globals(), "built meshgate binary, to check its libraries are installed")

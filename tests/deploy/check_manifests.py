@@ -10,7 +10,6 @@ problems) and on broken in-memory copies (expecting the breakage reported).
 With --meshgate, the ConfigMaps are also validated by `meshgate --check`.
 """
 
-import argparse
 import copy
 import os
 import posixpath
@@ -802,15 +801,5 @@ class Durations(unittest.TestCase):
                 deploylib.parse_duration(bad)
 
 
-def main():
-    global ROOT, MESHGATE
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", help="repository root")
-    parser.add_argument("--meshgate", help="built meshgate binary, to run --check on the ConfigMaps")
-    args, rest = parser.parse_known_args()
-    ROOT, MESHGATE = os.path.abspath(args.root), args.meshgate
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    deploylib.run_tests(globals(), "built meshgate binary, to run --check on the ConfigMaps")

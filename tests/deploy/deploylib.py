@@ -251,3 +251,19 @@ def parse_address(text):
     if not match:
         raise ValueError("not IP:PORT: %r" % text)
     return match.group(1), int(match.group(2))
+
+
+def run_tests(module_globals, meshgate_help):
+    """The command line of both checkers: REPO_ROOT [--meshgate BINARY] [unittest args].
+
+    Sets the module's ROOT and MESHGATE, then runs its tests."""
+    import argparse
+    import sys
+    import unittest
+    parser = argparse.ArgumentParser(description=module_globals["__doc__"].splitlines()[0])
+    parser.add_argument("root", help="repository root")
+    parser.add_argument("--meshgate", help=meshgate_help)
+    args, rest = parser.parse_known_args()
+    module_globals["ROOT"] = os.path.abspath(args.root)
+    module_globals["MESHGATE"] = args.meshgate
+    unittest.main(module=module_globals["__name__"], argv=[sys.argv[0]] + rest, verbosity=2)

@@ -85,6 +85,16 @@ class E2eTest : public ::testing::Test {
     return gw;
   }
 
+  // mesh/dr.yaml: a DestinationRule for httpbin.bar with this trafficPolicy
+  // (a YAML flow map); returns its path.
+  std::string WriteRule(const std::string& traffic_policy) {
+    return dir_.Write("mesh/dr.yaml",
+                      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                      "metadata: {name: httpbin, namespace: bar}\n"
+                      "spec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy: " +
+                          traffic_policy + "\n");
+  }
+
   // Opens a raw TCP connection and sends a real captured ClientHello whose SNI
   // routes to httpbin; returns the socket once the backend has the hello.
   int SendRealHello(uint16_t gateway_port, const RawBackend& backend, size_t connection = 0) {
@@ -397,13 +407,9 @@ TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
   TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
   TlsBackend c(pki_, server_id_, {TlsBackend::Mode::kEcho});
   const uint16_t a_port = a->port();
-  const std::string rule = dir_.Write(
-      "mesh/dr.yaml",
-      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
-      "metadata: {name: httpbin, namespace: bar}\n"
-      "spec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy:\n"
-      "    outlierDetection: {consecutive5xxErrors: 2, interval: 100ms, baseEjectionTime: 1s,\n"
-      "                       maxEjectionPercent: 50}\n");
+  const std::string rule = WriteRule(
+      "{outlierDetection: {consecutive5xxErrors: 2, interval: 100ms, baseEjectionTime: 1s, "
+      "maxEjectionPercent: 50}}");
   auto gw = StartGateway({a_port, b.port(), c.port()}, {"--mesh", rule, "--threads", "1"});
   auto round = [&](int connections) {
     for (int i = 0; i < connections; ++i) {
@@ -512,11 +518,7 @@ TEST_F(E2eTest, ClusterConnectTimeoutFromTheDestinationRuleBeatsTheGatewayDefaul
   StalledListener stalled;
   TlsBackend live(pki_, server_id_, {TlsBackend::Mode::kEcho});
   dir_.Write("mesh/se.yaml", ServiceEntry({stalled.port(), live.port()}));
-  dir_.Write("mesh/dr.yaml",
-             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
-             "metadata: {name: httpbin, namespace: bar}\n"
-             "spec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy:\n"
-             "    connectionPool: {tcp: {connectTimeout: 300ms}}\n");
+  WriteRule("{connectionPool: {tcp: {connectTimeout: 300ms}}}");
   MeshgateProcess gw({"--config", dir_.Write("gw.yaml", "threads: 1\ntimeouts: {connect: 30s}\n"
                                                         "mesh: [mesh/]\nlogLevel: debug\n")});
   ASSERT_TRUE(gw.running()) << gw.Log();
@@ -538,12 +540,8 @@ TEST_F(E2eTest, ConsistentHashKeepsAClientOnOneEndpoint) {
     TlsBackend a(pki_, server_id_, {TlsBackend::Mode::kEcho});
     TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
     TlsBackend c(pki_, server_id_, {TlsBackend::Mode::kEcho});
-    const std::string rule = dir_.Write(
-        "mesh/dr.yaml",
-        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
-        "metadata: {name: httpbin, namespace: bar}\n"
-        "spec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy:\n"
-        "    loadBalancer: {consistentHash: {useSourceIp: true, " + algorithm + "}}\n");
+    const std::string rule =
+        WriteRule("{loadBalancer: {consistentHash: {useSourceIp: true, " + algorithm + "}}}");
     auto gw = StartGateway({a.port(), b.port(), c.port()}, {"--mesh", rule});
     for (int i = 0; i < 9; ++i) {
       TlsClient client(client_ctx_.get(), gw->port(), kSni);
@@ -568,12 +566,7 @@ TEST_F(E2eTest, AllEndpointsDownClosesCleanlyWithACountedReason) {
 
 TEST_F(E2eTest, MaxConnectionsOverflowIsRefusedAndCounted) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
-  const std::string rule = dir_.Write(
-      "mesh/dr.yaml",
-      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
-      "metadata: {name: httpbin, namespace: bar}\n"
-      "spec:\n  host: httpbin.bar.svc.cluster.local\n  trafficPolicy:\n"
-      "    connectionPool: {tcp: {maxConnections: 2}}\n");
+  const std::string rule = WriteRule("{connectionPool: {tcp: {maxConnections: 2}}}");
   auto gw = StartGateway({backend.port()}, {"--mesh", rule});
   TlsClient first(client_ctx_.get(), gw->port(), kSni);
   TlsClient second(client_ctx_.get(), gw->port(), kSni);
