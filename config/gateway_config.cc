@@ -50,6 +50,8 @@ class GatewayConfigReader {
   void ReadEndpoint(const yaml::Node& node, std::string_view path, std::string& out);
   void ReadDrain(const yaml::Node& node);
   void ReadAccessLog(const yaml::Node& node);
+  void ReadControl(const yaml::Node& node);
+  std::string Resolve(const std::string& path) const;
 
   ErrorSink& sink_;
   std::string base_dir_;
@@ -62,7 +64,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
                         {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
                          "relay", "sniRewrites", "mesh", "logLevel", "namespace", "rootNamespace",
                          "clusterDomain", "dns", "locality", "healthChecks", "admin", "metrics",
-                         "readiness", "drain", "accessLog", "clusterId"},
+                         "readiness", "drain", "accessLog", "clusterId", "control"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -99,6 +101,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   }
   IfPresent(root, "drain", [&](const yaml::Node& n) { ReadDrain(n); });
   IfPresent(root, "accessLog", [&](const yaml::Node& n) { ReadAccessLog(n); });
+  IfPresent(root, "control", [&](const yaml::Node& n) { ReadControl(n); });
   IfPresent(root, "clusterId", [&](const yaml::Node& n) {
     if (auto text = internal::ReadString(n, "clusterId", sink_)) {
       if (text->empty()) {
@@ -163,6 +166,57 @@ void GatewayConfigReader::ReadDrain(const yaml::Node& node) {
       // 0 is allowed: no delay, or close at once.
       if (auto d = ReadTimeout(n, internal::FieldPath("drain", key), /*allow_zero=*/true)) *out = *d;
     });
+  }
+}
+
+std::string GatewayConfigReader::Resolve(const std::string& path) const {
+  std::filesystem::path p(path);
+  if (p.is_relative() && !base_dir_.empty()) p = std::filesystem::path(base_dir_) / p;
+  return p.string();
+}
+
+// `control: URL`, or a map with the URL and how to follow it.
+void GatewayConfigReader::ReadControl(const yaml::Node& node) {
+  auto read_url = [&](const yaml::Node& n, std::string_view path) {
+    auto text = internal::ReadString(n, path, sink_);
+    if (!text) return;
+    if (auto parsed = ParseControlUrl(*text); !parsed.ok()) {
+      sink_.Add(n, path, internal::StdView(parsed.status().message()));
+      return;
+    }
+    config_.control.url = *text;
+  };
+  if (node.IsScalar()) return read_url(node, "control");
+  if (!internal::ExpectMap(node, "control", sink_)) return;
+  internal::CheckFields(node, "control",
+                        {"url", "cluster", "caFile", "required", "initialBackoff", "maxBackoff",
+                         "watchTimeout"},
+                        sink_);
+  auto& control = config_.control;
+  if (!internal::Lookup(node, "url").present()) {
+    sink_.Add(node, "control.url", "is required (http://HOST:PORT or https://HOST:PORT)");
+  }
+  IfPresent(node, "url", [&](const yaml::Node& n) { read_url(n, "control.url"); });
+  IfPresent(node, "cluster", [&](const yaml::Node& n) {
+    if (auto text = internal::ReadString(n, "control.cluster", sink_)) control.cluster = *text;
+  });
+  IfPresent(node, "caFile", [&](const yaml::Node& n) {
+    if (auto text = internal::ReadString(n, "control.caFile", sink_)) control.ca_file = Resolve(*text);
+  });
+  IfPresent(node, "required", [&](const yaml::Node& n) {
+    if (auto v = internal::ReadBool(n, "control.required", sink_)) control.required = *v;
+  });
+  const std::pair<std::string_view, std::chrono::milliseconds*> durations[] = {
+      {"initialBackoff", &control.initial_backoff},
+      {"maxBackoff", &control.max_backoff},
+      {"watchTimeout", &control.watch_timeout}};
+  for (const auto& [key, out] : durations) {
+    IfPresent(node, key, [&](const yaml::Node& n) {
+      if (auto d = ReadTimeout(n, internal::FieldPath("control", key))) *out = *d;
+    });
+  }
+  if (control.max_backoff < control.initial_backoff) {
+    sink_.Add(node, "control.maxBackoff", "must not be shorter than control.initialBackoff");
   }
 }
 
@@ -399,9 +453,7 @@ void GatewayConfigReader::ReadMesh(const yaml::Node& node) {
           sink_.Add(item, path, "empty path");
           return;
         }
-        std::filesystem::path p(text);
-        if (p.is_relative() && !base_dir_.empty()) p = std::filesystem::path(base_dir_) / p;
-        paths.push_back(p.string());
+        paths.push_back(Resolve(text));
       });
   if (list) config_.mesh_paths = std::move(paths);
 }
@@ -485,6 +537,53 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
   if (!ip) return invalid(absl::StrCat("\"", internal::AbslView(host), "\" is not an IP address"));
   address.ip = std::move(*ip);
   return address;
+}
+
+absl::StatusOr<ControlUrl> ParseControlUrl(std::string_view url) {
+  auto invalid = [url](std::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", internal::AbslView(url), "\": ", internal::AbslView(why)));
+  };
+  ControlUrl out;
+  std::string_view rest;
+  if (url.starts_with("https://")) {
+    out.tls = true;
+    rest = url.substr(8);
+  } else if (url.starts_with("http://")) {
+    rest = url.substr(7);
+  } else {
+    return invalid("must start with http:// or https://");
+  }
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#@") != std::string_view::npos) {
+    return invalid("must be scheme://HOST[:PORT] only: meshgate adds the /v1/... paths");
+  }
+  std::string_view host = rest, port;
+  if (!rest.empty() && rest.front() == '[') {
+    const size_t close = rest.find(']');
+    if (close == std::string_view::npos) return invalid("missing ']' after the IPv6 address");
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return invalid("expected :PORT after ']'");
+      port = rest.substr(close + 2);
+    }
+  } else if (const size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty()) return invalid("missing host");
+  if (auto ip = internal::CanonicalIp(host)) {
+    out.host = *ip;
+  } else if (auto problem = internal::FqdnProblem(host)) {
+    return invalid(absl::StrCat("host \"", internal::AbslView(host), "\" ", *problem));
+  } else {
+    out.host = std::string(host);
+  }
+  out.port = out.tls ? 443 : 80;
+  if (!port.empty() && (!internal::ParsePortNumber(port, out.port) || out.port == 0)) {
+    return invalid("port must be 1..65535");
+  }
+  return out;
 }
 
 absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const std::string& name,

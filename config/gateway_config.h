@@ -74,7 +74,26 @@ struct GatewayConfig {
   } access_log;
   // Istio's cluster ID (CLUSTER_ID), for destination_cluster in istio_* metrics.
   std::string cluster_id = "Kubernetes";
+  // A control component (meshgatectl serve) to follow: its /v1/routes for
+  // `cluster` are this gateway's mesh resources, on top of `mesh_paths`.
+  struct Control {
+    std::string url;      // "" (off), "http://host[:port]" or "https://host[:port]"
+    std::string cluster;  // "": cluster_id
+    std::string ca_file;  // https: the CA that signed the server; "": system CAs
+    bool required = true;  // not ready until the first sync
+    std::chrono::milliseconds initial_backoff{250};
+    std::chrono::milliseconds max_backoff{30000};
+    std::chrono::milliseconds watch_timeout{30000};  // one long poll
+  } control;
 };
+
+// A control URL split: "https://meshgatectl.istio-system.svc:15180".
+struct ControlUrl {
+  bool tls = false;
+  std::string host;  // a name or an IP (unbracketed)
+  uint16_t port = 0;
+};
+absl::StatusOr<ControlUrl> ParseControlUrl(std::string_view url);
 
 // Why a gateway locality ("region[/zone[/subzone]]") is invalid, or nullopt.
 std::optional<std::string> GatewayLocalityProblem(std::string_view locality);

@@ -88,13 +88,12 @@ class MeshReader {
   MeshReader(const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options)
       : rewrites_(rewrites), options_(options) {}
 
-  void LoadPath(const std::string& path);
+  void LoadSources(const MeshSources& sources);
   void LoadText(const std::string& text, const std::string& name);
   MeshLoadResult Finish() &&;
   ServiceListResult Services() &&;
 
  private:
-  void LoadFile(const std::string& path);
   void LoadResource(const yaml::Node& doc, const std::string& file);
   void Read(Kind kind, const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
   bool IsDuplicate(const yaml::Node& doc, const ResourceMeta& meta, ErrorSink& sink);
@@ -108,15 +107,25 @@ class MeshReader {
   absl::flat_hash_map<std::string, std::string> sources_;
 };
 
-void MeshReader::LoadPath(const std::string& path) {
+void ReadFile(const std::string& path, MeshSources& out) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in.is_open() || in.bad()) {
+    out.errors.push_back(absl::StrCat(path, ": cannot read file"));
+    return;
+  }
+  out.sources.push_back({path, std::move(text)});
+}
+
+void ReadPath(const std::string& path, MeshSources& out) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) {
-    result_.errors.push_back(absl::StrCat(path, ": no such file or directory"));
+    out.errors.push_back(absl::StrCat(path, ": no such file or directory"));
     return;
   }
   if (!fs::is_directory(status)) {
-    LoadFile(path);  // named explicitly: loaded whatever its extension
+    ReadFile(path, out);  // named explicitly: loaded whatever its extension
     return;
   }
   std::vector<fs::path> files;
@@ -127,24 +136,20 @@ void MeshReader::LoadPath(const std::string& path) {
     if (fs::is_regular_file(it->status())) files.push_back(p);
   }
   if (ec) {
-    result_.errors.push_back(absl::StrCat(path, ": cannot list directory: ", ec.message()));
+    out.errors.push_back(absl::StrCat(path, ": cannot list directory: ", ec.message()));
     return;
   }
   if (files.empty()) {
-    result_.warnings.push_back(absl::StrCat(path, ": no *.yaml, *.yml or *.json files"));
+    out.warnings.push_back(absl::StrCat(path, ": no *.yaml, *.yml or *.json files"));
   }
   std::sort(files.begin(), files.end());
-  for (const fs::path& file : files) LoadFile(file.string());
+  for (const fs::path& file : files) ReadFile(file.string(), out);
 }
 
-void MeshReader::LoadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in.is_open() || in.bad()) {
-    result_.errors.push_back(absl::StrCat(path, ": cannot read file"));
-    return;
-  }
-  LoadText(text, path);
+void MeshReader::LoadSources(const MeshSources& sources) {
+  result_.errors.insert(result_.errors.end(), sources.errors.begin(), sources.errors.end());
+  result_.warnings.insert(result_.warnings.end(), sources.warnings.begin(), sources.warnings.end());
+  for (const MeshSource& source : sources.sources) LoadText(source.text, source.name);
 }
 
 void MeshReader::LoadText(const std::string& text, const std::string& name) {
@@ -297,27 +302,42 @@ ServiceListResult MeshReader::Services() && {
   return out;
 }
 
-ServiceListResult LoadServices(const std::vector<std::string>& paths) {
+MeshSources ReadMeshSources(const std::vector<std::string>& paths) {
+  MeshSources out;
+  for (const std::string& path : paths) ReadPath(path, out);
+  return out;
+}
+
+ServiceListResult LoadServices(const MeshSources& sources) {
   const std::vector<SniRewrite> no_rewrites;
   const MeshLoadOptions options;  // the reader keeps references to both
   MeshReader reader(no_rewrites, options);
-  for (const std::string& path : paths) reader.LoadPath(path);
+  reader.LoadSources(sources);
   return std::move(reader).Services();
+}
+
+ServiceListResult LoadServices(const std::vector<std::string>& paths) {
+  return LoadServices(ReadMeshSources(paths));
+}
+
+MeshLoadResult LoadMeshSources(const MeshSources& sources, const std::vector<SniRewrite>& rewrites,
+                               const MeshLoadOptions& options) {
+  MeshReader reader(rewrites, options);
+  reader.LoadSources(sources);
+  return std::move(reader).Finish();
 }
 
 MeshLoadResult LoadMesh(const std::vector<std::string>& paths,
                         const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options) {
-  MeshReader reader(rewrites, options);
-  for (const std::string& path : paths) reader.LoadPath(path);
-  return std::move(reader).Finish();
+  return LoadMeshSources(ReadMeshSources(paths), rewrites, options);
 }
 
 MeshLoadResult LoadMeshFromString(const std::string& yaml, const std::string& name,
                                   const std::vector<SniRewrite>& rewrites,
                                   const MeshLoadOptions& options) {
-  MeshReader reader(rewrites, options);
-  reader.LoadText(yaml, name);
-  return std::move(reader).Finish();
+  MeshSources sources;
+  sources.sources.push_back({name, yaml});
+  return LoadMeshSources(sources, rewrites, options);
 }
 
 }  // namespace meshgate::config

@@ -38,7 +38,26 @@ struct MeshLoadOptions {
   std::string root_namespace = "istio-system";
 };
 
-// paths: files (.yaml/.yml/.json) or directories (read non-recursively, sorted).
+// The text of mesh resources, with the name that stands for its file in messages.
+struct MeshSource {
+  std::string name;
+  std::string text;
+};
+struct MeshSources {
+  std::vector<MeshSource> sources;
+  std::vector<std::string> errors;    // unreadable paths
+  std::vector<std::string> warnings;  // e.g. a directory without YAML files
+};
+
+// paths: files (.yaml/.yml/.json) or directories (read non-recursively, sorted;
+// dot files skipped). Reads only: nothing is parsed.
+MeshSources ReadMeshSources(const std::vector<std::string>& paths);
+
+// Parses and validates the sources together, as one mesh.
+MeshLoadResult LoadMeshSources(const MeshSources& sources, const std::vector<SniRewrite>& rewrites,
+                               const MeshLoadOptions& options = {});
+
+// ReadMeshSources, then LoadMeshSources.
 MeshLoadResult LoadMesh(const std::vector<std::string>& paths,
                         const std::vector<SniRewrite>& rewrites,
                         const MeshLoadOptions& options = {});
@@ -66,5 +85,6 @@ struct ServiceListResult {
   std::vector<std::string> warnings;
 };
 ServiceListResult LoadServices(const std::vector<std::string>& paths);
+ServiceListResult LoadServices(const MeshSources& sources);
 
 }  // namespace meshgate::config

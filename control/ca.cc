@@ -1,5 +1,7 @@
 #include "control/ca.h"
 
+#include <arpa/inet.h>
+
 #include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -242,11 +244,13 @@ absl::StatusOr<std::string> CacertsSecret(const std::string& dir) {
   return out;
 }
 
-absl::Status CreateWorkload(const std::string& ca_dir, const std::string& spiffe,
-                            const std::string& out_dir, const CaOptions& options) {
-  if (spiffe.rfind("spiffe://", 0) != 0 || spiffe.size() <= 9) {
-    return absl::InvalidArgumentError("--spiffe must be a SPIFFE ID such as spiffe://cluster.local/ns/foo/sa/sleep");
-  }
+namespace {
+
+// A leaf with an empty subject (so a critical SAN, RFC 5280 4.2.1.6) issued by
+// the intermediate in CA_DIR: OUT/key.pem (0600), cert.pem, cert-chain.pem
+// (leaf, then intermediate) and root-cert.pem.
+absl::Status IssueLeaf(const std::string& ca_dir, const std::string& san, const std::string& ext_key_usage,
+                       std::chrono::hours validity, const std::string& out_dir, const CaOptions& options) {
   auto ca = ReadCerts(ca_dir + "/ca-cert.pem");
   if (!ca.ok()) return ca.status();
   auto ca_key = ReadKey(ca_dir + "/ca-key.pem");
@@ -256,17 +260,16 @@ absl::Status CreateWorkload(const std::string& ca_dir, const std::string& spiffe
   if (absl::Status s = MakeDir(out_dir); !s.ok()) return s;
   const std::string key_path = out_dir + "/key.pem";
   if (absl::Status s = KeyMayBeWritten(key_path, options.force); !s.ok()) return s;
-  // istiod issues ECDSA P-256 workload keys unless configured otherwise.
+  // istiod issues ECDSA P-256 leaf keys unless configured otherwise.
   auto key = NewKey(options.key_type == KeyType::kRsa4096 ? KeyType::kEcdsaP256 : options.key_type);
   if (!key.ok()) return key.status();
   const Spec spec{{},
-                  Or(options.validity, kWorkloadValidity),
+                  validity,
                   {{NID_basic_constraints, "critical,CA:FALSE"},
                    {NID_key_usage, "critical,digitalSignature,keyEncipherment"},
-                   {NID_ext_key_usage, "serverAuth,clientAuth"},
+                   {NID_ext_key_usage, ext_key_usage},
                    {NID_authority_key_identifier, "keyid:always"},
-                   // The subject is empty, so the SAN is critical (RFC 5280 4.2.1.6).
-                   {NID_subject_alt_name, "critical,URI:" + spiffe}}};
+                   {NID_subject_alt_name, "critical," + san}}};
   auto cert = Issue(key->get(), spec, (*ca)[0].get(), ca_key->get());
   if (!cert.ok()) return cert.status();
   const std::string leaf_pem = CertPem(cert->get());
@@ -277,6 +280,32 @@ absl::Status CreateWorkload(const std::string& ca_dir, const std::string& spiffe
     if (absl::Status s = WriteFile(out_dir + "/" + name, data, false, true); !s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CreateWorkload(const std::string& ca_dir, const std::string& spiffe,
+                            const std::string& out_dir, const CaOptions& options) {
+  if (spiffe.rfind("spiffe://", 0) != 0 || spiffe.size() <= 9 || spiffe.find_first_of(", \n") != std::string::npos) {
+    return absl::InvalidArgumentError("--spiffe must be a SPIFFE ID such as spiffe://cluster.local/ns/foo/sa/sleep");
+  }
+  return IssueLeaf(ca_dir, "URI:" + spiffe, "serverAuth,clientAuth", Or(options.validity, kWorkloadValidity),
+                   out_dir, options);
+}
+
+absl::Status CreateServer(const std::string& ca_dir, const std::vector<std::string>& names,
+                          const std::string& out_dir, const CaOptions& options) {
+  if (names.empty()) return absl::InvalidArgumentError("give at least one --dns NAME or --ip ADDRESS");
+  std::string san;
+  for (const std::string& name : names) {
+    if (name.empty() || name.find_first_of(", \n") != std::string::npos) {
+      return absl::InvalidArgumentError("\"" + name + "\" is not a host name or IP address");
+    }
+    unsigned char buf[16];
+    const bool ip = inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+    san += (san.empty() ? "" : ",") + std::string(ip ? "IP:" : "DNS:") + name;
+  }
+  return IssueLeaf(ca_dir, san, "serverAuth", Or(options.validity, kServerValidity), out_dir, options);
 }
 
 namespace {

@@ -24,6 +24,7 @@ struct CaOptions {
 inline constexpr std::chrono::hours kRootValidity{3650 * 24};
 inline constexpr std::chrono::hours kIntermediateValidity{730 * 24};
 inline constexpr std::chrono::hours kWorkloadValidity{24};
+inline constexpr std::chrono::hours kServerValidity{365 * 24};
 
 // DIR/root-cert.pem and DIR/root-key.pem (0600). O=Istio, CN=Root CA;
 // basicConstraints critical CA:true; keyUsage critical keyCertSign,
@@ -45,6 +46,11 @@ absl::StatusOr<std::string> CacertsSecret(const std::string& dir);
 // critical URI SAN (the SPIFFE ID), serverAuth+clientAuth, 24 h.
 absl::Status CreateWorkload(const std::string& ca_dir, const std::string& spiffe,
                             const std::string& out_dir, const CaOptions& options);
+
+// The same layout for a TLS server (meshgatectl serve): SAN DNS:/IP: for
+// each name, serverAuth only, a year by default.
+absl::Status CreateServer(const std::string& ca_dir, const std::vector<std::string>& names,
+                          const std::string& out_dir, const CaOptions& options);
 
 // `ca verify`: each check on DIR's material with its outcome.
 struct Check {

@@ -1,5 +1,5 @@
 // meshgatectl: the control component: CA material, cross-cluster
-// ServiceEntries and the CoreDNS stanza. Publishing (`serve`) is still to come.
+// ServiceEntries, the CoreDNS stanza, and `serve`, which publishes them.
 #include <iostream>
 #include <string>
 #include <vector>
@@ -7,7 +7,10 @@
 #include <boost/program_options.hpp>
 
 #include "control/ca.h"
+#include "control/serve.h"
 #include "control/serviceentries.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
 
 namespace po = boost::program_options;
 using meshgate::control::CaOptions;
@@ -20,9 +23,11 @@ constexpr char kUsage[] = R"(Usage: meshgatectl ca root --out DIR
        meshgatectl ca secret --dir DIR
        meshgatectl ca workload --dir DIR --spiffe spiffe://TRUST/ns/NS/sa/SA --out DIR
        meshgatectl ca verify --dir DIR
+       meshgatectl ca server --dir DIR (--dns NAME | --ip ADDRESS)... --out DIR
        meshgatectl serviceentries --services PATH --gateway HOST_OR_IP[:PORT] --network NAME
                    [--suffix global] [--namespace istio-system] [--allocations FILE]
        meshgatectl coredns --server ADDR [--suffix global]
+       meshgatectl serve --config FILE [--listen IP:PORT] [--log-level info]
 Common options for root/intermediate/workload: --key-type rsa|ecdsa (default rsa, 4096 bits;
 workload keys are ECDSA P-256 like istiod's), --days N, --hours N, --force (overwrite keys).)";
 
@@ -36,7 +41,9 @@ int Ca(const std::string& command, const std::vector<std::string>& args) {
   opts.add_options()("out", po::value<std::string>())("root", po::value<std::string>())(
       "dir", po::value<std::string>())("cluster", po::value<std::string>())(
       "spiffe", po::value<std::string>())("key-type", po::value<std::string>()->default_value("rsa"))(
-      "days", po::value<int>())("hours", po::value<int>())("force", po::bool_switch());
+      "days", po::value<int>())("hours", po::value<int>())("force", po::bool_switch())(
+      "dns", po::value<std::vector<std::string>>()->composing())(
+      "ip", po::value<std::vector<std::string>>()->composing());
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(opts).run(), vm);
@@ -72,6 +79,15 @@ int Ca(const std::string& command, const std::vector<std::string>& args) {
     } else if (command == "workload") {
       const std::string dir = need("dir"), spiffe = need("spiffe"), out = need("out");
       status = meshgate::control::CreateWorkload(dir, spiffe, out, options);
+    } else if (command == "server") {
+      const std::string dir = need("dir"), out = need("out");
+      std::vector<std::string> names;
+      for (const char* flag : {"dns", "ip"}) {
+        if (vm.count(flag)) {
+          for (const auto& n : vm[flag].as<std::vector<std::string>>()) names.push_back(n);
+        }
+      }
+      status = meshgate::control::CreateServer(dir, names, out, options);
     } else if (command == "secret") {
       auto yaml = meshgate::control::CacertsSecret(need("dir"));
       if (!yaml.ok()) return Fail(std::string(yaml.status().message()));
@@ -162,6 +178,31 @@ int CorednsCommand(const std::vector<std::string>& args) {
 
 }  // namespace
 
+int ServeCommand(const std::vector<std::string>& args) {
+  po::options_description opts;
+  opts.add_options()("config", po::value<std::string>())("listen", po::value<std::string>()->default_value(""))(
+      "log-level", po::value<std::string>()->default_value("info"));
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "meshgatectl serve: " << e.what() << "\n" << kUsage << "\n";
+    return 2;
+  }
+  if (!vm.count("config")) {
+    std::cerr << "meshgatectl serve: --config is required\n" << kUsage << "\n";
+    return 2;
+  }
+  const std::string level_name = vm["log-level"].as<std::string>();
+  const auto level = spdlog::level::from_str(level_name);
+  if (level == spdlog::level::off && level_name != "off") return Fail("unknown log level \"" + level_name + "\"");
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("meshgatectl"));
+  spdlog::set_pattern("[%Y-%m-%dT%H:%M:%S.%e] [%l] %v");
+  spdlog::set_level(level);
+  return meshgate::control::RunServe(vm["config"].as<std::string>(), vm["listen"].as<std::string>());
+}
+
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
@@ -170,6 +211,7 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "serviceentries") return ServiceEntriesCommand({args.begin() + 1, args.end()});
   if (args[0] == "coredns") return CorednsCommand({args.begin() + 1, args.end()});
+  if (args[0] == "serve") return ServeCommand({args.begin() + 1, args.end()});
   if (args[0] == "ca" && args.size() >= 2) {
     return Ca(args[1], std::vector<std::string>(args.begin() + 2, args.end()));
   }

@@ -91,4 +91,25 @@ std::string ClustersJson(const std::vector<lb::ClusterView>& views) {
   return json::serialize(json::object{{"clusters", std::move(clusters)}}) + "\n";
 }
 
+std::string ControlStatusJson(const ControlStatus& s) {
+  auto text_or_null = [](const std::string& t) { return t.empty() ? json::value(nullptr) : json::value(t); };
+  json::object root;
+  root["url"] = s.url;
+  root["cluster"] = s.cluster;
+  root["state"] = s.state;
+  root["synced"] = s.synced_once;
+  root["applied_version"] = s.applied_version;
+  root["seen_version"] = s.seen_version;
+  root["applied_etag"] = text_or_null(s.applied_etag);
+  root["last_applied_unix_seconds"] = s.last_applied_seconds;
+  root["last_contact_unix_seconds"] = s.last_contact_seconds;
+  root["last_error"] = text_or_null(s.last_error);
+  root["updates_applied"] = s.updates_applied;
+  root["updates_rejected"] = s.updates_rejected;
+  root["fetch_errors"] = s.fetch_errors;
+  root["consecutive_failures"] = s.consecutive_failures;
+  root["next_retry_ms"] = s.next_retry_ms;
+  return json::serialize(root) + "\n";
+}
+
 }  // namespace meshgate::proxy

@@ -6,6 +6,7 @@
 
 #include "config/route_table.h"
 #include "lb/cluster_state.h"
+#include "proxy/control_source.h"
 
 namespace meshgate::proxy {
 
@@ -16,5 +17,8 @@ std::string ConfigDumpJson(const config::RouteTable& table, uint64_t version,
 
 // GET /clusters: every cluster's endpoints with health and connections.
 std::string ClustersJson(const std::vector<lb::ClusterView>& clusters);
+
+// GET /control: how following the control component goes.
+std::string ControlStatusJson(const ControlStatus& status);
 
 }  // namespace meshgate::proxy

@@ -20,6 +20,7 @@
 #include "fmt/format.h"
 #include "lb/balancer.h"
 #include "proxy/config_watcher.h"
+#include "proxy/control_source.h"
 #include "proxy/dns_resolver.h"
 #include "proxy/dns_routes.h"
 #include "proxy/health_checker.h"
@@ -108,6 +109,8 @@ struct Gateway::Impl {
   std::shared_ptr<lb::HealthTable> health;  // the workers' current version
   std::vector<int64_t> next_sweep_ns;       // outlier re-check, by cluster id
   std::unique_ptr<HealthChecker> checker;   // while Run() runs, when configured
+  std::unique_ptr<ControlSource> control;   // while Run() runs, when configured
+  std::string control_resources;            // the last version that loaded
   std::string health_check_stats;           // set when Run() returns
   std::atomic<uint64_t> config_version{1};
   std::atomic<uint64_t> reloads_ok{0};
@@ -239,6 +242,7 @@ HttpResponse Gateway::ServeMetrics(const HttpRequest& request) {
     snapshot.access_log_dropped = impl_->access_log->dropped();
   }
   snapshot.draining = impl_->draining.load();
+  if (impl_->control) snapshot.control = &impl_->control->status();
   return {200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(snapshot)};
 }
 
@@ -250,6 +254,12 @@ HttpResponse Gateway::ServeReadiness(const HttpRequest& request) {
 HttpResponse Gateway::Readiness() const {
   if (impl_->draining) return {503, "text/plain", "draining\n"};
   if (!impl_->ready) return {503, "text/plain", "starting\n"};
+  if (impl_->control && impl_->config.control.required && !impl_->control->status().synced_once) {
+    const ControlStatus& c = impl_->control->status();
+    return {503, "text/plain",
+            fmt::format("waiting for the first sync from control component {} (cluster {}){}{}\n", c.url, c.cluster,
+                        c.last_error.empty() ? "" : ": ", c.last_error)};
+  }
   return {200, "text/plain", "ready\n"};
 }
 
@@ -267,6 +277,10 @@ HttpResponse Gateway::ServeAdmin(const HttpRequest& request) {
     return {200, "text/plain", text + "\n"};
   }
   if (request.path == "/ready" && get) return Readiness();
+  if (request.path == "/control" && get) {
+    if (!impl_->control) return {404, "text/plain", "no control component configured\n"};
+    return {200, "application/json", ControlStatusJson(impl_->control->status())};
+  }
   if (request.path == "/drain" && post) {
     BeginDrain("POST /drain");
     return {200, "text/plain", "draining\n"};
@@ -281,11 +295,11 @@ HttpResponse Gateway::ServeAdmin(const HttpRequest& request) {
     spdlog::info("admin: log level set to {}", level);
     return {200, "text/plain", "log level " + level + "\n"};
   }
-  for (const char* known : {"/config_dump", "/clusters", "/stats", "/ready", "/drain", "/logging"}) {
+  for (const char* known : {"/config_dump", "/clusters", "/stats", "/ready", "/control", "/drain", "/logging"}) {
     if (request.path == known) return {405, "text/plain", "method not allowed\n"};
   }
   return {404, "text/plain",
-          "not found; try GET /config_dump, /clusters, /stats, /ready; POST /drain, /logging?level=\n"};
+          "not found; try GET /config_dump, /clusters, /stats, /ready, /control; POST /drain, /logging?level=\n"};
 }
 
 void Gateway::BeginDrain(const std::string& why) {
@@ -335,6 +349,23 @@ void Gateway::WaitForSessions() {
   });
 }
 
+bool Gateway::InstallReload(std::shared_ptr<const config::RouteTable> table, const std::string& why,
+                            const std::string& error,
+                            const std::function<void(std::shared_ptr<const config::RouteTable>)>& install) {
+  impl_->last_reload_time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  impl_->last_reload_error = table ? "" : error;
+  if (!table) {
+    impl_->reloads_failed.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("config reload ({}) failed: still serving version {}", why, impl_->config_version.load());
+    return false;
+  }
+  impl_->reloads_ok.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t version = impl_->config_version.fetch_add(1) + 1;
+  install(std::move(table));
+  spdlog::info("config reloaded ({}): version {}", why, version);
+  return true;
+}
+
 void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettings& dns_settings) {
   asio::signal_set signals(impl_->main_io);
   // The first SIGTERM drains; a second one (or SIGINT) stops at once. Lives
@@ -379,31 +410,35 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettin
                     std::string(created.status().message()));
     }
   }
+  auto install = [this, &dns](std::shared_ptr<const config::RouteTable> table) {
+    if (dns) {
+      dns->SetBase(std::move(table));
+    } else {
+      UpdateTable(std::move(table));
+    }
+  };
   std::unique_ptr<ConfigWatcher> watcher;
   if (reloader != nullptr) {
     watcher = std::make_unique<ConfigWatcher>(
         impl_->main_io, reloader->watch_paths, std::chrono::milliseconds(100),
-        [this, reloader, &dns](const std::string& why) {
+        [this, reloader, &install](const std::string& why) {
           std::string error;
-          auto table = reloader->load(why, error);
-          impl_->last_reload_time = std::chrono::duration<double>(
-                                        std::chrono::system_clock::now().time_since_epoch()).count();
-          impl_->last_reload_error = table ? "" : error;
-          if (!table) {
-            impl_->reloads_failed.fetch_add(1, std::memory_order_relaxed);
-            spdlog::error("config reload ({}) failed: still serving version {}", why,
-                          impl_->config_version.load());
-            return;
-          }
-          impl_->reloads_ok.fetch_add(1, std::memory_order_relaxed);
-          const uint64_t version = impl_->config_version.fetch_add(1) + 1;
-          if (dns) {
-            dns->SetBase(std::move(table));
-          } else {
-            UpdateTable(std::move(table));
-          }
-          spdlog::info("config reloaded ({}): version {}", why, version);
+          auto table = reloader->load(why, impl_->control_resources, error);
+          InstallReload(std::move(table), why, error, install);
         });
+    if (!impl_->config.control.url.empty()) {
+      const auto& control = impl_->config.control;
+      impl_->control = std::make_unique<ControlSource>(
+          impl_->main_io, control, control.cluster.empty() ? impl_->config.cluster_id : control.cluster,
+          [this, reloader, &install](const std::string& resources, const std::string& why) {
+            std::string error;
+            auto table = reloader->load(why, resources, error);
+            if (!InstallReload(std::move(table), why, error, install)) return error.empty() ? std::string("rejected") : error;
+            impl_->control_resources = resources;
+            return std::string();
+          });
+      impl_->control->Start();
+    }
   }
   // Outlier detection's re-check: the finest interval Istio accepts is 1 ms,
   // but a 100 ms tick is plenty for ejections measured in seconds.
@@ -430,6 +465,7 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettin
   for (auto& w : impl_->workers) {
     if (w->thread.joinable()) w->thread.join();
   }
+  impl_->control.reset();  // its callbacks point into this frame
   if (resolver) impl_->dns_stats = FormatStats(resolver->stats());
   if (impl_->checker) {
     const HealthCheckStats hc = impl_->checker->stats();

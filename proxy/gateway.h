@@ -34,13 +34,17 @@ class Gateway {
 
   // Binds every worker's listener; an error names the address and the cause.
   absl::Status Bind();
-  // Re-reads configuration on SIGHUP and when a watched path changes.
+  // Re-reads configuration on SIGHUP, when a watched path changes, and when
+  // the control component (config.control) publishes a new version.
   struct Reloader {
     std::vector<std::string> watch_paths;
-    // Builds the new table off the data path; null when the new config is
-    // bad, in which case the current table keeps serving.
+    // Builds the new table off the data path from the mesh files plus
+    // `control`, the control component's resources ("" when none); null when
+    // the result is bad, in which case the current table keeps serving.
     // `error` gets the reasons when it returns null (for /config_dump).
-    std::function<std::shared_ptr<const config::RouteTable>(const std::string& why, std::string& error)> load;
+    std::function<std::shared_ptr<const config::RouteTable>(const std::string& why, const std::string& control,
+                                                            std::string& error)>
+        load;
   };
 
   // Runs the workers until Stop() (or SIGINT/SIGTERM when handle_signals).
@@ -65,6 +69,9 @@ class Gateway {
   HttpResponse ServeReadiness(const HttpRequest& request);
   HttpResponse ServeAdmin(const HttpRequest& request);
   HttpResponse Readiness() const;
+  // Installs a table built by a reload; false (and the error recorded) when null.
+  bool InstallReload(std::shared_ptr<const config::RouteTable> table, const std::string& why,
+                     const std::string& error, const std::function<void(std::shared_ptr<const config::RouteTable>)>& install);
   // Not ready at once; listeners close after drain.delay; sessions get
   // drain.time; then Run() returns. Control thread.
   void BeginDrain(const std::string& why);

@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
        "then give open sessions this long to finish (default 30s)")
       ("access-log", po::value<std::string>()->value_name("PATH|stdout|off"),
        "one JSON line per connection (default stdout)")
+      ("control", po::value<std::string>()->value_name("URL"),
+       "follow a control component (meshgatectl serve): http[s]://HOST:PORT (overrides the config's control.url)")
+      ("control-ca", po::value<std::string>()->value_name("FILE"), "CA file that signed the control component's certificate")
+      ("control-cluster", po::value<std::string>()->value_name("NAME"), "the cluster to ask for (default: clusterId)")
       ("probe", po::value<std::string>()->value_name("IP:PORT"),
        "GET /healthz/ready there and exit 0 if it answers 200 (container HEALTHCHECK)")
       ("check", "validate config and mesh, print the route table, exit 0 (ok) or 1 (errors)");
@@ -164,12 +168,22 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (vm.count("control")) {
+    cfg.control.url = vm["control"].as<std::string>();
+    if (auto parsed = config::ParseControlUrl(cfg.control.url); !parsed.ok()) {
+      std::cerr << "meshgate: --control " << parsed.status().message() << "\n";
+      return 2;
+    }
+  }
+  if (vm.count("control-ca")) cfg.control.ca_file = vm["control-ca"].as<std::string>();
+  if (vm.count("control-cluster")) cfg.control.cluster = vm["control-cluster"].as<std::string>();
   if (!SetupLogging(cfg.log_level)) {
     std::cerr << "meshgate: unknown log level \"" << cfg.log_level << "\"\n";
     return 2;
   }
-  if (cfg.mesh_paths.empty()) {
-    std::cerr << "meshgate: no mesh resources: pass --mesh PATH or list them under 'mesh:' in --config\n";
+  if (cfg.mesh_paths.empty() && cfg.control.url.empty()) {
+    std::cerr << "meshgate: no mesh resources: pass --mesh PATH or --control URL, or list them under "
+                 "'mesh:' or set 'control:' in --config\n";
     return 2;
   }
 
@@ -181,8 +195,17 @@ int main(int argc, char** argv) {
   if (auto listen = config::ParseListenAddress(cfg.listen); listen.ok() && listen->port != 0) {
     load_options.listener_port = listen->port;
   }
-  const config::MeshLoadResult mesh = config::LoadMesh(cfg.mesh_paths, cfg.sni_rewrites, load_options);
-  for (const auto& w : mesh.warnings) std::cerr << "warning: " << w << "\n";
+  // The mesh files, plus the control component's resources once it answers.
+  auto load_mesh = [&cfg, &load_options](const std::string& control) {
+    config::MeshSources sources = config::ReadMeshSources(cfg.mesh_paths);
+    if (!control.empty()) sources.sources.push_back({"control " + cfg.control.url, control});
+    return config::LoadMeshSources(sources, cfg.sni_rewrites, load_options);
+  };
+  const config::MeshLoadResult mesh = load_mesh("");
+  // With only a control component there is nothing to warn about yet.
+  if (!cfg.mesh_paths.empty()) {
+    for (const auto& w : mesh.warnings) std::cerr << "warning: " << w << "\n";
+  }
   for (const auto& e : mesh.errors) std::cerr << "error: " << e << "\n";
   if (!mesh.errors.empty() || !mesh.table) {
     std::cerr << "meshgate: configuration has " << mesh.errors.size() << " error(s)\n";
@@ -207,9 +230,9 @@ int main(int argc, char** argv) {
   // and thread settings need a restart.
   proxy::Gateway::Reloader reloader;
   reloader.watch_paths = cfg.mesh_paths;
-  reloader.load = [&cfg, &load_options](const std::string& why,
-                                        std::string& error) -> std::shared_ptr<const config::RouteTable> {
-    const config::MeshLoadResult next = config::LoadMesh(cfg.mesh_paths, cfg.sni_rewrites, load_options);
+  reloader.load = [&load_mesh](const std::string& why, const std::string& control,
+                               std::string& error) -> std::shared_ptr<const config::RouteTable> {
+    const config::MeshLoadResult next = load_mesh(control);
     for (const auto& w : next.warnings) spdlog::warn("{}", w);
     for (const auto& e : next.errors) spdlog::error("{}", e);
     if (!next.errors.empty()) {

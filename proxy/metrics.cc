@@ -240,6 +240,21 @@ void Process(const MetricsSnapshot& s, Families& out) {
   Families::Counter(log, {{"result", "dropped"}}, static_cast<double>(s.access_log_dropped));
   Families::Gauge(out.Add("meshgate_draining", "1 while draining.", MetricType::Gauge), {},
                   s.draining ? 1 : 0);
+  if (s.control == nullptr) return;
+  const ControlStatus& c = *s.control;
+  Families::Gauge(out.Add("meshgate_control_connected",
+                          "1 while the last exchange with the control component succeeded.", MetricType::Gauge),
+                  {}, c.consecutive_failures == 0 && c.last_contact_seconds > 0 ? 1 : 0);
+  Families::Gauge(out.Add("meshgate_control_version", "The control component's version serving (0: none).",
+                          MetricType::Gauge),
+                  {}, static_cast<double>(c.applied_version));
+  auto& updates = out.Add("meshgate_control_updates_total", "Versions received from the control component.",
+                          MetricType::Counter);
+  Families::Counter(updates, {{"result", "applied"}}, static_cast<double>(c.updates_applied));
+  Families::Counter(updates, {{"result", "rejected"}}, static_cast<double>(c.updates_rejected));
+  Families::Counter(out.Add("meshgate_control_fetch_errors_total",
+                            "Requests to the control component that failed.", MetricType::Counter),
+                    {}, static_cast<double>(c.fetch_errors));
 }
 
 // Static series live in a prometheus-cpp registry.

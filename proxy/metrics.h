@@ -14,6 +14,7 @@
 
 #include "config/route_table.h"
 #include "lb/cluster_state.h"
+#include "proxy/control_source.h"
 #include "proxy/cluster_stats.h"
 #include "proxy/stats.h"
 
@@ -32,6 +33,7 @@ struct MetricsSnapshot {
   uint64_t access_log_written = 0;
   uint64_t access_log_dropped = 0;
   bool draining = false;
+  const ControlStatus* control = nullptr;  // null: no control component configured
 };
 
 // The text exposition format (version 0.0.4).

@@ -1,0 +1,359 @@
+#include "control/publisher.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "config/gateway_config.h"
+#include "config/mesh_loader.h"
+#include "config/names.h"
+#include "config/yaml_fields.h"
+#include "control/serviceentries.h"
+
+namespace meshgate::control {
+
+namespace {
+
+namespace fs = std::filesystem;
+using config::internal::ErrorSink;
+using config::internal::IfPresent;
+namespace yaml = config::yaml;
+
+constexpr char kYaml[] = "application/yaml";
+constexpr char kPem[] = "application/x-pem-file";
+
+std::string Resolve(const std::string& base, const std::string& path) {
+  fs::path p(path);
+  if (p.is_relative() && !base.empty()) p = fs::path(base) / p;
+  return p.string();
+}
+
+std::optional<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in.is_open()) return std::nullopt;
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) return std::nullopt;
+  return text;
+}
+
+std::string Etag(const std::string& body) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(body.data(), body.size(), digest, &size, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned int i = 0; i < 12 && i < size; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out + "\"";
+}
+
+uint64_t UnixMillis() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+class ServeConfigReader {
+ public:
+  ServeConfigReader(ErrorSink& sink, std::string base_dir, ServeConfig& config)
+      : sink_(sink), base_(std::move(base_dir)), config_(config) {}
+
+  void Read(const yaml::Node& root) {
+    if (!config::internal::ExpectMap(root, "", sink_)) return;
+    config::internal::CheckFields(root, "",
+                                  {"listen", "tls", "suffix", "namespace", "allocations", "maxWatch", "clusters"},
+                                  sink_);
+    IfPresent(root, "listen", [&](const yaml::Node& n) {
+      auto text = String(n, "listen");
+      if (!text) return;
+      if (auto parsed = config::ParseListenAddress(*text); !parsed.ok()) {
+        sink_.Add(n, "listen", std::string(parsed.status().message()));
+      } else {
+        config_.listen = *text;
+      }
+    });
+    IfPresent(root, "tls", [&](const yaml::Node& n) { ReadTls(n); });
+    IfPresent(root, "suffix", [&](const yaml::Node& n) {
+      if (auto text = String(n, "suffix")) {
+        if (auto problem = config::internal::FqdnProblem(*text)) {
+          sink_.Add(n, "suffix", absl::StrCat("\"", *text, "\" ", *problem));
+        } else {
+          config_.suffix = *text;
+        }
+      }
+    });
+    IfPresent(root, "namespace", [&](const yaml::Node& n) {
+      if (auto text = String(n, "namespace")) {
+        if (!config::internal::IsDns1123Label(*text)) {
+          sink_.Add(n, "namespace", absl::StrCat("\"", *text, "\" is not a namespace name"));
+        } else {
+          config_.ns = *text;
+        }
+      }
+    });
+    IfPresent(root, "allocations", [&](const yaml::Node& n) {
+      if (auto text = String(n, "allocations")) config_.allocations_dir = Resolve(base_, *text);
+    });
+    IfPresent(root, "maxWatch", [&](const yaml::Node& n) {
+      auto text = String(n, "maxWatch");
+      if (!text) return;
+      auto d = config::ParseDuration(*text);
+      if (!d.ok() || d->count() < 1000) {
+        sink_.Add(n, "maxWatch", "must be a duration of at least 1s, such as 60s");
+      } else {
+        config_.max_watch = *d;
+      }
+    });
+    const auto clusters = config::internal::Lookup(root, "clusters");
+    if (!clusters.present() || config::internal::IsMissing(clusters.value)) {
+      sink_.Add(root, "clusters", "is required: one entry per cluster (name, gateway, mesh)");
+      return;
+    }
+    config::internal::ForEachMap(clusters.value, "clusters", sink_,
+                                 [&](const yaml::Node& item, const std::string& path, size_t) {
+                                   ReadCluster(item, path);
+                                 });
+  }
+
+ private:
+  std::optional<std::string> String(const yaml::Node& n, std::string_view path) {
+    return config::internal::ReadString(n, path, sink_);
+  }
+
+  void ReadTls(const yaml::Node& node) {
+    if (!config::internal::ExpectMap(node, "tls", sink_)) return;
+    config::internal::CheckFields(node, "tls", {"certChain", "key"}, sink_);
+    for (const auto& [key, out] : {std::pair<std::string_view, std::string*>{"certChain", &config_.tls_cert_chain},
+                                   {"key", &config_.tls_key}}) {
+      const auto entry = config::internal::Lookup(node, key);
+      if (!config::internal::Require(entry, node, config::internal::FieldPath("tls", key), sink_)) continue;
+      if (auto text = String(entry.value, config::internal::FieldPath("tls", key))) *out = Resolve(base_, *text);
+    }
+  }
+
+  void ReadCluster(const yaml::Node& node, const std::string& path) {
+    config::internal::CheckFields(node, path, {"name", "network", "gateway", "mesh", "ca"}, sink_);
+    ServeConfig::Cluster cluster;
+    const auto name = config::internal::Lookup(node, "name");
+    if (config::internal::Require(name, node, config::internal::FieldPath(path, "name"), sink_)) {
+      if (auto text = String(name.value, config::internal::FieldPath(path, "name"))) {
+        if (!config::internal::IsDns1123Label(*text)) {
+          sink_.Add(name.value, config::internal::FieldPath(path, "name"),
+                    absl::StrCat("\"", *text, "\" must be a DNS label (lowercase letters, digits, '-')"));
+        } else if (!names_.insert(*text).second) {
+          sink_.Add(name.value, config::internal::FieldPath(path, "name"), absl::StrCat("duplicate cluster \"", *text, "\""));
+        } else {
+          cluster.name = *text;
+        }
+      }
+    }
+    IfPresent(node, "network", [&](const yaml::Node& n) {
+      if (auto text = String(n, config::internal::FieldPath(path, "network"))) cluster.network = *text;
+    });
+    const auto gateway = config::internal::Lookup(node, "gateway");
+    if (config::internal::Require(gateway, node, config::internal::FieldPath(path, "gateway"), sink_)) {
+      if (auto text = String(gateway.value, config::internal::FieldPath(path, "gateway"))) {
+        ServiceEntryOptions check;
+        if (absl::Status s = ParseGateway(*text, check); !s.ok()) {
+          sink_.Add(gateway.value, config::internal::FieldPath(path, "gateway"), std::string(s.message()));
+        } else {
+          cluster.gateway = *text;
+        }
+      }
+    }
+    const auto mesh = config::internal::Lookup(node, "mesh");
+    if (config::internal::Require(mesh, node, config::internal::FieldPath(path, "mesh"), sink_)) {
+      config::internal::ForEachString(mesh.value, config::internal::FieldPath(path, "mesh"), sink_,
+                                      [&](const yaml::Node& item, const std::string& p, const std::string& text) {
+                                        if (text.empty()) return sink_.Add(item, p, "empty path");
+                                        cluster.mesh.push_back(Resolve(base_, text));
+                                      });
+    }
+    IfPresent(node, "ca", [&](const yaml::Node& n) {
+      if (auto text = String(n, config::internal::FieldPath(path, "ca"))) cluster.ca_dir = Resolve(base_, *text);
+    });
+    config_.clusters.push_back(std::move(cluster));
+  }
+
+  ErrorSink& sink_;
+  std::string base_;
+  ServeConfig& config_;
+  std::set<std::string> names_;
+};
+
+}  // namespace
+
+absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path) {
+  auto text = ReadText(path);
+  if (!text) return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
+  yaml::ParseError error;
+  const std::optional<yaml::Stream> stream = yaml::Parse(*text, &error);
+  if (!stream) {
+    return absl::InvalidArgumentError(absl::StrCat(config::internal::Located(path, {error.line, error.column}),
+                                                   ": YAML syntax error: ", error.message));
+  }
+  ServeConfig config;
+  std::vector<std::string> errors;
+  {
+    ErrorSink sink(path, &errors);
+    const auto& docs = stream->documents();
+    if (docs.size() != 1 || config::internal::IsMissing(docs[0])) {
+      sink.AddAt({1, 1}, "", "expected one YAML document with the serve configuration");
+    } else {
+      ServeConfigReader(sink, fs::path(path).parent_path().string(), config).Read(docs[0]);
+    }
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  return config;
+}
+
+absl::StatusOr<std::string> ReadCertificatesOnly(const std::string& path) {
+  auto text = ReadText(path);
+  if (!text) return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
+  size_t certs = 0;
+  for (size_t at = text->find("-----BEGIN "); at != std::string::npos; at = text->find("-----BEGIN ", at + 1)) {
+    if (text->compare(at, 27, "-----BEGIN CERTIFICATE-----") != 0) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(path, ": holds something other than certificates (",
+                       text->substr(at, std::min<size_t>(text->find('\n', at), text->size()) - at),
+                       "); refusing to publish it"));
+    }
+    ++certs;
+  }
+  if (certs == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": no PEM certificate"));
+  return *text;
+}
+
+Publisher::Publisher(std::string config_path) : config_path_(std::move(config_path)) {}
+
+void Publisher::Publish(const std::string& key, std::string body, const std::string& content_type,
+                        std::vector<std::string>& changed) {
+  Resource& r = resources_[key];
+  if (r.version != 0 && r.body == body) return;
+  // Clock-seeded, so a restarted server's versions still differ from (and
+  // exceed) the ones its clients last saw.
+  last_version_ = std::max(last_version_ + 1, UnixMillis());
+  r.version = last_version_;
+  r.etag = Etag(body);
+  r.body = std::move(body);
+  r.content_type = content_type;
+  changed.push_back(key);
+}
+
+std::vector<std::string> Publisher::Refresh() {
+  problems_.clear();
+  auto loaded = LoadServeConfig(config_path_);
+  if (!loaded.ok()) {
+    problems_.push_back(std::string(loaded.status().message()));
+    if (!config_loaded_) return {};
+  } else {
+    config_ = *std::move(loaded);
+    config_loaded_ = true;
+  }
+  std::vector<std::string> changed;
+  for (const auto& cluster : config_.clusters) {
+    RenderCluster(cluster, changed);
+    RenderServiceEntries(cluster, changed);
+  }
+  return changed;
+}
+
+void Publisher::RenderCluster(const ServeConfig::Cluster& cluster, std::vector<std::string>& changed) {
+  // The routes are the cluster's own resources, checked with meshgate's
+  // loader first: a gateway is never offered what it would refuse.
+  const config::MeshSources sources = config::ReadMeshSources(cluster.mesh);
+  const config::MeshLoadResult check =
+      config::LoadMeshSources(sources, {{".global", ".svc.cluster.local"}}, config::MeshLoadOptions{});
+  std::vector<std::string> errors = check.errors;
+  if (errors.empty()) {
+    std::string body = absl::StrCat("# meshgatectl serve: the mesh resources of cluster ", cluster.name, "\n");
+    for (const config::MeshSource& source : sources.sources) {
+      absl::StrAppend(&body, "---\n# source: ", source.name, "\n", source.text);
+      if (!source.text.empty() && source.text.back() != '\n') body += '\n';
+    }
+    Publish("routes/" + cluster.name, std::move(body), kYaml, changed);
+  }
+  for (const std::string& e : errors) {
+    problems_.push_back(absl::StrCat("routes/", cluster.name, ": ", e));
+  }
+  if (cluster.ca_dir.empty()) return;
+  for (const auto& [key, file] : {std::pair<std::string, std::string>{"root-cert/", "root-cert.pem"},
+                                  {"cert-chain/", "cert-chain.pem"}}) {
+    auto pem = ReadCertificatesOnly(cluster.ca_dir + "/" + file);
+    if (pem.ok()) {
+      Publish(key + cluster.name, *std::move(pem), kPem, changed);
+    } else {
+      problems_.push_back(absl::StrCat(key, cluster.name, ": ", pem.status().message()));
+    }
+  }
+}
+
+void Publisher::RenderServiceEntries(const ServeConfig::Cluster& consumer, std::vector<std::string>& changed) {
+  const std::string vips_path =
+      config_.allocations_dir.empty() ? "" : config_.allocations_dir + "/" + consumer.name + ".vips";
+  auto vips = vips_path.empty() ? absl::StatusOr<VipAllocations>(VipAllocations()) : VipAllocations::Load(vips_path);
+  if (!vips.ok()) {
+    problems_.push_back(absl::StrCat("serviceentries/", consumer.name, ": ", vips.status().message()));
+    return;
+  }
+  if (vips_path.empty() && memory_vips_.count(consumer.name)) *vips = memory_vips_[consumer.name];
+  std::string body = absl::StrCat("# meshgatectl serve: ServiceEntries for cluster ", consumer.name,
+                                  " to reach the other clusters' services\n");
+  bool ok = true;
+  for (const auto& source : config_.clusters) {
+    if (source.name == consumer.name) continue;
+    const config::ServiceListResult services = config::LoadServices(source.mesh);
+    if (!services.errors.empty()) {
+      ok = false;
+      for (const auto& e : services.errors) {
+        problems_.push_back(absl::StrCat("serviceentries/", consumer.name, ": cluster ", source.name, ": ", e));
+      }
+      continue;
+    }
+    ServiceEntryOptions options;
+    (void)ParseGateway(source.gateway, options);  // checked with the config
+    options.network = source.network;
+    options.suffix = config_.suffix;
+    options.ns = config_.ns;
+    absl::StrAppend(&body, "# from cluster ", source.name, " through its gateway ", source.gateway, "\n",
+                    ServiceEntries(services.services, options, *vips));
+  }
+  if (!ok) return;  // the last good version stays
+  if (vips_path.empty()) {
+    memory_vips_[consumer.name] = *vips;
+  } else if (absl::Status s = vips->Save(vips_path); !s.ok()) {
+    problems_.push_back(absl::StrCat("serviceentries/", consumer.name, ": ", s.message()));
+    return;  // a VIP not on disk could be handed out twice after a restart
+  }
+  Publish("serviceentries/" + consumer.name, std::move(body), kYaml, changed);
+}
+
+const Resource* Publisher::Find(const std::string& key) const {
+  auto it = resources_.find(key);
+  return it == resources_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Publisher::cluster_names() const {
+  std::vector<std::string> names;
+  for (const auto& c : config_.clusters) names.push_back(c.name);
+  return names;
+}
+
+std::vector<std::string> Publisher::watch_paths() const {
+  std::vector<std::string> paths = {config_path_};
+  for (const auto& c : config_.clusters) {
+    paths.insert(paths.end(), c.mesh.begin(), c.mesh.end());
+    if (!c.ca_dir.empty()) paths.push_back(c.ca_dir + "/root-cert.pem");
+  }
+  return paths;
+}
+
+}  // namespace meshgate::control

@@ -1,0 +1,88 @@
+// `meshgatectl serve`'s content: what each cluster's gateway and sidecars
+// should have, rendered from the clusters' own resources, each document with
+// a version and an ETag. No I/O besides reading the inputs; serve.cc puts it
+// on HTTP.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "control/serviceentries.h"
+
+namespace meshgate::control {
+
+struct ServeConfig {
+  std::string listen = "0.0.0.0:15180";
+  // TLS when set: the server's chain (leaf first; `meshgatectl ca server`) and key.
+  std::string tls_cert_chain;
+  std::string tls_key;
+  std::string suffix = "global";           // ServiceEntry hosts: <name>.<ns>.<suffix>
+  std::string ns = "istio-system";         // where the ServiceEntries are applied
+  std::string allocations_dir;             // "<dir>/<cluster>.vips"; "": kept in memory
+  std::chrono::milliseconds max_watch{60000};  // the longest long poll
+  struct Cluster {
+    std::string name;
+    std::string network;
+    std::string gateway;  // HOST_OR_IP[:PORT], as the other clusters reach it
+    std::vector<std::string> mesh;  // this cluster's Services, EndpointSlices, DestinationRules...
+    std::string ca_dir;   // its intermediate (`meshgatectl ca intermediate`); "": none published
+  };
+  std::vector<Cluster> clusters;
+};
+
+// Errors read "path:line:column: field.path: what is wrong".
+absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path);
+
+// One published document.
+struct Resource {
+  std::string body;
+  std::string content_type;
+  uint64_t version = 0;  // grows on every change, also across restarts (clock-seeded)
+  std::string etag;      // "\"<hash of body>\""
+};
+
+class Publisher {
+ public:
+  explicit Publisher(std::string config_path);
+
+  // Re-reads the config and every input. A document whose inputs are bad
+  // keeps its last good version; the problems are returned (and kept for
+  // /healthz). Returns the keys of documents that changed.
+  std::vector<std::string> Refresh();
+
+  // Keys: "routes/<cluster>", "serviceentries/<cluster>",
+  // "root-cert/<cluster>", "cert-chain/<cluster>". Null when unknown or
+  // never rendered.
+  const Resource* Find(const std::string& key) const;
+  const ServeConfig& config() const { return config_; }
+  const std::vector<std::string>& problems() const { return problems_; }
+  std::vector<std::string> cluster_names() const;
+  // Every path whose change calls for a Refresh().
+  std::vector<std::string> watch_paths() const;
+
+ private:
+  void Publish(const std::string& key, std::string body, const std::string& content_type,
+               std::vector<std::string>& changed);
+  void RenderCluster(const ServeConfig::Cluster& cluster, std::vector<std::string>& changed);
+  void RenderServiceEntries(const ServeConfig::Cluster& consumer, std::vector<std::string>& changed);
+
+  std::string config_path_;
+  ServeConfig config_;
+  bool config_loaded_ = false;
+  std::map<std::string, Resource> resources_;
+  std::vector<std::string> problems_;
+  uint64_t last_version_ = 0;
+  std::map<std::string, VipAllocations> memory_vips_;  // without an allocations dir
+};
+
+// The text of a PEM file that holds certificates and nothing else: a
+// private key (or anything but CERTIFICATE blocks) is refused, so no
+// mistake in the inputs can publish one.
+absl::StatusOr<std::string> ReadCertificatesOnly(const std::string& path);
+
+}  // namespace meshgate::control

@@ -1,0 +1,226 @@
+// `meshgatectl serve`: publishes the Publisher's documents over HTTP(S), with
+// versions, ETags and bounded long polls, and re-renders them when an input
+// file changes. Reuses meshgate's HTTP stack and file watcher.
+#include "control/serve.h"
+
+#include <csignal>
+#include <list>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "config/gateway_config.h"
+#include "control/publisher.h"
+#include "proxy/config_watcher.h"
+#include "proxy/http_server.h"
+
+namespace meshgate::control {
+
+namespace asio = boost::asio;
+using proxy::HttpRequest;
+using proxy::HttpResponder;
+using proxy::HttpResponse;
+using proxy::QueryValue;
+
+namespace {
+
+constexpr auto kDefaultWatch = std::chrono::seconds(30);
+constexpr size_t kMaxWaiters = 10000;
+constexpr char kIndex[] =
+    "GET /v1/routes?cluster=NAME, /v1/serviceentries?cluster=NAME, /v1/ca/root-cert.pem[?cluster=NAME], "
+    "/v1/ca/cert-chain.pem?cluster=NAME, /healthz; add &watch=1&version=N[&timeout=SECONDS] to wait for a "
+    "newer version\n";
+
+HttpResponse Text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body)}; }
+
+class Server {
+ public:
+  Server(asio::io_context& io, std::string config_path) : io_(io), publisher_(std::move(config_path)) {}
+
+  // Renders everything once and binds; an error names what is wrong.
+  absl::Status Start(const std::string& listen_override) {
+    publisher_.Refresh();
+    for (const auto& p : publisher_.problems()) spdlog::error("{}", p);
+    if (publisher_.config().clusters.empty()) {
+      return absl::InvalidArgumentError(publisher_.problems().empty() ? "no clusters" : publisher_.problems()[0]);
+    }
+    const ServeConfig& config = publisher_.config();
+    proxy::HttpServerOptions options;
+    options.tls_cert_chain_file = config.tls_cert_chain;
+    options.tls_key_file = config.tls_key;
+    const std::string listen = listen_override.empty() ? config.listen : listen_override;
+    auto server = proxy::HttpServer::Start(
+        io_, listen, [this](const HttpRequest& r, HttpResponder respond) { Handle(r, std::move(respond)); }, options);
+    if (!server.ok()) return server.status();
+    http_ = *std::move(server);
+    spdlog::info("meshgatectl serve: {} cluster(s), serving {} on {}", config.clusters.size(),
+                 config.tls_cert_chain.empty() ? "HTTP" : "HTTPS", http_->bound_address());
+    Watch();
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Waiter {
+    std::string key;
+    uint64_t version;
+    HttpResponder respond;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+
+  void Watch() {
+    watched_ = publisher_.watch_paths();
+    watcher_ = std::make_unique<proxy::ConfigWatcher>(io_, watched_, std::chrono::milliseconds(100),
+                                                      [this](const std::string& why) { Refresh(why); });
+  }
+
+  void Refresh(const std::string& why) {
+    const std::vector<std::string> changed = publisher_.Refresh();
+    for (const auto& p : publisher_.problems()) spdlog::error("{} (keeping the last good version)", p);
+    for (const std::string& key : changed) {
+      spdlog::info("{}: version {} ({})", key, publisher_.Find(key)->version, why);
+      Wake(key);
+    }
+    // A cluster or path added to the config: watch the new set, after this callback returns.
+    if (publisher_.watch_paths() != watched_) asio::post(io_, [this] { Watch(); });
+  }
+
+  void Wake(const std::string& key) {
+    const Resource* r = publisher_.Find(key);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->key == key && r->version != it->version) {
+        it->timer->cancel();
+        it->respond(Answer(*r));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  static HttpResponse Answer(const Resource& r, int status = 200) {
+    HttpResponse response{status, r.content_type, status == 200 ? r.body : ""};
+    response.headers = {{"ETag", r.etag}, {"X-Meshgate-Version", std::to_string(r.version)}, {"Cache-Control", "no-cache"}};
+    return response;
+  }
+
+  void Handle(const HttpRequest& request, HttpResponder respond) {
+    if (request.method != "GET") return respond(Text(405, "use GET\n"));
+    if (request.path == "/healthz") return respond(Health());
+    std::string kind;
+    if (request.path == "/v1/routes") kind = "routes/";
+    if (request.path == "/v1/serviceentries") kind = "serviceentries/";
+    if (request.path == "/v1/ca/root-cert.pem") kind = "root-cert/";
+    if (request.path == "/v1/ca/cert-chain.pem") kind = "cert-chain/";
+    // Fixed names only: no part of a request ever becomes a file path.
+    if (kind.empty()) return respond(Text(404, absl::StrCat("not found; ", kIndex)));
+    std::string cluster = QueryValue(request.query, "cluster");
+    if (cluster.empty() && kind == "root-cert/") {
+      // The root is shared: any cluster's copy will do.
+      for (const auto& name : publisher_.cluster_names()) {
+        if (publisher_.Find(kind + name)) {
+          cluster = name;
+          break;
+        }
+      }
+      if (cluster.empty()) return respond(Text(404, "no cluster has a CA configured (clusters[].ca)\n"));
+    }
+    if (cluster.empty()) return respond(Text(400, "missing ?cluster=NAME\n"));
+    const auto names = publisher_.cluster_names();
+    if (std::find(names.begin(), names.end(), cluster) == names.end()) {
+      return respond(Text(404, absl::StrCat("unknown cluster \"", cluster, "\"; known: ", absl::StrJoin(names, ", "), "\n")));
+    }
+    const Resource* r = publisher_.Find(kind + cluster);
+    if (r == nullptr) {
+      const bool ca = kind == "root-cert/" || kind == "cert-chain/";
+      return respond(Text(ca ? 404 : 503, ca ? absl::StrCat("cluster ", cluster, " has no CA configured\n")
+                                             : absl::StrCat(kind, cluster, " has no valid version yet; see /healthz\n")));
+    }
+    const std::string watch = QueryValue(request.query, "watch");
+    if (watch != "1" && watch != "true") {
+      const bool same = proxy::HeaderValue(request.headers, "If-None-Match") == r->etag;
+      return respond(Answer(*r, same ? 304 : 200));
+    }
+    uint64_t version = 0;
+    if (!absl::SimpleAtoi(QueryValue(request.query, "version"), &version)) {
+      return respond(Text(400, "watch=1 needs version=N (the X-Meshgate-Version you have)\n"));
+    }
+    if (version != r->version) return respond(Answer(*r));
+    auto timeout = WatchTimeout(QueryValue(request.query, "timeout"));
+    if (!timeout.ok()) return respond(Text(400, std::string(timeout.status().message()) + "\n"));
+    if (waiters_.size() >= kMaxWaiters) return respond(Text(503, "too many watchers; retry later\n"));
+    Park(kind + cluster, version, std::move(respond), *timeout);
+  }
+
+  absl::StatusOr<std::chrono::milliseconds> WatchTimeout(const std::string& text) const {
+    std::chrono::milliseconds timeout = kDefaultWatch;
+    if (!text.empty()) {
+      int64_t seconds = 0;
+      if (absl::SimpleAtoi(text, &seconds) && seconds > 0) {
+        timeout = std::chrono::seconds(seconds);
+      } else if (auto d = config::ParseDuration(text); d.ok() && d->count() > 0) {
+        timeout = *d;
+      } else {
+        return absl::InvalidArgumentError("timeout must be seconds (30) or a duration (30s)");
+      }
+    }
+    return std::min(timeout, publisher_.config().max_watch);
+  }
+
+  void Park(const std::string& key, uint64_t version, HttpResponder respond, std::chrono::milliseconds timeout) {
+    waiters_.push_back({key, version, std::move(respond), std::make_unique<asio::steady_timer>(io_)});
+    auto it = std::prev(waiters_.end());
+    it->timer->expires_after(timeout);
+    it->timer->async_wait([this, it](const boost::system::error_code& ec) {
+      if (ec) return;  // woken by a change, and already answered
+      it->respond(Answer(*publisher_.Find(it->key), 304));
+      waiters_.erase(it);
+    });
+  }
+
+  HttpResponse Health() const {
+    std::string body = publisher_.problems().empty() ? "ok\n" : "ok, serving the last good versions; problems:\n";
+    for (const auto& p : publisher_.problems()) absl::StrAppend(&body, "  ", p, "\n");
+    for (const auto& name : publisher_.cluster_names()) {
+      for (const char* kind : {"routes/", "serviceentries/", "root-cert/", "cert-chain/"}) {
+        if (const Resource* r = publisher_.Find(kind + name)) {
+          absl::StrAppend(&body, kind, name, " version ", r->version, " etag ", r->etag, "\n");
+        }
+      }
+    }
+    absl::StrAppend(&body, "watchers ", waiters_.size(), "\n");
+    return Text(200, std::move(body));
+  }
+
+  asio::io_context& io_;
+  Publisher publisher_;
+  std::unique_ptr<proxy::HttpServer> http_;
+  std::unique_ptr<proxy::ConfigWatcher> watcher_;
+  std::vector<std::string> watched_;
+  std::list<Waiter> waiters_;
+};
+
+}  // namespace
+
+int RunServe(const std::string& config_path, const std::string& listen_override) {
+  asio::io_context io{1};
+  Server server(io, config_path);
+  if (absl::Status s = server.Start(listen_override); !s.ok()) {
+    spdlog::critical("meshgatectl serve: {}", std::string(s.message()));
+    return 1;
+  }
+  asio::signal_set stop(io, SIGINT, SIGTERM);
+  stop.async_wait([&io](const boost::system::error_code& ec, int) {
+    if (!ec) io.stop();
+  });
+  io.run();
+  spdlog::info("meshgatectl serve: stopped");
+  return 0;
+}
+
+}  // namespace meshgate::control
