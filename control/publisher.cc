@@ -221,10 +221,11 @@ absl::StatusOr<std::string> ReadCertificatesOnly(const std::string& path) {
   size_t certs = 0;
   for (size_t at = text->find("-----BEGIN "); at != std::string::npos; at = text->find("-----BEGIN ", at + 1)) {
     if (text->compare(at, 27, "-----BEGIN CERTIFICATE-----") != 0) {
-      return absl::PermissionDeniedError(
-          absl::StrCat(path, ": holds something other than certificates (",
-                       text->substr(at, std::min<size_t>(text->find('\n', at), text->size()) - at),
-                       "); refusing to publish it"));
+      // The message must not quote the block: /healthz shows it.
+      const bool key = text->substr(at, text->find('\n', at) - at).find("KEY") != std::string::npos;
+      return absl::PermissionDeniedError(absl::StrCat(
+          path, ": holds ", key ? "a private key" : "a PEM block that is not a certificate",
+          " next to its certificates; refusing to publish it"));
     }
     ++certs;
   }

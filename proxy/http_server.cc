@@ -204,7 +204,8 @@ template <typename Stream>
 class Fetch : public std::enable_shared_from_this<Fetch<Stream>> {
  public:
   Fetch(Stream stream, tcp::resolver resolver, HttpTarget target, http::verb method, std::string path,
-        std::chrono::milliseconds timeout, size_t body_limit, std::function<void(HttpResult)> done)
+        const HttpHeaders& headers, std::chrono::milliseconds timeout, size_t body_limit,
+        std::function<void(HttpResult)> done)
       : stream_(std::move(stream)),
         resolver_(std::move(resolver)),
         target_(std::move(target)),
@@ -212,6 +213,7 @@ class Fetch : public std::enable_shared_from_this<Fetch<Stream>> {
     req_ = http::request<http::empty_body>(method, path, 11);
     req_.set(http::field::host, FormatHostPort(target_.host, target_.port));
     req_.set(http::field::user_agent, "meshgate");
+    for (const auto& [name, value] : headers) req_.set(name, value);
     parser_.body_limit(body_limit);
     timeout_ = timeout;
   }
@@ -288,10 +290,10 @@ class Fetch : public std::enable_shared_from_this<Fetch<Stream>> {
 };
 
 void StartFetch(asio::io_context& io, const HttpTarget& target, http::verb method, const std::string& path,
-                std::chrono::milliseconds timeout, size_t body_limit, std::function<void(HttpResult)> done) {
+                const HttpHeaders& headers, std::chrono::milliseconds timeout, size_t body_limit, std::function<void(HttpResult)> done) {
   if (!target.tls) {
     std::make_shared<Fetch<beast::tcp_stream>>(beast::tcp_stream(io), tcp::resolver(io), target, method, path,
-                                               timeout, body_limit, std::move(done))
+                                               headers, timeout, body_limit, std::move(done))
         ->Start();
     return;
   }
@@ -317,7 +319,7 @@ void StartFetch(asio::io_context& io, const HttpTarget& target, http::verb metho
   if (not_ip) SSL_set_tlsext_host_name(stream.native_handle(), target.host.c_str());  // SNI is for names only
   // The context must outlive the stream: it rides along in the callback.
   auto keep = [ctx, done = std::move(done)](HttpResult r) { done(std::move(r)); };
-  std::make_shared<Fetch<TlsStream>>(std::move(stream), tcp::resolver(io), target, method, path, timeout,
+  std::make_shared<Fetch<TlsStream>>(std::move(stream), tcp::resolver(io), target, method, path, headers, timeout,
                                      body_limit, std::move(keep))
       ->Start();
 }
@@ -326,11 +328,11 @@ void StartFetch(asio::io_context& io, const HttpTarget& target, http::verb metho
 
 void HttpFetch(asio::io_context& io, const HttpTarget& target, const std::string& path_and_query,
                std::chrono::milliseconds timeout, size_t body_limit, std::function<void(HttpResult)> done) {
-  StartFetch(io, target, http::verb::get, path_and_query, timeout, body_limit, std::move(done));
+  StartFetch(io, target, http::verb::get, path_and_query, {}, timeout, body_limit, std::move(done));
 }
 
 HttpResult HttpCall(const std::string& address, const std::string& method, const std::string& target,
-                    int timeout_ms) {
+                    int timeout_ms, const HttpHeaders& headers) {
   HttpResult result;
   auto parsed = config::ParseListenAddress(address);
   if (!parsed.ok()) {
@@ -341,7 +343,7 @@ HttpResult HttpCall(const std::string& address, const std::string& method, const
   HttpTarget where;
   where.host = parsed->ip;
   where.port = parsed->port;
-  StartFetch(io, where, http::string_to_verb(method), target, std::chrono::milliseconds(timeout_ms),
+  StartFetch(io, where, http::string_to_verb(method), target, headers, std::chrono::milliseconds(timeout_ms),
              64 * 1024 * 1024, [&](HttpResult r) { result = std::move(r); });
   io.run();
   return result;

@@ -103,6 +103,6 @@ void HttpFetch(boost::asio::io_context& io, const HttpTarget& target, const std:
 // One request to a plain-HTTP server at "IP:PORT", blocking, for
 // `meshgate --probe` and tests.
 HttpResult HttpCall(const std::string& address, const std::string& method, const std::string& target,
-                    int timeout_ms);
+                    int timeout_ms, const HttpHeaders& headers = {});
 
 }  // namespace meshgate::proxy

@@ -291,6 +291,48 @@ TEST(GatewayConfigTest, MeshPaths) {
             "meshgate.yaml:1:12: mesh[1]: must be a string, got a map");
 }
 
+TEST(GatewayConfigTest, ControlAsUrlOrMap) {
+  auto plain = ParseGatewayConfig("control: http://meshgatectl.istio-system.svc:15180\n", "m.yaml", "/etc/meshgate");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->control.url, "http://meshgatectl.istio-system.svc:15180");
+  EXPECT_TRUE(plain->control.required);
+  auto full = ParseGatewayConfig(
+      "control:\n  url: https://10.0.0.7:15180/\n  cluster: cluster2\n  caFile: ca/root-cert.pem\n"
+      "  required: false\n  initialBackoff: 100ms\n  maxBackoff: 5s\n  watchTimeout: 45s\n",
+      "m.yaml", "/etc/meshgate");
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->control.cluster, "cluster2");
+  EXPECT_EQ(full->control.ca_file, "/etc/meshgate/ca/root-cert.pem");
+  EXPECT_FALSE(full->control.required);
+  EXPECT_EQ(full->control.initial_backoff, 100ms);
+  EXPECT_EQ(full->control.max_backoff, 5s);
+  EXPECT_EQ(full->control.watch_timeout, 45s);
+}
+
+TEST(GatewayConfigTest, ControlErrors) {
+  EXPECT_EQ(ErrorOf("control: ftp://x:1\n"),
+            "meshgate.yaml:1:10: control: \"ftp://x:1\": must start with http:// or https://");
+  EXPECT_EQ(ErrorOf("control: {cluster: c}\n"), "meshgate.yaml:1:10: control.url: is required (http://HOST:PORT or https://HOST:PORT)");
+  EXPECT_EQ(ErrorOf("control: {url: 'http://h:1', maxBackoff: 1s, initialBackoff: 2s}\n"),
+            "meshgate.yaml:1:10: control.maxBackoff: must not be shorter than control.initialBackoff");
+  EXPECT_NE(ErrorOf("control: {url: 'http://h:1', retry: 1s}\n").find("control.retry"), std::string::npos);
+  EXPECT_NE(ErrorOf("control: {url: 'http://h:1', required: maybe}\n").find("control.required"), std::string::npos);
+}
+
+TEST(GatewayConfigTest, ControlUrlSyntax) {
+  auto ok = ParseControlUrl("https://[::1]:8443");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(ok->tls);
+  EXPECT_EQ(ok->host, "::1");
+  EXPECT_EQ(ok->port, 8443);
+  EXPECT_EQ(ParseControlUrl("http://control.example")->port, 80);
+  EXPECT_EQ(ParseControlUrl("https://control.example")->port, 443);
+  for (const char* bad : {"control.example:80", "http://", "http://h:0", "http://h:99999", "http://h/v1/routes",
+                          "http://user@h", "http://h?x=1", "http://bad_name!:80", "https://[::1"}) {
+    EXPECT_FALSE(ParseControlUrl(bad).ok()) << bad;
+  }
+}
+
 TEST(GatewayConfigTest, NullValuesKeepDefaults) {
   auto config = ParseGatewayConfig("listen:\nthreads: ~\nsniRewrites:\n", "m.yaml", "");
   ASSERT_TRUE(config.ok()) << config.status();

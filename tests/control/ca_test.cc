@@ -19,6 +19,7 @@
 #include "absl/strings/escaping.h"
 #include "config/yaml_tree.h"
 #include "gtest/gtest.h"
+#include "tests/control/mesh_pki.h"
 #include "tests/control/run_command.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/tls_peers.h"
@@ -93,22 +94,7 @@ class CaTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
   std::string P(const std::string& rel) const { return dir_ + "/" + rel; }
 
-  // Root, two cluster intermediates and a workload in each, ECDSA for speed.
-  void MakeMesh() {
-    ASSERT_EQ(Ctl("ca root --key-type ecdsa --out " + P("root")).code, 0);
-    for (const char* c : {"cluster1", "cluster2"}) {
-      const CmdResult r = Ctl("ca intermediate --key-type ecdsa --root " + P("root") + " --cluster " + c + " --out " + P(c));
-      ASSERT_EQ(r.code, 0) << r.out;
-    }
-    ASSERT_EQ(Ctl("ca workload --dir " + P("cluster1") +
-                  " --spiffe spiffe://cluster.local/ns/foo/sa/sleep --out " + P("sleep"))
-                  .code,
-              0);
-    ASSERT_EQ(Ctl("ca workload --dir " + P("cluster2") +
-                  " --spiffe spiffe://cluster.local/ns/bar/sa/httpbin --out " + P("httpbin"))
-                  .code,
-              0);
-  }
+  void MakeMesh() { ASSERT_NO_FATAL_FAILURE(meshgate::testing::MakeCaMaterial(dir_)); }
 
   std::string dir_;
 };
@@ -264,31 +250,7 @@ TEST_F(CaTest, BadInvocationsSayWhatIsWrong) {
 
 namespace {
 
-// `openssl s_server` with cluster 2's httpbin identity, requiring a client
-// certificate that chains to the shared root.
-class OpensslServer {
- public:
-  OpensslServer(const std::string& dir, uint16_t port) {
-    const std::vector<std::string> args = {
-        "/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port), "-cert",
-        dir + "/httpbin/cert.pem", "-key", dir + "/httpbin/key.pem", "-cert_chain",
-        dir + "/httpbin/cert-chain.pem", "-CAfile", dir + "/httpbin/root-cert.pem", "-Verify", "2",
-        "-verify_return_error", "-www", "-quiet"};
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-  }
-  ~OpensslServer() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-
- private:
-  pid_t pid_ = -1;
-};
+using meshgate::testing::OpensslServer;
 
 TEST_F(CaTest, Cluster1WorkloadReachesCluster2BackendThroughMeshgateWithMutualTls) {
   MakeMesh();
@@ -310,11 +272,7 @@ TEST_F(CaTest, Cluster1WorkloadReachesCluster2BackendThroughMeshgateWithMutualTl
       << backend_port << "}}]\n";
   meshgate::testing::MeshgateProcess gw({"--mesh", P("httpbin.yaml")});
   ASSERT_TRUE(gw.running()) << gw.Log();
-  const CmdResult client = Shell(
-      "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 10 openssl s_client -connect 127.0.0.1:" +
-      std::to_string(gw.port()) + " -servername outbound_.8000_._.httpbin.bar.global -cert " + P("sleep/cert.pem") +
-      " -key " + P("sleep/key.pem") + " -cert_chain " + P("sleep/cert-chain.pem") + " -CAfile " +
-      P("sleep/root-cert.pem") + " -verify_return_error -ign_eof");
+  const CmdResult client = meshgate::testing::MtlsCall(dir_, gw.port(), "outbound_.8000_._.httpbin.bar.global");
   EXPECT_EQ(client.code, 0) << client.out;
   EXPECT_NE(client.out.find("Verify return code: 0 (ok)"), std::string::npos) << client.out;
   EXPECT_NE(client.out.find("HTTP/1.0 200 ok"), std::string::npos) << client.out;  // s_server -www answered
