@@ -111,17 +111,17 @@ void ReadFile(const std::string& path, MeshSources& out) {
   std::ifstream in(path, std::ios::binary);
   std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   if (!in.is_open() || in.bad()) {
-    out.errors.push_back(absl::StrCat(path, ": cannot read file"));
+    out.sources.push_back({path, "", absl::StrCat(path, ": cannot read file")});
     return;
   }
-  out.sources.push_back({path, std::move(text)});
+  out.sources.push_back({path, std::move(text), ""});
 }
 
 void ReadPath(const std::string& path, MeshSources& out) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) {
-    out.errors.push_back(absl::StrCat(path, ": no such file or directory"));
+    out.sources.push_back({path, "", absl::StrCat(path, ": no such file or directory")});
     return;
   }
   if (!fs::is_directory(status)) {
@@ -136,7 +136,7 @@ void ReadPath(const std::string& path, MeshSources& out) {
     if (fs::is_regular_file(it->status())) files.push_back(p);
   }
   if (ec) {
-    out.errors.push_back(absl::StrCat(path, ": cannot list directory: ", ec.message()));
+    out.sources.push_back({path, "", absl::StrCat(path, ": cannot list directory: ", ec.message())});
     return;
   }
   if (files.empty()) {
@@ -147,9 +147,14 @@ void ReadPath(const std::string& path, MeshSources& out) {
 }
 
 void MeshReader::LoadSources(const MeshSources& sources) {
-  result_.errors.insert(result_.errors.end(), sources.errors.begin(), sources.errors.end());
   result_.warnings.insert(result_.warnings.end(), sources.warnings.begin(), sources.warnings.end());
-  for (const MeshSource& source : sources.sources) LoadText(source.text, source.name);
+  for (const MeshSource& source : sources.sources) {
+    if (!source.error.empty()) {
+      result_.errors.push_back(source.error);
+    } else {
+      LoadText(source.text, source.name);
+    }
+  }
 }
 
 void MeshReader::LoadText(const std::string& text, const std::string& name) {
@@ -336,7 +341,7 @@ MeshLoadResult LoadMeshFromString(const std::string& yaml, const std::string& na
                                   const std::vector<SniRewrite>& rewrites,
                                   const MeshLoadOptions& options) {
   MeshSources sources;
-  sources.sources.push_back({name, yaml});
+  sources.sources.push_back({name, yaml, ""});
   return LoadMeshSources(sources, rewrites, options);
 }
 

@@ -42,10 +42,10 @@ struct MeshLoadOptions {
 struct MeshSource {
   std::string name;
   std::string text;
+  std::string error;  // set when the path could not be read (kept in path order)
 };
 struct MeshSources {
   std::vector<MeshSource> sources;
-  std::vector<std::string> errors;    // unreadable paths
   std::vector<std::string> warnings;  // e.g. a directory without YAML files
 };
 

@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
   // The mesh files, plus the control component's resources once it answers.
   auto load_mesh = [&cfg, &load_options](const std::string& control) {
     config::MeshSources sources = config::ReadMeshSources(cfg.mesh_paths);
-    if (!control.empty()) sources.sources.push_back({"control " + cfg.control.url, control});
+    if (!control.empty()) sources.sources.push_back({"control " + cfg.control.url, control, ""});
     return config::LoadMeshSources(sources, cfg.sni_rewrites, load_options);
   };
   const config::MeshLoadResult mesh = load_mesh("");
