@@ -5,7 +5,9 @@
 #   outbound_.8000_._.httpbin.bar.global; meshgate routes by SNI to the local
 #   httpbin endpoint without terminating TLS; httpbin verifies the cluster-1
 #   client certificate against the shared root, and the client verifies
-#   httpbin's cluster-2 certificate the same way.
+#   httpbin's cluster-2 certificate the same way. The gateway's routes come
+#   from `meshgatectl serve` (over TLS), which also publishes the
+#   ServiceEntries cluster 1 applies; all certificates come from meshgatectl ca.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MESHGATE=${MESHGATE:-$ROOT/build/meshgate}
@@ -46,7 +48,7 @@ python3 "$ROOT/demo/httpbin.py" 127.0.0.1 "$BACKEND_PORT" cluster-2/httpbin/cert
   cluster-2/httpbin/key.pem root-cert.pem > httpbin.log 2>&1 &
 PIDS+=($!)
 
-say "3. meshgate, cluster 2's gateway, on 127.0.0.1:$GATEWAY_PORT, reading cluster 2's Service for httpbin.bar"
+say "3. the clusters' own resources: cluster 2's Service and EndpointSlice for httpbin.bar, cluster 1's Service for sleep.foo"
 mkdir -p mesh
 cat > mesh/httpbin.yaml <<YAML
 apiVersion: v1
@@ -69,31 +71,67 @@ endpoints:
   conditions: {ready: true}
 YAML
 sed 's/^/   /' mesh/httpbin.yaml
-echo "   and what cluster 1 applies to reach it (meshgatectl serviceentries, from cluster 2's Services):"
-"$MESHGATECTL" serviceentries --services mesh/httpbin.yaml --gateway "127.0.0.1:$GATEWAY_PORT" \
-  --network network2 --allocations cluster-1-vips.txt | sed 's/^/     /'
+mkdir -p mesh-1
+cat > mesh-1/sleep.yaml <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: sleep, namespace: foo}
+spec:
+  selector: {app: sleep}
+  ports: [{name: http, port: 80}]
+YAML
 "$MESHGATE" --check --mesh mesh > check.txt
 sed 's/^/   /' check.txt
-"$MESHGATE" --listen "127.0.0.1:$GATEWAY_PORT" --mesh mesh --threads 2 --log-level debug \
+
+CONTROL_PORT=$(free_port)
+say "4. meshgatectl serve publishes both clusters' routes, ServiceEntries and CA certificates (HTTPS on 127.0.0.1:$CONTROL_PORT)"
+"$MESHGATECTL" ca server --dir cluster-2 --ip 127.0.0.1 --out control-tls
+mkdir -p control-state
+cat > control.yaml <<YAML
+tls: {certChain: control-tls/cert-chain.pem, key: control-tls/key.pem}
+allocations: control-state
+clusters:
+- {name: cluster-1, network: network1, gateway: 192.0.2.1, mesh: [mesh-1], ca: cluster-1}
+- {name: cluster-2, network: network2, gateway: "127.0.0.1:$GATEWAY_PORT", mesh: [mesh], ca: cluster-2}
+YAML
+sed 's/^/   /' control.yaml
+"$MESHGATECTL" serve --config control.yaml --listen "127.0.0.1:$CONTROL_PORT" 2> control.log &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q "serving HTTPS" control.log && break; sleep 0.05; done
+CONTROL="https://127.0.0.1:$CONTROL_PORT"
+echo "   what cluster 1 applies to reach cluster 2's services (GET $CONTROL/v1/serviceentries?cluster=cluster-1):"
+python3 - "$CONTROL/v1/serviceentries?cluster=cluster-1" root-cert.pem <<'PY' | sed 's/^/     /'
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+r = urllib.request.urlopen(sys.argv[1], context=ctx, timeout=5)
+print(f"HTTP {r.status}, X-Meshgate-Version {r.headers['X-Meshgate-Version']}, ETag {r.headers['ETag']}")
+print(r.read().decode(), end="")
+PY
+
+say "5. meshgate, cluster 2's gateway, on 127.0.0.1:$GATEWAY_PORT, following the control component over TLS"
+"$MESHGATE" --listen "127.0.0.1:$GATEWAY_PORT" --control "$CONTROL" --control-ca root-cert.pem \
+  --control-cluster cluster-2 --threads 2 --log-level debug \
   --metrics 127.0.0.1:0 --readiness 127.0.0.1:0 --admin 127.0.0.1:0 \
   --drain-delay 0s --drain-time 5s --access-log access.log 2> meshgate.log &
-PIDS+=($!)
-for _ in $(seq 100); do grep -q "listening on" meshgate.log && break; sleep 0.05; done
-grep -q "listening on" meshgate.log || { cat meshgate.log; echo "meshgate did not start"; exit 1; }
+GATEWAY_PID=$!
+PIDS+=($GATEWAY_PID)
+for _ in $(seq 100); do grep -q "config reloaded (control" meshgate.log && break; sleep 0.05; done
+grep -q "config reloaded (control" meshgate.log || { cat meshgate.log control.log; echo "meshgate did not sync"; exit 1; }
+grep "following control\|config reloaded" meshgate.log | sed 's/^/   /'
 
-say "4. sleep in cluster 1 calls httpbin.bar.global:8000 through the gateway"
+say "6. sleep in cluster 1 calls httpbin.bar.global:8000 through the gateway"
 python3 "$ROOT/demo/sleep_client.py" 127.0.0.1 "$GATEWAY_PORT" "outbound_.8000_._.httpbin.bar.global" \
   cluster-1/sleep/cert-chain.pem cluster-1/sleep/key.pem root-cert.pem \
   spiffe://cluster.local/ns/bar/sa/httpbin
 
-say "5. an SNI the gateway does not serve is refused, and nothing is dialled"
+say "7. an SNI the gateway does not serve is refused, and nothing is dialled"
 python3 "$ROOT/demo/sleep_client.py" 127.0.0.1 "$GATEWAY_PORT" "outbound_.8000_._.secrets.bar.global" \
   cluster-1/sleep/cert-chain.pem cluster-1/sleep/key.pem root-cert.pem \
   spiffe://cluster.local/ns/bar/sa/httpbin --expect-refused
 
 sleep 0.2
 address_of() { grep -o "$1 serving on 127.0.0.1:[0-9]*" meshgate.log | awk '{print $4}'; }
-say "6. readiness, and what Prometheus would scrape (Istio's own TCP series included)"
+say "8. readiness, and what Prometheus would scrape (Istio's own TCP series included)"
 python3 - "$(address_of readiness)" "$(address_of metrics)" <<'PY'
 import sys, urllib.request
 ready = urllib.request.urlopen(f"http://{sys.argv[1]}/healthz/ready", timeout=5)
@@ -101,14 +139,16 @@ print(f"   GET /healthz/ready -> {ready.status}")
 text = urllib.request.urlopen(f"http://{sys.argv[2]}/stats/prometheus", timeout=5).read().decode()
 for line in text.splitlines():
     if line.startswith(("istio_tcp_connections_opened_total", "meshgate_route_miss_total{reason=\"unknown_host\"}",
-                        "meshgate_upstream_cx_total")):
+                        "meshgate_upstream_cx_total", "meshgate_control_")):
         print("   " + line)
 PY
-kill -TERM "${PIDS[1]}"; wait "${PIDS[1]}" 2>/dev/null || true
+kill -TERM "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
 say "The access log (one JSON line per connection)"
 sed 's/^/   /' access.log
 say "What the gateway logged"
 sed 's/^/   /' meshgate.log
+say "What the control component logged"
+sed 's/^/   /' control.log
 say "What httpbin logged"
 sed 's/^/   /' httpbin.log
 echo
