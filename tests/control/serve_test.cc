@@ -282,8 +282,8 @@ class FollowTest : public ServeTest {
     return WriteConfig("tls: {certChain: serving/cert-chain.pem, key: serving/key.pem}\n");
   }
   // meshgate following serve as cluster 2's gateway, trusting the shared root.
-  std::string GatewayConfig(uint16_t serve_port, const std::string& ca_file) {
-    Write(P("gateway.yaml"), "control:\n  url: https://127.0.0.1:" + std::to_string(serve_port) +
+  std::string GatewayConfig(uint16_t serve_port, const std::string& ca_file, const std::string& extra = "") {
+    Write(P("gateway.yaml"), extra + "control:\n  url: https://127.0.0.1:" + std::to_string(serve_port) +
                                  "\n  cluster: cluster2\n  caFile: " + ca_file +
                                  "\n  initialBackoff: 100ms\n  maxBackoff: 500ms\n");
     return P("gateway.yaml");
@@ -338,6 +338,38 @@ TEST_F(FollowTest, ServiceAddedOnTheControlSideIsRoutableWithinTwoSecondsAndSurv
   EXPECT_NE(HttpCall(gw.admin_address(), "GET", "/control", 1000).body.find("\"state\":\"synced\""), std::string::npos);
   EXPECT_NE(HttpCall(gw.metrics_address(), "GET", "/stats/prometheus", 1000).body.find("meshgate_control_connected 1"),
             std::string::npos);
+}
+
+TEST_F(FollowTest, AVersionThatDoesNotLoadIsRejectedAndTheLastGoodKeepsServing) {
+  ASSERT_NO_FATAL_FAILURE(meshgate::testing::MakeCaMaterial(dir_));
+  const uint16_t backend_port = meshgate::testing::UnusedPort();
+  meshgate::testing::OpensslServer backend(dir_, backend_port);
+  Write(P("m2/httpbin.yaml"), ServiceEntry("httpbin", backend_port));
+  // The gateway's own file defines "local"; the control side will define it too.
+  Write(P("local.yaml"), ServiceEntry("local", backend_port));
+  const uint16_t serve_port = meshgate::testing::UnusedPort();
+  ServeProcess serve(TlsServeConfig(), P("serve.log"), "127.0.0.1:" + std::to_string(serve_port));
+  ASSERT_FALSE(serve.Address().empty()) << serve.Log();
+  MeshgateProcess gw({"--config", GatewayConfig(serve_port, P("root/root-cert.pem"), "mesh: [local.yaml]\n")});
+  ASSERT_TRUE(WaitFor([&] { return Routable(gw.port(), "httpbin"); })) << gw.Log();
+  EXPECT_TRUE(Routable(gw.port(), "local"));
+
+  Write(P("m2/dup.yaml"), ServiceEntry("local", 1) + "---\n" + ServiceEntry("httpbin3", backend_port));
+  ASSERT_TRUE(WaitFor([&] {
+    return HttpCall(gw.admin_address(), "GET", "/control", 1000).body.find("\"state\":\"rejected\"") != std::string::npos;
+  })) << HttpCall(gw.admin_address(), "GET", "/control", 1000).body << gw.Log();
+  const std::string status = HttpCall(gw.admin_address(), "GET", "/control", 1000).body;
+  EXPECT_NE(status.find("ServiceEntry bar/local"), std::string::npos) << status;
+  EXPECT_TRUE(Routable(gw.port(), "httpbin"));   // the last good table
+  EXPECT_TRUE(Routable(gw.port(), "local"));
+  EXPECT_FALSE(Routable(gw.port(), "httpbin3"));  // nothing of the rejected version
+  EXPECT_NE(HttpCall(gw.metrics_address(), "GET", "/stats/prometheus", 1000)
+                .body.find("meshgate_control_updates_total{result=\"rejected\"} 1"),
+            std::string::npos);
+
+  Write(P("m2/dup.yaml"), ServiceEntry("httpbin3", backend_port));
+  EXPECT_TRUE(WaitFor([&] { return Routable(gw.port(), "httpbin3"); }, 3000)) << gw.Log();
+  EXPECT_NE(HttpCall(gw.admin_address(), "GET", "/control", 1000).body.find("\"state\":\"synced\""), std::string::npos);
 }
 
 TEST_F(FollowTest, NotReadyUntilFirstSyncAndOnlyTrustsTheConfiguredCa) {
