@@ -32,10 +32,7 @@ using meshgate::testing::CmdResult;
 using meshgate::testing::Ctl;
 using meshgate::testing::Shell;
 
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using meshgate::testing::Read;
 
 struct X509Free {
   void operator()(X509* x) const { X509_free(x); }

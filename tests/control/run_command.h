@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace meshgate::testing {
@@ -23,6 +25,12 @@ inline CmdResult Shell(const std::string& command) {
   const int status = ::pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// A whole file, "" when unreadable.
+inline std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 inline CmdResult Ctl(const std::string& args) { return Shell(std::string(MESHGATECTL_BIN) + " " + args); }

@@ -34,10 +34,7 @@ using meshgate::testing::Ctl;
 using meshgate::testing::MeshgateProcess;
 using meshgate::testing::WaitFor;
 
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using meshgate::testing::Read;
 
 void Write(const std::string& path, const std::string& text) {
   // Written aside and renamed in, as kubectl and ConfigMaps do: no half file is ever read.
