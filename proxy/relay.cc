@@ -1,11 +1,11 @@
 #include "proxy/relay.h"
 
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -15,6 +15,10 @@ namespace {
 constexpr size_t kSpliceChunk = 64 * 1024;  // default pipe capacity
 constexpr size_t kCopyBuffer = 16 * 1024;
 constexpr int kRoundsPerTurn = 16;          // then yield to other sessions
+// Private errno values for Pump's helpers (outside the range the kernel uses).
+constexpr int kDrained = 100001;    // a short read: wait for more
+constexpr int kNoPipe = 100002;     // no pipe to be had: copy instead
+constexpr int kDstFailed = 100003;  // sending to dst failed
 }  // namespace
 
 PipePool::~PipePool() {
@@ -63,14 +67,10 @@ void Flow::Start(const std::shared_ptr<void>& owner, OnProgress on_progress, OnE
   owner_ = owner;
   on_progress_ = std::move(on_progress);
   on_end_ = std::move(on_end);
+  // Both sockets are already non-blocking at the descriptor level: Asio set
+  // that for the hello read and the connect. Asking again costs an ioctl.
   if (splice_) {
-    boost::system::error_code ec;
-    src_.native_non_blocking(true, ec);
-    if (!ec) dst_.native_non_blocking(true, ec);
-    if (ec) splice_ = false;
-  }
-  if (splice_) {
-    PumpSplice();
+    Pump();
   } else {
     ReadCopy();
   }
@@ -94,18 +94,33 @@ void Flow::ForwardEof() {
   Finish(End::kEof);
 }
 
-// Alternates strictly: fill the empty pipe from src, then drain it into dst.
-// Because src is read only into an empty pipe, EAGAIN from a splice into the
-// pipe always means "src has nothing", never "pipe full".
-void Flow::PumpSplice() {
+// Small reads are copied through the worker's scratch buffer: recv, then
+// send, and no memory held by the flow. A read that fills the buffer means
+// bulk, and the flow splices (zero-copy, through a pooled pipe) until a read
+// comes up short. Whatever dst does not take at once waits in the pipe
+// (splice) or in `pending_` (copy), and src is not read again until it has
+// gone, so a slow reader stalls the fast writer instead of growing memory.
+//
+// A short read means src is drained, so the flow waits without reading
+// again to see EAGAIN: Asio re-arms its edge-triggered registration with
+// EPOLL_CTL_MOD for every wait, which reports data already there (including
+// data a splice would not cross, at a TCP urgent mark; recv crosses it).
+void Flow::Pump() {
   const int src_fd = src_.native_handle();
   const int dst_fd = dst_.native_handle();
   for (int round = 0; round < kRoundsPerTurn; ++round) {
-    if (in_pipe_ > 0) {
-      const ssize_t n = ::splice(pipe_.read_fd, nullptr, dst_fd, nullptr, in_pipe_,
-                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (in_pipe_ > 0 || pending_size_ > pending_sent_) {
+      const ssize_t n = in_pipe_ > 0 ? ::splice(pipe_.read_fd, nullptr, dst_fd, nullptr, in_pipe_,
+                                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                                     : ::send(dst_fd, pending_.get() + pending_sent_,
+                                              pending_size_ - pending_sent_, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n > 0) {
-        in_pipe_ -= static_cast<size_t>(n);
+        if (in_pipe_ > 0) {
+          in_pipe_ -= static_cast<size_t>(n);
+        } else if ((pending_sent_ += static_cast<size_t>(n)) == pending_size_) {
+          pending_.reset();  // flushed: an idle flow holds no memory
+          pending_size_ = pending_sent_ = 0;
+        }
         Moved(static_cast<size_t>(n));
         continue;
       }
@@ -116,48 +131,80 @@ void Flow::PumpSplice() {
       return Finish(End::kDstError);
     }
     if (src_eof_) return ForwardEof();
-    if (!have_pipe_) {
-      if (!pipes_.Acquire(pipe_)) {
-        if (SwitchToCopy()) return;
-        return Finish(End::kSrcError);
-      }
-      have_pipe_ = true;
-    }
-    const ssize_t n = ::splice(src_fd, nullptr, pipe_.write_fd, nullptr, kSpliceChunk,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n > 0) {
-      in_pipe_ = static_cast<size_t>(n);
-      continue;
-    }
+    const ssize_t n = bulk_ ? SpliceIn(src_fd) : CopyThrough(src_fd, dst_fd);
+    if (n > 0) continue;
     if (n == 0) {
       src_eof_ = true;
       continue;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      // splice(2) stops short of TCP urgent data (inline via SO_OOBINLINE)
-      // and keeps saying EAGAIN; step over the mark with one recv.
-      const ssize_t urgent = ReadUrgentMark(src_fd);
-      if (urgent > 0) {
-        in_pipe_ = static_cast<size_t>(urgent);
-        continue;
+    if (errno == kDrained || errno == EAGAIN || errno == EWOULDBLOCK) {
+      bulk_ = false;  // the next burst starts with a plain read
+      if (have_pipe_) {
+        pipes_.Release(pipe_);  // empty here: give it back while we wait
+        have_pipe_ = false;
       }
-      if (urgent == 0) {
-        src_eof_ = true;
-        continue;
-      }
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return Finish(End::kSrcError);
-      // Nothing to read and the pipe is empty: give it back while we wait.
-      pipes_.Release(pipe_);
-      have_pipe_ = false;
       return WaitThenPump(src_, boost::asio::socket_base::wait_read, End::kSrcError);
     }
-    return Finish(End::kSrcError);
+    if (errno == kNoPipe) {
+      splice_ = false;  // out of pipes (fd or pipe-page limits): plain copies from now on
+      return ReadCopy();
+    }
+    return Finish(errno == kDstFailed ? End::kDstError : End::kSrcError);
   }
   // Busy flow: let other sessions on this thread run before continuing.
   boost::asio::post(src_.get_executor(), [this, k = owner_.lock()] {
-    if (!finished_) PumpSplice();
+    if (!finished_) Pump();
   });
+}
+
+// recv into the scratch buffer and send at once; what dst does not take goes
+// to `pending_`. Returns bytes read (> 0), 0 at EOF, or -1 with errno
+// (kDrained after a short read, kDstFailed when dst failed).
+ssize_t Flow::CopyThrough(int src_fd, int dst_fd) {
+  static thread_local uint8_t scratch[kSpliceChunk];
+  const ssize_t n = ::recv(src_fd, scratch, sizeof scratch, MSG_DONTWAIT);
+  if (n <= 0) return n;
+  ssize_t sent = ::send(dst_fd, scratch, static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (sent < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      errno = kDstFailed;
+      return -1;
+    }
+    sent = 0;
+  }
+  if (sent > 0) Moved(static_cast<size_t>(sent));
+  if (sent < n) {
+    pending_size_ = static_cast<size_t>(n - sent);
+    pending_sent_ = 0;
+    pending_ = std::make_unique<uint8_t[]>(pending_size_);
+    std::memcpy(pending_.get(), scratch + sent, pending_size_);
+    return n;  // the loop flushes it before reading again
+  }
+  if (static_cast<size_t>(n) == sizeof scratch) {
+    bulk_ = true;  // more is likely queued: splice it
+    return n;
+  }
+  errno = kDrained;
+  return -1;
+}
+
+// splice src into the (empty) pipe. Returns bytes moved, 0 at EOF, or -1
+// with errno (kDrained after a short splice, kNoPipe when none can be had).
+ssize_t Flow::SpliceIn(int src_fd) {
+  if (!have_pipe_) {
+    if (!pipes_.Acquire(pipe_)) {
+      errno = kNoPipe;
+      return -1;
+    }
+    have_pipe_ = true;
+  }
+  const ssize_t n = ::splice(src_fd, nullptr, pipe_.write_fd, nullptr, kSpliceChunk,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  if (n <= 0) return n;
+  in_pipe_ = static_cast<size_t>(n);
+  if (static_cast<size_t>(n) < kSpliceChunk) bulk_ = false;  // drained: the pipe empties, then wait
+  return n;
 }
 
 // Resumes pumping once `socket` is ready; a failed wait ends the flow.
@@ -165,29 +212,8 @@ void Flow::WaitThenPump(boost::asio::ip::tcp::socket& socket, boost::asio::socke
                         End on_error) {
   socket.async_wait(what, [this, on_error, k = owner_.lock()](const boost::system::error_code& ec) {
     if (ec) return Finish(on_error);
-    PumpSplice();
+    Pump();
   });
-}
-
-// At the urgent mark: moves what recv() returns into the (empty) pipe.
-// Returns bytes moved, 0 at EOF, or -1 with errno (EAGAIN: not at the mark).
-ssize_t Flow::ReadUrgentMark(int src_fd) {
-  int at_mark = 0;
-  if (::ioctl(src_fd, SIOCATMARK, &at_mark) != 0 || !at_mark) {
-    errno = EAGAIN;
-    return -1;
-  }
-  uint8_t buf[4096];
-  const ssize_t n = ::recv(src_fd, buf, sizeof buf, MSG_DONTWAIT);
-  if (n <= 0) return n;
-  // The pipe is empty and holds 64 KiB, so this write cannot be short.
-  return ::write(pipe_.write_fd, buf, static_cast<size_t>(n));
-}
-
-bool Flow::SwitchToCopy() {
-  splice_ = false;
-  ReadCopy();
-  return true;
 }
 
 void Flow::ReadCopy() {

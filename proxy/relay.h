@@ -1,6 +1,9 @@
-// One direction of a relayed connection, src -> dst: zero-copy splice(2)
-// through a pipe, or a bounded copy buffer. Either way at most one chunk is in
-// flight, so a slow reader stalls the fast writer instead of growing memory.
+// One direction of a relayed connection, src -> dst. In splice mode (the
+// default) small reads are copied through a per-worker scratch buffer and
+// bulk is spliced (zero-copy) through a pooled pipe; copy mode uses a buffer
+// of its own. Either way at most one chunk is in flight, so a slow reader
+// stalls the fast writer instead of growing memory, and an idle flow holds no
+// buffer and no pipe.
 // Included only by proxy sources: it pulls in Asio.
 #pragma once
 
@@ -63,7 +66,9 @@ class Flow {
   bool finished() const { return finished_; }
 
  private:
-  void PumpSplice();
+  void Pump();
+  ssize_t CopyThrough(int src_fd, int dst_fd);
+  ssize_t SpliceIn(int src_fd);
   void WaitThenPump(boost::asio::ip::tcp::socket& socket, boost::asio::socket_base::wait_type what,
                     End on_error);
   void ReadCopy();
@@ -72,8 +77,6 @@ class Flow {
   void Moved(size_t n);
   void Finish(End end);
   void ForwardEof();
-  bool SwitchToCopy();
-  ssize_t ReadUrgentMark(int src_fd);
 
   boost::asio::ip::tcp::socket& src_;
   boost::asio::ip::tcp::socket& dst_;
@@ -83,6 +86,10 @@ class Flow {
   PipePool::Pipe pipe_;
   bool have_pipe_ = false;
   size_t in_pipe_ = 0;
+  bool bulk_ = false;                    // the last read filled the buffer: splice
+  std::unique_ptr<uint8_t[]> pending_;   // copied bytes dst has not taken yet
+  size_t pending_size_ = 0;
+  size_t pending_sent_ = 0;
   bool src_eof_ = false;
   bool finished_ = false;
   uint64_t bytes_ = 0;
