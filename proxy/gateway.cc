@@ -69,6 +69,21 @@ struct Worker {
     ctx.log_limiter = &limiter;
   }
 
+  // One timer per worker enforces every session's idle timeout, instead of
+  // a pending timer per idle session: closes happen within idle + tick.
+  void ArmIdleSweep() {
+    const auto tick = std::clamp<std::chrono::milliseconds>(ctx.config->idle_timeout / 8,
+                                                            std::chrono::milliseconds(10), std::chrono::seconds(1));
+    idle_sweep.expires_after(tick);
+    idle_sweep.async_wait([this](const error_code& ec) {
+      if (ec) return;
+      sweep_snapshot.assign(live.begin(), live.end());  // Close() may change `live`
+      const auto now = std::chrono::steady_clock::now();
+      for (Session* session : sweep_snapshot) session->CheckIdle(now);
+      ArmIdleSweep();
+    });
+  }
+
   void DoAccept() {
     acceptor.async_accept(io, [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
   }
@@ -96,10 +111,12 @@ struct Worker {
   PipePool pipes;
   LogLimiter limiter;
   std::unordered_set<Session*> live;  // this worker's open sessions
+  std::vector<Session*> sweep_snapshot;
   WorkerContext ctx;
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer backoff{io};
+  asio::steady_timer idle_sweep{io};
   std::thread thread;
 };
 
@@ -456,6 +473,7 @@ void Gateway::Run(bool handle_signals, const Reloader* reloader, const DnsSettin
   for (auto& w : impl_->workers) {
     Worker* worker = w.get();
     worker->DoAccept();
+    worker->ArmIdleSweep();
     worker->thread = std::thread([worker] { worker->io.run(); });
   }
   impl_->ready = true;

@@ -266,7 +266,11 @@ void Session::OnConnect(const error_code& ec) {
   // From here the idle timeout applies, also while the hello is written to
   // an upstream that may not read it.
   last_activity_ = Clock::now();
-  ArmTimer(ctx_.config->idle_timeout, [this] { OnIdleCheck(); });
+  // No timer of its own from here: the worker's idle sweep checks it, so an
+  // idle session holds no pending timer operation.
+  ++timer_gen_;
+  timer_.cancel();
+  relaying_ = true;
   ctx_.stats->upstream_cx_total.Inc();
   ctx_.stats->upstream_cx_active.Inc();
   upstream_active_ = true;
@@ -312,10 +316,10 @@ void Session::StartRelay() {
   up_to_down_->Start(self, received, [this](Flow::End end) { OnFlowEnd(false, end); });
 }
 
-void Session::OnIdleCheck() {
-  const auto idle_for = Clock::now() - last_activity_;
-  if (idle_for >= ctx_.config->idle_timeout) return Close(Termination::kIdleTimeout);
-  ArmTimer(ctx_.config->idle_timeout - idle_for, [this] { OnIdleCheck(); });
+void Session::CheckIdle(Clock::time_point now) {
+  if (relaying_ && !closed_ && now - last_activity_ >= ctx_.config->idle_timeout) {
+    Close(Termination::kIdleTimeout);
+  }
 }
 
 void Session::OnFlowEnd(bool downstream_to_upstream, Flow::End end) {

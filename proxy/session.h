@@ -66,6 +66,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void Start();
   // The drain time ran out: close now, as "drained".
   void Drain() { Close(Termination::kDrained); }
+  // The worker's periodic sweep: closes a relaying session idle for the
+  // configured idle timeout.
+  void CheckIdle(std::chrono::steady_clock::time_point now);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -86,7 +89,6 @@ class Session : public std::enable_shared_from_this<Session> {
   // expiry from the live one.
   template <typename Handler>
   void ArmTimer(Clock::duration after, Handler&& on_expiry);
-  void OnIdleCheck();
 
   void Reject(Termination why, std::string_view detail);
   void Close(Termination why);
@@ -123,6 +125,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::system_clock::time_point start_wall_;  // for the access log
   Clock::time_point last_activity_;
   bool upstream_active_ = false;
+  bool relaying_ = false;  // connected: the idle timeout applies
   bool closed_ = false;
 };
 
