@@ -63,10 +63,9 @@ Flow::~Flow() {
   }
 }
 
-void Flow::Start(const std::shared_ptr<void>& owner, OnProgress on_progress, OnEnd on_end) {
-  owner_ = owner;
-  on_progress_ = std::move(on_progress);
-  on_end_ = std::move(on_end);
+void Flow::Start(const std::shared_ptr<void>& keepalive, FlowOwner& owner) {
+  keepalive_ = keepalive;
+  owner_ = &owner;
   // Both sockets are already non-blocking at the descriptor level: Asio set
   // that for the hello read and the connect. Asking again costs an ioctl.
   if (splice_) {
@@ -79,13 +78,13 @@ void Flow::Start(const std::shared_ptr<void>& owner, OnProgress on_progress, OnE
 void Flow::Moved(size_t n) {
   bytes_ += n;
   bytes_counter_.Inc(n);
-  on_progress_(n);
+  owner_->OnFlowProgress(*this, n);
 }
 
 void Flow::Finish(End end) {
   if (finished_) return;
   finished_ = true;
-  on_end_(end);
+  owner_->OnFlowEnd(*this, end);
 }
 
 void Flow::ForwardEof() {
@@ -153,7 +152,7 @@ void Flow::Pump() {
     return Finish(errno == kDstFailed ? End::kDstError : End::kSrcError);
   }
   // Busy flow: let other sessions on this thread run before continuing.
-  boost::asio::post(src_.get_executor(), [this, k = owner_.lock()] {
+  boost::asio::post(src_.get_executor(), [this, k = keepalive_.lock()] {
     if (!finished_) Pump();
   });
 }
@@ -210,7 +209,7 @@ ssize_t Flow::SpliceIn(int src_fd) {
 // Resumes pumping once `socket` is ready; a failed wait ends the flow.
 void Flow::WaitThenPump(boost::asio::ip::tcp::socket& socket, boost::asio::socket_base::wait_type what,
                         End on_error) {
-  socket.async_wait(what, [this, on_error, k = owner_.lock()](const boost::system::error_code& ec) {
+  socket.async_wait(what, [this, on_error, k = keepalive_.lock()](const boost::system::error_code& ec) {
     if (ec) return Finish(on_error);
     Pump();
   });
@@ -219,7 +218,7 @@ void Flow::WaitThenPump(boost::asio::ip::tcp::socket& socket, boost::asio::socke
 void Flow::ReadCopy() {
   if (!buffer_) buffer_ = std::make_unique<uint8_t[]>(kCopyBuffer);
   src_.async_read_some(boost::asio::buffer(buffer_.get(), kCopyBuffer),
-                       [this, k = owner_.lock()](const boost::system::error_code& ec, size_t n) {
+                       [this, k = keepalive_.lock()](const boost::system::error_code& ec, size_t n) {
                          OnCopyRead(ec, n);
                        });
 }
@@ -228,7 +227,7 @@ void Flow::OnCopyRead(const boost::system::error_code& ec, size_t n) {
   if (ec == boost::asio::error::eof) return ForwardEof();
   if (ec) return Finish(End::kSrcError);
   boost::asio::async_write(dst_, boost::asio::buffer(buffer_.get(), n),
-                           [this, k = owner_.lock()](const boost::system::error_code& ec, size_t n) {
+                           [this, k = keepalive_.lock()](const boost::system::error_code& ec, size_t n) {
                              OnCopyWritten(ec, n);
                            });
 }

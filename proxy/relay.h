@@ -11,7 +11,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -44,14 +43,11 @@ class PipePool {
   std::vector<Pipe> idle_;
 };
 
+class FlowOwner;
+
 class Flow {
  public:
   enum class End { kEof, kSrcError, kDstError };
-  // Called once, when the flow stops: after forwarding EOF (dst shut for
-  // writing) or on an error on either side.
-  using OnEnd = std::function<void(End)>;
-  // Called whenever bytes moved, for idle tracking.
-  using OnProgress = std::function<void(size_t)>;
 
   Flow(boost::asio::ip::tcp::socket& src, boost::asio::ip::tcp::socket& dst, bool splice,
        PipePool& pipes, Counter& bytes_counter);
@@ -59,9 +55,9 @@ class Flow {
   Flow(const Flow&) = delete;
   Flow& operator=(const Flow&) = delete;
 
-  // Every pending handler holds a strong reference from `owner`, so the owner
-  // outlives them; the flow itself keeps only a weak one (the owner owns it).
-  void Start(const std::shared_ptr<void>& owner, OnProgress on_progress, OnEnd on_end);
+  // Every pending handler holds a strong reference from `keepalive` (the
+  // owner's), so the owner outlives them; the flow keeps only a weak one.
+  void Start(const std::shared_ptr<void>& keepalive, FlowOwner& owner);
   uint64_t bytes() const { return bytes_; }
   bool finished() const { return finished_; }
 
@@ -94,9 +90,23 @@ class Flow {
   bool finished_ = false;
   uint64_t bytes_ = 0;
   std::unique_ptr<uint8_t[]> buffer_;  // copy mode only
-  std::weak_ptr<void> owner_;
-  OnProgress on_progress_;
-  OnEnd on_end_;
+  std::weak_ptr<void> keepalive_;
+  FlowOwner* owner_ = nullptr;
+};
+
+// Whoever owns the flows (the session) hears of their progress and end
+// through this, not through type-erased callbacks: a relaying session is
+// small, and it is most of what an idle connection costs.
+class FlowOwner {
+ public:
+  // Bytes moved, for idle tracking and byte counts.
+  virtual void OnFlowProgress(const Flow& flow, size_t n) = 0;
+  // Once, when a flow stops: after forwarding EOF (dst shut for writing) or
+  // on an error on either side.
+  virtual void OnFlowEnd(const Flow& flow, Flow::End end) = 0;
+
+ protected:
+  ~FlowOwner() = default;
 };
 
 }  // namespace meshgate::proxy

@@ -300,20 +300,18 @@ void Session::OnWriteHello(const error_code& ec, size_t n) {
 
 void Session::StartRelay() {
   const bool splice = ctx_.config->relay == config::RelayMode::kSplice;
-  down_to_up_ = std::make_unique<Flow>(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream);
-  up_to_down_ = std::make_unique<Flow>(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream);
-  auto sent = [this](size_t n) {
-    last_activity_ = Clock::now();
-    cluster_stats_->bytes_sent.fetch_add(n, std::memory_order_relaxed);
-  };
-  auto received = [this](size_t n) {
-    last_activity_ = Clock::now();
-    cluster_stats_->bytes_received.fetch_add(n, std::memory_order_relaxed);
-  };
+  down_to_up_.emplace(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream);
+  up_to_down_.emplace(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream);
   auto self = shared_from_this();
-  down_to_up_->Start(self, sent, [this](Flow::End end) { OnFlowEnd(true, end); });
+  down_to_up_->Start(self, *this);
   if (closed_) return;
-  up_to_down_->Start(self, received, [this](Flow::End end) { OnFlowEnd(false, end); });
+  up_to_down_->Start(self, *this);
+}
+
+void Session::OnFlowProgress(const Flow& flow, size_t n) {
+  last_activity_ = Clock::now();
+  auto& bytes = &flow == &*down_to_up_ ? cluster_stats_->bytes_sent : cluster_stats_->bytes_received;
+  bytes.fetch_add(n, std::memory_order_relaxed);
 }
 
 void Session::CheckIdle(Clock::time_point now) {
@@ -322,8 +320,9 @@ void Session::CheckIdle(Clock::time_point now) {
   }
 }
 
-void Session::OnFlowEnd(bool downstream_to_upstream, Flow::End end) {
+void Session::OnFlowEnd(const Flow& flow, Flow::End end) {
   if (closed_) return;
+  const bool downstream_to_upstream = &flow == &*down_to_up_;
   switch (end) {
     case Flow::End::kEof:
       if (!saw_eof_) {

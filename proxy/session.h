@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -13,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "absl/container/inlined_vector.h"
 #include "config/gateway_config.h"
 #include "config/route_table.h"
 #include "lb/balancer.h"
@@ -59,7 +61,7 @@ struct WorkerContext {
   std::unordered_set<Session*>* live = nullptr;  // open sessions, for the drain
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public std::enable_shared_from_this<Session>, private FlowOwner {
  public:
   Session(boost::asio::ip::tcp::socket socket, const WorkerContext& ctx);
   ~Session();
@@ -83,7 +85,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void DoWriteHello();
   void OnWriteHello(const boost::system::error_code& ec, size_t n);
   void StartRelay();
-  void OnFlowEnd(bool downstream_to_upstream, Flow::End end);
+  void OnFlowProgress(const Flow& flow, size_t n) override;
+  void OnFlowEnd(const Flow& flow, Flow::End end) override;
 
   // One timer serves each phase in turn; a generation number tells a stale
   // expiry from the live one.
@@ -112,13 +115,13 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point connect_started_;
   bool holds_cluster_slot_ = false;  // counted in cluster_state_->active()
   uint64_t client_hash_ = 0;         // source IP, for consistentHash
-  std::vector<uint32_t> tried_;      // endpoint indices attempted
+  absl::InlinedVector<uint32_t, 4> tried_;  // endpoint indices attempted
   int endpoint_ = -1;
   bool endpoint_active_ = false;     // counted in the endpoint's active()
   bool connect_timed_out_ = false;
 
-  std::unique_ptr<Flow> down_to_up_;
-  std::unique_ptr<Flow> up_to_down_;
+  std::optional<Flow> down_to_up_;  // in the session: no allocations of their own
+  std::optional<Flow> up_to_down_;
   bool first_eof_from_downstream_ = false;
   bool saw_eof_ = false;
   Clock::time_point start_;
