@@ -85,7 +85,9 @@ struct Worker {
   }
 
   void DoAccept() {
-    acceptor.async_accept(io, [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+    // The peer's address comes with accept(): no getpeername per connection.
+    acceptor.async_accept(io, accept_peer,
+                          [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
   }
 
   void OnAccept(const error_code& ec, tcp::socket socket) {
@@ -103,7 +105,7 @@ struct Worker {
       }
       return DoAccept();
     }
-    std::make_shared<Session>(std::move(socket), ctx)->Start();
+    std::make_shared<Session>(std::move(socket), accept_peer, ctx)->Start();
     DoAccept();
   }
 
@@ -117,6 +119,7 @@ struct Worker {
   tcp::acceptor acceptor{io};
   asio::steady_timer backoff{io};
   asio::steady_timer idle_sweep{io};
+  tcp::endpoint accept_peer;  // filled by each accept
   std::thread thread;
 };
 

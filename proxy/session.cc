@@ -21,12 +21,6 @@ using boost::system::error_code;
 namespace {
 constexpr size_t kInitialHelloBuffer = 4096;
 
-std::string FormatPeer(const asio::ip::tcp::socket& s) {
-  error_code ec;
-  const auto ep = s.remote_endpoint(ec);
-  return ec ? std::string("?") : FormatEndpoint(ep);
-}
-
 std::string Suppressed(uint64_t n) {
   return n == 0 ? std::string() : fmt::format(" ({} similar lines suppressed)", n);
 }
@@ -50,9 +44,10 @@ uint64_t HashAddress(const asio::ip::address& address) {
 
 }  // namespace
 
-Session::Session(asio::ip::tcp::socket socket, const WorkerContext& ctx)
+Session::Session(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer, const WorkerContext& ctx)
     : ctx_(ctx),
       down_(std::move(socket)),
+      peer_endpoint_(peer),
       up_(down_.get_executor()),
       timer_(down_.get_executor()),
       parser_(sni::ParserOptions{ctx.config->max_hello_bytes}),
@@ -73,7 +68,7 @@ Session::~Session() {
 
 void Session::Start() {
   if (ctx_.live != nullptr) ctx_.live->insert(this);
-  peer_ = FormatPeer(down_);
+  peer_ = FormatEndpoint(peer_endpoint_);  // from accept(): no getpeername
   PrepareSocket(down_);
   hello_buf_.resize(kInitialHelloBuffer);
   // One deadline for the whole hello, not per read: a client dribbling one
@@ -166,9 +161,7 @@ void Session::OnHello() {
   holds_cluster_slot_ = true;
   const auto& lb_policy = cluster_->policy.load_balancer;
   if (lb_policy && lb_policy->consistent_hash) {
-    error_code ec;
-    const auto remote = down_.remote_endpoint(ec);
-    if (!ec) client_hash_ = HashAddress(remote.address());
+    client_hash_ = HashAddress(peer_endpoint_.address());
   }
   DoConnect();
 }

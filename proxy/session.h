@@ -63,7 +63,9 @@ struct WorkerContext {
 
 class Session : public std::enable_shared_from_this<Session>, private FlowOwner {
  public:
-  Session(boost::asio::ip::tcp::socket socket, const WorkerContext& ctx);
+  // peer: the client's address as accept() returned it.
+  Session(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
+          const WorkerContext& ctx);
   ~Session();
   void Start();
   // The drain time ran out: close now, as "drained".
@@ -99,6 +101,7 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
 
   WorkerContext ctx_;
   boost::asio::ip::tcp::socket down_;
+  boost::asio::ip::tcp::endpoint peer_endpoint_;
   boost::asio::ip::tcp::socket up_;
   boost::asio::steady_timer timer_;
   uint64_t timer_gen_ = 0;
