@@ -68,15 +68,6 @@ std::string MakeClientHello(const std::string& sni) {
   return hello;
 }
 
-bool ParseAddr(const std::string& s, sockaddr_in& out) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos) return false;
-  std::memset(&out, 0, sizeof out);
-  out.sin_family = AF_INET;
-  out.sin_port = htons(static_cast<uint16_t>(std::atoi(s.c_str() + colon + 1)));
-  return inet_pton(AF_INET, s.substr(0, colon).c_str(), &out.sin_addr) == 1;
-}
-
 bool WriteAll(int fd, const void* data, size_t n) {
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
@@ -251,7 +242,7 @@ int main(int argc, char** argv) {
     else return Usage();
   }
   sockaddr_in addr;
-  if (!ParseAddr(connect_to, addr)) return Usage();
+  if (!bench::ParseAddr(connect_to, addr)) return Usage();
   signal(SIGPIPE, SIG_IGN);
   const std::string hello = MakeClientHello(sni);
   if (mode == "upload" || mode == "download") return RunBulk(mode == "upload", addr, hello, bytes, streams);

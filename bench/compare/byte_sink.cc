@@ -42,15 +42,6 @@ struct Conn {
   uint64_t total = 0;                 // N from the header
 };
 
-bool ParseAddr(const std::string& s, sockaddr_in& out) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos) return false;
-  std::memset(&out, 0, sizeof out);
-  out.sin_family = AF_INET;
-  out.sin_port = htons(static_cast<uint16_t>(std::atoi(s.c_str() + colon + 1)));
-  return inet_pton(AF_INET, s.substr(0, colon).c_str(), &out.sin_addr) == 1;
-}
-
 class Loop {
  public:
   explicit Loop(const sockaddr_in& addr) {
@@ -231,7 +222,7 @@ int main(int argc, char** argv) {
     }
   }
   sockaddr_in addr;
-  if (!ParseAddr(listen_addr, addr)) {
+  if (!bench::ParseAddr(listen_addr, addr)) {
     std::fprintf(stderr, "byte_sink: bad address %s\n", listen_addr.c_str());
     return 2;
   }

@@ -12,8 +12,13 @@
 // "client speaks first" TLS-looking connection.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace bench {
 
@@ -35,6 +40,16 @@ inline void MakeHeader(uint8_t out[kHeaderSize], char mode, uint64_t n) {
   out[4] = static_cast<uint8_t>(mode);
   out[5] = out[6] = out[7] = 0;
   PutU64(out + 8, n);
+}
+
+// "IPv4:PORT" -> out; false when it is not one.
+inline bool ParseAddr(const std::string& s, sockaddr_in& out) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::memset(&out, 0, sizeof out);
+  out.sin_family = AF_INET;
+  out.sin_port = htons(static_cast<uint16_t>(std::atoi(s.c_str() + colon + 1)));
+  return inet_pton(AF_INET, s.substr(0, colon).c_str(), &out.sin_addr) == 1;
 }
 
 }  // namespace bench
