@@ -62,7 +62,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   if (!internal::ExpectMap(root, "", sink_)) return;
   internal::CheckFields(root, "",
                         {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
-                         "relay", "sniRewrites", "mesh", "logLevel", "namespace", "rootNamespace",
+                         "relay", "maxPipes", "sniRewrites", "mesh", "logLevel", "namespace", "rootNamespace",
                          "clusterDomain", "dns", "locality", "healthChecks", "admin", "metrics",
                          "readiness", "drain", "accessLog", "clusterId", "control"},
                         sink_);
@@ -83,6 +83,9 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
     }
   });
   IfPresent(root, "relay", [&](const yaml::Node& n) { ReadRelay(n); });
+  IfPresent(root, "maxPipes", [&](const yaml::Node& n) {
+    if (auto v = internal::ReadInt(n, "maxPipes", 0, 1000000, sink_)) config_.max_pipes = *v;
+  });
   IfPresent(root, "sniRewrites", [&](const yaml::Node& n) { ReadSniRewrites(n); });
   IfPresent(root, "mesh", [&](const yaml::Node& n) { ReadMesh(n); });
   IfPresent(root, "logLevel", [&](const yaml::Node& n) { ReadLogLevel(n); });

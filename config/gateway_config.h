@@ -25,6 +25,10 @@ struct GatewayConfig {
   size_t max_hello_bytes = 16 * 1024;
   int max_connect_attempts = 3;
   RelayMode relay = RelayMode::kSplice;
+  // Pipes for splice, over all workers (shared evenly); -1: no limit but the
+  // kernel's. Each pins up to 64 KiB of kernel memory while it holds bytes.
+  // A flow that finds none copies through a buffer instead (HAProxy's maxpipes).
+  int64_t max_pipes = -1;
   std::vector<SniRewrite> sni_rewrites = {{".global", ".svc.cluster.local"}};
   std::vector<std::string> mesh_paths;       // relative paths resolved against the file's dir
   std::string log_level = "info";

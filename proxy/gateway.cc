@@ -59,7 +59,9 @@ bool IsResourceExhaustion(const error_code& ec) {
 // Member order matters: the io_context is destroyed before the state its
 // pending sessions point at (stats, pipes, balancer).
 struct Worker {
-  Worker(const config::GatewayConfig& config, std::shared_ptr<WorkerRoutes> routes, size_t index) {
+  Worker(const config::GatewayConfig& config, std::shared_ptr<WorkerRoutes> routes, size_t index,
+         size_t max_pipes)
+      : pipes(64, max_pipes) {
     ctx.config = &config;
     ctx.routes = std::move(routes);
     ctx.worker_index = index;
@@ -174,7 +176,9 @@ Gateway::Gateway(config::GatewayConfig config, std::shared_ptr<const config::Rou
   for (int i = 0; i < threads; ++i) {
     impl_->workers.push_back(std::make_unique<Worker>(
         impl_->config, impl_->RoutesFor(impl_->table, impl_->health, impl_->current_stats),
-        static_cast<size_t>(i)));
+        static_cast<size_t>(i),
+        // maxPipes is for the whole gateway: each worker gets its share.
+        impl_->config.max_pipes < 0 ? SIZE_MAX : static_cast<size_t>(impl_->config.max_pipes / threads)));
   }
 }
 

@@ -34,9 +34,11 @@ bool PipePool::Acquire(Pipe& out) {
     idle_.pop_back();
     return true;
   }
+  if (open_ >= max_open_) return false;
   int fds[2];
   if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
   out = Pipe{fds[0], fds[1]};
+  ++open_;
   return true;
 }
 
@@ -45,21 +47,30 @@ void PipePool::Release(Pipe pipe) {
     idle_.push_back(pipe);
     return;
   }
+  Discard(pipe);
+}
+
+void PipePool::Discard(Pipe pipe) {
   ::close(pipe.read_fd);
   ::close(pipe.write_fd);
+  --open_;
 }
 
 Flow::Flow(boost::asio::ip::tcp::socket& src, boost::asio::ip::tcp::socket& dst, bool splice,
-           PipePool& pipes, Counter& bytes_counter)
-    : src_(src), dst_(dst), splice_(splice), pipes_(pipes), bytes_counter_(bytes_counter) {}
+           PipePool& pipes, Counter& bytes_counter, Counter& copy_fallbacks)
+    : src_(src),
+      dst_(dst),
+      splice_(splice),
+      pipes_(pipes),
+      bytes_counter_(bytes_counter),
+      copy_fallbacks_(copy_fallbacks) {}
 
 Flow::~Flow() {
   if (!have_pipe_) return;
   if (in_pipe_ == 0) {
     pipes_.Release(pipe_);
   } else {  // bytes left in it: never hand a dirty pipe to another flow
-    ::close(pipe_.read_fd);
-    ::close(pipe_.write_fd);
+    pipes_.Discard(pipe_);
   }
 }
 
@@ -146,7 +157,9 @@ void Flow::Pump() {
       return WaitThenPump(src_, boost::asio::socket_base::wait_read, End::kSrcError);
     }
     if (errno == kNoPipe) {
-      splice_ = false;  // out of pipes (fd or pipe-page limits): plain copies from now on
+      // Out of pipes (maxPipes, fd or pipe-page limits): copies from now on.
+      copy_fallbacks_.Inc();
+      splice_ = false;
       return ReadCopy();
     }
     return Finish(errno == kDstFailed ? End::kDstError : End::kSrcError);

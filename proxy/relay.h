@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -28,18 +29,25 @@ class PipePool {
     int read_fd = -1;
     int write_fd = -1;
   };
-  explicit PipePool(size_t max_idle = 64) : max_idle_(max_idle) {}
+  // max_open: pipes this pool may have at once (idle and in use).
+  explicit PipePool(size_t max_idle = 64, size_t max_open = SIZE_MAX)
+      : max_idle_(max_idle), max_open_(max_open) {}
   ~PipePool();
   PipePool(const PipePool&) = delete;
   PipePool& operator=(const PipePool&) = delete;
 
-  // False when no pipe can be had (fd limit): the caller falls back to copy.
+  // False when no pipe can be had (the cap, or fd and pipe-page limits):
+  // the caller falls back to copying.
   bool Acquire(Pipe& out);
   // Only empty pipes may be returned.
   void Release(Pipe pipe);
+  // A pipe with bytes still in it is closed, never reused.
+  void Discard(Pipe pipe);
 
  private:
   size_t max_idle_;
+  size_t max_open_;
+  size_t open_ = 0;  // idle and in use
   std::vector<Pipe> idle_;
 };
 
@@ -50,7 +58,7 @@ class Flow {
   enum class End { kEof, kSrcError, kDstError };
 
   Flow(boost::asio::ip::tcp::socket& src, boost::asio::ip::tcp::socket& dst, bool splice,
-       PipePool& pipes, Counter& bytes_counter);
+       PipePool& pipes, Counter& bytes_counter, Counter& copy_fallbacks);
   ~Flow();
   Flow(const Flow&) = delete;
   Flow& operator=(const Flow&) = delete;
@@ -79,6 +87,7 @@ class Flow {
   bool splice_;
   PipePool& pipes_;
   Counter& bytes_counter_;
+  Counter& copy_fallbacks_;
   PipePool::Pipe pipe_;
   bool have_pipe_ = false;
   size_t in_pipe_ = 0;

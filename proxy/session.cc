@@ -293,8 +293,10 @@ void Session::OnWriteHello(const error_code& ec, size_t n) {
 
 void Session::StartRelay() {
   const bool splice = ctx_.config->relay == config::RelayMode::kSplice;
-  down_to_up_.emplace(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream);
-  up_to_down_.emplace(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream);
+  down_to_up_.emplace(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream,
+                      ctx_.stats->relay_copy_fallback);
+  up_to_down_.emplace(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream,
+                      ctx_.stats->relay_copy_fallback);
   auto self = shared_from_this();
   down_to_up_->Start(self, *this);
   if (closed_) return;

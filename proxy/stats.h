@@ -65,7 +65,8 @@ std::string_view ToString(Termination t);
   X(upstream_cx_overflow)     /* refused: maxConnections */        \
   X(upstream_ejections)       /* outlier detection */              \
   X(bytes_downstream_to_upstream)                                  \
-  X(bytes_upstream_to_downstream)
+  X(bytes_upstream_to_downstream)                                  \
+  X(relay_copy_fallback)      /* flows that found no pipe: copied */
 
 struct ProxyStats {
 #define MESHGATE_COUNTER_FIELD(name) Counter name;

@@ -162,7 +162,7 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
           "error, off)\n" +
           p +
           "15:1: listenAddress: unknown field (expected one of: listen, threads, timeouts, "
-          "maxHelloBytes, maxConnectAttempts, relay, sniRewrites, mesh, logLevel, namespace, "
+          "maxHelloBytes, maxConnectAttempts, relay, maxPipes, sniRewrites, mesh, logLevel, namespace, "
           "rootNamespace, clusterDomain, dns, locality, healthChecks, admin, metrics, readiness, "
           "drain, accessLog, clusterId, control)\n" +
           p + "16:12: namespace: \"Istio_System\" is not a namespace name (lowercase letters, "
@@ -289,6 +289,13 @@ TEST(GatewayConfigTest, MeshPaths) {
   EXPECT_EQ(ErrorOf("mesh: [\"\", {a: b}]\n"),
             "meshgate.yaml:1:8: mesh[0]: empty path\n"
             "meshgate.yaml:1:12: mesh[1]: must be a string, got a map");
+}
+
+TEST(GatewayConfigTest, MaxPipes) {
+  EXPECT_EQ(ParseGatewayConfig("", "m.yaml", "")->max_pipes, -1);  // the kernel's limits only
+  EXPECT_EQ(ParseGatewayConfig("maxPipes: 0\n", "m.yaml", "")->max_pipes, 0);
+  EXPECT_EQ(ParseGatewayConfig("maxPipes: 4096\n", "m.yaml", "")->max_pipes, 4096);
+  EXPECT_EQ(ErrorOf("maxPipes: -1\n"), "meshgate.yaml:1:11: maxPipes: must be 0..1000000, got -1");
 }
 
 TEST(GatewayConfigTest, ControlAsUrlOrMap) {

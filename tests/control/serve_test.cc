@@ -382,20 +382,21 @@ TEST_F(FollowTest, NotReadyUntilFirstSyncAndOnlyTrustsTheConfiguredCa) {
   EXPECT_NE(ready.body.find("waiting for the first sync from control component"), std::string::npos) << ready.body;
   EXPECT_TRUE(WaitFor([&] {
     return HttpCall(gw.admin_address(), "GET", "/control", 1000).body.find("Connection refused") != std::string::npos;
-  }));
+  }, 15000));
 
   // Up, but its certificate does not chain to the CA the gateway trusts: still not ready.
   ServeProcess serve(TlsServeConfig(), P("serve.log"), "127.0.0.1:" + std::to_string(serve_port));
   ASSERT_FALSE(serve.Address().empty()) << serve.Log();
   EXPECT_TRUE(WaitFor([&] {
     return HttpCall(gw.admin_address(), "GET", "/control", 1000).body.find("certificate") != std::string::npos;
-  })) << HttpCall(gw.admin_address(), "GET", "/control", 1000).body;
+  }, 15000)) << HttpCall(gw.admin_address(), "GET", "/control", 1000).body;
   EXPECT_EQ(HttpCall(gw.readiness_address(), "GET", "/healthz/ready", 1000).status, 503);
   EXPECT_EQ(gw.Stop(), 0);
 
   // Trusting the shared root, it syncs and becomes ready.
   MeshgateProcess trusted({"--config", GatewayConfig(serve_port, P("root/root-cert.pem"))});
-  EXPECT_TRUE(WaitFor([&] { return HttpCall(trusted.readiness_address(), "GET", "/healthz/ready", 1000).status == 200; }))
+  EXPECT_TRUE(WaitFor([&] { return HttpCall(trusted.readiness_address(), "GET", "/healthz/ready", 1000).status == 200; },
+                      15000))
       << trusted.Log();
 }
 
