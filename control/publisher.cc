@@ -306,6 +306,7 @@ void Publisher::RenderServiceEntries(const ServeConfig::Cluster& consumer, std::
     return;
   }
   if (vips_path.empty() && memory_vips_.count(consumer.name)) *vips = memory_vips_[consumer.name];
+  const size_t allocated_before = vips->all().size();  // VIPs are only ever added
   std::string body = absl::StrCat("# meshgatectl serve: ServiceEntries for cluster ", consumer.name,
                                   " to reach the other clusters' services\n");
   bool ok = true;
@@ -330,6 +331,8 @@ void Publisher::RenderServiceEntries(const ServeConfig::Cluster& consumer, std::
   if (!ok) return;  // the last good version stays
   if (vips_path.empty()) {
     memory_vips_[consumer.name] = *vips;
+  } else if (vips->all().size() == allocated_before) {
+    // Nothing new: no write, so a watched directory sees no change of ours.
   } else if (absl::Status s = vips->Save(vips_path); !s.ok()) {
     problems_.push_back(absl::StrCat("serviceentries/", consumer.name, ": ", s.message()));
     return;  // a VIP not on disk could be handed out twice after a restart

@@ -260,6 +260,28 @@ TEST_F(ServeTest, ServiceEntryVipsSurviveRestartsAndAddedServices) {
   EXPECT_NE(vip_of(after, "aa.bar.global"), vip_of(after, "a.bar.global"));
 }
 
+TEST_F(ServeTest, AllocationsBesideTheConfigDoNotRetriggerItself) {
+  Write(P("m2/a.yaml"), KubeService("a", "bar"));
+  Write(P("serve.yaml"), "allocations: .\nclusters:\n- {name: cluster1, gateway: 192.0.2.1, mesh: [m1]}\n"
+                         "- {name: cluster2, gateway: 192.0.2.2, mesh: [m2]}\n");
+  ServeProcess serve(P("serve.yaml"), P("serve.log"));
+  ASSERT_FALSE(serve.Address().empty()) << serve.Log();
+  // A change: the new service gets a VIP, saved beside the (watched) config.
+  Write(P("m2/b.yaml"), KubeService("b", "bar"));
+  ASSERT_TRUE(WaitFor([&] {
+    return HttpCall(serve.Address(), "GET", "/v1/serviceentries?cluster=cluster1", 3000).body.find("b.bar.global") !=
+           std::string::npos;
+  }));
+  EXPECT_NE(Read(P("cluster1.vips")).find("b.bar.global"), std::string::npos);
+  // That write must not start another refresh, which would write again, forever.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto written = fs::last_write_time(P("cluster1.vips"));
+  const uint64_t v = Version(HttpCall(serve.Address(), "GET", "/v1/serviceentries?cluster=cluster1", 3000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // 8 debounce periods
+  EXPECT_EQ(fs::last_write_time(P("cluster1.vips")), written);
+  EXPECT_EQ(Version(HttpCall(serve.Address(), "GET", "/v1/serviceentries?cluster=cluster1", 3000)), v);
+}
+
 TEST_F(ServeTest, BadConfigSaysWhereAndExits) {
   Write(P("serve.yaml"), "clusters:\n- {name: Cluster_1, gateway: 192.0.2.1, mesh: [m1]}\n- {gateway: 'a b'}\n");
   const CmdResult r = Ctl("serve --config " + P("serve.yaml"));
