@@ -89,10 +89,10 @@ struct Worker {
   void DoAccept() {
     // The peer's address comes with accept(): no getpeername per connection.
     acceptor.async_accept(io, accept_peer,
-                          [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+                          [this](const error_code& ec, Socket socket) { OnAccept(ec, std::move(socket)); });
   }
 
-  void OnAccept(const error_code& ec, tcp::socket socket) {
+  void OnAccept(const error_code& ec, Socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (ec) {
       stats.accept_errors.Inc();

@@ -56,7 +56,7 @@ void PipePool::Discard(Pipe pipe) {
   --open_;
 }
 
-Flow::Flow(boost::asio::ip::tcp::socket& src, boost::asio::ip::tcp::socket& dst, bool splice,
+Flow::Flow(Socket& src, Socket& dst, bool splice,
            PipePool& pipes, Counter& bytes_counter, Counter& copy_fallbacks)
     : src_(src),
       dst_(dst),
@@ -220,7 +220,7 @@ ssize_t Flow::SpliceIn(int src_fd) {
 }
 
 // Resumes pumping once `socket` is ready; a failed wait ends the flow.
-void Flow::WaitThenPump(boost::asio::ip::tcp::socket& socket, boost::asio::socket_base::wait_type what,
+void Flow::WaitThenPump(Socket& socket, boost::asio::socket_base::wait_type what,
                         End on_error) {
   socket.async_wait(what, [this, on_error, k = keepalive_.lock()](const boost::system::error_code& ec) {
     if (ec) return Finish(on_error);

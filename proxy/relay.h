@@ -9,17 +9,28 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <vector>
 
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "proxy/stats.h"
 
 namespace meshgate::proxy {
+
+// The data path's sockets and timers name their executor exactly (a worker's
+// io_context) instead of Asio's type-erased any_io_executor: every pending
+// operation is smaller, and completions skip the type erasure.
+using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
+                                                boost::asio::wait_traits<std::chrono::steady_clock>,
+                                                boost::asio::io_context::executor_type>;
 
 // Per-worker pool of pipes. A flow holds a pipe only while bytes are in it,
 // so idle connections pin no pipes (and no file descriptors beyond sockets).
@@ -57,7 +68,7 @@ class Flow {
  public:
   enum class End { kEof, kSrcError, kDstError };
 
-  Flow(boost::asio::ip::tcp::socket& src, boost::asio::ip::tcp::socket& dst, bool splice,
+  Flow(Socket& src, Socket& dst, bool splice,
        PipePool& pipes, Counter& bytes_counter, Counter& copy_fallbacks);
   ~Flow();
   Flow(const Flow&) = delete;
@@ -73,7 +84,7 @@ class Flow {
   void Pump();
   ssize_t CopyThrough(int src_fd, int dst_fd);
   ssize_t SpliceIn(int src_fd);
-  void WaitThenPump(boost::asio::ip::tcp::socket& socket, boost::asio::socket_base::wait_type what,
+  void WaitThenPump(Socket& socket, boost::asio::socket_base::wait_type what,
                     End on_error);
   void ReadCopy();
   void OnCopyRead(const boost::system::error_code& ec, size_t n);
@@ -82,8 +93,8 @@ class Flow {
   void Finish(End end);
   void ForwardEof();
 
-  boost::asio::ip::tcp::socket& src_;
-  boost::asio::ip::tcp::socket& dst_;
+  Socket& src_;
+  Socket& dst_;
   bool splice_;
   PipePool& pipes_;
   Counter& bytes_counter_;

@@ -27,7 +27,7 @@ std::string Suppressed(uint64_t n) {
 
 // TCP_NODELAY: we relay, the endpoints decide batching. SO_OOBINLINE: urgent
 // data is part of the byte stream we must forward exactly, not a side channel.
-void PrepareSocket(asio::ip::tcp::socket& s) {
+void PrepareSocket(Socket& s) {
   error_code ec;
   s.set_option(asio::ip::tcp::no_delay(true), ec);
   s.set_option(asio::socket_base::out_of_band_inline(true), ec);
@@ -44,7 +44,7 @@ uint64_t HashAddress(const asio::ip::address& address) {
 
 }  // namespace
 
-Session::Session(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& peer, const WorkerContext& ctx)
+Session::Session(Socket socket, const asio::ip::tcp::endpoint& peer, const WorkerContext& ctx)
     : ctx_(ctx),
       down_(std::move(socket)),
       peer_endpoint_(peer),
@@ -207,7 +207,7 @@ void Session::DoConnect() {
   }
   connect_timed_out_ = false;
   connect_started_ = Clock::now();
-  up_ = asio::ip::tcp::socket(down_.get_executor());
+  up_ = Socket(down_.get_executor());
   ArmTimer(ConnectTimeout(), [this] {
     connect_timed_out_ = true;
     error_code ignored;

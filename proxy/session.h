@@ -64,7 +64,7 @@ struct WorkerContext {
 class Session : public std::enable_shared_from_this<Session>, private FlowOwner {
  public:
   // peer: the client's address as accept() returned it.
-  Session(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
+  Session(Socket socket, const boost::asio::ip::tcp::endpoint& peer,
           const WorkerContext& ctx);
   ~Session();
   void Start();
@@ -100,10 +100,10 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   void WriteAccessLog(Termination why);
 
   WorkerContext ctx_;
-  boost::asio::ip::tcp::socket down_;
+  Socket down_;
   boost::asio::ip::tcp::endpoint peer_endpoint_;
-  boost::asio::ip::tcp::socket up_;
-  boost::asio::steady_timer timer_;
+  Socket up_;
+  Timer timer_;
   uint64_t timer_gen_ = 0;
   std::string peer_;                 // "ip:port" of the client, for logs
 
