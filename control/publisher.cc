@@ -259,18 +259,26 @@ std::vector<std::string> Publisher::Refresh() {
     config_ = *std::move(loaded);
     config_loaded_ = true;
   }
+  // Each cluster's files are read, and its Services parsed, once per
+  // refresh, however many other clusters consume them.
+  std::map<std::string, ClusterInputs> inputs;
+  for (const auto& cluster : config_.clusters) {
+    ClusterInputs& in = inputs[cluster.name];
+    in.sources = config::ReadMeshSources(cluster.mesh);
+    in.services = config::LoadServices(in.sources);
+  }
   std::vector<std::string> changed;
   for (const auto& cluster : config_.clusters) {
-    RenderCluster(cluster, changed);
-    RenderServiceEntries(cluster, changed);
+    RenderCluster(cluster, inputs.at(cluster.name).sources, changed);
+    RenderServiceEntries(cluster, inputs, changed);
   }
   return changed;
 }
 
-void Publisher::RenderCluster(const ServeConfig::Cluster& cluster, std::vector<std::string>& changed) {
+void Publisher::RenderCluster(const ServeConfig::Cluster& cluster, const config::MeshSources& sources,
+                              std::vector<std::string>& changed) {
   // The routes are the cluster's own resources, checked with meshgate's
   // loader first: a gateway is never offered what it would refuse.
-  const config::MeshSources sources = config::ReadMeshSources(cluster.mesh);
   const config::MeshLoadResult check =
       config::LoadMeshSources(sources, {{".global", ".svc.cluster.local"}}, config::MeshLoadOptions{});
   std::vector<std::string> errors = check.errors;
@@ -297,7 +305,9 @@ void Publisher::RenderCluster(const ServeConfig::Cluster& cluster, std::vector<s
   }
 }
 
-void Publisher::RenderServiceEntries(const ServeConfig::Cluster& consumer, std::vector<std::string>& changed) {
+void Publisher::RenderServiceEntries(const ServeConfig::Cluster& consumer,
+                                     const std::map<std::string, ClusterInputs>& inputs,
+                                     std::vector<std::string>& changed) {
   const std::string vips_path =
       config_.allocations_dir.empty() ? "" : config_.allocations_dir + "/" + consumer.name + ".vips";
   auto vips = vips_path.empty() ? absl::StatusOr<VipAllocations>(VipAllocations()) : VipAllocations::Load(vips_path);
@@ -312,7 +322,7 @@ void Publisher::RenderServiceEntries(const ServeConfig::Cluster& consumer, std::
   bool ok = true;
   for (const auto& source : config_.clusters) {
     if (source.name == consumer.name) continue;
-    const config::ServiceListResult services = config::LoadServices(source.mesh);
+    const config::ServiceListResult& services = inputs.at(source.name).services;
     if (!services.errors.empty()) {
       ok = false;
       for (const auto& e : services.errors) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "config/mesh_loader.h"
 #include "control/serviceentries.h"
 
 namespace meshgate::control {
@@ -68,8 +69,14 @@ class Publisher {
  private:
   void Publish(const std::string& key, std::string body, const std::string& content_type,
                std::vector<std::string>& changed);
-  void RenderCluster(const ServeConfig::Cluster& cluster, std::vector<std::string>& changed);
-  void RenderServiceEntries(const ServeConfig::Cluster& consumer, std::vector<std::string>& changed);
+  struct ClusterInputs {
+    config::MeshSources sources;
+    config::ServiceListResult services;
+  };
+  void RenderCluster(const ServeConfig::Cluster& cluster, const config::MeshSources& sources,
+                     std::vector<std::string>& changed);
+  void RenderServiceEntries(const ServeConfig::Cluster& consumer, const std::map<std::string, ClusterInputs>& inputs,
+                            std::vector<std::string>& changed);
 
   std::string config_path_;
   ServeConfig config_;
