@@ -36,6 +36,20 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// Parses `args` against `opts` into `vm`; on a bad flag prints why, with the
+// usage, and returns false.
+bool ParseArgs(const std::string& command, const std::vector<std::string>& args,
+               const po::options_description& opts, po::variables_map& vm) {
+  try {
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+    return true;
+  } catch (const po::error& e) {
+    std::cerr << "meshgatectl " << command << ": " << e.what() << "\n" << kUsage << "\n";
+    return false;
+  }
+}
+
 int Ca(const std::string& command, const std::vector<std::string>& args) {
   po::options_description opts;
   opts.add_options()("out", po::value<std::string>())("root", po::value<std::string>())(
@@ -45,13 +59,7 @@ int Ca(const std::string& command, const std::vector<std::string>& args) {
       "dns", po::value<std::vector<std::string>>()->composing())(
       "ip", po::value<std::vector<std::string>>()->composing());
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "meshgatectl ca " << command << ": " << e.what() << "\n" << kUsage << "\n";
-    return 2;
-  }
+  if (!ParseArgs("ca " + command, args, opts, vm)) return 2;
   auto need = [&](const char* name) -> std::string {
     if (!vm.count(name)) throw std::invalid_argument(std::string("--") + name + " is required");
     return vm[name].as<std::string>();
@@ -121,13 +129,7 @@ int ServiceEntriesCommand(const std::vector<std::string>& args) {
       "namespace", po::value<std::string>()->default_value("istio-system"))(
       "allocations", po::value<std::string>());
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "meshgatectl serviceentries: " << e.what() << "\n" << kUsage << "\n";
-    return 2;
-  }
+  if (!ParseArgs("serviceentries", args, opts, vm)) return 2;
   if (!vm.count("services") || !vm.count("gateway")) {
     std::cerr << "meshgatectl serviceentries: --services and --gateway are required\n" << kUsage << "\n";
     return 2;
@@ -160,13 +162,7 @@ int CorednsCommand(const std::vector<std::string>& args) {
   po::options_description opts;
   opts.add_options()("server", po::value<std::string>())("suffix", po::value<std::string>()->default_value("global"));
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "meshgatectl coredns: " << e.what() << "\n";
-    return 2;
-  }
+  if (!ParseArgs("coredns", args, opts, vm)) return 2;
   if (!vm.count("server")) {
     std::cerr << "meshgatectl coredns: --server is required (the DNS server that answers for ."
               << vm["suffix"].as<std::string>() << ")\n";
@@ -183,13 +179,7 @@ int ServeCommand(const std::vector<std::string>& args) {
   opts.add_options()("config", po::value<std::string>())("listen", po::value<std::string>()->default_value(""))(
       "log-level", po::value<std::string>()->default_value("info"));
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "meshgatectl serve: " << e.what() << "\n" << kUsage << "\n";
-    return 2;
-  }
+  if (!ParseArgs("serve", args, opts, vm)) return 2;
   if (!vm.count("config")) {
     std::cerr << "meshgatectl serve: --config is required\n" << kUsage << "\n";
     return 2;
