@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "config/mesh_loader.h"
+#include "config/mesh/mesh_loader.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;

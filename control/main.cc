@@ -6,10 +6,10 @@
 
 #include <boost/program_options.hpp>
 
+#include "base/logging.h"
 #include "control/ca.h"
 #include "control/serve.h"
 #include "control/serviceentries.h"
-#include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
 namespace po = boost::program_options;
@@ -185,11 +185,9 @@ int ServeCommand(const std::vector<std::string>& args) {
     return 2;
   }
   const std::string level_name = vm["log-level"].as<std::string>();
-  const auto level = spdlog::level::from_str(level_name);
-  if (level == spdlog::level::off && level_name != "off") return Fail("unknown log level \"" + level_name + "\"");
-  spdlog::set_default_logger(spdlog::stderr_logger_mt("meshgatectl"));
-  spdlog::set_pattern("[%Y-%m-%dT%H:%M:%S.%e] [%l] %v");
-  spdlog::set_level(level);
+  const auto level = meshgate::base::ParseLogLevel(level_name);
+  if (!level) return Fail("unknown log level \"" + level_name + "\"");
+  meshgate::base::SetupLogging("meshgatectl", *level);
   return meshgate::control::RunServe(vm["config"].as<std::string>(), vm["listen"].as<std::string>());
 }
 

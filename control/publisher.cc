@@ -1,3 +1,4 @@
+#include "base/duration.h"
 #include "control/publisher.h"
 
 #include <openssl/evp.h>
@@ -10,10 +11,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "config/gateway_config.h"
-#include "config/mesh_loader.h"
-#include "config/names.h"
-#include "config/yaml_fields.h"
+#include "config/settings/gateway_config.h"
+#include "config/mesh/mesh_loader.h"
+#include "base/names.h"
+#include "base/yaml/yaml_fields.h"
 #include "control/serviceentries.h"
 
 namespace meshgate::control {
@@ -21,9 +22,9 @@ namespace meshgate::control {
 namespace {
 
 namespace fs = std::filesystem;
-using config::internal::ErrorSink;
-using config::internal::IfPresent;
-namespace yaml = config::yaml;
+using yaml::ErrorSink;
+using yaml::IfPresent;
+
 
 constexpr char kYaml[] = "application/yaml";
 constexpr char kPem[] = "application/x-pem-file";
@@ -67,14 +68,14 @@ class ServeConfigReader {
       : sink_(sink), base_(std::move(base_dir)), config_(config) {}
 
   void Read(const yaml::Node& root) {
-    if (!config::internal::ExpectMap(root, "", sink_)) return;
-    config::internal::CheckFields(root, "",
+    if (!yaml::ExpectMap(root, "", sink_)) return;
+    yaml::CheckFields(root, "",
                                   {"listen", "tls", "suffix", "namespace", "allocations", "maxWatch", "clusters"},
                                   sink_);
     IfPresent(root, "listen", [&](const yaml::Node& n) {
       auto text = String(n, "listen");
       if (!text) return;
-      if (auto parsed = config::ParseListenAddress(*text); !parsed.ok()) {
+      if (auto parsed = base::ParseListenAddress(*text); !parsed.ok()) {
         sink_.Add(n, "listen", std::string(parsed.status().message()));
       } else {
         config_.listen = *text;
@@ -83,7 +84,7 @@ class ServeConfigReader {
     IfPresent(root, "tls", [&](const yaml::Node& n) { ReadTls(n); });
     IfPresent(root, "suffix", [&](const yaml::Node& n) {
       if (auto text = String(n, "suffix")) {
-        if (auto problem = config::internal::FqdnProblem(*text)) {
+        if (auto problem = base::FqdnProblem(*text)) {
           sink_.Add(n, "suffix", absl::StrCat("\"", *text, "\" ", *problem));
         } else {
           config_.suffix = *text;
@@ -92,7 +93,7 @@ class ServeConfigReader {
     });
     IfPresent(root, "namespace", [&](const yaml::Node& n) {
       if (auto text = String(n, "namespace")) {
-        if (!config::internal::IsDns1123Label(*text)) {
+        if (!base::IsDns1123Label(*text)) {
           sink_.Add(n, "namespace", absl::StrCat("\"", *text, "\" is not a namespace name"));
         } else {
           config_.ns = *text;
@@ -105,19 +106,19 @@ class ServeConfigReader {
     IfPresent(root, "maxWatch", [&](const yaml::Node& n) {
       auto text = String(n, "maxWatch");
       if (!text) return;
-      auto d = config::ParseDuration(*text);
+      auto d = base::ParseDuration(*text);
       if (!d.ok() || d->count() < 1000) {
         sink_.Add(n, "maxWatch", "must be a duration of at least 1s, such as 60s");
       } else {
         config_.max_watch = *d;
       }
     });
-    const auto clusters = config::internal::Lookup(root, "clusters");
-    if (!clusters.present() || config::internal::IsMissing(clusters.value)) {
+    const auto clusters = yaml::Lookup(root, "clusters");
+    if (!clusters.present() || yaml::IsMissing(clusters.value)) {
       sink_.Add(root, "clusters", "is required: one entry per cluster (name, gateway, mesh)");
       return;
     }
-    config::internal::ForEachMap(clusters.value, "clusters", sink_,
+    yaml::ForEachMap(clusters.value, "clusters", sink_,
                                  [&](const yaml::Node& item, const std::string& path, size_t) {
                                    ReadCluster(item, path);
                                  });
@@ -125,60 +126,60 @@ class ServeConfigReader {
 
  private:
   std::optional<std::string> String(const yaml::Node& n, std::string_view path) {
-    return config::internal::ReadString(n, path, sink_);
+    return yaml::ReadString(n, path, sink_);
   }
 
   void ReadTls(const yaml::Node& node) {
-    if (!config::internal::ExpectMap(node, "tls", sink_)) return;
-    config::internal::CheckFields(node, "tls", {"certChain", "key"}, sink_);
+    if (!yaml::ExpectMap(node, "tls", sink_)) return;
+    yaml::CheckFields(node, "tls", {"certChain", "key"}, sink_);
     for (const auto& [key, out] : {std::pair<std::string_view, std::string*>{"certChain", &config_.tls_cert_chain},
                                    {"key", &config_.tls_key}}) {
-      const auto entry = config::internal::Lookup(node, key);
-      if (!config::internal::Require(entry, node, config::internal::FieldPath("tls", key), sink_)) continue;
-      if (auto text = String(entry.value, config::internal::FieldPath("tls", key))) *out = Resolve(base_, *text);
+      const auto entry = yaml::Lookup(node, key);
+      if (!yaml::Require(entry, node, yaml::FieldPath("tls", key), sink_)) continue;
+      if (auto text = String(entry.value, yaml::FieldPath("tls", key))) *out = Resolve(base_, *text);
     }
   }
 
   void ReadCluster(const yaml::Node& node, const std::string& path) {
-    config::internal::CheckFields(node, path, {"name", "network", "gateway", "mesh", "ca"}, sink_);
+    yaml::CheckFields(node, path, {"name", "network", "gateway", "mesh", "ca"}, sink_);
     ServeConfig::Cluster cluster;
-    const auto name = config::internal::Lookup(node, "name");
-    if (config::internal::Require(name, node, config::internal::FieldPath(path, "name"), sink_)) {
-      if (auto text = String(name.value, config::internal::FieldPath(path, "name"))) {
-        if (!config::internal::IsDns1123Label(*text)) {
-          sink_.Add(name.value, config::internal::FieldPath(path, "name"),
+    const auto name = yaml::Lookup(node, "name");
+    if (yaml::Require(name, node, yaml::FieldPath(path, "name"), sink_)) {
+      if (auto text = String(name.value, yaml::FieldPath(path, "name"))) {
+        if (!base::IsDns1123Label(*text)) {
+          sink_.Add(name.value, yaml::FieldPath(path, "name"),
                     absl::StrCat("\"", *text, "\" must be a DNS label (lowercase letters, digits, '-')"));
         } else if (!names_.insert(*text).second) {
-          sink_.Add(name.value, config::internal::FieldPath(path, "name"), absl::StrCat("duplicate cluster \"", *text, "\""));
+          sink_.Add(name.value, yaml::FieldPath(path, "name"), absl::StrCat("duplicate cluster \"", *text, "\""));
         } else {
           cluster.name = *text;
         }
       }
     }
     IfPresent(node, "network", [&](const yaml::Node& n) {
-      if (auto text = String(n, config::internal::FieldPath(path, "network"))) cluster.network = *text;
+      if (auto text = String(n, yaml::FieldPath(path, "network"))) cluster.network = *text;
     });
-    const auto gateway = config::internal::Lookup(node, "gateway");
-    if (config::internal::Require(gateway, node, config::internal::FieldPath(path, "gateway"), sink_)) {
-      if (auto text = String(gateway.value, config::internal::FieldPath(path, "gateway"))) {
+    const auto gateway = yaml::Lookup(node, "gateway");
+    if (yaml::Require(gateway, node, yaml::FieldPath(path, "gateway"), sink_)) {
+      if (auto text = String(gateway.value, yaml::FieldPath(path, "gateway"))) {
         ServiceEntryOptions check;
         if (absl::Status s = ParseGateway(*text, check); !s.ok()) {
-          sink_.Add(gateway.value, config::internal::FieldPath(path, "gateway"), std::string(s.message()));
+          sink_.Add(gateway.value, yaml::FieldPath(path, "gateway"), std::string(s.message()));
         } else {
           cluster.gateway = *text;
         }
       }
     }
-    const auto mesh = config::internal::Lookup(node, "mesh");
-    if (config::internal::Require(mesh, node, config::internal::FieldPath(path, "mesh"), sink_)) {
-      config::internal::ForEachString(mesh.value, config::internal::FieldPath(path, "mesh"), sink_,
+    const auto mesh = yaml::Lookup(node, "mesh");
+    if (yaml::Require(mesh, node, yaml::FieldPath(path, "mesh"), sink_)) {
+      yaml::ForEachString(mesh.value, yaml::FieldPath(path, "mesh"), sink_,
                                       [&](const yaml::Node& item, const std::string& p, const std::string& text) {
                                         if (text.empty()) return sink_.Add(item, p, "empty path");
                                         cluster.mesh.push_back(Resolve(base_, text));
                                       });
     }
     IfPresent(node, "ca", [&](const yaml::Node& n) {
-      if (auto text = String(n, config::internal::FieldPath(path, "ca"))) cluster.ca_dir = Resolve(base_, *text);
+      if (auto text = String(n, yaml::FieldPath(path, "ca"))) cluster.ca_dir = Resolve(base_, *text);
     });
     config_.clusters.push_back(std::move(cluster));
   }
@@ -197,7 +198,7 @@ absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path) {
   yaml::ParseError error;
   const std::optional<yaml::Stream> stream = yaml::Parse(*text, &error);
   if (!stream) {
-    return absl::InvalidArgumentError(absl::StrCat(config::internal::Located(path, {error.line, error.column}),
+    return absl::InvalidArgumentError(absl::StrCat(yaml::Located(path, {error.line, error.column}),
                                                    ": YAML syntax error: ", error.message));
   }
   ServeConfig config;
@@ -205,7 +206,7 @@ absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path) {
   {
     ErrorSink sink(path, &errors);
     const auto& docs = stream->documents();
-    if (docs.size() != 1 || config::internal::IsMissing(docs[0])) {
+    if (docs.size() != 1 || yaml::IsMissing(docs[0])) {
       sink.AddAt({1, 1}, "", "expected one YAML document with the serve configuration");
     } else {
       ServeConfigReader(sink, fs::path(path).parent_path().string(), config).Read(docs[0]);

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "config/mesh_loader.h"
+#include "config/mesh/mesh_loader.h"
 #include "control/serviceentries.h"
 
 namespace meshgate::control {

@@ -1,6 +1,7 @@
 // `meshgatectl serve`: publishes the Publisher's documents over HTTP(S), with
 // versions, ETags and bounded long polls, and re-renders them when an input
 // file changes. Reuses meshgate's HTTP stack and file watcher.
+#include "base/duration.h"
 #include "control/serve.h"
 
 #include <csignal>
@@ -15,18 +16,18 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "config/gateway_config.h"
+#include "config/settings/gateway_config.h"
 #include "control/publisher.h"
-#include "proxy/config_watcher.h"
-#include "proxy/http_server.h"
+#include "base/io/config_watcher.h"
+#include "base/io/http_server.h"
 
 namespace meshgate::control {
 
 namespace asio = boost::asio;
-using proxy::HttpRequest;
-using proxy::HttpResponder;
-using proxy::HttpResponse;
-using proxy::QueryValue;
+using io::HttpRequest;
+using io::HttpResponder;
+using io::HttpResponse;
+using io::QueryValue;
 
 namespace {
 
@@ -37,7 +38,7 @@ constexpr char kIndex[] =
     "/v1/ca/cert-chain.pem?cluster=NAME, /healthz; add &watch=1&version=N[&timeout=SECONDS] to wait for a "
     "newer version\n";
 
-HttpResponse Text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body)}; }
+io::HttpResponse Text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body)}; }
 
 class Server {
  public:
@@ -51,12 +52,12 @@ class Server {
       return absl::InvalidArgumentError(publisher_.problems().empty() ? "no clusters" : publisher_.problems()[0]);
     }
     const ServeConfig& config = publisher_.config();
-    proxy::HttpServerOptions options;
+    io::HttpServerOptions options;
     options.tls_cert_chain_file = config.tls_cert_chain;
     options.tls_key_file = config.tls_key;
     const std::string listen = listen_override.empty() ? config.listen : listen_override;
-    auto server = proxy::HttpServer::Start(
-        io_, listen, [this](const HttpRequest& r, HttpResponder respond) { Handle(r, std::move(respond)); }, options);
+    auto server = io::HttpServer::Start(
+        io_, listen, [this](const io::HttpRequest& r, io::HttpResponder respond) { Handle(r, std::move(respond)); }, options);
     if (!server.ok()) return server.status();
     http_ = *std::move(server);
     spdlog::info("meshgatectl serve: {} cluster(s), serving {} on {}", config.clusters.size(),
@@ -69,13 +70,13 @@ class Server {
   struct Waiter {
     std::string key;
     uint64_t version;
-    HttpResponder respond;
+    io::HttpResponder respond;
     std::unique_ptr<asio::steady_timer> timer;
   };
 
   void Watch() {
     watched_ = publisher_.watch_paths();
-    watcher_ = std::make_unique<proxy::ConfigWatcher>(io_, watched_, std::chrono::milliseconds(100),
+    watcher_ = std::make_unique<io::ConfigWatcher>(io_, watched_, std::chrono::milliseconds(100),
                                                       [this](const std::string& why) { Refresh(why); });
   }
 
@@ -103,13 +104,13 @@ class Server {
     }
   }
 
-  static HttpResponse Answer(const Resource& r, int status = 200) {
-    HttpResponse response{status, r.content_type, status == 200 ? r.body : ""};
+  static io::HttpResponse Answer(const Resource& r, int status = 200) {
+    io::HttpResponse response{status, r.content_type, status == 200 ? r.body : ""};
     response.headers = {{"ETag", r.etag}, {"X-Meshgate-Version", std::to_string(r.version)}, {"Cache-Control", "no-cache"}};
     return response;
   }
 
-  void Handle(const HttpRequest& request, HttpResponder respond) {
+  void Handle(const io::HttpRequest& request, io::HttpResponder respond) {
     if (request.method != "GET") return respond(Text(405, "use GET\n"));
     if (request.path == "/healthz") return respond(Health());
     std::string kind;
@@ -119,7 +120,7 @@ class Server {
     if (request.path == "/v1/ca/cert-chain.pem") kind = "cert-chain/";
     // Fixed names only: no part of a request ever becomes a file path.
     if (kind.empty()) return respond(Text(404, absl::StrCat("not found; ", kIndex)));
-    std::string cluster = QueryValue(request.query, "cluster");
+    std::string cluster = io::QueryValue(request.query, "cluster");
     if (cluster.empty() && kind == "root-cert/") {
       // The root is shared: any cluster's copy will do.
       for (const auto& name : publisher_.cluster_names()) {
@@ -141,17 +142,17 @@ class Server {
       return respond(Text(ca ? 404 : 503, ca ? absl::StrCat("cluster ", cluster, " has no CA configured\n")
                                              : absl::StrCat(kind, cluster, " has no valid version yet; see /healthz\n")));
     }
-    const std::string watch = QueryValue(request.query, "watch");
+    const std::string watch = io::QueryValue(request.query, "watch");
     if (watch != "1" && watch != "true") {
-      const bool same = proxy::HeaderValue(request.headers, "If-None-Match") == r->etag;
+      const bool same = io::HeaderValue(request.headers, "If-None-Match") == r->etag;
       return respond(Answer(*r, same ? 304 : 200));
     }
     uint64_t version = 0;
-    if (!absl::SimpleAtoi(QueryValue(request.query, "version"), &version)) {
+    if (!absl::SimpleAtoi(io::QueryValue(request.query, "version"), &version)) {
       return respond(Text(400, "watch=1 needs version=N (the X-Meshgate-Version you have)\n"));
     }
     if (version != r->version) return respond(Answer(*r));
-    auto timeout = WatchTimeout(QueryValue(request.query, "timeout"));
+    auto timeout = WatchTimeout(io::QueryValue(request.query, "timeout"));
     if (!timeout.ok()) return respond(Text(400, std::string(timeout.status().message()) + "\n"));
     if (waiters_.size() >= kMaxWaiters) return respond(Text(503, "too many watchers; retry later\n"));
     Park(kind + cluster, version, std::move(respond), *timeout);
@@ -163,7 +164,7 @@ class Server {
       int64_t seconds = 0;
       if (absl::SimpleAtoi(text, &seconds) && seconds > 0) {
         timeout = std::chrono::seconds(seconds);
-      } else if (auto d = config::ParseDuration(text); d.ok() && d->count() > 0) {
+      } else if (auto d = base::ParseDuration(text); d.ok() && d->count() > 0) {
         timeout = *d;
       } else {
         return absl::InvalidArgumentError("timeout must be seconds (30) or a duration (30s)");
@@ -172,7 +173,7 @@ class Server {
     return std::min(timeout, publisher_.config().max_watch);
   }
 
-  void Park(const std::string& key, uint64_t version, HttpResponder respond, std::chrono::milliseconds timeout) {
+  void Park(const std::string& key, uint64_t version, io::HttpResponder respond, std::chrono::milliseconds timeout) {
     waiters_.push_back({key, version, std::move(respond), std::make_unique<asio::steady_timer>(io_)});
     auto it = std::prev(waiters_.end());
     it->timer->expires_after(timeout);
@@ -183,7 +184,7 @@ class Server {
     });
   }
 
-  HttpResponse Health() const {
+  io::HttpResponse Health() const {
     std::string body = publisher_.problems().empty() ? "ok\n" : "ok, serving the last good versions; problems:\n";
     for (const auto& p : publisher_.problems()) absl::StrAppend(&body, "  ", p, "\n");
     for (const auto& name : publisher_.cluster_names()) {
@@ -199,8 +200,8 @@ class Server {
 
   asio::io_context& io_;
   Publisher publisher_;
-  std::unique_ptr<proxy::HttpServer> http_;
-  std::unique_ptr<proxy::ConfigWatcher> watcher_;
+  std::unique_ptr<io::HttpServer> http_;
+  std::unique_ptr<io::ConfigWatcher> watcher_;
   std::vector<std::string> watched_;
   std::list<Waiter> waiters_;
 };

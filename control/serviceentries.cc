@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "config/gateway_config.h"
-#include "config/names.h"
+#include "config/settings/gateway_config.h"
+#include "base/names.h"
 
 namespace meshgate::control {
 
@@ -113,13 +113,13 @@ absl::Status ParseGateway(const std::string& text, ServiceEntryOptions& options)
   if (colon != std::string::npos && text.find(':') == colon) {  // one colon: host:port
     host = text.substr(0, colon);
     uint16_t port = 0;
-    if (!config::internal::ParsePortNumber(text.substr(colon + 1), port) || port == 0) {
+    if (!base::ParsePortNumber(text.substr(colon + 1), port) || port == 0) {
       return absl::InvalidArgumentError("--gateway \"" + text + "\": bad port");
     }
     options.gateway_port = port;
   }
   if (host.empty()) return absl::InvalidArgumentError("--gateway is empty");
-  if (!config::internal::CanonicalIp(host) && config::internal::FqdnProblem(host)) {
+  if (!base::CanonicalIp(host) && base::FqdnProblem(host)) {
     return absl::InvalidArgumentError("--gateway \"" + host + "\" is neither an IP address nor a host name");
   }
   options.gateway = host;
@@ -128,7 +128,7 @@ absl::Status ParseGateway(const std::string& text, ServiceEntryOptions& options)
 
 std::string ServiceEntries(const std::vector<config::ServiceSummary>& services,
                            const ServiceEntryOptions& options, VipAllocations& vips) {
-  const bool ip = config::internal::CanonicalIp(options.gateway).has_value();
+  const bool ip = base::CanonicalIp(options.gateway).has_value();
   std::string out;
   for (const config::ServiceSummary& service : services) {
     if (service.ports.empty()) continue;  // nothing to reach

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "config/mesh_loader.h"
+#include "config/mesh/mesh_loader.h"
 
 namespace meshgate::control {
 

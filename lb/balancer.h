@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "config/route_table.h"
+#include "config/model/route_table.h"
 #include "lb/cluster_state.h"
 
 namespace meshgate::lb {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "config/route_table.h"
+#include "config/model/route_table.h"
 
 namespace meshgate::lb {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "config/route_table.h"
+#include "config/model/route_table.h"
 
 namespace meshgate::proxy {
 

@@ -3,7 +3,7 @@
 #include <ctime>
 #include <limits>
 
-#include "proxy/net.h"
+#include "base/io/endpoint.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -68,7 +68,7 @@ Session::~Session() {
 
 void Session::Start() {
   if (ctx_.live != nullptr) ctx_.live->insert(this);
-  peer_ = FormatEndpoint(peer_endpoint_);  // from accept(): no getpeername
+  peer_ = io::FormatEndpoint(peer_endpoint_);  // from accept(): no getpeername
   PrepareSocket(down_);
   hello_buf_.resize(kInitialHelloBuffer);
   // One deadline for the whole hello, not per read: a client dribbling one
@@ -381,7 +381,7 @@ void Session::WriteAccessLog(Termination why) {
   std::string upstream = "null";
   if (cluster_ != nullptr && endpoint_ >= 0) {
     const config::Endpoint& ep = cluster_->endpoints[endpoint_];
-    upstream = JsonString(FormatHostPort(ep.address, ep.port));
+    upstream = JsonString(io::FormatHostPort(ep.address, ep.port));
   }
   const auto start_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(start_wall_.time_since_epoch()).count();

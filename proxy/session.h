@@ -15,8 +15,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "absl/container/inlined_vector.h"
-#include "config/gateway_config.h"
-#include "config/route_table.h"
+#include "config/settings/gateway_config.h"
+#include "config/model/route_table.h"
 #include "lb/balancer.h"
 #include "proxy/access_log.h"
 #include "proxy/cluster_stats.h"

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "config/route_table.h"
+#include "config/model/route_table.h"
 #include "sni/client_hello_parser.h"
 
 namespace meshgate::proxy {

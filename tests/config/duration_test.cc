@@ -3,9 +3,9 @@
 
 #include <string>
 
-#include "config/gateway_config.h"
+#include "base/duration.h"
 
-namespace meshgate::config {
+namespace meshgate::base {
 namespace {
 
 using namespace std::chrono_literals;
@@ -68,4 +68,4 @@ TEST(ParseDurationTest, Rejects) {
 }
 
 }  // namespace
-}  // namespace meshgate::config
+}  // namespace meshgate::base

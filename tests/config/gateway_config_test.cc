@@ -1,13 +1,13 @@
 // meshgate's own config file: defaults, every key, every validation error, and the
 // listen address syntax.
-#include "config/gateway_config.h"
+#include "config/settings/gateway_config.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "config/mesh_loader.h"
+#include "config/mesh/mesh_loader.h"
 
 namespace meshgate::config {
 namespace {
@@ -359,7 +359,7 @@ TEST(ListenAddressTest, Valid) {
        {Case{"0.0.0.0:15443", "0.0.0.0", 15443}, Case{"127.0.0.1:1", "127.0.0.1", 1},
         Case{"[::]:15443", "::", 15443}, Case{"[::1]:65535", "::1", 65535},
         Case{"[FD00:0::1]:8443", "fd00::1", 8443}, Case{"127.0.0.1:0", "127.0.0.1", 0}}) {
-    auto address = ParseListenAddress(c.text);
+    auto address = base::ParseListenAddress(c.text);
     ASSERT_TRUE(address.ok()) << c.text << ": " << address.status();
     EXPECT_EQ(address->ip, c.ip);
     EXPECT_EQ(address->port, c.port);
@@ -387,7 +387,7 @@ TEST(ListenAddressTest, Invalid) {
            Case{"[fe80::1%eth0]:80",
                 "\"[fe80::1%eth0]:80\": \"fe80::1%eth0\" is not an IP address"},
        }) {
-    auto address = ParseListenAddress(c.text);
+    auto address = base::ParseListenAddress(c.text);
     ASSERT_FALSE(address.ok()) << c.text;
     EXPECT_EQ(std::string(address.status().message()), c.message) << c.text;
   }

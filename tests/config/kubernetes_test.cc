@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "config/mesh_loader.h"
+#include "config/mesh/mesh_loader.h"
 #include "tests/config/mesh_test_util.h"
 
 namespace meshgate::config {

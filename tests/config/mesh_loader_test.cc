@@ -1,6 +1,6 @@
 // LoadMesh: Istio ServiceEntries from real YAML fixtures (tests/data/mesh, tests/data/istio)
 // to a RouteTable, and every validation error with its exact file:line:column and field path.
-#include "config/mesh_loader.h"
+#include "config/mesh/mesh_loader.h"
 
 #include <gtest/gtest.h>
 

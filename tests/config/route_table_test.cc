@@ -1,5 +1,5 @@
 // RouteTable: SNI parsing, suffix rewrites, lookup and every miss reason.
-#include "config/route_table.h"
+#include "config/model/route_table.h"
 
 #include <gtest/gtest.h>
 

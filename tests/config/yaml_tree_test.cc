@@ -1,13 +1,13 @@
 // yaml::Parse: the libyaml-backed tree the config readers walk. Positions,
 // scalar styles, null spellings, anchors, duplicate keys and hostile input.
-#include "config/yaml_tree.h"
+#include "base/yaml/yaml_tree.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace meshgate::config::yaml {
+namespace meshgate::yaml {
 namespace {
 
 Stream MustParse(const std::string& text) {
@@ -184,4 +184,4 @@ TEST(YamlTreeTest, StreamsMoveWithoutInvalidatingNodes) {
 }
 
 }  // namespace
-}  // namespace meshgate::config::yaml
+}  // namespace meshgate::yaml

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
-#include "config/yaml_tree.h"
+#include "base/yaml/yaml_tree.h"
 #include "gtest/gtest.h"
 #include "tests/control/mesh_pki.h"
 #include "tests/control/run_command.h"
@@ -178,8 +178,8 @@ TEST_F(CaTest, SecretIsTheCacertsLayout) {
   MakeMesh();
   const CmdResult r = Ctl("ca secret --dir " + P("cluster1"));
   ASSERT_EQ(r.code, 0) << r.out;
-  meshgate::config::yaml::ParseError error;
-  auto stream = meshgate::config::yaml::Parse(r.out, &error);
+  meshgate::yaml::ParseError error;
+  auto stream = meshgate::yaml::Parse(r.out, &error);
   ASSERT_TRUE(stream.has_value()) << error.message;
   const auto doc = stream->documents().at(0);
   std::map<std::string, std::string> data;

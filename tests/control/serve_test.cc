@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "config/mesh_loader.h"
+#include "config/mesh/mesh_loader.h"
 #include "gtest/gtest.h"
-#include "proxy/http_server.h"
+#include "base/io/http_server.h"
 #include "tests/control/mesh_pki.h"
 #include "tests/control/run_command.h"
 #include "tests/support/meshgate_process.h"
@@ -27,8 +27,8 @@
 namespace {
 
 namespace fs = std::filesystem;
-using meshgate::proxy::HttpCall;
-using meshgate::proxy::HttpResult;
+using meshgate::io::HttpCall;
+using meshgate::io::HttpResult;
 using meshgate::testing::CmdResult;
 using meshgate::testing::Ctl;
 using meshgate::testing::MeshgateProcess;
@@ -101,7 +101,7 @@ class ServeProcess {
 
 uint64_t Version(const HttpResult& r) {
   uint64_t v = 0;
-  return absl::SimpleAtoi(meshgate::proxy::HeaderValue(r.headers, "X-Meshgate-Version"), &v) ? v : 0;
+  return absl::SimpleAtoi(meshgate::io::HeaderValue(r.headers, "X-Meshgate-Version"), &v) ? v : 0;
 }
 
 class ServeTest : public ::testing::Test {
@@ -142,7 +142,7 @@ TEST_F(ServeTest, PublishesRoutesServiceEntriesAndCertificatesWithVersionsAndEta
   ASSERT_EQ(routes.status, 200) << routes.body;
   EXPECT_EQ(routes.content_type, "application/yaml");
   EXPECT_GT(Version(routes), 0u);
-  EXPECT_FALSE(meshgate::proxy::HeaderValue(routes.headers, "ETag").empty());
+  EXPECT_FALSE(meshgate::io::HeaderValue(routes.headers, "ETag").empty());
   // What a cluster-2 gateway loads: its own resources, parsed as meshgate parses files.
   const auto table = meshgate::config::LoadMeshFromString(routes.body, "routes", {{".global", ".svc.cluster.local"}});
   ASSERT_TRUE(table.errors.empty()) << table.errors[0];
@@ -164,7 +164,7 @@ TEST_F(ServeTest, PublishesRoutesServiceEntriesAndCertificatesWithVersionsAndEta
             Read(P("cluster2/cert-chain.pem")));
 
   // Unchanged: If-None-Match gives 304; an unknown cluster or path says what exists.
-  const std::string etag = meshgate::proxy::HeaderValue(routes.headers, "ETag");
+  const std::string etag = meshgate::io::HeaderValue(routes.headers, "ETag");
   EXPECT_EQ(HttpCall(at, "GET", "/v1/routes?cluster=cluster2", 3000, {{"If-None-Match", etag}}).status, 304);
   const HttpResult unknown = HttpCall(at, "GET", "/v1/routes?cluster=cluster9", 3000);
   EXPECT_EQ(unknown.status, 404);

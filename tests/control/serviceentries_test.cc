@@ -10,7 +10,7 @@
 #include <set>
 #include <string>
 
-#include "config/mesh_loader.h"
+#include "config/mesh/mesh_loader.h"
 #include "gtest/gtest.h"
 #include "tests/control/run_command.h"
 

@@ -1,7 +1,7 @@
 // DnsResolver against a real DNS server on 127.0.0.1 (tests/dns/test_dns_server):
 // first answers, changes by TTL, clamping, failures that keep the last good
 // answer, timeouts, many hosts, stopping watches and destruction mid-query.
-#include "proxy/dns_resolver.h"
+#include "proxy/runtime/dns_resolver.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // DnsRoutes::Resolve: how answers become endpoints for each resolution.
-#include "proxy/dns_routes.h"
+#include "proxy/runtime/dns_routes.h"
 
 #include <gtest/gtest.h>
 

@@ -26,7 +26,7 @@
 
 #include "gtest/gtest.h"
 #include "proxy/access_log.h"
-#include "proxy/http_server.h"
+#include "base/io/http_server.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/pki.h"
 #include "tests/support/tls_peers.h"
@@ -35,7 +35,7 @@ namespace meshgate::testing {
 namespace {
 
 namespace json = boost::json;
-using proxy::HttpCall;
+using io::HttpCall;
 
 constexpr char kSni[] = "outbound_.8000_._.httpbin.bar.global";
 constexpr char kDeadSni[] = "outbound_.8000_._.dead.bar.global";
@@ -86,7 +86,7 @@ std::vector<Sample> ParseExposition(const std::string& text, std::vector<std::st
 class Scrape {
  public:
   explicit Scrape(const std::string& address) {
-    const proxy::HttpResult r = HttpCall(address, "GET", "/stats/prometheus", 3000);
+    const io::HttpResult r = io::HttpCall(address, "GET", "/stats/prometheus", 3000);
     status = r.status;
     content_type = r.content_type;
     text = r.body;
@@ -234,8 +234,8 @@ TEST_F(OpsTest, PrometheusCountersMoveForEachKindOfConnection) {
   EXPECT_GT(s.Value("istio_tcp_sent_bytes_total", istio), 200);
   EXPECT_EQ(s.Value("meshgate_cluster_endpoints", {{"cluster", kHttpbinCluster}, {"health", "healthy"}}), 1);
   EXPECT_EQ(s.Value("meshgate_build_info"), 1);
-  EXPECT_EQ(HttpCall(metrics, "GET", "/metrics", 3000).status, 200);
-  EXPECT_EQ(HttpCall(metrics, "GET", "/nothing", 3000).status, 404);
+  EXPECT_EQ(io::HttpCall(metrics, "GET", "/metrics", 3000).status, 200);
+  EXPECT_EQ(io::HttpCall(metrics, "GET", "/nothing", 3000).status, 404);
 
   EXPECT_EQ(gw->Stop(), 0);
   const std::vector<json::object> lines = AccessLines(gw->Stdout());
@@ -280,13 +280,13 @@ TEST_F(OpsTest, DrainKeepsOpenSessionsNotReadyAtOnceListenersCloseAfterTheDelay)
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
   auto gw = Start(backend.port(), {"--drain-delay", "600ms", "--drain-time", "10s"});
   const std::string ready = gw->readiness_address();
-  EXPECT_EQ(HttpCall(ready, "GET", "/healthz/ready", 2000).status, 200);
+  EXPECT_EQ(io::HttpCall(ready, "GET", "/healthz/ready", 2000).status, 200);
   TlsClient session(client_ctx_.get(), gw->port(), kSni);
   ASSERT_TRUE(session.ok()) << session.error();
 
   const auto sigterm = std::chrono::steady_clock::now();
   gw->SendSigterm();
-  EXPECT_TRUE(WaitFor([&] { return HttpCall(ready, "GET", "/healthz/ready", 500).status == 503; }, 500));
+  EXPECT_TRUE(WaitFor([&] { return io::HttpCall(ready, "GET", "/healthz/ready", 500).status == 503; }, 500));
   // During the delay new connections are still accepted (load balancers are
   // still deregistering the pod) ...
   TlsClient late(client_ctx_.get(), gw->port(), kSni);
@@ -352,7 +352,7 @@ TEST_F(OpsTest, AdminApi) {
   ASSERT_FALSE(admin.empty()) << gw->Log();
   Echo(gw->port());
 
-  const proxy::HttpResult dump = HttpCall(admin, "GET", "/config_dump", 3000);
+  const io::HttpResult dump = io::HttpCall(admin, "GET", "/config_dump", 3000);
   ASSERT_EQ(dump.status, 200);
   EXPECT_EQ(dump.content_type, "application/json");
   json::value config = json::parse(dump.body);
@@ -362,7 +362,7 @@ TEST_F(OpsTest, AdminApi) {
   for (const auto& c : config.at("clusters").as_array()) names.insert(std::string(c.at("name").as_string()));
   EXPECT_EQ(names, (std::set<std::string>{kDeadCluster, kHttpbinCluster}));
 
-  json::value clusters = json::parse(HttpCall(admin, "GET", "/clusters", 3000).body);
+  json::value clusters = json::parse(io::HttpCall(admin, "GET", "/clusters", 3000).body);
   bool seen = false;
   for (const auto& c : clusters.at("clusters").as_array()) {
     if (Str(c.at("name")) != kHttpbinCluster) continue;
@@ -373,25 +373,25 @@ TEST_F(OpsTest, AdminApi) {
     EXPECT_EQ(ep.at("total_connections").as_int64(), 1);
   }
   EXPECT_TRUE(seen) << clusters;
-  EXPECT_NE(HttpCall(admin, "GET", "/stats", 3000).body.find("upstream_cx_total=1\n"), std::string::npos);
-  EXPECT_EQ(HttpCall(admin, "POST", "/logging?level=verbose", 3000).status, 400);
-  EXPECT_EQ(HttpCall(admin, "POST", "/logging?level=debug", 3000).status, 200);
-  EXPECT_EQ(HttpCall(admin, "GET", "/drain", 3000).status, 405);
-  EXPECT_EQ(HttpCall(admin, "GET", "/ready", 3000).status, 200);
+  EXPECT_NE(io::HttpCall(admin, "GET", "/stats", 3000).body.find("upstream_cx_total=1\n"), std::string::npos);
+  EXPECT_EQ(io::HttpCall(admin, "POST", "/logging?level=verbose", 3000).status, 400);
+  EXPECT_EQ(io::HttpCall(admin, "POST", "/logging?level=debug", 3000).status, 200);
+  EXPECT_EQ(io::HttpCall(admin, "GET", "/drain", 3000).status, 405);
+  EXPECT_EQ(io::HttpCall(admin, "GET", "/ready", 3000).status, 200);
 
   // A broken reload is rejected, reported here, and the old table serves on.
   dir_.Write("mesh/httpbin.yaml", "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nspec: [\n");
   ASSERT_TRUE(gw->WaitForLog("config reload", 1, 5000)) << gw->Log();
   ASSERT_TRUE(WaitFor([&] {
-    return !json::parse(HttpCall(admin, "GET", "/config_dump", 3000).body).at("reload").at("last_error").is_null();
+    return !json::parse(io::HttpCall(admin, "GET", "/config_dump", 3000).body).at("reload").at("last_error").is_null();
   }));
-  config = json::parse(HttpCall(admin, "GET", "/config_dump", 3000).body);
+  config = json::parse(io::HttpCall(admin, "GET", "/config_dump", 3000).body);
   EXPECT_NE(std::string(config.at("reload").at("last_error").as_string()).find("httpbin.yaml"), std::string::npos);
   EXPECT_EQ(config.at("version").as_int64(), 1);
   Echo(gw->port());
 
-  EXPECT_EQ(HttpCall(admin, "POST", "/drain", 3000).status, 200);
-  EXPECT_EQ(HttpCall(gw->readiness_address(), "GET", "/healthz/ready", 3000).status, 503);
+  EXPECT_EQ(io::HttpCall(admin, "POST", "/drain", 3000).status, 200);
+  EXPECT_EQ(io::HttpCall(gw->readiness_address(), "GET", "/healthz/ready", 3000).status, 503);
   EXPECT_EQ(gw->WaitExit(3000), 0) << gw->Log();
 }
 
@@ -505,7 +505,7 @@ TEST_F(OpsTest, ARealPrometheusScrapesTheGatewayAndQueriesIstioSeries) {
   std::string health;
   EXPECT_TRUE(WaitFor(
       [&] {
-        const proxy::HttpResult r = HttpCall(prometheus.address(), "GET", "/api/v1/targets", 2000);
+        const io::HttpResult r = io::HttpCall(prometheus.address(), "GET", "/api/v1/targets", 2000);
         if (r.status != 200) return false;
         const json::value v = json::parse(r.body);
         const json::array& targets = v.at("data").at("activeTargets").as_array();
@@ -519,8 +519,8 @@ TEST_F(OpsTest, ARealPrometheusScrapesTheGatewayAndQueriesIstioSeries) {
   json::value result;
   EXPECT_TRUE(WaitFor(
       [&] {
-        const proxy::HttpResult r =
-            HttpCall(prometheus.address(), "GET",  // istio_tcp_connections_opened_total{destination_service_name="httpbin"}
+        const io::HttpResult r =
+            io::HttpCall(prometheus.address(), "GET",  // istio_tcp_connections_opened_total{destination_service_name="httpbin"}
                      "/api/v1/query?query=istio_tcp_connections_opened_total"
                      "%7Bdestination_service_name%3D%22httpbin%22%7D",
                      2000);

@@ -1,0 +1,352 @@
+#include "base/io/http_server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/match.h"
+#include "config/settings/gateway_config.h"
+#include "base/io/endpoint.h"
+
+namespace meshgate::io {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+constexpr size_t kMaxBody = 64 * 1024;
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One request, one response, then close. Stream: beast::tcp_stream or TlsStream.
+template <typename Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
+ public:
+  Connection(Stream stream, std::shared_ptr<const AsyncHttpHandler> handler)
+      : stream_(std::move(stream)), handler_(std::move(handler)) {}
+
+  void Start() {
+    beast::get_lowest_layer(stream_).expires_after(kRequestTimeout);
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](const error_code& ec) {
+        if (!ec) self->DoRead();
+      });
+    } else {
+      DoRead();
+    }
+  }
+
+ private:
+  void DoRead() {
+    parser_.body_limit(kMaxBody);
+    parser_.header_limit(16 * 1024);
+    http::async_read(stream_, buffer_, parser_,
+                     [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(const error_code& ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout) return;
+    if (ec) return Respond({400, "text/plain", "bad request: " + ec.message() + "\n"});
+    const auto& req = parser_.get();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    const std::string target(req.target());
+    const size_t q = target.find('?');
+    request.path = target.substr(0, q);
+    if (q != std::string::npos) request.query = target.substr(q + 1);
+    for (const auto& field : req) request.headers.emplace_back(field.name_string(), field.value());
+    request.body = req.body();
+    // A long poll may hold the request past the read deadline; the handler bounds it.
+    beast::get_lowest_layer(stream_).expires_never();
+    (*handler_)(request, [self = this->shared_from_this()](HttpResponse response) {
+      self->Respond(std::move(response));
+    });
+  }
+
+  void Respond(HttpResponse response) {
+    if (responded_) return;
+    responded_ = true;
+    res_.result(static_cast<http::status>(response.status));
+    res_.set(http::field::server, "meshgate");
+    res_.set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) res_.set(name, value);
+    res_.keep_alive(false);
+    res_.body() = std::move(response.body);
+    res_.prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(kRequestTimeout);
+    http::async_write(stream_, res_, [self = this->shared_from_this()](const error_code& ec, size_t) {
+      if constexpr (std::is_same_v<Stream, TlsStream>) {
+        if (!ec) self->stream_.async_shutdown([self](const error_code&) {});
+      } else {
+        error_code ignored;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      }
+    });
+  }
+
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  http::request_parser<http::string_body> parser_;
+  http::response<http::string_body> res_;
+  std::shared_ptr<const AsyncHttpHandler> handler_;
+  bool responded_ = false;
+};
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  explicit Impl(asio::io_context& io) : acceptor(io) {}
+  tcp::acceptor acceptor;
+  std::shared_ptr<const AsyncHttpHandler> handler;
+  std::unique_ptr<ssl::context> tls;  // null: plain HTTP
+  tcp::endpoint bound;
+
+  void Accept() {
+    acceptor.async_accept([self = shared_from_this()](const error_code& ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+      if (!ec) self->Serve(std::move(socket));
+      self->Accept();
+    });
+  }
+
+  void Serve(tcp::socket socket) {
+    if (tls) {
+      std::make_shared<Connection<TlsStream>>(TlsStream(std::move(socket), *tls), handler)->Start();
+    } else {
+      std::make_shared<Connection<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), handler)->Start();
+    }
+  }
+};
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(asio::io_context& io,
+                                                              const std::string& address,
+                                                              HttpHandler handler) {
+  auto async = [handler = std::move(handler)](const HttpRequest& request, HttpResponder respond) {
+    respond(handler(request));
+  };
+  return Start(io, address, std::move(async), HttpServerOptions{});
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(asio::io_context& io,
+                                                              const std::string& address,
+                                                              AsyncHttpHandler handler,
+                                                              const HttpServerOptions& options) {
+  auto parsed = base::ParseListenAddress(address);
+  if (!parsed.ok()) return parsed.status();
+  error_code ec;
+  const auto ip = asio::ip::make_address(parsed->ip, ec);
+  if (ec) return absl::InvalidArgumentError(address + ": " + ec.message());
+  auto impl = std::make_shared<Impl>(io);
+  if (!options.tls_cert_chain_file.empty() || !options.tls_key_file.empty()) {
+    impl->tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+    impl->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                           ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    impl->tls->use_certificate_chain_file(options.tls_cert_chain_file, ec);
+    if (ec) return absl::InvalidArgumentError(options.tls_cert_chain_file + ": " + ec.message());
+    impl->tls->use_private_key_file(options.tls_key_file, ssl::context::pem, ec);
+    if (ec) return absl::InvalidArgumentError(options.tls_key_file + ": " + ec.message());
+  }
+  const tcp::endpoint endpoint(ip, parsed->port);
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return absl::UnavailableError(address + ": " + ec.message());
+  impl->bound = impl->acceptor.local_endpoint(ec);
+  impl->handler = std::make_shared<const AsyncHttpHandler>(std::move(handler));
+  impl->Accept();
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::HttpServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() {
+  error_code ignored;
+  impl_->acceptor.close(ignored);
+}
+
+std::string HttpServer::bound_address() const { return FormatEndpoint(impl_->bound); }
+bool HttpServer::loopback() const { return impl_->bound.address().is_loopback(); }
+
+std::string HeaderValue(const HttpHeaders& headers, std::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (absl::EqualsIgnoreCase(key, absl::string_view(name.data(), name.size()))) return value;
+  }
+  return "";
+}
+
+std::string QueryValue(const std::string& query, const std::string& key) {
+  size_t start = 0;
+  while (start <= query.size()) {
+    const size_t end = std::min(query.find('&', start), query.size());
+    const std::string pair = query.substr(start, end - start);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == key) return eq == std::string::npos ? "" : pair.substr(eq + 1);
+    start = end + 1;
+  }
+  return "";
+}
+
+namespace {
+
+// One client request: resolve, connect, (TLS handshake,) write, read. Owned
+// by its handlers in flight; the deadline covers the whole exchange.
+template <typename Stream>
+class Fetch : public std::enable_shared_from_this<Fetch<Stream>> {
+ public:
+  Fetch(Stream stream, tcp::resolver resolver, HttpTarget target, http::verb method, std::string path,
+        const HttpHeaders& headers, std::chrono::milliseconds timeout, size_t body_limit,
+        std::function<void(HttpResult)> done)
+      : stream_(std::move(stream)),
+        resolver_(std::move(resolver)),
+        target_(std::move(target)),
+        done_(std::move(done)) {
+    req_ = http::request<http::empty_body>(method, path, 11);
+    req_.set(http::field::host, FormatHostPort(target_.host, target_.port));
+    req_.set(http::field::user_agent, "meshgate");
+    for (const auto& [name, value] : headers) req_.set(name, value);
+    parser_.body_limit(body_limit);
+    timeout_ = timeout;
+  }
+
+  void Start() {
+    beast::get_lowest_layer(stream_).expires_after(timeout_);
+    resolver_.async_resolve(target_.host, std::to_string(target_.port),
+                            [self = this->shared_from_this()](const error_code& ec, tcp::resolver::results_type r) {
+                              if (ec) return self->Finish("resolve " + self->target_.host + ": " + ec.message());
+                              self->Connect(r);
+                            });
+  }
+
+ private:
+  void Connect(const tcp::resolver::results_type& results) {
+    beast::get_lowest_layer(stream_).async_connect(
+        results, [self = this->shared_from_this()](const error_code& ec, const tcp::endpoint&) {
+          if (ec) return self->Finish("connect: " + ec.message());
+          if constexpr (std::is_same_v<Stream, TlsStream>) {
+            self->stream_.async_handshake(ssl::stream_base::client, [self](const error_code& ec2) {
+              if (ec2) return self->Finish("TLS handshake: " + TlsError(ec2));
+              self->Write();
+            });
+          } else {
+            self->Write();
+          }
+        });
+  }
+
+  void Write() {
+    http::async_write(stream_, req_, [self = this->shared_from_this()](const error_code& ec, size_t) {
+      if (ec) return self->Finish("write: " + ec.message());
+      http::async_read(self->stream_, self->buffer_, self->parser_, [self](const error_code& ec2, size_t) {
+        if (ec2) return self->Finish("read: " + ec2.message());
+        self->Finish("");
+      });
+    });
+  }
+
+  void Finish(const std::string& error) {
+    HttpResult result;
+    if (!error.empty()) {
+      result.error = error;
+    } else {
+      const auto& res = parser_.get();
+      result.status = static_cast<int>(res.result_int());
+      result.content_type = std::string(res[http::field::content_type]);
+      for (const auto& field : res) result.headers.emplace_back(field.name_string(), field.value());
+      result.body = std::move(parser_.get().body());
+    }
+    error_code ignored;
+    beast::get_lowest_layer(stream_).socket().close(ignored);
+    auto done = std::move(done_);
+    done(std::move(result));
+  }
+
+  static std::string TlsError(const error_code& ec) {
+    std::string text = ec.message();
+    if (ec.category() == asio::error::get_ssl_category()) {
+      const long reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+      if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) text += " (the server's certificate is not trusted for this host)";
+    }
+    return text;
+  }
+
+  Stream stream_;
+  tcp::resolver resolver_;
+  HttpTarget target_;
+  std::function<void(HttpResult)> done_;
+  std::chrono::milliseconds timeout_{};
+  http::request<http::empty_body> req_;
+  beast::flat_buffer buffer_;
+  http::response_parser<http::string_body> parser_;
+};
+
+void StartFetch(asio::io_context& io, const HttpTarget& target, http::verb method, const std::string& path,
+                const HttpHeaders& headers, std::chrono::milliseconds timeout, size_t body_limit, std::function<void(HttpResult)> done) {
+  if (!target.tls) {
+    std::make_shared<Fetch<beast::tcp_stream>>(beast::tcp_stream(io), tcp::resolver(io), target, method, path,
+                                               headers, timeout, body_limit, std::move(done))
+        ->Start();
+    return;
+  }
+  // A context per request re-reads the CA file, so a rotated root is picked up.
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  error_code ec;
+  ctx->set_verify_mode(ssl::verify_peer, ec);
+  if (target.ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+  } else {
+    ctx->load_verify_file(target.ca_file, ec);
+  }
+  if (ec) {
+    HttpResult result;
+    result.error = "CA file " + target.ca_file + ": " + ec.message();
+    asio::post(io, [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
+    return;
+  }
+  ctx->set_verify_callback(ssl::host_name_verification(target.host));
+  TlsStream stream(io, *ctx);
+  error_code not_ip;
+  asio::ip::make_address(target.host, not_ip);
+  if (not_ip) SSL_set_tlsext_host_name(stream.native_handle(), target.host.c_str());  // SNI is for names only
+  // The context must outlive the stream: it rides along in the callback.
+  auto keep = [ctx, done = std::move(done)](HttpResult r) { done(std::move(r)); };
+  std::make_shared<Fetch<TlsStream>>(std::move(stream), tcp::resolver(io), target, method, path, headers, timeout,
+                                     body_limit, std::move(keep))
+      ->Start();
+}
+
+}  // namespace
+
+void HttpFetch(asio::io_context& io, const HttpTarget& target, const std::string& path_and_query,
+               std::chrono::milliseconds timeout, size_t body_limit, std::function<void(HttpResult)> done) {
+  StartFetch(io, target, http::verb::get, path_and_query, {}, timeout, body_limit, std::move(done));
+}
+
+HttpResult HttpCall(const std::string& address, const std::string& method, const std::string& target,
+                    int timeout_ms, const HttpHeaders& headers) {
+  HttpResult result;
+  auto parsed = base::ParseListenAddress(address);
+  if (!parsed.ok()) {
+    result.error = std::string(parsed.status().message());
+    return result;
+  }
+  asio::io_context io;
+  HttpTarget where;
+  where.host = parsed->ip;
+  where.port = parsed->port;
+  StartFetch(io, where, http::string_to_verb(method), target, headers, std::chrono::milliseconds(timeout_ms),
+             64 * 1024 * 1024, [&](HttpResult r) { result = std::move(r); });
+  io.run();
+  return result;
+}
+
+}  // namespace meshgate::io

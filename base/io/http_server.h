@@ -1,0 +1,108 @@
+// meshgate's one HTTP/1.1 stack (Boost.Beast stays inside http_server.cc):
+// the server behind the operations endpoints (metrics, readiness, admin) and
+// meshgatectl serve, and the client that follows a control component. Runs
+// on a control loop, never on a worker. One request per connection, bounded
+// in size and time; TLS optional on both sides.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace meshgate::io {
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// The value of header `name` (case-insensitive), or "".
+std::string HeaderValue(const HttpHeaders& headers, std::string_view name);
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query
+  std::string query;   // after '?', or ""
+  HttpHeaders headers;
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  HttpHeaders headers = {};  // extra ones (ETag, ...)
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Answers later (a long poll): call `respond` once, on the server's io_context.
+using HttpResponder = std::function<void(HttpResponse)>;
+using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder respond)>;
+
+struct HttpServerOptions {
+  // TLS when both are set: PEM files, the chain leaf first.
+  std::string tls_cert_chain_file;
+  std::string tls_key_file;
+};
+
+class HttpServer {
+ public:
+  // Binds `address` ("IP:PORT", port 0 for any) at once; the error names it.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(boost::asio::io_context& io,
+                                                           const std::string& address,
+                                                           HttpHandler handler);
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(boost::asio::io_context& io,
+                                                           const std::string& address,
+                                                           AsyncHttpHandler handler,
+                                                           const HttpServerOptions& options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  std::string bound_address() const;
+  bool loopback() const;
+
+ private:
+  struct Impl;
+  explicit HttpServer(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+// "a=1&b=two" -> the value of `key`, or "" (no percent-decoding: the values
+// meshgate reads are plain words and numbers).
+std::string QueryValue(const std::string& query, const std::string& key);
+
+struct HttpResult {
+  int status = -1;  // -1: no answer; `error` says why
+  std::string content_type;
+  std::string body;
+  HttpHeaders headers;
+  std::string error;
+};
+
+// Where a client request goes.
+struct HttpTarget {
+  bool tls = false;
+  std::string host;  // a name or an IP: connect, Host header, SNI and certificate check
+  uint16_t port = 0;
+  std::string ca_file;  // tls: the CAs to trust; "" = the system's
+};
+
+// One GET on `io`; `done` runs there exactly once (unless `io` stops first).
+// A TLS server must present a certificate for `host` that chains to ca_file.
+void HttpFetch(boost::asio::io_context& io, const HttpTarget& target, const std::string& path_and_query,
+               std::chrono::milliseconds timeout, size_t body_limit, std::function<void(HttpResult)> done);
+
+// One request to a plain-HTTP server at "IP:PORT", blocking, for
+// `meshgate --probe` and tests.
+HttpResult HttpCall(const std::string& address, const std::string& method, const std::string& target,
+                    int timeout_ms, const HttpHeaders& headers = {});
+
+}  // namespace meshgate::io

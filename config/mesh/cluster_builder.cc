@@ -1,0 +1,373 @@
+// Services + DestinationRules + Gateways -> clusters.
+//
+// DestinationRules for the same host in the same namespace merge as in Istio:
+// subsets are concatenated and the first top-level trafficPolicy applies. Where
+// Istio would silently drop something (a second top-level policy, a subset name
+// defined twice) that is an error naming both rules.
+//
+// Which rule a service gets follows Istio's lookup for a gateway proxy: the
+// rules of the gateway's own namespace first, then those of the service's
+// namespace, then those of the config root namespace; in each, the rule for the
+// exact host, else the most specific wildcard. A rule counts only when its
+// exportTo lets the gateway's namespace see it. (When the gateway runs in the
+// root namespace, its first tier is the root namespace's private rules.)
+#include "config/mesh/cluster_builder.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/names.h"
+#include "config/mesh/service_registry.h"
+#include "config/mesh/traffic_policy_reader.h"
+
+namespace meshgate::config::internal {
+
+namespace {
+
+struct MergedRule {
+  std::string group;  // namespace, or kRootPrivate
+  std::string host;
+  const DestinationRule* first = nullptr;
+  const WrittenTrafficPolicy* policy = nullptr;
+  const DestinationRule* policy_from = nullptr;
+  struct Subset {
+    const DestinationRule::Subset* subset;
+    const DestinationRule* from;
+  };
+  std::vector<Subset> subsets;
+  bool used = false;
+};
+
+constexpr std::string_view kRootPrivate = "<root namespace, exportTo .>";
+
+class RuleIndex {
+ public:
+  RuleIndex(const std::vector<DestinationRule>& rules, const ClusterBuildOptions& options,
+            Reporter& report);
+  // The rule for a service, marked used; nullptr when none applies.
+  MergedRule* For(const std::string& host, const std::string& service_ns);
+  void WarnUnused(const std::vector<MeshService>& services, Reporter& report) const;
+
+ private:
+  struct Group {
+    absl::flat_hash_map<std::string, size_t> exact;
+    std::vector<size_t> wildcards;  // most specific (longest) first
+  };
+  // The group a rule is looked up in, or "" when the gateway can't see it.
+  std::string GroupOf(const DestinationRule& rule) const;
+  MergedRule* Match(std::string_view group, const std::string& host);
+  void Merge(const DestinationRule& rule, MergedRule& merged, Reporter& report);
+
+  std::string gateway_ns_;
+  std::string root_ns_;
+  std::vector<MergedRule> rules_;
+  absl::flat_hash_map<std::string, Group> groups_;
+};
+
+bool ExportedTo(const std::vector<std::string>& export_to, const std::string& rule_ns,
+                const std::string& ns) {
+  if (export_to.empty()) return true;  // Istio's default: "*"
+  for (const std::string& to : export_to) {
+    if (to == "*" || to == ns || (to == "." && rule_ns == ns)) return true;
+  }
+  return false;
+}
+
+std::string RuleIndex::GroupOf(const DestinationRule& rule) const {
+  const std::string& ns = rule.meta.ns;
+  if (gateway_ns_ != root_ns_ && ns == gateway_ns_) return ns;  // all of its own namespace's
+  if (!ExportedTo(rule.export_to, ns, gateway_ns_)) return "";
+  const bool root_private = ns == root_ns_ && gateway_ns_ == root_ns_ &&
+                            !ExportedTo(rule.export_to, ns, "<another namespace>");
+  return root_private ? std::string(kRootPrivate) : ns;
+}
+
+RuleIndex::RuleIndex(const std::vector<DestinationRule>& rules, const ClusterBuildOptions& options,
+                     Reporter& report)
+    : gateway_ns_(options.gateway_namespace), root_ns_(options.root_namespace) {
+  for (const DestinationRule& rule : rules) {
+    if (rule.workload_selector || rule.host.empty()) continue;
+    const std::string group_name = GroupOf(rule);
+    if (group_name.empty()) {
+      report.Warn(rule.meta, rule.export_to_ref,
+                  absl::StrCat("not exported to the gateway's namespace \"", gateway_ns_,
+                               "\", so Istio's gateway would not apply it either; ignored"));
+      continue;
+    }
+    Group& group = groups_[group_name];
+    auto [it, added] = group.exact.emplace(rule.host, rules_.size());
+    if (added) {
+      MergedRule& merged = rules_.emplace_back();
+      merged.group = group_name;
+      merged.host = rule.host;
+      merged.first = &rule;
+      if (rule.host.starts_with("*")) group.wildcards.push_back(it->second);
+    }
+    Merge(rule, rules_[it->second], report);
+  }
+  for (auto& [name, group] : groups_) {
+    std::stable_sort(group.wildcards.begin(), group.wildcards.end(), [this](size_t a, size_t b) {
+      return rules_[a].host.size() > rules_[b].host.size();
+    });
+  }
+}
+
+void RuleIndex::Merge(const DestinationRule& rule, MergedRule& merged, Reporter& report) {
+  if (rule.policy) {
+    if (merged.policy != nullptr) {
+      report.Error(rule.meta, rule.policy_ref,
+                   absl::StrCat("host \"", rule.host, "\" already has a trafficPolicy from ",
+                                merged.policy_from->meta.Source(),
+                                " (Istio would keep that one and ignore this)"));
+    } else {
+      merged.policy = &*rule.policy;
+      merged.policy_from = &rule;
+    }
+  }
+  for (const DestinationRule::Subset& subset : rule.subsets) {
+    const auto same = std::find_if(merged.subsets.begin(), merged.subsets.end(),
+                                   [&](const auto& s) { return s.subset->name == subset.name; });
+    if (same != merged.subsets.end()) {
+      report.Error(rule.meta, subset.ref,
+                   absl::StrCat("subset \"", subset.name, "\" of host \"", rule.host,
+                                "\" is already defined by ", same->from->meta.Source()));
+      continue;
+    }
+    merged.subsets.push_back({&subset, &rule});
+  }
+}
+
+MergedRule* RuleIndex::Match(std::string_view group_name, const std::string& host) {
+  const auto group = groups_.find(AbslView(group_name));
+  if (group == groups_.end()) return nullptr;
+  if (auto it = group->second.exact.find(host); it != group->second.exact.end()) {
+    return &rules_[it->second];
+  }
+  for (size_t index : group->second.wildcards) {
+    if (HostMatches(rules_[index].host, host)) return &rules_[index];
+  }
+  return nullptr;
+}
+
+MergedRule* RuleIndex::For(const std::string& host, const std::string& service_ns) {
+  const std::string_view first = gateway_ns_ == root_ns_ ? kRootPrivate : gateway_ns_;
+  for (std::string_view group : {first, std::string_view(service_ns), std::string_view(root_ns_)}) {
+    if (MergedRule* rule = Match(group, host)) {
+      rule->used = true;
+      return rule;
+    }
+  }
+  return nullptr;
+}
+
+void RuleIndex::WarnUnused(const std::vector<MeshService>& services, Reporter& report) const {
+  for (const MergedRule& rule : rules_) {
+    if (rule.used) continue;
+    const auto service = std::find_if(services.begin(), services.end(), [&](const MeshService& s) {
+      return HostMatches(rule.host, s.host);
+    });
+    if (service == services.end()) {
+      report.Warn(rule.first->meta, rule.first->host_ref,
+                  absl::StrCat("no service loaded has host \"", rule.host,
+                               "\": the rule has no effect"));
+    } else if (rule.group == service->ns || rule.group == root_ns_ ||
+               rule.group == (gateway_ns_ == root_ns_ ? kRootPrivate : gateway_ns_)) {
+      report.Warn(rule.first->meta, rule.first->host_ref,
+                  absl::StrCat("no effect: every service it matches (such as \"", service->host,
+                               "\") takes a more specific or higher-priority rule"));
+    } else {
+      report.Warn(rule.first->meta, rule.first->host_ref,
+                  absl::StrCat("no effect on \"", service->host,
+                               "\": Istio's gateway takes rules only from its own namespace (",
+                               gateway_ns_, "), the service's (", service->ns,
+                               ") and the root namespace (", root_ns_, "), not from \"",
+                               rule.first->meta.ns, "\""));
+    }
+  }
+}
+
+// --- Gateway exports ---------------------------------------------------------------------
+
+struct ExportRule {
+  std::string gateway_ns;
+  GatewayServer::Host host;
+};
+
+std::vector<ExportRule> CollectExports(const std::vector<IstioGateway>& gateways,
+                                       uint16_t listener_port, Reporter& report) {
+  std::vector<ExportRule> exports;
+  for (const IstioGateway& gateway : gateways) {
+    for (const GatewayServer& server : gateway.servers) {
+      if (server.port != listener_port) {
+        report.Warn(gateway.meta, server.ref,
+                    absl::StrCat("port ", server.port, " is not meshgate's listener port ",
+                                 listener_port, ": server ignored"));
+        continue;
+      }
+      if (server.tls_mode != "AUTO_PASSTHROUGH") {
+        report.Warn(gateway.meta, server.ref,
+                    absl::StrCat("tls.mode ", server.tls_mode.empty() ? "unset" : server.tls_mode,
+                                 ": only AUTO_PASSTHROUGH servers export hosts through meshgate "
+                                 "(it neither terminates TLS nor reads VirtualServices); server "
+                                 "ignored"));
+        continue;
+      }
+      for (const GatewayServer::Host& host : server.hosts) {
+        exports.push_back({gateway.meta.ns, host});
+      }
+    }
+  }
+  return exports;
+}
+
+// exportTo as Istio reads it, for a consumer (the Gateway) in namespace `ns`.
+bool VisibleIn(const MeshService& service, const std::string& ns) {
+  for (const std::string& to : service.export_to) {
+    if (to == "*" || to == ns || (to == "." && service.ns == ns)) return true;
+  }
+  return false;
+}
+
+// The host and the names clients may use for it: a Gateway written for the
+// clients' ".global" names ("*.global") exports the local service it maps to.
+std::vector<std::string> ClientNames(const std::string& host,
+                                     const std::vector<SniRewrite>* rewrites) {
+  std::vector<std::string> names = {host};
+  if (rewrites == nullptr) return names;
+  for (const SniRewrite& rewrite : *rewrites) {
+    const std::string to = AsciiLower(rewrite.to);
+    if (to.empty() || HasLabelSuffix(host, to)) {
+      names.push_back(
+          absl::StrCat(host.substr(0, host.size() - to.size()), AsciiLower(rewrite.from)));
+    }
+  }
+  return names;
+}
+
+bool Exported(const MeshService& service, const std::vector<ExportRule>& exports,
+              const std::vector<SniRewrite>* rewrites) {
+  const std::vector<std::string> names = ClientNames(service.host, rewrites);
+  for (const ExportRule& rule : exports) {
+    if (rule.host.ns != "*" && rule.host.ns != service.ns) continue;
+    if (!VisibleIn(service, rule.gateway_ns)) continue;
+    for (const std::string& name : names) {
+      if (HostMatches(rule.host.name, name)) return true;
+    }
+  }
+  return false;
+}
+
+// --- Clusters ------------------------------------------------------------------------
+
+std::vector<Endpoint> Select(const std::vector<Endpoint>& endpoints, const Labels& selector) {
+  std::vector<Endpoint> out;
+  for (const Endpoint& endpoint : endpoints) {
+    if (SelectorMatches(selector, endpoint.labels)) out.push_back(endpoint);
+  }
+  return out;
+}
+
+void SetPolicy(const MergedRule* rule, const MergedRule::Subset* subset, uint16_t port,
+               Cluster& cluster) {
+  if (rule == nullptr) return;
+  const WrittenTrafficPolicy* subset_policy =
+      subset != nullptr && subset->subset->policy ? &*subset->subset->policy : nullptr;
+  cluster.policy = EffectivePolicy(rule->policy, subset_policy, port);
+  if (cluster.policy.empty()) return;
+  std::vector<std::string> sources;
+  if (rule->policy != nullptr) sources.push_back(rule->policy_from->meta.Source());
+  if (subset_policy != nullptr && subset->from != rule->policy_from) {
+    sources.push_back(subset->from->meta.Source());
+  }
+  cluster.policy_source = absl::StrJoin(sources, "; ");
+}
+
+Cluster SubsetCluster(const Cluster& base, const MeshService::Port& port,
+                      const MergedRule& rule, const MergedRule::Subset& subset) {
+  Cluster cluster = base;
+  cluster.subset = subset.subset->name;
+  cluster.name = absl::StrCat("outbound|", base.port, "|", cluster.subset, "|", base.host);
+  cluster.source = absl::StrCat(base.source, "; ", subset.from->meta.Source());
+  cluster.subset_labels = subset.subset->labels;
+  cluster.endpoints = Select(port.endpoints, subset.subset->labels);
+  cluster.dns_endpoints = Select(port.dns_endpoints, subset.subset->labels);
+  SetPolicy(&rule, &subset, base.port, cluster);
+  return cluster;
+}
+
+// The whole-service cluster first, then one per subset; the whole one takes
+// the endpoints by move once the subsets have copied theirs.
+void AddClusters(MeshService& service, const MergedRule* rule, bool exported,
+                 std::vector<Cluster>& clusters) {
+  std::vector<std::string> sources;
+  for (const ResourceMeta* meta : service.defined_by) sources.push_back(meta->Source());
+  Cluster base;
+  base.host = service.host;
+  base.source = absl::StrJoin(sources, "; ");
+  base.service_namespace = service.ns;
+  base.resolution = service.resolution;
+  base.exported = exported;
+  for (MeshService::Port& port : service.ports) {
+    base.port = port.port.number;
+    base.name = absl::StrCat("outbound|", base.port, "||", service.host);
+    const size_t whole = clusters.size();
+    clusters.push_back(base);
+    SetPolicy(rule, nullptr, base.port, clusters[whole]);
+    if (rule != nullptr) {
+      for (const MergedRule::Subset& subset : rule->subsets) {
+        clusters.push_back(SubsetCluster(base, port, *rule, subset));
+      }
+    }
+    clusters[whole].endpoints = std::move(port.endpoints);
+    clusters[whole].dns_endpoints = std::move(port.dns_endpoints);
+  }
+}
+
+void WarnUnexported(const std::vector<MeshService>& services, const std::vector<bool>& exported,
+                    uint16_t listener_port, std::vector<std::string>& warnings) {
+  std::vector<std::string> hosts;
+  for (size_t i = 0; i < services.size(); ++i) {
+    if (!exported[i]) hosts.push_back(services[i].host);
+  }
+  if (hosts.empty()) return;
+  const size_t total = hosts.size();
+  if (hosts.size() > 3) hosts.resize(3);
+  warnings.push_back(absl::StrCat(
+      total, total == 1 ? " host is" : " hosts are",
+      " not exported by any Gateway on port ", listener_port,
+      " and will be refused (not_exported): ", absl::StrJoin(hosts, ", "),
+      total > 3 ? ", ..." : ""));
+}
+
+}  // namespace
+
+std::vector<Cluster> BuildClusters(MeshResources& resources,
+                                   const ClusterBuildOptions& options,
+                                   std::vector<std::string>& errors,
+                                   std::vector<std::string>& warnings) {
+  Reporter report(errors, warnings);
+  std::vector<MeshService> services = CollectServices(
+      resources, {options.cluster_domain, options.rewrites}, report);
+  RuleIndex rules(resources.destination_rules, options, report);
+  const std::vector<ExportRule> exports =
+      CollectExports(resources.gateways, options.listener_port, report);
+
+  std::vector<Cluster> clusters;
+  std::vector<bool> exported(services.size(), true);
+  for (size_t i = 0; i < services.size(); ++i) {
+    if (!exports.empty()) exported[i] = Exported(services[i], exports, options.rewrites);
+    AddClusters(services[i], rules.For(services[i].host, services[i].ns), exported[i], clusters);
+  }
+  rules.WarnUnused(services, report);
+  if (exports.empty() && !services.empty()) {
+    warnings.push_back(absl::StrCat(
+        "no Gateway exports hosts on port ", options.listener_port,
+        " (a server with tls.mode AUTO_PASSTHROUGH): every host loaded is served"));
+  }
+  WarnUnexported(services, exported, options.listener_port, warnings);
+  return clusters;
+}
+
+}  // namespace meshgate::config::internal

@@ -1,0 +1,348 @@
+// Files and directories of Kubernetes resources -> one RouteTable. Reads every
+// file and reports every problem before deciding: a half-valid mesh is never served.
+#include "config/mesh/mesh_loader.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <system_error>
+#include <tuple>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "config/mesh/cluster_builder.h"
+#include "config/mesh/destination_rule.h"
+#include "config/mesh/istio_gateway.h"
+#include "config/mesh/kubernetes.h"
+#include "config/mesh/mesh_model.h"
+#include "base/names.h"
+#include "config/mesh/service_entry.h"
+#include "base/yaml/yaml_fields.h"
+
+namespace meshgate::config {
+
+namespace {
+
+namespace fs = std::filesystem;
+using internal::ErrorSink;
+using internal::Lookup;
+using internal::ResourceMeta;
+
+enum class Kind {
+  kServiceEntry,
+  kWorkloadEntry,
+  kDestinationRule,
+  kGateway,
+  kService,
+  kEndpoints,
+  kEndpointSlice,
+  kPod,
+  kIgnored
+};
+
+// By kind and API group, so a Knative "Service" or a Gateway API "Gateway" is
+// skipped rather than misread. A missing apiVersion goes to the reader, which
+// reports it.
+Kind Classify(const std::string& kind, const yaml::Node& api_version) {
+  const bool missing = !api_version.IsScalar();
+  std::string group;  // "" is the core group ("v1")
+  if (!missing) {
+    const std::string& text = api_version.Scalar();
+    const size_t slash = text.find('/');
+    if (slash != std::string::npos) group = text.substr(0, slash);
+  }
+  const bool istio = missing || group == "networking.istio.io";
+  const bool core = group.empty();
+  if (istio && kind == "ServiceEntry") return Kind::kServiceEntry;
+  if (istio && kind == "WorkloadEntry") return Kind::kWorkloadEntry;
+  if (istio && kind == "DestinationRule") return Kind::kDestinationRule;
+  if (istio && kind == "Gateway") return Kind::kGateway;
+  if (core && kind == "Service") return Kind::kService;
+  if (core && kind == "Endpoints") return Kind::kEndpoints;
+  if (core && kind == "Pod") return Kind::kPod;
+  if ((missing || group == "discovery.k8s.io") && kind == "EndpointSlice") {
+    return Kind::kEndpointSlice;
+  }
+  return Kind::kIgnored;
+}
+
+bool HasMeshExtension(const fs::path& path) {
+  const std::string ext = path.extension().string();
+  return ext == ".yaml" || ext == ".yml" || ext == ".json";
+}
+
+// Best-effort "ns/name" for messages; the readers validate.
+void ResourceId(const yaml::Node& doc, ResourceMeta& meta) {
+  meta.name = "<unnamed>";
+  const yaml::Node metadata = Lookup(doc, "metadata").value;
+  if (!metadata.IsMap()) return;
+  const yaml::Node n = Lookup(metadata, "name").value;
+  if (n.IsScalar() && !n.Scalar().empty()) meta.name = n.Scalar();
+  const yaml::Node s = Lookup(metadata, "namespace").value;
+  if (s.IsScalar() && !s.Scalar().empty()) meta.ns = s.Scalar();
+}
+
+class MeshReader {
+ public:
+  MeshReader(const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options)
+      : rewrites_(rewrites), options_(options) {}
+
+  void LoadSources(const MeshSources& sources);
+  void LoadText(const std::string& text, const std::string& name);
+  MeshLoadResult Finish() &&;
+  ServiceListResult Services() &&;
+
+ private:
+  void LoadResource(const yaml::Node& doc, const std::string& file);
+  void Read(Kind kind, const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
+  bool IsDuplicate(const yaml::Node& doc, const ResourceMeta& meta, ErrorSink& sink);
+
+  const std::vector<SniRewrite>& rewrites_;
+  const MeshLoadOptions& options_;
+  MeshLoadResult result_;
+  internal::MeshResources resources_;
+  size_t sequence_ = 0;
+  // "Kind ns/name" -> source of its first definition
+  absl::flat_hash_map<std::string, std::string> sources_;
+};
+
+void ReadFile(const std::string& path, MeshSources& out) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in.is_open() || in.bad()) {
+    out.sources.push_back({path, "", absl::StrCat(path, ": cannot read file")});
+    return;
+  }
+  out.sources.push_back({path, std::move(text), ""});
+}
+
+void ReadPath(const std::string& path, MeshSources& out) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    out.sources.push_back({path, "", absl::StrCat(path, ": no such file or directory")});
+    return;
+  }
+  if (!fs::is_directory(status)) {
+    ReadFile(path, out);  // named explicitly: loaded whatever its extension
+    return;
+  }
+  std::vector<fs::path> files;
+  for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& p = it->path();
+    // Dot files cover editor leftovers and the "..data" links of ConfigMap volumes.
+    if (p.filename().string().starts_with(".") || !HasMeshExtension(p)) continue;
+    if (fs::is_regular_file(it->status())) files.push_back(p);
+  }
+  if (ec) {
+    out.sources.push_back({path, "", absl::StrCat(path, ": cannot list directory: ", ec.message())});
+    return;
+  }
+  if (files.empty()) {
+    out.warnings.push_back(absl::StrCat(path, ": no *.yaml, *.yml or *.json files"));
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& file : files) ReadFile(file.string(), out);
+}
+
+void MeshReader::LoadSources(const MeshSources& sources) {
+  result_.warnings.insert(result_.warnings.end(), sources.warnings.begin(), sources.warnings.end());
+  for (const MeshSource& source : sources.sources) {
+    if (!source.error.empty()) {
+      result_.errors.push_back(source.error);
+    } else {
+      LoadText(source.text, source.name);
+    }
+  }
+}
+
+void MeshReader::LoadText(const std::string& text, const std::string& name) {
+  yaml::ParseError error;
+  const std::optional<yaml::Stream> stream = yaml::Parse(text, &error);
+  if (!stream) {
+    result_.errors.push_back(absl::StrCat(internal::Located(name, {error.line, error.column}),
+                                          ": YAML syntax error: ", error.message));
+    return;
+  }
+  for (const yaml::Node& doc : stream->documents()) LoadResource(doc, name);
+}
+
+void MeshReader::LoadResource(const yaml::Node& doc, const std::string& file) {
+  if (internal::IsMissing(doc)) return;  // empty document
+  ErrorSink sink(file, &result_.errors, &result_.warnings, ErrorSink::UnknownFields::kWarning);
+  if (!doc.IsMap()) {
+    sink.Add(doc, "",
+             absl::StrCat("expected a Kubernetes resource (a map with apiVersion and kind), got ",
+                          internal::AbslView(internal::TypeName(doc))));
+    return;
+  }
+  const internal::MapEntry kind_entry = Lookup(doc, "kind");
+  if (!internal::Require(kind_entry, doc, "kind", sink)) return;
+  const std::optional<std::string> kind = internal::ReadString(kind_entry.value, "kind", sink);
+  if (!kind) return;
+
+  const internal::Position at = internal::PositionOf(doc);
+  if (*kind == "List") {  // what "kubectl get -o yaml" prints
+    sink.SetSubject("List", at);
+    const internal::MapEntry items = Lookup(doc, "items");
+    if (!items.present() || items.value.IsNull()) return;
+    if (!internal::ExpectList(items.value, "items", sink)) return;
+    for (const yaml::Node& item : items.value) LoadResource(item, file);
+    return;
+  }
+  ResourceMeta meta;
+  meta.kind = *kind;
+  meta.file = file;
+  meta.at = at;
+  meta.sequence = sequence_++;
+  ResourceId(doc, meta);
+  const yaml::Node api = Lookup(doc, "apiVersion").value;
+  const Kind classified = Classify(*kind, api);
+  if (classified == Kind::kIgnored) {
+    const std::string version = api.IsScalar() ? api.Scalar() : "?";
+    result_.warnings.push_back(absl::StrCat(internal::Located(file, at), ": ignoring ",
+                                            meta.Subject(), " (", version,
+                                            ": not used by meshgate)"));
+    return;
+  }
+  sink.SetSubject(meta.Subject(), at);
+  if (IsDuplicate(doc, meta, sink)) return;
+  Read(classified, doc, std::move(meta), sink);
+}
+
+// A kind, namespace and name identify one resource; a second one is a mistake
+// (the same file listed twice, or a copy), not something to merge.
+bool MeshReader::IsDuplicate(const yaml::Node& doc, const ResourceMeta& meta, ErrorSink& sink) {
+  auto [it, added] = sources_.emplace(meta.Subject(), meta.Source());
+  if (added) return false;
+  const yaml::Node name = Lookup(Lookup(doc, "metadata").value, "name").value;
+  sink.Add(name, "metadata.name",
+           absl::StrCat(meta.Subject(), " is already defined by ", it->second));
+  return true;
+}
+
+void MeshReader::Read(Kind kind, const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+  const size_t errors = sink.count();
+  auto keep = [&](auto& list, auto&& resource) {
+    if (sink.count() != errors) return;
+    list.push_back(std::move(resource));
+    ++result_.resources_loaded;
+  };
+  internal::MeshResources& r = resources_;
+  switch (kind) {
+    case Kind::kServiceEntry:
+      return keep(r.service_entries, internal::ReadServiceEntry(doc, std::move(meta), sink));
+    case Kind::kWorkloadEntry:
+      return keep(r.workload_entries, internal::ReadWorkloadEntry(doc, std::move(meta), sink));
+    case Kind::kDestinationRule:
+      return keep(r.destination_rules,
+                  internal::ReadDestinationRule(doc, std::move(meta), options_.cluster_domain, sink));
+    case Kind::kGateway:
+      return keep(r.gateways, internal::ReadIstioGateway(doc, std::move(meta), sink));
+    case Kind::kService:
+      return keep(r.services, internal::ReadKubeService(doc, std::move(meta), sink));
+    case Kind::kEndpointSlice:
+      return keep(r.endpoint_groups, internal::ReadEndpointSlice(doc, std::move(meta), sink));
+    case Kind::kEndpoints: {
+      std::vector<internal::EndpointGroup> groups =
+          internal::ReadLegacyEndpoints(doc, std::move(meta), sink);
+      if (sink.count() != errors) return;
+      for (auto& group : groups) r.endpoint_groups.push_back(std::move(group));
+      ++result_.resources_loaded;
+      return;
+    }
+    case Kind::kPod:
+      return keep(r.pods, internal::ReadPod(doc, std::move(meta), sink));
+    case Kind::kIgnored:
+      return;
+  }
+}
+
+MeshLoadResult MeshReader::Finish() && {
+  if (auto problem = internal::FqdnProblem(options_.cluster_domain)) {
+    result_.errors.push_back(absl::StrCat("cluster domain \"", options_.cluster_domain,
+                                          "\" is not a valid DNS name: ", *problem));
+    return std::move(result_);
+  }
+  // Cross-resource checks run even after reading errors, so --check shows every
+  // problem; their notes are kept only when they describe the whole mesh.
+  const bool read_ok = result_.errors.empty();
+  std::vector<std::string> notes;
+  std::vector<Cluster> clusters = internal::BuildClusters(
+      resources_, {options_.listener_port, options_.cluster_domain, &rewrites_,
+                   options_.gateway_namespace, options_.root_namespace}, result_.errors,
+      notes);
+  if (read_ok) {
+    result_.warnings.insert(result_.warnings.end(), notes.begin(), notes.end());
+  }
+  if (!result_.errors.empty()) return std::move(result_);
+  if (clusters.empty()) {
+    result_.warnings.push_back(
+        "no services found (ServiceEntry or Kubernetes Service with ports): every connection "
+        "will miss (unknown_host)");
+  }
+  result_.table = std::make_shared<const RouteTable>(std::move(clusters), rewrites_);
+  return std::move(result_);
+}
+
+}  // namespace
+
+ServiceListResult MeshReader::Services() && {
+  ServiceListResult out;
+  out.errors = std::move(result_.errors);
+  out.warnings = std::move(result_.warnings);
+  for (const internal::KubeService& service : resources_.services) {
+    ServiceSummary summary;
+    summary.name = service.meta.name;
+    summary.ns = service.meta.ns;
+    for (const internal::ServicePort& port : service.ports) {
+      summary.ports.push_back({port.name, port.number, port.protocol});
+    }
+    out.services.push_back(std::move(summary));
+  }
+  std::sort(out.services.begin(), out.services.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.ns, a.name) < std::tie(b.ns, b.name);
+  });
+  return out;
+}
+
+MeshSources ReadMeshSources(const std::vector<std::string>& paths) {
+  MeshSources out;
+  for (const std::string& path : paths) ReadPath(path, out);
+  return out;
+}
+
+ServiceListResult LoadServices(const MeshSources& sources) {
+  const std::vector<SniRewrite> no_rewrites;
+  const MeshLoadOptions options;  // the reader keeps references to both
+  MeshReader reader(no_rewrites, options);
+  reader.LoadSources(sources);
+  return std::move(reader).Services();
+}
+
+ServiceListResult LoadServices(const std::vector<std::string>& paths) {
+  return LoadServices(ReadMeshSources(paths));
+}
+
+MeshLoadResult LoadMeshSources(const MeshSources& sources, const std::vector<SniRewrite>& rewrites,
+                               const MeshLoadOptions& options) {
+  MeshReader reader(rewrites, options);
+  reader.LoadSources(sources);
+  return std::move(reader).Finish();
+}
+
+MeshLoadResult LoadMesh(const std::vector<std::string>& paths,
+                        const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options) {
+  return LoadMeshSources(ReadMeshSources(paths), rewrites, options);
+}
+
+MeshLoadResult LoadMeshFromString(const std::string& yaml, const std::string& name,
+                                  const std::vector<SniRewrite>& rewrites,
+                                  const MeshLoadOptions& options) {
+  MeshSources sources;
+  sources.sources.push_back({name, yaml, ""});
+  return LoadMeshSources(sources, rewrites, options);
+}
+
+}  // namespace meshgate::config

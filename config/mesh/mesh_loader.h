@@ -1,0 +1,90 @@
+// Loads Istio/Kubernetes resources from YAML files or directories and builds
+// the route table: ServiceEntry, WorkloadEntry, DestinationRule and Gateway
+// (networking.istio.io), Service, Endpoints and Pod (v1), EndpointSlice
+// (discovery.k8s.io/v1). Other kinds are skipped with a warning.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/model/route_table.h"
+
+namespace meshgate::config {
+
+struct MeshLoadResult {
+  // Null when any error was found: a half-valid mesh is never served.
+  std::shared_ptr<const RouteTable> table;
+  // Each: "path:line:column: ServiceEntry ns/name: spec.endpoints[0].address: <what is wrong>"
+  std::vector<std::string> errors;
+  // Non-fatal notes in the same shape: unknown fields (Istio adds fields over
+  // time), skipped kinds, whether Gateways restrict what is served.
+  std::vector<std::string> warnings;
+  size_t resources_loaded = 0;  // resources of the kinds above that were used
+};
+
+struct MeshLoadOptions {
+  // Gateways export hosts through servers on this port (meshgate's listener).
+  uint16_t listener_port = 15443;
+  // Kubernetes Services are "<name>.<namespace>.svc.<cluster_domain>", and so
+  // are DestinationRule short hosts.
+  std::string cluster_domain = "cluster.local";
+  // The gateway's own namespace and Istio's config root namespace. As for
+  // Istio's gateway, a DestinationRule applies from the gateway's namespace,
+  // else the service's namespace, else the root namespace, and only when its
+  // exportTo lets the gateway see it.
+  std::string gateway_namespace = "istio-system";
+  std::string root_namespace = "istio-system";
+};
+
+// The text of mesh resources, with the name that stands for its file in messages.
+struct MeshSource {
+  std::string name;
+  std::string text;
+  std::string error;  // set when the path could not be read (kept in path order)
+};
+struct MeshSources {
+  std::vector<MeshSource> sources;
+  std::vector<std::string> warnings;  // e.g. a directory without YAML files
+};
+
+// paths: files (.yaml/.yml/.json) or directories (read non-recursively, sorted;
+// dot files skipped). Reads only: nothing is parsed.
+MeshSources ReadMeshSources(const std::vector<std::string>& paths);
+
+// Parses and validates the sources together, as one mesh.
+MeshLoadResult LoadMeshSources(const MeshSources& sources, const std::vector<SniRewrite>& rewrites,
+                               const MeshLoadOptions& options = {});
+
+// ReadMeshSources, then LoadMeshSources.
+MeshLoadResult LoadMesh(const std::vector<std::string>& paths,
+                        const std::vector<SniRewrite>& rewrites,
+                        const MeshLoadOptions& options = {});
+
+// Same, from in-memory text; `name` stands for the file name in messages.
+MeshLoadResult LoadMeshFromString(const std::string& yaml, const std::string& name,
+                                  const std::vector<SniRewrite>& rewrites,
+                                  const MeshLoadOptions& options = {});
+
+// The Kubernetes Services in `paths`, read and validated exactly as LoadMesh
+// reads them (for meshgatectl, which writes ServiceEntries from them).
+struct ServiceSummary {
+  std::string name;
+  std::string ns;
+  struct Port {
+    std::string name;
+    uint16_t number = 0;
+    std::string protocol;  // as written, uppercase; empty when unset
+  };
+  std::vector<Port> ports;
+};
+struct ServiceListResult {
+  std::vector<ServiceSummary> services;  // sorted by namespace, then name
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+};
+ServiceListResult LoadServices(const std::vector<std::string>& paths);
+ServiceListResult LoadServices(const MeshSources& sources);
+
+}  // namespace meshgate::config

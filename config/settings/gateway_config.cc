@@ -1,0 +1,544 @@
+// meshgate's own config file: every key checked, every problem reported at once.
+#include "config/settings/gateway_config.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "base/names.h"
+#include "base/duration.h"
+#include "base/yaml/yaml_fields.h"
+
+namespace meshgate::config {
+
+namespace {
+
+using base::ParseDuration;
+using base::ParseListenAddress;
+using yaml::ErrorSink;
+using yaml::IfPresent;
+using yaml::Lookup;
+using yaml::MapEntry;
+
+constexpr absl::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+
+class GatewayConfigReader {
+ public:
+  GatewayConfigReader(ErrorSink& sink, std::string base_dir, GatewayConfig& config)
+      : sink_(sink), base_dir_(std::move(base_dir)), config_(config) {}
+
+  void Read(const yaml::Node& root);
+
+ private:
+  void ReadListen(const yaml::Node& node);
+  void ReadTimeouts(const yaml::Node& node);
+  // A duration; zero is refused unless allow_zero (a delay or jitter may be 0).
+  std::optional<std::chrono::milliseconds> ReadTimeout(const yaml::Node& node,
+                                                       std::string_view path,
+                                                       bool allow_zero = false);
+  void ReadRelay(const yaml::Node& node);
+  void ReadSniRewrites(const yaml::Node& node);
+  std::optional<SniRewrite> ReadSniRewrite(const yaml::Node& node, const std::string& path);
+  void ReadMesh(const yaml::Node& node);
+  void ReadLogLevel(const yaml::Node& node);
+  void ReadName(const yaml::Node& node, std::string_view path, bool label, std::string& out);
+  void ReadDns(const yaml::Node& node);
+  void ReadHealthChecks(const yaml::Node& node);
+  void ReadEndpoint(const yaml::Node& node, std::string_view path, std::string& out);
+  void ReadDrain(const yaml::Node& node);
+  void ReadAccessLog(const yaml::Node& node);
+  void ReadControl(const yaml::Node& node);
+  std::string Resolve(const std::string& path) const;
+
+  ErrorSink& sink_;
+  std::string base_dir_;
+  GatewayConfig& config_;
+};
+
+void GatewayConfigReader::Read(const yaml::Node& root) {
+  if (!yaml::ExpectMap(root, "", sink_)) return;
+  yaml::CheckFields(root, "",
+                        {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
+                         "relay", "maxPipes", "sniRewrites", "mesh", "logLevel", "namespace", "rootNamespace",
+                         "clusterDomain", "dns", "locality", "healthChecks", "admin", "metrics",
+                         "readiness", "drain", "accessLog", "clusterId", "control"},
+                        sink_);
+  IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
+  IfPresent(root, "threads", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadInt(n, "threads", 0, 256, sink_))
+      config_.threads = static_cast<int>(*v);
+  });
+  IfPresent(root, "timeouts", [&](const yaml::Node& n) { ReadTimeouts(n); });
+  IfPresent(root, "maxHelloBytes", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadInt(n, "maxHelloBytes", 512, 1048576, sink_)) {
+      config_.max_hello_bytes = static_cast<size_t>(*v);
+    }
+  });
+  IfPresent(root, "maxConnectAttempts", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadInt(n, "maxConnectAttempts", 1, 10, sink_)) {
+      config_.max_connect_attempts = static_cast<int>(*v);
+    }
+  });
+  IfPresent(root, "relay", [&](const yaml::Node& n) { ReadRelay(n); });
+  IfPresent(root, "maxPipes", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadInt(n, "maxPipes", 0, 1000000, sink_)) config_.max_pipes = *v;
+  });
+  IfPresent(root, "sniRewrites", [&](const yaml::Node& n) { ReadSniRewrites(n); });
+  IfPresent(root, "mesh", [&](const yaml::Node& n) { ReadMesh(n); });
+  IfPresent(root, "logLevel", [&](const yaml::Node& n) { ReadLogLevel(n); });
+  IfPresent(root, "namespace",
+            [&](const yaml::Node& n) { ReadName(n, "namespace", true, config_.gateway_namespace); });
+  IfPresent(root, "rootNamespace",
+            [&](const yaml::Node& n) { ReadName(n, "rootNamespace", true, config_.root_namespace); });
+  IfPresent(root, "clusterDomain",
+            [&](const yaml::Node& n) { ReadName(n, "clusterDomain", false, config_.cluster_domain); });
+  IfPresent(root, "dns", [&](const yaml::Node& n) { ReadDns(n); });
+  IfPresent(root, "healthChecks", [&](const yaml::Node& n) { ReadHealthChecks(n); });
+  const std::pair<std::string_view, std::string*> endpoints[] = {
+      {"admin", &config_.admin}, {"metrics", &config_.metrics}, {"readiness", &config_.readiness}};
+  for (const auto& [key, out] : endpoints) {
+    IfPresent(root, key, [&](const yaml::Node& n) { ReadEndpoint(n, key, *out); });
+  }
+  IfPresent(root, "drain", [&](const yaml::Node& n) { ReadDrain(n); });
+  IfPresent(root, "accessLog", [&](const yaml::Node& n) { ReadAccessLog(n); });
+  IfPresent(root, "control", [&](const yaml::Node& n) { ReadControl(n); });
+  IfPresent(root, "clusterId", [&](const yaml::Node& n) {
+    if (auto text = yaml::ReadString(n, "clusterId", sink_)) {
+      if (text->empty()) {
+        sink_.Add(n, "clusterId", "must not be empty");
+      } else {
+        config_.cluster_id = *text;
+      }
+    }
+  });
+  IfPresent(root, "locality", [&](const yaml::Node& n) {
+    auto text = yaml::ReadString(n, "locality", sink_);
+    if (!text) return;
+    if (auto problem = GatewayLocalityProblem(*text)) {
+      sink_.Add(n, "locality", absl::StrCat("\"", *text, "\" ", *problem));
+      return;
+    }
+    config_.locality = *text;
+  });
+}
+
+void GatewayConfigReader::ReadName(const yaml::Node& node, std::string_view path, bool label,
+                                   std::string& out) {
+  auto text = yaml::ReadString(node, path, sink_);
+  if (!text) return;
+  if (label && !base::IsDns1123Label(*text)) {
+    sink_.Add(node, path,
+              absl::StrCat("\"", *text, "\" is not a namespace name (lowercase letters, digits, "
+                           "'-', at most 63)"));
+    return;
+  }
+  if (!label) {
+    if (auto problem = base::FqdnProblem(*text)) {
+      sink_.Add(node, path, absl::StrCat("\"", *text, "\" is not a domain: ", *problem));
+      return;
+    }
+  }
+  out = *text;
+}
+
+void GatewayConfigReader::ReadEndpoint(const yaml::Node& node, std::string_view path,
+                                       std::string& out) {
+  auto text = yaml::ReadString(node, path, sink_);
+  if (!text) return;
+  if (*text == "off" || text->empty()) {
+    out.clear();
+    return;
+  }
+  if (auto address = ParseListenAddress(*text); !address.ok()) {
+    sink_.Add(node, path, absl::StrCat(address.status().message(), " (or \"off\")"));
+    return;
+  }
+  out = *text;
+}
+
+void GatewayConfigReader::ReadDrain(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "drain", sink_)) return;
+  yaml::CheckFields(node, "drain", {"delay", "time"}, sink_);
+  const std::pair<std::string_view, std::chrono::milliseconds*> fields[] = {
+      {"delay", &config_.drain.delay}, {"time", &config_.drain.time}};
+  for (const auto& [key, out] : fields) {
+    IfPresent(node, key, [&](const yaml::Node& n) {
+      // 0 is allowed: no delay, or close at once.
+      if (auto d = ReadTimeout(n, yaml::FieldPath("drain", key), /*allow_zero=*/true)) *out = *d;
+    });
+  }
+}
+
+std::string GatewayConfigReader::Resolve(const std::string& path) const {
+  std::filesystem::path p(path);
+  if (p.is_relative() && !base_dir_.empty()) p = std::filesystem::path(base_dir_) / p;
+  return p.string();
+}
+
+// `control: URL`, or a map with the URL and how to follow it.
+void GatewayConfigReader::ReadControl(const yaml::Node& node) {
+  auto read_url = [&](const yaml::Node& n, std::string_view path) {
+    auto text = yaml::ReadString(n, path, sink_);
+    if (!text) return;
+    if (auto parsed = ParseControlUrl(*text); !parsed.ok()) {
+      sink_.Add(n, path, base::StdView(parsed.status().message()));
+      return;
+    }
+    config_.control.url = *text;
+  };
+  if (node.IsScalar()) return read_url(node, "control");
+  if (!yaml::ExpectMap(node, "control", sink_)) return;
+  yaml::CheckFields(node, "control",
+                        {"url", "cluster", "caFile", "required", "initialBackoff", "maxBackoff",
+                         "watchTimeout"},
+                        sink_);
+  auto& control = config_.control;
+  if (!yaml::Lookup(node, "url").present()) {
+    sink_.Add(node, "control.url", "is required (http://HOST:PORT or https://HOST:PORT)");
+  }
+  IfPresent(node, "url", [&](const yaml::Node& n) { read_url(n, "control.url"); });
+  IfPresent(node, "cluster", [&](const yaml::Node& n) {
+    if (auto text = yaml::ReadString(n, "control.cluster", sink_)) control.cluster = *text;
+  });
+  IfPresent(node, "caFile", [&](const yaml::Node& n) {
+    if (auto text = yaml::ReadString(n, "control.caFile", sink_)) control.ca_file = Resolve(*text);
+  });
+  IfPresent(node, "required", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadBool(n, "control.required", sink_)) control.required = *v;
+  });
+  const std::pair<std::string_view, std::chrono::milliseconds*> durations[] = {
+      {"initialBackoff", &control.initial_backoff},
+      {"maxBackoff", &control.max_backoff},
+      {"watchTimeout", &control.watch_timeout}};
+  for (const auto& [key, out] : durations) {
+    IfPresent(node, key, [&](const yaml::Node& n) {
+      if (auto d = ReadTimeout(n, yaml::FieldPath("control", key))) *out = *d;
+    });
+  }
+  if (control.max_backoff < control.initial_backoff) {
+    sink_.Add(node, "control.maxBackoff", "must not be shorter than control.initialBackoff");
+  }
+}
+
+void GatewayConfigReader::ReadAccessLog(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "accessLog", sink_)) return;
+  yaml::CheckFields(node, "accessLog", {"path", "sampleRate"}, sink_);
+  IfPresent(node, "path", [&](const yaml::Node& n) {
+    if (auto text = yaml::ReadString(n, "accessLog.path", sink_)) {
+      std::string path = *text == "off" ? "" : *text;
+      if (!path.empty() && path != "stdout" && std::filesystem::path(path).is_relative() &&
+          !base_dir_.empty()) {
+        path = (std::filesystem::path(base_dir_) / path).string();
+      }
+      config_.access_log.path = path;
+    }
+  });
+  IfPresent(node, "sampleRate", [&](const yaml::Node& n) {
+    auto text = yaml::ReadString(n, "accessLog.sampleRate", sink_);
+    if (!text) return;
+    double rate = -1;
+    try {
+      size_t used = 0;
+      rate = std::stod(*text, &used);
+      if (used != text->size()) rate = -1;
+    } catch (const std::exception&) {
+      rate = -1;
+    }
+    if (!(rate >= 0 && rate <= 1)) {
+      sink_.Add(n, "accessLog.sampleRate", absl::StrCat("must be a number in 0..1, got \"", *text, "\""));
+      return;
+    }
+    config_.access_log.sample_rate = rate;
+  });
+}
+
+void GatewayConfigReader::ReadHealthChecks(const yaml::Node& node) {
+  std::vector<GatewayConfig::HealthCheck> checks;
+  yaml::ForEachMap(node, "healthChecks", sink_, [&](const yaml::Node& item,
+                                                        const std::string& path, size_t) {
+    yaml::CheckFields(item, path,
+                          {"host", "port", "interval", "timeout", "healthyThreshold",
+                           "unhealthyThreshold", "jitter"},
+                          sink_);
+    GatewayConfig::HealthCheck check;
+    const MapEntry host = Lookup(item, "host");
+    const std::string host_path = yaml::FieldPath(path, "host");
+    if (yaml::Require(host, item, host_path, sink_)) {
+      if (auto text = yaml::ReadString(host.value, host_path, sink_)) {
+        check.host = base::AsciiLower(*text);
+        if (auto problem = base::WildcardHostProblem(check.host)) {
+          sink_.Add(host.value, host_path, absl::StrCat("\"", *text, "\": ", *problem));
+        }
+      }
+    }
+    IfPresent(item, "port", [&](const yaml::Node& n) {
+      if (auto v = yaml::ReadInt(n, yaml::FieldPath(path, "port"), 1, 65535, sink_)) {
+        check.port = static_cast<uint16_t>(*v);
+      }
+    });
+    const std::pair<std::string_view, std::chrono::milliseconds*> durations[] = {
+        {"interval", &check.interval}, {"timeout", &check.timeout}};
+    for (const auto& [key, out] : durations) {
+      IfPresent(item, key, [&](const yaml::Node& n) {
+        if (auto d = ReadTimeout(n, yaml::FieldPath(path, key))) *out = *d;
+      });
+    }
+    IfPresent(item, "jitter", [&](const yaml::Node& n) {
+      if (auto d = ReadTimeout(n, yaml::FieldPath(path, "jitter"), /*allow_zero=*/true)) check.jitter = *d;
+    });
+    const std::pair<std::string_view, uint32_t*> thresholds[] = {
+        {"healthyThreshold", &check.healthy_threshold},
+        {"unhealthyThreshold", &check.unhealthy_threshold}};
+    for (const auto& [key, out] : thresholds) {
+      IfPresent(item, key, [&](const yaml::Node& n) {
+        if (auto v = yaml::ReadInt(n, yaml::FieldPath(path, key), 1, 100, sink_)) {
+          *out = static_cast<uint32_t>(*v);
+        }
+      });
+    }
+    if (check.timeout > check.interval) {
+      sink_.Add(item, path, "timeout must not exceed interval");
+    }
+    checks.push_back(std::move(check));
+  });
+  config_.health_checks = std::move(checks);
+}
+
+void GatewayConfigReader::ReadDns(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "dns", sink_)) return;
+  yaml::CheckFields(node, "dns", {"servers", "minTtl", "maxTtl"}, sink_);
+  IfPresent(node, "servers", [&](const yaml::Node& list) {
+    std::vector<std::string> servers;
+    yaml::ForEachString(list, "dns.servers", sink_,
+                            [&](const yaml::Node& item, const std::string& path, const std::string& text) {
+                              if (absl::Status status = CheckDnsServer(text); !status.ok()) {
+                                sink_.Add(item, path, base::StdView(status.message()));
+                              } else {
+                                servers.push_back(text);
+                              }
+                            });
+    config_.dns.servers = std::move(servers);
+  });
+  IfPresent(node, "minTtl", [&](const yaml::Node& n) {
+    if (auto d = ReadTimeout(n, "dns.minTtl")) config_.dns.min_ttl = *d;
+  });
+  IfPresent(node, "maxTtl", [&](const yaml::Node& n) {
+    if (auto d = ReadTimeout(n, "dns.maxTtl")) config_.dns.max_ttl = *d;
+  });
+  if (config_.dns.min_ttl > config_.dns.max_ttl) {
+    sink_.Add(node, "dns", "minTtl must not exceed maxTtl");
+  }
+}
+
+void GatewayConfigReader::ReadListen(const yaml::Node& node) {
+  auto text = yaml::ReadString(node, "listen", sink_);
+  if (!text) return;
+  if (auto address = ParseListenAddress(*text); !address.ok()) {
+    sink_.Add(node, "listen", base::StdView(address.status().message()));
+    return;
+  }
+  config_.listen = *text;
+}
+
+std::optional<std::chrono::milliseconds> GatewayConfigReader::ReadTimeout(const yaml::Node& node,
+                                                                          std::string_view path,
+                                                                          bool allow_zero) {
+  auto text = yaml::ReadString(node, path, sink_);
+  if (!text) return std::nullopt;
+  auto duration = ParseDuration(*text);
+  if (!duration.ok()) {
+    sink_.Add(node, path, base::StdView(duration.status().message()));
+    return std::nullopt;
+  }
+  if (duration->count() == 0 && !allow_zero) {
+    sink_.Add(node, path, "must be greater than 0");
+    return std::nullopt;
+  }
+  return *duration;
+}
+
+void GatewayConfigReader::ReadTimeouts(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "timeouts", sink_)) return;
+  yaml::CheckFields(node, "timeouts", {"hello", "connect", "idle"}, sink_);
+  const std::pair<std::string_view, std::chrono::milliseconds*> fields[] = {
+      {"hello", &config_.hello_timeout},
+      {"connect", &config_.connect_timeout},
+      {"idle", &config_.idle_timeout}};
+  for (const auto& field : fields) {
+    IfPresent(node, field.first, [&](const yaml::Node& n) {
+      if (auto d = ReadTimeout(n, yaml::FieldPath("timeouts", field.first))) *field.second = *d;
+    });
+  }
+}
+
+void GatewayConfigReader::ReadRelay(const yaml::Node& node) {
+  auto text = yaml::ReadString(node, "relay", sink_);
+  if (!text) return;
+  if (*text == "splice") {
+    config_.relay = RelayMode::kSplice;
+  } else if (*text == "copy") {
+    config_.relay = RelayMode::kCopy;
+  } else {
+    sink_.Add(node, "relay", absl::StrCat("unknown relay mode \"", *text, "\" (splice or copy)"));
+  }
+}
+
+std::optional<SniRewrite> GatewayConfigReader::ReadSniRewrite(const yaml::Node& node,
+                                                              const std::string& path) {
+  if (!yaml::ExpectMap(node, path, sink_)) return std::nullopt;
+  const size_t errors = sink_.count();
+  yaml::CheckFields(node, path, {"from", "to"}, sink_);
+  SniRewrite rewrite;
+  const MapEntry from = Lookup(node, "from");
+  const std::string from_path = yaml::FieldPath(path, "from");
+  if (yaml::Require(from, node, from_path, sink_)) {
+    if (auto text = yaml::ReadString(from.value, from_path, sink_)) {
+      rewrite.from = base::AsciiLower(*text);
+      if (!base::IsDomainSuffix(rewrite.from)) {
+        sink_.Add(from.value, from_path,
+                  absl::StrCat("\"", *text, "\" is not a domain suffix like \".global\""));
+      }
+    }
+  }
+  const MapEntry to = Lookup(node, "to");
+  const std::string to_path = yaml::FieldPath(path, "to");
+  if (yaml::Require(to, node, to_path, sink_)) {
+    if (auto text = yaml::ReadString(to.value, to_path, sink_)) {
+      rewrite.to = base::AsciiLower(*text);
+      if (!rewrite.to.empty() && !base::IsDomainSuffix(rewrite.to)) {
+        sink_.Add(to.value, to_path,
+                  absl::StrCat("\"", *text,
+                               "\" is not a domain suffix like \".svc.cluster.local\" (or \"\" "
+                               "to strip the suffix)"));
+      }
+    }
+  }
+  if (sink_.count() != errors) return std::nullopt;
+  return rewrite;
+}
+
+void GatewayConfigReader::ReadSniRewrites(const yaml::Node& node) {
+  if (!yaml::ExpectList(node, "sniRewrites", sink_)) return;
+  std::vector<SniRewrite> rewrites;
+  std::vector<size_t> indexes;
+  bool ok = true;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string path = yaml::IndexPath("sniRewrites", i);
+    auto rewrite = ReadSniRewrite(node[i], path);
+    if (!rewrite) {
+      ok = false;
+      continue;
+    }
+    // First match wins, so a rule whose suffix an earlier rule covers is dead.
+    for (size_t j = 0; j < rewrites.size(); ++j) {
+      if (rewrite->from == rewrites[j].from ||
+          base::HasLabelSuffix(rewrite->from, rewrites[j].from)) {
+        sink_.Add(node[i], path,
+                  absl::StrCat("never applies: sniRewrites[", indexes[j], "] (from ",
+                               rewrites[j].from, ") matches first"));
+        ok = false;
+      }
+    }
+    rewrites.push_back(*rewrite);
+    indexes.push_back(i);
+  }
+  if (ok) config_.sni_rewrites = std::move(rewrites);
+}
+
+void GatewayConfigReader::ReadMesh(const yaml::Node& node) {
+  std::vector<std::string> paths;
+  const bool list = yaml::ForEachString(
+      node, "mesh", sink_, [&](const yaml::Node& item, const std::string& path, const std::string& text) {
+        if (text.empty()) {
+          sink_.Add(item, path, "empty path");
+          return;
+        }
+        paths.push_back(Resolve(text));
+      });
+  if (list) config_.mesh_paths = std::move(paths);
+}
+
+void GatewayConfigReader::ReadLogLevel(const yaml::Node& node) {
+  auto text = yaml::ReadString(node, "logLevel", sink_);
+  if (!text) return;
+  for (absl::string_view level : kLogLevels) {
+    if (*text == level) {
+      config_.log_level = *text;
+      return;
+    }
+  }
+  sink_.Add(node, "logLevel",
+            absl::StrCat("unknown log level \"", *text,
+                         "\" (one of: ", absl::StrJoin(kLogLevels, ", "), ")"));
+}
+
+}  // namespace
+
+std::optional<std::string> GatewayLocalityProblem(std::string_view locality) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(base::AbslView(locality), '/');
+  if (parts.size() > 3) return "has more than 3 segments (region/zone/subzone)";
+  for (absl::string_view part : parts) {
+    if (part.empty()) return "has an empty segment (region/zone/subzone)";
+    if (part.find('*') != absl::string_view::npos) return "names one locality: no '*'";
+  }
+  return std::nullopt;
+}
+
+std::string GatewayNamespace(const GatewayConfig& config) {
+  if (!config.gateway_namespace.empty()) return config.gateway_namespace;
+  const char* env = std::getenv("POD_NAMESPACE");
+  if (env != nullptr && base::IsDns1123Label(env)) return env;
+  return "istio-system";
+}
+
+absl::Status CheckDnsServer(std::string_view text) {
+  auto parsed = base::ParseIpWithOptionalPort(text, 53);
+  return parsed.ok() ? absl::OkStatus() : parsed.status();
+}
+
+absl::StatusOr<ControlUrl> ParseControlUrl(std::string_view url) { return base::ParseHttpUrl(url); }
+
+absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const std::string& name,
+                                                 const std::string& base_dir) {
+  yaml::ParseError error;
+  const std::optional<yaml::Stream> stream = yaml::Parse(yaml, &error);
+  if (!stream) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        yaml::Located(name, {error.line, error.column}), ": YAML syntax error: ", error.message));
+  }
+  const std::vector<yaml::Node>& docs = stream->documents();
+  GatewayConfig config;
+  std::vector<std::string> errors;
+  {
+    ErrorSink sink(name, &errors);  // flushes into `errors` at the end of this scope
+    if (docs.size() > 1) {
+      sink.Add(docs[1], "", absl::StrCat("expected one YAML document, found ", docs.size()));
+    }
+    if (!docs.empty() && !yaml::IsMissing(docs[0])) {
+      GatewayConfigReader(sink, base_dir, config).Read(docs[0]);
+    }
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  return config;
+}
+
+absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in.is_open() || in.bad()) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
+  }
+  return ParseGatewayConfig(text, path, std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace meshgate::config

@@ -1,0 +1,288 @@
+#include "proxy/runtime/metrics.h"
+
+#include <deque>
+#include <map>
+#include <utility>
+
+#include <prometheus/gauge.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace meshgate::proxy {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+class Families {
+ public:
+  MetricFamily& Add(std::string name, std::string help, MetricType type) {
+    families_.push_back({std::move(name), std::move(help), type, {}});
+    return families_.back();
+  }
+  static void Counter(MetricFamily& f, Labels labels, double value) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.counter.value = value;
+    f.metric.push_back(std::move(m));
+  }
+  static void Gauge(MetricFamily& f, Labels labels, double value) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.gauge.value = value;
+    f.metric.push_back(std::move(m));
+  }
+  // `counts` per bucket, not cumulative, the last for +Inf.
+  static void Histogram(MetricFamily& f, Labels labels, const std::vector<double>& bounds,
+                        const std::vector<uint64_t>& counts, double sum) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < bounds.size(); ++i) {
+      cumulative += counts[i];
+      m.histogram.bucket.push_back({cumulative, bounds[i]});
+    }
+    cumulative += counts.back();
+    m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+    m.histogram.sample_count = cumulative;
+    m.histogram.sample_sum = sum;
+    f.metric.push_back(std::move(m));
+  }
+  std::deque<MetricFamily>& all() { return families_; }
+
+ private:
+  std::deque<MetricFamily> families_;  // stable references while families are added
+};
+
+template <typename Get>
+uint64_t Sum(const MetricsSnapshot& s, Get get) {
+  uint64_t total = 0;
+  for (const ProxyStats* w : s.workers) total += get(*w).value();
+  return total;
+}
+
+void Downstream(const MetricsSnapshot& s, Families& out) {
+  const Labels listener = {{"listener", s.listener}};
+  Families::Counter(out.Add("meshgate_downstream_cx_total", "Connections accepted.", MetricType::Counter),
+                    listener, Sum(s, [](const ProxyStats& w) -> const auto& { return w.downstream_cx_total; }));
+  Families::Gauge(out.Add("meshgate_downstream_cx_active", "Connections open.", MetricType::Gauge), listener,
+                  Sum(s, [](const ProxyStats& w) -> const auto& { return w.downstream_cx_active; }));
+
+  uint64_t rejected[sni::kRejectReasonCount] = {};
+  for (const ProxyStats* w : s.workers) {
+    for (size_t i = 0; i < sni::kRejectReasonCount; ++i) rejected[i] += w->hello_rejected[i].value();
+  }
+  uint64_t not_tls = 0, malformed = 0;
+  for (size_t i = 0; i < sni::kRejectReasonCount; ++i) {
+    const auto reason = static_cast<sni::RejectReason>(i);
+    if (reason == sni::RejectReason::kTooLarge) continue;
+    (IsNotTls(reason) ? not_tls : malformed) += rejected[i];
+  }
+  uint64_t no_sni = 0;
+  for (const ProxyStats* w : s.workers) {
+    no_sni += w->route_miss[static_cast<size_t>(config::RouteMiss::kNoSni)].value();
+  }
+  const uint64_t with_sni = Sum(s, [](const ProxyStats& w) -> const auto& { return w.hello_ok; });
+  auto& hello = out.Add("meshgate_client_hello_total", "ClientHello outcomes.", MetricType::Counter);
+  const std::pair<const char*, uint64_t> outcomes[] = {
+      {"sni_found", with_sni},
+      {"no_sni", no_sni},
+      {"not_tls", not_tls},
+      {"too_large", rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)]},
+      {"timeout", Sum(s, [](const ProxyStats& w) -> const auto& { return w.hello_timeout; })},
+      {"malformed", malformed}};
+  for (const auto& [result, value] : outcomes) {
+    Families::Counter(hello, {{"listener", s.listener}, {"result", result}}, static_cast<double>(value));
+  }
+  auto& reasons = out.Add("meshgate_client_hello_rejected_total",
+                          "Rejected ClientHellos by the parser's reason.", MetricType::Counter);
+  for (size_t i = 0; i < sni::kRejectReasonCount; ++i) {
+    Families::Counter(reasons, {{"reason", std::string(sni::ToString(static_cast<sni::RejectReason>(i)))}},
+                      static_cast<double>(rejected[i]));
+  }
+  std::vector<double> bounds(ProxyStats::kHelloBytesBounds.begin(), ProxyStats::kHelloBytesBounds.end());
+  std::vector<uint64_t> counts(bounds.size() + 1, 0);
+  uint64_t sum = 0;
+  for (const ProxyStats* w : s.workers) {
+    for (size_t i = 0; i < counts.size(); ++i) counts[i] += w->hello_bytes_buckets[i].value();
+    sum += w->hello_bytes_sum.value();
+  }
+  Families::Histogram(out.Add("meshgate_client_hello_bytes", "Sizes of complete ClientHellos.",
+                              MetricType::Histogram),
+                      listener, bounds, counts, static_cast<double>(sum));
+
+  auto& miss = out.Add("meshgate_route_miss_total", "Connections refused without dialling, by reason.",
+                       MetricType::Counter);
+  for (size_t i = 0; i < config::kRouteMissCount; ++i) {
+    const auto reason = static_cast<config::RouteMiss>(i);
+    if (reason == config::RouteMiss::kNone) continue;
+    uint64_t v = 0;
+    for (const ProxyStats* w : s.workers) v += w->route_miss[i].value();
+    Families::Counter(miss, {{"reason", std::string(config::ToString(reason))}}, static_cast<double>(v));
+  }
+  auto& ends = out.Add("meshgate_sessions_closed_total", "Connections closed, by termination reason.",
+                       MetricType::Counter);
+  for (size_t i = 0; i < kTerminationCount; ++i) {
+    uint64_t v = 0;
+    for (const ProxyStats* w : s.workers) v += w->terminations[i].value();
+    Families::Counter(ends, {{"reason", std::string(ToString(static_cast<Termination>(i)))}},
+                      static_cast<double>(v));
+  }
+}
+
+std::vector<uint64_t> Buckets(const AtomicHistogram& h) {
+  std::vector<uint64_t> out(h.bounds().size() + 1);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = h.bucket(i);
+  return out;
+}
+
+void Upstream(const MetricsSnapshot& s, Families& out) {
+  struct Counter {
+    const char* name;
+    const char* help;
+    std::atomic<uint64_t> ClusterStats::*field;
+  };
+  const Counter counters[] = {
+      {"meshgate_upstream_cx_total", "Upstream connections established.", &ClusterStats::cx_total},
+      {"meshgate_upstream_connect_failures_total", "Upstream connects refused or failed.",
+       &ClusterStats::connect_failures},
+      {"meshgate_upstream_connect_timeouts_total", "Upstream connects that timed out.",
+       &ClusterStats::connect_timeouts},
+      {"meshgate_upstream_connect_retries_total", "Connects retried on another endpoint.",
+       &ClusterStats::retries},
+      {"meshgate_upstream_cx_overflow_total", "Connections refused by connectionPool.tcp.maxConnections.",
+       &ClusterStats::overflow},
+      {"meshgate_upstream_cx_none_healthy_total", "Connections refused: no usable endpoint.",
+       &ClusterStats::none_healthy},
+      {"meshgate_upstream_sent_bytes_total", "Bytes sent to the cluster's endpoints.",
+       &ClusterStats::bytes_sent},
+      {"meshgate_upstream_received_bytes_total", "Bytes received from the cluster's endpoints.",
+       &ClusterStats::bytes_received},
+  };
+  for (const Counter& c : counters) {
+    auto& f = out.Add(c.name, c.help, MetricType::Counter);
+    for (const auto& cs : s.clusters) {
+      Families::Counter(f, {{"cluster", cs->name}},
+                        static_cast<double>(((*cs).*(c.field)).load(std::memory_order_relaxed)));
+    }
+  }
+  auto& active = out.Add("meshgate_upstream_cx_active", "Upstream connections open.", MetricType::Gauge);
+  auto& connect = out.Add("meshgate_upstream_connect_duration_seconds",
+                          "Time to establish upstream connections.", MetricType::Histogram);
+  auto& session = out.Add("meshgate_upstream_session_duration_seconds",
+                          "Lifetime of relayed sessions.", MetricType::Histogram);
+  for (const auto& cs : s.clusters) {
+    const Labels cluster = {{"cluster", cs->name}};
+    Families::Gauge(active, cluster, static_cast<double>(cs->cx_active.load(std::memory_order_relaxed)));
+    Families::Histogram(connect, cluster, cs->connect_seconds.bounds(), Buckets(cs->connect_seconds),
+                        cs->connect_seconds.sum());
+    Families::Histogram(session, cluster, cs->session_seconds.bounds(), Buckets(cs->session_seconds),
+                        cs->session_seconds.sum());
+  }
+  auto& endpoints = out.Add("meshgate_cluster_endpoints", "Endpoints by health.", MetricType::Gauge);
+  for (const lb::ClusterView& view : s.endpoints) {
+    std::map<std::string, int> by_health = {{"healthy", 0}, {"ejected", 0}, {"failed_check", 0}, {"not_ready", 0}};
+    for (const lb::EndpointView& e : view.endpoints) ++by_health[e.health];
+    for (const auto& [health, n] : by_health) {
+      Families::Gauge(endpoints, {{"cluster", view.name}, {"health", health}}, n);
+    }
+  }
+}
+
+// Istio's standard TCP metrics, as a destination-side proxy reports them, so
+// existing dashboards show the gateway's traffic per service.
+void Istio(const MetricsSnapshot& s, Families& out) {
+  struct Totals {
+    uint64_t opened = 0, closed = 0, request_bytes = 0, response_bytes = 0;
+  };
+  std::map<std::tuple<std::string, std::string, std::string>, Totals> by_service;
+  for (const auto& cs : s.clusters) {
+    Totals& t = by_service[{cs->host, cs->service_name, cs->service_namespace}];
+    t.opened += cs->cx_total.load(std::memory_order_relaxed);
+    t.closed += cs->sessions_closed.load(std::memory_order_relaxed);
+    t.request_bytes += cs->bytes_sent.load(std::memory_order_relaxed);
+    t.response_bytes += cs->bytes_received.load(std::memory_order_relaxed);
+  }
+  auto& opened = out.Add("istio_tcp_connections_opened_total", "TCP connections opened.", MetricType::Counter);
+  auto& closed = out.Add("istio_tcp_connections_closed_total", "TCP connections closed.", MetricType::Counter);
+  auto& sent = out.Add("istio_tcp_sent_bytes_total", "Bytes sent during response.", MetricType::Counter);
+  auto& received = out.Add("istio_tcp_received_bytes_total", "Bytes received during request.",
+                           MetricType::Counter);
+  for (const auto& [key, t] : by_service) {
+    const auto& [host, name, ns] = key;
+    const Labels labels = {{"reporter", "destination"},
+                           {"destination_service", host},
+                           {"destination_service_name", name},
+                           {"destination_service_namespace", ns},
+                           {"destination_cluster", s.istio_cluster_id}};
+    Families::Counter(opened, labels, static_cast<double>(t.opened));
+    Families::Counter(closed, labels, static_cast<double>(t.closed));
+    Families::Counter(sent, labels, static_cast<double>(t.response_bytes));
+    Families::Counter(received, labels, static_cast<double>(t.request_bytes));
+  }
+}
+
+void Process(const MetricsSnapshot& s, Families& out) {
+  Families::Gauge(out.Add("meshgate_config_version", "Route table version serving.", MetricType::Gauge), {},
+                  static_cast<double>(s.config_version));
+  auto& reloads = out.Add("meshgate_config_reloads_total", "Configuration reloads.", MetricType::Counter);
+  Families::Counter(reloads, {{"result", "ok"}}, static_cast<double>(s.reloads_ok));
+  Families::Counter(reloads, {{"result", "failed"}}, static_cast<double>(s.reloads_failed));
+  Families::Gauge(out.Add("meshgate_config_last_reload_timestamp_seconds",
+                          "Unix time of the last reload attempt (0: none).", MetricType::Gauge),
+                  {}, s.last_reload_seconds);
+  auto& log = out.Add("meshgate_access_log_lines_total", "Access log lines.", MetricType::Counter);
+  Families::Counter(log, {{"result", "written"}}, static_cast<double>(s.access_log_written));
+  Families::Counter(log, {{"result", "dropped"}}, static_cast<double>(s.access_log_dropped));
+  Families::Gauge(out.Add("meshgate_draining", "1 while draining.", MetricType::Gauge), {},
+                  s.draining ? 1 : 0);
+  if (s.control == nullptr) return;
+  const ControlStatus& c = *s.control;
+  Families::Gauge(out.Add("meshgate_control_connected",
+                          "1 while the last exchange with the control component succeeded.", MetricType::Gauge),
+                  {}, c.consecutive_failures == 0 && c.last_contact_seconds > 0 ? 1 : 0);
+  Families::Gauge(out.Add("meshgate_control_version", "The control component's version serving (0: none).",
+                          MetricType::Gauge),
+                  {}, static_cast<double>(c.applied_version));
+  auto& updates = out.Add("meshgate_control_updates_total", "Versions received from the control component.",
+                          MetricType::Counter);
+  Families::Counter(updates, {{"result", "applied"}}, static_cast<double>(c.updates_applied));
+  Families::Counter(updates, {{"result", "rejected"}}, static_cast<double>(c.updates_rejected));
+  Families::Counter(out.Add("meshgate_control_fetch_errors_total",
+                            "Requests to the control component that failed.", MetricType::Counter),
+                    {}, static_cast<double>(c.fetch_errors));
+}
+
+// Static series live in a prometheus-cpp registry.
+prometheus::Registry& StaticRegistry() {
+  static prometheus::Registry* registry = [] {
+    auto* r = new prometheus::Registry();
+    prometheus::BuildGauge()
+        .Name("meshgate_build_info")
+        .Help("Build information.")
+        .Register(*r)
+        .Add({{"version", MESHGATE_VERSION}})
+        .Set(1);
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace
+
+std::string RenderMetrics(const MetricsSnapshot& snapshot) {
+  Families out;
+  Downstream(snapshot, out);
+  Upstream(snapshot, out);
+  Istio(snapshot, out);
+  Process(snapshot, out);
+  std::vector<MetricFamily> families = StaticRegistry().Collect();
+  for (MetricFamily& f : out.all()) families.push_back(std::move(f));
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace meshgate::proxy
