@@ -50,7 +50,7 @@ Session::Session(Socket socket, const asio::ip::tcp::endpoint& peer, const Worke
       peer_endpoint_(peer),
       up_(down_.get_executor()),
       timer_(down_.get_executor()),
-      parser_(sni::ParserOptions{ctx.config->max_hello_bytes}),
+      parser_(sni::ParserOptions{ctx.routes->settings.max_hello_bytes}),
       start_(Clock::now()) {
   ctx_.stats->downstream_cx_total.Inc();
   ctx_.stats->downstream_cx_active.Inc();
@@ -73,11 +73,11 @@ void Session::Start() {
   hello_buf_.resize(kInitialHelloBuffer);
   // One deadline for the whole hello, not per read: a client dribbling one
   // byte a second still runs out of time.
-  ArmTimer(ctx_.config->hello_timeout, [this] {
+  ArmTimer(ctx_.routes->settings.hello_timeout, [this] {
     ctx_.stats->hello_timeout.Inc();
     Reject(Termination::kHelloTimeout,
            fmt::format("no complete ClientHello within {}ms ({} bytes read)",
-                       ctx_.config->hello_timeout.count(), hello_len_));
+                       ctx_.routes->settings.hello_timeout.count(), hello_len_));
   });
   DoReadHello();
 }
@@ -95,7 +95,7 @@ void Session::ArmTimer(Clock::duration after, Handler&& on_expiry) {
 
 void Session::DoReadHello() {
   if (hello_len_ == hello_buf_.size()) {
-    const size_t cap = ctx_.config->max_hello_bytes;
+    const size_t cap = ctx_.routes->settings.max_hello_bytes;
     if (hello_buf_.size() >= cap) {
       ctx_.stats->hello_rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)].Inc();
       return Reject(Termination::kHelloTooLarge, "too_large");
@@ -168,7 +168,7 @@ void Session::OnHello() {
 
 std::chrono::milliseconds Session::ConnectTimeout() const {
   const auto& pool = cluster_->policy.connection_pool;
-  return pool && pool->connect_timeout ? *pool->connect_timeout : ctx_.config->connect_timeout;
+  return pool && pool->connect_timeout ? *pool->connect_timeout : ctx_.routes->settings.connect_timeout;
 }
 
 void Session::ReleaseEndpoint() {
@@ -178,7 +178,7 @@ void Session::ReleaseEndpoint() {
 }
 
 void Session::DoConnect() {
-  const int idx = static_cast<int>(tried_.size()) < ctx_.config->max_connect_attempts
+  const int idx = static_cast<int>(tried_.size()) < ctx_.routes->settings.max_connect_attempts
                       ? ctx_.routes->BalancerFor(*cluster_).Pick(*cluster_state_, {client_hash_, tried_})
                       : lb::kNoEndpoint;
   if (idx == lb::kNoEndpoint && tried_.empty()) {
@@ -292,7 +292,7 @@ void Session::OnWriteHello(const error_code& ec, size_t n) {
 }
 
 void Session::StartRelay() {
-  const bool splice = ctx_.config->relay == config::RelayMode::kSplice;
+  const bool splice = ctx_.routes->settings.relay == RelayMode::kSplice;
   down_to_up_.emplace(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream,
                       ctx_.stats->relay_copy_fallback);
   up_to_down_.emplace(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream,
@@ -310,7 +310,7 @@ void Session::OnFlowProgress(const Flow& flow, size_t n) {
 }
 
 void Session::CheckIdle(Clock::time_point now) {
-  if (relaying_ && !closed_ && now - last_activity_ >= ctx_.config->idle_timeout) {
+  if (relaying_ && !closed_ && now - last_activity_ >= ctx_.routes->settings.idle_timeout) {
     Close(Termination::kIdleTimeout);
   }
 }

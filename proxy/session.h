@@ -15,44 +15,23 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "absl/container/inlined_vector.h"
-#include "config/settings/gateway_config.h"
 #include "config/model/route_table.h"
 #include "lb/balancer.h"
 #include "proxy/access_log.h"
 #include "proxy/cluster_stats.h"
 #include "proxy/log_limiter.h"
 #include "proxy/relay.h"
+#include "proxy/snapshot.h"
 #include "proxy/stats.h"
 #include "sni/client_hello_parser.h"
 
 namespace meshgate::proxy {
 
-// One route table version as a worker uses it: the table, the endpoint
-// health all workers share for it, and this worker's balancers for its
-// clusters (built on first use). Sessions keep the version they started with.
-struct WorkerRoutes {
-  WorkerRoutes(std::shared_ptr<const config::RouteTable> t, std::shared_ptr<lb::HealthTable> h,
-               lb::BalancerOptions o)
-      : table(std::move(t)), health(std::move(h)), options(std::move(o)),
-        balancers(table->clusters().size()) {}
-  lb::Balancer& BalancerFor(const config::Cluster& cluster) {
-    auto& b = balancers[cluster.id];
-    if (!b) b = lb::MakeBalancer(cluster, options);
-    return *b;
-  }
-  std::shared_ptr<const config::RouteTable> table;
-  std::shared_ptr<lb::HealthTable> health;
-  lb::BalancerOptions options;
-  std::vector<std::unique_ptr<lb::Balancer>> balancers;  // by Cluster::id
-  std::vector<std::shared_ptr<ClusterStats>> cluster_stats;  // by Cluster::id
-};
-
 class Session;
 
 // What a worker lends every session it accepts. Outlives the sessions.
 struct WorkerContext {
-  const config::GatewayConfig* config = nullptr;
-  std::shared_ptr<WorkerRoutes> routes;
+  std::shared_ptr<WorkerRoutes> routes;  // the current snapshot
   ProxyStats* stats = nullptr;
   PipePool* pipes = nullptr;
   LogLimiter* log_limiter = nullptr;

@@ -50,6 +50,17 @@ absl::StatusOr<tcp::endpoint> ParseListen(const std::string& listen) {
   return tcp::endpoint(address, parsed->port);
 }
 
+DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
+  DataPathSettings s;
+  s.hello_timeout = c.hello_timeout;
+  s.connect_timeout = c.connect_timeout;
+  s.idle_timeout = c.idle_timeout;
+  s.max_hello_bytes = c.max_hello_bytes;
+  s.max_connect_attempts = c.max_connect_attempts;
+  s.relay = c.relay == config::RelayMode::kSplice ? RelayMode::kSplice : RelayMode::kCopy;
+  return s;
+}
+
 bool IsResourceExhaustion(const error_code& ec) {
   const int v = ec.value();
   return v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM;
@@ -60,10 +71,8 @@ bool IsResourceExhaustion(const error_code& ec) {
 // Member order matters: the io_context is destroyed before the state its
 // pending sessions point at (stats, pipes, balancer).
 struct Worker {
-  Worker(const config::GatewayConfig& config, std::shared_ptr<WorkerRoutes> routes, size_t index,
-         size_t max_pipes)
+  Worker(std::shared_ptr<WorkerRoutes> routes, size_t index, size_t max_pipes)
       : pipes(64, max_pipes) {
-    ctx.config = &config;
     ctx.routes = std::move(routes);
     ctx.worker_index = index;
     ctx.live = &live;
@@ -75,7 +84,7 @@ struct Worker {
   // One timer per worker enforces every session's idle timeout, instead of
   // a pending timer per idle session: closes happen within idle + tick.
   void ArmIdleSweep() {
-    const auto tick = std::clamp<std::chrono::milliseconds>(ctx.config->idle_timeout / 8,
+    const auto tick = std::clamp<std::chrono::milliseconds>(ctx.routes->settings.idle_timeout / 8,
                                                             std::chrono::milliseconds(10), std::chrono::seconds(1));
     idle_sweep.expires_after(tick);
     idle_sweep.async_wait([this](const error_code& ec) {
@@ -157,10 +166,14 @@ struct Gateway::Impl {
   std::shared_ptr<WorkerRoutes> RoutesFor(std::shared_ptr<const config::RouteTable> t,
                                           std::shared_ptr<lb::HealthTable> h,
                                           const std::vector<std::shared_ptr<ClusterStats>>& stats) const {
-    auto routes = std::make_shared<WorkerRoutes>(std::move(t), std::move(h),
-                                                 lb::BalancerOptions{config.locality});
-    routes->cluster_stats = stats;
-    return routes;
+    auto snapshot = std::make_shared<Snapshot>();
+    snapshot->version = config_version.load();
+    snapshot->table = std::move(t);
+    snapshot->health = std::move(h);
+    snapshot->cluster_stats = stats;
+    snapshot->settings = DataPathSettingsOf(config);
+    snapshot->balancer = lb::BalancerOptions{config.locality};
+    return std::make_shared<WorkerRoutes>(std::move(snapshot));
   }
 };
 
@@ -176,7 +189,7 @@ Gateway::Gateway(config::GatewayConfig config, std::shared_ptr<const config::Rou
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
     impl_->workers.push_back(std::make_unique<Worker>(
-        impl_->config, impl_->RoutesFor(impl_->table, impl_->health, impl_->current_stats),
+        impl_->RoutesFor(impl_->table, impl_->health, impl_->current_stats),
         static_cast<size_t>(i),
         // maxPipes is for the whole gateway: each worker gets its share.
         impl_->config.max_pipes < 0 ? SIZE_MAX : static_cast<size_t>(impl_->config.max_pipes / threads)));

@@ -1,0 +1,65 @@
+// What the runtime publishes and the data path reads: one immutable version of
+// everything that changes while meshgate runs. Workers only swap a pointer to
+// it; a session keeps the version it started with, so a reload never touches
+// an open connection.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <unordered_set>
+#include <vector>
+
+#include "config/model/route_table.h"
+#include "lb/balancer.h"
+#include "lb/cluster_state.h"
+#include "proxy/cluster_stats.h"
+
+namespace meshgate::proxy {
+
+enum class RelayMode { kSplice, kCopy };
+
+// The data path's settings (meshgate.yaml, reloadable): what a session reads.
+struct DataPathSettings {
+  std::chrono::milliseconds hello_timeout{5000};
+  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds idle_timeout{3600 * 1000};
+  size_t max_hello_bytes = 16 * 1024;
+  int max_connect_attempts = 3;
+  RelayMode relay = RelayMode::kSplice;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  std::shared_ptr<const config::RouteTable> table;
+  std::shared_ptr<lb::HealthTable> health;  // shared by every worker for `table`
+  std::vector<std::shared_ptr<ClusterStats>> cluster_stats;  // by Cluster::id of `table`
+  DataPathSettings settings;
+  lb::BalancerOptions balancer;
+};
+
+// One snapshot as a worker uses it: the snapshot plus this worker's balancers
+// for its clusters (built on first use, never shared between threads).
+struct WorkerRoutes {
+  explicit WorkerRoutes(std::shared_ptr<const Snapshot> s)
+      : snapshot(std::move(s)),
+        table(snapshot->table.get()),
+        health(snapshot->health.get()),
+        cluster_stats(snapshot->cluster_stats),
+        settings(snapshot->settings),
+        balancers(table->clusters().size()) {}
+  lb::Balancer& BalancerFor(const config::Cluster& cluster) {
+    auto& b = balancers[cluster.id];
+    if (!b) b = lb::MakeBalancer(cluster, snapshot->balancer);
+    return *b;
+  }
+  std::shared_ptr<const Snapshot> snapshot;
+  const config::RouteTable* table;
+  lb::HealthTable* health;
+  const std::vector<std::shared_ptr<ClusterStats>>& cluster_stats;
+  const DataPathSettings& settings;
+  std::vector<std::unique_ptr<lb::Balancer>> balancers;  // by Cluster::id
+};
+
+}  // namespace meshgate::proxy
