@@ -1,6 +1,7 @@
 #include "proxy/stats.h"
 
 #include <iterator>
+#include <vector>
 
 #include "fmt/format.h"
 
@@ -39,14 +40,8 @@ void AppendArray(std::string& out, std::string_view prefix,
 
 std::string FormatStats(const ProxyStats* const* stats, size_t count) {
   std::string out;
-#define MESHGATE_COUNTER_SUM(name)                                 \
-  {                                                                \
-    uint64_t sum = 0;                                              \
-    for (size_t w = 0; w < count; ++w) sum += stats[w]->name.value(); \
-    fmt::format_to(std::back_inserter(out), "{}{}={}", out.empty() ? "" : " ", #name, sum); \
-  }
-  MESHGATE_PROXY_COUNTERS(MESHGATE_COUNTER_SUM)
-#undef MESHGATE_COUNTER_SUM
+  std::vector<const ProxyCounters*> sets(stats, stats + count);
+  base::AppendSummary(out, "", sets.data(), count, /*skip_zero=*/false);
   // Enum value 0 is kNone for the sni and route enums; Termination starts at 0.
   AppendArray(out, "hello_rejected", stats, count, &ProxyStats::hello_rejected, 1, sni::RejectReason{});
   AppendArray(out, "route_miss", stats, count, &ProxyStats::route_miss, 1, config::RouteMiss{});

@@ -8,20 +8,13 @@
 #include <cstdint>
 #include <string>
 
+#include "base/stats.h"
 #include "config/model/route_table.h"
 #include "sni/client_hello_parser.h"
 
 namespace meshgate::proxy {
 
-class Counter {
- public:
-  void Inc(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void Dec() { v_.store(v_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed); }
-  uint64_t value() const { return v_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> v_{0};
-};
+using base::Counter;
 
 // How a session ended. One reason per session, counted and logged.
 #define MESHGATE_TERMINATIONS(X)                                        \
@@ -51,27 +44,26 @@ inline constexpr size_t kTerminationCount = 0 MESHGATE_TERMINATIONS(MESHGATE_TER
 #undef MESHGATE_TERM_COUNT
 std::string_view ToString(Termination t);
 
-#define MESHGATE_PROXY_COUNTERS(X)                                   \
-  X(downstream_cx_total)      /* accepted connections */           \
-  X(downstream_cx_active)     /* gauge */                          \
-  X(accept_errors)                                                 \
-  X(hello_ok)                 /* a ClientHello with server_name */ \
-  X(hello_timeout)                                                 \
-  X(upstream_cx_total)        /* successful upstream connects */   \
-  X(upstream_cx_active)       /* gauge */                          \
-  X(upstream_connect_fail)                                         \
-  X(upstream_connect_timeout)                                      \
-  X(upstream_connect_retry)                                        \
-  X(upstream_cx_overflow)     /* refused: maxConnections */        \
-  X(upstream_ejections)       /* outlier detection */              \
-  X(bytes_downstream_to_upstream)                                  \
-  X(bytes_upstream_to_downstream)                                  \
-  X(relay_copy_fallback)      /* flows that found no pipe: copied */
+// The data path's counters, one set per worker (summed at report time).
+#define MESHGATE_PROXY_STATS(COUNTER, GAUGE)                                                   \
+  COUNTER(downstream_cx_total, "Connections accepted.")                                        \
+  GAUGE(downstream_cx_active, "Connections open.")                                             \
+  COUNTER(accept_errors, "accept() failures (descriptors exhausted, aborted handshakes).")     \
+  COUNTER(hello_ok, "ClientHellos with a server_name.")                                        \
+  COUNTER(hello_timeout, "Connections that sent no complete ClientHello in time.")             \
+  COUNTER(upstream_cx_total, "Upstream connections established.")                              \
+  GAUGE(upstream_cx_active, "Upstream connections open.")                                      \
+  COUNTER(upstream_connect_fail, "Upstream connects refused or failed.")                       \
+  COUNTER(upstream_connect_timeout, "Upstream connects that timed out.")                       \
+  COUNTER(upstream_connect_retry, "Connects retried on another endpoint.")                     \
+  COUNTER(upstream_cx_overflow, "Connections refused by connectionPool.tcp.maxConnections.")   \
+  COUNTER(upstream_ejections, "Endpoints ejected by outlier detection.")                       \
+  COUNTER(bytes_downstream_to_upstream, "Bytes relayed from clients to endpoints.")            \
+  COUNTER(bytes_upstream_to_downstream, "Bytes relayed from endpoints to clients.")            \
+  COUNTER(relay_copy_fallback, "Flows that found no splice pipe and copied instead.")
+MESHGATE_DEFINE_STATS(ProxyCounters, MESHGATE_PROXY_STATS);
 
-struct ProxyStats {
-#define MESHGATE_COUNTER_FIELD(name) Counter name;
-  MESHGATE_PROXY_COUNTERS(MESHGATE_COUNTER_FIELD)
-#undef MESHGATE_COUNTER_FIELD
+struct ProxyStats : ProxyCounters {
   std::array<Counter, sni::kRejectReasonCount> hello_rejected;   // by sni::RejectReason
   std::array<Counter, config::kRouteMissCount> route_miss;       // by config::RouteMiss
   std::array<Counter, kTerminationCount> terminations;          // by Termination

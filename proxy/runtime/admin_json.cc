@@ -18,14 +18,35 @@ json::object Labels(const std::map<std::string, std::string>& labels) {
 
 }  // namespace
 
-std::string ConfigDumpJson(const config::RouteTable& table, uint64_t version,
-                           const std::string& last_reload_error, double last_reload_time) {
+namespace {
+
+// meshgate.yaml's reloadable settings as they are in force.
+json::object SettingsJson(const config::GatewayConfig& s) {
+  json::object out;
+  out["log_level"] = s.log_level;
+  out["hello_timeout_ms"] = s.hello_timeout.count();
+  out["connect_timeout_ms"] = s.connect_timeout.count();
+  out["idle_timeout_ms"] = s.idle_timeout.count();
+  out["max_hello_bytes"] = s.max_hello_bytes;
+  out["max_connect_attempts"] = s.max_connect_attempts;
+  out["relay"] = s.relay == config::RelayMode::kSplice ? "splice" : "copy";
+  out["locality"] = s.locality;
+  out["drain_delay_ms"] = s.drain.delay.count();
+  out["drain_time_ms"] = s.drain.time.count();
+  return out;
+}
+
+}  // namespace
+
+std::string ConfigDumpJson(const config::RouteTable& table, const ConfigDumpInfo& info) {
   json::object root;
-  root["version"] = version;
+  root["version"] = info.version;
+  root["workers_version"] = info.workers_version;
   json::object reload;
-  reload["last_attempt_unix_seconds"] = last_reload_time;
-  reload["last_error"] = last_reload_error.empty() ? json::value(nullptr) : json::value(last_reload_error);
+  reload["last_attempt_unix_seconds"] = info.last_reload_time;
+  reload["last_error"] = info.last_reload_error.empty() ? json::value(nullptr) : json::value(info.last_reload_error);
   root["reload"] = std::move(reload);
+  if (info.settings != nullptr) root["settings"] = SettingsJson(*info.settings);
   json::array rewrites;
   for (const config::SniRewrite& r : table.rewrites()) rewrites.push_back(json::object{{"from", r.from}, {"to", r.to}});
   root["sni_rewrites"] = std::move(rewrites);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/model/route_table.h"
+#include "config/settings/gateway_config.h"
 #include "lb/cluster_state.h"
 #include "proxy/runtime/control_source.h"
 
@@ -12,8 +13,14 @@ namespace meshgate::proxy {
 
 // GET /config_dump: the live route table with sources, the version serving,
 // and the last reload's error ("" when it succeeded or none happened).
-std::string ConfigDumpJson(const config::RouteTable& table, uint64_t version,
-                           const std::string& last_reload_error, double last_reload_time);
+struct ConfigDumpInfo {
+  uint64_t version = 0;          // the config version published
+  uint64_t workers_version = 0;  // the config version every worker installed
+  std::string last_reload_error;
+  double last_reload_time = 0;
+  const config::GatewayConfig* settings = nullptr;  // the reloadable part is shown
+};
+std::string ConfigDumpJson(const config::RouteTable& table, const ConfigDumpInfo& info);
 
 // GET /clusters: every cluster's endpoints with health and connections.
 std::string ClustersJson(const std::vector<lb::ClusterView>& clusters);

@@ -35,11 +35,8 @@ using std::chrono::milliseconds;
 
 std::string FormatStats(const DnsStats& stats) {
   std::string out;
-#define MESHGATE_DNS_COUNTER_FORMAT(name)                                                            \
-  if (uint64_t v = stats.name.value())                                                               \
-    fmt::format_to(std::back_inserter(out), "{}dns_{}={}", out.empty() ? "" : " ", #name, v);
-  MESHGATE_DNS_COUNTERS(MESHGATE_DNS_COUNTER_FORMAT)
-#undef MESHGATE_DNS_COUNTER_FORMAT
+  const DnsStats* sets[] = {&stats};
+  base::AppendSummary(out, "dns_", sets, 1, /*skip_zero=*/true);
   return out;
 }
 
@@ -67,7 +64,7 @@ const char* ToString(Failure f) {
   return "error";
 }
 
-Counter& FailureCounter(DnsStats& s, Failure f) {
+base::Counter& FailureCounter(DnsStats& s, Failure f) {
   switch (f) {
     case Failure::kTimeout: return s.failure_timeout;
     case Failure::kNxdomain: return s.failure_nxdomain;

@@ -12,7 +12,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "absl/status/statusor.h"
-#include "proxy/stats.h"
+#include "base/stats.h"
 
 namespace meshgate::proxy {
 
@@ -34,22 +34,17 @@ struct DnsOptions {
 
 // A resolution either answers or fails for exactly one reason (the first
 // family that failed); a failed one keeps the last good addresses.
-#define MESHGATE_DNS_COUNTERS(X)                                            \
-  X(queries)           /* A/AAAA lookups sent (c-ares retries excluded) */  \
-  X(answers)           /* resolutions where every family answered */        \
-  X(changes)           /* address sets that differed from the last */       \
-  X(failures)          /* sum of the failure_* below */                     \
-  X(failure_timeout)                                                        \
-  X(failure_nxdomain)                                                       \
-  X(failure_nodata)    /* no address in any family */                       \
-  X(failure_server)    /* SERVFAIL, REFUSED or unreachable, every server */ \
-  X(failure_other)
-
-struct DnsStats {
-#define MESHGATE_DNS_COUNTER_FIELD(name) Counter name;
-  MESHGATE_DNS_COUNTERS(MESHGATE_DNS_COUNTER_FIELD)
-#undef MESHGATE_DNS_COUNTER_FIELD
-};
+#define MESHGATE_DNS_STATS(COUNTER, GAUGE)                                            \
+  COUNTER(queries, "A/AAAA lookups sent (c-ares retries excluded).")                  \
+  COUNTER(answers, "Resolutions where every family answered.")                        \
+  COUNTER(changes, "Resolutions whose address set differed from the last.")           \
+  COUNTER(failures, "Failed resolutions (the sum of the failure_* counters).")        \
+  COUNTER(failure_timeout, "Resolutions that timed out.")                             \
+  COUNTER(failure_nxdomain, "Resolutions answered NXDOMAIN.")                         \
+  COUNTER(failure_nodata, "Resolutions with no address in any family.")               \
+  COUNTER(failure_server, "Resolutions failed by SERVFAIL, REFUSED or no server.")    \
+  COUNTER(failure_other, "Resolutions failed for another reason.")
+MESHGATE_DEFINE_STATS(DnsStats, MESHGATE_DNS_STATS);
 // "dns_queries=3 dns_answers=1 ...", zeros skipped.
 std::string FormatStats(const DnsStats& stats);
 

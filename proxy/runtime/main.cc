@@ -8,10 +8,12 @@
 
 #include <boost/program_options.hpp>
 
-#include "base/duration.h"
 #include "config/settings/gateway_config.h"
+#include "base/address.h"
+#include "base/duration.h"
 #include "config/mesh/mesh_loader.h"
 #include "proxy/runtime/gateway.h"
+#include "proxy/runtime/runtime.h"
 #include "base/io/http_server.h"
 #include "base/logging.h"
 #include "spdlog/spdlog.h"
@@ -36,9 +38,7 @@ void RaiseFdLimit() {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+po::options_description Options() {
   po::options_description opts("Options");
   // clang-format off
   opts.add_options()
@@ -75,6 +75,162 @@ int main(int argc, char** argv) {
        "GET /healthz/ready there and exit 0 if it answers 200 (container HEALTHCHECK)")
       ("check", "validate config and mesh, print the route table, exit 0 (ok) or 1 (errors)");
   // clang-format on
+  return opts;
+}
+
+absl::Status FlagError(const std::string& text) { return absl::InvalidArgumentError(text); }
+
+// --admin, --metrics, --readiness: IP:PORT or "off".
+absl::Status ApplyEndpointFlags(const po::variables_map& vm, config::GatewayConfig& cfg) {
+  for (const auto& [flag, out] : {std::pair<const char*, std::string*>{"admin", &cfg.admin},
+                                  {"metrics", &cfg.metrics}, {"readiness", &cfg.readiness}}) {
+    if (!vm.count(flag)) continue;
+    const std::string value = vm[flag].as<std::string>();
+    if (value == "off") {
+      out->clear();
+      continue;
+    }
+    if (auto parsed = base::ParseListenAddress(value); !parsed.ok()) {
+      return FlagError(fmt::format("--{} {}", flag, std::string(parsed.status().message())));
+    }
+    *out = value;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyDurationFlags(const po::variables_map& vm, config::GatewayConfig& cfg) {
+  for (const auto& [flag, out] : {std::pair<const char*, std::chrono::milliseconds*>{"drain-delay", &cfg.drain.delay},
+                                  {"drain-time", &cfg.drain.time},
+                                  {"dns-min-ttl", &cfg.dns.min_ttl}}) {
+    if (!vm.count(flag)) continue;
+    auto d = base::ParseDuration(vm[flag].as<std::string>());
+    if (!d.ok()) return FlagError(fmt::format("--{}: {}", flag, std::string(d.status().message())));
+    *out = *d;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyListenerFlags(const po::variables_map& vm, config::GatewayConfig& cfg) {
+  if (vm.count("listen")) {
+    cfg.listen = vm["listen"].as<std::string>();
+    if (auto parsed = base::ParseListenAddress(cfg.listen); !parsed.ok()) {
+      return FlagError(fmt::format("--listen {}", std::string(parsed.status().message())));
+    }
+  }
+  if (vm.count("threads")) {
+    cfg.threads = vm["threads"].as<int>();
+    if (cfg.threads < 0 || cfg.threads > 256) return FlagError("--threads must be 0..256 (0 = one per core)");
+  }
+  if (vm.count("access-log")) {
+    const std::string value = vm["access-log"].as<std::string>();
+    cfg.access_log.path = value == "off" ? "" : value;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyMeshFlags(const po::variables_map& vm, config::GatewayConfig& cfg) {
+  if (vm.count("mesh")) cfg.mesh_paths = vm["mesh"].as<std::vector<std::string>>();
+  if (vm.count("log-level")) cfg.log_level = vm["log-level"].as<std::string>();
+  if (vm.count("dns-server")) cfg.dns.servers = vm["dns-server"].as<std::vector<std::string>>();
+  if (vm.count("locality")) {
+    cfg.locality = vm["locality"].as<std::string>();
+    if (auto problem = config::GatewayLocalityProblem(cfg.locality)) {
+      return FlagError(fmt::format("--locality \"{}\" {}", cfg.locality, *problem));
+    }
+  }
+  if (vm.count("control")) {
+    cfg.control.url = vm["control"].as<std::string>();
+    if (auto parsed = config::ParseControlUrl(cfg.control.url); !parsed.ok()) {
+      return FlagError(fmt::format("--control {}", std::string(parsed.status().message())));
+    }
+  }
+  if (vm.count("control-ca")) cfg.control.ca_file = vm["control-ca"].as<std::string>();
+  if (vm.count("control-cluster")) cfg.control.cluster = vm["control-cluster"].as<std::string>();
+  return absl::OkStatus();
+}
+
+// Flags override the config file, at startup and on every reload.
+absl::Status ApplyFlags(const po::variables_map& vm, config::GatewayConfig& cfg) {
+  for (auto* apply : {&ApplyEndpointFlags, &ApplyDurationFlags, &ApplyListenerFlags, &ApplyMeshFlags}) {
+    if (auto status = apply(vm, cfg); !status.ok()) return status;
+  }
+  if (!base::ParseLogLevel(cfg.log_level)) return FlagError(fmt::format("unknown log level \"{}\"", cfg.log_level));
+  if (cfg.mesh_paths.empty() && cfg.control.url.empty()) {
+    return FlagError("no mesh resources: pass --mesh PATH or --control URL, or list them under "
+                     "'mesh:' or set 'control:' in --config");
+  }
+  return absl::OkStatus();
+}
+
+// meshgate.yaml (when given) with the flags applied; `file_error` tells a
+// file problem (exit 1) from a flag problem (exit 2).
+absl::StatusOr<config::GatewayConfig> LoadSettings(const po::variables_map& vm, bool* file_error = nullptr) {
+  config::GatewayConfig cfg;
+  if (vm.count("config")) {
+    auto loaded = config::LoadGatewayConfig(vm["config"].as<std::string>());
+    if (!loaded.ok()) {
+      if (file_error != nullptr) *file_error = true;
+      return loaded.status();
+    }
+    cfg = *std::move(loaded);
+  }
+  if (auto status = ApplyFlags(vm, cfg); !status.ok()) return status;
+  return cfg;
+}
+
+int Probe(const std::string& address) {
+  const int status = io::HttpCall(address, "GET", "/healthz/ready", 2000).status;
+  if (status != 200) std::cerr << "meshgate: probe: " << (status < 0 ? std::string("no answer") : std::to_string(status)) << "\n";
+  return status == 200 ? 0 : 1;
+}
+
+// The first load, printed for a person (and for --check); null on errors.
+std::shared_ptr<const config::RouteTable> LoadFirstTable(const config::GatewayConfig& cfg, bool check) {
+  const config::MeshLoadResult mesh = proxy::LoadMeshFor(cfg, "");
+  // With only a control component there is nothing to warn about yet.
+  if (!cfg.mesh_paths.empty()) {
+    for (const auto& w : mesh.warnings) std::cerr << "warning: " << w << "\n";
+  }
+  for (const auto& e : mesh.errors) std::cerr << "error: " << e << "\n";
+  if (!mesh.errors.empty() || !mesh.table) {
+    std::cerr << "meshgate: configuration has " << mesh.errors.size() << " error(s)\n";
+    return nullptr;
+  }
+  if (check) {
+    std::cout << mesh.table->Describe();
+    std::cout << "configuration OK: " << mesh.resources_loaded << " resource(s), " << mesh.table->clusters().size()
+              << " cluster(s)\n";
+  } else {
+    spdlog::info("meshgate {} serving {} cluster(s) from {} resource(s)", MESHGATE_VERSION,
+                 mesh.table->clusters().size(), mesh.resources_loaded);
+  }
+  return mesh.table;
+}
+
+int Serve(const po::variables_map& vm, config::GatewayConfig cfg, std::shared_ptr<const config::RouteTable> table) {
+  RaiseFdLimit();
+  proxy::Gateway::Options options;
+  options.settings = std::move(cfg);
+  options.table = std::move(table);
+  if (vm.count("config")) options.settings_path = vm["config"].as<std::string>();
+  // Reloads re-read meshgate.yaml with the same flags; the listener, threads
+  // and ops endpoints need a restart.
+  options.load_settings = [vm] { return LoadSettings(vm); };
+  proxy::Gateway gateway(std::move(options));
+  if (auto status = gateway.Bind(); !status.ok()) {
+    spdlog::critical("{}", std::string(status.message()));
+    return 1;
+  }
+  gateway.Run(/*handle_signals=*/true);
+  spdlog::info("stats: {}", gateway.StatsSummary());
+  spdlog::info("shutdown complete");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const po::options_description opts = Options();
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
@@ -91,163 +247,16 @@ int main(int argc, char** argv) {
     std::cout << "meshgate " << MESHGATE_VERSION << "\n";
     return 0;
   }
-
-  if (vm.count("probe")) {
-    const int status = io::HttpCall(vm["probe"].as<std::string>(), "GET", "/healthz/ready", 2000).status;
-    if (status != 200) std::cerr << "meshgate: probe: " << (status < 0 ? std::string("no answer") : std::to_string(status)) << "\n";
-    return status == 200 ? 0 : 1;
+  if (vm.count("probe")) return Probe(vm["probe"].as<std::string>());
+  bool file_error = false;
+  auto cfg = LoadSettings(vm, &file_error);
+  if (!cfg.ok()) {
+    std::cerr << "meshgate: " << cfg.status().message() << "\n";
+    return file_error ? 1 : 2;
   }
-  config::GatewayConfig cfg;
-  if (vm.count("config")) {
-    auto loaded = config::LoadGatewayConfig(vm["config"].as<std::string>());
-    if (!loaded.ok()) {
-      std::cerr << "meshgate: " << loaded.status().message() << "\n";
-      return 1;
-    }
-    cfg = *std::move(loaded);
-  }
-  if (vm.count("mesh")) cfg.mesh_paths = vm["mesh"].as<std::vector<std::string>>();
-  for (const auto& [flag, out] : {std::pair<const char*, std::string*>{"admin", &cfg.admin},
-                                  {"metrics", &cfg.metrics}, {"readiness", &cfg.readiness}}) {
-    if (!vm.count(flag)) continue;
-    const std::string value = vm[flag].as<std::string>();
-    if (value == "off") {
-      out->clear();
-      continue;
-    }
-    if (auto parsed = base::ParseListenAddress(value); !parsed.ok()) {
-      std::cerr << "meshgate: --" << flag << " " << parsed.status().message() << "\n";
-      return 2;
-    }
-    *out = value;
-  }
-  for (const auto& [flag, out] :
-       {std::pair<const char*, std::chrono::milliseconds*>{"drain-delay", &cfg.drain.delay},
-        {"drain-time", &cfg.drain.time}}) {
-    if (!vm.count(flag)) continue;
-    auto d = base::ParseDuration(vm[flag].as<std::string>());
-    if (!d.ok()) {
-      std::cerr << "meshgate: --" << flag << ": " << d.status().message() << "\n";
-      return 2;
-    }
-    *out = *d;
-  }
-  if (vm.count("access-log")) {
-    const std::string value = vm["access-log"].as<std::string>();
-    cfg.access_log.path = value == "off" ? "" : value;
-  }
-  if (vm.count("listen")) {
-    cfg.listen = vm["listen"].as<std::string>();
-    if (auto parsed = base::ParseListenAddress(cfg.listen); !parsed.ok()) {
-      std::cerr << "meshgate: --listen " << parsed.status().message() << "\n";
-      return 2;
-    }
-  }
-  if (vm.count("threads")) {
-    cfg.threads = vm["threads"].as<int>();
-    if (cfg.threads < 0 || cfg.threads > 256) {
-      std::cerr << "meshgate: --threads must be 0..256 (0 = one per core)\n";
-      return 2;
-    }
-  }
-  if (vm.count("log-level")) cfg.log_level = vm["log-level"].as<std::string>();
-  if (vm.count("locality")) {
-    cfg.locality = vm["locality"].as<std::string>();
-    if (auto problem = config::GatewayLocalityProblem(cfg.locality)) {
-      std::cerr << "meshgate: --locality \"" << cfg.locality << "\" " << *problem << "\n";
-      return 2;
-    }
-  }
-  if (vm.count("control")) {
-    cfg.control.url = vm["control"].as<std::string>();
-    if (auto parsed = config::ParseControlUrl(cfg.control.url); !parsed.ok()) {
-      std::cerr << "meshgate: --control " << parsed.status().message() << "\n";
-      return 2;
-    }
-  }
-  if (vm.count("control-ca")) cfg.control.ca_file = vm["control-ca"].as<std::string>();
-  if (vm.count("control-cluster")) cfg.control.cluster = vm["control-cluster"].as<std::string>();
-  const auto log_level = base::ParseLogLevel(cfg.log_level);
-  if (log_level) base::SetupLogging("meshgate", *log_level);
-  if (!log_level) {
-    std::cerr << "meshgate: unknown log level \"" << cfg.log_level << "\"\n";
-    return 2;
-  }
-  if (cfg.mesh_paths.empty() && cfg.control.url.empty()) {
-    std::cerr << "meshgate: no mesh resources: pass --mesh PATH or --control URL, or list them under "
-                 "'mesh:' or set 'control:' in --config\n";
-    return 2;
-  }
-
-  // Gateways export hosts through servers on meshgate's own listener port.
-  config::MeshLoadOptions load_options;
-  load_options.gateway_namespace = config::GatewayNamespace(cfg);
-  load_options.root_namespace = cfg.root_namespace;
-  load_options.cluster_domain = cfg.cluster_domain;
-  if (auto listen = base::ParseListenAddress(cfg.listen); listen.ok() && listen->port != 0) {
-    load_options.listener_port = listen->port;
-  }
-  // The mesh files, plus the control component's resources once it answers.
-  auto load_mesh = [&cfg, &load_options](const std::string& control) {
-    config::MeshSources sources = config::ReadMeshSources(cfg.mesh_paths);
-    if (!control.empty()) sources.sources.push_back({"control " + cfg.control.url, control, ""});
-    return config::LoadMeshSources(sources, cfg.sni_rewrites, load_options);
-  };
-  const config::MeshLoadResult mesh = load_mesh("");
-  // With only a control component there is nothing to warn about yet.
-  if (!cfg.mesh_paths.empty()) {
-    for (const auto& w : mesh.warnings) std::cerr << "warning: " << w << "\n";
-  }
-  for (const auto& e : mesh.errors) std::cerr << "error: " << e << "\n";
-  if (!mesh.errors.empty() || !mesh.table) {
-    std::cerr << "meshgate: configuration has " << mesh.errors.size() << " error(s)\n";
-    return 1;
-  }
-  if (vm.count("check")) {
-    std::cout << mesh.table->Describe();
-    std::cout << "configuration OK: " << mesh.resources_loaded << " resource(s), "
-              << mesh.table->clusters().size() << " cluster(s)\n";
-    return 0;
-  }
-
-  RaiseFdLimit();
-  proxy::Gateway gateway(cfg, mesh.table);
-  if (auto status = gateway.Bind(); !status.ok()) {
-    spdlog::critical("{}", std::string(status.message()));
-    return 1;
-  }
-  spdlog::info("meshgate {} serving {} cluster(s) from {} resource(s)", MESHGATE_VERSION,
-               mesh.table->clusters().size(), mesh.resources_loaded);
-  // Reloads re-read the same mesh paths with the same rewrite rules; listener
-  // and thread settings need a restart.
-  proxy::Gateway::Reloader reloader;
-  reloader.watch_paths = cfg.mesh_paths;
-  reloader.load = [&load_mesh](const std::string& why, const std::string& control,
-                               std::string& error) -> std::shared_ptr<const config::RouteTable> {
-    const config::MeshLoadResult next = load_mesh(control);
-    for (const auto& w : next.warnings) spdlog::warn("{}", w);
-    for (const auto& e : next.errors) spdlog::error("{}", e);
-    if (!next.errors.empty()) {
-      for (const auto& e : next.errors) error += (error.empty() ? "" : "\n") + e;
-      return nullptr;
-    }
-    return next.table;
-  };
-  proxy::DnsSettings dns;
-  dns.servers = cfg.dns.servers;
-  dns.min_ttl = cfg.dns.min_ttl;
-  dns.max_ttl = cfg.dns.max_ttl;
-  if (vm.count("dns-server")) dns.servers = vm["dns-server"].as<std::vector<std::string>>();
-  if (vm.count("dns-min-ttl")) {
-    auto ttl = base::ParseDuration(vm["dns-min-ttl"].as<std::string>());
-    if (!ttl.ok()) {
-      spdlog::critical("--dns-min-ttl: {}", std::string(ttl.status().message()));
-      return 2;
-    }
-    dns.min_ttl = *ttl;
-  }
-  gateway.Run(/*handle_signals=*/true, &reloader, dns);
-  spdlog::info("stats: {}", gateway.StatsSummary());
-  spdlog::info("shutdown complete");
-  return 0;
+  base::SetupLogging("meshgate", *base::ParseLogLevel(cfg->log_level));
+  auto table = LoadFirstTable(*cfg, vm.count("check") > 0);
+  if (!table) return 1;
+  if (vm.count("check")) return 0;
+  return Serve(vm, *std::move(cfg), std::move(table));
 }

@@ -58,6 +58,33 @@ class Families {
   std::deque<MetricFamily> families_;  // stable references while families are added
 };
 
+// One family per entry of a stats list (base/stats.h): `prefix` + the
+// entry's name, "_total" added to counters, summed over `sets`.
+template <typename Stats>
+void AddList(Families& out, std::string_view prefix, const std::vector<const Stats*>& sets, const Labels& labels) {
+  for (size_t i = 0; i < Stats::kSize; ++i) {
+    const base::StatInfo& info = Stats::kInfo[i];
+    const bool counter = info.kind == base::StatKind::kCounter;
+    std::string name = std::string(prefix) + std::string(info.name);
+    if (counter && !name.ends_with("_total")) name += "_total";
+    uint64_t total = 0;
+    for (const Stats* s : sets) total += s->All()[i]->value();
+    auto& family = out.Add(name, std::string(info.help), counter ? MetricType::Counter : MetricType::Gauge);
+    if (counter) {
+      Families::Counter(family, labels, static_cast<double>(total));
+    } else {
+      Families::Gauge(family, labels, static_cast<double>(total));
+    }
+  }
+}
+
+// Every list-driven counter set: the workers', DNS's and the health checks'.
+void Lists(const MetricsSnapshot& s, Families& out) {
+  AddList<ProxyCounters>(out, "meshgate_listener_", {s.workers.begin(), s.workers.end()}, {{"listener", s.listener}});
+  if (s.dns != nullptr) AddList<DnsStats>(out, "meshgate_dns_", {s.dns}, {});
+  // TODO(integration): if (s.health_checks != nullptr) AddList<HealthCheckStats>(out, "meshgate_health_check_", {s.health_checks}, {});
+}
+
 template <typename Get>
 uint64_t Sum(const MetricsSnapshot& s, Get get) {
   uint64_t total = 0;
@@ -229,6 +256,11 @@ void Istio(const MetricsSnapshot& s, Families& out) {
 void Process(const MetricsSnapshot& s, Families& out) {
   Families::Gauge(out.Add("meshgate_config_version", "Route table version serving.", MetricType::Gauge), {},
                   static_cast<double>(s.config_version));
+  Families::Gauge(out.Add("meshgate_workers_config_version",
+                          "The config version every worker has installed (equal to meshgate_config_version "
+                          "once a reload reached the data path).",
+                          MetricType::Gauge),
+                  {}, static_cast<double>(s.workers_version));
   auto& reloads = out.Add("meshgate_config_reloads_total", "Configuration reloads.", MetricType::Counter);
   Families::Counter(reloads, {{"result", "ok"}}, static_cast<double>(s.reloads_ok));
   Families::Counter(reloads, {{"result", "failed"}}, static_cast<double>(s.reloads_failed));
@@ -280,6 +312,7 @@ std::string RenderMetrics(const MetricsSnapshot& snapshot) {
   Upstream(snapshot, out);
   Istio(snapshot, out);
   Process(snapshot, out);
+  Lists(snapshot, out);
   std::vector<MetricFamily> families = StaticRegistry().Collect();
   for (MetricFamily& f : out.all()) families.push_back(std::move(f));
   return prometheus::TextSerializer().Serialize(families);

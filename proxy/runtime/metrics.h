@@ -15,6 +15,8 @@
 #include "config/model/route_table.h"
 #include "lb/cluster_state.h"
 #include "proxy/runtime/control_source.h"
+#include "proxy/runtime/dns_resolver.h"
+#include "proxy/runtime/health_checker.h"
 #include "proxy/cluster_stats.h"
 #include "proxy/stats.h"
 
@@ -27,6 +29,7 @@ struct MetricsSnapshot {
   std::vector<lb::ClusterView> endpoints;  // health per cluster
   std::string istio_cluster_id;            // destination_cluster
   uint64_t config_version = 0;
+  uint64_t workers_version = 0;  // the config version every worker installed
   uint64_t reloads_ok = 0;
   uint64_t reloads_failed = 0;
   double last_reload_seconds = 0;  // Unix time; 0: never reloaded
@@ -34,6 +37,8 @@ struct MetricsSnapshot {
   uint64_t access_log_dropped = 0;
   bool draining = false;
   const ControlStatus* control = nullptr;  // null: no control component configured
+  const DnsStats* dns = nullptr;            // null: no resolver
+  const HealthCheckStats* health_checks = nullptr;  // null: no checks configured
 };
 
 // The text exposition format (version 0.0.4).

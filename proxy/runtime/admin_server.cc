@@ -1,0 +1,154 @@
+#include "proxy/runtime/admin_server.h"
+
+#include <algorithm>
+
+#include "base/logging.h"
+#include "fmt/format.h"
+#include "proxy/access_log.h"
+#include "proxy/runtime/admin_json.h"
+#include "proxy/runtime/metrics.h"
+#include "spdlog/spdlog.h"
+
+namespace meshgate::proxy {
+
+using io::HttpRequest;
+using io::HttpResponse;
+
+AdminServer::AdminServer(const Runtime& runtime, const WorkerPool& workers, Lifecycle& lifecycle,
+                         const AccessLog* access_log)
+    : runtime_(runtime), workers_(workers), lifecycle_(lifecycle), access_log_(access_log) {}
+
+absl::Status AdminServer::Start(boost::asio::io_context& io, const config::GatewayConfig& settings) {
+  const std::tuple<const std::string&, const char*, io::HttpHandler> endpoints[] = {
+      {settings.metrics, "metrics", [this](const HttpRequest& r) { return ServeMetrics(r); }},
+      {settings.readiness, "readiness", [this](const HttpRequest& r) { return ServeReadiness(r); }},
+      {settings.admin, "admin", [this](const HttpRequest& r) { return ServeAdmin(r); }},
+  };
+  for (const auto& [address, what, handler] : endpoints) {
+    if (address.empty()) continue;
+    auto server = io::HttpServer::Start(io, address, handler);
+    if (!server.ok()) {
+      return absl::UnavailableError(
+          fmt::format("cannot serve {} on {}: {}", what, address, std::string(server.status().message())));
+    }
+    spdlog::info("{} serving on {}", what, (*server)->bound_address());
+    if (std::string_view(what) == "admin" && !(*server)->loopback()) {
+      spdlog::warn("ADMIN API ON A NON-LOOPBACK ADDRESS ({}): anyone who can reach it can drain this "
+                   "gateway and change its log level",
+                   (*server)->bound_address());
+    }
+    servers_.push_back(*std::move(server));
+  }
+  return absl::OkStatus();
+}
+
+HttpResponse AdminServer::ServeMetrics(const HttpRequest& request) const {
+  if (request.path != "/stats/prometheus" && request.path != "/metrics") return {404, "text/plain", "not found\n"};
+  if (request.method != "GET") return {405, "text/plain", "use GET\n"};
+  MetricsSnapshot snapshot;
+  snapshot.listener = workers_.bound_address();
+  snapshot.workers = workers_.stats();
+  snapshot.clusters = runtime_.cluster_stats();
+  snapshot.endpoints = runtime_.Clusters();
+  snapshot.istio_cluster_id = runtime_.settings().cluster_id;
+  const ReloadStatus& reload = runtime_.reload_status();
+  snapshot.config_version = reload.version;
+  snapshot.workers_version = workers_.acked_version();
+  snapshot.reloads_ok = reload.ok;
+  snapshot.reloads_failed = reload.failed;
+  snapshot.last_reload_seconds = reload.last_time;
+  if (access_log_ != nullptr) {
+    snapshot.access_log_written = access_log_->written();
+    snapshot.access_log_dropped = access_log_->dropped();
+  }
+  snapshot.draining = lifecycle_.draining.load();
+  snapshot.control = runtime_.control_status();
+  snapshot.dns = runtime_.dns_stats();
+  snapshot.health_checks = runtime_.health_check_stats();
+  return {200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(snapshot)};
+}
+
+HttpResponse AdminServer::ServeReadiness(const HttpRequest& request) const {
+  if (request.path != "/healthz/ready") return {404, "text/plain", "not found\n"};
+  return Readiness();
+}
+
+HttpResponse AdminServer::Readiness() const {
+  if (lifecycle_.draining) return {503, "text/plain", "draining\n"};
+  if (!lifecycle_.ready) return {503, "text/plain", "starting\n"};
+  const ControlStatus* c = runtime_.control_status();
+  if (c != nullptr && runtime_.settings().control.required && !c->synced_once) {
+    return {503, "text/plain",
+            fmt::format("waiting for the first sync from control component {} (cluster {}){}{}\n", c->url, c->cluster,
+                        c->last_error.empty() ? "" : ": ", c->last_error)};
+  }
+  return {200, "text/plain", "ready\n"};
+}
+
+std::string AdminServer::ConfigDump() const {
+  ConfigDumpInfo info;
+  const ReloadStatus& reload = runtime_.reload_status();
+  info.version = reload.version;
+  info.workers_version = workers_.acked_version();
+  info.last_reload_error = reload.last_error;
+  info.last_reload_time = reload.last_time;
+  info.settings = &runtime_.settings();
+  return ConfigDumpJson(*runtime_.snapshot()->table, info);
+}
+
+std::string AdminServer::StatsText() const {
+  std::string text = StatsSummary(runtime_, workers_);
+  std::replace(text.begin(), text.end(), ' ', '\n');
+  return text + "\n";
+}
+
+HttpResponse AdminServer::ServeAdmin(const HttpRequest& request) {
+  const bool get = request.method == "GET";
+  const bool post = request.method == "POST";
+  if (request.path == "/config_dump" && get) return {200, "application/json", ConfigDump()};
+  if (request.path == "/clusters" && get) return {200, "application/json", ClustersJson(runtime_.Clusters())};
+  if (request.path == "/stats" && get) return {200, "text/plain", StatsText()};
+  if (request.path == "/ready" && get) return Readiness();
+  if (request.path == "/control" && get) {
+    const ControlStatus* control = runtime_.control_status();
+    if (control == nullptr) return {404, "text/plain", "no control component configured\n"};
+    return {200, "application/json", ControlStatusJson(*control)};
+  }
+  if (request.path == "/drain" && post) {
+    lifecycle_.begin_drain("POST /drain");
+    return {200, "text/plain", "draining\n"};
+  }
+  if (request.path == "/logging" && post) {
+    const std::string level = io::QueryValue(request.query, "level");
+    const auto parsed = base::ParseLogLevel(level);
+    if (!parsed) return {400, "text/plain", "unknown level \"" + level + "\" (trace, debug, info, warn, error, off)\n"};
+    spdlog::set_level(*parsed);
+    spdlog::info("admin: log level set to {}", level);
+    return {200, "text/plain", "log level " + level + "\n"};
+  }
+  for (const char* known : {"/config_dump", "/clusters", "/stats", "/ready", "/control", "/drain", "/logging"}) {
+    if (request.path == known) return {405, "text/plain", "method not allowed\n"};
+  }
+  return {404, "text/plain",
+          "not found; try GET /config_dump, /clusters, /stats, /ready, /control; POST /drain, /logging?level=\n"};
+}
+
+std::string StatsSummary(const Runtime& runtime, const WorkerPool& workers) {
+  const std::vector<const ProxyStats*> all = workers.stats();
+  const ReloadStatus& reload = runtime.reload_status();
+  std::string out = fmt::format("{} config_version={} config_reloads_ok={} config_reloads_failed={}",
+                                FormatStats(all.data(), all.size()), reload.version, reload.ok, reload.failed);
+  if (const DnsStats* dns = runtime.dns_stats()) {
+    const std::string text = FormatStats(*dns);
+    if (!text.empty()) out += " " + text;
+  }
+  // TODO(integration): health-check counters from the lb stats list.
+  if (const HealthChecker* checker = runtime.health_checker()) {
+    const HealthCheckStats hc = checker->stats();
+    out += fmt::format(" health_check_probes={} health_check_failures={} health_check_transitions={}", hc.probes,
+                       hc.failures, hc.transitions);
+  }
+  return out;
+}
+
+}  // namespace meshgate::proxy

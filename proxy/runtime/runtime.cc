@@ -1,0 +1,330 @@
+#include "proxy/runtime/runtime.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/io/config_watcher.h"
+#include "base/logging.h"
+#include "fmt/format.h"
+#include "proxy/cluster_stats.h"
+#include "proxy/runtime/dns_routes.h"
+#include "spdlog/spdlog.h"
+
+namespace meshgate::proxy {
+namespace asio = boost::asio;
+using boost::system::error_code;
+using RouteTablePtr = std::shared_ptr<const config::RouteTable>;
+
+namespace {
+
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Settings that need a restart: the listener, the threads, the pipes, the
+// ops endpoints, the access log, the control component and DNS. A reload that
+// changes one keeps the running value and says so.
+std::vector<std::string> KeepRestartOnly(const config::GatewayConfig& running, config::GatewayConfig& next) {
+  std::vector<std::string> changed;
+  auto keep = [&](const char* name, auto& field, const auto& current) {
+    if (!(field == current)) changed.push_back(name);
+    field = current;
+  };
+  keep("listen", next.listen, running.listen);
+  keep("threads", next.threads, running.threads);
+  keep("maxPipes", next.max_pipes, running.max_pipes);
+  keep("admin", next.admin, running.admin);
+  keep("metrics", next.metrics, running.metrics);
+  keep("readiness", next.readiness, running.readiness);
+  keep("accessLog.path", next.access_log.path, running.access_log.path);
+  keep("accessLog.sampleRate", next.access_log.sample_rate, running.access_log.sample_rate);
+  keep("control.url", next.control.url, running.control.url);
+  keep("control.cluster", next.control.cluster, running.control.cluster);
+  keep("control.caFile", next.control.ca_file, running.control.ca_file);
+  keep("dns.servers", next.dns.servers, running.dns.servers);
+  keep("dns.minTtl", next.dns.min_ttl, running.dns.min_ttl);
+  keep("dns.maxTtl", next.dns.max_ttl, running.dns.max_ttl);
+  return changed;
+}
+
+bool SameHealthChecks(const config::GatewayConfig& a, const config::GatewayConfig& b) {
+  auto key = [](const config::GatewayConfig::HealthCheck& c) {
+    return std::tie(c.host, c.port, c.interval, c.timeout, c.healthy_threshold, c.unhealthy_threshold, c.jitter);
+  };
+  return std::equal(a.health_checks.begin(), a.health_checks.end(), b.health_checks.begin(), b.health_checks.end(),
+                    [&](const auto& x, const auto& y) { return key(x) == key(y); });
+}
+
+}  // namespace
+
+config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control) {
+  // Gateways export hosts through servers on meshgate's own listener port.
+  config::MeshLoadOptions options;
+  options.gateway_namespace = config::GatewayNamespace(settings);
+  options.root_namespace = settings.root_namespace;
+  options.cluster_domain = settings.cluster_domain;
+  if (auto listen = base::ParseListenAddress(settings.listen); listen.ok() && listen->port != 0) {
+    options.listener_port = listen->port;
+  }
+  config::MeshSources sources = config::ReadMeshSources(settings.mesh_paths);
+  if (!control.empty()) sources.sources.push_back({"control " + settings.control.url, control, ""});
+  return config::LoadMeshSources(sources, settings.sni_rewrites, options);
+}
+
+DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
+  DataPathSettings s;
+  s.hello_timeout = c.hello_timeout;
+  s.connect_timeout = c.connect_timeout;
+  s.idle_timeout = c.idle_timeout;
+  s.max_hello_bytes = c.max_hello_bytes;
+  s.max_connect_attempts = c.max_connect_attempts;
+  s.relay = c.relay == config::RelayMode::kSplice ? RelayMode::kSplice : RelayMode::kCopy;
+  return s;
+}
+
+struct Runtime::Impl {
+  Impl(asio::io_context& io, config::GatewayConfig s, std::string path, SettingsLoader loader)
+      : io(io), settings(std::move(s)), settings_path(std::move(path)), load_settings(std::move(loader)), sweep_timer(io) {}
+
+  // Sources of change. Each calls back into this object, never into a
+  // caller's stack frame; they are members declared last, so they go first.
+  void StartDns();
+  void StartHealthChecks();
+  void StartWatcher();
+  void StartControl();
+  void ArmSweep();
+  void SweepEjections();
+
+  void Reload(const std::string& why);
+  std::string OnControl(const std::string& resources, const std::string& why);
+  // Loads the mesh with `next` settings and `control`; installs both when
+  // they load. Returns "" or the errors.
+  std::string Rebuild(const config::GatewayConfig& next, const std::string& control, const std::string& why);
+  void ApplySettings(config::GatewayConfig next);
+  void InstallBase(RouteTablePtr base);
+  void InstallResolved(RouteTablePtr resolved);
+  void PublishSnapshot();
+
+  asio::io_context& io;
+  config::GatewayConfig settings;
+  const std::string settings_path;
+  const SettingsLoader load_settings;
+  RouteTablePtr table;  // resolved: what the workers route with
+  std::shared_ptr<lb::HealthTable> health;
+  ClusterStatsRegistry cluster_stats;
+  std::vector<std::shared_ptr<ClusterStats>> current_stats;  // by cluster id of `table`
+  std::shared_ptr<const Snapshot> snapshot;
+  ReloadStatus reload;
+  std::string control_resources;  // the last version that loaded
+  Publish publish;
+  std::vector<int64_t> next_sweep_ns;  // outlier re-check, by cluster id
+  asio::steady_timer sweep_timer;
+  std::unique_ptr<DnsResolver> resolver;
+  std::unique_ptr<DnsRoutes> dns;
+  std::unique_ptr<HealthChecker> checker;
+  std::unique_ptr<io::ConfigWatcher> watcher;
+  std::unique_ptr<ControlSource> control;
+};
+
+Runtime::Runtime(asio::io_context& io, config::GatewayConfig settings, RouteTablePtr table, std::string settings_path,
+                 SettingsLoader load_settings)
+    : impl_(std::make_unique<Impl>(io, std::move(settings), std::move(settings_path), std::move(load_settings))) {
+  impl_->table = std::move(table);
+  impl_->health = std::make_shared<lb::HealthTable>(*impl_->table);
+  impl_->current_stats = impl_->cluster_stats.ForTable(*impl_->table);
+  impl_->PublishSnapshot();
+}
+
+Runtime::~Runtime() = default;
+
+std::shared_ptr<const Snapshot> Runtime::snapshot() const { return impl_->snapshot; }
+
+void Runtime::Start(Publish publish) {
+  impl_->publish = std::move(publish);
+  impl_->StartHealthChecks();
+  impl_->StartDns();  // every table goes through DNS resolution before the workers see it
+  impl_->StartWatcher();
+  impl_->StartControl();
+  impl_->ArmSweep();
+}
+
+void Runtime::Reload(const std::string& why) { impl_->Reload(why); }
+
+void Runtime::Impl::StartDns() {
+  DnsOptions options;
+  options.servers = settings.dns.servers;
+  options.min_ttl = settings.dns.min_ttl;
+  options.max_ttl = settings.dns.max_ttl;
+  auto created = DnsResolver::Create(io, options);
+  if (!created.ok()) {
+    spdlog::error("DNS resolver unavailable, DNS clusters get no endpoints: {}", std::string(created.status().message()));
+    return;
+  }
+  resolver = *std::move(created);
+  dns = std::make_unique<DnsRoutes>(io, *resolver, [this](RouteTablePtr t) { InstallResolved(std::move(t)); });
+  dns->SetBase(table);
+}
+
+void Runtime::Impl::StartHealthChecks() {
+  checker.reset();
+  if (settings.health_checks.empty()) return;
+  checker = std::make_unique<HealthChecker>(io, settings.health_checks);
+  checker->SetTable(table, health);
+}
+
+void Runtime::Impl::StartWatcher() {
+  std::vector<std::string> paths = settings.mesh_paths;
+  if (!settings_path.empty()) paths.push_back(settings_path);
+  watcher.reset();  // one inotify and one SIGHUP handler at a time
+  watcher = std::make_unique<io::ConfigWatcher>(io, paths, std::chrono::milliseconds(100),
+                                                [this](const std::string& why) { Reload(why); });
+}
+
+void Runtime::Impl::StartControl() {
+  if (settings.control.url.empty()) return;
+  const auto& options = settings.control;
+  control = std::make_unique<ControlSource>(
+      io, options, options.cluster.empty() ? settings.cluster_id : options.cluster,
+      [this](const std::string& resources, const std::string& why) { return OnControl(resources, why); });
+  control->Start();
+}
+
+// Outlier detection's re-check: the finest interval Istio accepts is 1 ms,
+// but a 100 ms tick is plenty for ejections measured in seconds.
+void Runtime::Impl::ArmSweep() {
+  sweep_timer.expires_after(std::chrono::milliseconds(100));
+  sweep_timer.async_wait([this](const error_code& ec) {
+    if (ec) return;
+    SweepEjections();
+    ArmSweep();
+  });
+}
+
+void Runtime::Impl::SweepEjections() {
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  next_sweep_ns.resize(table->clusters().size(), 0);
+  for (const config::Cluster& cluster : table->clusters()) {
+    const auto& od = cluster.policy.outlier_detection;
+    if (!od) continue;
+    // Ejections end on the cluster's outlierDetection.interval, as in Envoy.
+    int64_t& next = next_sweep_ns[cluster.id];
+    if (now < next) continue;
+    next = now + std::chrono::duration_cast<std::chrono::nanoseconds>(od->interval).count();
+    lb::ClusterState& state = health->cluster(cluster.id);
+    state.Sweep(now, [&](size_t i) {
+      spdlog::info("cluster {}: endpoint {}:{} back in rotation after ejection #{}", cluster.name,
+                   cluster.endpoints[i].address, cluster.endpoints[i].port,
+                   state.endpoint(i).ejections.load(std::memory_order_relaxed));
+    });
+  }
+}
+
+void Runtime::Impl::Reload(const std::string& why) {
+  config::GatewayConfig next = settings;
+  if (load_settings) {
+    auto loaded = load_settings();
+    if (!loaded.ok()) {
+      reload.last_time = UnixNow();
+      reload.last_error = std::string(loaded.status().message());
+      reload.failed++;
+      spdlog::error("{}", reload.last_error);
+      spdlog::error("config reload ({}) failed: still serving version {}", why, reload.version);
+      return;
+    }
+    next = *std::move(loaded);
+    for (const std::string& name : KeepRestartOnly(settings, next)) {
+      spdlog::warn("config reload ({}): {} changed; it takes effect on restart only", why, name);
+    }
+  }
+  Rebuild(next, control_resources, why);
+}
+
+std::string Runtime::Impl::OnControl(const std::string& resources, const std::string& why) {
+  std::string error = Rebuild(settings, resources, why);
+  if (!error.empty()) return error;
+  control_resources = resources;
+  return "";
+}
+
+std::string Runtime::Impl::Rebuild(const config::GatewayConfig& next, const std::string& control,
+                                   const std::string& why) {
+  const config::MeshLoadResult mesh = LoadMeshFor(next, control);
+  for (const auto& w : mesh.warnings) spdlog::warn("{}", w);
+  for (const auto& e : mesh.errors) spdlog::error("{}", e);
+  reload.last_time = UnixNow();
+  if (!mesh.errors.empty() || !mesh.table) {
+    std::string error;
+    for (const auto& e : mesh.errors) error += (error.empty() ? "" : "\n") + e;
+    reload.last_error = error;
+    reload.failed++;
+    spdlog::error("config reload ({}) failed: still serving version {}", why, reload.version);
+    return error.empty() ? std::string("rejected") : error;
+  }
+  reload.last_error.clear();
+  reload.ok++;
+  reload.version++;
+  ApplySettings(next);
+  InstallBase(mesh.table);
+  spdlog::info("config reloaded ({}): version {}", why, reload.version);
+  return "";
+}
+
+void Runtime::Impl::ApplySettings(config::GatewayConfig next) {
+  const bool level_changed = next.log_level != settings.log_level;
+  const bool checks_changed = !SameHealthChecks(next, settings);
+  const bool paths_changed = next.mesh_paths != settings.mesh_paths;
+  settings = std::move(next);
+  if (level_changed) {
+    // A level set through POST /logging stays until the file changes it.
+    if (auto level = base::ParseLogLevel(settings.log_level)) spdlog::set_level(*level);
+    spdlog::info("log level set to {} by meshgate.yaml", settings.log_level);
+  }
+  if (checks_changed) StartHealthChecks();
+  // Not from inside the watcher's own callback: on the next turn of the loop.
+  if (paths_changed) asio::post(io, [this] { StartWatcher(); });
+}
+
+void Runtime::Impl::InstallBase(RouteTablePtr base) {
+  if (dns) return dns->SetBase(std::move(base));
+  InstallResolved(std::move(base));
+}
+
+void Runtime::Impl::InstallResolved(RouteTablePtr resolved) {
+  // Ejections survive reloads and DNS updates; active-check verdicts are
+  // carried by the checker itself.
+  health = std::make_shared<lb::HealthTable>(*resolved, *table, *health);
+  table = std::move(resolved);
+  current_stats = cluster_stats.ForTable(*table);
+  next_sweep_ns.clear();
+  if (checker) checker->SetTable(table, health);
+  PublishSnapshot();
+}
+
+void Runtime::Impl::PublishSnapshot() {
+  auto next = std::make_shared<Snapshot>();
+  next->version = reload.version;
+  next->table = table;
+  next->health = health;
+  next->cluster_stats = current_stats;
+  next->settings = DataPathSettingsOf(settings);
+  next->balancer = lb::BalancerOptions{settings.locality};
+  snapshot = next;
+  if (publish) publish(std::move(next));
+}
+
+const config::GatewayConfig& Runtime::settings() const { return impl_->settings; }
+const ReloadStatus& Runtime::reload_status() const { return impl_->reload; }
+const ControlStatus* Runtime::control_status() const { return impl_->control ? &impl_->control->status() : nullptr; }
+const DnsStats* Runtime::dns_stats() const { return impl_->resolver ? &impl_->resolver->stats() : nullptr; }
+// TODO(integration): the checker's stats list, once lb/ owns the verdicts.
+const HealthCheckStats* Runtime::health_check_stats() const { return nullptr; }
+const HealthChecker* Runtime::health_checker() const { return impl_->checker.get(); }
+std::vector<std::shared_ptr<ClusterStats>> Runtime::cluster_stats() const { return impl_->cluster_stats.All(); }
+std::vector<lb::ClusterView> Runtime::Clusters() const { return lb::Describe(*impl_->table, *impl_->health); }
+
+}  // namespace meshgate::proxy

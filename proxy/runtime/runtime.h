@@ -1,0 +1,78 @@
+// The runtime: the one owner of every source of change. meshgate.yaml and the
+// mesh files (inotify and SIGHUP), the control component, DNS answers, active
+// health checks and the outlier sweep all end here, in one immutable Snapshot
+// (route table, endpoint health, data-path settings) posted to the workers.
+// Runs on the control loop only; nothing here ever runs on a worker.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "config/mesh/mesh_loader.h"
+#include "config/settings/gateway_config.h"
+#include "proxy/runtime/control_source.h"
+#include "proxy/runtime/dns_resolver.h"
+#include "proxy/runtime/health_checker.h"
+#include "proxy/snapshot.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace meshgate::proxy {
+
+// meshgate.yaml plus the command line's overrides, read again on each reload.
+using SettingsLoader = std::function<absl::StatusOr<config::GatewayConfig>()>;
+
+// Reads the settings' mesh paths plus `control` (the control component's
+// resources, "" when none) with the settings' namespaces, rewrites and port.
+config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control);
+
+// The data path's part of meshgate.yaml.
+DataPathSettings DataPathSettingsOf(const config::GatewayConfig& settings);
+
+// What the admin API reports about reloads.
+struct ReloadStatus {
+  uint64_t version = 1;  // the snapshot version published last
+  uint64_t ok = 0;
+  uint64_t failed = 0;
+  std::string last_error;  // "" after a good reload
+  double last_time = 0;    // Unix seconds; 0: none yet
+};
+
+class Runtime {
+ public:
+  using Publish = std::function<void(std::shared_ptr<const Snapshot>)>;
+
+  // `settings_path`: meshgate.yaml ("" when there is none); `load_settings`
+  // reads it again with the flags applied (null: settings never change).
+  Runtime(boost::asio::io_context& io, config::GatewayConfig settings, std::shared_ptr<const config::RouteTable> table,
+          std::string settings_path, SettingsLoader load_settings);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  std::shared_ptr<const Snapshot> snapshot() const;
+  // Starts every source of change; from now on each new snapshot goes to `publish`.
+  void Start(Publish publish);
+  // Re-reads meshgate.yaml and the mesh now (what SIGHUP does).
+  void Reload(const std::string& why);
+
+  const config::GatewayConfig& settings() const;
+  const ReloadStatus& reload_status() const;
+  const ControlStatus* control_status() const;  // null: no control component
+  const DnsStats* dns_stats() const;            // null: no resolver
+  const HealthCheckStats* health_check_stats() const;  // null: no checks configured
+  const HealthChecker* health_checker() const;         // null: no checks configured
+  std::vector<std::shared_ptr<ClusterStats>> cluster_stats() const;
+  std::vector<lb::ClusterView> Clusters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace meshgate::proxy

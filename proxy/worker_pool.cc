@@ -1,0 +1,245 @@
+#include "proxy/worker_pool.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <unordered_set>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/address.h"
+#include "base/io/endpoint.h"
+#include "fmt/format.h"
+#include "proxy/session.h"
+#include "spdlog/spdlog.h"
+
+namespace meshgate::proxy {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+bool IsResourceExhaustion(const error_code& ec) {
+  const int v = ec.value();
+  return v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM;
+}
+
+absl::StatusOr<tcp::endpoint> ParseListen(const std::string& listen) {
+  auto parsed = base::ParseListenAddress(listen);
+  if (!parsed.ok()) return parsed.status();
+  error_code ec;
+  const auto address = asio::ip::make_address(parsed->ip, ec);
+  if (ec) return absl::InvalidArgumentError(fmt::format("listen address \"{}\": bad IP", listen));
+  return tcp::endpoint(address, parsed->port);
+}
+
+}  // namespace
+
+// Member order matters: the io_context is destroyed before the state its
+// pending sessions point at (stats, pipes, balancers).
+struct Worker {
+  Worker(std::shared_ptr<WorkerRoutes> routes, size_t index, size_t max_pipes) : pipes(64, max_pipes) {
+    ctx.routes = std::move(routes);
+    ctx.worker_index = index;
+    ctx.live = &live;
+    ctx.stats = &stats;
+    ctx.pipes = &pipes;
+    ctx.log_limiter = &limiter;
+    acked.store(ctx.routes->snapshot->version, std::memory_order_relaxed);
+  }
+
+  // One timer per worker enforces every session's idle timeout, instead of
+  // a pending timer per idle session: closes happen within idle + tick.
+  void ArmIdleSweep() {
+    const auto tick = std::clamp<std::chrono::milliseconds>(ctx.routes->settings.idle_timeout / 8,
+                                                            std::chrono::milliseconds(10), std::chrono::seconds(1));
+    idle_sweep.expires_after(tick);
+    idle_sweep.async_wait([this](const error_code& ec) {
+      if (ec) return;
+      sweep_snapshot.assign(live.begin(), live.end());  // Close() may change `live`
+      const auto now = std::chrono::steady_clock::now();
+      for (Session* session : sweep_snapshot) session->CheckIdle(now);
+      ArmIdleSweep();
+    });
+  }
+
+  void DoAccept() {
+    // The peer's address comes with accept(): no getpeername per connection.
+    acceptor.async_accept(io, accept_peer,
+                          [this](const error_code& ec, Socket socket) { OnAccept(ec, std::move(socket)); });
+  }
+
+  void OnAccept(const error_code& ec, Socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) return OnAcceptError(ec);
+    std::make_shared<Session>(std::move(socket), accept_peer, ctx)->Start();
+    DoAccept();
+  }
+
+  void OnAcceptError(const error_code& ec) {
+    stats.accept_errors.Inc();
+    uint64_t suppressed = 0;
+    if (limiter.Allow(suppressed)) spdlog::warn("accept failed: {}", ec.message());
+    if (!IsResourceExhaustion(ec)) return DoAccept();
+    // Out of descriptors: back off instead of spinning on the same error.
+    backoff.expires_after(std::chrono::milliseconds(100));
+    backoff.async_wait([this](const error_code& e) {
+      if (!e) DoAccept();
+    });
+  }
+
+  void Install(std::shared_ptr<WorkerRoutes> routes) {
+    const uint64_t version = routes->snapshot->version;
+    ctx.routes = std::move(routes);
+    acked.store(version, std::memory_order_release);
+  }
+
+  void Run() {
+    DoAccept();
+    ArmIdleSweep();
+    thread = std::thread([this] { io.run(); });
+  }
+
+  ProxyStats stats;
+  PipePool pipes;
+  LogLimiter limiter;
+  std::unordered_set<Session*> live;  // this worker's open sessions
+  std::vector<Session*> sweep_snapshot;
+  WorkerContext ctx;
+  std::atomic<uint64_t> acked{0};  // the snapshot version installed
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  asio::steady_timer backoff{io};
+  asio::steady_timer idle_sweep{io};
+  tcp::endpoint accept_peer;  // filled by each accept
+  std::thread thread;
+};
+
+WorkerPool::WorkerPool(int threads, int64_t max_pipes, std::shared_ptr<const Snapshot> first) {
+  // splice(2) into a socket the peer has reset raises SIGPIPE; we want EPIPE.
+  signal(SIGPIPE, SIG_IGN);
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // maxPipes is for the whole gateway: each worker gets its share.
+  const size_t share = max_pipes < 0 ? SIZE_MAX : static_cast<size_t>(max_pipes / threads);
+  for (int i = 0; i < threads; ++i) {
+    // Each worker builds its own balancers, so each gets its own WorkerRoutes.
+    workers_.push_back(std::make_unique<Worker>(std::make_shared<WorkerRoutes>(first), static_cast<size_t>(i), share));
+  }
+}
+
+WorkerPool::~WorkerPool() {
+  Stop();
+  Join();
+}
+
+absl::Status WorkerPool::Bind(const std::string& listen) {
+  auto endpoint = ParseListen(listen);
+  if (!endpoint.ok()) return endpoint.status();
+  tcp::endpoint target = *endpoint;
+  // SO_REUSEPORT would let us silently share a port with another running
+  // gateway; a plain bind first tells "in use" apart from "ours". The probe
+  // stays bound until the workers are, so port 0 cannot be taken meanwhile.
+  asio::io_context probe_io{1};
+  tcp::acceptor probe(probe_io);
+  error_code ec;
+  probe.open(target.protocol(), ec);
+  if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) probe.bind(target, ec);
+  if (ec) return absl::UnavailableError(fmt::format("cannot listen on {}: {}", listen, ec.message()));
+  if (target.port() == 0) target = probe.local_endpoint(ec);
+  for (auto& w : workers_) {
+    w->acceptor.open(target.protocol(), ec);
+    if (!ec) w->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) w->acceptor.set_option(ReusePort(true), ec);
+    if (!ec) w->acceptor.bind(target, ec);
+    if (!ec) w->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return absl::UnavailableError(fmt::format("cannot listen on {}: {}", io::FormatEndpoint(target), ec.message()));
+  }
+  bound_ = io::FormatEndpoint(target);
+  return absl::OkStatus();
+}
+
+void WorkerPool::SetAccessLog(AccessLog* log) {
+  for (auto& w : workers_) w->ctx.access_log = log;
+}
+
+void WorkerPool::Start() {
+  for (auto& w : workers_) w->Run();
+}
+
+void WorkerPool::Publish(std::shared_ptr<const Snapshot> snapshot) {
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    asio::post(worker->io, [worker, routes = std::make_shared<WorkerRoutes>(snapshot)]() mutable {
+      worker->Install(std::move(routes));
+    });
+  }
+}
+
+uint64_t WorkerPool::acked_version() const {
+  uint64_t lowest = UINT64_MAX;
+  for (const auto& w : workers_) lowest = std::min(lowest, w->acked.load(std::memory_order_acquire));
+  return workers_.empty() ? 0 : lowest;
+}
+
+void WorkerPool::CloseListeners() {
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    asio::post(worker->io, [worker] {
+      error_code ignored;
+      worker->acceptor.close(ignored);
+    });
+  }
+}
+
+void WorkerPool::DrainSessions() {
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    asio::post(worker->io, [worker] {
+      const std::vector<Session*> open(worker->live.begin(), worker->live.end());
+      for (Session* session : open) session->Drain();
+    });
+  }
+}
+
+void WorkerPool::Stop() {
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    // Stop accepting, then stop the loop. Destroying the io_context destroys
+    // the pending handlers, the only owners of open sessions, which closes them.
+    asio::post(worker->io, [worker] {
+      error_code ignored;
+      worker->acceptor.close(ignored);
+      worker->io.stop();
+    });
+  }
+}
+
+void WorkerPool::Join() {
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+uint64_t WorkerPool::open_sessions() const {
+  uint64_t open = 0;
+  for (const auto& w : workers_) open += w->stats.downstream_cx_active.value();
+  return open;
+}
+
+std::vector<const ProxyStats*> WorkerPool::stats() const {
+  std::vector<const ProxyStats*> all;
+  for (const auto& w : workers_) all.push_back(&w->stats);
+  return all;
+}
+
+}  // namespace meshgate::proxy
