@@ -1,7 +1,6 @@
 // `meshgatectl serve`: publishes the Publisher's documents over HTTP(S), with
 // versions, ETags and bounded long polls, and re-renders them when an input
 // file changes. Reuses meshgate's HTTP stack and file watcher.
-#include "base/duration.h"
 #include "control/serve.h"
 
 #include <csignal>
@@ -16,10 +15,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "config/settings/gateway_config.h"
-#include "control/publisher.h"
+#include "base/duration.h"
 #include "base/io/config_watcher.h"
 #include "base/io/http_server.h"
+#include "control/publisher.h"
 
 namespace meshgate::control {
 
@@ -51,7 +50,7 @@ class Server {
     if (publisher_.config().clusters.empty()) {
       return absl::InvalidArgumentError(publisher_.problems().empty() ? "no clusters" : publisher_.problems()[0]);
     }
-    const ServeConfig& config = publisher_.config();
+    const config::ServeConfig& config = publisher_.config();
     io::HttpServerOptions options;
     options.tls_cert_chain_file = config.tls_cert_chain;
     options.tls_key_file = config.tls_key;
