@@ -43,13 +43,16 @@ class Server {
  public:
   Server(asio::io_context& io, std::string config_path) : io_(io), publisher_(std::move(config_path)) {}
 
-  // Renders everything once and binds; an error names what is wrong.
+  // Renders everything once, watches the inputs and binds; an error names
+  // what is wrong. The "serving" line comes last: when it is logged, a
+  // change to any input is seen.
   absl::Status Start(const std::string& listen_override) {
     publisher_.Refresh();
     for (const auto& p : publisher_.problems()) spdlog::error("{}", p);
     if (publisher_.config().clusters.empty()) {
       return absl::InvalidArgumentError(publisher_.problems().empty() ? "no clusters" : publisher_.problems()[0]);
     }
+    Watch();
     const config::ServeConfig& config = publisher_.config();
     io::HttpServerOptions options;
     options.tls_cert_chain_file = config.tls_cert_chain;
@@ -61,7 +64,6 @@ class Server {
     http_ = *std::move(server);
     spdlog::info("meshgatectl serve: {} cluster(s), serving {} on {}", config.clusters.size(),
                  config.tls_cert_chain.empty() ? "HTTP" : "HTTPS", http_->bound_address());
-    Watch();
     return absl::OkStatus();
   }
 
