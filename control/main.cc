@@ -153,9 +153,10 @@ struct CaCommand {
   std::string_view name;
   int (*run)(const po::variables_map&, const CaOptions&);
 };
-constexpr CaCommand kCaCommands[] = {{"root", CaRoot},     {"intermediate", CaIntermediate},
-                                     {"workload", CaWorkload}, {"server", CaServer},
-                                     {"secret", CaSecret}, {"verify", CaVerify}};
+constexpr CaCommand kCaCommands[] = {
+    {"root", CaRoot},     {"intermediate", CaIntermediate}, {"workload", CaWorkload},
+    {"server", CaServer}, {"secret", CaSecret},             {"verify", CaVerify},
+};
 
 int Ca(const std::string& command, const std::vector<std::string>& args) {
   po::variables_map vm;
@@ -174,7 +175,7 @@ int Ca(const std::string& command, const std::vector<std::string>& args) {
 
 // --- serviceentries and coredns ------------------------------------------------------------
 
-// The VIPs already given (from --allocations FILE), and where to keep them.
+// The VIPs --allocations FILE has given so far ("": none, nothing kept).
 absl::StatusOr<VipAllocations> LoadVips(const std::string& path) {
   return path.empty() ? absl::StatusOr<VipAllocations>(VipAllocations()) : VipAllocations::Load(path);
 }
