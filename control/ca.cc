@@ -1,7 +1,5 @@
 #include "control/ca.h"
 
-#include <arpa/inet.h>
-
 #include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -21,6 +19,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/names.h"
 
 namespace meshgate::control {
 
@@ -301,8 +300,7 @@ absl::Status CreateServer(const std::string& ca_dir, const std::vector<std::stri
     if (name.empty() || name.find_first_of(", \n") != std::string::npos) {
       return absl::InvalidArgumentError("\"" + name + "\" is not a host name or IP address");
     }
-    unsigned char buf[16];
-    const bool ip = inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
+    const bool ip = base::CanonicalIp(name).has_value();
     san += (san.empty() ? "" : ",") + std::string(ip ? "IP:" : "DNS:") + name;
   }
   return IssueLeaf(ca_dir, san, "serverAuth", Or(options.validity, kServerValidity), out_dir, options);
@@ -348,71 +346,102 @@ std::string CaExtensionsProblem(X509* cert, bool intermediate) {
   return "";
 }
 
+std::string WorkloadExtensionsProblem(X509* cert) {
+  if (X509_NAME_entry_count(X509_get_subject_name(cert)) != 0) return "the subject is not empty";
+  if (!Critical(cert, NID_subject_alt_name)) return "the SAN is not critical";
+  const uint32_t eku = X509_get_extended_key_usage(cert);
+  if (!((eku & XKU_SSL_SERVER) && (eku & XKU_SSL_CLIENT))) return "extendedKeyUsage lacks serverAuth or clientAuth";
+  if (X509_get_extension_flags(cert) & EXFLAG_CA) return "it is a CA";
+  return "";
+}
+
+// Which material a directory holds, told by its files: a workload's
+// (cert.pem), an intermediate's (ca-cert.pem) or the root's.
+struct Layout {
+  enum Kind { kRoot, kIntermediate, kWorkload } kind = kRoot;
+  std::string cert_file = "root-cert.pem";
+  std::string key_file = "root-key.pem";
+};
+
+Layout LayoutOf(const std::string& dir) {
+  if (fs::exists(dir + "/cert.pem")) return {Layout::kWorkload, "cert.pem", "key.pem"};
+  if (fs::exists(dir + "/ca-cert.pem")) return {Layout::kIntermediate, "ca-cert.pem", "ca-key.pem"};
+  return {};
+}
+
+void Add(std::vector<Check>& checks, std::string name, const std::string& problem) {
+  checks.push_back({std::move(name), problem.empty(), problem});
+}
+
+// The root verifies itself; anything else verifies to it through cert-chain.pem,
+// which starts with its own certificate.
+void CheckChain(const std::string& dir, const Layout& layout, X509* cert, X509* root, std::vector<Check>& checks) {
+  if (layout.kind == Layout::kRoot) {
+    Add(checks, "root-cert.pem is self-signed and verifies", VerifyChain(root, root, {}));
+    return;
+  }
+  auto chain = ReadCerts(dir + "/cert-chain.pem");
+  if (!chain.ok()) {
+    Add(checks, "read cert-chain.pem", std::string(chain.status().message()));
+    return;
+  }
+  Add(checks, layout.cert_file + " verifies to root-cert.pem through cert-chain.pem", VerifyChain(cert, root, *chain));
+  Add(checks, "cert-chain.pem starts with " + layout.cert_file,
+      X509_cmp((*chain)[0].get(), cert) == 0 ? "" : "it starts with another certificate");
+}
+
+// The key matches the certificate and only its owner can read it.
+void CheckKey(const std::string& dir, const Layout& layout, X509* cert, std::vector<Check>& checks) {
+  const std::string path = dir + "/" + layout.key_file;
+  auto key = ReadKey(path);
+  std::string problem;
+  if (!key.ok()) {
+    problem = std::string(key.status().message());
+  } else if (X509_check_private_key(cert, key->get()) != 1) {
+    ERR_clear_error();
+    problem = "it does not";
+  }
+  Add(checks, layout.key_file + " matches " + layout.cert_file, problem);
+  if (!key.ok()) return;
+  struct stat st {};
+  ::stat(path.c_str(), &st);
+  Add(checks, layout.key_file + " is readable by its owner only",
+      (st.st_mode & 077) == 0 ? "" : "mode allows group or others");
+}
+
+// The extensions Istio's tools give each kind of material.
+void CheckExtensions(const Layout& layout, X509* cert, std::vector<Check>& checks) {
+  if (layout.kind == Layout::kWorkload) {
+    Add(checks, "workload extensions (empty subject, critical URI SAN, serverAuth+clientAuth)",
+        WorkloadExtensionsProblem(cert));
+  } else if (layout.kind == Layout::kIntermediate) {
+    std::string problem = CaExtensionsProblem(cert, /*intermediate=*/true);
+    if (problem.empty() && X509_check_host(cert, "istiod.istio-system.svc", 0, 0, nullptr) != 1) {
+      problem = "no SAN DNS:istiod.istio-system.svc";
+    }
+    Add(checks, "intermediate extensions (critical CA:TRUE pathlen:0, keyCertSign, istiod SAN)", problem);
+  } else {
+    Add(checks, "root extensions (critical CA:TRUE, keyCertSign)", CaExtensionsProblem(cert, /*intermediate=*/false));
+  }
+}
+
 }  // namespace
 
 std::vector<Check> Verify(const std::string& dir) {
   std::vector<Check> checks;
-  auto add = [&](std::string name, const std::string& problem) {
-    checks.push_back({std::move(name), problem.empty(), problem});
-  };
-  const bool workload = fs::exists(dir + "/cert.pem");
-  const bool intermediate = !workload && fs::exists(dir + "/ca-cert.pem");
-  const std::string cert_file = workload ? "cert.pem" : intermediate ? "ca-cert.pem" : "root-cert.pem";
-  const std::string key_file = workload ? "key.pem" : intermediate ? "ca-key.pem" : "root-key.pem";
-  auto certs = ReadCerts(dir + "/" + cert_file);
+  const Layout layout = LayoutOf(dir);
+  auto certs = ReadCerts(dir + "/" + layout.cert_file);
   auto roots = ReadCerts(dir + "/root-cert.pem");
   if (!certs.ok() || !roots.ok()) {
-    add("read " + cert_file + " and root-cert.pem",
+    Add(checks, "read " + layout.cert_file + " and root-cert.pem",
         std::string(!certs.ok() ? certs.status().message() : roots.status().message()));
     return checks;
   }
   X509* cert = (*certs)[0].get();
-  X509* root = (*roots)[0].get();
-  std::vector<Cert> chain;
-  if (!workload && !intermediate) {
-    add("root-cert.pem is self-signed and verifies", VerifyChain(root, root, {}));
-  } else {
-    auto read = ReadCerts(dir + "/cert-chain.pem");
-    if (!read.ok()) {
-      add("read cert-chain.pem", std::string(read.status().message()));
-    } else {
-      chain = *std::move(read);
-      add(cert_file + " verifies to root-cert.pem through cert-chain.pem", VerifyChain(cert, root, chain));
-      add("cert-chain.pem starts with " + cert_file,
-          X509_cmp(chain[0].get(), cert) == 0 ? "" : "it starts with another certificate");
-    }
-  }
-  auto key = ReadKey(dir + "/" + key_file);
-  add(key_file + " matches " + cert_file,
-      !key.ok() ? std::string(key.status().message())
-                : X509_check_private_key(cert, key->get()) == 1 ? "" : (ERR_clear_error(), "it does not"));
-  if (key.ok()) {
-    struct stat st {};
-    ::stat((dir + "/" + key_file).c_str(), &st);
-    add(key_file + " is readable by its owner only",
-        (st.st_mode & 077) == 0 ? "" : "mode allows group or others");
-  }
-  add(cert_file + " is within its validity period", Validity(cert));
-  if (workload) {
-    std::string problem;
-    if (X509_NAME_entry_count(X509_get_subject_name(cert)) != 0) problem = "the subject is not empty";
-    if (problem.empty() && !Critical(cert, NID_subject_alt_name)) problem = "the SAN is not critical";
-    const uint32_t eku = X509_get_extended_key_usage(cert);
-    if (problem.empty() && !((eku & XKU_SSL_SERVER) && (eku & XKU_SSL_CLIENT))) {
-      problem = "extendedKeyUsage lacks serverAuth or clientAuth";
-    }
-    if (problem.empty() && (X509_get_extension_flags(cert) & EXFLAG_CA)) problem = "it is a CA";
-    add("workload extensions (empty subject, critical URI SAN, serverAuth+clientAuth)", problem);
-  } else {
-    std::string problem = CaExtensionsProblem(cert, intermediate);
-    if (problem.empty() && intermediate &&
-        X509_check_host(cert, "istiod.istio-system.svc", 0, 0, nullptr) != 1) {
-      problem = "no SAN DNS:istiod.istio-system.svc";
-    }
-    add(intermediate ? "intermediate extensions (critical CA:TRUE pathlen:0, keyCertSign, istiod SAN)"
-                     : "root extensions (critical CA:TRUE, keyCertSign)",
-        problem);
-  }
+  CheckChain(dir, layout, cert, (*roots)[0].get(), checks);
+  CheckKey(dir, layout, cert, checks);
+  Add(checks, layout.cert_file + " is within its validity period", Validity(cert));
+  CheckExtensions(layout, cert, checks);
   return checks;
 }
 

@@ -1,21 +1,25 @@
 // meshgatectl: the control component: CA material, cross-cluster
 // ServiceEntries, the CoreDNS stanza, and `serve`, which publishes them.
+// Exit codes: 0 done, 1 failed, 2 a bad command line (with the usage).
+#include <algorithm>
 #include <iostream>
+#include <iterator>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/program_options.hpp>
 
+#include "base/address.h"
 #include "base/logging.h"
 #include "control/ca.h"
 #include "control/serve.h"
 #include "control/serviceentries.h"
-#include "spdlog/spdlog.h"
 
 namespace po = boost::program_options;
-using meshgate::control::CaOptions;
-using meshgate::control::KeyType;
 
+namespace meshgate::control {
 namespace {
 
 constexpr char kUsage[] = R"(Usage: meshgatectl ca root --out DIR
@@ -36,6 +40,17 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+int Fail(const absl::Status& status) { return Fail(std::string(status.message())); }
+
+// 0, or the failure reported.
+int Done(const absl::Status& status) { return status.ok() ? 0 : Fail(status); }
+
+// A bad command line: `line`, then the usage.
+int Usage(const std::string& line) {
+  std::cerr << line << "\n" << kUsage << "\n";
+  return 2;
+}
+
 // Parses `args` against `opts` into `vm`; on a bad flag prints why, with the
 // usage, and returns false.
 bool ParseArgs(const std::string& command, const std::vector<std::string>& args,
@@ -45,12 +60,26 @@ bool ParseArgs(const std::string& command, const std::vector<std::string>& args,
     po::notify(vm);
     return true;
   } catch (const po::error& e) {
-    std::cerr << "meshgatectl " << command << ": " << e.what() << "\n" << kUsage << "\n";
+    Usage("meshgatectl " + command + ": " + e.what());
     return false;
   }
 }
 
-int Ca(const std::string& command, const std::vector<std::string>& args) {
+std::string Get(const po::variables_map& vm, const char* name) { return vm[name].as<std::string>(); }
+
+// --- ca ----------------------------------------------------------------------------------
+
+// A flag the `ca` command needs and was not given.
+struct MissingFlag : std::invalid_argument {
+  explicit MissingFlag(const char* name) : std::invalid_argument(std::string("--") + name + " is required") {}
+};
+
+std::string Need(const po::variables_map& vm, const char* name) {
+  if (!vm.count(name)) throw MissingFlag(name);
+  return Get(vm, name);
+}
+
+po::options_description CaFlags() {
   po::options_description opts;
   opts.add_options()("out", po::value<std::string>())("root", po::value<std::string>())(
       "dir", po::value<std::string>())("cluster", po::value<std::string>())(
@@ -58,67 +87,97 @@ int Ca(const std::string& command, const std::vector<std::string>& args) {
       "days", po::value<int>())("hours", po::value<int>())("force", po::bool_switch())(
       "dns", po::value<std::vector<std::string>>()->composing())(
       "ip", po::value<std::vector<std::string>>()->composing());
-  po::variables_map vm;
-  if (!ParseArgs("ca " + command, args, opts, vm)) return 2;
-  auto need = [&](const char* name) -> std::string {
-    if (!vm.count(name)) throw std::invalid_argument(std::string("--") + name + " is required");
-    return vm[name].as<std::string>();
-  };
+  return opts;
+}
+
+// --key-type, --days or --hours, and --force.
+absl::StatusOr<CaOptions> CaOptionsFrom(const po::variables_map& vm) {
   CaOptions options;
   options.force = vm["force"].as<bool>();
-  const std::string key_type = vm["key-type"].as<std::string>();
+  const std::string key_type = Get(vm, "key-type");
   if (key_type == "ecdsa") {
     options.key_type = KeyType::kEcdsaP256;
   } else if (key_type != "rsa") {
-    return Fail("--key-type must be rsa or ecdsa, got \"" + key_type + "\"");
+    return absl::InvalidArgumentError("--key-type must be rsa or ecdsa, got \"" + key_type + "\"");
   }
   if (vm.count("days")) options.validity = std::chrono::hours(24 * vm["days"].as<int>());
   if (vm.count("hours")) options.validity = std::chrono::hours(vm["hours"].as<int>());
   if ((vm.count("days") || vm.count("hours")) && options.validity.count() <= 0) {
-    return Fail("the validity must be positive");
+    return absl::InvalidArgumentError("the validity must be positive");
   }
+  return options;
+}
+
+int CaRoot(const po::variables_map& vm, const CaOptions& options) {
+  return Done(CreateRoot(Need(vm, "out"), options));
+}
+
+int CaIntermediate(const po::variables_map& vm, const CaOptions& options) {
+  const std::string root = Need(vm, "root"), cluster = Need(vm, "cluster"), out = Need(vm, "out");
+  return Done(CreateIntermediate(root, cluster, out, options));
+}
+
+int CaWorkload(const po::variables_map& vm, const CaOptions& options) {
+  const std::string dir = Need(vm, "dir"), spiffe = Need(vm, "spiffe"), out = Need(vm, "out");
+  return Done(CreateWorkload(dir, spiffe, out, options));
+}
+
+int CaServer(const po::variables_map& vm, const CaOptions& options) {
+  const std::string dir = Need(vm, "dir"), out = Need(vm, "out");
+  std::vector<std::string> names;
+  for (const char* flag : {"dns", "ip"}) {
+    if (!vm.count(flag)) continue;
+    for (const auto& name : vm[flag].as<std::vector<std::string>>()) names.push_back(name);
+  }
+  return Done(CreateServer(dir, names, out, options));
+}
+
+int CaSecret(const po::variables_map& vm, const CaOptions&) {
+  auto yaml = CacertsSecret(Need(vm, "dir"));
+  if (!yaml.ok()) return Fail(yaml.status());
+  std::cout << *yaml;
+  return 0;
+}
+
+// One line per check; fails when any check does.
+int CaVerify(const po::variables_map& vm, const CaOptions&) {
+  bool ok = true;
+  for (const Check& check : Verify(Need(vm, "dir"))) {
+    std::cout << (check.ok ? "ok   " : "FAIL ") << check.name << (check.ok ? "" : ": " + check.detail) << "\n";
+    ok = ok && check.ok;
+  }
+  return ok ? 0 : 1;
+}
+
+struct CaCommand {
+  std::string_view name;
+  int (*run)(const po::variables_map&, const CaOptions&);
+};
+constexpr CaCommand kCaCommands[] = {
+    {"root", CaRoot},     {"intermediate", CaIntermediate}, {"workload", CaWorkload},
+    {"server", CaServer}, {"secret", CaSecret},             {"verify", CaVerify},
+};
+
+int Ca(const std::string& command, const std::vector<std::string>& args) {
+  po::variables_map vm;
+  if (!ParseArgs("ca " + command, args, CaFlags(), vm)) return 2;
+  auto options = CaOptionsFrom(vm);
+  if (!options.ok()) return Fail(options.status());
+  const auto it = std::find_if(std::begin(kCaCommands), std::end(kCaCommands),
+                               [&](const CaCommand& c) { return c.name == command; });
+  if (it == std::end(kCaCommands)) return Usage("meshgatectl: unknown command \"ca " + command + "\"");
   try {
-    absl::Status status;
-    if (command == "root") {
-      status = meshgate::control::CreateRoot(need("out"), options);
-    } else if (command == "intermediate") {
-      const std::string root = need("root"), cluster = need("cluster"), out = need("out");
-      status = meshgate::control::CreateIntermediate(root, cluster, out, options);
-    } else if (command == "workload") {
-      const std::string dir = need("dir"), spiffe = need("spiffe"), out = need("out");
-      status = meshgate::control::CreateWorkload(dir, spiffe, out, options);
-    } else if (command == "server") {
-      const std::string dir = need("dir"), out = need("out");
-      std::vector<std::string> names;
-      for (const char* flag : {"dns", "ip"}) {
-        if (vm.count(flag)) {
-          for (const auto& n : vm[flag].as<std::vector<std::string>>()) names.push_back(n);
-        }
-      }
-      status = meshgate::control::CreateServer(dir, names, out, options);
-    } else if (command == "secret") {
-      auto yaml = meshgate::control::CacertsSecret(need("dir"));
-      if (!yaml.ok()) return Fail(std::string(yaml.status().message()));
-      std::cout << *yaml;
-      return 0;
-    } else if (command == "verify") {
-      bool ok = true;
-      for (const auto& check : meshgate::control::Verify(need("dir"))) {
-        std::cout << (check.ok ? "ok   " : "FAIL ") << check.name
-                  << (check.ok ? "" : ": " + check.detail) << "\n";
-        ok = ok && check.ok;
-      }
-      return ok ? 0 : 1;
-    } else {
-      std::cerr << "meshgatectl: unknown command \"ca " << command << "\"\n" << kUsage << "\n";
-      return 2;
-    }
-    if (!status.ok()) return Fail(std::string(status.message()));
-    return 0;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "meshgatectl ca " << command << ": " << e.what() << "\n" << kUsage << "\n";
-    return 2;
+    return it->run(vm, *options);
+  } catch (const MissingFlag& e) {
+    return Usage("meshgatectl ca " + command + ": " + e.what());
   }
+}
+
+// --- serviceentries and coredns ------------------------------------------------------------
+
+// The VIPs --allocations FILE has given so far ("": none, nothing kept).
+absl::StatusOr<VipAllocations> LoadVips(const std::string& path) {
+  return path.empty() ? absl::StatusOr<VipAllocations>(VipAllocations()) : VipAllocations::Load(path);
 }
 
 int ServiceEntriesCommand(const std::vector<std::string>& args) {
@@ -127,35 +186,26 @@ int ServiceEntriesCommand(const std::vector<std::string>& args) {
       "gateway", po::value<std::string>())("network", po::value<std::string>()->default_value(""))(
       "suffix", po::value<std::string>()->default_value("global"))(
       "namespace", po::value<std::string>()->default_value("istio-system"))(
-      "allocations", po::value<std::string>());
+      "allocations", po::value<std::string>()->default_value(""));
   po::variables_map vm;
   if (!ParseArgs("serviceentries", args, opts, vm)) return 2;
   if (!vm.count("services") || !vm.count("gateway")) {
-    std::cerr << "meshgatectl serviceentries: --services and --gateway are required\n" << kUsage << "\n";
-    return 2;
+    return Usage("meshgatectl serviceentries: --services and --gateway are required");
   }
-  meshgate::control::ServiceEntryOptions options;
-  if (absl::Status s = meshgate::control::ParseGateway(vm["gateway"].as<std::string>(), options); !s.ok()) {
-    return Fail(std::string(s.message()));
-  }
-  options.network = vm["network"].as<std::string>();
-  options.suffix = vm["suffix"].as<std::string>();
-  options.ns = vm["namespace"].as<std::string>();
-  const auto services = meshgate::config::LoadServices(vm["services"].as<std::vector<std::string>>());
+  ServiceEntryOptions options;
+  if (absl::Status s = ParseGateway(Get(vm, "gateway"), options); !s.ok()) return Fail(s);
+  options.network = Get(vm, "network");
+  options.suffix = Get(vm, "suffix");
+  options.ns = Get(vm, "namespace");
+  const auto services = config::LoadServices(vm["services"].as<std::vector<std::string>>());
   for (const auto& w : services.warnings) std::cerr << "warning: " << w << "\n";
-  if (!services.errors.empty()) {
-    for (const auto& e : services.errors) std::cerr << "error: " << e << "\n";
-    return 1;
-  }
-  const std::string allocations = vm.count("allocations") ? vm["allocations"].as<std::string>() : "";
-  auto vips = allocations.empty() ? absl::StatusOr<meshgate::control::VipAllocations>(meshgate::control::VipAllocations())
-                                  : meshgate::control::VipAllocations::Load(allocations);
-  if (!vips.ok()) return Fail(std::string(vips.status().message()));
-  std::cout << meshgate::control::ServiceEntries(services.services, options, *vips);
-  if (!allocations.empty()) {
-    if (absl::Status s = vips->Save(allocations); !s.ok()) return Fail(std::string(s.message()));
-  }
-  return 0;
+  for (const auto& e : services.errors) std::cerr << "error: " << e << "\n";
+  if (!services.errors.empty()) return 1;
+  const std::string allocations = Get(vm, "allocations");
+  auto vips = LoadVips(allocations);
+  if (!vips.ok()) return Fail(vips.status());
+  std::cout << ServiceEntries(services.services, options, *vips);
+  return allocations.empty() ? 0 : Done(vips->Save(allocations));
 }
 
 int CorednsCommand(const std::vector<std::string>& args) {
@@ -165,14 +215,14 @@ int CorednsCommand(const std::vector<std::string>& args) {
   if (!ParseArgs("coredns", args, opts, vm)) return 2;
   if (!vm.count("server")) {
     std::cerr << "meshgatectl coredns: --server is required (the DNS server that answers for ."
-              << vm["suffix"].as<std::string>() << ")\n";
+              << Get(vm, "suffix") << ")\n";
     return 2;
   }
-  std::cout << meshgate::control::CorednsStanza(vm["server"].as<std::string>(), vm["suffix"].as<std::string>());
+  std::cout << CorednsStanza(Get(vm, "server"), Get(vm, "suffix"));
   return 0;
 }
 
-}  // namespace
+// --- serve ---------------------------------------------------------------------------------
 
 int ServeCommand(const std::vector<std::string>& args) {
   po::options_description opts;
@@ -180,29 +230,33 @@ int ServeCommand(const std::vector<std::string>& args) {
       "log-level", po::value<std::string>()->default_value("info"));
   po::variables_map vm;
   if (!ParseArgs("serve", args, opts, vm)) return 2;
-  if (!vm.count("config")) {
-    std::cerr << "meshgatectl serve: --config is required\n" << kUsage << "\n";
-    return 2;
+  if (!vm.count("config")) return Usage("meshgatectl serve: --config is required");
+  const std::string listen = Get(vm, "listen");  // "": the config's
+  if (!listen.empty()) {
+    auto address = base::ParseListenAddress(listen);
+    if (!address.ok()) return Fail("--listen " + std::string(address.status().message()));
   }
-  const std::string level_name = vm["log-level"].as<std::string>();
-  const auto level = meshgate::base::ParseLogLevel(level_name);
+  const std::string level_name = Get(vm, "log-level");
+  const auto level = base::ParseLogLevel(level_name);
   if (!level) return Fail("unknown log level \"" + level_name + "\"");
-  meshgate::base::SetupLogging("meshgatectl", *level);
-  return meshgate::control::RunServe(vm["config"].as<std::string>(), vm["listen"].as<std::string>());
+  base::SetupLogging("meshgatectl", *level);
+  return RunServe(Get(vm, "config"), listen);
 }
 
-int main(int argc, char** argv) {
-  const std::vector<std::string> args(argv + 1, argv + argc);
+int Main(const std::vector<std::string>& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << kUsage << "\n";
     return args.empty() ? 2 : 0;
   }
-  if (args[0] == "serviceentries") return ServiceEntriesCommand({args.begin() + 1, args.end()});
-  if (args[0] == "coredns") return CorednsCommand({args.begin() + 1, args.end()});
-  if (args[0] == "serve") return ServeCommand({args.begin() + 1, args.end()});
-  if (args[0] == "ca" && args.size() >= 2) {
-    return Ca(args[1], std::vector<std::string>(args.begin() + 2, args.end()));
-  }
-  std::cerr << "meshgatectl: unknown command \"" << args[0] << "\"\n" << kUsage << "\n";
-  return 2;
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "serviceentries") return ServiceEntriesCommand(rest);
+  if (args[0] == "coredns") return CorednsCommand(rest);
+  if (args[0] == "serve") return ServeCommand(rest);
+  if (args[0] == "ca" && args.size() >= 2) return Ca(args[1], {args.begin() + 2, args.end()});
+  return Usage("meshgatectl: unknown command \"" + args[0] + "\"");
 }
+
+}  // namespace
+}  // namespace meshgate::control
+
+int main(int argc, char** argv) { return meshgate::control::Main({argv + 1, argv + argc}); }

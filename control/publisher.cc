@@ -1,39 +1,25 @@
-#include "base/duration.h"
+// Renders each cluster's documents from serve.yaml and the files it names,
+// keeping the last good version of each when its inputs go bad.
 #include "control/publisher.h"
 
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <filesystem>
+#include <chrono>
 #include <fstream>
 #include <iterator>
-#include <set>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "config/settings/gateway_config.h"
 #include "config/mesh/mesh_loader.h"
-#include "base/names.h"
-#include "base/yaml/yaml_fields.h"
 #include "control/serviceentries.h"
 
 namespace meshgate::control {
 
 namespace {
 
-namespace fs = std::filesystem;
-using yaml::ErrorSink;
-using yaml::IfPresent;
-
-
 constexpr char kYaml[] = "application/yaml";
 constexpr char kPem[] = "application/x-pem-file";
-
-std::string Resolve(const std::string& base, const std::string& path) {
-  fs::path p(path);
-  if (p.is_relative() && !base.empty()) p = fs::path(base) / p;
-  return p.string();
-}
 
 std::optional<std::string> ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -62,159 +48,7 @@ uint64_t UnixMillis() {
                                    .count());
 }
 
-class ServeConfigReader {
- public:
-  ServeConfigReader(ErrorSink& sink, std::string base_dir, ServeConfig& config)
-      : sink_(sink), base_(std::move(base_dir)), config_(config) {}
-
-  void Read(const yaml::Node& root) {
-    if (!yaml::ExpectMap(root, "", sink_)) return;
-    yaml::CheckFields(root, "",
-                                  {"listen", "tls", "suffix", "namespace", "allocations", "maxWatch", "clusters"},
-                                  sink_);
-    IfPresent(root, "listen", [&](const yaml::Node& n) {
-      auto text = String(n, "listen");
-      if (!text) return;
-      if (auto parsed = base::ParseListenAddress(*text); !parsed.ok()) {
-        sink_.Add(n, "listen", std::string(parsed.status().message()));
-      } else {
-        config_.listen = *text;
-      }
-    });
-    IfPresent(root, "tls", [&](const yaml::Node& n) { ReadTls(n); });
-    IfPresent(root, "suffix", [&](const yaml::Node& n) {
-      if (auto text = String(n, "suffix")) {
-        if (auto problem = base::FqdnProblem(*text)) {
-          sink_.Add(n, "suffix", absl::StrCat("\"", *text, "\" ", *problem));
-        } else {
-          config_.suffix = *text;
-        }
-      }
-    });
-    IfPresent(root, "namespace", [&](const yaml::Node& n) {
-      if (auto text = String(n, "namespace")) {
-        if (!base::IsDns1123Label(*text)) {
-          sink_.Add(n, "namespace", absl::StrCat("\"", *text, "\" is not a namespace name"));
-        } else {
-          config_.ns = *text;
-        }
-      }
-    });
-    IfPresent(root, "allocations", [&](const yaml::Node& n) {
-      if (auto text = String(n, "allocations")) config_.allocations_dir = Resolve(base_, *text);
-    });
-    IfPresent(root, "maxWatch", [&](const yaml::Node& n) {
-      auto text = String(n, "maxWatch");
-      if (!text) return;
-      auto d = base::ParseDuration(*text);
-      if (!d.ok() || d->count() < 1000) {
-        sink_.Add(n, "maxWatch", "must be a duration of at least 1s, such as 60s");
-      } else {
-        config_.max_watch = *d;
-      }
-    });
-    const auto clusters = yaml::Lookup(root, "clusters");
-    if (!clusters.present() || yaml::IsMissing(clusters.value)) {
-      sink_.Add(root, "clusters", "is required: one entry per cluster (name, gateway, mesh)");
-      return;
-    }
-    yaml::ForEachMap(clusters.value, "clusters", sink_,
-                                 [&](const yaml::Node& item, const std::string& path, size_t) {
-                                   ReadCluster(item, path);
-                                 });
-  }
-
- private:
-  std::optional<std::string> String(const yaml::Node& n, std::string_view path) {
-    return yaml::ReadString(n, path, sink_);
-  }
-
-  void ReadTls(const yaml::Node& node) {
-    if (!yaml::ExpectMap(node, "tls", sink_)) return;
-    yaml::CheckFields(node, "tls", {"certChain", "key"}, sink_);
-    for (const auto& [key, out] : {std::pair<std::string_view, std::string*>{"certChain", &config_.tls_cert_chain},
-                                   {"key", &config_.tls_key}}) {
-      const auto entry = yaml::Lookup(node, key);
-      if (!yaml::Require(entry, node, yaml::FieldPath("tls", key), sink_)) continue;
-      if (auto text = String(entry.value, yaml::FieldPath("tls", key))) *out = Resolve(base_, *text);
-    }
-  }
-
-  void ReadCluster(const yaml::Node& node, const std::string& path) {
-    yaml::CheckFields(node, path, {"name", "network", "gateway", "mesh", "ca"}, sink_);
-    ServeConfig::Cluster cluster;
-    const auto name = yaml::Lookup(node, "name");
-    if (yaml::Require(name, node, yaml::FieldPath(path, "name"), sink_)) {
-      if (auto text = String(name.value, yaml::FieldPath(path, "name"))) {
-        if (!base::IsDns1123Label(*text)) {
-          sink_.Add(name.value, yaml::FieldPath(path, "name"),
-                    absl::StrCat("\"", *text, "\" must be a DNS label (lowercase letters, digits, '-')"));
-        } else if (!names_.insert(*text).second) {
-          sink_.Add(name.value, yaml::FieldPath(path, "name"), absl::StrCat("duplicate cluster \"", *text, "\""));
-        } else {
-          cluster.name = *text;
-        }
-      }
-    }
-    IfPresent(node, "network", [&](const yaml::Node& n) {
-      if (auto text = String(n, yaml::FieldPath(path, "network"))) cluster.network = *text;
-    });
-    const auto gateway = yaml::Lookup(node, "gateway");
-    if (yaml::Require(gateway, node, yaml::FieldPath(path, "gateway"), sink_)) {
-      if (auto text = String(gateway.value, yaml::FieldPath(path, "gateway"))) {
-        ServiceEntryOptions check;
-        if (absl::Status s = ParseGateway(*text, check); !s.ok()) {
-          sink_.Add(gateway.value, yaml::FieldPath(path, "gateway"), std::string(s.message()));
-        } else {
-          cluster.gateway = *text;
-        }
-      }
-    }
-    const auto mesh = yaml::Lookup(node, "mesh");
-    if (yaml::Require(mesh, node, yaml::FieldPath(path, "mesh"), sink_)) {
-      yaml::ForEachString(mesh.value, yaml::FieldPath(path, "mesh"), sink_,
-                                      [&](const yaml::Node& item, const std::string& p, const std::string& text) {
-                                        if (text.empty()) return sink_.Add(item, p, "empty path");
-                                        cluster.mesh.push_back(Resolve(base_, text));
-                                      });
-    }
-    IfPresent(node, "ca", [&](const yaml::Node& n) {
-      if (auto text = String(n, yaml::FieldPath(path, "ca"))) cluster.ca_dir = Resolve(base_, *text);
-    });
-    config_.clusters.push_back(std::move(cluster));
-  }
-
-  ErrorSink& sink_;
-  std::string base_;
-  ServeConfig& config_;
-  std::set<std::string> names_;
-};
-
 }  // namespace
-
-absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path) {
-  auto text = ReadText(path);
-  if (!text) return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
-  yaml::ParseError error;
-  const std::optional<yaml::Stream> stream = yaml::Parse(*text, &error);
-  if (!stream) {
-    return absl::InvalidArgumentError(absl::StrCat(yaml::Located(path, {error.line, error.column}),
-                                                   ": YAML syntax error: ", error.message));
-  }
-  ServeConfig config;
-  std::vector<std::string> errors;
-  {
-    ErrorSink sink(path, &errors);
-    const auto& docs = stream->documents();
-    if (docs.size() != 1 || yaml::IsMissing(docs[0])) {
-      sink.AddAt({1, 1}, "", "expected one YAML document with the serve configuration");
-    } else {
-      ServeConfigReader(sink, fs::path(path).parent_path().string(), config).Read(docs[0]);
-    }
-  }
-  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
-  return config;
-}
 
 absl::StatusOr<std::string> ReadCertificatesOnly(const std::string& path) {
   auto text = ReadText(path);
@@ -252,7 +86,7 @@ void Publisher::Publish(const std::string& key, std::string body, const std::str
 
 std::vector<std::string> Publisher::Refresh() {
   problems_.clear();
-  auto loaded = LoadServeConfig(config_path_);
+  auto loaded = config::LoadServeConfig(config_path_);
   if (!loaded.ok()) {
     problems_.push_back(std::string(loaded.status().message()));
     if (!config_loaded_) return {};
@@ -276,7 +110,7 @@ std::vector<std::string> Publisher::Refresh() {
   return changed;
 }
 
-void Publisher::RenderCluster(const ServeConfig::Cluster& cluster, const config::MeshSources& sources,
+void Publisher::RenderCluster(const config::ServeConfig::Cluster& cluster, const config::MeshSources& sources,
                               std::vector<std::string>& changed) {
   // The routes are the cluster's own resources, checked with meshgate's
   // loader first: a gateway is never offered what it would refuse.
@@ -306,7 +140,7 @@ void Publisher::RenderCluster(const ServeConfig::Cluster& cluster, const config:
   }
 }
 
-void Publisher::RenderServiceEntries(const ServeConfig::Cluster& consumer,
+void Publisher::RenderServiceEntries(const config::ServeConfig::Cluster& consumer,
                                      const std::map<std::string, ClusterInputs>& inputs,
                                      std::vector<std::string>& changed) {
   const std::string vips_path =
@@ -332,7 +166,8 @@ void Publisher::RenderServiceEntries(const ServeConfig::Cluster& consumer,
       continue;
     }
     ServiceEntryOptions options;
-    (void)ParseGateway(source.gateway, options);  // checked with the config
+    options.gateway = source.gateway_address.host;
+    options.gateway_port = source.gateway_address.port;
     options.network = source.network;
     options.suffix = config_.suffix;
     options.ns = config_.ns;

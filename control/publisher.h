@@ -4,7 +4,6 @@
 // on HTTP.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -13,31 +12,10 @@
 
 #include "absl/status/statusor.h"
 #include "config/mesh/mesh_loader.h"
+#include "config/settings/serve_config.h"
 #include "control/serviceentries.h"
 
 namespace meshgate::control {
-
-struct ServeConfig {
-  std::string listen = "0.0.0.0:15180";
-  // TLS when set: the server's chain (leaf first; `meshgatectl ca server`) and key.
-  std::string tls_cert_chain;
-  std::string tls_key;
-  std::string suffix = "global";           // ServiceEntry hosts: <name>.<ns>.<suffix>
-  std::string ns = "istio-system";         // where the ServiceEntries are applied
-  std::string allocations_dir;             // "<dir>/<cluster>.vips"; "": kept in memory
-  std::chrono::milliseconds max_watch{60000};  // the longest long poll
-  struct Cluster {
-    std::string name;
-    std::string network;
-    std::string gateway;  // HOST_OR_IP[:PORT], as the other clusters reach it
-    std::vector<std::string> mesh;  // this cluster's Services, EndpointSlices, DestinationRules...
-    std::string ca_dir;   // its intermediate (`meshgatectl ca intermediate`); "": none published
-  };
-  std::vector<Cluster> clusters;
-};
-
-// Errors read "path:line:column: field.path: what is wrong".
-absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path);
 
 // One published document.
 struct Resource {
@@ -60,7 +38,7 @@ class Publisher {
   // "root-cert/<cluster>", "cert-chain/<cluster>". Null when unknown or
   // never rendered.
   const Resource* Find(const std::string& key) const;
-  const ServeConfig& config() const { return config_; }
+  const config::ServeConfig& config() const { return config_; }
   const std::vector<std::string>& problems() const { return problems_; }
   std::vector<std::string> cluster_names() const;
   // Every path whose change calls for a Refresh().
@@ -73,13 +51,14 @@ class Publisher {
     config::MeshSources sources;
     config::ServiceListResult services;
   };
-  void RenderCluster(const ServeConfig::Cluster& cluster, const config::MeshSources& sources,
+  void RenderCluster(const config::ServeConfig::Cluster& cluster, const config::MeshSources& sources,
                      std::vector<std::string>& changed);
-  void RenderServiceEntries(const ServeConfig::Cluster& consumer, const std::map<std::string, ClusterInputs>& inputs,
+  void RenderServiceEntries(const config::ServeConfig::Cluster& consumer,
+                            const std::map<std::string, ClusterInputs>& inputs,
                             std::vector<std::string>& changed);
 
   std::string config_path_;
-  ServeConfig config_;
+  config::ServeConfig config_;
   bool config_loaded_ = false;
   std::map<std::string, Resource> resources_;
   std::vector<std::string> problems_;

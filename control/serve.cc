@@ -1,11 +1,12 @@
 // `meshgatectl serve`: publishes the Publisher's documents over HTTP(S), with
 // versions, ETags and bounded long polls, and re-renders them when an input
 // file changes. Reuses meshgate's HTTP stack and file watcher.
-#include "base/duration.h"
 #include "control/serve.h"
 
+#include <algorithm>
 #include <csignal>
 #include <list>
+#include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -16,10 +17,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "config/settings/gateway_config.h"
-#include "control/publisher.h"
+#include "base/duration.h"
 #include "base/io/config_watcher.h"
 #include "base/io/http_server.h"
+#include "control/publisher.h"
 
 namespace meshgate::control {
 
@@ -40,18 +41,30 @@ constexpr char kIndex[] =
 
 io::HttpResponse Text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body)}; }
 
+// The kind of document a path asks for ("routes/", ...), "" for none.
+std::string KindOf(const std::string& path) {
+  if (path == "/v1/routes") return "routes/";
+  if (path == "/v1/serviceentries") return "serviceentries/";
+  if (path == "/v1/ca/root-cert.pem") return "root-cert/";
+  if (path == "/v1/ca/cert-chain.pem") return "cert-chain/";
+  return "";
+}
+
 class Server {
  public:
   Server(asio::io_context& io, std::string config_path) : io_(io), publisher_(std::move(config_path)) {}
 
-  // Renders everything once and binds; an error names what is wrong.
+  // Renders everything once, watches the inputs and binds; an error names
+  // what is wrong. The "serving" line comes last: when it is logged, a
+  // change to any input is seen.
   absl::Status Start(const std::string& listen_override) {
     publisher_.Refresh();
     for (const auto& p : publisher_.problems()) spdlog::error("{}", p);
     if (publisher_.config().clusters.empty()) {
       return absl::InvalidArgumentError(publisher_.problems().empty() ? "no clusters" : publisher_.problems()[0]);
     }
-    const ServeConfig& config = publisher_.config();
+    Watch();
+    const config::ServeConfig& config = publisher_.config();
     io::HttpServerOptions options;
     options.tls_cert_chain_file = config.tls_cert_chain;
     options.tls_key_file = config.tls_key;
@@ -62,7 +75,6 @@ class Server {
     http_ = *std::move(server);
     spdlog::info("meshgatectl serve: {} cluster(s), serving {} on {}", config.clusters.size(),
                  config.tls_cert_chain.empty() ? "HTTP" : "HTTPS", http_->bound_address());
-    Watch();
     return absl::OkStatus();
   }
 
@@ -113,29 +125,11 @@ class Server {
   void Handle(const io::HttpRequest& request, io::HttpResponder respond) {
     if (request.method != "GET") return respond(Text(405, "use GET\n"));
     if (request.path == "/healthz") return respond(Health());
-    std::string kind;
-    if (request.path == "/v1/routes") kind = "routes/";
-    if (request.path == "/v1/serviceentries") kind = "serviceentries/";
-    if (request.path == "/v1/ca/root-cert.pem") kind = "root-cert/";
-    if (request.path == "/v1/ca/cert-chain.pem") kind = "cert-chain/";
+    const std::string kind = KindOf(request.path);
     // Fixed names only: no part of a request ever becomes a file path.
     if (kind.empty()) return respond(Text(404, absl::StrCat("not found; ", kIndex)));
     std::string cluster = io::QueryValue(request.query, "cluster");
-    if (cluster.empty() && kind == "root-cert/") {
-      // The root is shared: any cluster's copy will do.
-      for (const auto& name : publisher_.cluster_names()) {
-        if (publisher_.Find(kind + name)) {
-          cluster = name;
-          break;
-        }
-      }
-      if (cluster.empty()) return respond(Text(404, "no cluster has a CA configured (clusters[].ca)\n"));
-    }
-    if (cluster.empty()) return respond(Text(400, "missing ?cluster=NAME\n"));
-    const auto names = publisher_.cluster_names();
-    if (std::find(names.begin(), names.end(), cluster) == names.end()) {
-      return respond(Text(404, absl::StrCat("unknown cluster \"", cluster, "\"; known: ", absl::StrJoin(names, ", "), "\n")));
-    }
+    if (auto refusal = CheckCluster(kind, cluster)) return respond(*std::move(refusal));
     const Resource* r = publisher_.Find(kind + cluster);
     if (r == nullptr) {
       const bool ca = kind == "root-cert/" || kind == "cert-chain/";
@@ -147,15 +141,42 @@ class Server {
       const bool same = io::HeaderValue(request.headers, "If-None-Match") == r->etag;
       return respond(Answer(*r, same ? 304 : 200));
     }
+    HandleWatch(request, kind + cluster, *r, std::move(respond));
+  }
+
+  // Nothing when `cluster` names a known cluster, else the answer. The root
+  // is shared, so without ?cluster= any cluster's copy will do.
+  std::optional<io::HttpResponse> CheckCluster(const std::string& kind, std::string& cluster) const {
+    const auto names = publisher_.cluster_names();
+    if (cluster.empty() && kind == "root-cert/") {
+      for (const auto& name : names) {
+        if (publisher_.Find(kind + name)) {
+          cluster = name;
+          break;
+        }
+      }
+      if (cluster.empty()) return Text(404, "no cluster has a CA configured (clusters[].ca)\n");
+    }
+    if (cluster.empty()) return Text(400, "missing ?cluster=NAME\n");
+    if (std::find(names.begin(), names.end(), cluster) == names.end()) {
+      return Text(404, absl::StrCat("unknown cluster \"", cluster, "\"; known: ", absl::StrJoin(names, ", "), "\n"));
+    }
+    return std::nullopt;
+  }
+
+  // watch=1&version=N: answered at once unless N is the current version;
+  // then held until a change or the timeout.
+  void HandleWatch(const io::HttpRequest& request, const std::string& key, const Resource& r,
+                   io::HttpResponder respond) {
     uint64_t version = 0;
     if (!absl::SimpleAtoi(io::QueryValue(request.query, "version"), &version)) {
       return respond(Text(400, "watch=1 needs version=N (the X-Meshgate-Version you have)\n"));
     }
-    if (version != r->version) return respond(Answer(*r));
+    if (version != r.version) return respond(Answer(r));
     auto timeout = WatchTimeout(io::QueryValue(request.query, "timeout"));
     if (!timeout.ok()) return respond(Text(400, std::string(timeout.status().message()) + "\n"));
     if (waiters_.size() >= kMaxWaiters) return respond(Text(503, "too many watchers; retry later\n"));
-    Park(kind + cluster, version, std::move(respond), *timeout);
+    Park(key, version, std::move(respond), *timeout);
   }
 
   absl::StatusOr<std::chrono::milliseconds> WatchTimeout(const std::string& text) const {

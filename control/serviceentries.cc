@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "config/settings/gateway_config.h"
+#include "config/settings/serve_config.h"
 #include "base/names.h"
 
 namespace meshgate::control {
@@ -108,21 +108,10 @@ std::string VipAllocations::For(const std::string& host) {
 }
 
 absl::Status ParseGateway(const std::string& text, ServiceEntryOptions& options) {
-  std::string host = text;
-  const size_t colon = text.rfind(':');
-  if (colon != std::string::npos && text.find(':') == colon) {  // one colon: host:port
-    host = text.substr(0, colon);
-    uint16_t port = 0;
-    if (!base::ParsePortNumber(text.substr(colon + 1), port) || port == 0) {
-      return absl::InvalidArgumentError("--gateway \"" + text + "\": bad port");
-    }
-    options.gateway_port = port;
-  }
-  if (host.empty()) return absl::InvalidArgumentError("--gateway is empty");
-  if (!base::CanonicalIp(host) && base::FqdnProblem(host)) {
-    return absl::InvalidArgumentError("--gateway \"" + host + "\" is neither an IP address nor a host name");
-  }
-  options.gateway = host;
+  auto address = config::ParseGatewayAddress(text);
+  if (!address.ok()) return address.status();
+  options.gateway = std::move(address->host);
+  options.gateway_port = address->port;
   return absl::OkStatus();
 }
 

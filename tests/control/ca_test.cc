@@ -251,8 +251,9 @@ using meshgate::testing::OpensslServer;
 
 TEST_F(CaTest, Cluster1WorkloadReachesCluster2BackendThroughMeshgateWithMutualTls) {
   MakeMesh();
-  const uint16_t backend_port = meshgate::testing::UnusedPort();
-  OpensslServer server(dir_, backend_port);
+  OpensslServer server(dir_);
+  const uint16_t backend_port = server.port();
+  ASSERT_NE(backend_port, 0) << server.Output();
   ASSERT_TRUE(meshgate::testing::WaitFor(
       [&] {
         const int fd = meshgate::testing::ConnectTcp(backend_port);

@@ -2,16 +2,20 @@
 // it: a cluster-2 `openssl s_server` and a cluster-1 `openssl s_client`.
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/control/run_command.h"
+#include "tests/support/meshgate_process.h"
 
 extern char** environ;
 
@@ -36,19 +40,26 @@ inline void MakeCaMaterial(const std::string& dir) {
 }
 
 // `openssl s_server -www` with cluster 2's httpbin identity, requiring a
-// client certificate that chains to the shared root.
+// client certificate that chains to the shared root. It binds a port of its
+// own choosing and is ready when it prints "ACCEPT 127.0.0.1:PORT".
 class OpensslServer {
  public:
-  OpensslServer(const std::string& dir, uint16_t port) {
+  explicit OpensslServer(const std::string& dir) : out_(dir + "/s_server.out") {
     const std::vector<std::string> args = {
-        "/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port), "-cert",
+        "/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
         dir + "/httpbin/cert.pem", "-key", dir + "/httpbin/key.pem", "-cert_chain",
         dir + "/httpbin/cert-chain.pem", "-CAfile", dir + "/httpbin/root-cert.pem", "-Verify", "2",
-        "-verify_return_error", "-www", "-quiet"};
+        "-verify_return_error", "-www"};
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+    if (pid_ > 0) WaitFor([&] { return (port_ = AcceptPort()) != 0; }, 10000);
   }
   ~OpensslServer() {
     if (pid_ <= 0) return;
@@ -59,8 +70,23 @@ class OpensslServer {
   OpensslServer(const OpensslServer&) = delete;
   OpensslServer& operator=(const OpensslServer&) = delete;
 
+  // The port it listens on; 0 when it did not come up (see Output()).
+  uint16_t port() const { return port_; }
+  std::string Output() const { return Read(out_); }
+
  private:
+  uint16_t AcceptPort() const {
+    const std::string text = Read(out_);
+    const size_t at = text.find("ACCEPT 127.0.0.1:");
+    const size_t end = text.find('\n', at);
+    if (at == std::string::npos || end == std::string::npos) return 0;
+    const size_t digits = at + std::strlen("ACCEPT 127.0.0.1:");
+    return static_cast<uint16_t>(std::atoi(text.substr(digits, end - digits).c_str()));
+  }
+
+  std::string out_;
   pid_t pid_ = -1;
+  uint16_t port_ = 0;
 };
 
 // One HTTP/1.0 request with cluster 1's sleep identity to 127.0.0.1:port

@@ -20,9 +20,9 @@
 #include "gtest/gtest.h"
 #include "base/io/http_server.h"
 #include "tests/control/mesh_pki.h"
+#include "tests/control/port_reservation.h"
 #include "tests/control/run_command.h"
 #include "tests/support/meshgate_process.h"
-#include "tests/support/tls_peers.h"
 
 namespace {
 
@@ -32,6 +32,7 @@ using meshgate::io::HttpResult;
 using meshgate::testing::CmdResult;
 using meshgate::testing::Ctl;
 using meshgate::testing::MeshgateProcess;
+using meshgate::testing::PortReservation;
 using meshgate::testing::WaitFor;
 
 using meshgate::testing::Read;
@@ -80,6 +81,13 @@ class ServeProcess {
     const size_t at = text.find(" on 127.0.0.1:");
     if (at == std::string::npos || text.find("serving") == std::string::npos) return "";
     return text.substr(at + 4, text.find('\n', at) - at - 4);
+  }
+  // The port of Address(); 0 until it is logged.
+  uint16_t Port() const {
+    const std::string address = Address();
+    uint32_t port = 0;
+    const bool ok = !address.empty() && absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port);
+    return ok ? static_cast<uint16_t>(port) : 0;
   }
   std::string Log() const { return Read(log_); }
   void Kill(int signo) {
@@ -195,7 +203,9 @@ TEST_F(ServeTest, WatchWaitsForANewVersionAndIsBounded) {
   // A change while a watch waits wakes it with the new version.
   HttpResult woken;
   std::thread waiter([&] { woken = HttpCall(at, "GET", watch + "&timeout=20", 25000); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Changed once the watch is held (/healthz counts the held ones), not before.
+  EXPECT_TRUE(WaitFor([&] { return HttpCall(at, "GET", "/healthz", 3000).body.find("watchers 1\n") != std::string::npos; }))
+      << HttpCall(at, "GET", "/healthz", 3000).body;
   Write(P("m2/b.yaml"), ServiceEntry("b", 9001));
   waiter.join();
   ASSERT_EQ(woken.status, 200) << serve.Log();
@@ -274,7 +284,9 @@ TEST_F(ServeTest, AllocationsBesideTheConfigDoNotRetriggerItself) {
   }));
   EXPECT_NE(Read(P("cluster1.vips")).find("b.bar.global"), std::string::npos);
   // That write must not start another refresh, which would write again, forever.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The file was saved before the version it serves was published, so both
+  // are final here; what must not happen is then watched for a while: an
+  // absence has no signal to wait on.
   const auto written = fs::last_write_time(P("cluster1.vips"));
   const uint64_t v = Version(HttpCall(serve.Address(), "GET", "/v1/serviceentries?cluster=cluster1", 3000));
   std::this_thread::sleep_for(std::chrono::milliseconds(800));  // 8 debounce periods
@@ -295,7 +307,7 @@ TEST_F(ServeTest, BadConfigSaysWhereAndExits) {
 
 class FollowTest : public ServeTest {
  protected:
-  // serve over TLS with a certificate from cluster 2's intermediate, on a fixed port.
+  // serve over TLS with a certificate from cluster 2's intermediate.
   std::string TlsServeConfig() {
     EXPECT_EQ(Ctl("ca server --dir " + P("cluster2") + " --ip 127.0.0.1 --out " + P("serving")).code, 0);
     return WriteConfig("tls: {certChain: serving/cert-chain.pem, key: serving/key.pem}\n");
@@ -315,15 +327,17 @@ class FollowTest : public ServeTest {
 
 TEST_F(FollowTest, ServiceAddedOnTheControlSideIsRoutableWithinTwoSecondsAndSurvivesOutages) {
   ASSERT_NO_FATAL_FAILURE(meshgate::testing::MakeCaMaterial(dir_));
-  const uint16_t backend_port = meshgate::testing::UnusedPort();
-  meshgate::testing::OpensslServer backend(dir_, backend_port);
+  meshgate::testing::OpensslServer backend(dir_);
+  const uint16_t backend_port = backend.port();
+  ASSERT_NE(backend_port, 0) << backend.Output();
   Write(P("m2/placeholder.yaml"), ServiceEntry("placeholder", 1));
-  const uint16_t serve_port = meshgate::testing::UnusedPort();
-  const std::string listen = "127.0.0.1:" + std::to_string(serve_port);
-  auto serve = std::make_unique<ServeProcess>(TlsServeConfig(), P("serve.log"), listen);
+  // The gateway knows serve by its port, which must stay serve's across the restart below.
+  const PortReservation serve_port;
+  ASSERT_NE(serve_port.port(), 0);
+  auto serve = std::make_unique<ServeProcess>(TlsServeConfig(), P("serve.log"), serve_port.address());
   ASSERT_FALSE(serve->Address().empty()) << serve->Log();
 
-  MeshgateProcess gw({"--config", GatewayConfig(serve_port, P("root/root-cert.pem"))});
+  MeshgateProcess gw({"--config", GatewayConfig(serve_port.port(), P("root/root-cert.pem"))});
   ASSERT_TRUE(gw.running()) << gw.Log();
   ASSERT_TRUE(WaitFor([&] { return HttpCall(gw.readiness_address(), "GET", "/healthz/ready", 1000).status == 200; }))
       << gw.Log();
@@ -350,7 +364,7 @@ TEST_F(FollowTest, ServiceAddedOnTheControlSideIsRoutableWithinTwoSecondsAndSurv
 
   // Changed while it was away, then restarted: the gateway resyncs.
   Write(P("m2/httpbin2.yaml"), ServiceEntry("httpbin2", backend_port));
-  serve = std::make_unique<ServeProcess>(P("serve.yaml"), P("serve2.log"), listen);
+  serve = std::make_unique<ServeProcess>(P("serve.yaml"), P("serve2.log"), serve_port.address());
   ASSERT_FALSE(serve->Address().empty()) << serve->Log();
   EXPECT_TRUE(WaitFor([&] { return Routable(gw.port(), "httpbin2"); }, 5000)) << gw.Log();
   EXPECT_TRUE(Routable(gw.port(), "httpbin"));
@@ -361,15 +375,15 @@ TEST_F(FollowTest, ServiceAddedOnTheControlSideIsRoutableWithinTwoSecondsAndSurv
 
 TEST_F(FollowTest, AVersionThatDoesNotLoadIsRejectedAndTheLastGoodKeepsServing) {
   ASSERT_NO_FATAL_FAILURE(meshgate::testing::MakeCaMaterial(dir_));
-  const uint16_t backend_port = meshgate::testing::UnusedPort();
-  meshgate::testing::OpensslServer backend(dir_, backend_port);
+  meshgate::testing::OpensslServer backend(dir_);
+  const uint16_t backend_port = backend.port();
+  ASSERT_NE(backend_port, 0) << backend.Output();
   Write(P("m2/httpbin.yaml"), ServiceEntry("httpbin", backend_port));
   // The gateway's own file defines "local"; the control side will define it too.
   Write(P("local.yaml"), ServiceEntry("local", backend_port));
-  const uint16_t serve_port = meshgate::testing::UnusedPort();
-  ServeProcess serve(TlsServeConfig(), P("serve.log"), "127.0.0.1:" + std::to_string(serve_port));
-  ASSERT_FALSE(serve.Address().empty()) << serve.Log();
-  MeshgateProcess gw({"--config", GatewayConfig(serve_port, P("root/root-cert.pem"), "mesh: [local.yaml]\n")});
+  ServeProcess serve(TlsServeConfig(), P("serve.log"));  // on a port of its choosing
+  ASSERT_NE(serve.Port(), 0) << serve.Log();
+  MeshgateProcess gw({"--config", GatewayConfig(serve.Port(), P("root/root-cert.pem"), "mesh: [local.yaml]\n")});
   ASSERT_TRUE(WaitFor([&] { return Routable(gw.port(), "httpbin"); })) << gw.Log();
   EXPECT_TRUE(Routable(gw.port(), "local"));
 
@@ -395,9 +409,11 @@ TEST_F(FollowTest, NotReadyUntilFirstSyncAndOnlyTrustsTheConfiguredCa) {
   ASSERT_NO_FATAL_FAILURE(meshgate::testing::MakeCaMaterial(dir_));
   ASSERT_EQ(Ctl("ca root --key-type ecdsa --out " + P("other")).code, 0);
   Write(P("m2/a.yaml"), ServiceEntry("a", 9000));
-  const uint16_t serve_port = meshgate::testing::UnusedPort();
+  // The gateway is given serve's port before serve runs; held meanwhile, so nothing else takes it.
+  const PortReservation serve_port;
+  ASSERT_NE(serve_port.port(), 0);
   // Nothing listens yet: not ready, and /control says why.
-  MeshgateProcess gw({"--config", GatewayConfig(serve_port, P("other/root-cert.pem"))});
+  MeshgateProcess gw({"--config", GatewayConfig(serve_port.port(), P("other/root-cert.pem"))});
   ASSERT_TRUE(gw.running()) << gw.Log();
   HttpResult ready = HttpCall(gw.readiness_address(), "GET", "/healthz/ready", 1000);
   EXPECT_EQ(ready.status, 503);
@@ -407,7 +423,7 @@ TEST_F(FollowTest, NotReadyUntilFirstSyncAndOnlyTrustsTheConfiguredCa) {
   }, 15000));
 
   // Up, but its certificate does not chain to the CA the gateway trusts: still not ready.
-  ServeProcess serve(TlsServeConfig(), P("serve.log"), "127.0.0.1:" + std::to_string(serve_port));
+  ServeProcess serve(TlsServeConfig(), P("serve.log"), serve_port.address());
   ASSERT_FALSE(serve.Address().empty()) << serve.Log();
   EXPECT_TRUE(WaitFor([&] {
     return HttpCall(gw.admin_address(), "GET", "/control", 1000).body.find("certificate") != std::string::npos;
@@ -416,7 +432,7 @@ TEST_F(FollowTest, NotReadyUntilFirstSyncAndOnlyTrustsTheConfiguredCa) {
   EXPECT_EQ(gw.Stop(), 0);
 
   // Trusting the shared root, it syncs and becomes ready.
-  MeshgateProcess trusted({"--config", GatewayConfig(serve_port, P("root/root-cert.pem"))});
+  MeshgateProcess trusted({"--config", GatewayConfig(serve_port.port(), P("root/root-cert.pem"))});
   EXPECT_TRUE(WaitFor([&] { return HttpCall(trusted.readiness_address(), "GET", "/healthz/ready", 1000).status == 200; },
                       15000))
       << trusted.Log();
