@@ -8,7 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/match.h"
-#include "config/settings/gateway_config.h"
+#include "base/address.h"
 #include "base/io/endpoint.h"
 
 namespace meshgate::io {

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "config/settings/gateway_config.h"
+#include "base/duration.h"
 #include "base/names.h"
 
 namespace meshgate::config::internal {
