@@ -3,6 +3,8 @@
 // steady_timer drives c-ares's query timeouts.
 #include "proxy/runtime/dns_resolver.h"
 
+#include "base/address.h"
+
 #include <ares.h>
 #include <arpa/inet.h>
 
@@ -136,30 +138,18 @@ FamilyAnswer ParseAnswer(size_t family, int status, const unsigned char* abuf, i
   return out;
 }
 
-// "ip", "ip:port", "[ipv6]:port" or a bare IPv6 address.
+// "ip", "ip:port", "[ipv6]:port" or a bare IPv6 address (base/address.h).
 absl::StatusOr<asio::ip::udp::endpoint> ParseServer(const std::string& s) {
-  auto bad = [&](const std::string& why) {
-    return absl::InvalidArgumentError(fmt::format("dns server '{}': {}", s, why));
-  };
-  std::string host = s;
-  std::string port = "53";
-  if (s.starts_with('[')) {
-    const size_t close = s.find("]:");
-    if (close == std::string::npos) return bad("expected [ipv6]:port");
-    host = s.substr(1, close - 1);
-    port = s.substr(close + 2);
-  } else if (std::count(s.begin(), s.end(), ':') == 1) {
-    host = s.substr(0, s.find(':'));
-    port = s.substr(s.find(':') + 1);
+  auto parsed = base::ParseIpWithOptionalPort(s, 53);
+  if (!parsed.ok()) {
+    // The parser's reason, in the resolver's words.
+    const std::string why(parsed.status().message());
+    const std::string what = why.find("not an IP address") != std::string::npos ? why
+                             : why.find("']'") != std::string::npos          ? "expected [ipv6]:port"
+                                                                              : "port must be 1-65535";
+    return absl::InvalidArgumentError(fmt::format("dns server '{}': {}", s, what));
   }
-  boost::system::error_code ec;
-  const address addr = asio::ip::make_address(host, ec);
-  if (ec) return bad(fmt::format("'{}' is not an IP address", host));
-  unsigned number = 0;
-  const auto [end, err] = std::from_chars(port.data(), port.data() + port.size(), number);
-  if (err != std::errc() || end != port.data() + port.size() || number == 0 || number > 65535)
-    return bad("port must be 1-65535");
-  return asio::ip::udp::endpoint(addr, static_cast<uint16_t>(number));
+  return asio::ip::udp::endpoint(asio::ip::make_address(parsed->ip), parsed->port);
 }
 
 absl::Status Validate(const DnsOptions& o) {
