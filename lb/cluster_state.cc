@@ -32,32 +32,76 @@ bool ClusterState::TryAcquire(uint32_t max) {
   return true;
 }
 
+// The word moves by compare-and-swap, and unhealthy_ moves only on its edges
+// between "no flags" and "some flags": up before the swap that leaves 0 (and
+// back down if that swap loses), down after the swap that returns to 0. Two
+// writers setting or clearing different flags at once thus count the endpoint
+// exactly once, and the count never drops below the number of unhealthy
+// ready endpoints, so it cannot wrap.
+bool ClusterState::ChangeFlag(size_t i, uint8_t flag, bool on) {
+  std::atomic<uint8_t>& word = endpoints_[i].health;
+  uint8_t old = word.load(std::memory_order_relaxed);
+  uint8_t next;
+  for (;;) {
+    next = on ? static_cast<uint8_t>(old | flag) : static_cast<uint8_t>(old & ~flag);
+    if (next == old) return false;
+    const bool leaves_zero = ready_[i] && old == 0;
+    if (leaves_zero) unhealthy_.fetch_add(1, std::memory_order_relaxed);
+    if (word.compare_exchange_weak(old, next, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
+    if (leaves_zero) unhealthy_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (ready_[i] && next == 0) unhealthy_.fetch_sub(1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  return true;
+}
+
+bool ClusterState::ReserveEjection(uint32_t max_percent) {
+  // maxEjectionPercent: Envoy ejects only while the ejected share is below it.
+  uint32_t current = ejected_.load(std::memory_order_relaxed);
+  do {
+    if (endpoints_.empty() || uint64_t{current} * 100 >= uint64_t{max_percent} * endpoints_.size()) {
+      return false;
+    }
+  } while (!ejected_.compare_exchange_weak(current, current + 1, std::memory_order_relaxed));
+  return true;
+}
+
 HealthChange ClusterState::OnConnectFailure(size_t i, const config::OutlierDetection& od,
                                             int64_t now_ns) {
   EndpointState& e = endpoints_[i];
   const uint32_t threshold = od.consecutive_gateway_errors.value_or(od.consecutive_5xx_errors);
   const uint32_t failures = e.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
   if (threshold == 0 || failures < threshold) return HealthChange::kNone;
-  if (e.ejected.load(std::memory_order_relaxed)) return HealthChange::kNone;
-  // maxEjectionPercent: Envoy ejects only while the ejected share is below it.
-  const uint64_t ejected = ejected_.load(std::memory_order_relaxed);
-  if (endpoints_.empty() || ejected * 100 >= uint64_t{od.max_ejection_percent} * endpoints_.size()) {
-    return HealthChange::kNone;
-  }
-  bool was = false;
-  if (!e.ejected.compare_exchange_strong(was, true, std::memory_order_relaxed)) {
-    return HealthChange::kNone;  // another worker got there first and logged it
-  }
-  const uint32_t times = e.ejections.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (e.ejected_until_ns.load(std::memory_order_relaxed) != 0) return HealthChange::kNone;
+  if (!ReserveEjection(od.max_ejection_percent)) return HealthChange::kNone;
+  const uint32_t times = e.ejections.load(std::memory_order_relaxed) + 1;
   const int64_t base = Ns(od.base_ejection_time);
   const int64_t duration = std::min<int64_t>(base * times, std::max(base, kMaxEjectionNs));
-  e.ejected_until_ns.store(now_ns + duration, std::memory_order_relaxed);
-  ejected_.fetch_add(1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_relaxed);
-  if (ready_[i] && !e.check_failed.load(std::memory_order_relaxed)) {
-    unhealthy_.fetch_add(1, std::memory_order_relaxed);
+  int64_t free = 0;
+  if (!e.ejected_until_ns.compare_exchange_strong(free, std::max<int64_t>(now_ns + duration, 1),
+                                                  std::memory_order_relaxed)) {
+    ejected_.fetch_sub(1, std::memory_order_relaxed);
+    return HealthChange::kNone;  // another worker got there first and logged it
   }
+  e.ejections.fetch_add(1, std::memory_order_relaxed);
+  ChangeFlag(i, kEjected, true);  // release: a sweep that sees the flag sees the deadline
   return HealthChange::kEjected;
+}
+
+bool ClusterState::TryReturn(size_t i, int64_t now_ns) {
+  EndpointState& e = endpoints_[i];
+  if (!e.ejected()) return false;
+  int64_t until = e.ejected_until_ns.load(std::memory_order_relaxed);
+  if (until == EndpointState::kReturning || until > now_ns) return false;
+  if (!e.ejected_until_ns.compare_exchange_strong(until, EndpointState::kReturning,
+                                                  std::memory_order_relaxed)) {
+    return false;
+  }
+  e.consecutive_failures.store(0, std::memory_order_relaxed);
+  ChangeFlag(i, kEjected, false);
+  ejected_.fetch_sub(1, std::memory_order_relaxed);
+  e.ejected_until_ns.store(0, std::memory_order_release);  // free to be ejected again
+  return true;
 }
 
 void ClusterState::InheritOutlierState(size_t i, const ClusterState& old, size_t from) {
@@ -66,30 +110,12 @@ void ClusterState::InheritOutlierState(size_t i, const ClusterState& old, size_t
   e.consecutive_failures.store(o.consecutive_failures.load(std::memory_order_relaxed),
                                std::memory_order_relaxed);
   e.ejections.store(o.ejections.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  if (!o.ejected.load(std::memory_order_relaxed) || e.ejected.load(std::memory_order_relaxed)) return;
-  e.ejected_until_ns.store(o.ejected_until_ns.load(std::memory_order_relaxed),
-                           std::memory_order_relaxed);
-  e.ejected.store(true, std::memory_order_relaxed);
+  if (!o.ejected() || e.ejected()) return;
+  const int64_t until = o.ejected_until_ns.load(std::memory_order_relaxed);
+  if (until <= 0) return;  // a sweep is returning it right now
+  e.ejected_until_ns.store(until, std::memory_order_relaxed);
   ejected_.fetch_add(1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_relaxed);
-  if (ready_[i] && !e.check_failed.load(std::memory_order_relaxed)) {
-    unhealthy_.fetch_add(1, std::memory_order_relaxed);
-  }
-}
-
-bool ClusterState::SetCheckFailed(size_t i, bool failed) {
-  EndpointState& e = endpoints_[i];
-  bool was = !failed;
-  if (!e.check_failed.compare_exchange_strong(was, failed, std::memory_order_relaxed)) return false;
-  generation_.fetch_add(1, std::memory_order_relaxed);
-  if (ready_[i] && !e.ejected.load(std::memory_order_relaxed)) {
-    if (failed) {
-      unhealthy_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      unhealthy_.fetch_sub(1, std::memory_order_relaxed);
-    }
-  }
-  return true;
+  ChangeFlag(i, kEjected, true);
 }
 
 HealthTable::HealthTable(const config::RouteTable& table) {
@@ -138,10 +164,11 @@ std::vector<ClusterView> Describe(const config::RouteTable& table, const HealthT
       ev.port = e.port;
       ev.weight = e.weight;
       ev.locality = e.locality;
-      ev.health = !e.ready                                           ? "not_ready"
-                  : s.ejected.load(std::memory_order_relaxed)        ? "ejected"
-                  : s.check_failed.load(std::memory_order_relaxed)   ? "failed_check"
-                                                                     : "healthy";
+      const uint8_t flags = s.flags();
+      ev.health = !e.ready                     ? "not_ready"
+                  : (flags & kEjected) != 0     ? "ejected"
+                  : (flags & kCheckFailed) != 0 ? "failed_check"
+                                                : "healthy";
       ev.ejections = s.ejections.load(std::memory_order_relaxed);
       ev.active = s.active.load(std::memory_order_relaxed);
       ev.total = s.total.load(std::memory_order_relaxed);

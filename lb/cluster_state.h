@@ -18,14 +18,31 @@
 
 namespace meshgate::lb {
 
+// Why an endpoint is out of rotation. Both writers (outlier detection on the
+// workers and the sweep, active health checks on the control loop) change the
+// one word with compare-and-swap, so a transition is decided on the whole set
+// of reasons, never on one flag read after the other was written.
+enum HealthFlag : uint8_t {
+  kEjected = 1 << 0,      // by outlier detection
+  kCheckFailed = 1 << 1,  // by active health checks
+};
+
 struct EndpointState {
   std::atomic<uint32_t> active{0};   // connections open or being opened
   std::atomic<uint64_t> total{0};    // connections opened
   std::atomic<uint32_t> consecutive_failures{0};
-  std::atomic<bool> ejected{false};  // by outlier detection
+  std::atomic<uint8_t> health{0};    // HealthFlag bits; 0: nothing against it
+  // When the ejection ends. Also who owns it: 0 when free; the worker that
+  // swaps 0 for a deadline is the one that ejects, and writes the deadline
+  // before the kEjected flag, so a sweep that sees the flag sees its deadline;
+  // kReturning while a sweep puts the endpoint back.
   std::atomic<int64_t> ejected_until_ns{0};
+  static constexpr int64_t kReturning = -1;
   std::atomic<uint32_t> ejections{0};
-  std::atomic<bool> check_failed{false};  // by active health checks
+
+  uint8_t flags() const { return health.load(std::memory_order_acquire); }
+  bool ejected() const { return (flags() & kEjected) != 0; }
+  bool check_failed() const { return (flags() & kCheckFailed) != 0; }
 };
 
 enum class HealthChange { kNone, kEjected, kReturned };
@@ -46,15 +63,12 @@ class ClusterState {
 
   // Takes new connections: ready in config, not ejected, not failing checks.
   bool Healthy(size_t i) const {
-    return ready_[i] && !endpoints_[i].ejected.load(std::memory_order_relaxed) &&
-           !endpoints_[i].check_failed.load(std::memory_order_relaxed);
+    return ready_[i] && endpoints_[i].health.load(std::memory_order_relaxed) == 0;
   }
   bool Ready(size_t i) const { return ready_[i]; }
   // True when so few ready endpoints are healthy that health is ignored.
   bool Panic() const {
-    const uint32_t unhealthy = unhealthy_.load(std::memory_order_relaxed);
-    const uint32_t healthy = ready_count_ > unhealthy ? ready_count_ - unhealthy : 0;
-    return ready_count_ > 0 && uint64_t{healthy} * 100 < uint64_t{panic_percent_} * ready_count_;
+    return ready_count_ > 0 && uint64_t{healthy_count()} * 100 < uint64_t{panic_percent_} * ready_count_;
   }
   // What a pick may use: healthy, or merely ready when in panic.
   bool Usable(size_t i, bool panic) const { return panic ? ready_[i] : Healthy(i); }
@@ -66,7 +80,8 @@ class ClusterState {
   }
 
   // Connections of the whole cluster, for connectionPool.tcp.maxConnections.
-  // TryAcquire counts one unless `max` are already open.
+  // TryAcquire counts one unless `max` are already open. The data path takes
+  // and gives these back through an UpstreamLease (lb/upstream_lease.h).
   bool TryAcquire(uint32_t max);
   void Release() { active_.fetch_sub(1, std::memory_order_relaxed); }
   uint32_t active() const { return active_.load(std::memory_order_relaxed); }
@@ -79,23 +94,12 @@ class ClusterState {
   void OnConnectSuccess(size_t i) {
     endpoints_[i].consecutive_failures.store(0, std::memory_order_relaxed);
   }
-  // Returns endpoints whose ejection has run out (run every `interval`). Calls
-  // on_return(i) once per endpoint that came back.
+  // Returns endpoints whose ejection has run out (run every `interval`, from
+  // one thread at a time). Calls on_return(i) once per endpoint that came back.
   template <typename F>
   void Sweep(int64_t now_ns, F&& on_return) {
     for (size_t i = 0; i < endpoints_.size(); ++i) {
-      EndpointState& e = endpoints_[i];
-      if (!e.ejected.load(std::memory_order_relaxed)) continue;
-      if (e.ejected_until_ns.load(std::memory_order_relaxed) > now_ns) continue;
-      bool was = true;
-      if (!e.ejected.compare_exchange_strong(was, false, std::memory_order_relaxed)) continue;
-      e.consecutive_failures.store(0, std::memory_order_relaxed);
-      ejected_.fetch_sub(1, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_relaxed);
-      if (ready_[i] && !e.check_failed.load(std::memory_order_relaxed)) {
-        unhealthy_.fetch_sub(1, std::memory_order_relaxed);
-      }
-      on_return(i);
+      if (TryReturn(i, now_ns)) on_return(i);
     }
   }
   // Takes over endpoint `from` of `old`'s outlier state (a new table version of
@@ -103,20 +107,29 @@ class ClusterState {
   // DNS update. Connection counts stay with the version that made them.
   void InheritOutlierState(size_t i, const ClusterState& old, size_t from);
   // Active health checks' verdict. Returns whether it changed.
-  bool SetCheckFailed(size_t i, bool failed);
+  bool SetCheckFailed(size_t i, bool failed) { return ChangeFlag(i, kCheckFailed, failed); }
 
   uint32_t ejected_count() const { return ejected_.load(std::memory_order_relaxed); }
   // Changes whenever an endpoint's health does, so per-worker views of health
   // (locality loads) are recomputed only then.
-  uint64_t health_generation() const { return generation_.load(std::memory_order_relaxed); }
+  uint64_t health_generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
+  // Sets (on) or clears one HealthFlag of endpoint i; false when it already was.
+  bool ChangeFlag(size_t i, uint8_t flag, bool on);
+  bool TryReturn(size_t i, int64_t now_ns);
+  // Counts one more ejected endpoint unless `max_percent` of the cluster is out.
+  bool ReserveEjection(uint32_t max_percent);
+
   std::vector<EndpointState> endpoints_;
   std::vector<bool> ready_;
   uint32_t ready_count_ = 0;
   uint32_t panic_percent_;
-  std::atomic<uint32_t> unhealthy_{0};  // ready but ejected or failing checks
-  std::atomic<uint32_t> ejected_{0};
+  // Ready endpoints whose health word is not 0. Raised before the word leaves
+  // 0 and lowered after it returns to 0, so it is never below the true count
+  // (and cannot wrap); it can be above it only while a writer is mid-swap.
+  std::atomic<uint32_t> unhealthy_{0};
+  std::atomic<uint32_t> ejected_{0};  // the same rule, for the kEjected flag
   std::atomic<uint32_t> active_{0};
   std::atomic<uint64_t> generation_{0};
 };
