@@ -58,11 +58,8 @@ Session::Session(Socket socket, const asio::ip::tcp::endpoint& peer, const Worke
 }
 
 Session::~Session() {
+  // The upstream lease and gauges give themselves back as members.
   ctx_.stats->downstream_cx_active.Dec();
-  if (upstream_active_) ctx_.stats->upstream_cx_active.Dec();
-  if (endpoint_active_) cluster_state_->endpoint(endpoint_).active.fetch_sub(1, std::memory_order_relaxed);
-  if (holds_cluster_slot_) cluster_state_->Release();
-  if (counted_cluster_active_) cluster_stats_->cx_active.fetch_sub(1, std::memory_order_relaxed);
   if (ctx_.live != nullptr) ctx_.live->erase(this);
 }
 
@@ -151,14 +148,14 @@ void Session::OnHello() {
   const auto& pool = cluster_->policy.connection_pool;
   const uint32_t cap = pool && pool->max_connections ? *pool->max_connections
                                                      : std::numeric_limits<uint32_t>::max();
-  if (!cluster_state_->TryAcquire(cap)) {
+  lease_ = lb::UpstreamLease::TryAcquire(*cluster_state_, cap);
+  if (!lease_) {
     ctx_.stats->upstream_cx_overflow.Inc();
     cluster_stats_->overflow.fetch_add(1, std::memory_order_relaxed);
     return Reject(Termination::kUpstreamOverflow,
                   fmt::format("cluster {}: {} connections open (connectionPool.tcp.maxConnections)",
                               cluster_->name, cap));
   }
-  holds_cluster_slot_ = true;
   const auto& lb_policy = cluster_->policy.load_balancer;
   if (lb_policy && lb_policy->consistent_hash) {
     client_hash_ = HashAddress(peer_endpoint_.address());
@@ -169,12 +166,6 @@ void Session::OnHello() {
 std::chrono::milliseconds Session::ConnectTimeout() const {
   const auto& pool = cluster_->policy.connection_pool;
   return pool && pool->connect_timeout ? *pool->connect_timeout : ctx_.routes->settings.connect_timeout;
-}
-
-void Session::ReleaseEndpoint() {
-  if (!endpoint_active_) return;
-  cluster_state_->endpoint(endpoint_).active.fetch_sub(1, std::memory_order_relaxed);
-  endpoint_active_ = false;
 }
 
 void Session::DoConnect() {
@@ -195,14 +186,13 @@ void Session::DoConnect() {
   }
   tried_.push_back(static_cast<uint32_t>(idx));
   endpoint_ = idx;
-  cluster_state_->endpoint(idx).active.fetch_add(1, std::memory_order_relaxed);
-  endpoint_active_ = true;
+  lease_.Pick(static_cast<uint32_t>(idx));
   const config::Endpoint& ep = cluster_->endpoints[idx];
   error_code ec;
   const auto address = asio::ip::make_address(ep.address, ec);
   if (ec) {  // config validates addresses; defensive only
     ctx_.stats->upstream_connect_fail.Inc();
-    ReleaseEndpoint();
+    lease_.ReleaseEndpoint();
     return DoConnect();
   }
   connect_timed_out_ = false;
@@ -221,41 +211,8 @@ void Session::OnConnect(const error_code& ec) {
   if (closed_) return;
   // A connect that completes in the same turn as its deadline lost the race:
   // the timer already closed the socket.
-  if (ec || connect_timed_out_ || !up_.is_open()) {
-    const config::Endpoint& ep = cluster_->endpoints[endpoint_];
-    if (connect_timed_out_) {
-      ctx_.stats->upstream_connect_timeout.Inc();
-      cluster_stats_->connect_timeouts.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      ctx_.stats->upstream_connect_fail.Inc();
-      cluster_stats_->connect_failures.fetch_add(1, std::memory_order_relaxed);
-    }
-    uint64_t suppressed = 0;
-    if (ctx_.log_limiter->Allow(suppressed)) {
-      spdlog::warn("{} cluster {}: connect to {}:{} failed: {}{}", peer_, cluster_->name, ep.address, ep.port,
-                   connect_timed_out_ ? "timed out" : ec.message(),
-                   Suppressed(suppressed));
-    }
-    error_code ignored;
-    up_.close(ignored);
-    ReleaseEndpoint();
-    if (const auto& od = cluster_->policy.outlier_detection) {
-      const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              Clock::now().time_since_epoch()).count();
-      if (cluster_state_->OnConnectFailure(endpoint_, *od, now) == lb::HealthChange::kEjected) {
-        ctx_.stats->upstream_ejections.Inc();
-        spdlog::warn("cluster {}: endpoint {}:{} ejected after {} consecutive connect failures "
-                     "(ejection #{}, {} of {} endpoints out)",
-                     cluster_->name, ep.address, ep.port,
-                     od->consecutive_gateway_errors.value_or(od->consecutive_5xx_errors),
-                     cluster_state_->endpoint(endpoint_).ejections.load(std::memory_order_relaxed),
-                     cluster_state_->ejected_count(), cluster_state_->size());
-      }
-    }
-    return DoConnect();
-  }
-  cluster_state_->OnConnectSuccess(endpoint_);
-  cluster_state_->endpoint(endpoint_).total.fetch_add(1, std::memory_order_relaxed);
+  if (ec || connect_timed_out_ || !up_.is_open()) return OnConnectFailed(ec);
+  lease_.OnConnected();
   // From here the idle timeout applies, also while the hello is written to
   // an upstream that may not read it.
   last_activity_ = Clock::now();
@@ -265,15 +222,44 @@ void Session::OnConnect(const error_code& ec) {
   timer_.cancel();
   relaying_ = true;
   ctx_.stats->upstream_cx_total.Inc();
-  ctx_.stats->upstream_cx_active.Inc();
-  upstream_active_ = true;
   cluster_stats_->cx_total.fetch_add(1, std::memory_order_relaxed);
-  cluster_stats_->cx_active.fetch_add(1, std::memory_order_relaxed);
-  counted_cluster_active_ = true;
+  connected_.emplace(ctx_.stats->upstream_cx_active, cluster_stats_->cx_active);
   cluster_stats_->connect_seconds.Observe(
       std::chrono::duration<double>(Clock::now() - connect_started_).count());
   PrepareSocket(up_);
   DoWriteHello();
+}
+
+void Session::OnConnectFailed(const error_code& ec) {
+  const config::Endpoint& ep = cluster_->endpoints[endpoint_];
+  if (connect_timed_out_) {
+    ctx_.stats->upstream_connect_timeout.Inc();
+    cluster_stats_->connect_timeouts.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    ctx_.stats->upstream_connect_fail.Inc();
+    cluster_stats_->connect_failures.fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t suppressed = 0;
+  if (ctx_.log_limiter->Allow(suppressed)) {
+    spdlog::warn("{} cluster {}: connect to {}:{} failed: {}{}", peer_, cluster_->name, ep.address, ep.port,
+                 connect_timed_out_ ? "timed out" : ec.message(),
+                 Suppressed(suppressed));
+  }
+  error_code ignored;
+  up_.close(ignored);
+  const auto& od = cluster_->policy.outlier_detection;
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          Clock::now().time_since_epoch()).count();
+  if (lease_.OnConnectFailed(od ? &*od : nullptr, now)) {
+    ctx_.stats->upstream_ejections.Inc();
+    spdlog::warn("cluster {}: endpoint {}:{} ejected after {} consecutive connect failures "
+                 "(ejection #{}, {} of {} endpoints out)",
+                 cluster_->name, ep.address, ep.port,
+                 od->consecutive_gateway_errors.value_or(od->consecutive_5xx_errors),
+                 cluster_state_->endpoint(endpoint_).ejections.load(std::memory_order_relaxed),
+                 cluster_state_->ejected_count(), cluster_state_->size());
+  }
+  DoConnect();
 }
 
 void Session::DoWriteHello() {
@@ -349,12 +335,12 @@ void Session::Close(Termination why) {
   if (closed_) return;
   closed_ = true;
   ctx_.stats->terminations[static_cast<size_t>(why)].Inc();
-  if (counted_cluster_active_) {
+  if (connected_) {
     cluster_stats_->sessions_closed.fetch_add(1, std::memory_order_relaxed);
     cluster_stats_->session_seconds.Observe(std::chrono::duration<double>(Clock::now() - start_).count());
   }
   if (ctx_.access_log != nullptr && ctx_.access_log->Sample(ctx_.worker_index)) WriteAccessLog(why);
-  if (cluster_ != nullptr && endpoint_ >= 0 && upstream_active_ && spdlog::should_log(spdlog::level::debug)) {
+  if (cluster_ != nullptr && endpoint_ >= 0 && connected_ && spdlog::should_log(spdlog::level::debug)) {
     const config::Endpoint& ep = cluster_->endpoints[endpoint_];
     spdlog::debug("{} sni=\"{}\" alpn={} cluster={} endpoint={}:{} attempts={} sent={} received={} duration_ms={} end={}",
                   peer_, parser_.hello().server_name, parser_.hello().alpn.empty() ? "-" : parser_.hello().alpn.front(),

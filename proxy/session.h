@@ -4,6 +4,7 @@
 // Owned by its in-flight handlers; gone when the last one returns.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "absl/container/inlined_vector.h"
 #include "config/model/route_table.h"
 #include "lb/balancer.h"
+#include "lb/upstream_lease.h"
 #include "proxy/access_log.h"
 #include "proxy/cluster_stats.h"
 #include "proxy/log_limiter.h"
@@ -40,6 +42,28 @@ struct WorkerContext {
   std::unordered_set<Session*>* live = nullptr;  // open sessions, for the drain
 };
 
+// An established upstream connection in the data-path gauges: the worker's
+// upstream_cx_active and its cluster's cx_active, from the connect until the
+// session is gone.
+class UpstreamGauges {
+ public:
+  UpstreamGauges(Counter& worker_active, std::atomic<int64_t>& cluster_active)
+      : worker_active_(worker_active), cluster_active_(cluster_active) {
+    worker_active_.Inc();
+    cluster_active_.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~UpstreamGauges() {
+    worker_active_.Dec();
+    cluster_active_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  UpstreamGauges(const UpstreamGauges&) = delete;
+  UpstreamGauges& operator=(const UpstreamGauges&) = delete;
+
+ private:
+  Counter& worker_active_;
+  std::atomic<int64_t>& cluster_active_;
+};
+
 class Session : public std::enable_shared_from_this<Session>, private FlowOwner {
  public:
   // peer: the client's address as accept() returned it.
@@ -61,8 +85,8 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   void OnHello();
   void DoConnect();
   std::chrono::milliseconds ConnectTimeout() const;
-  void ReleaseEndpoint();
   void OnConnect(const boost::system::error_code& ec);
+  void OnConnectFailed(const boost::system::error_code& ec);
   void DoWriteHello();
   void OnWriteHello(const boost::system::error_code& ec, size_t n);
   void StartRelay();
@@ -93,13 +117,13 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   const config::Cluster* cluster_ = nullptr;
   lb::ClusterState* cluster_state_ = nullptr;
   ClusterStats* cluster_stats_ = nullptr;
-  bool counted_cluster_active_ = false;  // in cluster_stats_->cx_active
+  // After ctx_, so destroyed before the snapshot it points into is released.
+  lb::UpstreamLease lease_;        // cluster slot and endpoint count, from the pick
+  std::optional<UpstreamGauges> connected_;  // from the upstream connect
   Clock::time_point connect_started_;
-  bool holds_cluster_slot_ = false;  // counted in cluster_state_->active()
   uint64_t client_hash_ = 0;         // source IP, for consistentHash
   absl::InlinedVector<uint32_t, 4> tried_;  // endpoint indices attempted
-  int endpoint_ = -1;
-  bool endpoint_active_ = false;     // counted in the endpoint's active()
+  int endpoint_ = -1;                // the last one tried, for logs
   bool connect_timed_out_ = false;
 
   std::optional<Flow> down_to_up_;  // in the session: no allocations of their own
@@ -109,7 +133,6 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   Clock::time_point start_;
   std::chrono::system_clock::time_point start_wall_;  // for the access log
   Clock::time_point last_activity_;
-  bool upstream_active_ = false;
   bool relaying_ = false;  // connected: the idle timeout applies
   bool closed_ = false;
 };
