@@ -8,100 +8,79 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
-#include "absl/container/flat_hash_map.h"
-#include "base/names.h"
-
 namespace meshgate::proxy {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
-using Check = config::GatewayConfig::HealthCheck;
 
 namespace {
 
-// One address:port and the cluster endpoints it stands for.
-struct Target : std::enable_shared_from_this<Target> {
-  Target(asio::io_context& io, HealthCheckStats& stats) : timer(io), deadline(io), socket(io), stats(stats) {}
+// Connects to one target on its own timer and hands each outcome to the
+// verdicts. Owned by its pending handlers and by the checker until stopped;
+// touches `checks` only while not stopped (the checker may be gone after).
+struct Prober : std::enable_shared_from_this<Prober> {
+  Prober(asio::io_context& io, std::shared_ptr<lb::HealthCheckTarget> t, lb::ActiveHealthChecks& c)
+      : target(std::move(t)), checks(c), timer(io), deadline(io), socket(io) {}
 
-  std::string address;
-  uint16_t port = 0;
-  Check check;
-  std::string clusters;  // names, for the log
-  std::vector<std::pair<lb::ClusterState*, uint32_t>> endpoints;
-  std::shared_ptr<lb::HealthTable> health;  // keeps `endpoints` alive
-
-  uint32_t successes = 0;
-  uint32_t failures = 0;
-  bool failed = false;
+  std::shared_ptr<lb::HealthCheckTarget> target;
+  lb::ActiveHealthChecks& checks;
   bool stopped = false;
   bool probing = false;
   asio::steady_timer timer;
   asio::steady_timer deadline;
   asio::ip::tcp::socket socket;
-  HealthCheckStats& stats;
   std::mt19937_64 rng{std::random_device{}()};
+
+  // [0, jitter): spreads the probes of many targets over time.
+  std::chrono::milliseconds Jitter() {
+    const auto jitter = target->spec().jitter.count();
+    return std::chrono::milliseconds(jitter > 0 ? rng() % static_cast<uint64_t>(jitter) : 0);
+  }
 
   void Schedule(std::chrono::milliseconds after) {
     if (stopped) return;
     timer.expires_after(after);
     timer.async_wait([self = shared_from_this()](const error_code& ec) {
-      if (!ec) self->Probe();
+      if (!ec) self->DoProbe();
     });
   }
 
-  std::chrono::milliseconds NextDelay() {
-    if (check.jitter.count() <= 0) return check.interval;
-    return check.interval + std::chrono::milliseconds(rng() % static_cast<uint64_t>(check.jitter.count()));
-  }
-
-  void Probe() {
+  void DoProbe() {
     if (stopped) return;
     error_code ec;
-    const auto ip = asio::ip::make_address(address, ec);
+    const auto ip = asio::ip::make_address(target->address(), ec);
     if (ec) return;  // config validated it; nothing to probe
-    ++stats.probes;
+    checks.OnProbeStarted();
     probing = true;
     socket = asio::ip::tcp::socket(timer.get_executor());
-    deadline.expires_after(check.timeout);
+    deadline.expires_after(target->spec().timeout);
     deadline.async_wait([self = shared_from_this()](const error_code& e) {
       if (e || !self->probing) return;
       error_code ignored;
       self->socket.close(ignored);  // completes the connect with an error
     });
-    socket.async_connect(asio::ip::tcp::endpoint(ip, port),
-                         [self = shared_from_this()](const error_code& e) { self->Done(e); });
+    socket.async_connect(asio::ip::tcp::endpoint(ip, target->port()),
+                         [self = shared_from_this()](const error_code& e) { self->OnProbe(e); });
   }
 
-  void Done(const error_code& ec) {
+  void OnProbe(const error_code& ec) {
     probing = false;
     deadline.cancel();
     error_code ignored;
     socket.close(ignored);
     if (stopped) return;
-    if (ec) {
-      ++stats.failures;
-      successes = 0;
-      if (!failed && ++failures >= check.unhealthy_threshold) {
-        Apply(true, ec.message());
-      }
-    } else {
-      failures = 0;
-      if (failed && ++successes >= check.healthy_threshold) Apply(false, "");
-    }
-    Schedule(NextDelay());
+    Log(checks.OnProbeResult(*target, !ec), ec);
+    Schedule(target->spec().interval + Jitter());
   }
 
-  void Apply(bool now_failed, const std::string& why) {
-    failed = now_failed;
-    successes = failures = 0;
-    ++stats.transitions;
-    for (auto& [state, index] : endpoints) state->SetCheckFailed(index, failed);
-    if (failed) {
+  void Log(lb::CheckTransition transition, const error_code& ec) const {
+    const lb::HealthCheckTarget& t = *target;
+    if (transition == lb::CheckTransition::kFailed) {
       spdlog::warn("health check: {}:{} ({}) failed {} check(s) in a row ({}): no new connections",
-                   address, port, clusters, check.unhealthy_threshold, why);
-    } else {
-      spdlog::info("health check: {}:{} ({}) passed {} check(s) in a row: back in rotation", address,
-                   port, clusters, check.healthy_threshold);
+                   t.address(), t.port(), t.clusters(), t.spec().unhealthy_threshold, ec.message());
+    } else if (transition == lb::CheckTransition::kPassed) {
+      spdlog::info("health check: {}:{} ({}) passed {} check(s) in a row: back in rotation", t.address(),
+                   t.port(), t.clusters(), t.spec().healthy_threshold);
     }
   }
 
@@ -116,70 +95,59 @@ struct Target : std::enable_shared_from_this<Target> {
 
 }  // namespace
 
+std::vector<lb::HealthCheckSpec> ToHealthCheckSpecs(const std::vector<config::GatewayConfig::HealthCheck>& checks) {
+  std::vector<lb::HealthCheckSpec> specs;
+  specs.reserve(checks.size());
+  for (const config::GatewayConfig::HealthCheck& c : checks) {
+    lb::HealthCheckSpec& s = specs.emplace_back();
+    s.host = c.host;
+    s.port = c.port;
+    s.interval = c.interval;
+    s.timeout = c.timeout;
+    s.jitter = c.jitter;
+    s.healthy_threshold = c.healthy_threshold;
+    s.unhealthy_threshold = c.unhealthy_threshold;
+  }
+  return specs;
+}
+
 struct HealthChecker::Impl {
   asio::io_context& io;
-  std::vector<Check> checks;
-  HealthCheckStats stats;
-  absl::flat_hash_map<std::string, std::shared_ptr<Target>> targets;  // by "address:port"
+  lb::ActiveHealthChecks checks;
+  std::vector<std::shared_ptr<Prober>> probers;  // one per target of the current table
 
-  const Check* CheckFor(const config::Cluster& cluster) const {
-    for (const Check& check : checks) {
-      if ((check.port == 0 || check.port == cluster.port) &&
-          base::HostMatches(check.host, cluster.host)) {
-        return &check;
-      }
-    }
-    return nullptr;
+  void StopAll() {
+    for (auto& prober : probers) prober->Stop();
+    probers.clear();
   }
 };
 
-HealthChecker::HealthChecker(asio::io_context& io, std::vector<Check> checks)
-    : impl_(new Impl{io, std::move(checks), {}, {}}) {}
+HealthChecker::HealthChecker(asio::io_context& io, std::vector<config::GatewayConfig::HealthCheck> checks)
+    : impl_(new Impl{io, lb::ActiveHealthChecks(ToHealthCheckSpecs(checks)), {}}) {}
 
-HealthChecker::~HealthChecker() {
-  for (auto& [key, target] : impl_->targets) target->Stop();
-}
+HealthChecker::~HealthChecker() { impl_->StopAll(); }
 
 void HealthChecker::SetTable(std::shared_ptr<const config::RouteTable> table,
                              std::shared_ptr<lb::HealthTable> health) {
-  absl::flat_hash_map<std::string, std::shared_ptr<Target>> next;
-  for (const config::Cluster& cluster : table->clusters()) {
-    const Check* check = impl_->CheckFor(cluster);
-    if (check == nullptr) continue;
-    lb::ClusterState& state = health->cluster(cluster.id);
-    for (size_t i = 0; i < cluster.endpoints.size(); ++i) {
-      const config::Endpoint& e = cluster.endpoints[i];
-      const std::string key = e.address + ":" + std::to_string(e.port);
-      auto& target = next[key];
-      if (!target) {
-        target = std::make_shared<Target>(impl_->io, impl_->stats);
-        target->address = e.address;
-        target->port = e.port;
-        target->check = *check;
-        target->health = health;
-      }
-      if (target->clusters.find(cluster.name) == std::string::npos) {
-        target->clusters += (target->clusters.empty() ? "" : ", ") + cluster.name;
-      }
-      target->endpoints.emplace_back(&state, static_cast<uint32_t>(i));
-    }
-  }
-  for (auto& [key, target] : next) {
-    // A verdict outlives the table version it was reached on.
-    if (auto old = impl_->targets.find(key); old != impl_->targets.end()) {
-      target->failed = old->second->failed;
-      target->successes = old->second->successes;
-      target->failures = old->second->failures;
-      for (auto& [state, index] : target->endpoints) state->SetCheckFailed(index, target->failed);
-    }
+  impl_->StopAll();  // an old probe still in flight reports to nobody
+  impl_->checks.SetTable(*table, std::move(health));
+  for (const auto& target : impl_->checks.targets()) {
+    auto prober = std::make_shared<Prober>(impl_->io, target, impl_->checks);
     // A first probe soon, spread over the jitter, so a dead endpoint is found fast.
-    target->Schedule(std::chrono::milliseconds(
-        target->check.jitter.count() > 0 ? target->rng() % target->check.jitter.count() : 0));
+    prober->Schedule(prober->Jitter());
+    impl_->probers.push_back(std::move(prober));
   }
-  for (auto& [key, target] : impl_->targets) target->Stop();
-  impl_->targets = std::move(next);
 }
 
-HealthCheckStats HealthChecker::stats() const { return impl_->stats; }
+HealthCheckStats HealthChecker::stats() const {
+  const lb::HealthCheckStats& live = impl_->checks.stats();
+  HealthCheckStats copy;
+#define MESHGATE_HEALTH_CHECK_COPY_(name, help) copy.name = live.name.value();
+  MESHGATE_HEALTH_CHECK_STATS(MESHGATE_HEALTH_CHECK_COPY_, MESHGATE_HEALTH_CHECK_COPY_)
+#undef MESHGATE_HEALTH_CHECK_COPY_
+  return copy;
+}
+
+const lb::HealthCheckStats& HealthChecker::counters() const { return impl_->checks.stats(); }
 
 }  // namespace meshgate::proxy

@@ -1,9 +1,8 @@
-// Active TCP health checks, run on the control loop (never on a worker): each
-// configured endpoint is connected to every interval (+ jitter); after
-// `unhealthy_threshold` failures in a row it stops taking new connections,
-// after `healthy_threshold` successes it takes them again. Each transition is
-// logged once. An address:port is probed once however many clusters (subsets,
-// ports) list it, and its verdict carries over to new route table versions.
+// Active TCP health checks' I/O, run on the control loop (never on a worker):
+// each checked address:port is connected to every interval (+ jitter), with a
+// timeout, and the outcome is fed to lb::ActiveHealthChecks, which holds the
+// verdicts (thresholds, which endpoints a check covers, carry-over across
+// table versions). Each transition is logged once, here.
 #pragma once
 
 #include <memory>
@@ -12,6 +11,7 @@
 
 #include "config/settings/gateway_config.h"
 #include "config/model/route_table.h"
+#include "lb/active_health.h"
 #include "lb/cluster_state.h"
 
 namespace boost::asio {
@@ -20,11 +20,16 @@ class io_context;
 
 namespace meshgate::proxy {
 
+// The counters' values at one moment, one field per entry of
+// MESHGATE_HEALTH_CHECK_STATS (lb/active_health.h).
 struct HealthCheckStats {
-  uint64_t probes = 0;
-  uint64_t failures = 0;     // probes that failed or timed out
-  uint64_t transitions = 0;  // healthy <-> unhealthy
+#define MESHGATE_HEALTH_CHECK_VALUE_(name, help) uint64_t name = 0;
+  MESHGATE_HEALTH_CHECK_STATS(MESHGATE_HEALTH_CHECK_VALUE_, MESHGATE_HEALTH_CHECK_VALUE_)
+#undef MESHGATE_HEALTH_CHECK_VALUE_
 };
+
+// meshgate.yaml's healthChecks as lb takes them.
+std::vector<lb::HealthCheckSpec> ToHealthCheckSpecs(const std::vector<config::GatewayConfig::HealthCheck>& checks);
 
 class HealthChecker {
  public:
@@ -36,7 +41,10 @@ class HealthChecker {
   // Probes the endpoints of this table version from now on.
   void SetTable(std::shared_ptr<const config::RouteTable> table,
                 std::shared_ptr<lb::HealthTable> health);
+  // A copy of the counters' values.
   HealthCheckStats stats() const;
+  // The live counters, for exporting by their list (base/stats.h). Control loop.
+  const lb::HealthCheckStats& counters() const;
 
  private:
   struct Impl;
