@@ -1,7 +1,8 @@
-// Endpoint health under its two real writers at once: outlier detection (a
-// worker ejecting, the control loop's sweep returning) and active health
-// checks (the control loop flipping the verdict). Built as its own small
-// binary so scripts/tsan.sh can run it under ThreadSanitizer.
+// lb's shared state under its real concurrent users: endpoint health with its
+// two writers at once (outlier detection: a worker ejecting, the control
+// loop's sweep returning; active health checks: the control loop flipping the
+// verdict), and upstream leases taken and given back by two workers. Built as
+// its own small binary so scripts/tsan.sh can run it under ThreadSanitizer.
 #include <atomic>
 #include <cstdint>
 #include <thread>
@@ -10,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "lb/balancer.h"
 #include "lb/cluster_state.h"
+#include "lb/upstream_lease.h"
 
 namespace meshgate::lb {
 namespace {
@@ -108,6 +110,47 @@ TEST(HealthWordRaceTest, EjectionsAndCheckVerdictsFromTwoThreadsKeepTheCountExac
   EXPECT_EQ(s.healthy_count(), s.size());
   EXPECT_FALSE(s.Panic());
   EXPECT_EQ(s.ejected_count(), 0u);
+}
+
+// maxConnections is a compare-and-swap on the cluster's count, and each lease
+// gives back exactly what it took, whichever way its connection ended.
+TEST(ClusterStateRaceTest, LeasesFromTwoWorkersNeverPassTheCapAndAllComeBack) {
+  const config::Cluster c = MakeCluster(3);
+  ClusterState s(c);
+  config::OutlierDetection od;
+  od.consecutive_5xx_errors = 3;
+  od.max_ejection_percent = 100;
+  constexpr uint32_t kCap = 5;
+  constexpr int kIterations = 100'000;
+  std::atomic<uint32_t> over_cap{0};
+  auto worker = [&](int seed) {
+    auto balancer = MakeBalancer(c);
+    std::vector<UpstreamLease> open;  // connections this worker keeps a while
+    for (int n = 0; n < kIterations; ++n) {
+      UpstreamLease lease = UpstreamLease::TryAcquire(s, kCap);
+      if (s.active() > kCap) over_cap.fetch_add(1);
+      if (!lease) {
+        if (!open.empty()) open.erase(open.begin());
+        continue;
+      }
+      const int i = balancer->Pick(s, {});
+      if (i == kNoEndpoint) continue;
+      lease.Pick(static_cast<uint32_t>(i));
+      if ((n + seed) % 5 == 0) {
+        lease.OnConnectFailed(&od, n);
+        continue;
+      }
+      lease.OnConnected();
+      if (n % 3 == 0) open.push_back(std::move(lease));
+    }
+  };
+  std::thread a(worker, 0);
+  std::thread b(worker, 2);
+  a.join();
+  b.join();
+  EXPECT_EQ(over_cap.load(), 0u);
+  EXPECT_EQ(s.active(), 0u);
+  for (size_t i = 0; i < s.size(); ++i) EXPECT_EQ(s.endpoint(i).active.load(), 0u) << i;
 }
 
 }  // namespace
