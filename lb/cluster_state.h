@@ -94,8 +94,8 @@ class ClusterState {
   void OnConnectSuccess(size_t i) {
     endpoints_[i].consecutive_failures.store(0, std::memory_order_relaxed);
   }
-  // Returns endpoints whose ejection has run out (run every `interval`, from
-  // one thread at a time). Calls on_return(i) once per endpoint that came back.
+  // Returns endpoints whose ejection has run out (run every `interval`; see
+  // OutlierSweep). Calls on_return(i) once per endpoint that came back.
   template <typename F>
   void Sweep(int64_t now_ns, F&& on_return) {
     for (size_t i = 0; i < endpoints_.size(); ++i) {
