@@ -4,6 +4,13 @@
 
 namespace meshgate::lb {
 
+ActiveHealthChecks::~ActiveHealthChecks() {
+  for (const auto& target : targets_) {
+    if (!target->failed_) continue;
+    for (auto& [state, index] : target->endpoints_) state->SetCheckFailed(index, false);
+  }
+}
+
 const HealthCheckSpec* ActiveHealthChecks::SpecFor(const config::Cluster& cluster) const {
   for (const HealthCheckSpec& spec : specs_) {
     if ((spec.port == 0 || spec.port == cluster.port) && base::HostMatches(spec.host, cluster.host)) {

@@ -66,6 +66,11 @@ class HealthCheckTarget {
 class ActiveHealthChecks {
  public:
   explicit ActiveHealthChecks(std::vector<HealthCheckSpec> specs) : specs_(std::move(specs)) {}
+  // Takes its verdicts back: checks reconfigured or removed leave nothing out
+  // of rotation with no one left to bring it back.
+  ~ActiveHealthChecks();
+  ActiveHealthChecks(const ActiveHealthChecks&) = delete;
+  ActiveHealthChecks& operator=(const ActiveHealthChecks&) = delete;
 
   // The first check whose host matches the cluster's and whose port is 0 or
   // the cluster's; null when none covers it.

@@ -145,6 +145,19 @@ TEST(ActiveHealthTest, AVerdictAndItsStreakCarryOverToTheNextTableVersion) {
   EXPECT_TRUE(back.health->cluster(0).Healthy(0));
 }
 
+TEST(ActiveHealthTest, VerdictsEndWithTheChecksThatReachedThem) {
+  Version v({Cluster("a.example.com", 443, {At("10.0.0.1", 80), At("10.0.0.2", 80)})});
+  {
+    ActiveHealthChecks checks({Spec("a.example.com", 0, 1, 1)});
+    checks.SetTable(*v.table, v.health);
+    checks.OnProbeResult(TargetAt(checks, "10.0.0.1", 80), false);
+    EXPECT_FALSE(v.health->cluster(0).Healthy(0));
+  }
+  // Checks reconfigured or removed: a new checker starts from a clean slate.
+  EXPECT_TRUE(v.health->cluster(0).Healthy(0));
+  EXPECT_EQ(v.health->cluster(0).healthy_count(), 2u);
+}
+
 TEST(ActiveHealthTest, TheCountersAreOneListForTheExportAndTheSummary) {
   ActiveHealthChecks checks({Spec("a.example.com", 0, 1, 1)});
   Version v({Cluster("a.example.com", 443, {At("10.0.0.1", 80)})});
