@@ -38,9 +38,8 @@ void ActiveHealthChecks::SetTable(const config::RouteTable& table, std::shared_p
         target->health_ = health;
         order.push_back(target);
       }
-      if (target->clusters_.find(cluster.name) == std::string::npos) {
-        target->clusters_ += (target->clusters_.empty() ? "" : ", ") + cluster.name;
-      }
+      const bool same_cluster = !target->endpoints_.empty() && target->endpoints_.back().first == &state;
+      if (!same_cluster) target->clusters_ += (target->clusters_.empty() ? "" : ", ") + cluster.name;
       target->endpoints_.emplace_back(&state, static_cast<uint32_t>(i));
     }
   }
