@@ -26,6 +26,9 @@ fi
 
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 120
 
+# The lb race tests again under ThreadSanitizer (a separate small build).
+bash scripts/tsan.sh
+
 if [ "${BENCH_SHORT:-1}" != 0 ]; then
   BUILD_DIR=build bash bench/compare/run.sh --short
 fi

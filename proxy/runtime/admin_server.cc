@@ -142,11 +142,8 @@ std::string StatsSummary(const Runtime& runtime, const WorkerPool& workers) {
     const std::string text = FormatStats(*dns);
     if (!text.empty()) out += " " + text;
   }
-  // TODO(integration): health-check counters from the lb stats list.
-  if (const HealthChecker* checker = runtime.health_checker()) {
-    const HealthCheckStats hc = checker->stats();
-    out += fmt::format(" health_check_probes={} health_check_failures={} health_check_transitions={}", hc.probes,
-                       hc.failures, hc.transitions);
+  if (const lb::HealthCheckStats* hc = runtime.health_check_stats()) {
+    base::AppendSummary(out, "health_check_", &hc, 1, /*skip_zero=*/false);
   }
   return out;
 }

@@ -139,15 +139,6 @@ void HealthChecker::SetTable(std::shared_ptr<const config::RouteTable> table,
   }
 }
 
-HealthCheckStats HealthChecker::stats() const {
-  const lb::HealthCheckStats& live = impl_->checks.stats();
-  HealthCheckStats copy;
-#define MESHGATE_HEALTH_CHECK_COPY_(name, help) copy.name = live.name.value();
-  MESHGATE_HEALTH_CHECK_STATS(MESHGATE_HEALTH_CHECK_COPY_, MESHGATE_HEALTH_CHECK_COPY_)
-#undef MESHGATE_HEALTH_CHECK_COPY_
-  return copy;
-}
-
 const lb::HealthCheckStats& HealthChecker::counters() const { return impl_->checks.stats(); }
 
 }  // namespace meshgate::proxy

@@ -20,14 +20,6 @@ class io_context;
 
 namespace meshgate::proxy {
 
-// The counters' values at one moment, one field per entry of
-// MESHGATE_HEALTH_CHECK_STATS (lb/active_health.h).
-struct HealthCheckStats {
-#define MESHGATE_HEALTH_CHECK_VALUE_(name, help) uint64_t name = 0;
-  MESHGATE_HEALTH_CHECK_STATS(MESHGATE_HEALTH_CHECK_VALUE_, MESHGATE_HEALTH_CHECK_VALUE_)
-#undef MESHGATE_HEALTH_CHECK_VALUE_
-};
-
 // meshgate.yaml's healthChecks as lb takes them.
 std::vector<lb::HealthCheckSpec> ToHealthCheckSpecs(const std::vector<config::GatewayConfig::HealthCheck>& checks);
 
@@ -41,8 +33,6 @@ class HealthChecker {
   // Probes the endpoints of this table version from now on.
   void SetTable(std::shared_ptr<const config::RouteTable> table,
                 std::shared_ptr<lb::HealthTable> health);
-  // A copy of the counters' values.
-  HealthCheckStats stats() const;
   // The live counters, for exporting by their list (base/stats.h). Control loop.
   const lb::HealthCheckStats& counters() const;
 

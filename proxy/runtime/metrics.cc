@@ -82,7 +82,7 @@ void AddList(Families& out, std::string_view prefix, const std::vector<const Sta
 void Lists(const MetricsSnapshot& s, Families& out) {
   AddList<ProxyCounters>(out, "meshgate_listener_", {s.workers.begin(), s.workers.end()}, {{"listener", s.listener}});
   if (s.dns != nullptr) AddList<DnsStats>(out, "meshgate_dns_", {s.dns}, {});
-  // TODO(integration): if (s.health_checks != nullptr) AddList<HealthCheckStats>(out, "meshgate_health_check_", {s.health_checks}, {});
+  if (s.health_checks != nullptr) AddList<lb::HealthCheckStats>(out, "meshgate_health_check_", {s.health_checks}, {});
 }
 
 template <typename Get>

@@ -38,7 +38,7 @@ struct MetricsSnapshot {
   bool draining = false;
   const ControlStatus* control = nullptr;  // null: no control component configured
   const DnsStats* dns = nullptr;            // null: no resolver
-  const HealthCheckStats* health_checks = nullptr;  // null: no checks configured
+  const lb::HealthCheckStats* health_checks = nullptr;  // null: no checks configured
 };
 
 // The text exposition format (version 0.0.4).

@@ -10,6 +10,7 @@
 #include "base/io/config_watcher.h"
 #include "base/logging.h"
 #include "fmt/format.h"
+#include "lb/outlier_sweep.h"
 #include "proxy/cluster_stats.h"
 #include "proxy/runtime/dns_routes.h"
 #include "spdlog/spdlog.h"
@@ -121,7 +122,7 @@ struct Runtime::Impl {
   ReloadStatus reload;
   std::string control_resources;  // the last version that loaded
   Publish publish;
-  std::vector<int64_t> next_sweep_ns;  // outlier re-check, by cluster id
+  lb::OutlierSweep outlier_sweep;  // outlier re-check, on each cluster's interval
   asio::steady_timer sweep_timer;
   std::unique_ptr<DnsResolver> resolver;
   std::unique_ptr<DnsRoutes> dns;
@@ -207,21 +208,10 @@ void Runtime::Impl::ArmSweep() {
 void Runtime::Impl::SweepEjections() {
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now().time_since_epoch()).count();
-  next_sweep_ns.resize(table->clusters().size(), 0);
-  for (const config::Cluster& cluster : table->clusters()) {
-    const auto& od = cluster.policy.outlier_detection;
-    if (!od) continue;
-    // Ejections end on the cluster's outlierDetection.interval, as in Envoy.
-    int64_t& next = next_sweep_ns[cluster.id];
-    if (now < next) continue;
-    next = now + std::chrono::duration_cast<std::chrono::nanoseconds>(od->interval).count();
-    lb::ClusterState& state = health->cluster(cluster.id);
-    state.Sweep(now, [&](size_t i) {
-      spdlog::info("cluster {}: endpoint {}:{} back in rotation after ejection #{}", cluster.name,
-                   cluster.endpoints[i].address, cluster.endpoints[i].port,
-                   state.endpoint(i).ejections.load(std::memory_order_relaxed));
-    });
-  }
+  outlier_sweep.Run(*table, *health, now, [](const config::Cluster& cluster, size_t i, uint32_t ejections) {
+    spdlog::info("cluster {}: endpoint {}:{} back in rotation after ejection #{}", cluster.name,
+                 cluster.endpoints[i].address, cluster.endpoints[i].port, ejections);
+  });
 }
 
 void Runtime::Impl::Reload(const std::string& why) {
@@ -300,7 +290,7 @@ void Runtime::Impl::InstallResolved(RouteTablePtr resolved) {
   health = std::make_shared<lb::HealthTable>(*resolved, *table, *health);
   table = std::move(resolved);
   current_stats = cluster_stats.ForTable(*table);
-  next_sweep_ns.clear();
+  outlier_sweep.Reset();
   if (checker) checker->SetTable(table, health);
   PublishSnapshot();
 }
@@ -321,9 +311,9 @@ const config::GatewayConfig& Runtime::settings() const { return impl_->settings;
 const ReloadStatus& Runtime::reload_status() const { return impl_->reload; }
 const ControlStatus* Runtime::control_status() const { return impl_->control ? &impl_->control->status() : nullptr; }
 const DnsStats* Runtime::dns_stats() const { return impl_->resolver ? &impl_->resolver->stats() : nullptr; }
-// TODO(integration): the checker's stats list, once lb/ owns the verdicts.
-const HealthCheckStats* Runtime::health_check_stats() const { return nullptr; }
-const HealthChecker* Runtime::health_checker() const { return impl_->checker.get(); }
+const lb::HealthCheckStats* Runtime::health_check_stats() const {
+  return impl_->checker ? &impl_->checker->counters() : nullptr;
+}
 std::vector<std::shared_ptr<ClusterStats>> Runtime::cluster_stats() const { return impl_->cluster_stats.All(); }
 std::vector<lb::ClusterView> Runtime::Clusters() const { return lb::Describe(*impl_->table, *impl_->health); }
 

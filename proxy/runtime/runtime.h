@@ -65,8 +65,7 @@ class Runtime {
   const ReloadStatus& reload_status() const;
   const ControlStatus* control_status() const;  // null: no control component
   const DnsStats* dns_stats() const;            // null: no resolver
-  const HealthCheckStats* health_check_stats() const;  // null: no checks configured
-  const HealthChecker* health_checker() const;         // null: no checks configured
+  const lb::HealthCheckStats* health_check_stats() const;  // null: no checks configured
   std::vector<std::shared_ptr<ClusterStats>> cluster_stats() const;
   std::vector<lb::ClusterView> Clusters() const;
 
