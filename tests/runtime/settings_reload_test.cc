@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <regex>
 #include <string>
 
 #include <boost/json.hpp>
@@ -135,6 +136,52 @@ TEST_F(SettingsReloadTest, EditingTheFileReloadsWithoutASignal) {
   ASSERT_TRUE(gw.WaitForLog("config reloaded")) << gw.Log();
   ASSERT_TRUE(WaitForWorkers(gw.admin_address(), 2));
   EXPECT_EQ(ConfigDump(gw.admin_address()).at("settings").at("idle_timeout_ms").to_number<int64_t>(), 1800000);
+}
+
+// The value of an unlabelled (or the first labelled) sample of `name`, -1
+// when absent.
+double Sample(const std::string& metrics, const std::string& name) {
+  std::smatch m;
+  const std::regex sample("(^|\\n)" + name + "(\\{[^}]*\\})? ([^\\n]+)");
+  return std::regex_search(metrics, m, sample) ? std::stod(m[3].str()) : -1;
+}
+
+// DNS and health-check counters used to appear only in the exit summary;
+// they are exported live, from the same lists.
+TEST(LiveStatsTest, DnsAndHealthCheckCountersAreScrapedWhileRunning) {
+  TempDir dir;
+  dir.Write("mesh.yaml", std::string(kMesh) +
+                             "---\n"
+                             "apiVersion: networking.istio.io/v1beta1\n"
+                             "kind: ServiceEntry\n"
+                             "metadata: {name: ext, namespace: bar}\n"
+                             "spec:\n"
+                             "  hosts: [ext.bar.svc.cluster.local]\n"
+                             "  location: MESH_INTERNAL\n"
+                             "  ports: [{number: 8000, name: tcp, protocol: TCP}]\n"
+                             "  resolution: DNS\n"
+                             "  endpoints: [{address: ext.example.test}]\n");
+  // Nothing listens on the DNS server's port: every query fails.
+  const std::string cfg = dir.Write("meshgate.yaml",
+                                    "mesh: [mesh.yaml]\n"
+                                    "dns: {servers: [\"127.0.0.1:9\"]}\n"
+                                    "healthChecks:\n"
+                                    "- {host: httpbin.bar.svc.cluster.local, interval: 50ms, timeout: 50ms}\n");
+  MeshgateProcess gw({"--config", cfg});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  std::string metrics;
+  EXPECT_TRUE(WaitFor([&] {
+    metrics = io::HttpCall(gw.metrics_address(), "GET", "/stats/prometheus", 3000).body;
+    return Sample(metrics, "meshgate_health_check_probes_total") >= 2 &&
+           Sample(metrics, "meshgate_health_check_failures_total") >= 2 &&
+           Sample(metrics, "meshgate_dns_queries_total") >= 1;
+  })) << metrics;
+  EXPECT_NE(metrics.find("# HELP meshgate_dns_failures_total"), std::string::npos);
+  EXPECT_NE(metrics.find("# TYPE meshgate_health_check_transitions_total counter"), std::string::npos);
+  EXPECT_NE(metrics.find("# TYPE meshgate_listener_downstream_cx_active gauge"), std::string::npos);
+  EXPECT_EQ(gw.Stop(), 0);
+  EXPECT_GE(gw.Counter("health_check_probes"), 2u) << gw.Stats();
+  EXPECT_GE(gw.Counter("dns_queries"), 1u) << gw.Stats();
 }
 
 }  // namespace
