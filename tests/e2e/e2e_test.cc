@@ -112,7 +112,18 @@ class E2eTest : public ::testing::Test {
   TempDir dir_;
 };
 
-class RelayModeTest : public E2eTest, public ::testing::WithParamInterface<std::string> {};
+// How the gateway relays: the test's name for it and its meshgate.yaml lines.
+struct RelaySetup {
+  const char* name;
+  const char* yaml;
+  bool pipes;  // false: splice configured, but no pipe to be had
+};
+void PrintTo(const RelaySetup& s, std::ostream* os) { *os << s.name; }
+
+class RelayModeTest : public E2eTest, public ::testing::WithParamInterface<RelaySetup> {
+ protected:
+  static std::string Relay() { return std::string("relay: ") + GetParam().yaml + "\n"; }
+};
 
 
 // The core promise: mTLS end to end through the gateway, 1 MiB each way, and
@@ -122,8 +133,8 @@ TEST_P(RelayModeTest, MutualTlsBulkBothWaysWithHalfClose) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kBulk, kMiB});
   TempDir cfgdir;
   const std::string mesh = cfgdir.Write("httpbin.yaml", ServiceEntry({backend.port()}));
-  const std::string cfg = cfgdir.Write("meshgate.yaml", "threads: 2\nrelay: " + GetParam() +
-                                                            "\nmesh: [httpbin.yaml]\nlogLevel: debug\n");
+  const std::string cfg =
+      cfgdir.Write("meshgate.yaml", "threads: 2\n" + Relay() + "mesh: [httpbin.yaml]\nlogLevel: debug\n");
   MeshgateProcess gw({"--config", cfg});
   ASSERT_TRUE(gw.running()) << gw.Log();
 
@@ -154,7 +165,7 @@ TEST_P(RelayModeTest, MutualTlsBulkBothWaysWithHalfClose) {
   // With pipes, nothing fell back. Without, each flow that went bulk (one
   // whose read filled the scratch buffer: usual here, but timing decides)
   // fell back to copying once, and the bytes above still arrived intact.
-  if (GetParam().find("maxPipes: 0") == std::string::npos) {
+  if (GetParam().pipes) {
     EXPECT_EQ(gw.Counter("relay_copy_fallback"), 0u) << gw.Stats();
   } else {
     EXPECT_LE(gw.Counter("relay_copy_fallback"), 2u) << gw.Stats();
@@ -310,7 +321,7 @@ TEST_F(E2eTest, IdleSessionsAreClosedAtTheIdleTimeout) {
 // wedge splice(2), which stops at the urgent mark.
 TEST_P(RelayModeTest, UrgentDataIsForwardedInline) {
   RawBackend backend(RawBackend::Mode::kRecord);
-  auto gw = StartWithConfig(backend.port(), "relay: " + GetParam());
+  auto gw = StartWithConfig(backend.port(), Relay());
   const int fd = SendRealHello(gw->port(), backend);
   const size_t hello_size = backend.received(0).size();
   ASSERT_EQ(::send(fd, "A", 1, MSG_NOSIGNAL), 1);
@@ -324,7 +335,7 @@ TEST_P(RelayModeTest, UrgentDataIsForwardedInline) {
 // A backend that never reads must stall the client, not grow the gateway.
 TEST_P(RelayModeTest, SlowBackendPushesBackInsteadOfBuffering) {
   RawBackend backend(RawBackend::Mode::kStall);
-  auto gw = StartWithConfig(backend.port(), "relay: " + GetParam());
+  auto gw = StartWithConfig(backend.port(), Relay());
   const long rss_before = gw->RssKib();
   const std::string hello = ReadTestFile("clienthellos/openssl13_sni.bin");
   const int fd = ConnectTcp(gw->port());
@@ -784,7 +795,10 @@ TEST(CliTest, ListenConflictIsAClearError) {
 // The third: splice configured but no pipe to be had (maxPipes: 0, as when
 // pipe-user-pages-soft runs out for uid 1337): every flow must fall back to
 // copying, not fail.
-INSTANTIATE_TEST_SUITE_P(Relay, RelayModeTest, ::testing::Values("splice", "copy", "splice\nmaxPipes: 0"));
+INSTANTIATE_TEST_SUITE_P(Relay, RelayModeTest,
+                         ::testing::Values(RelaySetup{"splice", "splice", true}, RelaySetup{"copy", "copy", true},
+                                           RelaySetup{"splice_no_pipes", "splice\nmaxPipes: 0", false}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace meshgate::testing

@@ -34,6 +34,9 @@ std::vector<Capture> Captures() {
   };
 }
 
+// gtest prints a parameter with this (the struct's bytes otherwise).
+void PrintTo(const Capture& c, std::ostream* os) { *os << c.file; }
+
 Bytes Load(const Capture& c) { return ReadFileBytes(TestDataPath("clienthellos/" + c.file)); }
 
 class CaptureTest : public ::testing::TestWithParam<Capture> {
@@ -123,10 +126,8 @@ TEST(Captures, EveryCapturedFileHasExpectations) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Real, CaptureTest, ::testing::ValuesIn(Captures()), [](const auto& info) {
-  std::string name = info.param.file.substr(0, info.param.file.find('.'));
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Real, CaptureTest, ::testing::ValuesIn(Captures()),
+                         [](const auto& info) { return CaptureName(info.param.file); });
 
 }  // namespace
 }  // namespace meshgate::sni::testing

@@ -1,5 +1,6 @@
 #include "tests/sni/hello_builder.h"
 
+#include <cctype>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -137,6 +138,16 @@ bool SameOutcome(const ParseResult& a, const ParseResult& b) {
          x.server_name == y.server_name && x.alpn == y.alpn && x.legacy_version == y.legacy_version &&
          x.versions == y.versions && x.bytes_consumed == y.bytes_consumed;
 }
+
+std::string ParamName(std::string_view text) {
+  std::string name(text);
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name.empty() ? "_" : name;
+}
+
+std::string CaptureName(std::string_view file) { return ParamName(file.substr(0, file.find('.'))); }
 
 std::string Describe(const ParseResult& r) {
   std::string out = r.status == ParseStatus::kNeedMoreData ? "need_more_data"

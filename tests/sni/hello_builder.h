@@ -100,4 +100,10 @@ ParseResult FeedInChunks(std::span<const uint8_t> bytes, size_t chunk, ParserOpt
 bool SameOutcome(const ParseResult& a, const ParseResult& b);
 std::string Describe(const ParseResult& r);
 
+// A parameter's name for INSTANTIATE_TEST_SUITE_P: `text` with every
+// character outside [A-Za-z0-9_] made '_', as gtest requires.
+std::string ParamName(std::string_view text);
+// A capture's test name: its file name without the extension.
+std::string CaptureName(std::string_view file);
+
 }  // namespace meshgate::sni::testing

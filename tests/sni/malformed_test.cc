@@ -17,6 +17,11 @@ struct MalformedCase {
   ParserOptions options = {};
 };
 
+// gtest prints a parameter with this (the struct's bytes otherwise).
+void PrintTo(const MalformedCase& c, std::ostream* os) {
+  *os << c.name << " (" << ToString(c.reason) << ", " << c.wire.size() << " bytes)";
+}
+
 HelloBuilder Base() {
   HelloBuilder b;
   b.Sni("httpbin.bar.global").Alpn({"h2", "http/1.1"}).Versions({0x0304, 0x0303});
@@ -236,7 +241,7 @@ TEST_P(MalformedTest, RejectedWithItsReasonWhateverTheChunking) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, MalformedTest, ::testing::ValuesIn(Cases()),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& info) { return ParamName(info.param.name); });
 
 TEST(MalformedCoverage, EveryReasonHasACase) {
   std::set<RejectReason> covered;

@@ -143,7 +143,7 @@ INSTANTIATE_TEST_SUITE_P(Real, CaptureCrossCheck,
                          ::testing::Values("openssl13_sni.bin", "openssl12_sni.bin",
                                            "openssl_nosni.bin", "curl_sni.bin", "gnutls_sni.bin",
                                            "python_sni.bin"),
-                         [](const auto& info) { return info.param.substr(0, info.param.find('.')); });
+                         [](const auto& info) { return CaptureName(info.param); });
 
 struct FreshHello {
   std::string name;
@@ -151,6 +151,9 @@ struct FreshHello {
   std::vector<std::string> alpn;
   int max_version;
 };
+
+// gtest prints a parameter with this (the struct's bytes otherwise).
+void PrintTo(const FreshHello& c, std::ostream* os) { *os << c.name; }
 
 class FreshHelloCrossCheck : public ::testing::TestWithParam<FreshHello> {};
 
@@ -191,7 +194,7 @@ INSTANTIATE_TEST_SUITE_P(
         FreshHello{"tls13_no_sni_no_alpn", "", {}, TLS1_3_VERSION},
         FreshHello{"tls13_longest_names", LongestHost(), {std::string(255, 'p'), "h2"},
                    TLS1_3_VERSION}),
-    [](const auto& info) { return info.param.name; });
+    [](const auto& info) { return ParamName(info.param.name); });
 
 // Framing errors OpenSSL also refuses before its callback: both sides reject.
 TEST(OpenSslAgreesOnRejection, FramingErrors) {
