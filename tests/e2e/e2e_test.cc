@@ -23,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/pki.h"
+#include "tests/support/ports.h"
 #include "tests/support/tls_peers.h"
 #include "tests/dns/test_dns_server.h"
 
@@ -395,7 +396,8 @@ TEST_F(E2eTest, SilentAndSlowClientsAreClosedAtTheHelloTimeout) {
 }
 
 TEST_F(E2eTest, RefusedBackendClosesTheClient) {
-  auto gw = StartGateway({UnusedPort()});
+  RefusingPort dead;
+  auto gw = StartGateway({dead.port()});
   TlsClient client(client_ctx_.get(), gw->port(), kSni);
   EXPECT_FALSE(client.ok());
   EXPECT_EQ(gw->Stop(), 0);
@@ -405,7 +407,8 @@ TEST_F(E2eTest, RefusedBackendClosesTheClient) {
 
 TEST_F(E2eTest, ConnectFailureTriesAnotherEndpoint) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
-  auto gw = StartGateway({UnusedPort(), backend.port()}, {"--threads", "1"});
+  RefusingPort dead;
+  auto gw = StartGateway({dead.port(), backend.port()}, {"--threads", "1"});
   for (int i = 0; i < 4; ++i) {
     TlsClient client(client_ctx_.get(), gw->port(), kSni);
     ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw->Log();
@@ -422,10 +425,11 @@ TEST_F(E2eTest, ConnectFailureTriesAnotherEndpoint) {
 // the few connections that find it dead are retried on another endpoint, the
 // endpoint is ejected, and no client fails. When it returns it is used again.
 TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
-  auto a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho});
+  // a comes back on its old port, told to the gateway up front: a reserved one.
+  const uint16_t a_port = ReservedPort();
+  auto a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho, 0, a_port});
   TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
   TlsBackend c(pki_, server_id_, {TlsBackend::Mode::kEcho});
-  const uint16_t a_port = a->port();
   const std::string rule = WriteRule(
       "{outlierDetection: {consecutive5xxErrors: 2, interval: 100ms, baseEjectionTime: 1s, "
       "maxEjectionPercent: 50}}");
@@ -464,9 +468,9 @@ TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
 // Active checks find a dead endpoint before any client does, and bring it
 // back when it answers again.
 TEST_F(E2eTest, ActiveHealthChecksTakeADeadEndpointOutAndBringItBack) {
-  auto a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho});
+  const uint16_t a_port = ReservedPort();  // a comes back on it
+  auto a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho, 0, a_port});
   TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
-  const uint16_t a_port = a->port();
   dir_.Write("mesh.yaml", ServiceEntry({a_port, b.port()}));
   MeshgateProcess gw({"--config", dir_.Write("gw.yaml",
                                              "threads: 1\nmesh: [mesh.yaml]\nlogLevel: debug\n"
@@ -573,7 +577,8 @@ TEST_F(E2eTest, ConsistentHashKeepsAClientOnOneEndpoint) {
 }
 
 TEST_F(E2eTest, AllEndpointsDownClosesCleanlyWithACountedReason) {
-  auto gw = StartGateway({UnusedPort(), UnusedPort(), UnusedPort()}, {"--threads", "1"});
+  RefusingPort dead[3];
+  auto gw = StartGateway({dead[0].port(), dead[1].port(), dead[2].port()}, {"--threads", "1"});
   const auto start = std::chrono::steady_clock::now();
   TlsClient client(client_ctx_.get(), gw->port(), kSni);
   EXPECT_FALSE(client.ok());

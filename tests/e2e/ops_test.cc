@@ -29,6 +29,7 @@
 #include "base/io/http_server.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/pki.h"
+#include "tests/support/ports.h"
 #include "tests/support/tls_peers.h"
 
 namespace meshgate::testing {
@@ -150,7 +151,7 @@ class OpsTest : public ::testing::Test {
 
   std::unique_ptr<MeshgateProcess> Start(uint16_t httpbin_port, std::vector<std::string> extra = {}) {
     dir_.Write("mesh/httpbin.yaml", Se("httpbin", httpbin_port));
-    dir_.Write("mesh/dead.yaml", Se("dead", UnusedPort()));
+    dir_.Write("mesh/dead.yaml", Se("dead", dead_.port()));
     std::vector<std::string> args = {"--config", dir_.Write("gw.yaml", "threads: 1\ntimeouts: {hello: 300ms}\n"
                                                                        "mesh: [mesh/]\n")};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -174,6 +175,7 @@ class OpsTest : public ::testing::Test {
   Workload server_id_;
   SslCtxPtr client_ctx_;
   TempDir dir_;
+  RefusingPort dead_;  // the dead service's endpoint
 };
 
 TEST_F(OpsTest, PrometheusCountersMoveForEachKindOfConnection) {
@@ -405,7 +407,7 @@ TEST_F(OpsTest, AdminOffLoopbackIsLoudAndOffMeansOff) {
 TEST_F(OpsTest, AccessLogToAFileWithSampling) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
   dir_.Write("mesh/httpbin.yaml", Se("httpbin", backend.port()));
-  dir_.Write("mesh/dead.yaml", Se("dead", UnusedPort()));
+  dir_.Write("mesh/dead.yaml", Se("dead", dead_.port()));
   MeshgateProcess sampled({"--config", dir_.Write("gw2.yaml", "threads: 1\nmesh: [mesh/]\n"
                                                               "accessLog: {path: sampled.log, sampleRate: 0}\n")});
   ASSERT_TRUE(sampled.running()) << sampled.Log();
@@ -454,10 +456,11 @@ TEST(AccessLogTest, JsonStringsEscapeEverythingOpaque) {
 }
 
 // A real Prometheus (Debian's `prometheus` package) scraping meshgate on
-// loopback: the target is up and Istio's series can be queried.
+// loopback: the target is up and Istio's series can be queried. It listens on
+// port 0 and logs the address it bound.
 class PrometheusServer {
  public:
-  PrometheusServer(const TempDir& dir, const std::string& target) : port_(UnusedPort()) {
+  PrometheusServer(const TempDir& dir, const std::string& target) : log_(dir.path() + "/prometheus.log") {
     const std::string config = dir.Write(
         "prometheus.yml",
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -467,17 +470,27 @@ class PrometheusServer {
         "  static_configs: [{targets: ['" + target + "']}]\n");
     const std::vector<std::string> args = {
         "/usr/bin/prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir.path() + "/tsdb",
-        "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"};
+        "--web.listen-address=127.0.0.1:0", "--log.level=info"};
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    const std::string log = dir.path() + "/prometheus.log";
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&actions, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
     posix_spawn_file_actions_destroy(&actions);
+    // level=info ... msg="Listening on" address=127.0.0.1:43121
+    static const std::regex kListening(R"(msg="Listening on" address=(127\.0\.0\.1:\d+))");
+    WaitFor(
+        [&] {
+          std::ifstream in(log_);
+          const std::string log((std::istreambuf_iterator<char>(in)), {});
+          std::smatch m;
+          if (std::regex_search(log, m, kListening)) address_ = m[1];
+          return !address_.empty();
+        },
+        15000);
   }
   ~PrometheusServer() {
     if (pid_ <= 0) return;
@@ -485,11 +498,16 @@ class PrometheusServer {
     int status = 0;
     ::waitpid(pid_, &status, 0);
   }
-  bool started() const { return pid_ > 0; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  bool started() const { return pid_ > 0 && !address_.empty(); }
+  std::string address() const { return address_; }
+  std::string Log() const {
+    std::ifstream in(log_);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
 
  private:
-  uint16_t port_;
+  std::string log_;
+  std::string address_;  // "127.0.0.1:PORT", once it has logged it
   pid_t pid_ = -1;
 };
 
@@ -500,7 +518,7 @@ TEST_F(OpsTest, ARealPrometheusScrapesTheGatewayAndQueriesIstioSeries) {
   auto gw = Start(backend.port());
   Echo(gw->port());
   PrometheusServer prometheus(dir_, gw->metrics_address());
-  ASSERT_TRUE(prometheus.started());
+  ASSERT_TRUE(prometheus.started()) << prometheus.Log();
 
   std::string health;
   EXPECT_TRUE(WaitFor(

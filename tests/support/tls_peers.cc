@@ -13,6 +13,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "tests/support/ports.h"
+
 namespace meshgate::testing {
 namespace {
 
@@ -254,15 +256,7 @@ int WaitForClose(int fd, int timeout_ms) {
   }
 }
 
-uint16_t UnusedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a = Loopback(0);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+uint16_t UnusedPort() { return ReservedPort(); }
 
 TlsClient::TlsClient(SSL_CTX* ctx, uint16_t port, const std::string& sni, int timeout_ms) {
   fd_ = ConnectTcp(port);

@@ -125,7 +125,9 @@ int ConnectTcp(uint16_t port);
 // Waits up to timeout_ms for the peer to close; returns ms waited, or -1 if
 // the connection was still open (or data arrived and kept coming) at the end.
 int WaitForClose(int fd, int timeout_ms);
-// A port with nothing listening on 127.0.0.1 (bound, then released).
+// Kept for tests/control, which still calls it: now ReservedPort() (see
+// ports.h), no longer a port probed free and released. New code says which
+// it needs: port 0 and port(), a RefusingPort, or a ReservedPort.
 uint16_t UnusedPort();
 
 }  // namespace meshgate::testing

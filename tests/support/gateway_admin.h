@@ -1,0 +1,27 @@
+// Waiting on meshgate's own account of its state, through its admin API
+// (GET /config_dump), instead of sleeping until a change has probably landed.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace meshgate::testing {
+
+struct ConfigVersions {
+  uint64_t published = 0;  // "version": what the runtime published (meshgate_config_version)
+  uint64_t workers = 0;    // "workers_version": what every worker has installed
+};
+
+// Both versions from one GET /config_dump; nullopt when there is no answer.
+std::optional<ConfigVersions> ReadConfigVersions(const std::string& admin_address);
+
+// Waits until every worker has installed `version` or a later one; false at
+// the deadline. From then on every new connection is routed by that version.
+bool WaitForWorkersVersion(const std::string& admin_address, uint64_t version, int timeout_ms = 5000);
+
+// Waits until every worker has installed what the runtime has published by
+// the time of the call (a reload, or a DNS answer, it has logged).
+bool WaitForWorkersToCatchUp(const std::string& admin_address, int timeout_ms = 5000);
+
+}  // namespace meshgate::testing
