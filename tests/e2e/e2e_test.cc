@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 
 #include <signal.h>
 
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/support/gateway_admin.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/pki.h"
 #include "tests/support/ports.h"
@@ -343,14 +345,17 @@ TEST_P(RelayModeTest, SlowBackendPushesBackInsteadOfBuffering) {
   ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
   std::vector<char> chunk(256 * 1024, 'x');
   uint64_t sent = 0;
+  // Push for up to 1.5 s; done early once the client has had no room for
+  // 300 ms, when every buffer on the way is full and nothing reads.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
   while (std::chrono::steady_clock::now() < deadline && sent < (256u << 20)) {
     const ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       sent += static_cast<uint64_t>(n);
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
     }
+    pollfd writable{fd, POLLOUT, 0};
+    if (::poll(&writable, 1, 300) == 0) break;
   }
   const long rss_after = gw->RssKib();
   RecordProperty("sent_bytes", std::to_string(sent));
@@ -523,7 +528,14 @@ class StalledListener {
       ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
       fillers_.push_back(fd);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // handshakes done
+    // Full once it holds more than the backlog: on a listener, TCP_INFO
+    // reports the accept queue's length and limit as unacked and sacked.
+    const bool full = WaitFor([&] {
+      tcp_info info{};
+      socklen_t info_len = sizeof info;
+      return ::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &info, &info_len) == 0 && info.tcpi_unacked > info.tcpi_sacked;
+    });
+    if (!full) throw std::runtime_error("stalled listener: the accept queue did not fill");
   }
   ~StalledListener() {
     for (int fd : fillers_) ::close(fd);
@@ -686,7 +698,11 @@ TEST_F(E2eTest, HotReloadUnderLoadNeverFailsAConnection) {
   // The last version (50 % 3 == 2) serves both; now only b.
   WriteAtomically(mesh, "httpbin.yaml", ServiceEntry({b.port()}));
   ASSERT_TRUE(gw.WaitForLog("config reloaded", good_versions + 1, 3000));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let in-flight handshakes land
+  // New connections go to b alone once every worker has the version; the
+  // one the load may have started before that lands when it completes.
+  ASSERT_TRUE(WaitForWorkersToCatchUp(gw.admin_address())) << gw.Log();
+  const int attempts = ok.load() + failed.load();
+  ASSERT_TRUE(WaitFor([&] { return ok.load() + failed.load() > attempts; }, 10000));
   const int a_before = a.handshakes();
   const int ok_before = ok.load();
   ASSERT_TRUE(WaitFor([&] { return ok.load() >= ok_before + 20; }, 10000));
@@ -729,19 +745,20 @@ TEST_F(E2eTest, DnsResolvedEndpointsFollowTheAnswer) {
   ASSERT_TRUE(gw.running()) << gw.Log();
   // Startup publishes the unresolved table, then one update per answer.
   ASSERT_TRUE(gw.WaitForLog("dns: route table updated (1 of 1", 1)) << gw.Log();
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the update reaches the workers
+  ASSERT_TRUE(WaitForWorkersToCatchUp(gw.admin_address())) << gw.Log();
 
   ::close(SendRealHello(gw.port(), first));
   dns.Set("httpbin.backends.test", {"127.0.0.2"}, 1);
   ASSERT_TRUE(gw.WaitForLog("dns: route table updated (1 of 1", 2, 5000)) << gw.Log();
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(WaitForWorkersToCatchUp(gw.admin_address())) << gw.Log();
   ::close(SendRealHello(gw.port(), second));
   EXPECT_EQ(first.accepted(), 1);
 
   const size_t asked = dns.TotalQueries();
   dns.SetMode(TestDnsServer::Mode::kServfail);
-  ASSERT_TRUE(WaitFor([&] { return dns.TotalQueries() >= asked + 2; }, 5000));  // it asked, and failed
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(WaitFor([&] { return dns.TotalQueries() >= asked + 2; }, 5000));  // it asked...
+  ASSERT_TRUE(gw.WaitForLog("dns httpbin.backends.test: resolution failed")) << gw.Log();  // ...and failed
+  ASSERT_TRUE(WaitForWorkersToCatchUp(gw.admin_address())) << gw.Log();  // whatever that changed is in place
   ::close(SendRealHello(gw.port(), second, 1));
   EXPECT_EQ(first.accepted(), 1);
   EXPECT_EQ(second.accepted(), 2);
