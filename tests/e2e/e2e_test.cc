@@ -401,7 +401,7 @@ TEST_F(E2eTest, SilentAndSlowClientsAreClosedAtTheHelloTimeout) {
 }
 
 TEST_F(E2eTest, RefusedBackendClosesTheClient) {
-  RefusingPort dead;
+  ReservedPort dead;  // nothing listens: refused
   auto gw = StartGateway({dead.port()});
   TlsClient client(client_ctx_.get(), gw->port(), kSni);
   EXPECT_FALSE(client.ok());
@@ -412,7 +412,7 @@ TEST_F(E2eTest, RefusedBackendClosesTheClient) {
 
 TEST_F(E2eTest, ConnectFailureTriesAnotherEndpoint) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
-  RefusingPort dead;
+  ReservedPort dead;
   auto gw = StartGateway({dead.port(), backend.port()}, {"--threads", "1"});
   for (int i = 0; i < 4; ++i) {
     TlsClient client(client_ctx_.get(), gw->port(), kSni);
@@ -430,8 +430,8 @@ TEST_F(E2eTest, ConnectFailureTriesAnotherEndpoint) {
 // the few connections that find it dead are retried on another endpoint, the
 // endpoint is ejected, and no client fails. When it returns it is used again.
 TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
-  // a comes back on its old port, told to the gateway up front: a reserved one.
-  const uint16_t a_port = ReservedPort();
+  const ReservedPort reserved;  // a's: it comes back on the same port
+  const uint16_t a_port = reserved.port();
   auto a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho, 0, a_port});
   TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
   TlsBackend c(pki_, server_id_, {TlsBackend::Mode::kEcho});
@@ -473,7 +473,8 @@ TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
 // Active checks find a dead endpoint before any client does, and bring it
 // back when it answers again.
 TEST_F(E2eTest, ActiveHealthChecksTakeADeadEndpointOutAndBringItBack) {
-  const uint16_t a_port = ReservedPort();  // a comes back on it
+  const ReservedPort reserved;  // a's: it comes back on the same port
+  const uint16_t a_port = reserved.port();
   auto a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho, 0, a_port});
   TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
   dir_.Write("mesh.yaml", ServiceEntry({a_port, b.port()}));
@@ -589,7 +590,7 @@ TEST_F(E2eTest, ConsistentHashKeepsAClientOnOneEndpoint) {
 }
 
 TEST_F(E2eTest, AllEndpointsDownClosesCleanlyWithACountedReason) {
-  RefusingPort dead[3];
+  ReservedPort dead[3];
   auto gw = StartGateway({dead[0].port(), dead[1].port(), dead[2].port()}, {"--threads", "1"});
   const auto start = std::chrono::steady_clock::now();
   TlsClient client(client_ctx_.get(), gw->port(), kSni);

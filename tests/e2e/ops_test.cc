@@ -175,7 +175,7 @@ class OpsTest : public ::testing::Test {
   Workload server_id_;
   SslCtxPtr client_ctx_;
   TempDir dir_;
-  RefusingPort dead_;  // the dead service's endpoint
+  ReservedPort dead_;  // the dead service's endpoint: nothing listens
 };
 
 TEST_F(OpsTest, PrometheusCountersMoveForEachKindOfConnection) {

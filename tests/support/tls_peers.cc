@@ -13,8 +13,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "tests/support/ports.h"
-
 namespace meshgate::testing {
 namespace {
 
@@ -256,7 +254,6 @@ int WaitForClose(int fd, int timeout_ms) {
   }
 }
 
-uint16_t UnusedPort() { return ReservedPort(); }
 
 TlsClient::TlsClient(SSL_CTX* ctx, uint16_t port, const std::string& sni, int timeout_ms) {
   fd_ = ConnectTcp(port);

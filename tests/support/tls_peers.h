@@ -28,7 +28,7 @@ class TlsBackend {
   struct Options {
     Mode mode = Mode::kEcho;
     uint64_t reply_bytes = 0;
-    uint16_t port = 0;  // 0: any free port; else this one (a restarted backend)
+    uint16_t port = 0;  // 0: any free port; else this one (a ReservedPort, for a restart)
   };
 
   TlsBackend(const Pki& pki, const Workload& identity, Options options);
@@ -125,9 +125,5 @@ int ConnectTcp(uint16_t port);
 // Waits up to timeout_ms for the peer to close; returns ms waited, or -1 if
 // the connection was still open (or data arrived and kept coming) at the end.
 int WaitForClose(int fd, int timeout_ms);
-// Kept for tests/control, which still calls it: now ReservedPort() (see
-// ports.h), no longer a port probed free and released. New code says which
-// it needs: port 0 and port(), a RefusingPort, or a ReservedPort.
-uint16_t UnusedPort();
 
 }  // namespace meshgate::testing
