@@ -1,8 +1,5 @@
 #include "tests/support/gateway_admin.h"
 
-#include <iostream>
-#include <utility>
-
 #include <boost/json.hpp>
 
 #include "base/io/http_server.h"
@@ -17,24 +14,13 @@ std::optional<ConfigVersions> ReadConfigVersions(const std::string& admin_addres
   boost::system::error_code ec;
   const json::value dump = json::parse(r.body, ec);
   if (ec || !dump.is_object()) return std::nullopt;
-  const json::object& root = dump.as_object();
-  const json::value* published = root.if_contains("version");
-  if (published == nullptr) return std::nullopt;
+  const json::value* published = dump.as_object().if_contains("version");
+  const json::value* workers = dump.as_object().if_contains("workers_version");
+  if (published == nullptr || workers == nullptr) return std::nullopt;
   ConfigVersions out;
-  out.published = published->to_number<uint64_t>();
-  if (const json::value* workers = root.if_contains("workers_version")) {
-    out.workers = workers->to_number<uint64_t>();
-    return out;
-  }
-  // FALLBACK, to delete once the runtime reports "workers_version": the
-  // published version stands in for it (what meshgate_config_version
-  // reports). It only says the runtime has the version, not that the workers
-  // have installed it, so a wait on it is no wait at all.
-  static bool noted = false;
-  if (!std::exchange(noted, true)) {
-    std::cerr << "[ note     ] /config_dump has no workers_version: waiting on the published version\n";
-  }
-  out.workers = out.published;
+  out.published = published->to_number<uint64_t>(ec);
+  if (!ec) out.workers = workers->to_number<uint64_t>(ec);
+  if (ec) return std::nullopt;
   return out;
 }
 

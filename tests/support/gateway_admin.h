@@ -13,15 +13,17 @@ struct ConfigVersions {
   uint64_t workers = 0;    // "workers_version": what every worker has installed
 };
 
-// Both versions from one GET /config_dump; nullopt when there is no answer.
+// Both versions from one GET /config_dump; nullopt when there is no answer
+// (or no such fields).
 std::optional<ConfigVersions> ReadConfigVersions(const std::string& admin_address);
 
 // Waits until every worker has installed `version` or a later one; false at
 // the deadline. From then on every new connection is routed by that version.
 bool WaitForWorkersVersion(const std::string& admin_address, uint64_t version, int timeout_ms = 5000);
 
-// Waits until every worker has installed what the runtime has published by
-// the time of the call (a reload, or a DNS answer, it has logged).
+// Waits until every worker has installed the version the runtime has
+// published by the time of the call (a reload it has logged). A DNS answer
+// is published under the version it changes, so it cannot be waited for so.
 bool WaitForWorkersToCatchUp(const std::string& admin_address, int timeout_ms = 5000);
 
 }  // namespace meshgate::testing
