@@ -74,9 +74,9 @@ Listener::Listener() {
 
 Listener::~Listener() { ::close(fd_); }
 
-Peer Listener::Accept() {
+Peer Listener::Accept(int timeout_ms) {
   pollfd p{fd_, POLLIN, 0};
-  if (::poll(&p, 1, 5000) != 1) return Peer();
+  if (::poll(&p, 1, timeout_ms) != 1) return Peer();
   return Peer(::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 
@@ -119,6 +119,25 @@ size_t RunReady(boost::asio::io_context& io) {
     if (n == 0) return total;
     total += n;
   }
+}
+
+bool Transfer(boost::asio::io_context& io, Peer& from, Peer& to, std::string_view payload, size_t sent,
+              std::chrono::milliseconds timeout) {
+  const size_t goal = to.received().size() + payload.size();
+  const bool done = RunUntil(io, [&] {
+    sent += from.SendSome(payload.substr(sent));
+    to.ReadAvailable();
+    return to.received().size() >= goal;
+  }, timeout);
+  RunReady(io);
+  return done;
+}
+
+bool WaitClosed(boost::asio::io_context& io, Peer& peer, std::chrono::milliseconds timeout) {
+  return RunUntil(io, [&] {
+    peer.ReadAvailable();
+    return peer.eof() || peer.error() != 0;
+  }, timeout);
 }
 
 std::string Pattern(size_t size, uint8_t seed) {

@@ -68,8 +68,8 @@ class Listener {
   Listener();
   ~Listener();
   uint16_t port() const { return port_; }
-  // Accepts one queued connection (non-blocking); an invalid Peer if none.
-  Peer Accept();
+  // Accepts a connection, waiting up to timeout_ms for one; an invalid Peer if none.
+  Peer Accept(int timeout_ms = 5000);
 
  private:
   int fd_ = -1;
@@ -83,6 +83,14 @@ bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& done,
 // Runs every ready handler, repeatedly, until none is ready: what the code
 // under test can do without anything new from outside. The handlers run.
 size_t RunReady(boost::asio::io_context& io);
+// Sends `payload` from `from` (its first `sent` bytes already are) while `to`
+// reads, running `io` in between, until `to` has it all; false at the
+// deadline. Then runs the ready handlers: a copy is counted when its write
+// completes, which is after the peer could read the bytes.
+bool Transfer(boost::asio::io_context& io, Peer& from, Peer& to, std::string_view payload, size_t sent = 0,
+              std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// Runs `io` until `peer` sees the connection end (EOF or an error).
+bool WaitClosed(boost::asio::io_context& io, Peer& peer, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // A deterministic payload, so a reordered or duplicated chunk shows.
 std::string Pattern(size_t size, uint8_t seed = 1);

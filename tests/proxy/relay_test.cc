@@ -37,7 +37,6 @@ void PrintTo(Flow::End end, std::ostream* os) {
 
 namespace {
 
-using namespace std::chrono_literals;
 using testing::Connect;
 using testing::Connection;
 using testing::Pattern;
@@ -98,19 +97,8 @@ class RelayTest : public ::testing::TestWithParam<RelayMode> {
   testing::Peer& client() { return down_.peer; }
   testing::Peer& server() { return up_.peer; }
 
-  // Sends `payload` from `from` (its first `sent` bytes already are) while
-  // `to` reads, all in this thread, until `to` has it all or the deadline
-  // passes. Then runs the handlers that are ready: a copy is counted when its
-  // write completes, which is after the peer could read the bytes.
-  bool Transfer(testing::Peer& from, testing::Peer& to, const std::string& payload, size_t sent = 0) {
-    const size_t goal = to.received().size() + payload.size();
-    const bool done = RunUntil(io_, [&] {
-      sent += from.SendSome(std::string_view(payload).substr(sent));
-      to.ReadAvailable();
-      return to.received().size() >= goal;
-    }, 30s);
-    RunReady(io_);
-    return done;
+  bool Transfer(testing::Peer& from, testing::Peer& to, std::string_view payload, size_t sent = 0) {
+    return testing::Transfer(io_, from, to, payload, sent);
   }
 
   // io_context first: destroyed last, after every socket and flow.
