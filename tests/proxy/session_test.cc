@@ -1,0 +1,452 @@
+// Session through its public face: accepted as a worker accepts it, fed real
+// ClientHellos (tests/sni/hello_builder) over loopback TCP, routed to an
+// upstream listening on 127.0.0.1:0 in this process. Each test asserts the
+// termination reason and counters in ProxyStats, the bytes both peers saw,
+// and that the session is gone (and its accounting undone) once it ends.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "config/model/route_table.h"
+#include "lb/cluster_state.h"
+#include "proxy/cluster_stats.h"
+#include "proxy/log_limiter.h"
+#include "proxy/relay.h"
+#include "proxy/session.h"
+#include "proxy/snapshot.h"
+#include "proxy/stats.h"
+#include "tests/proxy/loopback.h"
+#include "tests/sni/hello_builder.h"
+#include "tests/support/ports.h"
+
+namespace meshgate::proxy {
+
+void PrintTo(Termination t, std::ostream* os) { *os << ToString(t); }
+
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Listener;
+using testing::Pattern;
+using testing::Peer;
+using testing::RunReady;
+using testing::RunUntil;
+using testing::Transfer;
+using testing::WaitClosed;
+
+constexpr char kSni[] = "outbound_.8000_._.httpbin.bar.global";
+
+// A ClientHello for `sni`, as one TLS record.
+std::string Hello(std::string_view sni, size_t padding = 0) {
+  sni::testing::HelloBuilder b;
+  b.Sni(sni).Alpn({"istio-peer-exchange", "istio"}).Versions({0x0304, 0x0303});
+  if (padding > 0) b.Ext(21, sni::testing::Bytes(padding, 0));  // the padding extension
+  const sni::testing::Bytes wire = sni::testing::Records(b.Message());
+  return std::string(wire.begin(), wire.end());
+}
+
+class SessionTest : public ::testing::Test {
+ protected:
+  SessionTest() {
+    ctx_.stats = &stats_;
+    ctx_.pipes = &pipes_;
+    ctx_.log_limiter = &limiter_;
+    ctx_.live = &live_;
+  }
+
+  // What the runtime would publish: httpbin.bar:8000 on 127.0.0.1 at `ports`
+  // (none: a cluster without endpoints), with settings_.
+  void Publish(const std::vector<uint16_t>& ports, std::optional<uint32_t> max_connections = std::nullopt) {
+    config::Cluster cluster;
+    cluster.host = "httpbin.bar.svc.cluster.local";
+    cluster.port = 8000;
+    for (uint16_t port : ports) cluster.endpoints.push_back(config::Endpoint{"127.0.0.1", port});
+    if (max_connections) {
+      cluster.policy.connection_pool = config::TcpConnectionPool{.max_connections = max_connections};
+    }
+    auto snapshot = std::make_shared<Snapshot>();
+    snapshot->version = 1;
+    snapshot->table = std::make_shared<const config::RouteTable>(
+        std::vector<config::Cluster>{cluster}, std::vector<config::SniRewrite>{{".global", ".svc.cluster.local"}});
+    snapshot->health = std::make_shared<lb::HealthTable>(*snapshot->table);
+    snapshot->cluster_stats = registry_.ForTable(*snapshot->table);
+    snapshot->settings = settings_;
+    ctx_.routes = std::make_shared<WorkerRoutes>(snapshot);
+  }
+  const ClusterStats& cluster_stats() const { return *ctx_.routes->cluster_stats[0]; }
+
+  // A client connection, accepted and handed to a new session as a worker
+  // does; returns the client's end. The session owns itself from Start() on.
+  Peer Accept() {
+    testing::Connection c = testing::Connect(io_);
+    const auto peer = c.end.remote_endpoint();
+    auto session = std::make_shared<Session>(std::move(c.end), peer, ctx_);
+    session->Start();
+    sessions_.push_back(session);
+    return std::move(c.peer);
+  }
+
+  // A client whose hello routed it to `upstream`, with the upstream's end of
+  // the session's connection; the upstream has received `hello`.
+  struct Relayed {
+    Peer client;
+    Peer server;
+  };
+  Relayed Relay(Listener& upstream, const std::string& hello) {
+    Relayed r{Accept(), Peer()};
+    EXPECT_EQ(r.client.SendSome(hello), hello.size());
+    const uint64_t connected = stats_.upstream_cx_total.value();
+    EXPECT_TRUE(RunUntil(io_, [&] { return stats_.upstream_cx_total.value() > connected; }));
+    r.server = upstream.Accept();
+    EXPECT_GE(r.server.fd(), 0);
+    EXPECT_TRUE(RunUntil(io_, [&] {
+      r.server.ReadAvailable();
+      return r.server.received().size() >= hello.size();
+    }));
+    EXPECT_TRUE(r.server.received() == hello) << "the hello was not replayed as sent";
+    return r;
+  }
+
+  // Runs until every session has ended and its last handler let go of it.
+  bool AllSessionsGone() {
+    return RunUntil(io_, [&] {
+      for (const auto& s : sessions_) {
+        if (!s.expired()) return false;
+      }
+      return true;
+    });
+  }
+  // Closes every open session through `act` (the worker's drain or sweep).
+  template <typename Act>
+  void ForEachLive(Act act) {
+    for (Session* s : std::vector<Session*>(live_.begin(), live_.end())) act(*s);
+  }
+
+  uint64_t Ended(Termination why) const { return stats_.terminations[static_cast<size_t>(why)].value(); }
+  uint64_t Ended() const {
+    uint64_t n = 0;
+    for (const Counter& c : stats_.terminations) n += c.value();
+    return n;
+  }
+  uint64_t Rejected(sni::RejectReason why) const { return stats_.hello_rejected[static_cast<size_t>(why)].value(); }
+  uint64_t Missed(config::RouteMiss why) const { return stats_.route_miss[static_cast<size_t>(why)].value(); }
+
+  // What every session's end must leave behind: no session, nothing open.
+  void ExpectAllUndone() {
+    EXPECT_TRUE(AllSessionsGone()) << "a session outlived its end";
+    EXPECT_TRUE(live_.empty());
+    EXPECT_EQ(stats_.downstream_cx_active.value(), 0u);
+    EXPECT_EQ(stats_.upstream_cx_active.value(), 0u);
+    if (ctx_.routes) {
+      EXPECT_EQ(cluster_stats().cx_active.load(), 0);
+      const lb::ClusterState& state = ctx_.routes->health->cluster(0);
+      EXPECT_EQ(state.active(), 0u) << "a cluster slot was kept";
+      for (size_t i = 0; i < state.size(); ++i) EXPECT_EQ(state.endpoint(i).active.load(), 0u) << "endpoint " << i;
+    }
+  }
+
+  // Declared before io_: destroying io_ destroys the sessions its pending
+  // handlers own, and they still count into these.
+  ProxyStats stats_;
+  PipePool pipes_;
+  LogLimiter limiter_;
+  std::unordered_set<Session*> live_;
+  ClusterStatsRegistry registry_;
+  DataPathSettings settings_;
+  WorkerContext ctx_;
+  boost::asio::io_context io_{1};
+  std::vector<std::weak_ptr<Session>> sessions_;
+};
+
+TEST_F(SessionTest, ASilentClientIsClosedAtTheHelloTimeout) {
+  settings_.hello_timeout = 100ms;
+  Listener upstream;
+  Publish({upstream.port()});
+  const auto start = std::chrono::steady_clock::now();
+  Peer client = Accept();
+  ASSERT_TRUE(WaitClosed(io_, client));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms);
+  EXPECT_EQ(Ended(Termination::kHelloTimeout), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  EXPECT_EQ(stats_.hello_timeout.value(), 1u);
+  EXPECT_EQ(stats_.downstream_cx_total.value(), 1u);
+  EXPECT_LT(upstream.Accept(0).fd(), 0) << "dialled without a hello";
+  ExpectAllUndone();
+}
+
+// One deadline for the whole hello: bytes that trickle in do not extend it.
+TEST_F(SessionTest, APartialHelloIsClosedAtTheHelloTimeout) {
+  settings_.hello_timeout = 100ms;
+  Listener upstream;
+  Publish({upstream.port()});
+  Peer client = Accept();
+  const std::string hello = Hello(kSni);
+  ASSERT_EQ(client.SendSome(std::string_view(hello).substr(0, 20)), 20u);
+  ASSERT_TRUE(WaitClosed(io_, client));
+  EXPECT_EQ(Ended(Termination::kHelloTimeout), 1u);
+  EXPECT_EQ(stats_.hello_timeout.value(), 1u);
+  EXPECT_EQ(stats_.hello_ok.value(), 0u);
+  EXPECT_LT(upstream.Accept(0).fd(), 0);
+  ExpectAllUndone();
+}
+
+TEST_F(SessionTest, PlainHttpIsRejectedAsNotTls) {
+  Listener upstream;
+  Publish({upstream.port()});
+  Peer client = Accept();
+  client.SendSome("GET / HTTP/1.1\r\nHost: httpbin\r\n\r\n");
+  ASSERT_TRUE(WaitClosed(io_, client));
+  EXPECT_EQ(Ended(Termination::kNotTls), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  EXPECT_EQ(Rejected(sni::RejectReason::kPlainHttp), 1u);
+  EXPECT_EQ(stats_.hello_ok.value(), 0u);
+  EXPECT_LT(upstream.Accept(0).fd(), 0);
+  ExpectAllUndone();
+}
+
+TEST_F(SessionTest, AMalformedHelloIsRejectedAsMalformed) {
+  Listener upstream;
+  Publish({upstream.port()});
+  Peer client = Accept();
+  sni::testing::HelloBuilder b;
+  b.Sni("httpbin.bar.global").Ext(10, {0, 2, 0, 29}).Ext(10, {0, 2, 0, 29});  // one extension twice
+  const sni::testing::Bytes wire = sni::testing::Records(b.Message());
+  client.SendSome(std::string(wire.begin(), wire.end()));
+  ASSERT_TRUE(WaitClosed(io_, client));
+  EXPECT_EQ(Ended(Termination::kHelloMalformed), 1u);
+  EXPECT_EQ(Rejected(sni::RejectReason::kDuplicateExtension), 1u);
+  ExpectAllUndone();
+}
+
+TEST_F(SessionTest, AClientThatLeavesBeforeItsHelloEndsAsHelloClosed) {
+  Listener upstream;
+  Publish({upstream.port()});
+  Peer client = Accept();
+  client.SendSome(std::string_view(Hello(kSni)).substr(0, 10));
+  client.ShutdownWrite();
+  ASSERT_TRUE(WaitClosed(io_, client));
+  EXPECT_EQ(Ended(Termination::kHelloClosed), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  ExpectAllUndone();
+}
+
+TEST_F(SessionTest, AnOversizeHelloIsRejectedAsTooLarge) {
+  settings_.max_hello_bytes = 1024;
+  Listener upstream;
+  Publish({upstream.port()});
+  Peer client = Accept();
+  const std::string hello = Hello(kSni, 2000);
+  ASSERT_GT(hello.size(), settings_.max_hello_bytes);
+  client.SendSome(hello);
+  ASSERT_TRUE(WaitClosed(io_, client));
+  EXPECT_EQ(Ended(Termination::kHelloTooLarge), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  EXPECT_EQ(Rejected(sni::RejectReason::kTooLarge), 1u);
+  EXPECT_LT(upstream.Accept(0).fd(), 0);
+  ExpectAllUndone();
+}
+
+// A hello just under the cap still routes: the cap is not off by one.
+TEST_F(SessionTest, AHelloAtTheCapIsRouted) {
+  Listener upstream;
+  const std::string hello = Hello(kSni, 2000);
+  settings_.max_hello_bytes = hello.size();
+  Publish({upstream.port()});
+  Relayed r = Relay(upstream, hello);
+  EXPECT_EQ(stats_.hello_ok.value(), 1u);
+  EXPECT_EQ(Ended(), 0u);
+}
+
+TEST_F(SessionTest, AnUnknownSniIsRefusedAndNeverDialled) {
+  Listener upstream;
+  Publish({upstream.port()});
+  Peer client = Accept();
+  client.SendSome(Hello("outbound_.8000_._.nope.bar.global"));
+  ASSERT_TRUE(WaitClosed(io_, client));
+  EXPECT_EQ(Ended(Termination::kNoRoute), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  EXPECT_EQ(Missed(config::RouteMiss::kUnknownHost), 1u);
+  EXPECT_EQ(stats_.hello_ok.value(), 1u);  // a good hello, for a host we do not know
+  EXPECT_EQ(stats_.upstream_cx_total.value(), 0u);
+  EXPECT_LT(upstream.Accept(0).fd(), 0) << "an unknown SNI was dialled";
+  ExpectAllUndone();
+}
+
+TEST_F(SessionTest, AClusterWithoutEndpointsEndsAsNoEndpoints) {
+  Publish({});
+  Peer client = Accept();
+  client.SendSome(Hello(kSni));
+  ASSERT_TRUE(WaitClosed(io_, client));
+  EXPECT_EQ(Ended(Termination::kNoEndpoints), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  ExpectAllUndone();
+}
+
+// Every endpoint refuses: each is tried once, then the session gives up.
+TEST_F(SessionTest, RefusedEndpointsAreRetriedThenTheSessionEndsAsConnectFailed) {
+  const meshgate::testing::ReservedPort dead[2];  // nothing listens on them
+  Publish({dead[0].port(), dead[1].port()});
+  Peer client = Accept();
+  client.SendSome(Hello(kSni));
+  ASSERT_TRUE(WaitClosed(io_, client));
+  EXPECT_EQ(Ended(Termination::kUpstreamConnectFailed), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  EXPECT_EQ(stats_.upstream_connect_fail.value(), 2u);
+  EXPECT_EQ(stats_.upstream_connect_retry.value(), 1u);
+  EXPECT_EQ(stats_.upstream_cx_total.value(), 0u);
+  EXPECT_EQ(cluster_stats().connect_failures.load(), 2u);
+  EXPECT_EQ(cluster_stats().retries.load(), 1u);
+  ExpectAllUndone();
+}
+
+struct RelayCase {
+  const char* name;
+  RelayMode mode;
+};
+void PrintTo(const RelayCase& c, std::ostream* os) { *os << c.name; }
+
+class SessionRelayTest : public SessionTest, public ::testing::WithParamInterface<RelayCase> {};
+
+// The whole life: the hello replayed upstream byte for byte, then both
+// directions relayed, a half-close from the client, and the upstream's close.
+TEST_P(SessionRelayTest, ARoutedHelloIsReplayedUpstreamAndBothWaysRelayed) {
+  settings_.relay = GetParam().mode;
+  Listener upstream;
+  Publish({upstream.port()});
+  const std::string hello = Hello(kSni);
+  Relayed r = Relay(upstream, hello);
+
+  const std::string request = Pattern(300 * 1024, 1);
+  ASSERT_TRUE(Transfer(io_, r.client, r.server, request));
+  EXPECT_TRUE(r.server.received() == hello + request);
+  const std::string reply = Pattern(1 << 20, 2);
+  ASSERT_TRUE(Transfer(io_, r.server, r.client, reply));
+  EXPECT_TRUE(r.client.received() == reply);
+
+  r.client.ShutdownWrite();  // half-close: the reply direction stays open
+  ASSERT_TRUE(RunUntil(io_, [&] {
+    r.server.ReadAvailable();
+    return r.server.eof();
+  }));
+  EXPECT_EQ(Ended(), 0u);
+  ASSERT_TRUE(Transfer(io_, r.server, r.client, "after the client's FIN"));
+  r.server.ShutdownWrite();
+  ASSERT_TRUE(WaitClosed(io_, r.client));
+  EXPECT_TRUE(r.client.eof());
+
+  EXPECT_EQ(Ended(Termination::kDownstreamClose), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  EXPECT_EQ(stats_.hello_ok.value(), 1u);
+  EXPECT_EQ(stats_.upstream_cx_total.value(), 1u);
+  EXPECT_EQ(stats_.bytes_downstream_to_upstream.value(), hello.size() + request.size());
+  EXPECT_EQ(stats_.bytes_upstream_to_downstream.value(), reply.size() + 22);
+  EXPECT_EQ(stats_.relay_copy_fallback.value(), 0u);
+  EXPECT_EQ(cluster_stats().cx_total.load(), 1u);
+  EXPECT_EQ(cluster_stats().bytes_sent.load(), hello.size() + request.size());
+  EXPECT_EQ(cluster_stats().bytes_received.load(), reply.size() + 22);
+  EXPECT_EQ(cluster_stats().sessions_closed.load(), 1u);
+  ExpectAllUndone();
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SessionRelayTest,
+                         ::testing::Values(RelayCase{"splice", RelayMode::kSplice}, RelayCase{"copy", RelayMode::kCopy}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(SessionTest, TheUpstreamClosingFirstEndsAsUpstreamClose) {
+  Listener upstream;
+  Publish({upstream.port()});
+  Relayed r = Relay(upstream, Hello(kSni));
+  r.server.ShutdownWrite();
+  ASSERT_TRUE(RunUntil(io_, [&] {
+    r.client.ReadAvailable();
+    return r.client.eof();
+  }));
+  r.client.ShutdownWrite();
+  ASSERT_TRUE(WaitClosed(io_, r.server));
+  ASSERT_TRUE(AllSessionsGone());
+  EXPECT_EQ(Ended(Termination::kUpstreamClose), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  ExpectAllUndone();
+}
+
+TEST_F(SessionTest, AResetFromTheUpstreamEndsAsUpstreamError) {
+  Listener upstream;
+  Publish({upstream.port()});
+  Relayed r = Relay(upstream, Hello(kSni));
+  r.server.Reset();
+  ASSERT_TRUE(WaitClosed(io_, r.client));
+  EXPECT_EQ(Ended(Termination::kUpstreamError), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  ExpectAllUndone();
+}
+
+// maxConnections counts open sessions of the cluster: the one over is
+// refused, and the slot comes back when a session ends.
+TEST_F(SessionTest, MaxConnectionsRefusesTheOverflowAndTheSlotComesBack) {
+  Listener upstream;
+  Publish({upstream.port()}, 1);
+  Relayed first = Relay(upstream, Hello(kSni));
+  Peer second = Accept();
+  second.SendSome(Hello(kSni));
+  ASSERT_TRUE(WaitClosed(io_, second));
+  EXPECT_EQ(Ended(Termination::kUpstreamOverflow), 1u);
+  EXPECT_EQ(stats_.upstream_cx_overflow.value(), 1u);
+  EXPECT_EQ(cluster_stats().overflow.load(), 1u);
+  EXPECT_LT(upstream.Accept(0).fd(), 0) << "the overflow was dialled";
+
+  first.client.Reset();
+  ASSERT_TRUE(WaitClosed(io_, first.server));
+  ASSERT_TRUE(AllSessionsGone());
+  EXPECT_EQ(Ended(Termination::kDownstreamError), 1u);
+  Relayed third = Relay(upstream, Hello(kSni));
+  EXPECT_EQ(stats_.upstream_cx_total.value(), 2u);
+  EXPECT_EQ(Ended(Termination::kUpstreamOverflow), 1u);
+}
+
+// The worker's idle sweep closes relaying sessions idle for the idle
+// timeout, and never one still reading its hello (that has its own deadline).
+TEST_F(SessionTest, TheIdleSweepClosesOnlyIdleRelayingSessions) {
+  settings_.idle_timeout = 1h;
+  Listener upstream;
+  Publish({upstream.port()});
+  Relayed relaying = Relay(upstream, Hello(kSni));
+  Peer waiting = Accept();  // no hello yet
+  RunReady(io_);
+  ASSERT_EQ(live_.size(), 2u);
+  const auto now = std::chrono::steady_clock::now();
+  ForEachLive([&](Session& s) { s.CheckIdle(now + 30min); });
+  RunReady(io_);
+  EXPECT_EQ(Ended(), 0u) << "closed before the idle timeout";
+  ForEachLive([&](Session& s) { s.CheckIdle(now + 2h); });
+  ASSERT_TRUE(WaitClosed(io_, relaying.client));
+  ASSERT_TRUE(WaitClosed(io_, relaying.server));
+  ASSERT_TRUE(RunUntil(io_, [&] { return live_.size() < 2; }));  // the swept one is gone
+  EXPECT_EQ(Ended(Termination::kIdleTimeout), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  EXPECT_EQ(live_.size(), 1u) << "the session reading its hello was swept";
+
+  ForEachLive([](Session& s) { s.Drain(); });
+  ASSERT_TRUE(WaitClosed(io_, waiting));
+  EXPECT_EQ(Ended(Termination::kDrained), 1u);
+  ExpectAllUndone();
+}
+
+TEST_F(SessionTest, DrainClosesRelayingSessionsAsDrained) {
+  Listener upstream;
+  Publish({upstream.port()});
+  Relayed r = Relay(upstream, Hello(kSni));
+  ForEachLive([](Session& s) { s.Drain(); });
+  ASSERT_TRUE(WaitClosed(io_, r.client));
+  ASSERT_TRUE(WaitClosed(io_, r.server));
+  EXPECT_EQ(Ended(Termination::kDrained), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  ExpectAllUndone();
+}
+
+}  // namespace
+}  // namespace meshgate::proxy
