@@ -20,7 +20,7 @@
 #include "gtest/gtest.h"
 #include "base/io/http_server.h"
 #include "tests/control/mesh_pki.h"
-#include "tests/control/port_reservation.h"
+#include "tests/support/ports.h"
 #include "tests/control/run_command.h"
 #include "tests/support/meshgate_process.h"
 
@@ -32,7 +32,7 @@ using meshgate::io::HttpResult;
 using meshgate::testing::CmdResult;
 using meshgate::testing::Ctl;
 using meshgate::testing::MeshgateProcess;
-using meshgate::testing::PortReservation;
+using meshgate::testing::ReservedPort;
 using meshgate::testing::WaitFor;
 
 using meshgate::testing::Read;
@@ -332,7 +332,7 @@ TEST_F(FollowTest, ServiceAddedOnTheControlSideIsRoutableWithinTwoSecondsAndSurv
   ASSERT_NE(backend_port, 0) << backend.Output();
   Write(P("m2/placeholder.yaml"), ServiceEntry("placeholder", 1));
   // The gateway knows serve by its port, which must stay serve's across the restart below.
-  const PortReservation serve_port;
+  const ReservedPort serve_port;
   ASSERT_NE(serve_port.port(), 0);
   auto serve = std::make_unique<ServeProcess>(TlsServeConfig(), P("serve.log"), serve_port.address());
   ASSERT_FALSE(serve->Address().empty()) << serve->Log();
@@ -410,7 +410,7 @@ TEST_F(FollowTest, NotReadyUntilFirstSyncAndOnlyTrustsTheConfiguredCa) {
   ASSERT_EQ(Ctl("ca root --key-type ecdsa --out " + P("other")).code, 0);
   Write(P("m2/a.yaml"), ServiceEntry("a", 9000));
   // The gateway is given serve's port before serve runs; held meanwhile, so nothing else takes it.
-  const PortReservation serve_port;
+  const ReservedPort serve_port;
   ASSERT_NE(serve_port.port(), 0);
   // Nothing listens yet: not ready, and /control says why.
   MeshgateProcess gw({"--config", GatewayConfig(serve_port.port(), P("other/root-cert.pem"))});

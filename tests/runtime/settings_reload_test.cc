@@ -13,6 +13,7 @@
 
 #include "base/io/http_server.h"
 #include "gtest/gtest.h"
+#include "tests/support/gateway_admin.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/tls_peers.h"
 
@@ -38,13 +39,7 @@ json::object ConfigDump(const std::string& admin) {
   return json::parse(r.body).as_object();
 }
 
-// Until every worker serves `version`; false on timeout.
-bool WaitForWorkers(const std::string& admin, int64_t version) {
-  return WaitFor([&] {
-    const json::object dump = ConfigDump(admin);
-    return dump.contains("workers_version") && dump.at("workers_version").to_number<int64_t>() >= version;
-  });
-}
+bool WaitForWorkers(const std::string& admin, uint64_t version) { return WaitForWorkersVersion(admin, version); }
 
 class SettingsReloadTest : public ::testing::Test {
  protected:
