@@ -31,7 +31,8 @@ struct DataPathSettings {
 };
 
 struct Snapshot {
-  uint64_t version = 0;
+  uint64_t version = 0;   // the config version (reloads); DNS answers keep it
+  uint64_t sequence = 0;  // every snapshot published, DNS answers included
   std::shared_ptr<const config::RouteTable> table;
   std::shared_ptr<lb::HealthTable> health;  // shared by every worker for `table`
   std::vector<std::shared_ptr<ClusterStats>> cluster_stats;  // by Cluster::id of `table`

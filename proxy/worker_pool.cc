@@ -55,6 +55,7 @@ struct Worker {
     ctx.pipes = &pipes;
     ctx.log_limiter = &limiter;
     acked.store(ctx.routes->snapshot->version, std::memory_order_relaxed);
+    acked_sequence.store(ctx.routes->snapshot->sequence, std::memory_order_relaxed);
   }
 
   // One timer per worker enforces every session's idle timeout, instead of
@@ -99,8 +100,10 @@ struct Worker {
 
   void Install(std::shared_ptr<WorkerRoutes> routes) {
     const uint64_t version = routes->snapshot->version;
+    const uint64_t sequence = routes->snapshot->sequence;
     ctx.routes = std::move(routes);
     acked.store(version, std::memory_order_release);
+    acked_sequence.store(sequence, std::memory_order_release);
   }
 
   void Run() {
@@ -115,7 +118,8 @@ struct Worker {
   std::unordered_set<Session*> live;  // this worker's open sessions
   std::vector<Session*> sweep_snapshot;
   WorkerContext ctx;
-  std::atomic<uint64_t> acked{0};  // the snapshot version installed
+  std::atomic<uint64_t> acked{0};           // the snapshot's config version installed
+  std::atomic<uint64_t> acked_sequence{0};  // the snapshot's sequence installed
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer backoff{io};
@@ -188,6 +192,12 @@ void WorkerPool::Publish(std::shared_ptr<const Snapshot> snapshot) {
 uint64_t WorkerPool::acked_version() const {
   uint64_t lowest = UINT64_MAX;
   for (const auto& w : workers_) lowest = std::min(lowest, w->acked.load(std::memory_order_acquire));
+  return workers_.empty() ? 0 : lowest;
+}
+
+uint64_t WorkerPool::acked_sequence() const {
+  uint64_t lowest = UINT64_MAX;
+  for (const auto& w : workers_) lowest = std::min(lowest, w->acked_sequence.load(std::memory_order_acquire));
   return workers_.empty() ? 0 : lowest;
 }
 

@@ -40,6 +40,8 @@ class WorkerPool {
   void Publish(std::shared_ptr<const Snapshot> snapshot);
   // The version every worker has installed (the lowest acknowledged).
   uint64_t acked_version() const;
+  // The same for the snapshot sequence, which DNS answers advance too.
+  uint64_t acked_sequence() const;
 
   // Thread-safe. The drain: stop accepting; then close what is left as "drained".
   void CloseListeners();

@@ -42,6 +42,8 @@ std::string ConfigDumpJson(const config::RouteTable& table, const ConfigDumpInfo
   json::object root;
   root["version"] = info.version;
   root["workers_version"] = info.workers_version;
+  root["snapshot"] = info.snapshot;
+  root["workers_snapshot"] = info.workers_snapshot;
   json::object reload;
   reload["last_attempt_unix_seconds"] = info.last_reload_time;
   reload["last_error"] = info.last_reload_error.empty() ? json::value(nullptr) : json::value(info.last_reload_error);

@@ -16,6 +16,8 @@ namespace meshgate::proxy {
 struct ConfigDumpInfo {
   uint64_t version = 0;          // the config version published
   uint64_t workers_version = 0;  // the config version every worker installed
+  uint64_t snapshot = 0;          // the snapshot sequence published (DNS answers too)
+  uint64_t workers_snapshot = 0;  // the snapshot sequence every worker installed
   std::string last_reload_error;
   double last_reload_time = 0;
   const config::GatewayConfig* settings = nullptr;  // the reloadable part is shown

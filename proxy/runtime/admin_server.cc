@@ -90,6 +90,8 @@ std::string AdminServer::ConfigDump() const {
   const ReloadStatus& reload = runtime_.reload_status();
   info.version = reload.version;
   info.workers_version = workers_.acked_version();
+  info.snapshot = runtime_.snapshot()->sequence;
+  info.workers_snapshot = workers_.acked_sequence();
   info.last_reload_error = reload.last_error;
   info.last_reload_time = reload.last_time;
   info.settings = &runtime_.settings();

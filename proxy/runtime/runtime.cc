@@ -119,6 +119,7 @@ struct Runtime::Impl {
   ClusterStatsRegistry cluster_stats;
   std::vector<std::shared_ptr<ClusterStats>> current_stats;  // by cluster id of `table`
   std::shared_ptr<const Snapshot> snapshot;
+  uint64_t sequence = 0;  // snapshots published
   ReloadStatus reload;
   std::string control_resources;  // the last version that loaded
   Publish publish;
@@ -298,6 +299,7 @@ void Runtime::Impl::InstallResolved(RouteTablePtr resolved) {
 void Runtime::Impl::PublishSnapshot() {
   auto next = std::make_shared<Snapshot>();
   next->version = reload.version;
+  next->sequence = ++sequence;
   next->table = table;
   next->health = health;
   next->cluster_stats = current_stats;

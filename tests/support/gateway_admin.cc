@@ -21,6 +21,12 @@ std::optional<ConfigVersions> ReadConfigVersions(const std::string& admin_addres
   out.published = published->to_number<uint64_t>(ec);
   if (!ec) out.workers = workers->to_number<uint64_t>(ec);
   if (ec) return std::nullopt;
+  const json::value* snapshot = dump.as_object().if_contains("snapshot");
+  const json::value* workers_snapshot = dump.as_object().if_contains("workers_snapshot");
+  if (snapshot == nullptr || workers_snapshot == nullptr) return std::nullopt;
+  out.snapshot = snapshot->to_number<uint64_t>(ec);
+  if (!ec) out.workers_snapshot = workers_snapshot->to_number<uint64_t>(ec);
+  if (ec) return std::nullopt;
   return out;
 }
 
@@ -35,7 +41,12 @@ bool WaitForWorkersVersion(const std::string& admin_address, uint64_t version, i
 
 bool WaitForWorkersToCatchUp(const std::string& admin_address, int timeout_ms) {
   const auto now = ReadConfigVersions(admin_address);
-  return now && WaitForWorkersVersion(admin_address, now->published, timeout_ms);
+  return now && WaitFor(
+                    [&] {
+                      const auto v = ReadConfigVersions(admin_address);
+                      return v && v->workers_snapshot >= now->snapshot;
+                    },
+                    timeout_ms);
 }
 
 }  // namespace meshgate::testing

@@ -11,6 +11,8 @@ namespace meshgate::testing {
 struct ConfigVersions {
   uint64_t published = 0;  // "version": what the runtime published (meshgate_config_version)
   uint64_t workers = 0;    // "workers_version": what every worker has installed
+  uint64_t snapshot = 0;          // every snapshot published, DNS answers included
+  uint64_t workers_snapshot = 0;  // the snapshot every worker installed
 };
 
 // Both versions from one GET /config_dump; nullopt when there is no answer
