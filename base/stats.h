@@ -33,6 +33,18 @@ class Counter {
   std::atomic<uint64_t> v_{0};
 };
 
+// Any number of writer threads (per-cluster stats every worker bumps): a
+// relaxed fetch_add.
+class SharedCounter {
+ public:
+  void Inc(uint64_t n = 1) { v_.fetch_add(n, std::memory_order_relaxed); }
+  void Dec() { v_.fetch_sub(1, std::memory_order_relaxed); }
+  uint64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
 enum class StatKind : uint8_t { kCounter, kGauge };
 
 struct StatInfo {
@@ -58,6 +70,7 @@ void AppendSummary(std::string& out, std::string_view prefix, const Stats* const
 }  // namespace meshgate::base
 
 #define MESHGATE_STAT_MEMBER_(name, help) ::meshgate::base::Counter name;
+#define MESHGATE_SHARED_STAT_MEMBER_(name, help) ::meshgate::base::SharedCounter name;
 #define MESHGATE_STAT_COUNTER_INFO_(name, help) \
   ::meshgate::base::StatInfo{#name, ::meshgate::base::StatKind::kCounter, help},
 #define MESHGATE_STAT_GAUGE_INFO_(name, help) ::meshgate::base::StatInfo{#name, ::meshgate::base::StatKind::kGauge, help},
@@ -65,14 +78,17 @@ void AppendSummary(std::string& out, std::string_view prefix, const Stats* const
 
 // Declares `struct Type` from LIST(COUNTER, GAUGE): one Counter per entry,
 // kInfo (name, kind, help) in list order, and All() (the counters in the
-// same order). Add fields after the macro with a derived struct if needed.
-#define MESHGATE_DEFINE_STATS(Type, LIST)                                                              \
+// same order). MESHGATE_DEFINE_SHARED_STATS is the same with SharedCounter,
+// for sets that several threads write.
+#define MESHGATE_DEFINE_STATS_OF_(Type, Counter, MEMBER, LIST)                                          \
   struct Type {                                                                                        \
-    LIST(MESHGATE_STAT_MEMBER_, MESHGATE_STAT_MEMBER_)                                                 \
+    LIST(MEMBER, MEMBER)                                                                               \
     static constexpr ::meshgate::base::StatInfo kInfo[] = {                                            \
         LIST(MESHGATE_STAT_COUNTER_INFO_, MESHGATE_STAT_GAUGE_INFO_)};                                 \
     static constexpr size_t kSize = sizeof(kInfo) / sizeof(kInfo[0]);                                  \
-    std::array<const ::meshgate::base::Counter*, kSize> All() const {                                  \
-      return {LIST(MESHGATE_STAT_REF_, MESHGATE_STAT_REF_)};                                           \
-    }                                                                                                  \
+    std::array<const Counter*, kSize> All() const { return {LIST(MESHGATE_STAT_REF_, MESHGATE_STAT_REF_)}; } \
   }
+#define MESHGATE_DEFINE_STATS(Type, LIST) \
+  MESHGATE_DEFINE_STATS_OF_(Type, ::meshgate::base::Counter, MESHGATE_STAT_MEMBER_, LIST)
+#define MESHGATE_DEFINE_SHARED_STATS(Type, LIST) \
+  MESHGATE_DEFINE_STATS_OF_(Type, ::meshgate::base::SharedCounter, MESHGATE_SHARED_STAT_MEMBER_, LIST)

@@ -42,7 +42,7 @@ std::vector<std::shared_ptr<ClusterStats>> ClusterStatsRegistry::ForTable(
   }
   // Keep a removed cluster's series while it still has sessions.
   for (auto& [name, stats] : by_name_) {
-    if (!next.contains(name) && stats->cx_active.load(std::memory_order_relaxed) > 0) {
+    if (!next.contains(name) && stats->counters.cx_active.value() > 0) {
       next[name] = stats;
     }
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "base/stats.h"
 #include "config/model/route_table.h"
 
 namespace meshgate::proxy {
@@ -36,6 +37,20 @@ class AtomicHistogram {
   std::atomic<uint64_t> sum_micros_{0};
 };
 
+// One cluster's counters, exported as meshgate_upstream_<name>{cluster=...}.
+#define MESHGATE_CLUSTER_STATS(COUNTER, GAUGE)                                                   \
+  COUNTER(cx_total, "Upstream connections established.")                                        \
+  GAUGE(cx_active, "Upstream connections open.")                                                \
+  COUNTER(connect_failures, "Upstream connects refused or failed.")                             \
+  COUNTER(connect_timeouts, "Upstream connects that timed out.")                                \
+  COUNTER(connect_retries, "Connects retried on another endpoint.")                             \
+  COUNTER(cx_overflow, "Connections refused by connectionPool.tcp.maxConnections.")             \
+  COUNTER(cx_none_healthy, "Connections refused: no usable endpoint.")                          \
+  COUNTER(sent_bytes, "Bytes sent to the cluster's endpoints.")                                 \
+  COUNTER(received_bytes, "Bytes received from the cluster's endpoints.")                       \
+  COUNTER(sessions_closed, "Relayed sessions that ended.")
+MESHGATE_DEFINE_SHARED_STATS(ClusterCounters, MESHGATE_CLUSTER_STATS);
+
 struct ClusterStats {
   explicit ClusterStats(const config::Cluster& cluster);
 
@@ -45,22 +60,14 @@ struct ClusterStats {
   std::string service_name;       // destination_service_name
   std::string service_namespace;  // destination_service_namespace
 
-  std::atomic<uint64_t> cx_total{0};
-  std::atomic<int64_t> cx_active{0};
-  std::atomic<uint64_t> connect_failures{0};
-  std::atomic<uint64_t> connect_timeouts{0};
-  std::atomic<uint64_t> retries{0};
-  std::atomic<uint64_t> overflow{0};
-  std::atomic<uint64_t> none_healthy{0};
-  std::atomic<uint64_t> bytes_sent{0};      // to the upstream
-  std::atomic<uint64_t> bytes_received{0};  // from the upstream
-  std::atomic<uint64_t> sessions_closed{0};
+  ClusterCounters counters;  // every worker writes them
   AtomicHistogram connect_seconds;
   AtomicHistogram session_seconds;
 };
 
 // Control thread only: one ClusterStats per cluster name, reused across table
 // versions; clusters gone from the table are dropped once idle.
+
 class ClusterStatsRegistry {
  public:
   // By Cluster::id of `table`.

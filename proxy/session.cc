@@ -151,7 +151,7 @@ void Session::OnHello() {
   lease_ = lb::UpstreamLease::TryAcquire(*cluster_state_, cap);
   if (!lease_) {
     ctx_.stats->upstream_cx_overflow.Inc();
-    cluster_stats_->overflow.fetch_add(1, std::memory_order_relaxed);
+    cluster_stats_->counters.cx_overflow.Inc();
     return Reject(Termination::kUpstreamOverflow,
                   fmt::format("cluster {}: {} connections open (connectionPool.tcp.maxConnections)",
                               cluster_->name, cap));
@@ -173,7 +173,7 @@ void Session::DoConnect() {
                       ? ctx_.routes->BalancerFor(*cluster_).Pick(*cluster_state_, {client_hash_, tried_})
                       : lb::kNoEndpoint;
   if (idx == lb::kNoEndpoint && tried_.empty()) {
-    cluster_stats_->none_healthy.fetch_add(1, std::memory_order_relaxed);
+    cluster_stats_->counters.cx_none_healthy.Inc();
     return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no ready endpoint", cluster_->name));
   }
   if (idx == lb::kNoEndpoint) {
@@ -182,7 +182,7 @@ void Session::DoConnect() {
   }
   if (!tried_.empty()) {
     ctx_.stats->upstream_connect_retry.Inc();
-    cluster_stats_->retries.fetch_add(1, std::memory_order_relaxed);
+    cluster_stats_->counters.connect_retries.Inc();
   }
   tried_.push_back(static_cast<uint32_t>(idx));
   endpoint_ = idx;
@@ -222,8 +222,8 @@ void Session::OnConnect(const error_code& ec) {
   timer_.cancel();
   relaying_ = true;
   ctx_.stats->upstream_cx_total.Inc();
-  cluster_stats_->cx_total.fetch_add(1, std::memory_order_relaxed);
-  connected_.emplace(ctx_.stats->upstream_cx_active, cluster_stats_->cx_active);
+  cluster_stats_->counters.cx_total.Inc();
+  connected_.emplace(ctx_.stats->upstream_cx_active, cluster_stats_->counters.cx_active);
   cluster_stats_->connect_seconds.Observe(
       std::chrono::duration<double>(Clock::now() - connect_started_).count());
   PrepareSocket(up_);
@@ -234,10 +234,10 @@ void Session::OnConnectFailed(const error_code& ec) {
   const config::Endpoint& ep = cluster_->endpoints[endpoint_];
   if (connect_timed_out_) {
     ctx_.stats->upstream_connect_timeout.Inc();
-    cluster_stats_->connect_timeouts.fetch_add(1, std::memory_order_relaxed);
+    cluster_stats_->counters.connect_timeouts.Inc();
   } else {
     ctx_.stats->upstream_connect_fail.Inc();
-    cluster_stats_->connect_failures.fetch_add(1, std::memory_order_relaxed);
+    cluster_stats_->counters.connect_failures.Inc();
   }
   uint64_t suppressed = 0;
   if (ctx_.log_limiter->Allow(suppressed)) {
@@ -271,7 +271,7 @@ void Session::OnWriteHello(const error_code& ec, size_t n) {
   if (closed_) return;
   if (ec) return Close(Termination::kUpstreamError);
   ctx_.stats->bytes_downstream_to_upstream.Inc(n);
-  cluster_stats_->bytes_sent.fetch_add(n, std::memory_order_relaxed);
+  cluster_stats_->counters.sent_bytes.Inc(n);
   // The hello is forwarded; idle sessions should not keep its buffer.
   std::vector<uint8_t>().swap(hello_buf_);
   StartRelay();
@@ -291,8 +291,8 @@ void Session::StartRelay() {
 
 void Session::OnFlowProgress(const Flow& flow, size_t n) {
   last_activity_ = Clock::now();
-  auto& bytes = &flow == &*down_to_up_ ? cluster_stats_->bytes_sent : cluster_stats_->bytes_received;
-  bytes.fetch_add(n, std::memory_order_relaxed);
+  auto& bytes = &flow == &*down_to_up_ ? cluster_stats_->counters.sent_bytes : cluster_stats_->counters.received_bytes;
+  bytes.Inc(n);
 }
 
 void Session::CheckIdle(Clock::time_point now) {
@@ -336,7 +336,7 @@ void Session::Close(Termination why) {
   closed_ = true;
   ctx_.stats->terminations[static_cast<size_t>(why)].Inc();
   if (connected_) {
-    cluster_stats_->sessions_closed.fetch_add(1, std::memory_order_relaxed);
+    cluster_stats_->counters.sessions_closed.Inc();
     cluster_stats_->session_seconds.Observe(std::chrono::duration<double>(Clock::now() - start_).count());
   }
   if (ctx_.access_log != nullptr && ctx_.access_log->Sample(ctx_.worker_index)) WriteAccessLog(why);

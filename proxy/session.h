@@ -47,21 +47,21 @@ struct WorkerContext {
 // session is gone.
 class UpstreamGauges {
  public:
-  UpstreamGauges(Counter& worker_active, std::atomic<int64_t>& cluster_active)
+  UpstreamGauges(Counter& worker_active, base::SharedCounter& cluster_active)
       : worker_active_(worker_active), cluster_active_(cluster_active) {
     worker_active_.Inc();
-    cluster_active_.fetch_add(1, std::memory_order_relaxed);
+    cluster_active_.Inc();
   }
   ~UpstreamGauges() {
     worker_active_.Dec();
-    cluster_active_.fetch_sub(1, std::memory_order_relaxed);
+    cluster_active_.Dec();
   }
   UpstreamGauges(const UpstreamGauges&) = delete;
   UpstreamGauges& operator=(const UpstreamGauges&) = delete;
 
  private:
   Counter& worker_active_;
-  std::atomic<int64_t>& cluster_active_;
+  base::SharedCounter& cluster_active_;
 };
 
 class Session : public std::enable_shared_from_this<Session>, private FlowOwner {

@@ -168,43 +168,28 @@ std::vector<uint64_t> Buckets(const AtomicHistogram& h) {
 }
 
 void Upstream(const MetricsSnapshot& s, Families& out) {
-  struct Counter {
-    const char* name;
-    const char* help;
-    std::atomic<uint64_t> ClusterStats::*field;
-  };
-  const Counter counters[] = {
-      {"meshgate_upstream_cx_total", "Upstream connections established.", &ClusterStats::cx_total},
-      {"meshgate_upstream_connect_failures_total", "Upstream connects refused or failed.",
-       &ClusterStats::connect_failures},
-      {"meshgate_upstream_connect_timeouts_total", "Upstream connects that timed out.",
-       &ClusterStats::connect_timeouts},
-      {"meshgate_upstream_connect_retries_total", "Connects retried on another endpoint.",
-       &ClusterStats::retries},
-      {"meshgate_upstream_cx_overflow_total", "Connections refused by connectionPool.tcp.maxConnections.",
-       &ClusterStats::overflow},
-      {"meshgate_upstream_cx_none_healthy_total", "Connections refused: no usable endpoint.",
-       &ClusterStats::none_healthy},
-      {"meshgate_upstream_sent_bytes_total", "Bytes sent to the cluster's endpoints.",
-       &ClusterStats::bytes_sent},
-      {"meshgate_upstream_received_bytes_total", "Bytes received from the cluster's endpoints.",
-       &ClusterStats::bytes_received},
-  };
-  for (const Counter& c : counters) {
-    auto& f = out.Add(c.name, c.help, MetricType::Counter);
+  // The cluster list, one family per entry, one series per cluster.
+  for (size_t i = 0; i < ClusterCounters::kSize; ++i) {
+    const base::StatInfo& info = ClusterCounters::kInfo[i];
+    const bool counter = info.kind == base::StatKind::kCounter;
+    std::string name = "meshgate_upstream_" + std::string(info.name);
+    if (counter && !name.ends_with("_total")) name += "_total";
+    auto& family = out.Add(name, std::string(info.help), counter ? MetricType::Counter : MetricType::Gauge);
     for (const auto& cs : s.clusters) {
-      Families::Counter(f, {{"cluster", cs->name}},
-                        static_cast<double>(((*cs).*(c.field)).load(std::memory_order_relaxed)));
+      const double value = static_cast<double>(cs->counters.All()[i]->value());
+      if (counter) {
+        Families::Counter(family, {{"cluster", cs->name}}, value);
+      } else {
+        Families::Gauge(family, {{"cluster", cs->name}}, value);
+      }
     }
   }
-  auto& active = out.Add("meshgate_upstream_cx_active", "Upstream connections open.", MetricType::Gauge);
   auto& connect = out.Add("meshgate_upstream_connect_duration_seconds",
                           "Time to establish upstream connections.", MetricType::Histogram);
   auto& session = out.Add("meshgate_upstream_session_duration_seconds",
                           "Lifetime of relayed sessions.", MetricType::Histogram);
   for (const auto& cs : s.clusters) {
     const Labels cluster = {{"cluster", cs->name}};
-    Families::Gauge(active, cluster, static_cast<double>(cs->cx_active.load(std::memory_order_relaxed)));
     Families::Histogram(connect, cluster, cs->connect_seconds.bounds(), Buckets(cs->connect_seconds),
                         cs->connect_seconds.sum());
     Families::Histogram(session, cluster, cs->session_seconds.bounds(), Buckets(cs->session_seconds),
@@ -229,10 +214,10 @@ void Istio(const MetricsSnapshot& s, Families& out) {
   std::map<std::tuple<std::string, std::string, std::string>, Totals> by_service;
   for (const auto& cs : s.clusters) {
     Totals& t = by_service[{cs->host, cs->service_name, cs->service_namespace}];
-    t.opened += cs->cx_total.load(std::memory_order_relaxed);
-    t.closed += cs->sessions_closed.load(std::memory_order_relaxed);
-    t.request_bytes += cs->bytes_sent.load(std::memory_order_relaxed);
-    t.response_bytes += cs->bytes_received.load(std::memory_order_relaxed);
+    t.opened += cs->counters.cx_total.value();
+    t.closed += cs->counters.sessions_closed.value();
+    t.request_bytes += cs->counters.sent_bytes.value();
+    t.response_bytes += cs->counters.received_bytes.value();
   }
   auto& opened = out.Add("istio_tcp_connections_opened_total", "TCP connections opened.", MetricType::Counter);
   auto& closed = out.Add("istio_tcp_connections_closed_total", "TCP connections closed.", MetricType::Counter);

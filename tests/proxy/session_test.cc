@@ -143,7 +143,7 @@ class SessionTest : public ::testing::Test {
     EXPECT_EQ(stats_.downstream_cx_active.value(), 0u);
     EXPECT_EQ(stats_.upstream_cx_active.value(), 0u);
     if (ctx_.routes) {
-      EXPECT_EQ(cluster_stats().cx_active.load(), 0);
+      EXPECT_EQ(cluster_stats().counters.cx_active.value(), 0u);
       const lb::ClusterState& state = ctx_.routes->health->cluster(0);
       EXPECT_EQ(state.active(), 0u) << "a cluster slot was kept";
       for (size_t i = 0; i < state.size(); ++i) EXPECT_EQ(state.endpoint(i).active.load(), 0u) << "endpoint " << i;
@@ -299,8 +299,8 @@ TEST_F(SessionTest, RefusedEndpointsAreRetriedThenTheSessionEndsAsConnectFailed)
   EXPECT_EQ(stats_.upstream_connect_fail.value(), 2u);
   EXPECT_EQ(stats_.upstream_connect_retry.value(), 1u);
   EXPECT_EQ(stats_.upstream_cx_total.value(), 0u);
-  EXPECT_EQ(cluster_stats().connect_failures.load(), 2u);
-  EXPECT_EQ(cluster_stats().retries.load(), 1u);
+  EXPECT_EQ(cluster_stats().counters.connect_failures.value(), 2u);
+  EXPECT_EQ(cluster_stats().counters.connect_retries.value(), 1u);
   ExpectAllUndone();
 }
 
@@ -346,10 +346,10 @@ TEST_P(SessionRelayTest, ARoutedHelloIsReplayedUpstreamAndBothWaysRelayed) {
   EXPECT_EQ(stats_.bytes_downstream_to_upstream.value(), hello.size() + request.size());
   EXPECT_EQ(stats_.bytes_upstream_to_downstream.value(), reply.size() + 22);
   EXPECT_EQ(stats_.relay_copy_fallback.value(), 0u);
-  EXPECT_EQ(cluster_stats().cx_total.load(), 1u);
-  EXPECT_EQ(cluster_stats().bytes_sent.load(), hello.size() + request.size());
-  EXPECT_EQ(cluster_stats().bytes_received.load(), reply.size() + 22);
-  EXPECT_EQ(cluster_stats().sessions_closed.load(), 1u);
+  EXPECT_EQ(cluster_stats().counters.cx_total.value(), 1u);
+  EXPECT_EQ(cluster_stats().counters.sent_bytes.value(), hello.size() + request.size());
+  EXPECT_EQ(cluster_stats().counters.received_bytes.value(), reply.size() + 22);
+  EXPECT_EQ(cluster_stats().counters.sessions_closed.value(), 1u);
   ExpectAllUndone();
 }
 
@@ -396,7 +396,7 @@ TEST_F(SessionTest, MaxConnectionsRefusesTheOverflowAndTheSlotComesBack) {
   ASSERT_TRUE(WaitClosed(io_, second));
   EXPECT_EQ(Ended(Termination::kUpstreamOverflow), 1u);
   EXPECT_EQ(stats_.upstream_cx_overflow.value(), 1u);
-  EXPECT_EQ(cluster_stats().overflow.load(), 1u);
+  EXPECT_EQ(cluster_stats().counters.cx_overflow.value(), 1u);
   EXPECT_LT(upstream.Accept(0).fd(), 0) << "the overflow was dialled";
 
   first.client.Reset();
