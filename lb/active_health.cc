@@ -4,11 +4,18 @@
 
 namespace meshgate::lb {
 
-ActiveHealthChecks::~ActiveHealthChecks() {
+ActiveHealthChecks::~ActiveHealthChecks() { ReleaseVerdicts(); }
+
+void ActiveHealthChecks::ReleaseVerdicts() {
   for (const auto& target : targets_) {
     if (!target->failed_) continue;
     for (auto& [state, index] : target->endpoints_) state->SetCheckFailed(index, false);
   }
+}
+
+void ActiveHealthChecks::SetSpecs(std::vector<HealthCheckSpec> specs) {
+  ReleaseVerdicts();
+  specs_ = std::move(specs);
 }
 
 const HealthCheckSpec* ActiveHealthChecks::SpecFor(const config::Cluster& cluster) const {

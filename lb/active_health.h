@@ -72,6 +72,11 @@ class ActiveHealthChecks {
   ActiveHealthChecks(const ActiveHealthChecks&) = delete;
   ActiveHealthChecks& operator=(const ActiveHealthChecks&) = delete;
 
+  // New checks (a reload): every verdict is taken back from the health table
+  // now and applied again by the next SetTable to the addresses the new
+  // checks still cover, with their streaks; stats carry on.
+  void SetSpecs(std::vector<HealthCheckSpec> specs);
+
   // The first check whose host matches the cluster's and whose port is 0 or
   // the cluster's; null when none covers it.
   const HealthCheckSpec* SpecFor(const config::Cluster& cluster) const;
@@ -90,6 +95,7 @@ class ActiveHealthChecks {
 
  private:
   void Apply(HealthCheckTarget& target, bool failed);
+  void ReleaseVerdicts();
 
   std::vector<HealthCheckSpec> specs_;
   std::vector<std::shared_ptr<HealthCheckTarget>> targets_;

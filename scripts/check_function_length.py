@@ -58,10 +58,31 @@ def blank(text):
     return "".join(out)
 
 
+INIT_BRACE = re.compile(r"\)\s*(noexcept\s*)?:\s*\S.*[\w>]\s*$")  # S::S() : a_{1}, b_{
+LAMBDA = re.compile(r"\[[^\]]*\]\s*(\([^)]*\))?\s*(mutable|constexpr|noexcept|->[^{]*|\s)*$")
+
+
+def classify(h, inside_function):
+    """The kind of block a `{` opens after head `h`."""
+    if inside_function:
+        return "block"
+    if INIT_BRACE.search(h):
+        return "init"  # a member's brace initialiser, inside a constructor's head
+    if SCOPE.search(h) or h.endswith('extern "C"') or h == "":
+        return "scope"
+    if re.search(r"\)\s*try$", h) or LAMBDA.search(h):
+        return "function"
+    if ")" in h and not CONTROL.search(h) and not h.endswith("="):
+        return "function"
+    if re.search(r"\)\s*(const|noexcept|override|final|mutable|->[^{]*)*\s*$", h) or ":" in h:
+        return "function" if "(" in h else "scope"
+    return "block"
+
+
 def functions(path):
     text = blank(path.read_text(encoding="utf-8", errors="replace"))
     text = re.sub(r"^\s*#.*$", "", text, flags=re.M)  # preprocessor lines
-    stack = []  # (kind, start_line, name)
+    stack = []  # (kind, start_line, name, head before the brace)
     head = ""   # text since the last ; { or } at this level
     line = 1
     for c in text:
@@ -70,25 +91,19 @@ def functions(path):
             head += " "
             continue
         if c == "{":
-            inside_function = any(k == "function" for k, _, _ in stack)
             h = head.strip()
-            kind = "block"
-            if not inside_function:
-                if SCOPE.search(h) or h.endswith("extern \"C\"") or h == "":
-                    kind = "scope"
-                elif ")" in h and not CONTROL.search(h) and not h.endswith("="):
-                    kind = "function"
-                elif re.search(r"\)\s*(const|noexcept|override|final|mutable|->[^{]*)*\s*$", h) or ":" in h:
-                    kind = "function" if "(" in h else "scope"
-            name = re.sub(r"\s+", " ", h)[-90:]
-            stack.append((kind, line, name))
+            kind = classify(h, any(k == "function" for k, _, _, _ in stack))
+            stack.append((kind, line, re.sub(r"\s+", " ", h)[-90:], head))
             head = ""
         elif c == "}":
             if stack:
-                kind, start, name = stack.pop()
+                kind, start, name, saved = stack.pop()
                 if kind == "function":
                     yield name, start, line
-            head = ""
+                # After a member's brace initialiser the constructor's head goes on.
+                head = saved + "{}" if kind == "init" else ""
+            else:
+                head = ""
         elif c == ";":
             head = ""
         else:

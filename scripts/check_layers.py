@@ -12,12 +12,25 @@ project target, listing its direct link libraries (written at configure time
 by the top-level CMakeLists.txt).
 """
 import argparse
+import os
 import pathlib
 import re
 import sys
 import tempfile
 
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^">]+)[">]', re.M)
+SOURCES = (".h", ".hh", ".hpp", ".hxx", ".cc", ".cpp", ".cxx", ".ipp", ".inc", ".inl")
+
+
+def resolve(include, including, source):
+    """The project path an include names: as written (rooted at the
+    repository), or relative to the including file when it exists there."""
+    relative = os.path.normpath(os.path.join(os.path.dirname(including), include))
+    if not include.startswith(".") and (source / include).exists():
+        return include
+    if (source / relative).exists() and not relative.startswith(".."):
+        return relative
+    return os.path.normpath(include)
 
 
 def read_table(source):
@@ -50,13 +63,13 @@ def check_includes(source, layers):
     for name, layer in layers.items():
         root = source / layer["folder"]
         for path in sorted(root.rglob("*")):
-            if path.suffix not in (".h", ".cc"):
+            if path.suffix not in SOURCES:
                 continue
             rel = path.relative_to(source).as_posix()
             if layer_of(rel, layers) != name:
                 continue  # a deeper layer's file
             for match in INCLUDE.finditer(path.read_text(errors="replace")):
-                target = layer_of(match.group(1), layers)
+                target = layer_of(resolve(match.group(1), rel, source), layers)
                 if target is not None and target not in layer["uses"]:
                     line = path.read_text(errors="replace")[: match.start()].count("\n") + 1
                     problems.append(f"{rel}:{line}: {name} includes {match.group(1)} ({target}), "
@@ -110,6 +123,10 @@ def self_test(real_source):
         (root / "ARCHITECTURE.md").write_text((real_source / "ARCHITECTURE.md").read_text())
         (root / "lb").mkdir()
         (root / "lb" / "bad.cc").write_text('#include "proxy/runtime/gateway.h"\n')
+        (root / "proxy" / "runtime").mkdir(parents=True)
+        (root / "proxy" / "runtime" / "gateway.h").write_text("")
+        (root / "lb" / "angle.hpp").write_text("#include <proxy/runtime/gateway.h>\n")
+        (root / "lb" / "relative.cpp").write_text('#include "../proxy/runtime/gateway.h"\n')
         links = root / "links"
         links.mkdir()
         for name, layer in read_table(root).items():
@@ -119,8 +136,10 @@ def self_test(real_source):
         layers = read_table(root)
         inc = check_includes(root, layers)
         lnk = check_links(links, layers)
-    ok = any("lb/bad.cc:1" in p for p in inc) and any("meshgate_lb (lb) links meshgate_proxy" in p for p in lnk)
-    print("self-test:", "the check catches a bad include and a bad link" if ok else "FAILED", inc, lnk)
+    caught = {f for f in ("lb/bad.cc:1", "lb/angle.hpp:1", "lb/relative.cpp:1") if any(f in p for p in inc)}
+    ok = len(caught) == 3 and any("meshgate_lb (lb) links meshgate_proxy" in p for p in lnk)
+    print("self-test:", "the check catches bad includes (quoted, angled, relative) and a bad link" if ok else "FAILED",
+          inc, lnk)
     return 0 if ok else 1
 
 

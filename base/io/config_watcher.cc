@@ -31,18 +31,35 @@ ConfigWatcher::ConfigWatcher(asio::io_context& io, const std::vector<std::string
     return;
   }
   inotify_.assign(fd);
+  SetPaths(paths);
+  ReadEvents();
+}
+
+void ConfigWatcher::SetPaths(const std::vector<std::string>& paths) {
+  if (!inotify_.is_open()) return;
   std::set<std::string> dirs;
   for (const auto& p : paths) {
     std::error_code ec;
     const fs::path path = fs::absolute(p, ec);
     dirs.insert(fs::is_directory(path, ec) ? path.string() : path.parent_path().string());
   }
-  for (const auto& dir : dirs) {
-    if (inotify_add_watch(fd, dir.c_str(), kDirEvents) < 0) {
-      spdlog::warn("cannot watch {} ({}): use SIGHUP to reload", dir, std::strerror(errno));
+  for (auto it = watches_.begin(); it != watches_.end();) {
+    if (dirs.contains(it->first)) {
+      ++it;
+      continue;
     }
+    inotify_rm_watch(inotify_.native_handle(), it->second);
+    it = watches_.erase(it);
   }
-  ReadEvents();
+  for (const auto& dir : dirs) {
+    if (watches_.contains(dir)) continue;
+    const int wd = inotify_add_watch(inotify_.native_handle(), dir.c_str(), kDirEvents);
+    if (wd < 0) {
+      spdlog::warn("cannot watch {} ({}): use SIGHUP to reload", dir, std::strerror(errno));
+      continue;
+    }
+    watches_[dir] = wd;
+  }
 }
 
 ConfigWatcher::~ConfigWatcher() {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ class ConfigWatcher {
   ConfigWatcher(boost::asio::io_context& io, const std::vector<std::string>& paths,
                 std::chrono::milliseconds debounce, OnChange on_change);
   ~ConfigWatcher();
+  // Watches these paths from now on (same inotify descriptor, same SIGHUP
+  // handler: nothing is torn down while the loop runs).
+  void SetPaths(const std::vector<std::string>& paths);
   ConfigWatcher(const ConfigWatcher&) = delete;
   ConfigWatcher& operator=(const ConfigWatcher&) = delete;
 
@@ -42,6 +46,7 @@ class ConfigWatcher {
   std::string pending_why_;
   bool pending_ = false;
   std::vector<char> buffer_;
+  std::map<std::string, int> watches_;  // directory -> inotify watch descriptor
 };
 
 }  // namespace meshgate::io

@@ -36,7 +36,8 @@ class Gateway {
   void Stop();
 
   std::string bound_address() const;
-  // Counters over every worker plus the runtime's, "name=value ...".
+  // Counters over every worker plus the runtime's, "name=value ...". On the
+  // control loop (an admin handler) or after Run() returns.
   std::string StatsSummary() const;
 
  private:

@@ -127,6 +127,10 @@ HealthChecker::HealthChecker(asio::io_context& io, std::vector<config::GatewayCo
 
 HealthChecker::~HealthChecker() { impl_->StopAll(); }
 
+void HealthChecker::SetChecks(const std::vector<config::GatewayConfig::HealthCheck>& checks) {
+  impl_->checks.SetSpecs(ToHealthCheckSpecs(checks));
+}
+
 void HealthChecker::SetTable(std::shared_ptr<const config::RouteTable> table,
                              std::shared_ptr<lb::HealthTable> health) {
   impl_->StopAll();  // an old probe still in flight reports to nobody

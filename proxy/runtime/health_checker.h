@@ -30,6 +30,9 @@ class HealthChecker {
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
+  // Other checks from now on (a reload); call SetTable next. Verdicts of
+  // addresses still checked carry over.
+  void SetChecks(const std::vector<config::GatewayConfig::HealthCheck>& checks);
   // Probes the endpoints of this table version from now on.
   void SetTable(std::shared_ptr<const config::RouteTable> table,
                 std::shared_ptr<lb::HealthTable> health);

@@ -185,7 +185,8 @@ int Probe(const std::string& address) {
 }
 
 // The first load, printed for a person (and for --check); null on errors.
-std::shared_ptr<const config::RouteTable> LoadFirstTable(const config::GatewayConfig& cfg, bool check) {
+std::shared_ptr<const config::RouteTable> LoadFirstTable(const config::GatewayConfig& cfg, bool check,
+                                                         size_t* resources = nullptr) {
   const config::MeshLoadResult mesh = proxy::LoadMeshFor(cfg, "");
   // With only a control component there is nothing to warn about yet.
   if (!cfg.mesh_paths.empty()) {
@@ -200,15 +201,15 @@ std::shared_ptr<const config::RouteTable> LoadFirstTable(const config::GatewayCo
     std::cout << mesh.table->Describe();
     std::cout << "configuration OK: " << mesh.resources_loaded << " resource(s), " << mesh.table->clusters().size()
               << " cluster(s)\n";
-  } else {
-    spdlog::info("meshgate {} serving {} cluster(s) from {} resource(s)", MESHGATE_VERSION,
-                 mesh.table->clusters().size(), mesh.resources_loaded);
   }
+  if (resources != nullptr) *resources = mesh.resources_loaded;
   return mesh.table;
 }
 
-int Serve(const po::variables_map& vm, config::GatewayConfig cfg, std::shared_ptr<const config::RouteTable> table) {
+int Serve(const po::variables_map& vm, config::GatewayConfig cfg, std::shared_ptr<const config::RouteTable> table,
+          size_t resources) {
   RaiseFdLimit();
+  const size_t clusters = table->clusters().size();
   proxy::Gateway::Options options;
   options.settings = std::move(cfg);
   options.table = std::move(table);
@@ -221,6 +222,7 @@ int Serve(const po::variables_map& vm, config::GatewayConfig cfg, std::shared_pt
     spdlog::critical("{}", std::string(status.message()));
     return 1;
   }
+  spdlog::info("meshgate {} serving {} cluster(s) from {} resource(s)", MESHGATE_VERSION, clusters, resources);
   gateway.Run(/*handle_signals=*/true);
   spdlog::info("stats: {}", gateway.StatsSummary());
   spdlog::info("shutdown complete");
@@ -255,8 +257,9 @@ int main(int argc, char** argv) {
     return file_error ? 1 : 2;
   }
   base::SetupLogging("meshgate", *base::ParseLogLevel(cfg->log_level));
-  auto table = LoadFirstTable(*cfg, vm.count("check") > 0);
+  size_t resources = 0;
+  auto table = LoadFirstTable(*cfg, vm.count("check") > 0, &resources);
   if (!table) return 1;
   if (vm.count("check")) return 0;
-  return Serve(vm, *std::move(cfg), std::move(table));
+  return Serve(vm, *std::move(cfg), std::move(table), resources);
 }

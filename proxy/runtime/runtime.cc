@@ -46,6 +46,13 @@ std::vector<std::string> KeepRestartOnly(const config::GatewayConfig& running, c
   keep("control.url", next.control.url, running.control.url);
   keep("control.cluster", next.control.cluster, running.control.cluster);
   keep("control.caFile", next.control.ca_file, running.control.ca_file);
+  keep("control.initialBackoff", next.control.initial_backoff, running.control.initial_backoff);
+  keep("control.maxBackoff", next.control.max_backoff, running.control.max_backoff);
+  keep("control.watchTimeout", next.control.watch_timeout, running.control.watch_timeout);
+  // The control client asks for clusterId's routes when control.cluster is unset.
+  if (!running.control.url.empty() && running.control.cluster.empty()) {
+    keep("clusterId", next.cluster_id, running.cluster_id);
+  }
   keep("dns.servers", next.dns.servers, running.dns.servers);
   keep("dns.minTtl", next.dns.min_ttl, running.dns.min_ttl);
   keep("dns.maxTtl", next.dns.max_ttl, running.dns.max_ttl);
@@ -96,6 +103,7 @@ struct Runtime::Impl {
   void StartDns();
   void StartHealthChecks();
   void StartWatcher();
+  std::vector<std::string> WatchedPaths() const;
   void StartControl();
   void ArmSweep();
   void SweepEjections();
@@ -172,17 +180,27 @@ void Runtime::Impl::StartDns() {
 }
 
 void Runtime::Impl::StartHealthChecks() {
-  checker.reset();
-  if (settings.health_checks.empty()) return;
-  checker = std::make_unique<HealthChecker>(io, settings.health_checks);
+  if (settings.health_checks.empty()) {
+    checker.reset();  // gives its verdicts back
+    return;
+  }
+  // Reconfigured in place: verdicts and counters carry over.
+  if (checker) {
+    checker->SetChecks(settings.health_checks);
+  } else {
+    checker = std::make_unique<HealthChecker>(io, settings.health_checks);
+  }
   checker->SetTable(table, health);
 }
 
-void Runtime::Impl::StartWatcher() {
+std::vector<std::string> Runtime::Impl::WatchedPaths() const {
   std::vector<std::string> paths = settings.mesh_paths;
   if (!settings_path.empty()) paths.push_back(settings_path);
-  watcher.reset();  // one inotify and one SIGHUP handler at a time
-  watcher = std::make_unique<io::ConfigWatcher>(io, paths, std::chrono::milliseconds(100),
+  return paths;
+}
+
+void Runtime::Impl::StartWatcher() {
+  watcher = std::make_unique<io::ConfigWatcher>(io, WatchedPaths(), std::chrono::milliseconds(100),
                                                 [this](const std::string& why) { Reload(why); });
 }
 
@@ -228,11 +246,12 @@ void Runtime::Impl::Reload(const std::string& why) {
       return;
     }
     next = *std::move(loaded);
-    for (const std::string& name : KeepRestartOnly(settings, next)) {
-      spdlog::warn("config reload ({}): {} changed; it takes effect on restart only", why, name);
-    }
   }
-  Rebuild(next, control_resources, why);
+  const std::vector<std::string> restart_only = KeepRestartOnly(settings, next);
+  if (!Rebuild(next, control_resources, why).empty()) return;
+  for (const std::string& name : restart_only) {
+    spdlog::warn("config reload ({}): {} changed; it takes effect on restart only", why, name);
+  }
 }
 
 std::string Runtime::Impl::OnControl(const std::string& resources, const std::string& why) {
@@ -276,8 +295,8 @@ void Runtime::Impl::ApplySettings(config::GatewayConfig next) {
     spdlog::info("log level set to {} by meshgate.yaml", settings.log_level);
   }
   if (checks_changed) StartHealthChecks();
-  // Not from inside the watcher's own callback: on the next turn of the loop.
-  if (paths_changed) asio::post(io, [this] { StartWatcher(); });
+  // The same watcher, other directories: it is never torn down while it runs.
+  if (paths_changed && watcher) watcher->SetPaths(WatchedPaths());
 }
 
 void Runtime::Impl::InstallBase(RouteTablePtr base) {

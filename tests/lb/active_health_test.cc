@@ -172,3 +172,33 @@ TEST(ActiveHealthTest, TheCountersAreOneListForTheExportAndTheSummary) {
 
 }  // namespace
 }  // namespace meshgate::lb
+
+namespace meshgate::lb {
+namespace {
+
+// A reload that changes the checks (here only a threshold) keeps a failed
+// address out of rotation: reconfigured in place, not torn down and rebuilt.
+TEST(ActiveHealthTest, NewSpecsKeepTheVerdictsOfAddressesStillChecked) {
+  Version v({Cluster("a.bar.svc.cluster.local", 80, {At("10.0.0.1", 80), At("10.0.0.2", 80)}),
+             Cluster("b.foo.svc.cluster.local", 80, {At("10.0.0.3", 80)})});
+  ActiveHealthChecks checks({Spec("*.bar.svc.cluster.local", 0, 1), Spec("*.foo.svc.cluster.local", 0, 1)});
+  checks.SetTable(*v.table, v.health);
+  checks.OnProbeResult(TargetAt(checks, "10.0.0.1", 80), false);
+  checks.OnProbeResult(TargetAt(checks, "10.0.0.3", 80), false);
+  ASSERT_FALSE(v.health->cluster(0).Healthy(0));
+  ASSERT_FALSE(v.health->cluster(1).Healthy(0));
+
+  // foo is no longer checked: its verdict is given back; bar's stays.
+  checks.SetSpecs({Spec("*.bar.svc.cluster.local", 0, 3)});
+  checks.SetTable(*v.table, v.health);
+  EXPECT_FALSE(v.health->cluster(0).Healthy(0));
+  EXPECT_TRUE(v.health->cluster(0).Healthy(1));
+  EXPECT_TRUE(v.health->cluster(1).Healthy(0));
+  EXPECT_EQ(v.health->cluster(0).healthy_count(), 1u);
+  EXPECT_EQ(v.health->cluster(1).healthy_count(), 1u);
+  EXPECT_EQ(TargetAt(checks, "10.0.0.1", 80).spec().unhealthy_threshold, 3u);
+  EXPECT_EQ(checks.stats().transitions.value(), 2u);  // counters carry on
+}
+
+}  // namespace
+}  // namespace meshgate::lb
