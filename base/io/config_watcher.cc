@@ -1,5 +1,7 @@
 #include "base/io/config_watcher.h"
 
+#include <optional>
+
 #include <sys/inotify.h>
 
 #include <filesystem>
@@ -81,12 +83,16 @@ void ConfigWatcher::ReadEvents() {
   inotify_.async_read_some(asio::buffer(buffer_), [this](const error_code& ec, size_t n) {
     if (ec) return;
     // Name the first file that changed; the reload reads everything anyway.
-    std::string why = "file change";
-    if (n >= sizeof(inotify_event)) {
-      const auto* ev = reinterpret_cast<const inotify_event*>(buffer_.data());
-      if (ev->len > 0) why = std::string("change of ") + ev->name;
+    // IN_IGNORED only says a watch went away (SetPaths dropped a directory).
+    std::optional<std::string> why;
+    for (size_t at = 0; at + sizeof(inotify_event) <= n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(buffer_.data() + at);
+      at += sizeof(inotify_event) + ev->len;
+      if ((ev->mask & IN_IGNORED) != 0) continue;
+      why = ev->len > 0 ? std::string("change of ") + ev->name : std::string("file change");
+      break;
     }
-    Schedule(std::move(why));
+    if (why) Schedule(*std::move(why));
     ReadEvents();
   });
 }

@@ -133,6 +133,22 @@ TEST_F(SettingsReloadTest, EditingTheFileReloadsWithoutASignal) {
   EXPECT_EQ(ConfigDump(gw.admin_address()).at("settings").at("idle_timeout_ms").to_number<int64_t>(), 1800000);
 }
 
+// `mesh:` changed on reload: the watcher follows the new directory in place.
+TEST_F(SettingsReloadTest, ANewMeshDirectoryIsWatchedAfterAReload) {
+  dir_.Write("a/mesh.yaml", kMesh);
+  dir_.Write("b/mesh.yaml", kMesh);
+  const std::string cfg = dir_.Write("meshgate.yaml", "mesh: [a/mesh.yaml]\n");
+  MeshgateProcess gw({"--config", cfg});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  const std::string admin = gw.admin_address();
+  dir_.Write("meshgate.yaml", "mesh: [b/mesh.yaml]\n");
+  ASSERT_TRUE(WaitForWorkers(admin, 2)) << gw.Log();
+  // A change in b/ alone now reloads (no signal).
+  dir_.Write("b/mesh.yaml", std::string(kMesh) + "# touched\n");
+  ASSERT_TRUE(WaitForWorkers(admin, 3)) << gw.Log();
+  EXPECT_TRUE(gw.WaitForLog("config reloaded (change of mesh.yaml): version 3")) << gw.Log();
+}
+
 // The value of an unlabelled (or the first labelled) sample of `name`, -1
 // when absent.
 double Sample(const std::string& metrics, const std::string& name) {
