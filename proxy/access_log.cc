@@ -50,13 +50,14 @@ AccessLog::~AccessLog() {
 }
 
 bool AccessLog::Sample(size_t worker) {
-  if (sample_rate_ >= 1) return true;
-  if (sample_rate_ <= 0) return false;
+  const double rate = sample_rate_.load(std::memory_order_relaxed);
+  if (rate >= 1) return true;
+  if (rate <= 0) return false;
   uint64_t& x = queues_[worker]->rng;
   x ^= x << 13;
   x ^= x >> 7;
   x ^= x << 17;
-  return static_cast<double>(x >> 11) * 0x1.0p-53 < sample_rate_;
+  return static_cast<double>(x >> 11) * 0x1.0p-53 < rate;
 }
 
 bool AccessLog::Submit(size_t worker, std::string line) {

@@ -29,6 +29,8 @@ class AccessLog {
 
   // Worker `worker` only: whether this connection is logged (sampling).
   bool Sample(size_t worker);
+  // Any thread (a reload): the share of connections logged from now on.
+  void SetSampleRate(double rate) { sample_rate_.store(rate, std::memory_order_relaxed); }
   // Worker `worker` only. False, and counted, when its queue is full.
   bool Submit(size_t worker, std::string line);
 
@@ -43,7 +45,7 @@ class AccessLog {
 
   FILE* out_;
   bool owned_;
-  double sample_rate_;
+  std::atomic<double> sample_rate_;
   std::vector<std::unique_ptr<Queue>> queues_;
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> written_{0};

@@ -42,8 +42,16 @@ bool PipePool::Acquire(Pipe& out) {
   return true;
 }
 
+void PipePool::SetMaxOpen(size_t max_open) {
+  max_open_ = max_open;
+  while (open_ > max_open_ && !idle_.empty()) {  // the rest close as they come back
+    Discard(idle_.back());
+    idle_.pop_back();
+  }
+}
+
 void PipePool::Release(Pipe pipe) {
-  if (idle_.size() < max_idle_) {
+  if (idle_.size() < max_idle_ && open_ <= max_open_) {
     idle_.push_back(pipe);
     return;
   }

@@ -50,6 +50,8 @@ class PipePool {
   // False when no pipe can be had (the cap, or fd and pipe-page limits):
   // the caller falls back to copying.
   bool Acquire(Pipe& out);
+  // A new cap (a reload); pipes over it close as they come back.
+  void SetMaxOpen(size_t max_open);
   // Only empty pipes may be returned.
   void Release(Pipe pipe);
   // A pipe with bytes still in it is closed, never reused.

@@ -33,6 +33,11 @@ bool IsResourceExhaustion(const error_code& ec) {
   return v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM;
 }
 
+// maxPipes is for the whole gateway: each worker gets its share.
+size_t PipeShare(int64_t max_pipes, size_t workers) {
+  return max_pipes < 0 ? SIZE_MAX : static_cast<size_t>(max_pipes) / workers;
+}
+
 absl::StatusOr<tcp::endpoint> ParseListen(const std::string& listen) {
   auto parsed = base::ParseListenAddress(listen);
   if (!parsed.ok()) return parsed.status();
@@ -132,8 +137,7 @@ WorkerPool::WorkerPool(int threads, int64_t max_pipes, std::shared_ptr<const Sna
   // splice(2) into a socket the peer has reset raises SIGPIPE; we want EPIPE.
   signal(SIGPIPE, SIG_IGN);
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  // maxPipes is for the whole gateway: each worker gets its share.
-  const size_t share = max_pipes < 0 ? SIZE_MAX : static_cast<size_t>(max_pipes / threads);
+  const size_t share = PipeShare(max_pipes, threads);
   for (int i = 0; i < threads; ++i) {
     // Each worker builds its own balancers, so each gets its own WorkerRoutes.
     workers_.push_back(std::make_unique<Worker>(std::make_shared<WorkerRoutes>(first), static_cast<size_t>(i), share));
@@ -199,6 +203,14 @@ uint64_t WorkerPool::acked_sequence() const {
   uint64_t lowest = UINT64_MAX;
   for (const auto& w : workers_) lowest = std::min(lowest, w->acked_sequence.load(std::memory_order_acquire));
   return workers_.empty() ? 0 : lowest;
+}
+
+void WorkerPool::SetMaxPipes(int64_t max_pipes) {
+  const size_t share = PipeShare(max_pipes, workers_.size());
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    asio::post(worker->io, [worker, share] { worker->pipes.SetMaxOpen(share); });
+  }
 }
 
 void WorkerPool::CloseListeners() {

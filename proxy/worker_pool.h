@@ -43,6 +43,9 @@ class WorkerPool {
   // The same for the snapshot sequence, which DNS answers advance too.
   uint64_t acked_sequence() const;
 
+  // Thread-safe. A new maxPipes for the whole pool (-1: no cap), shared evenly.
+  void SetMaxPipes(int64_t max_pipes);
+
   // Thread-safe. The drain: stop accepting; then close what is left as "drained".
   void CloseListeners();
   void DrainSessions();

@@ -78,7 +78,12 @@ void Gateway::Run(bool handle_signals) {
     impl_->WaitSignal();
   }
   WorkerPool& workers = *impl_->workers;
-  impl_->runtime.Start([&workers](std::shared_ptr<const Snapshot> snapshot) { workers.Publish(std::move(snapshot)); });
+  AccessLog* access_log = impl_->access_log.get();
+  impl_->runtime.Start([&workers](std::shared_ptr<const Snapshot> snapshot) { workers.Publish(std::move(snapshot)); },
+                       [&workers, access_log](const config::GatewayConfig& s) {
+                         workers.SetMaxPipes(s.max_pipes);
+                         if (access_log != nullptr) access_log->SetSampleRate(s.access_log.sample_rate);
+                       });
   auto guard = asio::make_work_guard(impl_->io);
   workers.Start();
   impl_->lifecycle.ready = true;

@@ -26,8 +26,9 @@ double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Settings that need a restart: the listener, the threads, the pipes, the
-// ops endpoints, the access log, the control component and DNS. A reload that
+// Settings that need a restart: the listener, the threads, the ops
+// endpoints' addresses, the access log's destination, the control component
+// and DNS (their sockets and channels are made once). A reload that
 // changes one keeps the running value and says so.
 std::vector<std::string> KeepRestartOnly(const config::GatewayConfig& running, config::GatewayConfig& next) {
   std::vector<std::string> changed;
@@ -37,12 +38,10 @@ std::vector<std::string> KeepRestartOnly(const config::GatewayConfig& running, c
   };
   keep("listen", next.listen, running.listen);
   keep("threads", next.threads, running.threads);
-  keep("maxPipes", next.max_pipes, running.max_pipes);
   keep("admin", next.admin, running.admin);
   keep("metrics", next.metrics, running.metrics);
   keep("readiness", next.readiness, running.readiness);
   keep("accessLog.path", next.access_log.path, running.access_log.path);
-  keep("accessLog.sampleRate", next.access_log.sample_rate, running.access_log.sample_rate);
   keep("control.url", next.control.url, running.control.url);
   keep("control.cluster", next.control.cluster, running.control.cluster);
   keep("control.caFile", next.control.ca_file, running.control.ca_file);
@@ -131,6 +130,7 @@ struct Runtime::Impl {
   ReloadStatus reload;
   std::string control_resources;  // the last version that loaded
   Publish publish;
+  std::function<void(const config::GatewayConfig&)> on_settings;
   lb::OutlierSweep outlier_sweep;  // outlier re-check, on each cluster's interval
   asio::steady_timer sweep_timer;
   std::unique_ptr<DnsResolver> resolver;
@@ -153,8 +153,9 @@ Runtime::~Runtime() = default;
 
 std::shared_ptr<const Snapshot> Runtime::snapshot() const { return impl_->snapshot; }
 
-void Runtime::Start(Publish publish) {
+void Runtime::Start(Publish publish, std::function<void(const config::GatewayConfig&)> on_settings) {
   impl_->publish = std::move(publish);
+  impl_->on_settings = std::move(on_settings);
   impl_->StartHealthChecks();
   impl_->StartDns();  // every table goes through DNS resolution before the workers see it
   impl_->StartWatcher();
@@ -295,6 +296,7 @@ void Runtime::Impl::ApplySettings(config::GatewayConfig next) {
     spdlog::info("log level set to {} by meshgate.yaml", settings.log_level);
   }
   if (checks_changed) StartHealthChecks();
+  if (on_settings) on_settings(settings);
   // The same watcher, other directories: it is never torn down while it runs.
   if (paths_changed && watcher) watcher->SetPaths(WatchedPaths());
 }

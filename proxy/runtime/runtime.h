@@ -56,8 +56,10 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   std::shared_ptr<const Snapshot> snapshot() const;
-  // Starts every source of change; from now on each new snapshot goes to `publish`.
-  void Start(Publish publish);
+  // Starts every source of change; from now on each new snapshot goes to
+  // `publish`, and the settings of each good reload to `on_settings` (for
+  // what lives outside the snapshot: the pipe cap, the access log's sampling).
+  void Start(Publish publish, std::function<void(const config::GatewayConfig&)> on_settings = nullptr);
   // Re-reads meshgate.yaml and the mesh now (what SIGHUP does).
   void Reload(const std::string& why);
 

@@ -127,3 +127,33 @@ TEST(PipePoolTest, DestroyingThePoolClosesItsIdlePipes) {
 
 }  // namespace
 }  // namespace meshgate::proxy
+
+namespace meshgate::proxy {
+namespace {
+
+// maxPipes reloads: a lower cap closes idle pipes over it at once and the
+// rest as they come back; a higher one lets the pool grow again.
+TEST(PipePoolReloadTest, ALowerCapClosesPipesOverItAndAHigherOneLetsThePoolGrow) {
+  PipePool pool(64, 4);
+  PipePool::Pipe held[4];
+  for (auto& p : held) ASSERT_TRUE(pool.Acquire(p));
+  PipePool::Pipe extra;
+  EXPECT_FALSE(pool.Acquire(extra));
+  pool.Release(held[0]);
+  pool.Release(held[1]);  // two idle, two in use
+  pool.SetMaxOpen(1);     // both idle ones close: two open, both in use
+  EXPECT_FALSE(pool.Acquire(extra));
+  pool.Release(held[2]);  // over the cap: closed, not kept
+  EXPECT_FALSE(pool.Acquire(extra));
+  pool.Release(held[3]);  // now at the cap: kept idle
+  ASSERT_TRUE(pool.Acquire(extra));
+  PipePool::Pipe more;
+  EXPECT_FALSE(pool.Acquire(more));
+  pool.SetMaxOpen(2);
+  EXPECT_TRUE(pool.Acquire(more));
+  pool.Release(extra);
+  pool.Release(more);
+}
+
+}  // namespace
+}  // namespace meshgate::proxy

@@ -133,6 +133,30 @@ TEST_F(SettingsReloadTest, EditingTheFileReloadsWithoutASignal) {
   EXPECT_EQ(ConfigDump(gw.admin_address()).at("settings").at("idle_timeout_ms").to_number<int64_t>(), 1800000);
 }
 
+// The access log's sampling follows the file (its destination needs a restart).
+TEST_F(SettingsReloadTest, AccessLogSamplingChangesOnReload) {
+  dir_.Write("mesh.yaml", kMesh);
+  const std::string cfg = WriteSettings("timeouts: {hello: 100ms}\naccessLog: {sampleRate: 0}\n");
+  MeshgateProcess gw({"--config", cfg});
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  auto silent_client = [&] {
+    const int fd = ConnectTcp(gw.port());
+    ASSERT_GE(WaitForClose(fd, 5000), 0);
+    ::close(fd);
+  };
+  silent_client();
+  ASSERT_TRUE(gw.WaitForLog("closed: hello_timeout", 1)) << gw.Log();
+  WriteSettings("timeouts: {hello: 100ms}\naccessLog: {sampleRate: 1}\n");
+  ASSERT_TRUE(WaitForWorkers(gw.admin_address(), 2)) << gw.Log();
+  silent_client();
+  ASSERT_TRUE(gw.WaitForLog("closed: hello_timeout", 2)) << gw.Log();
+  EXPECT_TRUE(WaitFor([&] { return gw.Stdout().find("\"termination\":\"hello_timeout\"") != std::string::npos; }))
+      << gw.Stdout();
+  // Exactly one line: the first connection was not sampled.
+  const std::string out = gw.Stdout();
+  EXPECT_EQ(out.find("hello_timeout"), out.rfind("hello_timeout")) << out;
+}
+
 // `mesh:` changed on reload: the watcher follows the new directory in place.
 TEST_F(SettingsReloadTest, ANewMeshDirectoryIsWatchedAfterAReload) {
   dir_.Write("a/mesh.yaml", kMesh);
