@@ -1,9 +1,11 @@
 #include "proxy/session.h"
 
+#include <cstring>
 #include <ctime>
 #include <limits>
 
 #include "base/io/endpoint.h"
+#include "proxy/tcp_keepalive.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -168,6 +170,28 @@ std::chrono::milliseconds Session::ConnectTimeout() const {
   return pool && pool->connect_timeout ? *pool->connect_timeout : ctx_.routes->settings.connect_timeout;
 }
 
+// connectionPool.tcp.tcpKeepalive goes on the socket before the connect, as
+// Envoy sets a cluster's upstream_connection_options.tcp_keepalive (Istio
+// docs: networking.istio.io DestinationRule ConnectionPoolSettings.TCPSettings
+// .tcpKeepalive, "If set then set SO_KEEPALIVE on the socket to enable TCP
+// Keepalives"). Without one the socket is left to the OS. A socket that fails
+// to open here fails again in the connect, which handles it.
+void Session::OpenUpstream(const asio::ip::address& address) {
+  up_ = Socket(down_.get_executor());
+  const auto& pool = cluster_->policy.connection_pool;
+  if (!pool || !pool->keepalive) return;
+  error_code ec;
+  up_.open(address.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), ec);
+  if (ec) return;
+  if (const int err = ApplyTcpKeepalive(up_.native_handle(), *pool->keepalive); err != 0) {
+    uint64_t suppressed = 0;
+    if (ctx_.log_limiter->Allow(suppressed)) {
+      spdlog::warn("cluster {}: tcpKeepalive not applied: {}{}", cluster_->name, std::strerror(err),
+                   Suppressed(suppressed));
+    }
+  }
+}
+
 void Session::DoConnect() {
   const int idx = static_cast<int>(tried_.size()) < ctx_.routes->settings.max_connect_attempts
                       ? ctx_.routes->BalancerFor(*cluster_).Pick(*cluster_state_, {client_hash_, tried_})
@@ -197,7 +221,7 @@ void Session::DoConnect() {
   }
   connect_timed_out_ = false;
   connect_started_ = Clock::now();
-  up_ = Socket(down_.get_executor());
+  OpenUpstream(address);
   ArmTimer(ConnectTimeout(), [this] {
     connect_timed_out_ = true;
     error_code ignored;
@@ -216,6 +240,7 @@ void Session::OnConnect(const error_code& ec) {
   // From here the idle timeout applies, also while the hello is written to
   // an upstream that may not read it.
   last_activity_ = Clock::now();
+  SetConnectionLimits(last_activity_);
   // No timer of its own from here: the worker's idle sweep checks it, so an
   // idle session holds no pending timer operation.
   ++timer_gen_;
@@ -228,6 +253,31 @@ void Session::OnConnect(const error_code& ec) {
       std::chrono::duration<double>(Clock::now() - connect_started_).count());
   PrepareSocket(up_);
   DoWriteHello();
+}
+
+// Istio's docs (networking.istio.io DestinationRule,
+// ConnectionPoolSettings.TCPSettings) and what Istio makes of them for
+// Envoy's tcp_proxy:
+// - idleTimeout: "The idle timeout for TCP connections ... no bytes sent or
+//   received on either the upstream or downstream connection. If not set, the
+//   default idle timeout is 1 hour. If set to 0s, the timeout will be
+//   disabled." Istio sets it as the tcp_proxy's idle_timeout, so the
+//   cluster's wins over the gateway's timeouts.idle (our "not set" default).
+// - maxConnectionDuration: "The maximum duration of a connection. The
+//   duration is defined as the period since a connection was established. If
+//   not set, there is no max duration." Envoy's tcp_proxy has the same limit
+//   (max_downstream_connection_duration). Here it counts from the upstream
+//   connect, the connection the rule is about; 0s is treated as not set.
+void Session::SetConnectionLimits(Clock::time_point connected) {
+  idle_timeout_ = ctx_.routes->settings.idle_timeout;
+  const auto& pool = cluster_->policy.connection_pool;
+  if (!pool) return;
+  if (pool->idle_timeout) {
+    idle_timeout_ = pool->idle_timeout->count() > 0 ? Clock::duration(*pool->idle_timeout) : Clock::duration::max();
+  }
+  if (pool->max_connection_duration && pool->max_connection_duration->count() > 0) {
+    close_by_ = connected + *pool->max_connection_duration;
+  }
 }
 
 void Session::OnConnectFailed(const error_code& ec) {
@@ -296,9 +346,9 @@ void Session::OnFlowProgress(const Flow& flow, size_t n) {
 }
 
 void Session::CheckIdle(Clock::time_point now) {
-  if (relaying_ && !closed_ && now - last_activity_ >= ctx_.routes->settings.idle_timeout) {
-    Close(Termination::kIdleTimeout);
-  }
+  if (!relaying_ || closed_) return;
+  if (now >= close_by_) return Close(Termination::kMaxDuration);
+  if (now - last_activity_ >= idle_timeout_) Close(Termination::kIdleTimeout);
 }
 
 void Session::OnFlowEnd(const Flow& flow, Flow::End end) {

@@ -73,8 +73,9 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   void Start();
   // The drain time ran out: close now, as "drained".
   void Drain() { Close(Termination::kDrained); }
-  // The worker's periodic sweep: closes a relaying session idle for the
-  // configured idle timeout.
+  // The worker's periodic sweep (SessionSweep): closes a relaying session
+  // idle for its idle timeout, or connected for its cluster's
+  // maxConnectionDuration.
   void CheckIdle(std::chrono::steady_clock::time_point now);
 
  private:
@@ -85,10 +86,12 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   void OnHello();
   void DoConnect();
   std::chrono::milliseconds ConnectTimeout() const;
+  void OpenUpstream(const boost::asio::ip::address& address);
   void OnConnect(const boost::system::error_code& ec);
   void OnConnectFailed(const boost::system::error_code& ec);
   void DoWriteHello();
   void OnWriteHello(const boost::system::error_code& ec, size_t n);
+  void SetConnectionLimits(Clock::time_point connected);
   void StartRelay();
   void OnFlowProgress(const Flow& flow, size_t n) override;
   void OnFlowEnd(const Flow& flow, Flow::End end) override;
@@ -133,6 +136,10 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   Clock::time_point start_;
   std::chrono::system_clock::time_point start_wall_;  // for the access log
   Clock::time_point last_activity_;
+  // From the upstream connect, for the sweep: the cluster's idle timeout (else
+  // the gateway's) and the time its maxConnectionDuration runs out (max: none).
+  Clock::duration idle_timeout_ = Clock::duration::max();
+  Clock::time_point close_by_ = Clock::time_point::max();
   bool relaying_ = false;  // connected: the idle timeout applies
   bool closed_ = false;
 };

@@ -40,6 +40,12 @@ struct Snapshot {
   lb::BalancerOptions balancer;
 };
 
+// How often a worker sweeps its sessions for `table` and `settings`: an
+// eighth of the shortest idle timeout or maximum connection duration (the
+// gateway's or any cluster's), within 10ms..1s. A session is closed within
+// its limit plus one tick. (In session_sweep.cc, with the sweep.)
+std::chrono::milliseconds SweepTick(const config::RouteTable& table, const DataPathSettings& settings);
+
 // One snapshot as a worker uses it: the snapshot plus this worker's balancers
 // for its clusters (built on first use, never shared between threads).
 struct WorkerRoutes {
@@ -49,6 +55,7 @@ struct WorkerRoutes {
         health(snapshot->health.get()),
         cluster_stats(snapshot->cluster_stats),
         settings(snapshot->settings),
+        sweep_tick(SweepTick(*table, settings)),
         balancers(table->clusters().size()) {}
   lb::Balancer& BalancerFor(const config::Cluster& cluster) {
     auto& b = balancers[cluster.id];
@@ -60,6 +67,7 @@ struct WorkerRoutes {
   lb::HealthTable* health;
   const std::vector<std::shared_ptr<ClusterStats>>& cluster_stats;
   const DataPathSettings& settings;
+  std::chrono::milliseconds sweep_tick;
   std::vector<std::unique_ptr<lb::Balancer>> balancers;  // by Cluster::id
 };
 

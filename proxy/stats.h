@@ -28,6 +28,7 @@ using base::Counter;
   X(kUpstreamConnectFailed, "upstream_connect_failed")                  \
   X(kUpstreamOverflow, "upstream_overflow")  /* maxConnections */         \
   X(kIdleTimeout, "idle_timeout")                                       \
+  X(kMaxDuration, "max_duration")      /* connectionPool.tcp.maxConnectionDuration */ \
   X(kDownstreamClose, "downstream_close")                               \
   X(kUpstreamClose, "upstream_close")                                   \
   X(kDownstreamError, "downstream_error")                               \

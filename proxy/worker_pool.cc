@@ -17,6 +17,7 @@
 #include "base/io/endpoint.h"
 #include "fmt/format.h"
 #include "proxy/session.h"
+#include "proxy/session_sweep.h"
 #include "spdlog/spdlog.h"
 
 namespace meshgate::proxy {
@@ -63,21 +64,6 @@ struct Worker {
     acked_sequence.store(ctx.routes->snapshot->sequence, std::memory_order_relaxed);
   }
 
-  // One timer per worker enforces every session's idle timeout, instead of
-  // a pending timer per idle session: closes happen within idle + tick.
-  void ArmIdleSweep() {
-    const auto tick = std::clamp<std::chrono::milliseconds>(ctx.routes->settings.idle_timeout / 8,
-                                                            std::chrono::milliseconds(10), std::chrono::seconds(1));
-    idle_sweep.expires_after(tick);
-    idle_sweep.async_wait([this](const error_code& ec) {
-      if (ec) return;
-      sweep_snapshot.assign(live.begin(), live.end());  // Close() may change `live`
-      const auto now = std::chrono::steady_clock::now();
-      for (Session* session : sweep_snapshot) session->CheckIdle(now);
-      ArmIdleSweep();
-    });
-  }
-
   void DoAccept() {
     // The peer's address comes with accept(): no getpeername per connection.
     acceptor.async_accept(io, accept_peer,
@@ -113,7 +99,7 @@ struct Worker {
 
   void Run() {
     DoAccept();
-    ArmIdleSweep();
+    sweep.Start();
     thread = std::thread([this] { io.run(); });
   }
 
@@ -121,14 +107,13 @@ struct Worker {
   PipePool pipes;
   LogLimiter limiter;
   std::unordered_set<Session*> live;  // this worker's open sessions
-  std::vector<Session*> sweep_snapshot;
   WorkerContext ctx;
   std::atomic<uint64_t> acked{0};           // the snapshot's config version installed
   std::atomic<uint64_t> acked_sequence{0};  // the snapshot's sequence installed
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer backoff{io};
-  asio::steady_timer idle_sweep{io};
+  SessionSweep sweep{io, ctx};  // idle timeouts and max connection durations
   tcp::endpoint accept_peer;  // filled by each accept
   std::thread thread;
 };

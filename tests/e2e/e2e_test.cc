@@ -616,6 +616,31 @@ TEST_F(E2eTest, MaxConnectionsOverflowIsRefusedAndCounted) {
   EXPECT_EQ(gw->Counter("termination.upstream_overflow"), 1u);
 }
 
+// connectionPool.tcp.maxConnectionDuration from a DestinationRule: an mTLS
+// session that keeps echoing (never idle) is closed that long after it was
+// connected, and counted as max_duration.
+TEST_F(E2eTest, MaxConnectionDurationFromTheDestinationRuleClosesABusyConnection) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  const std::string rule = WriteRule("{connectionPool: {tcp: {maxConnectionDuration: 300ms}}}");
+  auto gw = StartGateway({backend.port()}, {"--mesh", rule, "--threads", "1"});
+  const auto start = std::chrono::steady_clock::now();
+  TlsClient client(client_ctx_.get(), gw->port(), kSni);
+  ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw->Log();
+  int round_trips = 0;
+  char buf[4];
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    if (!client.WriteAll("ping", 4) || !client.ReadExactly(buf, sizeof(buf))) break;
+    ++round_trips;
+  }
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GT(round_trips, 0);
+  EXPECT_GE(took, std::chrono::milliseconds(250));
+  EXPECT_LT(took, std::chrono::seconds(3)) << "not closed at maxConnectionDuration";
+  EXPECT_EQ(gw->Stop(), 0);
+  EXPECT_EQ(gw->Counter("termination.max_duration"), 1u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("termination.idle_timeout"), 0u);
+}
+
 TEST_F(E2eTest, BackendClosingMidStreamClosesTheClient) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kCloseAfterFirstRead});
   auto gw = StartGateway({backend.port()});

@@ -3,7 +3,13 @@
 // upstream listening on 127.0.0.1:0 in this process. Each test asserts the
 // termination reason and counters in ProxyStats, the bytes both peers saw,
 // and that the session is gone (and its accounting undone) once it ends.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +24,7 @@
 #include "proxy/log_limiter.h"
 #include "proxy/relay.h"
 #include "proxy/session.h"
+#include "proxy/session_sweep.h"
 #include "proxy/snapshot.h"
 #include "proxy/stats.h"
 #include "tests/proxy/loopback.h"
@@ -62,13 +69,17 @@ class SessionTest : public ::testing::Test {
   // What the runtime would publish: httpbin.bar:8000 on 127.0.0.1 at `ports`
   // (none: a cluster without endpoints), with settings_.
   void Publish(const std::vector<uint16_t>& ports, std::optional<uint32_t> max_connections = std::nullopt) {
+    std::optional<config::TcpConnectionPool> pool;
+    if (max_connections) pool = config::TcpConnectionPool{.max_connections = max_connections};
+    PublishWithPool(ports, pool);
+  }
+  // The same, with the DestinationRule's connectionPool.tcp for the cluster.
+  void PublishWithPool(const std::vector<uint16_t>& ports, const std::optional<config::TcpConnectionPool>& pool) {
     config::Cluster cluster;
     cluster.host = "httpbin.bar.svc.cluster.local";
     cluster.port = 8000;
     for (uint16_t port : ports) cluster.endpoints.push_back(config::Endpoint{"127.0.0.1", port});
-    if (max_connections) {
-      cluster.policy.connection_pool = config::TcpConnectionPool{.max_connections = max_connections};
-    }
+    cluster.policy.connection_pool = pool;
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->version = 1;
     snapshot->table = std::make_shared<const config::RouteTable>(
@@ -77,6 +88,11 @@ class SessionTest : public ::testing::Test {
     snapshot->cluster_stats = registry_.ForTable(*snapshot->table);
     snapshot->settings = settings_;
     ctx_.routes = std::make_shared<WorkerRoutes>(snapshot);
+  }
+  // Runs the worker's sweep on io_ from now on, as a worker does.
+  void StartSweep() {
+    sweep_.emplace(io_, ctx_);
+    sweep_->Start();
   }
   const ClusterStats& cluster_stats() const { return *ctx_.routes->cluster_stats[0]; }
 
@@ -160,6 +176,7 @@ class SessionTest : public ::testing::Test {
   DataPathSettings settings_;
   WorkerContext ctx_;
   boost::asio::io_context io_{1};
+  std::optional<SessionSweep> sweep_;  // after io_: its timer goes first
   std::vector<std::weak_ptr<Session>> sessions_;
 };
 
@@ -445,6 +462,168 @@ TEST_F(SessionTest, DrainClosesRelayingSessionsAsDrained) {
   ASSERT_TRUE(WaitClosed(io_, r.server));
   EXPECT_EQ(Ended(Termination::kDrained), 1u);
   EXPECT_EQ(Ended(), 1u);
+  ExpectAllUndone();
+}
+
+// connectionPool.tcp.idleTimeout: the cluster's wins over the gateway's
+// timeouts.idle, and the worker's sweep closes the session at it (within a
+// tick of 25ms), not at the gateway's hour.
+TEST_F(SessionTest, TheClustersIdleTimeoutBeatsTheGatewaysAndTheSweepClosesAtIt) {
+  settings_.idle_timeout = 1h;
+  Listener upstream;
+  PublishWithPool({upstream.port()}, config::TcpConnectionPool{.idle_timeout = 200ms});
+  StartSweep();
+  Relayed r = Relay(upstream, Hello(kSni));
+  const auto idle_from = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitClosed(io_, r.client, 5s)) << "the cluster's idle timeout was not applied";
+  const auto waited = std::chrono::steady_clock::now() - idle_from;
+  EXPECT_GE(waited, 190ms);  // the session's clock started a little before ours
+  EXPECT_LT(waited, 900ms) << "a sweep tick too long for the cluster's timeout";
+  ASSERT_TRUE(WaitClosed(io_, r.server));
+  EXPECT_EQ(Ended(Termination::kIdleTimeout), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  ExpectAllUndone();
+}
+
+// Istio: "If set to 0s, the timeout will be disabled" for the cluster, even
+// though the gateway's own idle timeout would have closed it.
+TEST_F(SessionTest, AClusterIdleTimeoutOfZeroDisablesIt) {
+  settings_.idle_timeout = 1h;
+  Listener upstream;
+  PublishWithPool({upstream.port()}, config::TcpConnectionPool{.idle_timeout = 0ms});
+  Relayed r = Relay(upstream, Hello(kSni));
+  const auto now = std::chrono::steady_clock::now();
+  ForEachLive([&](Session& s) { s.CheckIdle(now + 24h); });
+  RunReady(io_);
+  EXPECT_EQ(Ended(), 0u) << "closed although the cluster disabled the idle timeout";
+  ForEachLive([](Session& s) { s.Drain(); });
+  ASSERT_TRUE(WaitClosed(io_, r.client));
+  ExpectAllUndone();
+}
+
+// connectionPool.tcp.maxConnectionDuration: closed that long after the
+// upstream connect however busy it is, counted as max_duration.
+TEST_F(SessionTest, MaxConnectionDurationClosesABusySessionOnTime) {
+  settings_.idle_timeout = 1h;
+  Listener upstream;
+  PublishWithPool({upstream.port()}, config::TcpConnectionPool{.max_connection_duration = 300ms});
+  StartSweep();
+  const auto start = std::chrono::steady_clock::now();
+  Relayed r = Relay(upstream, Hello(kSni));
+  // Traffic both ways keeps it from being idle; it does not extend the limit.
+  bool closed = false;
+  const bool done = RunUntil(io_, [&] {
+    r.client.SendSome("ping");
+    r.server.SendSome("pong");
+    r.server.ReadAvailable();
+    r.client.ReadAvailable();
+    closed = r.client.eof() || r.client.error() != 0;
+    return closed;
+  });
+  ASSERT_TRUE(done) << "not closed at maxConnectionDuration";
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 900ms) << "a sweep tick too long for the cluster's duration";
+  EXPECT_GT(r.server.received().size(), Hello(kSni).size()) << "no traffic was relayed";
+  EXPECT_EQ(Ended(Termination::kMaxDuration), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  EXPECT_EQ(ToString(Termination::kMaxDuration), "max_duration");
+  ExpectAllUndone();
+}
+
+// The limits from the sweep's side, at chosen times: the duration counts from
+// the connect, and is checked before the idle timeout.
+TEST_F(SessionTest, MaxConnectionDurationCountsFromTheConnect) {
+  Listener upstream;
+  PublishWithPool({upstream.port()},
+                  config::TcpConnectionPool{.idle_timeout = 1h, .max_connection_duration = 10min});
+  const auto before = std::chrono::steady_clock::now();
+  Relayed r = Relay(upstream, Hello(kSni));
+  ForEachLive([&](Session& s) { s.CheckIdle(before + 9min); });
+  RunReady(io_);
+  EXPECT_EQ(Ended(), 0u) << "closed before maxConnectionDuration";
+  ForEachLive([&](Session& s) { s.CheckIdle(before + 2h); });
+  ASSERT_TRUE(WaitClosed(io_, r.client));
+  EXPECT_EQ(Ended(Termination::kMaxDuration), 1u);
+  EXPECT_EQ(Ended(), 1u);
+  ExpectAllUndone();
+}
+
+// The sweep's period follows the shortest limit anywhere in the snapshot.
+TEST(SweepTickTest, FollowsTheShortestIdleTimeoutOrDuration) {
+  DataPathSettings settings;
+  settings.idle_timeout = 1h;
+  auto table = [](std::optional<config::TcpConnectionPool> pool) {
+    config::Cluster cluster;
+    cluster.host = "a.b.svc.cluster.local";
+    cluster.port = 80;
+    cluster.policy.connection_pool = pool;
+    return config::RouteTable(std::vector<config::Cluster>{cluster}, {});
+  };
+  EXPECT_EQ(SweepTick(table(std::nullopt), settings), 1s);
+  EXPECT_EQ(SweepTick(table(config::TcpConnectionPool{.idle_timeout = 800ms}), settings), 100ms);
+  EXPECT_EQ(SweepTick(table(config::TcpConnectionPool{.max_connection_duration = 400ms}), settings), 50ms);
+  EXPECT_EQ(SweepTick(table(config::TcpConnectionPool{.idle_timeout = 0ms}), settings), 1s) << "0s is off";
+  EXPECT_EQ(SweepTick(table(config::TcpConnectionPool{.idle_timeout = 1ms}), settings), 10ms);
+}
+
+// connectionPool.tcp.tcpKeepalive reaches meshgate's upstream socket: found
+// among this process's descriptors as the one connected to the upstream's
+// port from the port the upstream's accepted connection sees as its peer.
+uint16_t Port(const sockaddr_storage& a) {
+  return a.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(&a)->sin_port) : 0;
+}
+int SessionsUpstreamFd(const Peer& server) {
+  sockaddr_storage want_local{}, want_peer{};
+  socklen_t len = sizeof(sockaddr_storage);
+  if (::getpeername(server.fd(), reinterpret_cast<sockaddr*>(&want_local), &len) != 0) return -1;
+  len = sizeof(sockaddr_storage);
+  if (::getsockname(server.fd(), reinterpret_cast<sockaddr*>(&want_peer), &len) != 0) return -1;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+    if (fd == server.fd() || ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+      continue;
+    }
+    if (Port(local) == Port(want_local) && Port(peer) == Port(want_peer)) return fd;
+  }
+  return -1;
+}
+
+int IntOption(int fd, int level, int name) {
+  int value = -1;
+  socklen_t len = sizeof(value);
+  return ::getsockopt(fd, level, name, &value, &len) == 0 ? value : -1;
+}
+
+TEST_F(SessionTest, TcpKeepaliveIsSetOnTheUpstreamSocket) {
+  Listener upstream;
+  PublishWithPool({upstream.port()},
+                  config::TcpConnectionPool{.keepalive = config::TcpKeepalive{
+                                                .probes = 4, .time = 30s, .interval = 7s}});
+  Relayed r = Relay(upstream, Hello(kSni));
+  const int fd = SessionsUpstreamFd(r.server);
+  ASSERT_GE(fd, 0) << "the session's upstream socket was not found";
+  EXPECT_EQ(IntOption(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+  EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPCNT), 4);
+  EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE), 30);
+  EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL), 7);
+  ForEachLive([](Session& s) { s.Drain(); });
+  ASSERT_TRUE(WaitClosed(io_, r.client));
+  ExpectAllUndone();
+}
+
+TEST_F(SessionTest, WithoutTcpKeepaliveTheUpstreamSocketIsLeftToTheOs) {
+  Listener upstream;
+  Publish({upstream.port()});
+  Relayed r = Relay(upstream, Hello(kSni));
+  const int fd = SessionsUpstreamFd(r.server);
+  ASSERT_GE(fd, 0) << "the session's upstream socket was not found";
+  EXPECT_EQ(IntOption(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+  ForEachLive([](Session& s) { s.Drain(); });
+  ASSERT_TRUE(WaitClosed(io_, r.client));
   ExpectAllUndone();
 }
 
