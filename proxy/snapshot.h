@@ -38,6 +38,9 @@ struct Snapshot {
   std::vector<std::shared_ptr<ClusterStats>> cluster_stats;  // by Cluster::id of `table`
   DataPathSettings settings;
   lb::BalancerOptions balancer;
+  // SweepTick(*table, settings), computed once by whoever builds the snapshot
+  // rather than by every worker.
+  std::chrono::milliseconds sweep_tick{1000};
 };
 
 // How often a worker sweeps its sessions for `table` and `settings`: an
@@ -55,7 +58,7 @@ struct WorkerRoutes {
         health(snapshot->health.get()),
         cluster_stats(snapshot->cluster_stats),
         settings(snapshot->settings),
-        sweep_tick(SweepTick(*table, settings)),
+        sweep_tick(snapshot->sweep_tick),
         balancers(table->clusters().size()) {}
   lb::Balancer& BalancerFor(const config::Cluster& cluster) {
     auto& b = balancers[cluster.id];

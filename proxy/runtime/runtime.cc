@@ -326,6 +326,7 @@ void Runtime::Impl::PublishSnapshot() {
   next->cluster_stats = current_stats;
   next->settings = DataPathSettingsOf(settings);
   next->balancer = lb::BalancerOptions{settings.locality};
+  next->sweep_tick = SweepTick(*table, next->settings);
   snapshot = next;
   if (publish) publish(std::move(next));
 }

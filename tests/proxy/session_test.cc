@@ -87,6 +87,7 @@ class SessionTest : public ::testing::Test {
     snapshot->health = std::make_shared<lb::HealthTable>(*snapshot->table);
     snapshot->cluster_stats = registry_.ForTable(*snapshot->table);
     snapshot->settings = settings_;
+    snapshot->sweep_tick = SweepTick(*snapshot->table, settings_);
     ctx_.routes = std::make_shared<WorkerRoutes>(snapshot);
   }
   // Runs the worker's sweep on io_ from now on, as a worker does.
