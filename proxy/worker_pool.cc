@@ -178,17 +178,14 @@ void WorkerPool::Publish(std::shared_ptr<const Snapshot> snapshot) {
   }
 }
 
-uint64_t WorkerPool::acked_version() const {
+uint64_t WorkerPool::Lowest(std::atomic<uint64_t> Worker::*acknowledged) const {
   uint64_t lowest = UINT64_MAX;
-  for (const auto& w : workers_) lowest = std::min(lowest, w->acked.load(std::memory_order_acquire));
+  for (const auto& w : workers_) lowest = std::min(lowest, ((*w).*acknowledged).load(std::memory_order_acquire));
   return workers_.empty() ? 0 : lowest;
 }
 
-uint64_t WorkerPool::acked_sequence() const {
-  uint64_t lowest = UINT64_MAX;
-  for (const auto& w : workers_) lowest = std::min(lowest, w->acked_sequence.load(std::memory_order_acquire));
-  return workers_.empty() ? 0 : lowest;
-}
+uint64_t WorkerPool::acked_version() const { return Lowest(&Worker::acked); }
+uint64_t WorkerPool::acked_sequence() const { return Lowest(&Worker::acked_sequence); }
 
 void WorkerPool::SetMaxPipes(int64_t max_pipes) {
   const size_t share = PipeShare(max_pipes, workers_.size());

@@ -4,6 +4,7 @@
 // pointer to every worker, and each acknowledges the version it installed.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -60,6 +61,9 @@ class WorkerPool {
   std::string bound_address() const { return bound_; }
 
  private:
+  // What every worker has acknowledged: the lowest of one of its counters.
+  uint64_t Lowest(std::atomic<uint64_t> Worker::*acknowledged) const;
+
   std::vector<std::unique_ptr<Worker>> workers_;
   std::string bound_;
 };

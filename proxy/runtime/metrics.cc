@@ -52,6 +52,22 @@ class Families {
     m.histogram.sample_sum = sum;
     f.metric.push_back(std::move(m));
   }
+  // The family of one stats-list entry (base/stats.h): `prefix` + its name,
+  // "_total" added to counters.
+  MetricFamily& AddStat(std::string_view prefix, const base::StatInfo& info) {
+    const bool counter = info.kind == base::StatKind::kCounter;
+    std::string name = std::string(prefix) + std::string(info.name);
+    if (counter && !name.ends_with("_total")) name += "_total";
+    return Add(std::move(name), std::string(info.help), counter ? MetricType::Counter : MetricType::Gauge);
+  }
+  // A sample of a counter or gauge family, whichever `f` is.
+  static void Value(MetricFamily& f, Labels labels, double value) {
+    if (f.type == MetricType::Counter) {
+      Counter(f, std::move(labels), value);
+    } else {
+      Gauge(f, std::move(labels), value);
+    }
+  }
   std::deque<MetricFamily>& all() { return families_; }
 
  private:
@@ -63,18 +79,9 @@ class Families {
 template <typename Stats>
 void AddList(Families& out, std::string_view prefix, const std::vector<const Stats*>& sets, const Labels& labels) {
   for (size_t i = 0; i < Stats::kSize; ++i) {
-    const base::StatInfo& info = Stats::kInfo[i];
-    const bool counter = info.kind == base::StatKind::kCounter;
-    std::string name = std::string(prefix) + std::string(info.name);
-    if (counter && !name.ends_with("_total")) name += "_total";
     uint64_t total = 0;
     for (const Stats* s : sets) total += s->All()[i]->value();
-    auto& family = out.Add(name, std::string(info.help), counter ? MetricType::Counter : MetricType::Gauge);
-    if (counter) {
-      Families::Counter(family, labels, static_cast<double>(total));
-    } else {
-      Families::Gauge(family, labels, static_cast<double>(total));
-    }
+    Families::Value(out.AddStat(prefix, Stats::kInfo[i]), labels, static_cast<double>(total));
   }
 }
 
@@ -170,18 +177,9 @@ std::vector<uint64_t> Buckets(const AtomicHistogram& h) {
 void Upstream(const MetricsSnapshot& s, Families& out) {
   // The cluster list, one family per entry, one series per cluster.
   for (size_t i = 0; i < ClusterCounters::kSize; ++i) {
-    const base::StatInfo& info = ClusterCounters::kInfo[i];
-    const bool counter = info.kind == base::StatKind::kCounter;
-    std::string name = "meshgate_upstream_" + std::string(info.name);
-    if (counter && !name.ends_with("_total")) name += "_total";
-    auto& family = out.Add(name, std::string(info.help), counter ? MetricType::Counter : MetricType::Gauge);
+    auto& family = out.AddStat("meshgate_upstream_", ClusterCounters::kInfo[i]);
     for (const auto& cs : s.clusters) {
-      const double value = static_cast<double>(cs->counters.All()[i]->value());
-      if (counter) {
-        Families::Counter(family, {{"cluster", cs->name}}, value);
-      } else {
-        Families::Gauge(family, {{"cluster", cs->name}}, value);
-      }
+      Families::Value(family, {{"cluster", cs->name}}, static_cast<double>(cs->counters.All()[i]->value()));
     }
   }
   auto& connect = out.Add("meshgate_upstream_connect_duration_seconds",

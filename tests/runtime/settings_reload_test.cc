@@ -39,8 +39,6 @@ json::object ConfigDump(const std::string& admin) {
   return json::parse(r.body).as_object();
 }
 
-bool WaitForWorkers(const std::string& admin, uint64_t version) { return WaitForWorkersVersion(admin, version); }
-
 class SettingsReloadTest : public ::testing::Test {
  protected:
   std::string WriteSettings(const std::string& body) { return dir_.Write("meshgate.yaml", body + "mesh: [mesh.yaml]\n"); }
@@ -62,7 +60,7 @@ TEST_F(SettingsReloadTest, HelloTimeoutAndLogLevelChangeOnSighup) {
   WriteSettings("logLevel: warn\ntimeouts: {hello: 250ms}\n");
   ::kill(gw.pid(), SIGHUP);
   // At warn, "config reloaded" is not logged: the version is the signal.
-  ASSERT_TRUE(WaitForWorkers(admin, 2)) << json::serialize(ConfigDump(admin)) << gw.Log();
+  ASSERT_TRUE(WaitForWorkersVersion(admin, 2)) << json::serialize(ConfigDump(admin)) << gw.Log();
   dump = ConfigDump(admin);
   EXPECT_EQ(dump.at("settings").at("hello_timeout_ms").to_number<int64_t>(), 250);
   EXPECT_EQ(dump.at("settings").at("log_level").as_string(), "warn");
@@ -118,7 +116,7 @@ TEST_F(SettingsReloadTest, ListenerChangesWaitForARestartAndSaySo) {
   ::kill(gw.pid(), SIGHUP);
   ASSERT_TRUE(gw.WaitForLog("): version 2")) << gw.Log();
   EXPECT_TRUE(gw.WaitForLog("threads changed; it takes effect on restart only")) << gw.Log();
-  ASSERT_TRUE(WaitForWorkers(admin, 2));
+  ASSERT_TRUE(WaitForWorkersVersion(admin, 2));
   EXPECT_EQ(ConfigDump(admin).at("settings").at("connect_timeout_ms").to_number<int64_t>(), 2000);
 }
 
@@ -129,7 +127,7 @@ TEST_F(SettingsReloadTest, EditingTheFileReloadsWithoutASignal) {
   ASSERT_TRUE(gw.running()) << gw.Log();
   WriteSettings("timeouts: {idle: 30m}\n");
   ASSERT_TRUE(gw.WaitForLog("config reloaded")) << gw.Log();
-  ASSERT_TRUE(WaitForWorkers(gw.admin_address(), 2));
+  ASSERT_TRUE(WaitForWorkersVersion(gw.admin_address(), 2));
   EXPECT_EQ(ConfigDump(gw.admin_address()).at("settings").at("idle_timeout_ms").to_number<int64_t>(), 1800000);
 }
 
@@ -147,7 +145,7 @@ TEST_F(SettingsReloadTest, AccessLogSamplingChangesOnReload) {
   silent_client();
   ASSERT_TRUE(gw.WaitForLog("closed: hello_timeout", 1)) << gw.Log();
   WriteSettings("timeouts: {hello: 100ms}\naccessLog: {sampleRate: 1}\n");
-  ASSERT_TRUE(WaitForWorkers(gw.admin_address(), 2)) << gw.Log();
+  ASSERT_TRUE(WaitForWorkersVersion(gw.admin_address(), 2)) << gw.Log();
   silent_client();
   ASSERT_TRUE(gw.WaitForLog("closed: hello_timeout", 2)) << gw.Log();
   EXPECT_TRUE(WaitFor([&] { return gw.Stdout().find("\"termination\":\"hello_timeout\"") != std::string::npos; }))
@@ -166,10 +164,10 @@ TEST_F(SettingsReloadTest, ANewMeshDirectoryIsWatchedAfterAReload) {
   ASSERT_TRUE(gw.running()) << gw.Log();
   const std::string admin = gw.admin_address();
   dir_.Write("meshgate.yaml", "mesh: [b/mesh.yaml]\n");
-  ASSERT_TRUE(WaitForWorkers(admin, 2)) << gw.Log();
+  ASSERT_TRUE(WaitForWorkersVersion(admin, 2)) << gw.Log();
   // A change in b/ alone now reloads (no signal).
   dir_.Write("b/mesh.yaml", std::string(kMesh) + "# touched\n");
-  ASSERT_TRUE(WaitForWorkers(admin, 3)) << gw.Log();
+  ASSERT_TRUE(WaitForWorkersVersion(admin, 3)) << gw.Log();
   EXPECT_TRUE(gw.WaitForLog("config reloaded (change of mesh.yaml): version 3")) << gw.Log();
 }
 
