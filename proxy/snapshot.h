@@ -28,6 +28,10 @@ struct DataPathSettings {
   size_t max_hello_bytes = 16 * 1024;
   int max_connect_attempts = 3;
   RelayMode relay = RelayMode::kSplice;
+  // Istio's AUTO_PASSTHROUGH matches only Istio's mTLS ALPNs (pilot
+  // builtAutoPassthroughFilterChains, allIstioMtlsALPNs); off: any ALPN.
+  bool require_istio_alpn = true;
+  config::RouteOptions route;  // plainHostSni
 };
 
 struct Snapshot {

@@ -19,6 +19,8 @@ using base::Counter;
 // How a session ended. One reason per session, counted and logged.
 #define MESHGATE_TERMINATIONS(X)                                        \
   X(kNoRoute, "no_route")                                               \
+  X(kAlpnNotIstio, "alpn_not_istio")   /* ALPN none of Istio's mTLS ALPNs */ \
+  X(kRbacDenied, "rbac_denied")        /* an AuthorizationPolicy refused it */ \
   X(kNotTls, "not_tls")                /* plain HTTP, SSLv2, no TLS record */ \
   X(kHelloTooLarge, "hello_too_large")                                  \
   X(kHelloMalformed, "hello_malformed")                                 \

@@ -447,3 +447,15 @@ Pod ReadPod(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
 }
 
 }  // namespace meshgate::config::internal
+
+namespace meshgate::config::internal {
+
+KubeNamespace ReadNamespace(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+  KubeNamespace ns;
+  ReadEnvelope(doc, kCoreVersions, {"apiVersion", "kind", "metadata", "spec", "status"}, sink,
+               meta);
+  ns.meta = std::move(meta);
+  return ns;
+}
+
+}  // namespace meshgate::config::internal

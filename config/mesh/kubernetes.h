@@ -20,4 +20,7 @@ std::vector<EndpointGroup> ReadLegacyEndpoints(const yaml::Node& doc, ResourceMe
                                                ErrorSink& sink);
 Pod ReadPod(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
 
+// core/v1 Namespace: only metadata (its labels) is used.
+KubeNamespace ReadNamespace(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
+
 }  // namespace meshgate::config::internal

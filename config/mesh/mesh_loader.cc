@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "config/mesh/authorization_policy.h"
 #include "config/mesh/cluster_builder.h"
 #include "config/mesh/destination_rule.h"
 #include "config/mesh/istio_gateway.h"
@@ -38,6 +39,8 @@ enum class Kind {
   kEndpoints,
   kEndpointSlice,
   kPod,
+  kNamespace,
+  kAuthorizationPolicy,
   kIgnored
 };
 
@@ -61,6 +64,10 @@ Kind Classify(const std::string& kind, const yaml::Node& api_version) {
   if (core && kind == "Service") return Kind::kService;
   if (core && kind == "Endpoints") return Kind::kEndpoints;
   if (core && kind == "Pod") return Kind::kPod;
+  if (core && kind == "Namespace") return Kind::kNamespace;
+  if ((missing || group == "security.istio.io") && kind == "AuthorizationPolicy") {
+    return Kind::kAuthorizationPolicy;
+  }
   if ((missing || group == "discovery.k8s.io") && kind == "EndpointSlice") {
     return Kind::kEndpointSlice;
   }
@@ -254,6 +261,11 @@ void MeshReader::Read(Kind kind, const yaml::Node& doc, ResourceMeta meta, Error
     }
     case Kind::kPod:
       return keep(r.pods, internal::ReadPod(doc, std::move(meta), sink));
+    case Kind::kNamespace:
+      return keep(r.namespaces, internal::ReadNamespace(doc, std::move(meta), sink));
+    case Kind::kAuthorizationPolicy:
+      return keep(r.authorization_policies,
+                  internal::ReadAuthorizationPolicy(doc, std::move(meta), sink));
     case Kind::kIgnored:
       return;
   }

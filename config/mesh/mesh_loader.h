@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,15 @@ struct MeshLoadOptions {
   // exportTo lets the gateway see it.
   std::string gateway_namespace = "istio-system";
   std::string root_namespace = "istio-system";
+  // The gateway's own labels (meshgate.yaml labels:, podInfoFile:), matched
+  // by Gateway and AuthorizationPolicy selectors.
+  std::map<std::string, std::string> gateway_labels;
+  // The gateway's network (network:, $ISTIO_META_NETWORK, or its
+  // topology.istio.io/network label) and the extra networks it may dial
+  // (requestedNetworkView:, $ISTIO_META_REQUESTED_NETWORK_VIEW).
+  std::string network;
+  std::vector<std::string> requested_network_view;
+  std::string trust_domain = "cluster.local";  // for destination_principal
 };
 
 // The text of mesh resources, with the name that stands for its file in messages.

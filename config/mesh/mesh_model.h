@@ -113,7 +113,26 @@ struct GatewayServer {
 
 struct IstioGateway {
   ResourceMeta meta;
+  Labels selector;  // spec.selector; empty selects every gateway (Istio)
+  FieldRef selector_ref;
   std::vector<GatewayServer> servers;
+};
+
+// --- security.istio.io ---------------------------------------------------------------
+
+struct AuthorizationPolicyResource {
+  ResourceMeta meta;
+  std::optional<Labels> selector;  // spec.selector.matchLabels; nullopt: every workload
+  FieldRef selector_ref;
+  bool has_target_ref = false;     // spec.targetRef(s): for waypoints/Gateway API, not meshgate
+  bool custom = false;             // action CUSTOM: refused when it applies to meshgate
+  FieldRef action_ref;
+  AuthorizationPolicy policy;      // name, source, action and rules
+};
+
+// core/v1 Namespace: its labels (topology.istio.io/network).
+struct KubeNamespace {
+  ResourceMeta meta;
 };
 
 // --- Kubernetes ----------------------------------------------------------------------
@@ -162,6 +181,8 @@ struct MeshResources {
   std::vector<KubeService> services;
   std::vector<EndpointGroup> endpoint_groups;
   std::vector<Pod> pods;
+  std::vector<KubeNamespace> namespaces;
+  std::vector<AuthorizationPolicyResource> authorization_policies;
 };
 
 }  // namespace meshgate::config::internal

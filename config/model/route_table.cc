@@ -143,8 +143,12 @@ bool ParseSni(std::string_view sni, SniTarget& out) {
   return true;
 }
 
-RouteTable::RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites)
-    : clusters_(std::move(clusters)), rewrites_(std::move(rewrites)) {
+RouteTable::RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites,
+                       GatewayView view, AuthorizationPolicies authorization)
+    : clusters_(std::move(clusters)),
+      rewrites_(std::move(rewrites)),
+      view_(std::move(view)),
+      authorization_(std::move(authorization)) {
   for (SniRewrite& rewrite : rewrites_) {
     absl::AsciiStrToLower(&rewrite.from);
     absl::AsciiStrToLower(&rewrite.to);
@@ -199,7 +203,7 @@ std::string RouteTable::RewriteHost(std::string_view host) const {
   return base::AsciiLower(host);
 }
 
-RouteResult RouteTable::Route(std::string_view sni) const {
+RouteResult RouteTable::Route(std::string_view sni, RouteOptions options) const {
   RouteResult result;
   if (sni.empty()) {
     result.miss = RouteMiss::kNoSni;
@@ -208,6 +212,10 @@ RouteResult RouteTable::Route(std::string_view sni) const {
   SniParts parts;
   if (!SplitSni(sni, parts)) {
     result.miss = RouteMiss::kBadSni;
+    return result;
+  }
+  if (parts.port == 0 && !options.allow_plain_host) {
+    result.miss = RouteMiss::kPlainHostSni;
     return result;
   }
   result.host = RewriteHost(parts.host);

@@ -11,9 +11,23 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "config/model/authorization.h"
 #include "config/model/traffic_policy.h"
 
 namespace meshgate::config {
+
+// Who an endpoint is, for Istio's destination_* metric labels. Derived from
+// the labels of its Pod or WorkloadEntry the way Istio derives them (see
+// config/mesh/workload_identity.cc); empty means "unknown".
+struct WorkloadIdentity {
+  std::string name;                // destination_workload (Deployment name for a Pod)
+  std::string ns;                  // destination_workload_namespace
+  std::string app;                 // destination_app: label "app"
+  std::string version;             // destination_version: label "version"
+  std::string canonical_service;   // destination_canonical_service
+  std::string canonical_revision;  // destination_canonical_revision
+  std::string principal;           // destination_principal: spiffe://<td>/ns/<ns>/sa/<sa>
+};
 
 struct Endpoint {
   std::string address;  // IP literal (v4 or v6, no brackets); never empty in Cluster::endpoints
@@ -29,6 +43,7 @@ struct Endpoint {
   // Kubernetes readiness. A not-ready endpoint keeps its index (sessions and
   // balancer state refer to it) but must not be picked for new connections.
   bool ready = true;
+  WorkloadIdentity workload;
 };
 
 // How a cluster's endpoints are found (ServiceEntry resolution; Kubernetes
@@ -63,6 +78,12 @@ struct Cluster {
   // False when Gateways restrict what is served and none exports this host:
   // Route() then misses with kNotExported. The same for every cluster of a host.
   bool exported = true;
+  // Why not exported, for --check and /clusters: "MESH_EXTERNAL", "UDP port",
+  // "no Gateway host matches", "no Gateway selects this gateway". Empty when exported.
+  std::string export_detail;
+  // Endpoints on a network outside the gateway's view (Istio's network view):
+  // never dialled, kept only to be shown by --check and /clusters.
+  std::vector<Endpoint> out_of_view;
 };
 
 // Suffix rewrite applied to the SNI host before lookup; first match wins.
@@ -78,7 +99,8 @@ struct SniRewrite {
   X(kUnknownPort, "unknown_port")                                       \
   X(kUnknownSubset, "unknown_subset")                                   \
   X(kAmbiguousPort, "ambiguous_port") /* plain host with several ports */ \
-  X(kNotExported, "not_exported")     /* known host no Gateway exports */
+  X(kNotExported, "not_exported")     /* known host no Gateway exports */ \
+  X(kPlainHostSni, "plain_host_sni")  /* plain host SNI, plainHostSni off */
 
 enum class RouteMiss : uint8_t {
   kNone,
@@ -107,15 +129,38 @@ struct SniTarget {
 // Returns false when the outbound_ form is malformed (bad port, empty host...).
 bool ParseSni(std::string_view sni, SniTarget& out);
 
+// What the mesh decided about this gateway as a whole: which Gateways select
+// it, its network view, and (when nothing is served) why.
+struct GatewayView {
+  // Non-empty when no Gateway selecting this gateway has an AUTO_PASSTHROUGH
+  // server on its port: every connection then misses as not_exported, and
+  // readiness reports this text.
+  std::string closed_reason;
+  std::vector<std::string> gateways;  // "ns/name" of the Gateways that select it
+  std::string network;                // the gateway's network; empty: unset
+  std::vector<std::string> network_view;  // networks in view; empty: all
+};
+
+struct RouteOptions {
+  // Accept the plain-host SNI form ("httpbin.bar.svc.cluster.local"). Istio's
+  // AUTO_PASSTHROUGH matches only the outbound_ form (pilot
+  // builtAutoPassthroughFilterChains uses cluster names as SNI hosts).
+  bool allow_plain_host = false;
+};
+
 class RouteTable {
  public:
-  RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites);
+  RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites,
+             GatewayView view = {}, AuthorizationPolicies authorization = {});
 
   // SNI -> cluster: parse, rewrite the host suffix, look up. Never allocates
   // more than the returned host string. A host with no exact entry matches the
   // most specific wildcard host ("*.example.com" covers "a.example.com" and
   // "a.b.example.com", as Istio matches hosts, but not "example.com").
-  RouteResult Route(std::string_view sni) const;
+  RouteResult Route(std::string_view sni, RouteOptions options = {}) const;
+
+  const GatewayView& view() const { return view_; }
+  const AuthorizationPolicies& authorization() const { return authorization_; }
 
   const Cluster* Find(std::string_view host, uint16_t port, std::string_view subset) const;
   std::span<const Cluster> clusters() const { return clusters_; }
@@ -130,6 +175,8 @@ class RouteTable {
 
   std::vector<Cluster> clusters_;
   std::vector<SniRewrite> rewrites_;
+  GatewayView view_;
+  AuthorizationPolicies authorization_;
   // host -> (port, subset) -> cluster index. Hosts are few; ports per host fewer.
   struct PortSubset {
     uint16_t port;
