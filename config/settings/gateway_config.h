@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -77,6 +78,24 @@ struct GatewayConfig {
     std::string path = "stdout";
     double sample_rate = 1.0;  // 0..1
   } access_log;
+  // The gateway's own labels, matched by Gateway and AuthorizationPolicy
+  // selectors and used for the source_* labels of istio_* metrics. After
+  // loading this holds the effective set: the podInfoFile's labels (the
+  // Downward API file Kubernetes writes, key="value" per line) overlaid by
+  // `labels:` from this file.
+  std::map<std::string, std::string> labels;
+  std::string pod_info_file;  // "": none
+  // Istio's AUTO_PASSTHROUGH accepts only its mTLS ALPNs; false: any ALPN.
+  bool require_istio_alpn = true;
+  // Accept plain-host SNI ("httpbin.bar.svc.cluster.local") beside Istio's
+  // outbound_ form, which is all Istio's gateway matches.
+  bool plain_host_sni = false;
+  // The gateway's network (network:, else $ISTIO_META_NETWORK, else the
+  // topology.istio.io/network label) and the networks it may also dial
+  // (requestedNetworkView:, else $ISTIO_META_REQUESTED_NETWORK_VIEW).
+  std::string network;
+  std::vector<std::string> requested_network_view;
+  std::string trust_domain = "cluster.local";
   // Istio's cluster ID (CLUSTER_ID), for destination_cluster in istio_* metrics.
   std::string cluster_id = "Kubernetes";
   // A control component (meshgatectl serve) to follow: its /v1/routes for
