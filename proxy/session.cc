@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 
 #include "fmt/format.h"
+#include "fmt/ranges.h"
 #include "spdlog/spdlog.h"
 
 namespace meshgate::proxy {
@@ -42,6 +43,28 @@ uint64_t HashAddress(const asio::ip::address& address) {
   }
   const auto bytes = address.to_v6().to_bytes();
   return lb::Hash64(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
+// Istio's mTLS ALPNs: an AUTO_PASSTHROUGH filter chain matches only these
+// (pilot/pkg/networking/core/gateway.go builtAutoPassthroughFilterChains sets
+// applicationProtocols: allIstioMtlsALPNs, defined in
+// pilot/pkg/networking/core/listener.go as istio-peer-exchange, istio,
+// istio-http/1.0, istio-http/1.1, istio-h2). Envoy's filter chain match
+// takes a hello when any ALPN it offers is in the list.
+bool OffersIstioAlpn(const std::vector<std::string>& offered) {
+  static constexpr std::string_view kIstioAlpns[] = {"istio-peer-exchange", "istio", "istio-http/1.0",
+                                                     "istio-http/1.1", "istio-h2"};
+  for (const std::string& alpn : offered) {
+    for (std::string_view istio : kIstioAlpns) {
+      if (alpn == istio) return true;
+    }
+  }
+  return false;
+}
+
+std::array<uint8_t, 16> MappedBytes(const asio::ip::address& address) {
+  if (address.is_v6()) return address.to_v6().to_bytes();
+  return asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4()).to_bytes();
 }
 
 }  // namespace
@@ -134,13 +157,19 @@ void Session::OnReadHello(const error_code& ec, size_t n) {
 void Session::OnHello() {
   const sni::ClientHello& hello = parser_.hello();
   if (hello.has_server_name) ctx_.stats->hello_ok.Inc();
-  const config::RouteResult route = ctx_.routes->table->Route(hello.server_name);
+  if (ctx_.routes->settings.require_istio_alpn && !OffersIstioAlpn(hello.alpn)) {
+    return Reject(Termination::kAlpnNotIstio,
+                  fmt::format("sni=\"{}\" alpn={} (requireIstioAlpn)", hello.server_name,
+                              hello.alpn.empty() ? "none" : fmt::format("\"{}\"", fmt::join(hello.alpn, ","))));
+  }
+  const config::RouteResult route = ctx_.routes->table->Route(hello.server_name, ctx_.routes->settings.route);
   if (route.miss != config::RouteMiss::kNone) {
     ctx_.stats->route_miss[static_cast<size_t>(route.miss)].Inc();
     return Reject(Termination::kNoRoute,
                   fmt::format("{} sni=\"{}\" host=\"{}\"", config::ToString(route.miss),
                               hello.server_name, route.host));
   }
+  if (!Authorized()) return;
   cluster_ = route.cluster;
   if (cluster_->endpoints.empty()) {
     return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no endpoints", cluster_->name));
@@ -163,6 +192,38 @@ void Session::OnHello() {
     client_hash_ = HashAddress(peer_endpoint_.address());
   }
   DoConnect();
+}
+
+// AuthorizationPolicy, after the hello and before any dial (Istio's network
+// RBAC filter sits in the matched filter chain, ahead of tcp_proxy).
+bool Session::Authorized() {
+  const config::AuthorizationPolicies& policies = ctx_.routes->table->authorization();
+  if (policies.empty()) return true;
+  config::AuthorizationInput input;
+  input.peer = MappedBytes(peer_endpoint_.address());
+  input.remote = input.peer;
+  error_code ec;
+  input.port = down_.local_endpoint(ec).port();
+  input.sni = parser_.hello().server_name;
+  const config::AuthorizationDecision decision = policies.Evaluate(input);
+  for (std::string_view audited : decision.audited) {
+    uint64_t suppressed = 0;
+    if (ctx_.log_limiter->Allow(suppressed)) {
+      spdlog::info("{} sni=\"{}\": AUDIT policy {} matched{}", peer_, input.sni, audited, Suppressed(suppressed));
+    }
+  }
+  if (decision.allowed) return true;
+  denied_by_ = decision.denied_by;
+  const auto& counters = ctx_.routes->snapshot->policy_denied;
+  size_t index = counters.empty() ? 0 : counters.size() - 1;  // "none"
+  for (size_t i = 0; i < policies.policies().size(); ++i) {
+    if (policies.policies()[i].name == decision.denied_by) index = i;
+  }
+  if (index < counters.size()) counters[index]->Inc();
+  Reject(Termination::kRbacDenied,
+         fmt::format("sni=\"{}\" policy {}", input.sni,
+                     decision.denied_by == "none" ? "none (no ALLOW policy matched)" : decision.denied_by));
+  return false;
 }
 
 std::chrono::milliseconds Session::ConnectTimeout() const {
@@ -431,13 +492,14 @@ void Session::WriteAccessLog(Termination why) {
       fmt::format("{{\"start_time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\",\"duration_ms\":{},"
                   "\"downstream_remote_address\":{},\"sni\":{},\"alpn\":{},\"cluster\":{},"
                   "\"upstream_host\":{},\"connect_attempts\":{},\"bytes_received\":{},"
-                  "\"bytes_sent\":{},\"termination\":\"{}\"}}",
+                  "\"bytes_sent\":{},\"termination\":\"{}\"{}}}",
                   utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
                   start_ms % 1000,
                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count(),
                   JsonString(peer_), hello.has_server_name ? JsonString(hello.server_name) : "null",
                   alpn, cluster_ != nullptr ? JsonString(cluster_->name) : "null", upstream,
-                  tried_.size(), received, sent, ToString(why)));
+                  tried_.size(), received, sent, ToString(why),
+                  denied_by_.empty() ? std::string() : fmt::format(",\"policy\":{}", JsonString(denied_by_))));
 }
 
 }  // namespace meshgate::proxy

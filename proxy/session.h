@@ -84,6 +84,7 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   void DoReadHello();
   void OnReadHello(const boost::system::error_code& ec, size_t n);
   void OnHello();
+  bool Authorized();  // false: refused (rbac_denied) and closed
   void DoConnect();
   std::chrono::milliseconds ConnectTimeout() const;
   void OpenUpstream(const boost::asio::ip::address& address);
@@ -112,6 +113,7 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   Timer timer_;
   uint64_t timer_gen_ = 0;
   std::string peer_;                 // "ip:port" of the client, for logs
+  std::string_view denied_by_;       // the AuthorizationPolicy that refused it (in the table)
 
   sni::ClientHelloParser parser_;
   std::vector<uint8_t> hello_buf_;   // every byte read before relaying

@@ -40,6 +40,9 @@ struct Snapshot {
   std::shared_ptr<const config::RouteTable> table;
   std::shared_ptr<lb::HealthTable> health;  // shared by every worker for `table`
   std::vector<std::shared_ptr<ClusterStats>> cluster_stats;  // by Cluster::id of `table`
+  // Refusals by AuthorizationPolicy: by policy index of
+  // table->authorization(), the last one for "no ALLOW policy matched".
+  std::vector<std::shared_ptr<base::SharedCounter>> policy_denied;
   DataPathSettings settings;
   lb::BalancerOptions balancer;
   // SweepTick(*table, settings), computed once by whoever builds the snapshot

@@ -14,6 +14,8 @@
 #include "base/names.h"
 #include "base/duration.h"
 #include "base/yaml/yaml_fields.h"
+#include "absl/strings/ascii.h"
+#include "config/settings/pod_info.h"
 
 namespace meshgate::config {
 
@@ -54,6 +56,10 @@ class GatewayConfigReader {
   void ReadDrain(const yaml::Node& node);
   void ReadAccessLog(const yaml::Node& node);
   void ReadControl(const yaml::Node& node);
+  // labels, podInfoFile, network, requestedNetworkView, trustDomain and the
+  // AUTO_PASSTHROUGH strictness switches.
+  void ReadIdentity(const yaml::Node& root);
+  void ReadLabels(const yaml::Node& node);
   std::string Resolve(const std::string& path) const;
 
   ErrorSink& sink_;
@@ -67,7 +73,9 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
                         {"listen", "threads", "timeouts", "maxHelloBytes", "maxConnectAttempts",
                          "relay", "maxPipes", "sniRewrites", "mesh", "logLevel", "namespace", "rootNamespace",
                          "clusterDomain", "dns", "locality", "healthChecks", "admin", "metrics",
-                         "readiness", "drain", "accessLog", "clusterId", "control"},
+                         "readiness", "drain", "accessLog", "clusterId", "control", "labels",
+                         "podInfoFile", "requireIstioAlpn", "plainHostSni", "network",
+                         "requestedNetworkView", "trustDomain"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -108,6 +116,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "drain", [&](const yaml::Node& n) { ReadDrain(n); });
   IfPresent(root, "accessLog", [&](const yaml::Node& n) { ReadAccessLog(n); });
   IfPresent(root, "control", [&](const yaml::Node& n) { ReadControl(n); });
+  ReadIdentity(root);
   IfPresent(root, "clusterId", [&](const yaml::Node& n) {
     if (auto text = yaml::ReadString(n, "clusterId", sink_)) {
       if (text->empty()) {
@@ -173,6 +182,52 @@ void GatewayConfigReader::ReadDrain(const yaml::Node& node) {
       if (auto d = ReadTimeout(n, yaml::FieldPath("drain", key), /*allow_zero=*/true)) *out = *d;
     });
   }
+}
+
+void GatewayConfigReader::ReadLabels(const yaml::Node& node) {
+  auto labels = yaml::ReadStringMap(node, "labels", sink_);
+  if (!labels) return;
+  for (const auto& [key, value] : *labels) {
+    if (auto problem = base::LabelKeyProblem(key)) {
+      sink_.Add(node, absl::StrCat("labels.", key), absl::StrCat("label key: ", *problem));
+    } else if (auto bad = base::LabelValueProblem(value)) {
+      sink_.Add(node, absl::StrCat("labels.", key), absl::StrCat("label value: ", *bad));
+    }
+  }
+  config_.labels = std::move(*labels);
+}
+
+void GatewayConfigReader::ReadIdentity(const yaml::Node& root) {
+  IfPresent(root, "labels", [&](const yaml::Node& n) { ReadLabels(n); });
+  IfPresent(root, "podInfoFile", [&](const yaml::Node& n) {
+    if (auto text = yaml::ReadString(n, "podInfoFile", sink_)) {
+      config_.pod_info_file = text->empty() ? "" : Resolve(*text);
+    }
+  });
+  IfPresent(root, "requireIstioAlpn", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadBool(n, "requireIstioAlpn", sink_)) config_.require_istio_alpn = *v;
+  });
+  IfPresent(root, "plainHostSni", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadBool(n, "plainHostSni", sink_)) config_.plain_host_sni = *v;
+  });
+  IfPresent(root, "network", [&](const yaml::Node& n) {
+    if (auto text = yaml::ReadString(n, "network", sink_)) config_.network = *text;
+  });
+  IfPresent(root, "requestedNetworkView", [&](const yaml::Node& n) {
+    if (!yaml::ExpectList(n, "requestedNetworkView", sink_)) return;
+    for (size_t i = 0; i < n.size(); ++i) {
+      const std::string path = yaml::IndexPath("requestedNetworkView", i);
+      if (auto text = yaml::ReadString(n[i], path, sink_)) {
+        if (text->empty()) {
+          sink_.Add(n[i], path, "must not be empty");
+        } else {
+          config_.requested_network_view.push_back(*text);
+        }
+      }
+    }
+  });
+  IfPresent(root, "trustDomain",
+            [&](const yaml::Node& n) { ReadName(n, "trustDomain", false, config_.trust_domain); });
 }
 
 std::string GatewayConfigReader::Resolve(const std::string& path) const {
@@ -490,6 +545,25 @@ std::optional<std::string> GatewayLocalityProblem(std::string_view locality) {
   return std::nullopt;
 }
 
+std::string GatewayNetwork(const GatewayConfig& config) {
+  if (!config.network.empty()) return config.network;
+  const char* env = std::getenv("ISTIO_META_NETWORK");
+  if (env != nullptr && *env != '\0') return env;
+  const auto label = config.labels.find("topology.istio.io/network");
+  return label != config.labels.end() ? label->second : "";
+}
+
+std::vector<std::string> RequestedNetworkView(const GatewayConfig& config) {
+  if (!config.requested_network_view.empty()) return config.requested_network_view;
+  std::vector<std::string> view;
+  const char* env = std::getenv("ISTIO_META_REQUESTED_NETWORK_VIEW");
+  if (env == nullptr) return view;
+  for (absl::string_view part : absl::StrSplit(env, ',', absl::SkipWhitespace())) {
+    view.emplace_back(absl::StripAsciiWhitespace(part));
+  }
+  return view;
+}
+
 std::string GatewayNamespace(const GatewayConfig& config) {
   if (!config.gateway_namespace.empty()) return config.gateway_namespace;
   const char* env = std::getenv("POD_NAMESPACE");
@@ -525,6 +599,15 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const 
     }
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  if (!config.pod_info_file.empty()) {
+    auto pod_labels = LoadPodLabels(config.pod_info_file);
+    if (!pod_labels.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": podInfoFile: ", pod_labels.status().message()));
+    }
+    // `labels:` in this file wins over the Downward API's.
+    for (auto& [key, value] : *pod_labels) config.labels.emplace(key, std::move(value));
+  }
   return config;
 }
 

@@ -118,6 +118,12 @@ absl::StatusOr<ControlUrl> ParseControlUrl(std::string_view url);
 // Why a gateway locality ("region[/zone[/subzone]]") is invalid, or nullopt.
 std::optional<std::string> GatewayLocalityProblem(std::string_view locality);
 
+// config.network, else $ISTIO_META_NETWORK, else the topology.istio.io/network label.
+std::string GatewayNetwork(const GatewayConfig& config);
+// config.requested_network_view, else $ISTIO_META_REQUESTED_NETWORK_VIEW
+// (comma-separated, as Istio's proxy metadata REQUESTED_NETWORK_VIEW).
+std::vector<std::string> RequestedNetworkView(const GatewayConfig& config);
+
 // config.gateway_namespace, else $POD_NAMESPACE, else "istio-system".
 std::string GatewayNamespace(const GatewayConfig& config);
 

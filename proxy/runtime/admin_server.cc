@@ -82,6 +82,11 @@ HttpResponse AdminServer::Readiness() const {
             fmt::format("waiting for the first sync from control component {} (cluster {}){}{}\n", c->url, c->cluster,
                         c->last_error.empty() ? "" : ": ", c->last_error)};
   }
+  // Fail closed as Istio's AUTO_PASSTHROUGH gateway: with no Gateway that
+  // selects it, nothing is served, so the gateway is not ready and says why.
+  if (const std::string& closed = runtime_.snapshot()->table->view().closed_reason; !closed.empty()) {
+    return {503, "text/plain", closed + "\n"};
+  }
   return {200, "text/plain", "ready\n"};
 }
 

@@ -184,6 +184,35 @@ int Probe(const std::string& address) {
   return status == 200 ? 0 : 1;
 }
 
+// How this gateway identifies itself and what it accepts, for --check.
+std::string DescribeGateway(const config::GatewayConfig& cfg) {
+  std::string labels;
+  for (const auto& [key, value] : cfg.labels) labels += fmt::format("{}{}={}", labels.empty() ? "" : ",", key, value);
+  const std::vector<std::string> view = config::RequestedNetworkView(cfg);
+  return fmt::format(
+      "gateway: namespace {}, labels {{{}}}{}\n"
+      "  network {}, requested network view [{}]\n"
+      "  ALPN: {}; SNI: {}\n",
+      config::GatewayNamespace(cfg), labels,
+      cfg.pod_info_file.empty() ? "" : fmt::format(" (with {})", cfg.pod_info_file),
+      config::GatewayNetwork(cfg).empty() ? "(unset)" : config::GatewayNetwork(cfg), fmt::join(view, ","),
+      cfg.require_istio_alpn ? "Istio mTLS ALPNs only (istio-peer-exchange, istio, istio-http/1.0, "
+                               "istio-http/1.1, istio-h2)"
+                             : "any (requireIstioAlpn: false)",
+      cfg.plain_host_sni ? "outbound_ form and plain host (plainHostSni: true)" : "outbound_ form only");
+}
+
+// Looser than Istio's gateway: said once at startup, loudly.
+void WarnLooserThanIstio(const config::GatewayConfig& cfg) {
+  if (!cfg.require_istio_alpn) {
+    spdlog::warn("requireIstioAlpn: false: connections with any ALPN are relayed; Istio's gateway accepts only "
+                 "its mTLS ALPNs (istio-peer-exchange, istio, istio-http/1.0, istio-http/1.1, istio-h2)");
+  }
+  if (cfg.plain_host_sni) {
+    spdlog::warn("plainHostSni: true: plain-host SNI is routed; Istio's gateway matches only the outbound_ form");
+  }
+}
+
 // The first load, printed for a person (and for --check); null on errors.
 std::shared_ptr<const config::RouteTable> LoadFirstTable(const config::GatewayConfig& cfg, bool check,
                                                          size_t* resources = nullptr) {
@@ -198,7 +227,14 @@ std::shared_ptr<const config::RouteTable> LoadFirstTable(const config::GatewayCo
     return nullptr;
   }
   if (check) {
-    std::cout << mesh.table->Describe();
+    std::cout << DescribeGateway(cfg) << mesh.table->Describe();
+    // Fail closed, like Istio: no Gateway selecting this gateway means
+    // nothing is served. With only a control component the routes come later.
+    if (const std::string& closed = mesh.table->view().closed_reason;
+        !closed.empty() && (!cfg.mesh_paths.empty() || cfg.control.url.empty())) {
+      std::cerr << "error: " << closed << "\n";
+      return nullptr;
+    }
     std::cout << "configuration OK: " << mesh.resources_loaded << " resource(s), " << mesh.table->clusters().size()
               << " cluster(s)\n";
   }
@@ -209,6 +245,10 @@ std::shared_ptr<const config::RouteTable> LoadFirstTable(const config::GatewayCo
 int Serve(const po::variables_map& vm, config::GatewayConfig cfg, std::shared_ptr<const config::RouteTable> table,
           size_t resources) {
   RaiseFdLimit();
+  WarnLooserThanIstio(cfg);
+  if (const std::string& closed = table->view().closed_reason; !closed.empty() && !cfg.mesh_paths.empty()) {
+    spdlog::error("{}", closed);
+  }
   const size_t clusters = table->clusters().size();
   proxy::Gateway::Options options;
   options.settings = std::move(cfg);

@@ -12,6 +12,7 @@
 #include "fmt/format.h"
 #include "lb/outlier_sweep.h"
 #include "proxy/cluster_stats.h"
+#include "proxy/policy_stats.h"
 #include "proxy/runtime/dns_routes.h"
 #include "spdlog/spdlog.h"
 
@@ -74,6 +75,10 @@ config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const 
   options.gateway_namespace = config::GatewayNamespace(settings);
   options.root_namespace = settings.root_namespace;
   options.cluster_domain = settings.cluster_domain;
+  options.gateway_labels = settings.labels;
+  options.network = config::GatewayNetwork(settings);
+  options.requested_network_view = config::RequestedNetworkView(settings);
+  options.trust_domain = settings.trust_domain;
   if (auto listen = base::ParseListenAddress(settings.listen); listen.ok() && listen->port != 0) {
     options.listener_port = listen->port;
   }
@@ -90,6 +95,8 @@ DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
   s.max_hello_bytes = c.max_hello_bytes;
   s.max_connect_attempts = c.max_connect_attempts;
   s.relay = c.relay == config::RelayMode::kSplice ? RelayMode::kSplice : RelayMode::kCopy;
+  s.require_istio_alpn = c.require_istio_alpn;
+  s.route.allow_plain_host = c.plain_host_sni;
   return s;
 }
 
@@ -125,6 +132,7 @@ struct Runtime::Impl {
   std::shared_ptr<lb::HealthTable> health;
   ClusterStatsRegistry cluster_stats;
   std::vector<std::shared_ptr<ClusterStats>> current_stats;  // by cluster id of `table`
+  PolicyStatsRegistry policy_stats;
   std::shared_ptr<const Snapshot> snapshot;
   uint64_t sequence = 0;  // snapshots published
   ReloadStatus reload;
@@ -197,6 +205,8 @@ void Runtime::Impl::StartHealthChecks() {
 std::vector<std::string> Runtime::Impl::WatchedPaths() const {
   std::vector<std::string> paths = settings.mesh_paths;
   if (!settings_path.empty()) paths.push_back(settings_path);
+  // The Downward API rewrites the labels file when the pod's labels change.
+  if (!settings.pod_info_file.empty()) paths.push_back(settings.pod_info_file);
   return paths;
 }
 
@@ -288,7 +298,8 @@ std::string Runtime::Impl::Rebuild(const config::GatewayConfig& next, const std:
 void Runtime::Impl::ApplySettings(config::GatewayConfig next) {
   const bool level_changed = next.log_level != settings.log_level;
   const bool checks_changed = !SameHealthChecks(next, settings);
-  const bool paths_changed = next.mesh_paths != settings.mesh_paths;
+  const bool paths_changed =
+      next.mesh_paths != settings.mesh_paths || next.pod_info_file != settings.pod_info_file;
   settings = std::move(next);
   if (level_changed) {
     // A level set through POST /logging stays until the file changes it.
@@ -324,6 +335,7 @@ void Runtime::Impl::PublishSnapshot() {
   next->table = table;
   next->health = health;
   next->cluster_stats = current_stats;
+  next->policy_denied = policy_stats.ForTable(*table);
   next->settings = DataPathSettingsOf(settings);
   next->balancer = lb::BalancerOptions{settings.locality};
   next->sweep_tick = SweepTick(*table, next->settings);
@@ -339,6 +351,7 @@ const lb::HealthCheckStats* Runtime::health_check_stats() const {
   return impl_->checker ? &impl_->checker->counters() : nullptr;
 }
 std::vector<std::shared_ptr<ClusterStats>> Runtime::cluster_stats() const { return impl_->cluster_stats.All(); }
+std::vector<std::pair<std::string, uint64_t>> Runtime::policy_denied() const { return impl_->policy_stats.All(); }
 std::vector<lb::ClusterView> Runtime::Clusters() const { return lb::Describe(*impl_->table, *impl_->health); }
 
 }  // namespace meshgate::proxy

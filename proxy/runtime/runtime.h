@@ -69,6 +69,8 @@ class Runtime {
   const DnsStats* dns_stats() const;            // null: no resolver
   const lb::HealthCheckStats* health_check_stats() const;  // null: no checks configured
   std::vector<std::shared_ptr<ClusterStats>> cluster_stats() const;
+  // Refusals by AuthorizationPolicy name ("none": no ALLOW policy matched).
+  std::vector<std::pair<std::string, uint64_t>> policy_denied() const;
   std::vector<lb::ClusterView> Clusters() const;
 
  private:
