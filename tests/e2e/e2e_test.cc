@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/gateway_admin.h"
 #include "tests/support/meshgate_process.h"
+#include "tests/support/mesh_yaml.h"
 #include "tests/support/pki.h"
 #include "tests/support/ports.h"
 #include "tests/support/tls_peers.h"
@@ -36,7 +37,8 @@ constexpr char kSni[] = "outbound_.8000_._.httpbin.bar.global";
 constexpr char kClientId[] = "spiffe://cluster.local/ns/foo/sa/sleep";
 constexpr char kServerId[] = "spiffe://cluster.local/ns/bar/sa/httpbin";
 
-std::string ServiceEntry(const std::vector<uint16_t>& ports) {
+// A ServiceEntry for httpbin.bar, ending with its endpoint list.
+std::string ServiceEntryOnly(const std::vector<uint16_t>& ports) {
   std::string yaml =
       "apiVersion: networking.istio.io/v1beta1\n"
       "kind: ServiceEntry\n"
@@ -54,6 +56,11 @@ std::string ServiceEntry(const std::vector<uint16_t>& ports) {
     yaml += "  - address: 127.0.0.1\n    ports: {http: " + std::to_string(p) + "}\n";
   }
   return yaml;
+}
+
+// The ServiceEntry and the Gateway that exports it (meshgate fails closed).
+std::string ServiceEntry(const std::vector<uint16_t>& ports) {
+  return ServiceEntryOnly(ports) + "---\n" + kCrossNetworkGateway;
 }
 
 std::string ReadTestFile(const std::string& name) {
@@ -214,7 +221,8 @@ TEST_F(E2eTest, UnknownSniIsClosedAndNeverDialled) {
   for (const char* sni : {"outbound_.8000_._.nope.bar.global",      // unknown host
                           "outbound_.9999_._.httpbin.bar.global",   // unknown port
                           "outbound_.8000_.v9_.httpbin.bar.global", // unknown subset
-                          "evil.example.com"}) {
+                          "evil.example.com",                       // plain host: refused
+                          "httpbin.bar.global"}) {
     TlsClient client(client_ctx_.get(), gw->port(), sni);
     EXPECT_FALSE(client.ok()) << sni;
   }
@@ -225,11 +233,13 @@ TEST_F(E2eTest, UnknownSniIsClosedAndNeverDialled) {
   EXPECT_EQ(gw->Stop(), 0);
   EXPECT_EQ(backend.accepted(), 0) << "an unknown SNI was dialled";
   EXPECT_EQ(gw->Counter("upstream_cx_total"), 0u);
-  EXPECT_EQ(gw->Counter("route_miss.unknown_host"), 2u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("route_miss.unknown_host"), 1u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("route_miss.plain_host_sni"), 2u) << gw->Stats();
   EXPECT_EQ(gw->Counter("route_miss.unknown_port"), 1u);
   EXPECT_EQ(gw->Counter("route_miss.unknown_subset"), 1u);
   EXPECT_EQ(gw->Counter("route_miss.no_sni"), 1u);
-  EXPECT_NE(gw->Log().find("closed: no_route: unknown_host sni=\"evil.example.com\""), std::string::npos) << gw->Log();
+  EXPECT_NE(gw->Log().find("closed: no_route: plain_host_sni sni=\"evil.example.com\""), std::string::npos)
+      << gw->Log();
 }
 
 TEST_F(E2eTest, GarbageAndPlainHttpAreClosed) {
@@ -670,11 +680,23 @@ TEST_F(E2eTest, TwoEndpointsBothGetTraffic) {
   EXPECT_EQ(b.handshakes(), 5);
 }
 
-TEST_F(E2eTest, PlainHostSniRoutesWhenTheHostHasOnePort) {
+// Istio's gateway matches only the outbound_ form (its filter chains' SNI
+// hosts are cluster names: pilot builtAutoPassthroughFilterChains).
+// plainHostSni: true routes a plain host too, when the host has one port.
+TEST_F(E2eTest, PlainHostSniRoutesOnlyWithPlainHostSniTrue) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
-  auto gw = StartGateway({backend.port()});
+  {
+    auto gw = StartGateway({backend.port()});
+    TlsClient client(client_ctx_.get(), gw->port(), "httpbin.bar.global");
+    EXPECT_FALSE(client.ok());
+    EXPECT_EQ(gw->Stop(), 0);
+    EXPECT_EQ(gw->Counter("route_miss.plain_host_sni"), 1u) << gw->Stats();
+    EXPECT_EQ(backend.accepted(), 0) << "a refused plain host was dialled";
+  }
+  auto gw = StartWithConfig(backend.port(), "plainHostSni: true\n");
   TlsClient client(client_ctx_.get(), gw->port(), "httpbin.bar.global");
   EXPECT_TRUE(client.ok()) << client.error();
+  EXPECT_NE(gw->Log().find("plainHostSni: true"), std::string::npos) << gw->Log();
 }
 
 // Writes `content` so a reader sees the old or the new file, never half of one.
@@ -711,7 +733,8 @@ TEST_F(E2eTest, HotReloadUnderLoadNeverFailsAConnection) {
   int good_versions = 0;
   for (int version = 1; version <= 50; ++version) {
     if (version == 25) {
-      WriteAtomically(mesh, "httpbin.yaml", ServiceEntry({a.port()}) + "  - address: 10.0.0.300\n");
+      WriteAtomically(mesh, "httpbin.yaml", ServiceEntryOnly({a.port()}) + "  - address: 10.0.0.300\n---\n" +
+                                                   kCrossNetworkGateway);
       ASSERT_TRUE(gw.WaitForLog("config reload", good_versions + 1, 3000)) << gw.Log();
       EXPECT_NE(gw.Log().find("spec.endpoints[1].address"), std::string::npos);
       continue;

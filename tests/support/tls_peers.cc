@@ -255,7 +255,13 @@ int WaitForClose(int fd, int timeout_ms) {
 }
 
 
-TlsClient::TlsClient(SSL_CTX* ctx, uint16_t port, const std::string& sni, int timeout_ms) {
+const std::vector<std::string>& TlsClient::IstioAlpn() {
+  static const std::vector<std::string> alpn = {"istio-peer-exchange", "istio"};
+  return alpn;
+}
+
+TlsClient::TlsClient(SSL_CTX* ctx, uint16_t port, const std::string& sni, int timeout_ms,
+                     const std::vector<std::string>& alpn) {
   fd_ = ConnectTcp(port);
   if (fd_ < 0) {
     error_ = "connect failed";
@@ -267,6 +273,12 @@ TlsClient::TlsClient(SSL_CTX* ctx, uint16_t port, const std::string& sni, int ti
   ssl_ = SSL_new(ctx);
   SSL_set_fd(ssl_, fd_);
   if (!sni.empty()) SSL_set_tlsext_host_name(ssl_, sni.c_str());
+  if (!alpn.empty()) {
+    std::string wire;  // RFC 7301: length-prefixed names
+    for (const std::string& name : alpn) wire += static_cast<char>(name.size()) + name;
+    SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(wire.data()),
+                        static_cast<unsigned>(wire.size()));
+  }
   ERR_clear_error();
   if (SSL_connect(ssl_) != 1) {
     error_ = SslErrors();

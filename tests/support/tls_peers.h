@@ -97,8 +97,14 @@ class RawBackend {
 
 class TlsClient {
  public:
-  // Connects to 127.0.0.1:port and handshakes with `sni` (empty: none).
-  TlsClient(SSL_CTX* ctx, uint16_t port, const std::string& sni, int timeout_ms = 5000);
+  // ALPNs an Istio sidecar offers on mTLS to a remote gateway (Envoy's
+  // outbound cluster with metadata exchange): what meshgate requires by default.
+  static const std::vector<std::string>& IstioAlpn();
+
+  // Connects to 127.0.0.1:port and handshakes with `sni` (empty: none),
+  // offering `alpn` (empty: no ALPN extension).
+  TlsClient(SSL_CTX* ctx, uint16_t port, const std::string& sni, int timeout_ms = 5000,
+            const std::vector<std::string>& alpn = IstioAlpn());
   ~TlsClient();
 
   bool ok() const { return ok_; }
