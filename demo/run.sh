@@ -80,7 +80,28 @@ spec:
   selector: {app: sleep}
   ports: [{name: http, port: 80}]
 YAML
-"$MESHGATE" --check --mesh mesh > check.txt
+# Istio 1.6's multicluster gateway (the seed's setup): AUTO_PASSTHROUGH for
+# "*.global" on the gateway's TLS port, selecting the ingress gateway pods.
+# Istio paired it with an EnvoyFilter rewriting ".global" to
+# ".svc.cluster.local"; meshgate's sniRewrites does that (on by default).
+# Without it meshgate, like Istio since 1.10 (CVE-2021-31921), serves nothing.
+cat > mesh/gateway.yaml <<YAML
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: istio-multicluster-ingressgateway, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: $GATEWAY_PORT, name: tls, protocol: TLS}   # 15443 in a cluster
+    tls: {mode: AUTO_PASSTHROUGH}
+    hosts: ["*.global"]
+YAML
+sed 's/^/   /' mesh/gateway.yaml
+# The gateway pod's labels, as Kubernetes' Downward API writes them.
+mkdir -p podinfo
+printf 'app="istio-ingressgateway"\nistio="ingressgateway"\n' > podinfo/labels
+echo "podInfoFile: podinfo/labels" > meshgate.yaml
+"$MESHGATE" --check --config meshgate.yaml --listen "127.0.0.1:$GATEWAY_PORT" --mesh mesh > check.txt
 sed 's/^/   /' check.txt
 
 CONTROL_PORT=$(free_port)
@@ -109,7 +130,7 @@ print(r.read().decode(), end="")
 PY
 
 say "5. meshgate, cluster 2's gateway, on 127.0.0.1:$GATEWAY_PORT, following the control component over TLS"
-"$MESHGATE" --listen "127.0.0.1:$GATEWAY_PORT" --control "$CONTROL" --control-ca root-cert.pem \
+"$MESHGATE" --config meshgate.yaml --listen "127.0.0.1:$GATEWAY_PORT" --control "$CONTROL" --control-ca root-cert.pem \
   --control-cluster cluster-2 --threads 2 --log-level debug \
   --metrics 127.0.0.1:0 --readiness 127.0.0.1:0 --admin 127.0.0.1:0 \
   --drain-delay 0s --drain-time 5s --access-log access.log 2> meshgate.log &

@@ -28,6 +28,7 @@
 #include "proxy/access_log.h"
 #include "base/io/http_server.h"
 #include "tests/support/meshgate_process.h"
+#include "tests/support/mesh_yaml.h"
 #include "tests/support/pki.h"
 #include "tests/support/ports.h"
 #include "tests/support/tls_peers.h"
@@ -152,6 +153,7 @@ class OpsTest : public ::testing::Test {
   std::unique_ptr<MeshgateProcess> Start(uint16_t httpbin_port, std::vector<std::string> extra = {}) {
     dir_.Write("mesh/httpbin.yaml", Se("httpbin", httpbin_port));
     dir_.Write("mesh/dead.yaml", Se("dead", dead_.port()));
+    dir_.Write("mesh/gateway.yaml", kCrossNetworkGateway);
     std::vector<std::string> args = {"--config", dir_.Write("gw.yaml", "threads: 1\ntimeouts: {hello: 300ms}\n"
                                                                        "mesh: [mesh/]\n")};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -408,6 +410,7 @@ TEST_F(OpsTest, AccessLogToAFileWithSampling) {
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
   dir_.Write("mesh/httpbin.yaml", Se("httpbin", backend.port()));
   dir_.Write("mesh/dead.yaml", Se("dead", dead_.port()));
+  dir_.Write("mesh/gateway.yaml", kCrossNetworkGateway);
   MeshgateProcess sampled({"--config", dir_.Write("gw2.yaml", "threads: 1\nmesh: [mesh/]\n"
                                                               "accessLog: {path: sampled.log, sampleRate: 0}\n")});
   ASSERT_TRUE(sampled.running()) << sampled.Log();

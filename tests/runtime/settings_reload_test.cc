@@ -31,7 +31,16 @@ constexpr char kMesh[] =
     "  location: MESH_INTERNAL\n"
     "  ports: [{number: 8000, name: tcp, protocol: TCP}]\n"
     "  resolution: STATIC\n"
-    "  endpoints: [{address: 127.0.0.1, ports: {tcp: 9}}]\n";
+    "  endpoints: [{address: 127.0.0.1, ports: {tcp: 9}}]\n"
+    "---\n"
+    "apiVersion: networking.istio.io/v1\n"
+    "kind: Gateway\n"
+    "metadata: {name: cross-network-gateway, namespace: istio-system}\n"
+    "spec:\n"
+    "  servers:\n"
+    "  - port: {number: 15443, name: tls, protocol: TLS}\n"
+    "    tls: {mode: AUTO_PASSTHROUGH}\n"
+    "    hosts: [\"*.local\"]\n";
 
 json::object ConfigDump(const std::string& admin) {
   const io::HttpResult r = io::HttpCall(admin, "GET", "/config_dump", 3000);
