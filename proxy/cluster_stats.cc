@@ -1,6 +1,7 @@
 #include "proxy/cluster_stats.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace meshgate::proxy {
 
@@ -20,7 +21,84 @@ void ServiceLabels(const config::Cluster& cluster, std::string& name, std::strin
   }
 }
 
+bool SameIdentity(const config::WorkloadIdentity& a, const config::WorkloadIdentity& b) {
+  return std::tie(a.name, a.ns, a.app, a.version, a.canonical_service, a.canonical_revision, a.principal) ==
+         std::tie(b.name, b.ns, b.app, b.version, b.canonical_service, b.canonical_revision, b.principal);
+}
+
+bool Matches(const IstioTcpStats& s, const config::WorkloadIdentity& identity, bool has_endpoint) {
+  return s.endpoint == has_endpoint && SameIdentity(s.workload, identity);
+}
+
 }  // namespace
+
+std::string_view ToString(ResponseFlag flag) {
+  switch (flag) {
+#define MESHGATE_RESPONSE_FLAG_CASE(name, str) \
+  case ResponseFlag::name:                     \
+    return str;
+    MESHGATE_RESPONSE_FLAGS(MESHGATE_RESPONSE_FLAG_CASE)
+#undef MESHGATE_RESPONSE_FLAG_CASE
+  }
+  return "-";
+}
+
+// What Envoy's filters set for each way a session ends here (Envoy
+// source/common/tcp_proxy/tcp_proxy.cc unless noted):
+// - no_route, alpn_not_istio: no filter chain matches the SNI and ALPN
+//   (Istio builds one per exported cluster, pilot gateway.go
+//   builtAutoPassthroughFilterChains). Envoy's NR also means "no matching
+//   filter chain", but Istio's stats filter lives in the chain, so Istio
+//   itself records nothing; we keep the one NR series (see metrics.cc).
+// - no_endpoints: initializeUpstreamConnection finds no host: UH.
+// - upstream_overflow: the cluster's connections resource is full: UO.
+// - upstream_connect_failed: each failed attempt sets UF
+//   (onUpstreamEvent while connecting, onConnectTimeout), the attempt past
+//   max_connect_attempts URX (onConnectMaxAttempts).
+// - max_duration: onMaxDownstreamConnectionDuration sets DT.
+// - idle_timeout: onIdleTimeout only closes (no flag; SI is HTTP's).
+// - rbac_denied: Envoy's network RBAC filter closes with termination
+//   details "rbac_access_denied_matched_policy[...]" and no response flag.
+// - closes and errors after the connect, and the drain: no flag (tcp_proxy
+//   sets DC/UC nowhere; those are the HTTP connection manager's and router's).
+std::optional<ResponseFlag> IstioResponseFlag(Termination why) {
+  switch (why) {
+    case Termination::kNoRoute:
+    case Termination::kAlpnNotIstio:
+    case Termination::kNotTls:
+    case Termination::kHelloTooLarge:
+    case Termination::kHelloMalformed:
+    case Termination::kHelloTimeout:
+    case Termination::kHelloClosed:
+      return std::nullopt;
+    case Termination::kNoEndpoints:
+      return ResponseFlag::kNoHealthyUpstream;
+    case Termination::kUpstreamOverflow:
+      return ResponseFlag::kUpstreamOverflow;
+    case Termination::kUpstreamConnectFailed:
+      return ResponseFlag::kConnectFailed;
+    case Termination::kMaxDuration:
+      return ResponseFlag::kDurationTimeout;
+    case Termination::kRbacDenied:
+    case Termination::kIdleTimeout:
+    case Termination::kDownstreamClose:
+    case Termination::kUpstreamClose:
+    case Termination::kDownstreamError:
+    case Termination::kUpstreamError:
+    case Termination::kDrained:
+      return ResponseFlag::kNone;
+  }
+  return ResponseFlag::kNone;
+}
+
+uint64_t IstioTcpStats::open() const {
+  uint64_t o = 0, c = 0;
+  for (size_t i = 0; i < kResponseFlagCount; ++i) {
+    o += opened[i].value();
+    c += closed[i].value();
+  }
+  return o > c ? o - c : 0;
+}
 
 ClusterStats::ClusterStats(const config::Cluster& cluster)
     : name(cluster.name),
@@ -30,15 +108,50 @@ ClusterStats::ClusterStats(const config::Cluster& cluster)
   ServiceLabels(cluster, service_name, service_namespace);
 }
 
-std::vector<std::shared_ptr<ClusterStats>> ClusterStatsRegistry::ForTable(
-    const config::RouteTable& table) {
-  std::vector<std::shared_ptr<ClusterStats>> out;
+std::vector<std::shared_ptr<IstioTcpStats>> ClusterStatsRegistry::IstioFor(const config::Cluster& cluster,
+                                                                          ClusterStats& stats) {
+  std::vector<std::shared_ptr<IstioTcpStats>> kept;
+  // Series still open stay (sessions on an older table count in them).
+  for (const auto& s : stats.istio) {
+    if (s->open() > 0) kept.push_back(s);
+  }
+  std::vector<std::shared_ptr<IstioTcpStats>> next;
+  std::vector<std::shared_ptr<IstioTcpStats>> by_endpoint;
+  by_endpoint.reserve(cluster.endpoints.size() + 1);
+  // The series of (identity, has_endpoint) in `next`, else the one the
+  // cluster had, else a new one.
+  auto reuse = [&](const config::WorkloadIdentity& identity, bool has_endpoint) {
+    for (const auto& s : next) {
+      if (Matches(*s, identity, has_endpoint)) return s;
+    }
+    auto old = std::find_if(stats.istio.begin(), stats.istio.end(),
+                            [&](const auto& s) { return Matches(*s, identity, has_endpoint); });
+    next.push_back(old != stats.istio.end() ? *old : std::make_shared<IstioTcpStats>(identity, has_endpoint));
+    return next.back();
+  };
+  const std::shared_ptr<IstioTcpStats> none = reuse({}, false);
+  for (const config::Endpoint& ep : cluster.endpoints) by_endpoint.push_back(reuse(ep.workload, true));
+  by_endpoint.push_back(none);
+  for (const auto& s : kept) {
+    if (std::find(next.begin(), next.end(), s) == next.end()) next.push_back(s);
+  }
+  stats.istio = std::move(next);
+  return by_endpoint;
+}
+
+std::vector<std::shared_ptr<ClusterStats>> ClusterStatsRegistry::ForTable(const config::RouteTable& table) {
+  return StatsFor(table).clusters;
+}
+
+TableStats ClusterStatsRegistry::StatsFor(const config::RouteTable& table) {
+  TableStats out;
   absl::flat_hash_map<std::string, std::shared_ptr<ClusterStats>> next;
   for (const config::Cluster& cluster : table.clusters()) {
     auto it = by_name_.find(cluster.name);
     auto stats = it != by_name_.end() ? it->second : std::make_shared<ClusterStats>(cluster);
     next[cluster.name] = stats;
-    out.push_back(std::move(stats));
+    out.endpoints.push_back(IstioFor(cluster, *stats));
+    out.clusters.push_back(std::move(stats));
   }
   // Keep a removed cluster's series while it still has sessions.
   for (auto& [name, stats] : by_name_) {

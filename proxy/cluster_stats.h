@@ -3,15 +3,19 @@
 // lock-free add; the metrics endpoint reads them at scrape time.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "base/stats.h"
 #include "config/model/route_table.h"
+#include "proxy/stats.h"
 
 namespace meshgate::proxy {
 
@@ -51,6 +55,55 @@ class AtomicHistogram {
   COUNTER(sessions_closed, "Relayed sessions that ended.")
 MESHGATE_DEFINE_SHARED_STATS(ClusterCounters, MESHGATE_CLUSTER_STATS);
 
+// Envoy's %RESPONSE_FLAGS% short codes that a session of an Istio gateway can
+// end with (Envoy docs: access log "Command operators", RESPONSE_FLAGS; set by
+// source/common/tcp_proxy/tcp_proxy.cc). Several flags read as Envoy joins
+// them: in flag order, separated by ",".
+#define MESHGATE_RESPONSE_FLAGS(X)                                                              \
+  X(kNone, "-")                /* no flag: a normal end, idle timeout, drain, RBAC denial */   \
+  X(kNoRoute, "NR")            /* no filter chain matched (unknown SNI, not exported, ALPN) */ \
+  X(kNoHealthyUpstream, "UH")  /* tcp_proxy: no host to connect to */                          \
+  X(kUpstreamOverflow, "UO")   /* tcp_proxy: the cluster's connection limit */                 \
+  X(kConnectFailed, "UF,URX")  /* every connect attempt failed (UF), attempts ran out (URX) */ \
+  X(kDurationTimeout, "DT")    /* tcp_proxy max_downstream_connection_duration */
+
+enum class ResponseFlag : uint8_t {
+#define MESHGATE_RESPONSE_FLAG_ENUM(name, str) name,
+  MESHGATE_RESPONSE_FLAGS(MESHGATE_RESPONSE_FLAG_ENUM)
+#undef MESHGATE_RESPONSE_FLAG_ENUM
+};
+#define MESHGATE_RESPONSE_FLAG_COUNT(name, str) +1
+inline constexpr size_t kResponseFlagCount = 0 MESHGATE_RESPONSE_FLAGS(MESHGATE_RESPONSE_FLAG_COUNT);
+#undef MESHGATE_RESPONSE_FLAG_COUNT
+std::string_view ToString(ResponseFlag flag);
+
+// The response flag Istio's gateway would report for a session that ended
+// `why`, or nullopt when it reports nothing per cluster: the hello never
+// reached a filter chain (hello_*, not_tls: no istio_* series at all), or
+// it matched none (no_route, alpn_not_istio: counted in the one NR series,
+// from the workers' termination counters).
+std::optional<ResponseFlag> IstioResponseFlag(Termination why);
+
+// Istio's istio_tcp_* counters for one destination: a cluster and the
+// workload identity of the endpoint a session used (`endpoint` false: the
+// sessions that never got one). Every worker writes them.
+struct IstioTcpStats {
+  IstioTcpStats(const config::WorkloadIdentity& w, bool has_endpoint) : workload(w), endpoint(has_endpoint) {}
+  uint64_t open() const;  // opened minus closed: sessions still counted open
+
+  // Labels, fixed at creation from configuration (never from client input).
+  const config::WorkloadIdentity workload;
+  const bool endpoint;
+
+  // By ResponseFlag: the flag a session had when it was counted (opened at
+  // the upstream connect is always kNone; refused sessions open and close
+  // with their flag).
+  std::array<base::SharedCounter, kResponseFlagCount> opened;
+  std::array<base::SharedCounter, kResponseFlagCount> closed;
+  base::SharedCounter sent_bytes;      // to the client (Istio: "sent during response")
+  base::SharedCounter received_bytes;  // from the client, the hello included
+};
+
 struct ClusterStats {
   explicit ClusterStats(const config::Cluster& cluster);
 
@@ -63,6 +116,21 @@ struct ClusterStats {
   ClusterCounters counters;  // every worker writes them
   AtomicHistogram connect_seconds;
   AtomicHistogram session_seconds;
+
+  // Istio series, one per distinct destination identity; the first is the
+  // sessions without an endpoint. Control thread only (the registry and
+  // the metrics page); workers reach them through the snapshot's index.
+  std::vector<std::shared_ptr<IstioTcpStats>> istio;
+};
+
+// Per table: [Cluster::id][endpoint index] -> the Istio series that
+// endpoint's sessions count in, plus one last entry per cluster for the
+// sessions that never picked an endpoint.
+using EndpointStats = std::vector<std::vector<std::shared_ptr<IstioTcpStats>>>;
+
+struct TableStats {
+  std::vector<std::shared_ptr<ClusterStats>> clusters;  // by Cluster::id
+  EndpointStats endpoints;
 };
 
 // Control thread only: one ClusterStats per cluster name, reused across table
@@ -70,11 +138,17 @@ struct ClusterStats {
 
 class ClusterStatsRegistry {
  public:
-  // By Cluster::id of `table`.
+  // By Cluster::id of `table`, with the Istio series of its endpoints.
+  TableStats StatsFor(const config::RouteTable& table);
+  // StatsFor(table).clusters.
   std::vector<std::shared_ptr<ClusterStats>> ForTable(const config::RouteTable& table);
   std::vector<std::shared_ptr<ClusterStats>> All() const;
 
  private:
+  // The cluster's Istio series for `table`'s endpoints, reusing the ones
+  // `stats` already has; series neither used nor open are dropped.
+  static std::vector<std::shared_ptr<IstioTcpStats>> IstioFor(const config::Cluster& cluster, ClusterStats& stats);
+
   absl::flat_hash_map<std::string, std::shared_ptr<ClusterStats>> by_name_;
 };
 

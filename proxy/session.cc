@@ -169,8 +169,8 @@ void Session::OnHello() {
                   fmt::format("{} sni=\"{}\" host=\"{}\"", config::ToString(route.miss),
                               hello.server_name, route.host));
   }
+  cluster_ = route.cluster;  // before the policy: a refusal is counted against it
   if (!Authorized()) return;
-  cluster_ = route.cluster;
   if (cluster_->endpoints.empty()) {
     return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no endpoints", cluster_->name));
   }
@@ -310,6 +310,9 @@ void Session::OnConnect(const error_code& ec) {
   ctx_.stats->upstream_cx_total.Inc();
   cluster_stats_->counters.cx_total.Inc();
   connected_.emplace(ctx_.stats->upstream_cx_active, cluster_stats_->counters.cx_active);
+  // Opened at the upstream connect, with no response flag yet.
+  istio_ = ctx_.routes->IstioStats(*cluster_, endpoint_);
+  if (istio_ != nullptr) istio_->opened[static_cast<size_t>(ResponseFlag::kNone)].Inc();
   cluster_stats_->connect_seconds.Observe(
       std::chrono::duration<double>(Clock::now() - connect_started_).count());
   PrepareSocket(up_);
@@ -383,6 +386,7 @@ void Session::OnWriteHello(const error_code& ec, size_t n) {
   if (ec) return Close(Termination::kUpstreamError);
   ctx_.stats->bytes_downstream_to_upstream.Inc(n);
   cluster_stats_->counters.sent_bytes.Inc(n);
+  if (istio_ != nullptr) istio_->received_bytes.Inc(n);
   // The hello is forwarded; idle sessions should not keep its buffer.
   std::vector<uint8_t>().swap(hello_buf_);
   StartRelay();
@@ -402,8 +406,9 @@ void Session::StartRelay() {
 
 void Session::OnFlowProgress(const Flow& flow, size_t n) {
   last_activity_ = Clock::now();
-  auto& bytes = &flow == &*down_to_up_ ? cluster_stats_->counters.sent_bytes : cluster_stats_->counters.received_bytes;
-  bytes.Inc(n);
+  const bool request = &flow == &*down_to_up_;
+  (request ? cluster_stats_->counters.sent_bytes : cluster_stats_->counters.received_bytes).Inc(n);
+  if (istio_ != nullptr) (request ? istio_->received_bytes : istio_->sent_bytes).Inc(n);
 }
 
 void Session::CheckIdle(Clock::time_point now) {
@@ -446,6 +451,7 @@ void Session::Close(Termination why) {
   if (closed_) return;
   closed_ = true;
   ctx_.stats->terminations[static_cast<size_t>(why)].Inc();
+  CountIstioClose(why);
   if (connected_) {
     cluster_stats_->counters.sessions_closed.Inc();
     cluster_stats_->session_seconds.Observe(std::chrono::duration<double>(Clock::now() - start_).count());
@@ -465,6 +471,23 @@ void Session::Close(Termination why) {
   timer_.cancel();
   down_.close(ignored);
   up_.close(ignored);
+}
+
+// istio_tcp_connections_closed_total, with the response flag Envoy would
+// set (IstioResponseFlag). A session refused after routing to a cluster but
+// before an upstream connection is opened and closed at once, in the series
+// of the endpoint it last tried (Envoy's tcp_proxy records the host of a
+// failed connect) or the cluster's series without an endpoint.
+void Session::CountIstioClose(Termination why) {
+  const std::optional<ResponseFlag> flag = IstioResponseFlag(why);
+  if (!flag || cluster_ == nullptr) return;
+  const auto i = static_cast<size_t>(*flag);
+  if (istio_ == nullptr) {
+    istio_ = ctx_.routes->IstioStats(*cluster_, endpoint_);
+    if (istio_ == nullptr) return;
+    istio_->opened[i].Inc();
+  }
+  istio_->closed[i].Inc();
 }
 
 void Session::WriteAccessLog(Termination why) {

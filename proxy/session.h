@@ -104,6 +104,7 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
 
   void Reject(Termination why, std::string_view detail);
   void Close(Termination why);
+  void CountIstioClose(Termination why);
   void WriteAccessLog(Termination why);
 
   WorkerContext ctx_;
@@ -122,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   const config::Cluster* cluster_ = nullptr;
   lb::ClusterState* cluster_state_ = nullptr;
   ClusterStats* cluster_stats_ = nullptr;
+  IstioTcpStats* istio_ = nullptr;  // istio_tcp_*: from the upstream connect, or the refusal
   // After ctx_, so destroyed before the snapshot it points into is released.
   lb::UpstreamLease lease_;        // cluster slot and endpoint count, from the pick
   std::optional<UpstreamGauges> connected_;  // from the upstream connect

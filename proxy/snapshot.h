@@ -43,6 +43,10 @@ struct Snapshot {
   // Refusals by AuthorizationPolicy: by policy index of
   // table->authorization(), the last one for "no ALLOW policy matched".
   std::vector<std::shared_ptr<base::SharedCounter>> policy_denied;
+  // Istio series by [Cluster::id][endpoint index], one more per cluster for
+  // sessions without an endpoint (ClusterStatsRegistry::StatsFor). Empty:
+  // no istio_* accounting.
+  EndpointStats endpoint_stats;
   DataPathSettings settings;
   lb::BalancerOptions balancer;
   // SweepTick(*table, settings), computed once by whoever builds the snapshot
@@ -64,6 +68,7 @@ struct WorkerRoutes {
         table(snapshot->table.get()),
         health(snapshot->health.get()),
         cluster_stats(snapshot->cluster_stats),
+        endpoint_stats(snapshot->endpoint_stats),
         settings(snapshot->settings),
         sweep_tick(snapshot->sweep_tick),
         balancers(table->clusters().size()) {}
@@ -72,10 +77,20 @@ struct WorkerRoutes {
     if (!b) b = lb::MakeBalancer(cluster, snapshot->balancer);
     return *b;
   }
+  // The Istio series of `cluster`'s endpoint `endpoint` (-1: none picked);
+  // null when the snapshot has none. An index, no lookup.
+  IstioTcpStats* IstioStats(const config::Cluster& cluster, int endpoint) const {
+    if (cluster.id >= endpoint_stats.size()) return nullptr;
+    const auto& series = endpoint_stats[cluster.id];
+    if (series.empty()) return nullptr;
+    const size_t i = endpoint >= 0 ? static_cast<size_t>(endpoint) : series.size() - 1;
+    return i < series.size() ? series[i].get() : nullptr;
+  }
   std::shared_ptr<const Snapshot> snapshot;
   const config::RouteTable* table;
   lb::HealthTable* health;
   const std::vector<std::shared_ptr<ClusterStats>>& cluster_stats;
+  const EndpointStats& endpoint_stats;
   const DataPathSettings& settings;
   std::chrono::milliseconds sweep_tick;
   std::vector<std::unique_ptr<lb::Balancer>> balancers;  // by Cluster::id

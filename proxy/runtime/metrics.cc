@@ -203,37 +203,129 @@ void Upstream(const MetricsSnapshot& s, Families& out) {
   }
 }
 
-// Istio's standard TCP metrics, as a destination-side proxy reports them, so
-// existing dashboards show the gateway's traffic per service.
+// Istio's standard TCP metrics (istio.io "Istio Standard Metrics"), as an
+// Istio gateway reports them: reporter "source" ("source if report is from a
+// client Istio proxy or a gateway"; pilot model/telemetry.go workloadMode
+// gives gateway listeners WorkloadMode_CLIENT, so istio/proxy istio_stats.cc
+// runs as Reporter::ClientSidecar). Labels as istio_stats.cc populatePeerInfo
+// fills them for that reporter, followed for Istio 1.31 (master, Aug 2026).
+constexpr char kUnknown[] = "unknown";
+
+std::string OrUnknown(const std::string& v) { return v.empty() ? kUnknown : v; }
+
+// The destination_* labels of one series.
+struct Destination {
+  std::string workload = kUnknown, workload_namespace = kUnknown, principal = kUnknown, app = kUnknown,
+              version = kUnknown, service = kUnknown, service_name = kUnknown, service_namespace = kUnknown,
+              canonical_service = kUnknown, canonical_revision = "latest", cluster = kUnknown;
+};
+
+// The peer is the endpoint's workload metadata (istio_stats.cc
+// extractEndpointMetadata: Istio's EDS metadata, which the mesh loader's
+// WorkloadIdentity mirrors); the service is the cluster's (its "istio"
+// services metadata: host, name, namespace).
+// - destination_principal: the peer certificate's URI SAN of the proxy's
+//   own upstream TLS, else the peer's exchanged identity. A passthrough
+//   gateway has neither (it relays the client's TLS): "unknown".
+// - destination_canonical_revision: "latest" when the peer has none.
+// - destination_cluster: the peer's cluster, known only when an endpoint
+//   was used; the gateway dials its own cluster's endpoints.
+Destination DestinationOf(const ClusterStats& c, const IstioTcpStats& s, const std::string& cluster_id) {
+  const config::WorkloadIdentity& w = s.workload;
+  Destination d;
+  d.workload = OrUnknown(w.name);
+  d.workload_namespace = OrUnknown(w.ns);
+  d.app = OrUnknown(w.app);
+  d.version = OrUnknown(w.version);
+  d.service = OrUnknown(c.host);
+  d.service_name = OrUnknown(c.service_name);
+  d.service_namespace = OrUnknown(c.service_namespace.empty() ? w.ns : c.service_namespace);
+  d.canonical_service = OrUnknown(w.canonical_service);
+  if (!w.canonical_revision.empty()) d.canonical_revision = w.canonical_revision;
+  if (s.endpoint) d.cluster = OrUnknown(cluster_id);
+  return d;
+}
+
+Labels IstioLabels(const IstioSource& src, const Destination& dst) {
+  return {{"reporter", "source"},
+          {"source_workload", src.workload},
+          {"source_workload_namespace", src.workload_namespace},
+          {"source_principal", src.principal},
+          {"source_app", src.app},
+          {"source_version", src.version},
+          {"source_cluster", src.cluster},
+          {"source_canonical_service", src.canonical_service},
+          {"source_canonical_revision", src.canonical_revision},
+          {"destination_workload", dst.workload},
+          {"destination_workload_namespace", dst.workload_namespace},
+          {"destination_principal", dst.principal},
+          {"destination_app", dst.app},
+          {"destination_version", dst.version},
+          {"destination_service", dst.service},
+          {"destination_service_name", dst.service_name},
+          {"destination_service_namespace", dst.service_namespace},
+          {"destination_cluster", dst.cluster},
+          {"destination_canonical_service", dst.canonical_service},
+          {"destination_canonical_revision", dst.canonical_revision},
+          {"request_protocol", "tcp"},
+          // Set for reporter "destination" only (mutual_tls or none).
+          {"connection_security_policy", kUnknown}};
+}
+
+struct IstioFamilies {
+  explicit IstioFamilies(Families& out)
+      : opened(out.Add("istio_tcp_connections_opened_total", "TCP connections opened.", MetricType::Counter)),
+        closed(out.Add("istio_tcp_connections_closed_total", "TCP connections closed.", MetricType::Counter)),
+        sent(out.Add("istio_tcp_sent_bytes_total", "Bytes sent during response.", MetricType::Counter)),
+        received(out.Add("istio_tcp_received_bytes_total", "Bytes received during request.",
+                         MetricType::Counter)) {}
+  // One series per response flag counted; bytes under "-" (they are counted
+  // as they flow, before any flag is known).
+  void Add(Labels labels, const IstioTcpStats& t) {
+    labels.push_back({"response_flags", ""});
+    for (size_t i = 0; i < kResponseFlagCount; ++i) {
+      const uint64_t o = t.opened[i].value(), c = t.closed[i].value();
+      if (o == 0 && c == 0) continue;
+      labels.back().value = std::string(ToString(static_cast<ResponseFlag>(i)));
+      Families::Counter(opened, labels, static_cast<double>(o));
+      Families::Counter(closed, labels, static_cast<double>(c));
+      if (i != static_cast<size_t>(ResponseFlag::kNone)) continue;
+      Families::Counter(sent, labels, static_cast<double>(t.sent_bytes.value()));
+      Families::Counter(received, labels, static_cast<double>(t.received_bytes.value()));
+    }
+  }
+  MetricFamily& opened;
+  MetricFamily& closed;
+  MetricFamily& sent;
+  MetricFamily& received;
+};
+
+// Connections no filter chain matched (no route, not exported, plain-host
+// SNI, not Istio's ALPN): one fixed NR series with an unknown destination,
+// opened and closed at once, from the workers' termination counters. Istio
+// itself records nothing for them (its stats filter is in the chain that
+// did not match); the series is always there, so a flood of unknown SNIs
+// moves a value and never adds a series.
+void IstioNoRoute(const MetricsSnapshot& s, IstioFamilies& istio) {
+  uint64_t refused = 0;
+  for (const ProxyStats* w : s.workers) {
+    refused += w->terminations[static_cast<size_t>(Termination::kNoRoute)].value() +
+               w->terminations[static_cast<size_t>(Termination::kAlpnNotIstio)].value();
+  }
+  Labels labels = IstioLabels(s.istio_source, Destination{});
+  labels.push_back({"response_flags", std::string(ToString(ResponseFlag::kNoRoute))});
+  Families::Counter(istio.opened, labels, static_cast<double>(refused));
+  Families::Counter(istio.closed, labels, static_cast<double>(refused));
+}
+
 void Istio(const MetricsSnapshot& s, Families& out) {
-  struct Totals {
-    uint64_t opened = 0, closed = 0, request_bytes = 0, response_bytes = 0;
-  };
-  std::map<std::tuple<std::string, std::string, std::string>, Totals> by_service;
+  IstioFamilies istio(out);
   for (const auto& cs : s.clusters) {
-    Totals& t = by_service[{cs->host, cs->service_name, cs->service_namespace}];
-    t.opened += cs->counters.cx_total.value();
-    t.closed += cs->counters.sessions_closed.value();
-    t.request_bytes += cs->counters.sent_bytes.value();
-    t.response_bytes += cs->counters.received_bytes.value();
+    for (const auto& series : cs->istio) {
+      istio.Add(IstioLabels(s.istio_source, DestinationOf(*cs, *series, s.istio_cluster_id)), *series);
+    }
   }
-  auto& opened = out.Add("istio_tcp_connections_opened_total", "TCP connections opened.", MetricType::Counter);
-  auto& closed = out.Add("istio_tcp_connections_closed_total", "TCP connections closed.", MetricType::Counter);
-  auto& sent = out.Add("istio_tcp_sent_bytes_total", "Bytes sent during response.", MetricType::Counter);
-  auto& received = out.Add("istio_tcp_received_bytes_total", "Bytes received during request.",
-                           MetricType::Counter);
-  for (const auto& [key, t] : by_service) {
-    const auto& [host, name, ns] = key;
-    const Labels labels = {{"reporter", "destination"},
-                           {"destination_service", host},
-                           {"destination_service_name", name},
-                           {"destination_service_namespace", ns},
-                           {"destination_cluster", s.istio_cluster_id}};
-    Families::Counter(opened, labels, static_cast<double>(t.opened));
-    Families::Counter(closed, labels, static_cast<double>(t.closed));
-    Families::Counter(sent, labels, static_cast<double>(t.response_bytes));
-    Families::Counter(received, labels, static_cast<double>(t.request_bytes));
-  }
+  IstioNoRoute(s, istio);
 }
 
 void Process(const MetricsSnapshot& s, Families& out) {
@@ -288,6 +380,48 @@ prometheus::Registry& StaticRegistry() {
 }
 
 }  // namespace
+
+namespace {
+
+// The first of `keys` set (non-empty) in `labels`, else `fallback`.
+std::string FirstLabel(const std::map<std::string, std::string>& labels, std::initializer_list<const char*> keys,
+                       const std::string& fallback) {
+  for (const char* key : keys) {
+    auto it = labels.find(key);
+    if (it != labels.end() && !it->second.empty()) return it->second;
+  }
+  return fallback;
+}
+
+}  // namespace
+
+// Istio's node metadata for the gateway pod, rebuilt from its labels:
+// - WORKLOAD_NAME: the service.istio.io/workload-name label, else the pod's
+//   controller (pkg/kube/util.go GetWorkloadMetaFromPod). meshgate sees no
+//   owner references, so the "app" label stands in (Istio's gateway charts
+//   give the Deployment its app label's name), else "unknown".
+// - canonical service and revision: the labels the injector writes, with
+//   pkg/kube/labels CanonicalService's fallbacks (canonical-name,
+//   app.kubernetes.io/name, app, the workload name; canonical-revision,
+//   app.kubernetes.io/version, version, "latest").
+// - app, version: LABELS["app"], LABELS["version"] (istio_stats.cc Context).
+// - source_principal: the local certificate of the proxy's own upstream TLS
+//   (uriSanLocalCertificate); a passthrough gateway originates none, so
+//   Istio reports "unknown" whatever the trust domain.
+IstioSource IstioSourceOf(const config::GatewayConfig& settings) {
+  const auto& labels = settings.labels;
+  IstioSource out;
+  out.workload = FirstLabel(labels, {"service.istio.io/workload-name", "app"}, kUnknown);
+  out.workload_namespace = OrUnknown(config::GatewayNamespace(settings));
+  out.app = FirstLabel(labels, {"app"}, kUnknown);
+  out.version = FirstLabel(labels, {"version"}, kUnknown);
+  out.cluster = OrUnknown(settings.cluster_id);
+  out.canonical_service =
+      FirstLabel(labels, {"service.istio.io/canonical-name", "app.kubernetes.io/name", "app"}, out.workload);
+  out.canonical_revision =
+      FirstLabel(labels, {"service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"}, "latest");
+  return out;
+}
 
 std::string RenderMetrics(const MetricsSnapshot& snapshot) {
   Families out;

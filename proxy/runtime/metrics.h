@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/model/route_table.h"
+#include "config/settings/gateway_config.h"
 #include "lb/cluster_state.h"
 #include "proxy/runtime/control_source.h"
 #include "proxy/runtime/dns_resolver.h"
@@ -22,12 +23,29 @@
 
 namespace meshgate::proxy {
 
+// The gateway as the source_* labels of Istio's metrics name it: what
+// Istio's stats filter reads from the proxy's node metadata (istio/proxy
+// istio_stats.cc, reporter "source": WORKLOAD_NAME, NAMESPACE, LABELS,
+// CLUSTER_ID). Values are never empty: "unknown" stands in.
+struct IstioSource {
+  std::string workload = "unknown";
+  std::string workload_namespace = "unknown";
+  std::string principal = "unknown";
+  std::string app = "unknown";
+  std::string version = "unknown";
+  std::string cluster = "unknown";
+  std::string canonical_service = "unknown";
+  std::string canonical_revision = "latest";
+};
+IstioSource IstioSourceOf(const config::GatewayConfig& settings);
+
 struct MetricsSnapshot {
   std::string listener;  // "0.0.0.0:15443"
   std::vector<const ProxyStats*> workers;
   std::vector<std::shared_ptr<ClusterStats>> clusters;
   std::vector<lb::ClusterView> endpoints;  // health per cluster
-  std::string istio_cluster_id;            // destination_cluster
+  std::string istio_cluster_id;            // destination_cluster of known endpoints
+  IstioSource istio_source;                // source_* of every istio_* series
   uint64_t config_version = 0;
   uint64_t workers_version = 0;  // the config version every worker installed
   uint64_t reloads_ok = 0;

@@ -131,8 +131,12 @@ struct Runtime::Impl {
   RouteTablePtr table;  // resolved: what the workers route with
   std::shared_ptr<lb::HealthTable> health;
   ClusterStatsRegistry cluster_stats;
+<<<<<<< HEAD
   std::vector<std::shared_ptr<ClusterStats>> current_stats;  // by cluster id of `table`
   PolicyStatsRegistry policy_stats;
+=======
+  TableStats current_stats;  // by cluster id of `table`
+>>>>>>> i13-telemetry
   std::shared_ptr<const Snapshot> snapshot;
   uint64_t sequence = 0;  // snapshots published
   ReloadStatus reload;
@@ -153,7 +157,7 @@ Runtime::Runtime(asio::io_context& io, config::GatewayConfig settings, RouteTabl
     : impl_(std::make_unique<Impl>(io, std::move(settings), std::move(settings_path), std::move(load_settings))) {
   impl_->table = std::move(table);
   impl_->health = std::make_shared<lb::HealthTable>(*impl_->table);
-  impl_->current_stats = impl_->cluster_stats.ForTable(*impl_->table);
+  impl_->current_stats = impl_->cluster_stats.StatsFor(*impl_->table);
   impl_->PublishSnapshot();
 }
 
@@ -322,7 +326,7 @@ void Runtime::Impl::InstallResolved(RouteTablePtr resolved) {
   // carried by the checker itself.
   health = std::make_shared<lb::HealthTable>(*resolved, *table, *health);
   table = std::move(resolved);
-  current_stats = cluster_stats.ForTable(*table);
+  current_stats = cluster_stats.StatsFor(*table);
   outlier_sweep.Reset();
   if (checker) checker->SetTable(table, health);
   PublishSnapshot();
@@ -334,8 +338,13 @@ void Runtime::Impl::PublishSnapshot() {
   next->sequence = ++sequence;
   next->table = table;
   next->health = health;
+<<<<<<< HEAD
   next->cluster_stats = current_stats;
   next->policy_denied = policy_stats.ForTable(*table);
+=======
+  next->cluster_stats = current_stats.clusters;
+  next->endpoint_stats = current_stats.endpoints;
+>>>>>>> i13-telemetry
   next->settings = DataPathSettingsOf(settings);
   next->balancer = lb::BalancerOptions{settings.locality};
   next->sweep_tick = SweepTick(*table, next->settings);

@@ -30,6 +30,7 @@
 #include "tests/support/meshgate_process.h"
 #include "tests/support/mesh_yaml.h"
 #include "tests/support/pki.h"
+#include "tests/support/prometheus_server.h"
 #include "tests/support/ports.h"
 #include "tests/support/tls_peers.h"
 
@@ -227,11 +228,12 @@ TEST_F(OpsTest, PrometheusCountersMoveForEachKindOfConnection) {
     EXPECT_EQ(s.Value("meshgate_sessions_closed_total", {{"reason", reason}}), 1) << reason;
   }
   const std::map<std::string, std::string> istio = {
-      {"reporter", "destination"},
+      {"reporter", "source"},
+      {"response_flags", "-"},
       {"destination_service", "httpbin.bar.svc.cluster.local"},
       {"destination_service_name", "httpbin"},
       {"destination_service_namespace", "bar"},
-      {"destination_cluster", "Kubernetes"}};
+      {"destination_cluster", "Kubernetes"}};  // an endpoint was used
   EXPECT_EQ(s.Value("istio_tcp_connections_opened_total", istio), 1);
   EXPECT_EQ(s.Value("istio_tcp_connections_closed_total", istio), 1);
   EXPECT_GT(s.Value("istio_tcp_received_bytes_total", istio), 200);
@@ -458,64 +460,8 @@ TEST(AccessLogTest, JsonStringsEscapeEverythingOpaque) {
   EXPECT_EQ(proxy::JsonString(std::string("\x01\xff", 2)), "\"\\u0001\\u00ff\"");
 }
 
-// A real Prometheus (Debian's `prometheus` package) scraping meshgate on
-// loopback: the target is up and Istio's series can be queried. It listens on
-// port 0 and logs the address it bound.
-class PrometheusServer {
- public:
-  PrometheusServer(const TempDir& dir, const std::string& target) : log_(dir.path() + "/prometheus.log") {
-    const std::string config = dir.Write(
-        "prometheus.yml",
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
-        "- job_name: meshgate\n"
-        "  metrics_path: /stats/prometheus\n"
-        "  static_configs: [{targets: ['" + target + "']}]\n");
-    const std::vector<std::string> args = {
-        "/usr/bin/prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir.path() + "/tsdb",
-        "--web.listen-address=127.0.0.1:0", "--log.level=info"};
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    // level=info ... msg="Listening on" address=127.0.0.1:43121
-    static const std::regex kListening(R"(msg="Listening on" address=(127\.0\.0\.1:\d+))");
-    WaitFor(
-        [&] {
-          std::ifstream in(log_);
-          const std::string log((std::istreambuf_iterator<char>(in)), {});
-          std::smatch m;
-          if (std::regex_search(log, m, kListening)) address_ = m[1];
-          return !address_.empty();
-        },
-        15000);
-  }
-  ~PrometheusServer() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-  bool started() const { return pid_ > 0 && !address_.empty(); }
-  std::string address() const { return address_; }
-  std::string Log() const {
-    std::ifstream in(log_);
-    return std::string((std::istreambuf_iterator<char>(in)), {});
-  }
-
- private:
-  std::string log_;
-  std::string address_;  // "127.0.0.1:PORT", once it has logged it
-  pid_t pid_ = -1;
-};
-
 TEST_F(OpsTest, ARealPrometheusScrapesTheGatewayAndQueriesIstioSeries) {
-  ASSERT_EQ(::access("/usr/bin/prometheus", X_OK), 0)
+  ASSERT_EQ(::access(kPrometheusBinary, X_OK), 0)
       << "Debian's prometheus package is missing: run scripts/install-deps.sh";
   TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
   auto gw = Start(backend.port());
@@ -555,7 +501,7 @@ TEST_F(OpsTest, ARealPrometheusScrapesTheGatewayAndQueriesIstioSeries) {
   ASSERT_EQ(series.size(), 1u) << json::serialize(result);
   const json::object& metric = series[0].at("metric").as_object();
   EXPECT_EQ(Str(metric.at("destination_service")), "httpbin.bar.svc.cluster.local");
-  EXPECT_EQ(Str(metric.at("reporter")), "destination");
+  EXPECT_EQ(Str(metric.at("reporter")), "source");
   EXPECT_EQ(Str(metric.at("job")), "meshgate");
   EXPECT_EQ(Str(series[0].at("value").as_array().at(1)), "1");
 }
