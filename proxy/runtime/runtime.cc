@@ -131,12 +131,8 @@ struct Runtime::Impl {
   RouteTablePtr table;  // resolved: what the workers route with
   std::shared_ptr<lb::HealthTable> health;
   ClusterStatsRegistry cluster_stats;
-<<<<<<< HEAD
-  std::vector<std::shared_ptr<ClusterStats>> current_stats;  // by cluster id of `table`
-  PolicyStatsRegistry policy_stats;
-=======
   TableStats current_stats;  // by cluster id of `table`
->>>>>>> i13-telemetry
+  PolicyStatsRegistry policy_stats;
   std::shared_ptr<const Snapshot> snapshot;
   uint64_t sequence = 0;  // snapshots published
   ReloadStatus reload;
@@ -338,13 +334,9 @@ void Runtime::Impl::PublishSnapshot() {
   next->sequence = ++sequence;
   next->table = table;
   next->health = health;
-<<<<<<< HEAD
-  next->cluster_stats = current_stats;
-  next->policy_denied = policy_stats.ForTable(*table);
-=======
   next->cluster_stats = current_stats.clusters;
   next->endpoint_stats = current_stats.endpoints;
->>>>>>> i13-telemetry
+  next->policy_denied = policy_stats.ForTable(*table);
   next->settings = DataPathSettingsOf(settings);
   next->balancer = lb::BalancerOptions{settings.locality};
   next->sweep_tick = SweepTick(*table, next->settings);
