@@ -491,7 +491,7 @@ std::vector<Cluster> BuildClusters(MeshResources& resources,
   }
   rules.WarnUnused(services, report);
   if (!view.closed_reason.empty()) {
-    warnings.push_back(view.closed_reason);
+    if (!services.empty()) warnings.push_back(view.closed_reason);
   } else {
     WarnUnexported(services, details, options.listener_port, warnings);
   }

@@ -19,6 +19,11 @@ inline const std::string kNoGatewayWarning =
     "no Gateway selecting this gateway (labels: istio=eastwestgateway) has a tls.mode "
     "AUTO_PASSTHROUGH server on port 15443: nothing is served";
 
+// The same, for a load with default options (no gateway labels).
+inline const std::string kNoLabelsWarning =
+    "no Gateway selecting this gateway (labels: none) has a tls.mode AUTO_PASSTHROUGH server on "
+    "port 15443: nothing is served";
+
 // The labels of Istio's east-west gateway (samples/multicluster/gen-eastwest-gateway.sh),
 // which the tests' Gateways select.
 inline MeshLoadOptions EastWest() {
