@@ -1,9 +1,11 @@
 // Services + DestinationRules + Gateways -> clusters.
 //
-// DestinationRules for the same host in the same namespace merge as in Istio:
-// subsets are concatenated and the first top-level trafficPolicy applies. Where
-// Istio would silently drop something (a second top-level policy, a subset name
-// defined twice) that is an error naming both rules.
+// DestinationRules for the same host in the same namespace merge as in Istio
+// (pilot/pkg/model/destination_rule.go mergeDestinationRule): the first rule's
+// top-level trafficPolicy applies (or the first one written), subsets are
+// concatenated, and a subset name already present keeps its first definition.
+// What Istio drops silently (a later top-level policy, a repeated subset) is a
+// warning naming both rules. "First" is load order; Istio orders by creation time.
 //
 // Which rule a service gets follows Istio's lookup for a gateway proxy: the
 // rules of the gateway's own namespace first, then those of the service's
@@ -117,10 +119,10 @@ RuleIndex::RuleIndex(const std::vector<DestinationRule>& rules, const ClusterBui
 void RuleIndex::Merge(const DestinationRule& rule, MergedRule& merged, Reporter& report) {
   if (rule.policy) {
     if (merged.policy != nullptr) {
-      report.Error(rule.meta, rule.policy_ref,
-                   absl::StrCat("host \"", rule.host, "\" already has a trafficPolicy from ",
-                                merged.policy_from->meta.Source(),
-                                " (Istio would keep that one and ignore this)"));
+      report.Warn(rule.meta, rule.policy_ref,
+                  absl::StrCat("host \"", rule.host, "\" already has a trafficPolicy from ",
+                               merged.policy_from->meta.Source(),
+                               ": that one applies and this one is ignored, as in Istio"));
     } else {
       merged.policy = &*rule.policy;
       merged.policy_from = &rule;
@@ -130,9 +132,10 @@ void RuleIndex::Merge(const DestinationRule& rule, MergedRule& merged, Reporter&
     const auto same = std::find_if(merged.subsets.begin(), merged.subsets.end(),
                                    [&](const auto& s) { return s.subset->name == subset.name; });
     if (same != merged.subsets.end()) {
-      report.Error(rule.meta, subset.ref,
-                   absl::StrCat("subset \"", subset.name, "\" of host \"", rule.host,
-                                "\" is already defined by ", same->from->meta.Source()));
+      report.Warn(rule.meta, subset.ref,
+                  absl::StrCat("subset \"", subset.name, "\" of host \"", rule.host,
+                               "\" is already defined by ", same->from->meta.Source(),
+                               ": that one applies and this one is ignored, as in Istio"));
       continue;
     }
     merged.subsets.push_back({&subset, &rule});
@@ -189,41 +192,72 @@ void RuleIndex::WarnUnused(const std::vector<MeshService>& services, Reporter& r
 }
 
 // --- Gateway exports ---------------------------------------------------------------------
+//
+// As Istio (master, Aug 2026) builds an AUTO_PASSTHROUGH listener for a gateway:
+//   - a Gateway applies when its selector is empty or a subset of the gateway's
+//     labels (pilot/pkg/model/push_context.go mergeGateways);
+//   - only its tls.mode AUTO_PASSTHROUGH servers on the listener port export
+//     anything, and their hosts lose their "ns/" part (GetSNIHostsForServer in
+//     pilot/pkg/model/gateway.go), so "./*.local" exports every namespace's;
+//   - the services considered are those the gateway's SidecarScope sees
+//     (exportTo from the gateway's namespace), minus MESH_EXTERNAL ones and UDP
+//     ports (builtAutoPassthroughFilterChains in pilot/pkg/networking/core/gateway.go);
+//   - with no such server there is no filter chain: nothing is served.
 
-struct ExportRule {
-  std::string gateway_ns;
-  GatewayServer::Host host;
+struct Exports {
+  std::vector<std::string> hosts;     // server hosts without their namespace part
+  std::vector<std::string> gateways;  // "ns/name" of the Gateways that select us
 };
 
-std::vector<ExportRule> CollectExports(const std::vector<IstioGateway>& gateways,
-                                       uint16_t listener_port, Reporter& report) {
-  std::vector<ExportRule> exports;
-  for (const IstioGateway& gateway : gateways) {
-    for (const GatewayServer& server : gateway.servers) {
-      if (server.port != listener_port) {
-        report.Warn(gateway.meta, server.ref,
-                    absl::StrCat("port ", server.port, " is not meshgate's listener port ",
-                                 listener_port, ": server ignored"));
-        continue;
-      }
-      if (server.tls_mode != "AUTO_PASSTHROUGH") {
-        report.Warn(gateway.meta, server.ref,
-                    absl::StrCat("tls.mode ", server.tls_mode.empty() ? "unset" : server.tls_mode,
-                                 ": only AUTO_PASSTHROUGH servers export hosts through meshgate "
-                                 "(it neither terminates TLS nor reads VirtualServices); server "
-                                 "ignored"));
-        continue;
-      }
-      for (const GatewayServer::Host& host : server.hosts) {
-        exports.push_back({gateway.meta.ns, host});
-      }
+std::string FormatLabels(const Labels& labels) {
+  if (labels.empty()) return "none";
+  std::vector<std::string> parts;
+  for (const auto& [key, value] : labels) parts.push_back(absl::StrCat(key, "=", value));
+  return absl::StrJoin(parts, ",");
+}
+
+void CollectServers(const IstioGateway& gateway, uint16_t listener_port, Reporter& report,
+                    Exports& exports) {
+  for (const GatewayServer& server : gateway.servers) {
+    if (server.port != listener_port) {
+      report.Warn(gateway.meta, server.ref,
+                  absl::StrCat("port ", server.port, " is not meshgate's listener port ",
+                               listener_port, ": server ignored"));
+      continue;
     }
+    if (server.tls_mode != "AUTO_PASSTHROUGH") {
+      report.Warn(gateway.meta, server.ref,
+                  absl::StrCat("tls.mode ", server.tls_mode.empty() ? "unset" : server.tls_mode,
+                               ": only AUTO_PASSTHROUGH servers export hosts through meshgate "
+                               "(it neither terminates TLS nor reads VirtualServices); server "
+                               "ignored"));
+      continue;
+    }
+    for (const GatewayServer::Host& host : server.hosts) exports.hosts.push_back(host.name);
+  }
+}
+
+Exports CollectExports(const std::vector<IstioGateway>& gateways, const ClusterBuildOptions& options,
+                       Reporter& report) {
+  static const Labels kNoLabels;
+  const Labels& ours = options.gateway_labels != nullptr ? *options.gateway_labels : kNoLabels;
+  Exports exports;
+  for (const IstioGateway& gateway : gateways) {
+    if (!SelectorMatches(gateway.selector, ours)) {
+      report.Warn(gateway.meta, gateway.selector_ref,
+                  absl::StrCat("selector ", FormatLabels(gateway.selector),
+                               " does not select this gateway (labels: ", FormatLabels(ours),
+                               "): Gateway ignored"));
+      continue;
+    }
+    exports.gateways.push_back(absl::StrCat(gateway.meta.ns, "/", gateway.meta.name));
+    CollectServers(gateway, options.listener_port, report, exports);
   }
   return exports;
 }
 
-// exportTo as Istio reads it, for a consumer (the Gateway) in namespace `ns`.
-bool VisibleIn(const MeshService& service, const std::string& ns) {
+// exportTo as Istio reads it, for a consumer (the gateway proxy) in namespace `ns`.
+bool VisibleIn(const MeshService& service, std::string_view ns) {
   for (const std::string& to : service.export_to) {
     if (to == "*" || to == ns || (to == "." && service.ns == ns)) return true;
   }
@@ -246,17 +280,99 @@ std::vector<std::string> ClientNames(const std::string& host,
   return names;
 }
 
-bool Exported(const MeshService& service, const std::vector<ExportRule>& exports,
-              const std::vector<SniRewrite>* rewrites) {
-  const std::vector<std::string> names = ClientNames(service.host, rewrites);
-  for (const ExportRule& rule : exports) {
-    if (rule.host.ns != "*" && rule.host.ns != service.ns) continue;
-    if (!VisibleIn(service, rule.gateway_ns)) continue;
-    for (const std::string& name : names) {
-      if (HostMatches(rule.host.name, name)) return true;
+// Why the service is not exported; empty when it is (its UDP ports aside).
+std::string ExportDetail(const MeshService& service, const Exports& exports,
+                         const ClusterBuildOptions& options) {
+  if (exports.hosts.empty()) {
+    return absl::StrCat("no Gateway selecting this gateway has an AUTO_PASSTHROUGH server on port ",
+                        options.listener_port);
+  }
+  if (service.mesh_external) {
+    return "MESH_EXTERNAL: Istio's gateway never exports a mesh-external ServiceEntry";
+  }
+  if (!VisibleIn(service, options.gateway_namespace)) {
+    return absl::StrCat("exportTo does not make it visible in the gateway's namespace \"",
+                        AbslView(options.gateway_namespace), "\"");
+  }
+  for (const std::string& name : ClientNames(service.host, options.rewrites)) {
+    for (const std::string& host : exports.hosts) {
+      if (HostMatches(host, name)) return "";
     }
   }
-  return false;
+  return "no Gateway host matches";
+}
+
+std::string ClosedReason(const Exports& exports, const ClusterBuildOptions& options) {
+  if (!exports.hosts.empty()) return "";
+  static const Labels kNoLabels;
+  const Labels& ours = options.gateway_labels != nullptr ? *options.gateway_labels : kNoLabels;
+  return absl::StrCat("no Gateway selecting this gateway (labels: ", FormatLabels(ours),
+                      ") has a tls.mode AUTO_PASSTHROUGH server on port ", options.listener_port,
+                      ": nothing is served");
+}
+
+// --- Network view ----------------------------------------------------------------------
+//
+// An endpoint's network: its own (ServiceEntry endpoint or WorkloadEntry
+// `network`), else its topology.istio.io/network label (Pod or workload), else
+// the system namespace's label, the cluster's default network (pilot
+// kube/controller/controller.go Controller.Network, network.go
+// networkFromSystemNamespace). The gateway sees its own network, the requested
+// ones and endpoints of no network (pilot/pkg/model/proxy_view.go adds
+// identifier.Undefined; Istio's gateway chart puts the gateway's own network in
+// ISTIO_META_REQUESTED_NETWORK_VIEW); with neither, every endpoint (ProxyViewAll).
+
+constexpr std::string_view kNetworkLabel = "topology.istio.io/network";
+
+std::string NamespaceNetwork(const MeshResources& resources, std::string_view ns) {
+  for (const KubeNamespace& space : resources.namespaces) {
+    if (space.meta.name != ns) continue;
+    const auto it = space.meta.labels.find(std::string(kNetworkLabel));
+    return it == space.meta.labels.end() ? "" : it->second;
+  }
+  return "";
+}
+
+struct NetworkView {
+  std::string default_network;
+  bool all = true;
+  std::vector<std::string> networks;  // sorted; "" (no network) is always in view
+  bool Sees(const std::string& network) const {
+    return all || network.empty() ||
+           std::binary_search(networks.begin(), networks.end(), network);
+  }
+};
+
+NetworkView MakeView(const MeshResources& resources, const ClusterBuildOptions& options,
+                     GatewayView& view) {
+  NetworkView out;
+  out.default_network = NamespaceNetwork(resources, options.root_namespace);
+  view.network = options.network.empty() ? out.default_network : std::string(options.network);
+  if (!view.network.empty()) out.networks.push_back(view.network);
+  if (options.requested_network_view != nullptr) {
+    for (const std::string& network : *options.requested_network_view) {
+      if (!network.empty()) out.networks.push_back(network);
+    }
+  }
+  std::sort(out.networks.begin(), out.networks.end());
+  out.networks.erase(std::unique(out.networks.begin(), out.networks.end()), out.networks.end());
+  out.all = out.networks.empty();
+  view.network_view = out.networks;
+  return out;
+}
+
+void ApplyView(const NetworkView& view, std::vector<Endpoint>& endpoints,
+               std::vector<Endpoint>& out_of_view) {
+  std::vector<Endpoint> kept;
+  kept.reserve(endpoints.size());
+  for (Endpoint& endpoint : endpoints) {
+    if (endpoint.network.empty()) {
+      const auto label = endpoint.labels.find(std::string(kNetworkLabel));
+      endpoint.network = label != endpoint.labels.end() ? label->second : view.default_network;
+    }
+    (view.Sees(endpoint.network) ? kept : out_of_view).push_back(std::move(endpoint));
+  }
+  endpoints = std::move(kept);
 }
 
 // --- Clusters ------------------------------------------------------------------------
@@ -299,7 +415,7 @@ Cluster SubsetCluster(const Cluster& base, const MeshService::Port& port,
 
 // The whole-service cluster first, then one per subset; the whole one takes
 // the endpoints by move once the subsets have copied theirs.
-void AddClusters(MeshService& service, const MergedRule* rule, bool exported,
+void AddClusters(MeshService& service, const MergedRule* rule, const std::string& detail,
                  std::vector<Cluster>& clusters) {
   std::vector<std::string> sources;
   for (const ResourceMeta* meta : service.defined_by) sources.push_back(meta->Source());
@@ -308,9 +424,13 @@ void AddClusters(MeshService& service, const MergedRule* rule, bool exported,
   base.source = absl::StrJoin(sources, "; ");
   base.service_namespace = service.ns;
   base.resolution = service.resolution;
-  base.exported = exported;
   for (MeshService::Port& port : service.ports) {
     base.port = port.port.number;
+    base.export_detail = detail;
+    if (detail.empty() && port.port.protocol == "UDP") {
+      base.export_detail = "UDP port: Istio's gateway never exports UDP";
+    }
+    base.exported = base.export_detail.empty();
     base.name = absl::StrCat("outbound|", base.port, "||", service.host);
     const size_t whole = clusters.size();
     clusters.push_back(base);
@@ -325,11 +445,12 @@ void AddClusters(MeshService& service, const MergedRule* rule, bool exported,
   }
 }
 
-void WarnUnexported(const std::vector<MeshService>& services, const std::vector<bool>& exported,
-                    uint16_t listener_port, std::vector<std::string>& warnings) {
+void WarnUnexported(const std::vector<MeshService>& services,
+                    const std::vector<std::string>& details, uint16_t listener_port,
+                    std::vector<std::string>& warnings) {
   std::vector<std::string> hosts;
   for (size_t i = 0; i < services.size(); ++i) {
-    if (!exported[i]) hosts.push_back(services[i].host);
+    if (!details[i].empty()) hosts.push_back(absl::StrCat(services[i].host, " (", details[i], ")"));
   }
   if (hosts.empty()) return;
   const size_t total = hosts.size();
@@ -341,32 +462,40 @@ void WarnUnexported(const std::vector<MeshService>& services, const std::vector<
       total > 3 ? ", ..." : ""));
 }
 
+void ApplyView(const NetworkView& view, std::vector<Cluster>& clusters) {
+  for (Cluster& cluster : clusters) {
+    ApplyView(view, cluster.endpoints, cluster.out_of_view);
+    ApplyView(view, cluster.dns_endpoints, cluster.out_of_view);
+  }
+}
+
 }  // namespace
 
 std::vector<Cluster> BuildClusters(MeshResources& resources,
                                    const ClusterBuildOptions& options,
                                    std::vector<std::string>& errors,
-                                   std::vector<std::string>& warnings) {
+                                   std::vector<std::string>& warnings, GatewayView& view) {
   Reporter report(errors, warnings);
   std::vector<MeshService> services = CollectServices(
-      resources, {options.cluster_domain, options.rewrites}, report);
+      resources, {options.cluster_domain, options.rewrites, options.trust_domain}, report);
   RuleIndex rules(resources.destination_rules, options, report);
-  const std::vector<ExportRule> exports =
-      CollectExports(resources.gateways, options.listener_port, report);
+  const Exports exports = CollectExports(resources.gateways, options, report);
+  view.gateways = exports.gateways;
+  view.closed_reason = ClosedReason(exports, options);
 
   std::vector<Cluster> clusters;
-  std::vector<bool> exported(services.size(), true);
+  std::vector<std::string> details(services.size());
   for (size_t i = 0; i < services.size(); ++i) {
-    if (!exports.empty()) exported[i] = Exported(services[i], exports, options.rewrites);
-    AddClusters(services[i], rules.For(services[i].host, services[i].ns), exported[i], clusters);
+    details[i] = ExportDetail(services[i], exports, options);
+    AddClusters(services[i], rules.For(services[i].host, services[i].ns), details[i], clusters);
   }
   rules.WarnUnused(services, report);
-  if (exports.empty() && !services.empty()) {
-    warnings.push_back(absl::StrCat(
-        "no Gateway exports hosts on port ", options.listener_port,
-        " (a server with tls.mode AUTO_PASSTHROUGH): every host loaded is served"));
+  if (!view.closed_reason.empty()) {
+    if (!services.empty()) warnings.push_back(view.closed_reason);
+  } else {
+    WarnUnexported(services, details, options.listener_port, warnings);
   }
-  WarnUnexported(services, exported, options.listener_port, warnings);
+  ApplyView(MakeView(resources, options, view), clusters);
   return clusters;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,14 +22,22 @@ struct ClusterBuildOptions {
   // which DestinationRules apply (see RuleIndex in cluster_builder.cc).
   std::string_view gateway_namespace = "istio-system";
   std::string_view root_namespace = "istio-system";
+  // Matched by Gateway selectors; null: no labels (only selector-less Gateways apply).
+  const std::map<std::string, std::string>* gateway_labels = nullptr;
+  // The gateway's network (empty: the system namespace's) and the extra
+  // networks it may dial; they decide which endpoints are in view.
+  std::string_view network;
+  const std::vector<std::string>* requested_network_view = nullptr;
+  std::string_view trust_domain = "cluster.local";
 };
 
 // Cross-resource problems (merge conflicts, policies that collide...) are
 // appended to `errors`, notes to `warnings`. Endpoint data is moved out of
-// `resources`, which is left valid but unspecified.
+// `resources`, which is left valid but unspecified. `view` gets the Gateways
+// that select this gateway, why nothing is served (if so) and the network view.
 std::vector<Cluster> BuildClusters(MeshResources& resources,
                                    const ClusterBuildOptions& options,
                                    std::vector<std::string>& errors,
-                                   std::vector<std::string>& warnings);
+                                   std::vector<std::string>& warnings, GatewayView& view);
 
 }  // namespace meshgate::config::internal

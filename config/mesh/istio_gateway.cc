@@ -4,6 +4,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "base/names.h"
+#include "config/mesh/workload.h"
 
 namespace meshgate::config::internal {
 
@@ -12,7 +13,10 @@ namespace {
 constexpr absl::string_view kTlsModes[] = {"PASSTHROUGH",      "SIMPLE",       "MUTUAL",
                                            "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"};
 
-// "host", "ns/host", "*/host" or "./host" (the Gateway's own namespace).
+// "host", "ns/host", "*/host" or "./host" (the Gateway's own namespace). The
+// namespace part is validated and kept for messages, but, as in Istio's
+// AUTO_PASSTHROUGH (pilot/pkg/model/gateway.go GetSNIHostsForServer drops it),
+// it does not restrict which services are exported.
 void ReadServerHost(const yaml::Node& node, const std::string& path, const ResourceMeta& meta,
                     ErrorSink& sink, GatewayServer& server) {
   auto text = ReadString(node, path, sink);
@@ -130,10 +134,12 @@ IstioGateway ReadIstioGateway(const yaml::Node& doc, ResourceMeta meta, ErrorSin
   const MapEntry spec = RequireSpec(doc, sink);
   if (!spec.present()) return gateway;
   CheckFields(spec.value, "spec", {"servers", "selector"}, sink);
-  // The selector picks gateway workloads by label; meshgate has no labels of
-  // its own, so every Gateway loaded applies to it.
-  IfPresent(spec.value, "selector",
-            [&](const yaml::Node& n) { ReadStringMap(n, "spec.selector", sink); });
+  // The selector picks gateway workloads by label; which Gateways select
+  // meshgate (its gateway labels) is decided when the mesh is built.
+  IfPresent(spec.value, "selector", [&](const yaml::Node& n) {
+    gateway.selector_ref = {"spec.selector", PositionOf(n)};
+    if (auto labels = ReadLabels(n, "spec.selector", sink)) gateway.selector = std::move(*labels);
+  });
   const MapEntry servers = Lookup(spec.value, "servers");
   if (Require(servers, spec.key, "spec.servers", sink)) ReadServers(servers, gateway.meta, sink, gateway);
   return gateway;

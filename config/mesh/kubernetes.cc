@@ -37,7 +37,9 @@ bool IsTcp(const yaml::Node& port, const std::string& path, ErrorSink& sink) {
   if (*text == "TCP") return true;
   if (*text == "UDP" || *text == "SCTP") {
     sink.Warn(protocol.value, FieldPath(path, "protocol"),
-              absl::StrCat("protocol ", *text, ": meshgate relays TCP only; port ignored"));
+              absl::StrCat("protocol ", *text,
+                           ": meshgate relays TCP only, and Istio's gateway never exports a UDP "
+                           "port (pilot builtAutoPassthroughFilterChains); port ignored"));
   } else {
     sink.Add(protocol.value, FieldPath(path, "protocol"),
              absl::StrCat("unknown protocol \"", *text, "\" (one of: TCP, UDP, SCTP)"));
@@ -339,6 +341,30 @@ void ReadPodStatus(const yaml::Node& status, ErrorSink& sink, Pod& pod) {
   pod.ready = !pod.ip.empty() && ready_condition.value_or(phase == "Running");
 }
 
+// metadata.generateName and the controller ownerReference: Istio derives the
+// workload name from them (pkg/kube/util.go GetDeployMetaFromPod).
+void ReadPodOwner(const yaml::Node& metadata, ErrorSink& sink, Pod& pod) {
+  if (!metadata.IsMap()) return;
+  IfPresent(metadata, "generateName", [&](const yaml::Node& n) {
+    if (auto text = ReadString(n, "metadata.generateName", sink)) pod.generated_name = !text->empty();
+  });
+  IfPresent(metadata, "ownerReferences", [&](const yaml::Node& list) {
+    ForEachMap(list, "metadata.ownerReferences", sink,
+               [&](const yaml::Node& ref, const std::string& path, size_t) {
+      const yaml::Node controller = Lookup(ref, "controller").value;
+      if (IsMissing(controller) || !ReadBool(controller, FieldPath(path, "controller"), sink).value_or(false)) {
+        return;
+      }
+      const yaml::Node kind = Lookup(ref, "kind").value;
+      const yaml::Node name = Lookup(ref, "name").value;
+      if (kind.IsScalar() && name.IsScalar() && pod.controller_kind.empty()) {
+        pod.controller_kind = kind.Scalar();  // Istio takes the first controller
+        pod.controller_name = name.Scalar();
+      }
+    });
+  });
+}
+
 }  // namespace
 
 KubeService ReadKubeService(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
@@ -443,6 +469,7 @@ Pod ReadPod(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
               [&](const yaml::Node& n) { ReadContainerPorts(n, sink, pod); });
   }
   IfPresent(doc, "status", [&](const yaml::Node& n) { ReadPodStatus(n, sink, pod); });
+  ReadPodOwner(Lookup(doc, "metadata").value, sink, pod);
   return pod;
 }
 

@@ -281,10 +281,17 @@ MeshLoadResult MeshReader::Finish() && {
   // problem; their notes are kept only when they describe the whole mesh.
   const bool read_ok = result_.errors.empty();
   std::vector<std::string> notes;
+  GatewayView view;
   std::vector<Cluster> clusters = internal::BuildClusters(
-      resources_, {options_.listener_port, options_.cluster_domain, &rewrites_,
-                   options_.gateway_namespace, options_.root_namespace}, result_.errors,
-      notes);
+      resources_,
+      {options_.listener_port, options_.cluster_domain, &rewrites_, options_.gateway_namespace,
+       options_.root_namespace, &options_.gateway_labels, options_.network,
+       &options_.requested_network_view, options_.trust_domain},
+      result_.errors, notes, view);
+  AuthorizationPolicies authorization = internal::SelectAuthorizationPolicies(
+      resources_.authorization_policies,
+      {options_.gateway_namespace, options_.root_namespace, &options_.gateway_labels},
+      result_.errors, notes);
   if (read_ok) {
     result_.warnings.insert(result_.warnings.end(), notes.begin(), notes.end());
   }
@@ -294,7 +301,8 @@ MeshLoadResult MeshReader::Finish() && {
         "no services found (ServiceEntry or Kubernetes Service with ports): every connection "
         "will miss (unknown_host)");
   }
-  result_.table = std::make_shared<const RouteTable>(std::move(clusters), rewrites_);
+  result_.table = std::make_shared<const RouteTable>(std::move(clusters), rewrites_,
+                                                     std::move(view), std::move(authorization));
   return std::move(result_);
 }
 

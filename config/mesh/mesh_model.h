@@ -65,6 +65,7 @@ struct ServiceEntry {
   std::optional<Labels> workload_selector;  // selects WorkloadEntries and Pods
   FieldRef selector_ref;
   std::vector<std::string> export_to;
+  bool mesh_external = false;  // location MESH_EXTERNAL: never exported by a gateway
 };
 
 struct WorkloadEntry {
@@ -171,6 +172,11 @@ struct Pod {
   bool ready = false;
   std::string service_account;
   std::map<std::string, uint16_t> container_ports;  // name -> port
+  // metadata.generateName set, and the ownerReference with controller: true
+  // (kind and name): what Istio derives the workload name from.
+  bool generated_name = false;
+  std::string controller_kind;
+  std::string controller_name;
 };
 
 struct MeshResources {

@@ -274,6 +274,7 @@ void ReadLocation(const yaml::Node& node, Reader& r) {
                absl::StrCat("unknown location \"", *value,
                             "\" (one of: MESH_EXTERNAL, MESH_INTERNAL)"));
   }
+  r.entry.mesh_external = value && *value == "MESH_EXTERNAL";
 }
 
 // Istio: with several hosts, only HTTP (Host header) and TLS (SNI) ports can

@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "base/names.h"
 #include "config/mesh/workload.h"
+#include "config/mesh/workload_identity.h"
 
 namespace meshgate::config::internal {
 
@@ -49,8 +50,9 @@ Resolution ToResolution(SeResolution resolution) {
   }
 }
 
-Endpoint FromPod(const Pod& pod, uint16_t port) {
+Endpoint FromPod(const Pod& pod, uint16_t port, std::string_view trust_domain) {
   Endpoint endpoint;
+  endpoint.workload = PodIdentity(pod, trust_domain);
   endpoint.address = pod.ip;
   endpoint.port = port;
   endpoint.labels = pod.meta.labels;
@@ -66,8 +68,10 @@ Endpoint FromPod(const Pod& pod, uint16_t port) {
 }
 
 // Copies, or moves when this is the workload's last use (its last host and port).
-Endpoint FromWorkload(WorkloadEndpoint& workload, uint16_t port, bool last) {
+Endpoint FromWorkload(WorkloadEndpoint& workload, uint16_t port, bool last,
+                      const WorkloadIdentity& identity) {
   Endpoint endpoint;
+  endpoint.workload = identity;
   endpoint.port = port;
   endpoint.weight = workload.weight;
   if (last) {
@@ -263,6 +267,21 @@ void Registry::Add(ServiceEntry& entry) {
     workloads = SelectEntries(entry);
     pods = SelectPods(entry.meta.ns, *entry.workload_selector);
   }
+  // Computed before the last use moves the endpoints' labels out.
+  std::vector<WorkloadIdentity> identities;
+  for (size_t e = 0; e < entry.endpoints.size(); ++e) {
+    const WorkloadEndpoint& workload = entry.endpoints[e];
+    identities.push_back(EntryIdentity(absl::StrCat(entry.meta.name, "-", e), entry.meta.ns, {},
+                                       workload.labels, workload.service_account,
+                                       options_.trust_domain));
+  }
+  std::vector<WorkloadIdentity> entry_identities;
+  for (const WorkloadEntry* workload : workloads) {
+    entry_identities.push_back(EntryIdentity(workload->meta.name, workload->meta.ns,
+                                             workload->meta.annotations, workload->endpoint.labels,
+                                             workload->endpoint.service_account,
+                                             options_.trust_domain));
+  }
   const Resolution resolution = ToResolution(entry.resolution);
   const bool host_is_endpoint = resolution != Resolution::kStatic && entry.endpoints.empty() &&
                                 !entry.workload_selector;
@@ -273,6 +292,7 @@ void Registry::Add(ServiceEntry& entry) {
         Define(host.name, entry.meta, host.ref, resolution, entry.resolution_ref);
     if (service == nullptr) continue;
     AddExportTo(entry.export_to, *service);
+    service->mesh_external = service->mesh_external || entry.mesh_external;
     for (size_t p = 0; p < entry.ports.size(); ++p) {
       const ServicePort& port = entry.ports[p];
       MeshService::Port* out = DeclarePort(*service, port, entry.meta);
@@ -286,16 +306,19 @@ void Registry::Add(ServiceEntry& entry) {
         out->dns_endpoints.push_back(std::move(endpoint));
       }
       out->endpoints.reserve(out->endpoints.size() + entry.endpoints.size());
-      for (WorkloadEndpoint& workload : entry.endpoints) {
+      for (size_t e = 0; e < entry.endpoints.size(); ++e) {
+        WorkloadEndpoint& workload = entry.endpoints[e];
         const uint16_t number = EndpointPort(workload, port);
-        AddEndpoint(FromWorkload(workload, number, last), *out);
+        AddEndpoint(FromWorkload(workload, number, last, identities[e]), *out);
       }
       // WorkloadEntries may be selected by several ServiceEntries: always copied.
-      for (const WorkloadEntry* workload : workloads) {
-        WorkloadEndpoint copy = workload->endpoint;
-        AddEndpoint(FromWorkload(copy, EndpointPort(copy, port), true), *out);
+      for (size_t w = 0; w < workloads.size(); ++w) {
+        WorkloadEndpoint copy = workloads[w]->endpoint;
+        AddEndpoint(FromWorkload(copy, EndpointPort(copy, port), true, entry_identities[w]), *out);
       }
-      for (const Pod* pod : pods) out->endpoints.push_back(FromPod(*pod, target));
+      for (const Pod* pod : pods) {
+        out->endpoints.push_back(FromPod(*pod, target, options_.trust_domain));
+      }
     }
   }
 }
@@ -326,7 +349,8 @@ void Registry::AddGroupEndpoints(const KubeService& service, const ServicePort& 
     const uint16_t number = match->number.value_or(port.target_port.value_or(port.number));
     for (const EndpointGroup::Address& address : group->addresses) {
       const Pod* pod = FindPod(group->meta.ns, address);
-      Endpoint endpoint = pod != nullptr ? FromPod(*pod, number) : Endpoint{};
+      Endpoint endpoint =
+          pod != nullptr ? FromPod(*pod, number, options_.trust_domain) : Endpoint{};
       endpoint.address = address.ip;
       endpoint.port = number;
       if (pod == nullptr && service.selector) endpoint.labels = *service.selector;
@@ -379,7 +403,7 @@ void Registry::Add(const KubeService& service) {
         if (it == pod->container_ports.end()) continue;
         number = it->second;
       }
-      Endpoint endpoint = FromPod(*pod, number);
+      Endpoint endpoint = FromPod(*pod, number, options_.trust_domain);
       endpoint.ready = pod->ready || service.publish_not_ready;
       declared->endpoints.push_back(std::move(endpoint));
     }

@@ -46,6 +46,8 @@ struct MeshService {
   // Union over the defining resources, each one's unset exportTo counting as "*".
   std::vector<std::string> export_to;
   std::vector<const ResourceMeta*> defined_by;
+  // A MESH_EXTERNAL ServiceEntry defines it: Istio's gateway never exports it.
+  bool mesh_external = false;
   struct Port {
     ServicePort port;
     const ResourceMeta* declared_by = nullptr;
@@ -58,6 +60,7 @@ struct MeshService {
 struct RegistryOptions {
   std::string_view cluster_domain;
   const std::vector<SniRewrite>* rewrites = nullptr;  // for the never-routed warning
+  std::string_view trust_domain = "cluster.local";     // for workload principals
 };
 
 // Services in the order their hosts first appear. Endpoint data is moved out

@@ -6,6 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/names.h"
 
 namespace meshgate::config {
@@ -81,8 +82,9 @@ std::string HostPort(std::string_view host, uint16_t port) {
   return absl::StrCat(base::AbslView(host), ":", port);
 }
 
-// "  endpoint 10.0.0.1:80 weight 1 {app=x} network=n1 ...\n"
-void DescribeEndpoint(std::string& out, std::string_view what, const Endpoint& endpoint) {
+// "  endpoint 10.0.0.1:80 weight 1 {app=x} network=n1 ... in view\n"
+void DescribeEndpoint(std::string& out, std::string_view what, const Endpoint& endpoint,
+                      bool in_view = true) {
   const std::string& host = endpoint.address.empty() ? endpoint.hostname : endpoint.address;
   absl::StrAppend(&out, "  ", base::AbslView(what), " ", HostPort(host, endpoint.port),
                   " weight ", endpoint.weight);
@@ -95,19 +97,26 @@ void DescribeEndpoint(std::string& out, std::string_view what, const Endpoint& e
   if (!endpoint.address.empty() && !endpoint.hostname.empty()) {
     absl::StrAppend(&out, " from ", endpoint.hostname);
   }
-  if (!endpoint.network.empty()) absl::StrAppend(&out, " network=", endpoint.network);
+  absl::StrAppend(&out, " network=", endpoint.network.empty() ? "(unset)" : endpoint.network);
   if (!endpoint.locality.empty()) absl::StrAppend(&out, " locality=", endpoint.locality);
   if (!endpoint.service_account.empty()) {
     absl::StrAppend(&out, " serviceAccount=", endpoint.service_account);
   }
+  if (!endpoint.workload.name.empty()) {
+    absl::StrAppend(&out, " workload=", endpoint.workload.ns, "/", endpoint.workload.name);
+  }
   if (!endpoint.ready) absl::StrAppend(&out, " NOT READY");
-  absl::StrAppend(&out, "\n");
+  absl::StrAppend(&out, in_view ? " in view\n" : " out of view\n");
 }
 
 void DescribeCluster(std::string& out, const Cluster& cluster) {
   absl::StrAppend(&out, "cluster ", cluster.id, ": ", cluster.name, "\n");
   absl::StrAppend(&out, "  source: ", cluster.source, "\n");
-  if (!cluster.exported) absl::StrAppend(&out, "  not exported by any Gateway: refused\n");
+  if (!cluster.exported) {
+    absl::StrAppend(&out, "  not exported: ",
+                    cluster.export_detail.empty() ? "no Gateway host matches" : cluster.export_detail,
+                    ": refused\n");
+  }
   if (!cluster.subset.empty()) {
     absl::StrAppend(&out, "  subset ", cluster.subset, ":");
     for (const auto& [key, value] : cluster.subset_labels) {
@@ -129,6 +138,22 @@ void DescribeCluster(std::string& out, const Cluster& cluster) {
   for (const Endpoint& endpoint : cluster.endpoints) DescribeEndpoint(out, "endpoint", endpoint);
   for (const Endpoint& endpoint : cluster.dns_endpoints) {
     DescribeEndpoint(out, "dns endpoint", endpoint);
+  }
+  for (const Endpoint& endpoint : cluster.out_of_view) {
+    DescribeEndpoint(out, "endpoint", endpoint, false);
+  }
+}
+
+void DescribeView(std::string& out, const GatewayView& view) {
+  if (!view.closed_reason.empty()) absl::StrAppend(&out, "closed: ", view.closed_reason, "\n");
+  absl::StrAppend(&out, "selected by Gateways: ",
+                  view.gateways.empty() ? "none" : absl::StrJoin(view.gateways, ", "), "\n");
+  absl::StrAppend(&out, "network: ", view.network.empty() ? "(unset)" : view.network, "\n");
+  if (view.network_view.empty()) {
+    absl::StrAppend(&out, "network view: all networks\n");
+  } else {
+    absl::StrAppend(&out, "network view: ", absl::StrJoin(view.network_view, ", "),
+                    " and endpoints without a network\n");
   }
 }
 
@@ -224,7 +249,7 @@ RouteResult RouteTable::Route(std::string_view sni, RouteOptions options) const 
     result.miss = RouteMiss::kUnknownHost;
     return result;
   }
-  if (!host->exported) {
+  if (!host->exported) {  // before the port and subset: nothing about it is served
     result.miss = RouteMiss::kNotExported;
     return result;
   }
@@ -245,7 +270,12 @@ RouteResult RouteTable::Route(std::string_view sni, RouteOptions options) const 
     if (entry.port != port) continue;
     port_known = true;
     if (base::EqualsIgnoreCase(entry.subset, parts.subset)) {
-      result.cluster = &clusters_[entry.index];
+      const Cluster& cluster = clusters_[entry.index];
+      if (!cluster.exported) {  // e.g. a UDP port of an exported host
+        result.miss = RouteMiss::kNotExported;
+        return result;
+      }
+      result.cluster = &cluster;
       return result;
     }
   }
@@ -269,6 +299,11 @@ std::string RouteTable::Describe() const {
       rewrites_.size(), rewrites_.size() == 1 ? " SNI rewrite\n" : " SNI rewrites\n");
   for (const SniRewrite& rewrite : rewrites_) {
     absl::StrAppend(&out, "sni rewrite: *", rewrite.from, " -> *", rewrite.to, "\n");
+  }
+  DescribeView(out, view_);
+  if (!authorization_.empty()) {
+    const std::string authorization = authorization_.Describe();
+    absl::StrAppend(&out, authorization, authorization.ends_with('\n') ? "" : "\n");
   }
   for (const Cluster& cluster : clusters_) DescribeCluster(out, cluster);
   return out;

@@ -285,9 +285,9 @@ TEST(DestinationRuleHostTest, ShortNameResolvesInTheRuleNamespaceAndClusterDomai
       "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: bar}\n"
       "spec: {ports: [{name: http, port: 9080}]}\n---\n" +
       Dr("  host: reviews\n  subsets: [{name: v1, labels: {version: v1}}]\n");
-  MeshLoadOptions options;
+  MeshLoadOptions options = testing::EastWest();
   options.cluster_domain = "corp.internal";
-  const MeshLoadResult result = LoadYaml(yaml, options);
+  const MeshLoadResult result = LoadYaml(yaml + testing::ExportAll(), options);
   ASSERT_EQ(result.errors, Lines{});
   EXPECT_NE(result.table->Find("reviews.bar.svc.corp.internal", 9080, "v1"), nullptr);
   EXPECT_EQ(result.table->Route("outbound_.9080_.v1_.reviews.bar.svc.corp.internal").miss,
@@ -472,12 +472,15 @@ TEST_F(PolicyMergeTest, SubsetsSelectEndpointsAndDescribeShowsItAll) {
   EXPECT_NE(describe.find("cluster 1: outbound|9080|v2|reviews.bar.svc.cluster.local\n"
                           "  source: t.yaml:1 ServiceEntry bar/reviews; t.yaml:13 "
                           "DestinationRule bar/dr\n"
+                          "  not exported: no Gateway selecting this gateway has an "
+                          "AUTO_PASSTHROUGH server on port 15443: refused\n"
                           "  subset v2: version=v2\n"
                           "  policy: loadBalancer.simple=RANDOM outlierDetection("
                           "consecutive5xxErrors=7 interval=5m baseEjectionTime=30s "
                           "maxEjectionPercent=10 minHealthPercent=0)\n"
                           "  policy source: t.yaml:13 DestinationRule bar/dr\n"
-                          "  endpoint 10.0.0.2:9080 weight 1 {version=v2}\n"),
+                          "  endpoint 10.0.0.2:9080 weight 1 {version=v2} network=(unset) "
+                          "workload=bar/reviews-1 in view\n"),
             std::string::npos)
       << describe;
 }
@@ -564,7 +567,9 @@ TEST(DestinationRuleMergeTest, SubsetsConcatenateAndTheFirstPolicyApplies) {
   EXPECT_EQ(v2->policy_source, "t.yaml:20 DestinationRule bar/second");
 }
 
-TEST(DestinationRuleMergeTest, ConflictsNameBothRules) {
+// Istio keeps the first rule's policy and subset (pilot/pkg/model/destination_rule.go
+// mergeDestinationRule): a warning naming both rules, not an error.
+TEST(DestinationRuleMergeTest, ConflictsWarnNamingBothRulesAndTheFirstWins) {
   const MeshLoadResult result = LoadYaml(
       kReviews +
       Dr("  host: reviews\n"
@@ -576,14 +581,23 @@ TEST(DestinationRuleMergeTest, ConflictsNameBothRules) {
          "  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n"
          "  subsets: [{name: v1, labels: {version: v2}}]\n",
          "second"));
-  EXPECT_EQ(result.errors,
-            (Lines{"t.yaml:26:3: DestinationRule bar/second: spec.trafficPolicy: host "
-                   "\"reviews.bar.svc.cluster.local\" already has a trafficPolicy from t.yaml:13 "
-                   "DestinationRule bar/first (Istio would keep that one and ignore this)",
-                   "t.yaml:27:13: DestinationRule bar/second: spec.subsets[0]: subset \"v1\" of "
-                   "host \"reviews.bar.svc.cluster.local\" is already defined by t.yaml:13 "
-                   "DestinationRule bar/first"}));
-  EXPECT_EQ(result.table, nullptr);
+  EXPECT_EQ(result.errors, Lines{});
+  const Lines expected = {
+      "t.yaml:26:3: DestinationRule bar/second: spec.trafficPolicy: host "
+      "\"reviews.bar.svc.cluster.local\" already has a trafficPolicy from t.yaml:13 "
+      "DestinationRule bar/first: that one applies and this one is ignored, as in Istio",
+      "t.yaml:27:13: DestinationRule bar/second: spec.subsets[0]: subset \"v1\" of "
+      "host \"reviews.bar.svc.cluster.local\" is already defined by t.yaml:13 "
+      "DestinationRule bar/first: that one applies and this one is ignored, as in Istio"};
+  for (const std::string& warning : expected) {
+    EXPECT_NE(std::find(result.warnings.begin(), result.warnings.end(), warning),
+              result.warnings.end())
+        << warning;
+  }
+  ASSERT_NE(result.table, nullptr);
+  const Cluster* v1 = result.table->Find("reviews.bar.svc.cluster.local", 9080, "v1");
+  ASSERT_NE(v1, nullptr);
+  EXPECT_EQ(v1->subset_labels, (std::map<std::string, std::string>{{"version", "v1"}}));
 }
 
 }  // namespace

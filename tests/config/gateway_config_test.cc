@@ -129,7 +129,10 @@ TEST(GatewayConfigTest, ConfigFileToRoutedConnection) {
   auto config = LoadGatewayConfig(Data("mesh/gateway/meshgate.yaml"));
   ASSERT_TRUE(config.ok()) << config.status();
   std::vector<std::string> paths(config->mesh_paths.begin(), config->mesh_paths.end() - 1);
-  const MeshLoadResult mesh = LoadMesh(paths, config->sni_rewrites);
+  paths.push_back(Data("mesh/gateway/eastwest-gateway.yaml"));  // what the gateway serves
+  MeshLoadOptions options;
+  options.gateway_labels = {{"istio", "eastwestgateway"}};
+  const MeshLoadResult mesh = LoadMesh(paths, config->sni_rewrites, options);
   ASSERT_TRUE(mesh.errors.empty()) << mesh.errors[0];
   ASSERT_NE(mesh.table, nullptr);
   RouteResult route = mesh.table->Route("outbound_.8000_._.httpbin.bar.global");

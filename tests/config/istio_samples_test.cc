@@ -96,7 +96,7 @@ TEST_F(BookinfoTest, DescribeShowsSubsetsAndTheirSources) {
       "  subset v1: version=v1\n"
       "  endpoint 10.0.1.1:9080 weight 1 {app=reviews, istio-locality=us-east1.zone-a, "
       "topology.istio.io/network=network1, version=v1} network=network1 locality=us-east1/zone-a "
-      "serviceAccount=bookinfo-reviews\n"
+      "serviceAccount=bookinfo-reviews workload=default/reviews-v1-5b8c9f in view\n"
       "cluster 4:";
   EXPECT_NE(describe.find(expected), std::string::npos) << describe;
 }
@@ -104,7 +104,7 @@ TEST_F(BookinfoTest, DescribeShowsSubsetsAndTheirSources) {
 TEST(IstioSamplesTest, DestinationRulesAloneHaveNoEffectAndSaySo) {
   const MeshLoadResult result = Load({"istio/destination-rule-all.yaml"});
   EXPECT_EQ(result.errors, Lines{});
-  ASSERT_EQ(result.warnings.size(), 5u);
+  ASSERT_EQ(result.warnings.size(), 5u) << ::testing::PrintToString(result.warnings);
   EXPECT_EQ(result.warnings[1],
             testing::At("istio/destination-rule-all.yaml", 17, 9,
                         "DestinationRule default/reviews: spec.host: no service loaded has host "

@@ -147,7 +147,8 @@ TEST(KubernetesWarningTest, WhatIsSkipped) {
   EXPECT_EQ(result.errors, Lines{});
   EXPECT_EQ(result.warnings,
             (Lines{"t.yaml:5:43: Service bar/svc: spec.ports[0].protocol: protocol UDP: meshgate "
-                   "relays TCP only; port ignored",
+                   "relays TCP only, and Istio's gateway never exports a UDP port (pilot "
+                   "builtAutoPassthroughFilterChains); port ignored",
                    "t.yaml:7:3: Service bar/svc: spec.newField: unknown field, ignored (known: "
                    "allocateLoadBalancerNodePorts, clusterIP, clusterIPs, externalIPs, "
                    "externalName, externalTrafficPolicy, healthCheckNodePort, "
@@ -171,7 +172,8 @@ TEST(KubernetesWarningTest, WhatIsSkipped) {
 
 TEST(KubernetesEndpointsTest, HttpbinSampleWithItsEndpointSlice) {
   const MeshLoadResult result =
-      Load({"istio/httpbin.yaml", "k8s/httpbin-endpointslice.yaml"});
+      Load({"istio/httpbin.yaml", "k8s/httpbin-endpointslice.yaml",
+            "mesh/gateway/eastwest-gateway.yaml"});
   ASSERT_EQ(result.errors, Lines{});
   const RouteResult route = result.table->Route("outbound_.8000_._.httpbin.default.global");
   ASSERT_EQ(route.miss, RouteMiss::kNone);

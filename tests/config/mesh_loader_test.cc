@@ -19,16 +19,17 @@ using testing::At;
 using testing::Data;
 using testing::kDefaultRewrites;
 using testing::kNoGatewayWarning;
+using testing::kNoLabelsWarning;
 using testing::Lines;
 using testing::Load;
 
 // --- Loading what is valid ----------------------------------------------------------
 
 TEST(MeshLoaderTest, WalkthroughGatewaySideServiceEntry) {
-  const MeshLoadResult result = Load({"mesh/httpbin-bar.yaml"});
+  const MeshLoadResult result = Load({"mesh/httpbin-bar.yaml", "mesh/gateway/eastwest-gateway.yaml"});
   ASSERT_EQ(result.errors, Lines{});
-  EXPECT_EQ(result.warnings, Lines{kNoGatewayWarning});
-  EXPECT_EQ(result.resources_loaded, 1u);
+  EXPECT_EQ(result.warnings, Lines{});
+  EXPECT_EQ(result.resources_loaded, 2u);  // the ServiceEntry and the Gateway
   ASSERT_NE(result.table, nullptr);
   ASSERT_EQ(result.table->clusters().size(), 1u);
 
@@ -57,7 +58,7 @@ TEST(MeshLoaderTest, WalkthroughGatewaySideServiceEntry) {
 }
 
 TEST(MeshLoaderTest, MultiDocumentFileWithBetaAndV1AndOtherKinds) {
-  const MeshLoadResult result = Load({"mesh/multi-doc.yaml"});
+  const MeshLoadResult result = Load({"mesh/multi-doc.yaml", "mesh/gateway/eastwest-gateway.yaml"});
   ASSERT_EQ(result.errors, Lines{});
   EXPECT_EQ(result.warnings,
             (Lines{At("mesh/multi-doc.yaml", 42, 13,
@@ -66,8 +67,10 @@ TEST(MeshLoaderTest, MultiDocumentFileWithBetaAndV1AndOtherKinds) {
                       "traffic"),
                    At("mesh/multi-doc.yaml", 44, 1,
                       "ignoring Deployment default/ratings-v1 (apps/v1: not used by meshgate)"),
-                   kNoGatewayWarning}));
-  EXPECT_EQ(result.resources_loaded, 2u);
+                   "1 host is not exported by any Gateway on port 15443 and will be refused "
+                   "(not_exported): ratings.default.svc.cluster.local (exportTo does not make it "
+                   "visible in the gateway's namespace \"istio-system\")"}));
+  EXPECT_EQ(result.resources_loaded, 3u);
   ASSERT_NE(result.table, nullptr);
   const RouteTable& table = *result.table;
   ASSERT_EQ(table.clusters().size(), 3u);
@@ -100,19 +103,19 @@ TEST(MeshLoaderTest, MultiDocumentFileWithBetaAndV1AndOtherKinds) {
   EXPECT_EQ(ratings->endpoints[0].service_account, "ratings");
   EXPECT_EQ(ratings->service_namespace, "default");
   EXPECT_EQ(ratings->resolution, Resolution::kStatic);
-  EXPECT_TRUE(ratings->exported);
+  // exportTo ["."] in default: the gateway (istio-system) doesn't see it.
+  EXPECT_FALSE(ratings->exported);
 }
 
 TEST(MeshLoaderTest, KubectlListOutput) {
   // The ServiceEntry and the Service name the same host in the same namespace:
   // they merge, the Service adding no endpoints of its own.
-  const MeshLoadResult result = Load({"mesh/list.yaml"});
+  const MeshLoadResult result = Load({"mesh/list.yaml", "mesh/gateway/eastwest-gateway.yaml"});
   ASSERT_EQ(result.errors, Lines{});
   EXPECT_EQ(result.warnings,
             (Lines{At("mesh/list.yaml", 30, 3,
                       "Service bar/echo: no EndpointSlice, Endpoints or Pods for this Service "
-                      "were loaded: its clusters have no endpoints"),
-                   kNoGatewayWarning}));
+                      "were loaded: its clusters have no endpoints")}));
   ASSERT_NE(result.table, nullptr);
   ASSERT_EQ(result.table->clusters().size(), 2u);
   EXPECT_EQ(result.table->clusters()[0].name, "outbound|9000||echo.bar.svc.cluster.local");
@@ -121,7 +124,8 @@ TEST(MeshLoaderTest, KubectlListOutput) {
                 ":30 Service bar/echo");
   EXPECT_EQ(result.table->clusters()[0].endpoints.size(), 1u);
   EXPECT_EQ(result.table->clusters()[1].name, "outbound|9443||echo.bar.svc.cluster.local");
-  EXPECT_EQ(result.table->Route("echo.bar.global").miss, RouteMiss::kAmbiguousPort);
+  EXPECT_EQ(result.table->Route("echo.bar.global", {.allow_plain_host = true}).miss,
+            RouteMiss::kAmbiguousPort);
 }
 
 TEST(MeshLoaderTest, DirectoryIsReadSortedAndNonRecursively) {
@@ -218,18 +222,18 @@ TEST(MeshLoaderTest, HostThatARewriteChangesIsNeverRoutedWarning) {
       (Lines{"client-side.yaml:6:5: ServiceEntry foo/httpbin-bar: spec.hosts[0]: host "
              "\"httpbin.bar.global\" is never routed: SNI rewrite .global -> "
              ".svc.cluster.local turns it into \"httpbin.bar.svc.cluster.local\" before lookup",
-             kNoGatewayWarning}));
+             kNoLabelsWarning}));
   ASSERT_NE(result.table, nullptr);
   EXPECT_EQ(result.table->Route("outbound_.8000_._.httpbin.bar.global").miss,
             RouteMiss::kUnknownHost);
   // Without that rewrite rule the same entry is fine.
-  EXPECT_EQ(LoadMeshFromString(yaml, "client-side.yaml", {}).warnings, Lines{kNoGatewayWarning});
+  EXPECT_EQ(LoadMeshFromString(yaml, "client-side.yaml", {}).warnings, Lines{kNoLabelsWarning});
 }
 
 // --- The Istio samples as shipped (more with fixtures in istio_samples_test.cc) ------
 
 TEST(MeshLoaderIstioSamplesTest, HttpbinServiceLoadsAndRoutes) {
-  const MeshLoadResult result = Load({"istio/httpbin.yaml"});
+  const MeshLoadResult result = Load({"istio/httpbin.yaml", "mesh/gateway/eastwest-gateway.yaml"});
   EXPECT_EQ(result.errors, Lines{});
   EXPECT_EQ(result.warnings,
             (Lines{At("istio/httpbin.yaml", 4, 1,
@@ -238,8 +242,7 @@ TEST(MeshLoaderIstioSamplesTest, HttpbinServiceLoadsAndRoutes) {
                       "ignoring Deployment default/httpbin (apps/v1: not used by meshgate)"),
                    At("istio/httpbin.yaml", 9, 1,
                       "Service default/httpbin: no EndpointSlice, Endpoints or Pods for this "
-                      "Service were loaded: its clusters have no endpoints"),
-                   kNoGatewayWarning}));
+                      "Service were loaded: its clusters have no endpoints")}));
   ASSERT_NE(result.table, nullptr);
   ASSERT_EQ(result.table->clusters().size(), 1u);
   const RouteResult route = result.table->Route("outbound_.8000_._.httpbin.default.global");
@@ -254,9 +257,10 @@ TEST(MeshLoaderIstioSamplesTest, DnsServiceEntryKeepsItsHostForTheResolver) {
   EXPECT_EQ(result.errors, Lines{});
   EXPECT_EQ(result.warnings, Lines{kNoGatewayWarning});
   ASSERT_NE(result.table, nullptr);
-  const RouteResult route = result.table->Route("www.googleapis.com");
-  ASSERT_EQ(route.miss, RouteMiss::kNone);
-  const Cluster& cluster = *route.cluster;
+  // MESH_EXTERNAL: never exported, but kept for the resolver and --check.
+  const Cluster* found = result.table->Find("www.googleapis.com", 443, "");
+  ASSERT_NE(found, nullptr);
+  const Cluster& cluster = *found;
   EXPECT_EQ(cluster.resolution, Resolution::kDns);
   EXPECT_TRUE(cluster.endpoints.empty());  // no IP until resolved
   ASSERT_EQ(cluster.dns_endpoints.size(), 1u);
@@ -273,10 +277,12 @@ TEST(MeshLoaderIstioSamplesTest, WholeDirectory) {
   // The Gateway exports *.local: httpbin's local name, not www.googleapis.com.
   EXPECT_EQ(result.warnings.back(),
             "1 host is not exported by any Gateway on port 15443 and will be refused "
-            "(not_exported): www.googleapis.com");
+            "(not_exported): www.googleapis.com (MESH_EXTERNAL: Istio's gateway never exports "
+            "a mesh-external ServiceEntry)");
   EXPECT_EQ(result.table->Route("outbound_.8000_._.httpbin.default.global").miss,
             RouteMiss::kNone);
-  EXPECT_EQ(result.table->Route("www.googleapis.com").miss, RouteMiss::kNotExported);
+  EXPECT_EQ(result.table->Route("outbound_.443_._.www.googleapis.com").miss,
+            RouteMiss::kNotExported);
 }
 
 // --- Errors ---------------------------------------------------------------------------
@@ -545,7 +551,6 @@ TEST(MeshLoaderTest, WildcardServiceEntryRoutesAnySubdomainAndGatewaysExportIt) 
       "spec:\n"
       "  hosts: [\"*.partner.example.com\"]\n"
       "  ports: [{number: 443, name: tls, protocol: TLS}]\n"
-      "  location: MESH_EXTERNAL\n"
       "  resolution: STATIC\n"
       "  endpoints: [{address: 192.0.2.10}]\n"
       "---\n"
@@ -557,14 +562,16 @@ TEST(MeshLoaderTest, WildcardServiceEntryRoutesAnySubdomainAndGatewaysExportIt) 
       "  - port: {number: 15443, name: tls, protocol: TLS}\n"
       "    tls: {mode: AUTO_PASSTHROUGH}\n"
       "    hosts: [\"*.example.com\"]\n";
-  const MeshLoadResult result = LoadMeshFromString(yaml, "wild.yaml", {});
+  const MeshLoadResult result =
+      LoadMeshFromString(yaml, "wild.yaml", {}, testing::EastWest());
   ASSERT_EQ(result.errors, std::vector<std::string>{});
   ASSERT_NE(result.table, nullptr);
   const RouteResult hit = result.table->Route("outbound_.443_._.api.partner.example.com");
   ASSERT_NE(hit.cluster, nullptr) << ToString(hit.miss);
   EXPECT_EQ(hit.cluster->host, "*.partner.example.com");
   EXPECT_EQ(hit.cluster->endpoints.at(0).address, "192.0.2.10");
-  EXPECT_EQ(result.table->Route("partner.example.com").miss, RouteMiss::kUnknownHost);
+  EXPECT_EQ(result.table->Route("outbound_.443_._.partner.example.com").miss,
+            RouteMiss::kUnknownHost);
 }
 
 }  // namespace

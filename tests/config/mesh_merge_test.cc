@@ -31,7 +31,8 @@ TEST(MeshMergeTest, EntriesForOneHostInOneNamespaceMerge) {
                Entry("b", "bar",
                      "[{number: 443, name: https, protocol: HTTPS}, {number: 8443, name: alt, "
                      "protocol: TLS, targetPort: 9443}]",
-                     "10.0.0.2"));
+                     "10.0.0.2") +
+               testing::ExportAll());
   ASSERT_EQ(result.errors, Lines{});
   const RouteTable& table = *result.table;
   const Cluster* https = table.Find("api.example.com", 443, "");
@@ -45,7 +46,8 @@ TEST(MeshMergeTest, EntriesForOneHostInOneNamespaceMerge) {
   ASSERT_EQ(alt->endpoints.size(), 1u);
   EXPECT_EQ(alt->endpoints[0].address, "10.0.0.2");
   EXPECT_EQ(alt->endpoints[0].port, 9443);
-  EXPECT_EQ(table.Route("api.example.com").miss, RouteMiss::kAmbiguousPort);
+  EXPECT_EQ(table.Route("api.example.com", {.allow_plain_host = true}).miss,
+            RouteMiss::kAmbiguousPort);
 }
 
 TEST(MeshMergeTest, ServiceEntryAndKubernetesServiceMerge) {

@@ -9,6 +9,8 @@ namespace meshgate::config {
 namespace {
 
 const std::vector<SniRewrite> kDefaultRewrites = {{".global", ".svc.cluster.local"}};
+// The plain-host SNI form is refused unless allowed (Istio matches only outbound_ names).
+constexpr RouteOptions kPlainHost{.allow_plain_host = true};
 
 Endpoint Ep(std::string address, uint16_t port, uint32_t weight = 1,
             std::map<std::string, std::string> labels = {}) {
@@ -138,10 +140,10 @@ TEST_F(RouteTableTest, IstioFormForLocalHostNeedsNoRewrite) {
 }
 
 TEST_F(RouteTableTest, PlainHostWithOnePort) {
-  RouteResult result = table_.Route("httpbin.bar.global");
+  RouteResult result = table_.Route("httpbin.bar.global", kPlainHost);
   ASSERT_EQ(result.miss, RouteMiss::kNone);
   EXPECT_EQ(result.cluster->name, "outbound|8000||httpbin.bar.svc.cluster.local");
-  result = table_.Route("httpbin.bar.svc.cluster.local");
+  result = table_.Route("httpbin.bar.svc.cluster.local", kPlainHost);
   ASSERT_EQ(result.miss, RouteMiss::kNone);
   EXPECT_EQ(result.cluster->port, 8000);
 }
@@ -180,7 +182,7 @@ TEST_F(RouteTableTest, UnknownHostReportsRewrittenHost) {
   EXPECT_EQ(result.miss, RouteMiss::kUnknownHost);
   EXPECT_EQ(result.cluster, nullptr);
   EXPECT_EQ(result.host, "nope.bar.svc.cluster.local");
-  result = table_.Route("Nope.Example.COM");
+  result = table_.Route("Nope.Example.COM", kPlainHost);
   EXPECT_EQ(result.miss, RouteMiss::kUnknownHost);
   EXPECT_EQ(result.host, "nope.example.com");
 }
@@ -205,28 +207,28 @@ TEST_F(RouteTableTest, UnknownSubset) {
 }
 
 TEST_F(RouteTableTest, PlainHostWithSeveralPortsIsAmbiguous) {
-  const RouteResult result = table_.Route("reviews.default.global");
+  const RouteResult result = table_.Route("reviews.default.global", kPlainHost);
   EXPECT_EQ(result.miss, RouteMiss::kAmbiguousPort);
   EXPECT_EQ(result.cluster, nullptr);
   EXPECT_EQ(result.host, "reviews.default.svc.cluster.local");
 }
 
 TEST_F(RouteTableTest, PlainHostWithOnlySubsetsHasNoWholeService) {
-  EXPECT_EQ(table_.Route("ratings.default.global").miss, RouteMiss::kUnknownSubset);
+  EXPECT_EQ(table_.Route("ratings.default.global", kPlainHost).miss, RouteMiss::kUnknownSubset);
 }
 
 // --- Rewrites -------------------------------------------------------------------
 
 TEST(RouteRewriteTest, SuffixMatchesOnlyAtLabelBoundary) {
   const RouteTable table({}, kDefaultRewrites);
-  EXPECT_EQ(table.Route("a.global").host, "a.svc.cluster.local");
-  EXPECT_EQ(table.Route("a.b.c.global").host, "a.b.c.svc.cluster.local");
-  EXPECT_EQ(table.Route("aglobal").host, "aglobal");
-  EXPECT_EQ(table.Route("a.xglobal").host, "a.xglobal");
-  EXPECT_EQ(table.Route("global").host, "global");    // the suffix without its dot
-  EXPECT_EQ(table.Route(".global").host, ".global");  // nothing before the suffix
-  EXPECT_EQ(table.Route("a.global.com").host, "a.global.com");
-  EXPECT_EQ(table.Route("A.GLOBAL").host, "a.svc.cluster.local");
+  EXPECT_EQ(table.Route("a.global", kPlainHost).host, "a.svc.cluster.local");
+  EXPECT_EQ(table.Route("a.b.c.global", kPlainHost).host, "a.b.c.svc.cluster.local");
+  EXPECT_EQ(table.Route("aglobal", kPlainHost).host, "aglobal");
+  EXPECT_EQ(table.Route("a.xglobal", kPlainHost).host, "a.xglobal");
+  EXPECT_EQ(table.Route("global", kPlainHost).host, "global");    // the suffix without its dot
+  EXPECT_EQ(table.Route(".global", kPlainHost).host, ".global");  // nothing before the suffix
+  EXPECT_EQ(table.Route("a.global.com", kPlainHost).host, "a.global.com");
+  EXPECT_EQ(table.Route("A.GLOBAL", kPlainHost).host, "a.svc.cluster.local");
 }
 
 TEST(RouteRewriteTest, NoRewritesLooksUpTheHostAsIs) {
@@ -250,11 +252,11 @@ TEST(RouteRewriteTest, CustomRulesFirstMatchWinsAndRulesDontChain) {
   RouteResult result = table.Route("outbound_.8000_._.httpbin.bar.global");
   ASSERT_EQ(result.miss, RouteMiss::kNone);
   EXPECT_EQ(result.cluster->host, "httpbin.bar.mesh");
-  EXPECT_EQ(table.Route("httpbin.foo.global").host, "httpbin.foo.svc.cluster.local");
-  result = table.Route("httpbin.bar.mesh");
+  EXPECT_EQ(table.Route("httpbin.foo.global", kPlainHost).host, "httpbin.foo.svc.cluster.local");
+  result = table.Route("httpbin.bar.mesh", kPlainHost);
   ASSERT_EQ(result.miss, RouteMiss::kNone);
   EXPECT_EQ(result.host, "httpbin.bar.svc.cluster.local");
-  EXPECT_EQ(table.Route("printer.lan").host, "printer");  // empty "to" strips the suffix
+  EXPECT_EQ(table.Route("printer.lan", kPlainHost).host, "printer");  // empty "to" strips the suffix
 }
 
 // --- Table construction, Find, Describe, ToString -----------------------------------
@@ -304,10 +306,13 @@ TEST(RouteTableDescribeTest, ListsRewritesClustersAndEndpoints) {
   EXPECT_EQ(table.Describe(),
             "route table: 2 clusters, 1 SNI rewrite\n"
             "sni rewrite: *.global -> *.svc.cluster.local\n"
+            "selected by Gateways: none\n"
+            "network: (unset)\n"
+            "network view: all networks\n"
             "cluster 0: outbound|8000||httpbin.bar.svc.cluster.local\n"
             "  source: mesh/httpbin.yaml:4 ServiceEntry foo/httpbin-bar\n"
-            "  endpoint 10.1.0.11:80 weight 3 {app=httpbin, version=v1}\n"
-            "  endpoint [fd00::12]:8080 weight 1\n"
+            "  endpoint 10.1.0.11:80 weight 3 {app=httpbin, version=v1} network=(unset) in view\n"
+            "  endpoint [fd00::12]:8080 weight 1 network=(unset) in view\n"
             "cluster 1: outbound|443|v1|empty.example.com\n"
             "  source: test\n"
             "  subset v1: (all endpoints)\n"
@@ -322,6 +327,7 @@ TEST(RouteTableDescribeTest, ShowsSubsetsPolicyDnsReadinessAndExport) {
   cluster.source = "k8s.yaml:1 Service default/reviews";
   cluster.subset_labels = {{"version", "v2"}};
   cluster.exported = false;
+  cluster.export_detail = "no Gateway host matches";
   Endpoint ready = Ep("10.0.0.2", 9080, 1, {{"version", "v2"}});
   ready.network = "net1";
   ready.locality = "eu/zone-a";
@@ -329,6 +335,10 @@ TEST(RouteTableDescribeTest, ShowsSubsetsPolicyDnsReadinessAndExport) {
   Endpoint not_ready = Ep("10.0.0.3", 9080, 1, {{"version", "v2"}});
   not_ready.ready = false;
   cluster.endpoints = {ready, not_ready};
+  Endpoint remote = Ep("10.9.0.1", 9080);
+  remote.network = "net3";
+  remote.workload = {.name = "reviews-v2", .ns = "default"};
+  cluster.out_of_view = {remote};
   cluster.policy.load_balancer.emplace().simple = LoadBalancerPolicy::Simple::kLeastRequest;
   cluster.policy.connection_pool.emplace().max_connections = 100;
   cluster.policy.connection_pool->connect_timeout = std::chrono::milliseconds(30);
@@ -349,25 +359,33 @@ TEST(RouteTableDescribeTest, ShowsSubsetsPolicyDnsReadinessAndExport) {
   dns.policy.load_balancer.emplace().consistent_hash = hash;
   dns.policy_source = "dr.yaml:9 DestinationRule default/api";
 
-  EXPECT_EQ(RouteTable({cluster, dns}, {}).Describe(),
+  GatewayView view;
+  view.gateways = {"istio-system/cross-network-gateway", "default/other"};
+  view.network = "net1";
+  view.network_view = {"net1", "net2"};
+  EXPECT_EQ(RouteTable({cluster, dns}, {}, view).Describe(),
             "route table: 2 clusters, 0 SNI rewrites\n"
+            "selected by Gateways: istio-system/cross-network-gateway, default/other\n"
+            "network: net1\n"
+            "network view: net1, net2 and endpoints without a network\n"
             "cluster 0: outbound|9080|v2|reviews.default.svc.cluster.local\n"
             "  source: k8s.yaml:1 Service default/reviews\n"
-            "  not exported by any Gateway: refused\n"
+            "  not exported: no Gateway host matches: refused\n"
             "  subset v2: version=v2\n"
             "  policy: loadBalancer.simple=LEAST_REQUEST connectionPool.tcp(maxConnections=100 "
             "connectTimeout=30ms) outlierDetection(consecutive5xxErrors=7 interval=10s "
             "baseEjectionTime=30s maxEjectionPercent=10 minHealthPercent=0)\n"
             "  policy source: dr.yaml:1 DestinationRule default/reviews\n"
             "  endpoint 10.0.0.2:9080 weight 1 {version=v2} network=net1 locality=eu/zone-a "
-            "serviceAccount=reviews\n"
-            "  endpoint 10.0.0.3:9080 weight 1 {version=v2} NOT READY\n"
+            "serviceAccount=reviews in view\n"
+            "  endpoint 10.0.0.3:9080 weight 1 {version=v2} network=(unset) NOT READY in view\n"
+            "  endpoint 10.9.0.1:9080 weight 1 network=net3 workload=default/reviews-v2 out of view\n"
             "cluster 1: outbound|443||api.example.com\n"
             "  source: se.yaml:1 ServiceEntry default/api\n"
             "  resolution: DNS_ROUND_ROBIN\n"
             "  policy: loadBalancer.consistentHash(useSourceIp maglev.tableSize=65537)\n"
             "  policy source: dr.yaml:9 DestinationRule default/api\n"
-            "  dns endpoint api.example.com:443 weight 1\n");
+            "  dns endpoint api.example.com:443 weight 1 network=(unset) in view\n");
 }
 
 // --- Gateway exports ----------------------------------------------------------------
@@ -382,7 +400,7 @@ TEST(RouteExportTest, UnexportedHostIsRefusedAndCounted) {
   EXPECT_EQ(result.miss, RouteMiss::kNotExported);
   EXPECT_EQ(result.cluster, nullptr);
   EXPECT_EQ(result.host, "reviews.default.svc.cluster.local");
-  EXPECT_EQ(table.Route("reviews.default.global").miss, RouteMiss::kNotExported);
+  EXPECT_EQ(table.Route("reviews.default.global", kPlainHost).miss, RouteMiss::kNotExported);
   // Other hosts are unaffected; unknown hosts stay unknown.
   EXPECT_EQ(table.Route("outbound_.8000_._.httpbin.bar.global").miss, RouteMiss::kNone);
   EXPECT_EQ(table.Route("outbound_.8000_._.nope.bar.global").miss, RouteMiss::kUnknownHost);
@@ -400,14 +418,36 @@ TEST(RouteExportTest, ClusterWithOnlyDnsEndpointsRoutesWithNoIps) {
   name.port = 443;
   cluster.dns_endpoints = {name};
   const RouteTable table({cluster}, {});
-  const RouteResult result = table.Route("api.example.com");
+  const RouteResult result = table.Route("api.example.com", kPlainHost);
   ASSERT_EQ(result.miss, RouteMiss::kNone);
   EXPECT_TRUE(result.cluster->endpoints.empty());
   EXPECT_EQ(result.cluster->dns_endpoints.size(), 1u);
 }
 
 TEST(RouteTableDescribeTest, EmptyTable) {
-  EXPECT_EQ(RouteTable({}, {}).Describe(), "route table: 0 clusters, 0 SNI rewrites\n");
+  EXPECT_EQ(RouteTable({}, {}).Describe(),
+            "route table: 0 clusters, 0 SNI rewrites\nselected by Gateways: none\n"
+            "network: (unset)\nnetwork view: all networks\n");
+}
+
+TEST(RouteTableDescribeTest, ClosedGatewaySaysWhyFirst) {
+  GatewayView view;
+  view.closed_reason = "no Gateway selecting this gateway (labels: istio=eastwestgateway) has a "
+                       "tls.mode AUTO_PASSTHROUGH server on port 15443: nothing is served";
+  EXPECT_EQ(RouteTable({}, {}, view).Describe(),
+            "route table: 0 clusters, 0 SNI rewrites\nclosed: " + view.closed_reason +
+                "\nselected by Gateways: none\nnetwork: (unset)\nnetwork view: all networks\n");
+}
+
+TEST(RouteExportTest, UnexportedPortOfAnExportedHostIsRefused) {
+  // A UDP port of an exported host: pilot builtAutoPassthroughFilterChains skips it.
+  std::vector<Cluster> clusters = {MakeCluster("dns.example.com", 53),
+                                   MakeCluster("dns.example.com", 5353)};
+  clusters[0].exported = false;
+  clusters[0].export_detail = "UDP port: Istio's gateway never exports UDP";
+  const RouteTable table(std::move(clusters), {});
+  EXPECT_EQ(table.Route("outbound_.53_._.dns.example.com").miss, RouteMiss::kNotExported);
+  EXPECT_EQ(table.Route("outbound_.5353_._.dns.example.com").miss, RouteMiss::kNone);
 }
 
 TEST(RouteMissTest, ToStringCoversEveryValue) {
@@ -419,8 +459,9 @@ TEST(RouteMissTest, ToStringCoversEveryValue) {
   EXPECT_EQ(ToString(RouteMiss::kUnknownSubset), "unknown_subset");
   EXPECT_EQ(ToString(RouteMiss::kAmbiguousPort), "ambiguous_port");
   EXPECT_EQ(ToString(RouteMiss::kNotExported), "not_exported");
-  EXPECT_EQ(kRouteMissCount, 8u);
-  EXPECT_EQ(static_cast<size_t>(RouteMiss::kNotExported) + 1, kRouteMissCount);
+  EXPECT_EQ(ToString(RouteMiss::kPlainHostSni), "plain_host_sni");
+  EXPECT_EQ(kRouteMissCount, 9u);
+  EXPECT_EQ(static_cast<size_t>(RouteMiss::kPlainHostSni) + 1, kRouteMissCount);
 }
 
 }  // namespace
@@ -437,7 +478,7 @@ class WildcardRouteTest : public ::testing::Test {
                      MakeCluster("exact.api.example.com", 443)},
                     {}};
   std::string HostOf(std::string_view sni) {
-    const RouteResult result = table_.Route(sni);
+    const RouteResult result = table_.Route(sni, kPlainHost);
     return result.cluster != nullptr ? result.cluster->host
                                      : "miss:" + std::string(ToString(result.miss));
   }
