@@ -20,6 +20,7 @@
 #include "base/yaml/yaml_tree.h"
 #include "gtest/gtest.h"
 #include "tests/control/mesh_pki.h"
+#include "tests/support/mesh_yaml.h"
 #include "tests/control/run_command.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/tls_peers.h"
@@ -267,7 +268,7 @@ TEST_F(CaTest, Cluster1WorkloadReachesCluster2BackendThroughMeshgateWithMutualTl
          "spec:\n  hosts: [httpbin.bar.svc.cluster.local]\n"
          "  ports: [{number: 8000, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
          "  endpoints: [{address: 127.0.0.1, ports: {http: "
-      << backend_port << "}}]\n";
+      << backend_port << "}}]\n---\n" << meshgate::testing::kCrossNetworkGateway;
   meshgate::testing::MeshgateProcess gw({"--mesh", P("httpbin.yaml")});
   ASSERT_TRUE(gw.running()) << gw.Log();
   const CmdResult client = meshgate::testing::MtlsCall(dir_, gw.port(), "outbound_.8000_._.httpbin.bar.global");

@@ -95,7 +95,7 @@ inline CmdResult MtlsCall(const std::string& dir, uint16_t port, const std::stri
   return Shell("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 10 openssl s_client -connect 127.0.0.1:" +
                std::to_string(port) + " -servername " + sni + " -cert " + dir + "/sleep/cert.pem -key " + dir +
                "/sleep/key.pem -cert_chain " + dir + "/sleep/cert-chain.pem -CAfile " + dir +
-               "/sleep/root-cert.pem -verify_return_error -ign_eof");
+               "/sleep/root-cert.pem -verify_return_error -ign_eof -alpn istio-peer-exchange,istio");
 }
 
 }  // namespace meshgate::testing

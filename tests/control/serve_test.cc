@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "base/io/http_server.h"
 #include "tests/control/mesh_pki.h"
+#include "tests/support/mesh_yaml.h"
 #include "tests/support/ports.h"
 #include "tests/control/run_command.h"
 #include "tests/support/meshgate_process.h"
@@ -331,6 +332,7 @@ TEST_F(FollowTest, ServiceAddedOnTheControlSideIsRoutableWithinTwoSecondsAndSurv
   const uint16_t backend_port = backend.port();
   ASSERT_NE(backend_port, 0) << backend.Output();
   Write(P("m2/placeholder.yaml"), ServiceEntry("placeholder", 1));
+  Write(P("m2/gateway.yaml"), meshgate::testing::kCrossNetworkGateway);
   // The gateway knows serve by its port, which must stay serve's across the restart below.
   const ReservedPort serve_port;
   ASSERT_NE(serve_port.port(), 0);
@@ -379,6 +381,7 @@ TEST_F(FollowTest, AVersionThatDoesNotLoadIsRejectedAndTheLastGoodKeepsServing) 
   const uint16_t backend_port = backend.port();
   ASSERT_NE(backend_port, 0) << backend.Output();
   Write(P("m2/httpbin.yaml"), ServiceEntry("httpbin", backend_port));
+  Write(P("m2/gateway.yaml"), meshgate::testing::kCrossNetworkGateway);
   // The gateway's own file defines "local"; the control side will define it too.
   Write(P("local.yaml"), ServiceEntry("local", backend_port));
   ServeProcess serve(TlsServeConfig(), P("serve.log"));  // on a port of its choosing
@@ -409,6 +412,7 @@ TEST_F(FollowTest, NotReadyUntilFirstSyncAndOnlyTrustsTheConfiguredCa) {
   ASSERT_NO_FATAL_FAILURE(meshgate::testing::MakeCaMaterial(dir_));
   ASSERT_EQ(Ctl("ca root --key-type ecdsa --out " + P("other")).code, 0);
   Write(P("m2/a.yaml"), ServiceEntry("a", 9000));
+  Write(P("m2/gateway.yaml"), meshgate::testing::kCrossNetworkGateway);
   // The gateway is given serve's port before serve runs; held meanwhile, so nothing else takes it.
   const ReservedPort serve_port;
   ASSERT_NE(serve_port.port(), 0);

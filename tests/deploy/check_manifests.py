@@ -481,16 +481,36 @@ def check_manifests(docs, dockerfile_text):
     return list(dict.fromkeys(m.problems + problems))  # keep order, drop repeats
 
 
+def write_downward_api(target, items, labels):
+    """Writes a downwardAPI volume's metadata.labels items as the kubelet does:
+    key="value" lines, sorted, values quoted like Go's %q (kubernetes
+    pkg/fieldpath FormatMap)."""
+    os.makedirs(target, exist_ok=True)
+    for item in items:
+        if dig(item, "fieldRef", "fieldPath") != "metadata.labels":
+            continue
+        with open(os.path.join(target, item["path"]), "w", encoding="utf-8") as f:
+            for key in sorted(labels):
+                f.write('%s="%s"\n' % (key, str(labels[key]).replace("\\", "\\\\").replace('"', '\\"')))
+
+
 def meshgate_check(binary, docs):
     """Runs `meshgate --check` on the ConfigMaps laid out as in the pod.
     Returns problems; an empty list when meshgate accepts them."""
     configmaps = {dig(c, "metadata", "name"): c for c in deploylib.of_kind(docs, "ConfigMap")}
     deployment = (deploylib.of_kind(docs, "Deployment") or [{}])[0]
-    volumes = {v["name"]: dig(v, "configMap", "name") for v in dig(deployment, "spec", "template", "spec", "volumes") or []}
+    pod_volumes = dig(deployment, "spec", "template", "spec", "volumes") or []
+    volumes = {v["name"]: dig(v, "configMap", "name") for v in pod_volumes}
+    downward = {v["name"]: dig(v, "downwardAPI", "items") for v in pod_volumes if "downwardAPI" in v}
+    pod_labels = dig(deployment, "spec", "template", "metadata", "labels") or {}
     container = (dig(deployment, "spec", "template", "spec", "containers") or [{}])[0]
     with tempfile.TemporaryDirectory() as root:
         config_path = None
         for mount in container.get("volumeMounts") or []:
+            if mount["name"] in downward:
+                write_downward_api(os.path.join(root, mount["mountPath"].lstrip("/")),
+                                   downward[mount["name"]] or [], pod_labels)
+                continue
             cm = configmaps.get(volumes.get(mount["name"]))
             if cm is None:
                 continue

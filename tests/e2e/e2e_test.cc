@@ -789,7 +789,8 @@ TEST_F(E2eTest, DnsResolvedEndpointsFollowTheAnswer) {
       "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: httpbin, namespace: bar}\n"
       "spec:\n  hosts: [httpbin.bar.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: DNS\n"
       "  ports: [{number: 8000, name: http, protocol: TLS}]\n  endpoints:\n"
-      "  - address: httpbin.backends.test\n    ports: {http: " + std::to_string(first.port()) + "}\n");
+      "  - address: httpbin.backends.test\n    ports: {http: " + std::to_string(first.port()) + "}\n---\n" +
+          kCrossNetworkGateway);
   MeshgateProcess gw({"--mesh", mesh, "--dns-server", dns.address(), "--dns-min-ttl", "200ms"});
   ASSERT_TRUE(gw.running()) << gw.Log();
   // Startup publishes the unresolved table, then one update per answer. The
