@@ -147,7 +147,8 @@ bool ParseIpPrefix(std::string_view text, IpPrefix& out) {
   if (slash != std::string_view::npos) {
     const std::string_view digits = text.substr(slash + 1);
     // Go's ParsePrefix: decimal digits, no sign, no leading zero.
-    if (digits.empty() || digits.size() > 3 || (digits.size() > 1 && digits[0] == '0')) return false;
+    if (digits.empty() || digits.size() > 3 || (digits.size() > 1 && digits[0] == '0'))
+      return false;
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), length);
     if (ec != std::errc() || end != digits.data() + digits.size() || length > max) return false;
   }
@@ -164,7 +165,8 @@ bool ParseIpPrefix(std::string_view text, IpPrefix& out) {
 // exact; case-sensitive (ignore_case false).
 StringPattern ParseStringPattern(std::string_view written) {
   if (written == "*") return {StringPattern::Kind::kPresence, ""};
-  if (written.starts_with('*')) return {StringPattern::Kind::kSuffix, std::string(written.substr(1))};
+  if (written.starts_with('*'))
+    return {StringPattern::Kind::kSuffix, std::string(written.substr(1))};
   if (written.ends_with('*')) {
     return {StringPattern::Kind::kPrefix, std::string(written.substr(0, written.size() - 1))};
   }
@@ -273,7 +275,8 @@ std::string DescribeMatch(const AuthorizationRule& rule) {
     AppendList(parts, "notIpBlocks", s.not_ip_blocks, kPrefixText);
     AppendList(parts, "remoteIpBlocks", s.remote_ip_blocks, kPrefixText);
     AppendList(parts, "notRemoteIpBlocks", s.not_remote_ip_blocks, kPrefixText);
-    clauses.push_back(absl::StrCat("from(", parts.empty() ? "any" : absl::StrJoin(parts, " "), ")"));
+    clauses.push_back(
+        absl::StrCat("from(", parts.empty() ? "any" : absl::StrJoin(parts, " "), ")"));
   }
   for (const AuthorizationOperation& o : rule.to) {
     std::vector<std::string> parts;
@@ -290,8 +293,8 @@ std::string DescribeMatch(const AuthorizationRule& rule) {
 std::string DescribeRule(const AuthorizationRule& rule, size_t index) {
   const std::string fields = absl::StrJoin(rule.ignored_fields, ", ");
   if (rule.never_matches) {
-    return absl::StrCat("rule ", index, ": never matches (needs HTTP or the peer certificate: ",
-                        fields, ")");
+    return absl::StrCat("rule ", index,
+                        ": never matches (needs HTTP or the peer certificate: ", fields, ")");
   }
   std::string out = absl::StrCat("rule ", index, ": ", DescribeMatch(rule));
   if (!fields.empty()) absl::StrAppend(&out, " (dropped, so it matches more: ", fields, ")");
@@ -305,9 +308,10 @@ std::string AuthorizationPolicies::Describe() const {
   for (const AuthorizationPolicy& p : policies_) {
     absl::StrAppend(&out, base::AbslView(ToString(p.action)), " ", p.name, ": ");
     if (p.rules.empty()) {
-      absl::StrAppend(&out, p.action == AuthorizationAction::kAllow
-                                ? "no rules: matches nothing (allow-nothing: denies what no other ALLOW allows)"
-                                : "no rules: matches nothing");
+      absl::StrAppend(
+          &out, p.action == AuthorizationAction::kAllow
+                    ? "no rules: matches nothing (allow-nothing: denies what no other ALLOW allows)"
+                    : "no rules: matches nothing");
     }
     for (size_t i = 0; i < p.rules.size(); ++i) {
       absl::StrAppend(&out, i == 0 ? "" : "; ", DescribeRule(p.rules[i], i));
