@@ -123,7 +123,11 @@ bool PolicyMatches(const AuthorizationPolicy& policy, const AuthorizationInput& 
 
 }  // namespace
 
+// Envoy's CidrRange::isInRange never matches across address families, so an
+// IPv6 prefix (even ::/0) holds no IPv4 peer. A prefix is IPv4 when it lies
+// inside ::ffff:0:0/96 (so "::ffff:10.0.0.0/104" reads as 10.0.0.0/8).
 bool IpPrefix::Contains(const std::array<uint8_t, 16>& address) const {
+  if (IsV4Mapped(address) && !(length >= 96 && IsV4Mapped(bytes))) return false;
   const size_t whole = length / 8;
   if (!std::equal(bytes.begin(), bytes.begin() + whole, address.begin())) return false;
   const unsigned rest = length % 8;
