@@ -329,6 +329,18 @@ void ReadClauses(const yaml::Node& rule, std::string_view key, const std::string
              });
 }
 
+// No clause left that can fail: every source, operation and condition is empty.
+bool MatchesEveryConnection(const AuthorizationRule& rule) {
+  const bool any_source = std::all_of(rule.from.begin(), rule.from.end(), [](const auto& s) {
+    return s.ip_blocks.empty() && s.not_ip_blocks.empty() && s.remote_ip_blocks.empty() &&
+           s.not_remote_ip_blocks.empty();
+  });
+  const bool any_operation = std::all_of(rule.to.begin(), rule.to.end(), [](const auto& o) {
+    return o.ports.empty() && o.not_ports.empty();
+  });
+  return !rule.never_matches && any_source && any_operation && rule.when.empty();
+}
+
 AuthorizationRule ReadRule(const yaml::Node& node, const std::string& path,
                            AuthorizationAction action, bool custom, ErrorSink& sink) {
   AuthorizationRule rule;
@@ -349,7 +361,7 @@ AuthorizationRule ReadRule(const yaml::Node& node, const std::string& path,
   });
   // validation.go warns that a DENY rule left with nothing TCP-capable "will
   // deny all traffic to TCP ports under its scope".
-  const bool unconditional = rule.from.empty() && rule.to.empty() && rule.when.empty();
+  const bool unconditional = MatchesEveryConnection(rule);
   const bool narrowed_by_drop = !rule.ignored_fields.empty() && !custom;
   if (action == AuthorizationAction::kDeny && unconditional && narrowed_by_drop) {
     sink.Warn(node, path,
@@ -397,12 +409,16 @@ void ReadTargets(const yaml::Node& spec, ErrorSink& sink, AuthorizationPolicyRes
   IfPresent(spec, "targetRef", [&](const yaml::Node& n) {
     ++kinds_set;
     out.has_target_ref = true;
+    out.selector_ref = {"spec.targetRef", PositionOf(n)};  // exclusive with selector
     if (ExpectMap(n, "spec.targetRef", sink))
       CheckFields(n, "spec.targetRef", {MESHGATE_TARGET_FIELDS}, sink);
   });
   IfPresent(spec, "targetRefs", [&](const yaml::Node& n) {
     if (n.IsSequence() && n.size() > 0) ++kinds_set;
-    out.has_target_ref = out.has_target_ref || (n.IsSequence() && n.size() > 0);
+    if (n.IsSequence() && n.size() > 0) {
+      out.has_target_ref = true;
+      out.selector_ref = {"spec.targetRefs", PositionOf(n)};
+    }
     ForEachMap(n, "spec.targetRefs", sink,
                [&](const yaml::Node& item, const std::string& p, size_t) {
                  CheckFields(item, p, {MESHGATE_TARGET_FIELDS}, sink);
@@ -443,6 +459,10 @@ void CheckActionShape(const yaml::Node& spec, const ActionRead& action, bool has
     sink.Add(spec, "spec.rules", absl::StrCat("DENY action", kMeaningless));
   }
 }
+
+#undef MESHGATE_SOURCE_FIELDS
+#undef MESHGATE_OPERATION_FIELDS
+#undef MESHGATE_TARGET_FIELDS
 
 }  // namespace
 
@@ -521,7 +541,7 @@ AuthorizationPolicies SelectAuthorizationPolicies(
     // policyattachment.go ShouldAttachPolicy: a workload that is no Gateway
     // API gateway ignores policies with targetRef(s).
     if (r.has_target_ref) {
-      sink.WarnAt(r.meta.at, "spec.targetRef",
+      sink.WarnAt(r.selector_ref.at, r.selector_ref.path,
                   "targets waypoints or Gateway API gateways, not meshgate: ignored");
       continue;
     }
