@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "config/mesh/mesh_loader.h"
+#include "tests/config/mesh_test_util.h"
+
 namespace meshgate::config::internal {
 namespace {
 
@@ -459,3 +462,23 @@ TEST(AuthorizationSelectTest, DryRunPoliciesAreNotEnforced) {
 
 }  // namespace
 }  // namespace meshgate::config::internal
+
+namespace meshgate::config {
+namespace {
+
+// The mesh loader hands AuthorizationPolicy (v1 and v1beta1) to this reader:
+// its errors reach the load result, located.
+TEST(AuthorizationPolicyLoadTest, ReaderErrorsReachTheMeshLoad) {
+  const MeshLoadResult result = testing::LoadYaml(
+      "apiVersion: security.istio.io/v1beta1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: ap, namespace: istio-system}\n"
+      "spec:\n  action: DENY\n  rules:\n  - from:\n    - source: {ipBlocks: [10.0.0.0/33]}\n");
+  EXPECT_EQ(result.errors,
+            (std::vector<std::string>{
+                "t.yaml:8:27: AuthorizationPolicy istio-system/ap: "
+                "spec.rules[0].from[0].source.ipBlocks[0]: \"10.0.0.0/33\" is not an IP address or "
+                "CIDR range (e.g. 10.0.0.0/8)"}));
+}
+
+}  // namespace
+}  // namespace meshgate::config
