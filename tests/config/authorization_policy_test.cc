@@ -136,6 +136,12 @@ INSTANTIATE_TEST_SUITE_P(
         {"WhenBadPort",
          kRule + "when:\n    - {key: destination.port, notValues: [\"-1\"]}\n",
          {At(7, 43, "spec.rules[0].when[0].notValues[0]: \"-1\" is not a port (0 to 65535)")}},
+    }),
+    [](const ::testing::TestParamInfo<ErrorCase>& info) { return info.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(
+    IstioShape, AuthorizationPolicyErrorTest,
+    ::testing::ValuesIn(std::vector<ErrorCase>{
         {"EmptySource",
          kRule + "from:\n    - source: {}\n",
          {At(7, 15, "spec.rules[0].from[0].source: must not be empty")}},
