@@ -60,6 +60,10 @@ struct AuthorizationRule {
   // fields are dropped and the rest of the rule decides (see README,
   // "AuthorizationPolicy at L4").
   bool never_matches = false;
+  // The fields meshgate cannot evaluate at L4 (HTTP, or the peer certificate
+  // it never sees), as paths: why never_matches is set, or what a DENY or
+  // AUDIT rule dropped. For Describe() and --check.
+  std::vector<std::string> ignored_fields;
 };
 
 enum class AuthorizationAction : uint8_t { kAllow, kDeny, kAudit };
