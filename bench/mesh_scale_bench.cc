@@ -32,6 +32,11 @@ std::string ServiceHost(int i) { return "svc" + std::to_string(i) + ".ns" + std:
 // 100 services per file, like a namespace's worth of `kubectl get -o yaml`.
 void WriteMesh(const fs::path& dir, int services, int endpoints_per_service) {
   fs::create_directories(dir);
+  // The east-west Gateway that exports them all (meshgate fails closed without one).
+  std::ofstream(dir / "gateway.yaml")
+      << "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: eastwest, namespace: istio-system}\n"
+         "spec:\n  servers:\n  - port: {number: 15443, name: tls, protocol: TLS}\n"
+         "    tls: {mode: AUTO_PASSTHROUGH}\n    hosts: [\"*.local\"]\n";
   std::ofstream out;
   for (int i = 0; i < services; ++i) {
     if (i % 100 == 0) out = std::ofstream(dir / ("mesh-" + std::to_string(i / 100) + ".yaml"));

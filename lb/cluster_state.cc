@@ -156,6 +156,8 @@ std::vector<ClusterView> Describe(const config::RouteTable& table, const HealthT
     view.active = state.active();
     if (cluster.policy.connection_pool) view.max_connections = cluster.policy.connection_pool->max_connections;
     view.panic = state.Panic();
+    view.exported = cluster.exported;
+    view.export_detail = cluster.export_detail;
     for (size_t i = 0; i < cluster.endpoints.size(); ++i) {
       const config::Endpoint& e = cluster.endpoints[i];
       const EndpointState& s = state.endpoint(i);
@@ -164,6 +166,7 @@ std::vector<ClusterView> Describe(const config::RouteTable& table, const HealthT
       ev.port = e.port;
       ev.weight = e.weight;
       ev.locality = e.locality;
+      ev.network = e.network;
       const uint8_t flags = s.flags();
       ev.health = !e.ready                     ? "not_ready"
                   : (flags & kEjected) != 0     ? "ejected"
@@ -172,6 +175,16 @@ std::vector<ClusterView> Describe(const config::RouteTable& table, const HealthT
       ev.ejections = s.ejections.load(std::memory_order_relaxed);
       ev.active = s.active.load(std::memory_order_relaxed);
       ev.total = s.total.load(std::memory_order_relaxed);
+    }
+    for (const config::Endpoint& e : cluster.out_of_view) {  // listed, never dialled
+      EndpointView& ev = view.endpoints.emplace_back();
+      ev.address = e.address.empty() ? e.hostname : e.address;
+      ev.port = e.port;
+      ev.weight = e.weight;
+      ev.locality = e.locality;
+      ev.network = e.network;
+      ev.in_view = false;
+      ev.health = "out_of_view";
     }
   }
   return out;

@@ -156,13 +156,17 @@ struct EndpointView {
   uint16_t port = 0;
   uint32_t weight = 1;
   std::string locality;
-  std::string health;  // "healthy", "not_ready", "ejected", "failed_check"
+  std::string health;  // "healthy", "not_ready", "ejected", "failed_check", "out_of_view"
+  std::string network;   // Istio network; empty: unset
+  bool in_view = true;   // false: another network, never dialled
   uint32_t ejections = 0;
   uint32_t active = 0;
   uint64_t total = 0;
 };
 struct ClusterView {
   std::string name;
+  bool exported = true;
+  std::string export_detail;  // why not exported
   std::string policy;  // "ROUND_ROBIN", "LEAST_REQUEST", "MAGLEV", ...
   uint32_t active = 0;
   std::optional<uint32_t> max_connections;

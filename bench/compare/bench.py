@@ -333,9 +333,25 @@ spec:
   resolution: STATIC
   endpoints: [{{address: 127.0.0.1, ports: {{tls: {p}}}}}]
 """
+            # meshgate fails closed like Istio's gateway: a Gateway must export
+            # the hosts. The peers route plain-host SNI from clients (wrk,
+            # bulk_client) that offer no Istio ALPN, so meshgate is given the
+            # same job: plainHostSni on, the Istio ALPN check off.
+            mesh += f"""---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: bench, namespace: istio-system}}
+spec:
+  servers:
+  - port: {{number: {port}, name: tls, protocol: TLS}}
+    tls: {{mode: AUTO_PASSTHROUGH}}
+    hosts: ["*.mesh.test"]
+"""
             path = self.write("meshgate/mesh.yaml", mesh)
+            config = self.write("meshgate/meshgate.yaml", "plainHostSni: true\nrequireIstioAlpn: false\n")
             # relay: splice is the default (config/gateway_config.h) and the fast path.
-            self.procs.start(c, [self.bin("meshgate"), "--mesh", path, "--listen", f"127.0.0.1:{port}",
+            self.procs.start(c, [self.bin("meshgate"), "--config", config, "--mesh", path,
+                                 "--listen", f"127.0.0.1:{port}",
                                  "--threads", str(n), "--access-log", "off", "--metrics", "off",
                                  "--readiness", "off", "--admin", "off", "--log-level", "warn"],
                              stop_signal=signal.SIGINT)  # SIGTERM would drain for 5 s

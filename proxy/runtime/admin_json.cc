@@ -97,12 +97,16 @@ std::string ClustersJson(const std::vector<lb::ClusterView>& views) {
     cluster["active_connections"] = v.active;
     cluster["max_connections"] = v.max_connections ? json::value(*v.max_connections) : json::value(nullptr);
     cluster["panic"] = v.panic;
+    cluster["exported"] = v.exported;
+    if (!v.exported) cluster["export_detail"] = v.export_detail;
     json::array endpoints;
     for (const lb::EndpointView& e : v.endpoints) {
       endpoints.push_back(json::object{{"address", e.address},
                                        {"port", e.port},
                                        {"weight", e.weight},
                                        {"locality", e.locality},
+                                       {"network", e.network},
+                                       {"in_view", e.in_view},
                                        {"health", e.health},
                                        {"ejections", e.ejections},
                                        {"active_connections", e.active},

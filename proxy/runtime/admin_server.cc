@@ -51,6 +51,7 @@ HttpResponse AdminServer::ServeMetrics(const HttpRequest& request) const {
   snapshot.clusters = runtime_.cluster_stats();
   snapshot.endpoints = runtime_.Clusters();
   snapshot.istio_cluster_id = runtime_.settings().cluster_id;
+  snapshot.policy_denied = runtime_.policy_denied();
   snapshot.istio_source = IstioSourceOf(runtime_.settings());
   const ReloadStatus& reload = runtime_.reload_status();
   snapshot.config_version = reload.version;

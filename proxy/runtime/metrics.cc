@@ -195,7 +195,9 @@ void Upstream(const MetricsSnapshot& s, Families& out) {
   }
   auto& endpoints = out.Add("meshgate_cluster_endpoints", "Endpoints by health.", MetricType::Gauge);
   for (const lb::ClusterView& view : s.endpoints) {
-    std::map<std::string, int> by_health = {{"healthy", 0}, {"ejected", 0}, {"failed_check", 0}, {"not_ready", 0}};
+    std::map<std::string, int> by_health = {{"healthy", 0},      {"ejected", 0},
+                                                {"failed_check", 0}, {"not_ready", 0},
+                                                {"out_of_view", 0}};
     for (const lb::EndpointView& e : view.endpoints) ++by_health[e.health];
     for (const auto& [health, n] : by_health) {
       Families::Gauge(endpoints, {{"cluster", view.name}, {"health", health}}, n);
@@ -328,7 +330,19 @@ void Istio(const MetricsSnapshot& s, Families& out) {
   IstioNoRoute(s, istio);
 }
 
+// AuthorizationPolicy refusals by policy: names come from configuration only.
+void Authorization(const MetricsSnapshot& s, Families& out) {
+  auto& denied = out.Add("meshgate_rbac_denied_total",
+                         "Connections refused by an AuthorizationPolicy (policy=\"none\": ALLOW "
+                         "policies apply and none matched).",
+                         MetricType::Counter);
+  for (const auto& [policy, n] : s.policy_denied) {
+    Families::Counter(denied, {{"policy", policy}}, static_cast<double>(n));
+  }
+}
+
 void Process(const MetricsSnapshot& s, Families& out) {
+  Authorization(s, out);
   Families::Gauge(out.Add("meshgate_config_version", "Route table version serving.", MetricType::Gauge), {},
                   static_cast<double>(s.config_version));
   Families::Gauge(out.Add("meshgate_workers_config_version",

@@ -46,6 +46,8 @@ struct MetricsSnapshot {
   std::vector<lb::ClusterView> endpoints;  // health per cluster
   std::string istio_cluster_id;            // destination_cluster of known endpoints
   IstioSource istio_source;                // source_* of every istio_* series
+  // Refusals by AuthorizationPolicy name ("none": no ALLOW policy matched).
+  std::vector<std::pair<std::string, uint64_t>> policy_denied;
   uint64_t config_version = 0;
   uint64_t workers_version = 0;  // the config version every worker installed
   uint64_t reloads_ok = 0;
