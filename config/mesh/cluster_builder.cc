@@ -16,6 +16,7 @@
 #include "config/mesh/cluster_builder.h"
 
 #include <algorithm>
+#include <map>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -315,7 +316,10 @@ std::string ClosedReason(const Exports& exports, const ClusterBuildOptions& opti
 //
 // An endpoint's network: its own (ServiceEntry endpoint or WorkloadEntry
 // `network`), else its topology.istio.io/network label (Pod or workload), else
-// the system namespace's label, the cluster's default network (pilot
+// its namespace's label (issue 13 names the namespace label as a source;
+// Istio's controller reads only the system namespace's, so meshgate reads
+// both, its own namespace first), else the system namespace's label, the
+// cluster's default network (pilot
 // kube/controller/controller.go Controller.Network, network.go
 // networkFromSystemNamespace). The gateway sees its own network, the requested
 // ones and endpoints of no network (pilot/pkg/model/proxy_view.go adds
@@ -335,6 +339,7 @@ std::string NamespaceNetwork(const MeshResources& resources, std::string_view ns
 
 struct NetworkView {
   std::string default_network;
+  std::map<std::string, std::string, std::less<>> namespace_networks;  // labelled namespaces
   bool all = true;
   std::vector<std::string> networks;  // sorted; "" (no network) is always in view
   bool Sees(const std::string& network) const {
@@ -347,6 +352,10 @@ NetworkView MakeView(const MeshResources& resources, const ClusterBuildOptions& 
                      GatewayView& view) {
   NetworkView out;
   out.default_network = NamespaceNetwork(resources, options.root_namespace);
+  for (const KubeNamespace& space : resources.namespaces) {
+    const auto it = space.meta.labels.find(std::string(kNetworkLabel));
+    if (it != space.meta.labels.end()) out.namespace_networks[space.meta.name] = it->second;
+  }
   view.network = options.network.empty() ? out.default_network : std::string(options.network);
   if (!view.network.empty()) out.networks.push_back(view.network);
   if (options.requested_network_view != nullptr) {
@@ -368,7 +377,10 @@ void ApplyView(const NetworkView& view, std::vector<Endpoint>& endpoints,
   for (Endpoint& endpoint : endpoints) {
     if (endpoint.network.empty()) {
       const auto label = endpoint.labels.find(std::string(kNetworkLabel));
-      endpoint.network = label != endpoint.labels.end() ? label->second : view.default_network;
+      const auto space = view.namespace_networks.find(endpoint.workload.ns);
+      endpoint.network = label != endpoint.labels.end()             ? label->second
+                         : space != view.namespace_networks.end() ? space->second
+                                                                  : view.default_network;
     }
     (view.Sees(endpoint.network) ? kept : out_of_view).push_back(std::move(endpoint));
   }

@@ -87,9 +87,16 @@ TEST(NetworkViewTest, SystemNamespaceLabelIsTheDefaultNetworkOfEndpointsAndGatew
   EXPECT_EQ(result.table->view().network, "n2");
   EXPECT_EQ(Addresses(cluster->endpoints), (Lines{"10.0.0.2@n2", "10.0.0.3@n2"}));
   EXPECT_EQ(Addresses(cluster->out_of_view), (Lines{"10.0.0.1@n1", "10.0.0.4@n3"}));
-  // Another namespace's label is not a network source (Istio reads the system one only).
-  const MeshLoadResult other = LoadYaml(ExportAll() + Namespace("bar", "n2") + kThreeNetworks);
-  EXPECT_EQ(other.table->view().network, "");
+  // The endpoint's own namespace label comes before the system namespace's
+  // (issue 13: "the Pod/namespace topology.istio.io/network label"); it does
+  // not make the gateway's network, which only the system namespace gives.
+  const MeshLoadResult other = LoadYaml(ExportAll() + Namespace("bar", "n2") +
+                                        Namespace("istio-system", "n1") + kThreeNetworks);
+  ASSERT_EQ(other.errors, Lines{});
+  EXPECT_EQ(other.table->view().network, "n1");
+  const Cluster* in_bar = other.table->Find("a.example.com", 443, "");
+  EXPECT_EQ(Addresses(in_bar->endpoints), Lines{"10.0.0.1@n1"});
+  EXPECT_EQ(Addresses(in_bar->out_of_view), (Lines{"10.0.0.2@n2", "10.0.0.3@n2", "10.0.0.4@n3"}));
 }
 
 const std::string kPodService =
