@@ -446,7 +446,7 @@ TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
   TlsBackend b(pki_, server_id_, {TlsBackend::Mode::kEcho});
   TlsBackend c(pki_, server_id_, {TlsBackend::Mode::kEcho});
   const std::string rule = WriteRule(
-      "{outlierDetection: {consecutive5xxErrors: 2, interval: 100ms, baseEjectionTime: 1s, "
+      "{outlierDetection: {consecutive5xxErrors: 2, interval: 100ms, baseEjectionTime: 2s, "
       "maxEjectionPercent: 50}}");
   auto gw = StartGateway({a_port, b.port(), c.port()}, {"--mesh", rule, "--threads", "1"});
   auto round = [&](int connections) {
@@ -468,15 +468,20 @@ TEST_F(E2eTest, DeadEndpointIsRetriedEjectedAndUsedAgainWhenBack) {
   const int c_before = c.handshakes();
   round(10);  // ejected: no more retries, the two live endpoints share the load
   EXPECT_EQ(b.handshakes() + c.handshakes(), b_before + c_before + 10);
-  // Back on the same port; after the 1 s ejection it takes connections again.
+  // Back on the same port; after the 2 s ejection it takes connections again.
   a = std::make_unique<TlsBackend>(pki_, server_id_, TlsBackend::Options{TlsBackend::Mode::kEcho, 0, a_port});
   EXPECT_TRUE(gw->WaitForLog("back in rotation", 1, 5000)) << gw->Log();
   round(6);
   EXPECT_TRUE(WaitFor([&] { return a->handshakes() >= 1; })) << gw->Log();
   EXPECT_EQ(gw->Stop(), 0);
   EXPECT_EQ(gw->Counter("upstream_ejections"), 1u) << gw->Stats();
-  EXPECT_EQ(gw->Counter("upstream_connect_fail"), 2u) << gw->Stats();
-  EXPECT_EQ(gw->Counter("upstream_connect_retry"), 2u);
+  // Two failures eject it. On a loaded machine the ejection can run out
+  // while round(10) is still going and `a` is still dead: one more failure,
+  // retried like the others (a second ejection would need two in a row).
+  const uint64_t failures = gw->Counter("upstream_connect_fail");
+  EXPECT_GE(failures, 2u) << gw->Stats();
+  EXPECT_LE(failures, 3u) << gw->Stats();
+  EXPECT_EQ(gw->Counter("upstream_connect_retry"), failures) << "every failed connect was retried";
   EXPECT_EQ(gw->Counter("termination.upstream_connect_failed"), 0u);
 }
 
