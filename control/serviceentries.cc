@@ -116,12 +116,14 @@ absl::Status ParseGateway(const std::string& text, ServiceEntryOptions& options)
 }
 
 std::string ServiceEntries(const std::vector<config::ServiceSummary>& services,
-                           const ServiceEntryOptions& options, VipAllocations& vips) {
+                           const ServiceEntryOptions& options, VipAllocations& vips,
+                           std::map<std::string, std::string>* published) {
   const bool ip = base::CanonicalIp(options.gateway).has_value();
   std::string out;
   for (const config::ServiceSummary& service : services) {
     if (service.ports.empty()) continue;  // nothing to reach
     const std::string host = absl::StrCat(service.name, ".", service.ns, ".", options.suffix);
+    if (published != nullptr) (*published)[host] = vips.For(host);
     absl::StrAppend(&out, "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n",
                     "  name: ", service.name, "-", service.ns, "-", options.suffix, "\n",
                     "  namespace: ", options.ns, "\n",
