@@ -47,7 +47,8 @@ std::string ServiceEntries(const std::vector<config::ServiceSummary>& services,
                            const ServiceEntryOptions& options, VipAllocations& vips,
                            std::map<std::string, std::string>* published = nullptr);
 
-// The CoreDNS `global:53` server block forwarding `.global` to `server`.
+// The CoreDNS `global:53` server block forwarding `.global` to `server`
+// (meshgatectl serve's dns: listener, IP[:PORT]).
 std::string CorednsStanza(const std::string& server, const std::string& suffix);
 
 }  // namespace meshgate::control
