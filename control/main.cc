@@ -13,6 +13,7 @@
 
 #include "base/address.h"
 #include "base/logging.h"
+#include "config/settings/serve_config.h"
 #include "control/ca.h"
 #include "control/serve.h"
 #include "control/serviceentries.h"
@@ -30,7 +31,7 @@ constexpr char kUsage[] = R"(Usage: meshgatectl ca root --out DIR
        meshgatectl ca server --dir DIR (--dns NAME | --ip ADDRESS)... --out DIR
        meshgatectl serviceentries --services PATH --gateway HOST_OR_IP[:PORT] --network NAME
                    [--suffix global] [--namespace istio-system] [--allocations FILE]
-       meshgatectl coredns --server ADDR [--suffix global]
+       meshgatectl coredns (--server IP[:PORT] [--suffix global] | --config SERVE_YAML [--server IP[:PORT]])
        meshgatectl serve --config FILE [--listen IP:PORT] [--log-level info]
 Common options for root/intermediate/workload: --key-type rsa|ecdsa (default rsa, 4096 bits;
 workload keys are ECDSA P-256 like istiod's), --days N, --hours N, --force (overwrite keys).)";
@@ -208,17 +209,44 @@ int ServiceEntriesCommand(const std::vector<std::string>& args) {
   return allocations.empty() ? 0 : Done(vips->Save(allocations));
 }
 
+// The server CoreDNS forwards to: --server, else serve.yaml's dns.listen
+// (which must then be an address CoreDNS can reach, not 0.0.0.0).
+absl::StatusOr<std::pair<std::string, std::string>> CorednsTarget(const po::variables_map& vm) {
+  std::string server = vm.count("server") ? Get(vm, "server") : "";
+  std::string zone = Get(vm, "suffix");
+  if (vm.count("config")) {
+    auto config = config::LoadServeConfig(Get(vm, "config"));
+    if (!config.ok()) return config.status();
+    if (!config->dns) return absl::InvalidArgumentError(Get(vm, "config") + ": has no dns: {listen: ADDR} to forward to");
+    zone = config->dns->zone;
+    if (server.empty()) {
+      auto listen = base::ParseListenAddress(config->dns->listen);
+      if (!listen.ok()) return listen.status();
+      if (listen->ip == "0.0.0.0" || listen->ip == "::" || listen->port == 0) {
+        return absl::InvalidArgumentError("dns.listen " + config->dns->listen +
+                                          " is not an address CoreDNS can reach; pass --server (the Service's IP:PORT)");
+      }
+      server = config->dns->listen;
+    }
+  }
+  if (server.empty()) {
+    return absl::InvalidArgumentError("--server or --config is required (the DNS server that answers for ." + zone + ")");
+  }
+  return std::make_pair(server, zone);
+}
+
 int CorednsCommand(const std::vector<std::string>& args) {
   po::options_description opts;
-  opts.add_options()("server", po::value<std::string>())("suffix", po::value<std::string>()->default_value("global"));
+  opts.add_options()("server", po::value<std::string>())("config", po::value<std::string>())(
+      "suffix", po::value<std::string>()->default_value("global"));
   po::variables_map vm;
   if (!ParseArgs("coredns", args, opts, vm)) return 2;
-  if (!vm.count("server")) {
-    std::cerr << "meshgatectl coredns: --server is required (the DNS server that answers for ."
-              << Get(vm, "suffix") << ")\n";
+  auto target = CorednsTarget(vm);
+  if (!target.ok()) {
+    std::cerr << "meshgatectl coredns: " << target.status().message() << "\n";
     return 2;
   }
-  std::cout << CorednsStanza(Get(vm, "server"), Get(vm, "suffix"));
+  std::cout << CorednsStanza(target->first, target->second);
   return 0;
 }
 

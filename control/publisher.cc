@@ -155,6 +155,7 @@ void Publisher::RenderServiceEntries(const config::ServeConfig::Cluster& consume
   std::string body = absl::StrCat("# meshgatectl serve: ServiceEntries for cluster ", consumer.name,
                                   " to reach the other clusters' services\n");
   bool ok = true;
+  std::map<std::string, std::string> published;
   for (const auto& source : config_.clusters) {
     if (source.name == consumer.name) continue;
     const config::ServiceListResult& services = inputs.at(source.name).services;
@@ -172,7 +173,7 @@ void Publisher::RenderServiceEntries(const config::ServeConfig::Cluster& consume
     options.suffix = config_.suffix;
     options.ns = config_.ns;
     absl::StrAppend(&body, "# from cluster ", source.name, " through its gateway ", source.gateway, "\n",
-                    ServiceEntries(services.services, options, *vips));
+                    ServiceEntries(services.services, options, *vips, &published));
   }
   if (!ok) return;  // the last good version stays
   if (vips_path.empty()) {
@@ -183,6 +184,7 @@ void Publisher::RenderServiceEntries(const config::ServeConfig::Cluster& consume
     problems_.push_back(absl::StrCat("serviceentries/", consumer.name, ": ", s.message()));
     return;  // a VIP not on disk could be handed out twice after a restart
   }
+  published_vips_[consumer.name] = std::move(published);
   Publish("serviceentries/" + consumer.name, std::move(body), kYaml, changed);
 }
 

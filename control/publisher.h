@@ -41,6 +41,9 @@ class Publisher {
   const config::ServeConfig& config() const { return config_; }
   const std::vector<std::string>& problems() const { return problems_; }
   std::vector<std::string> cluster_names() const;
+  // Each consuming cluster's published ServiceEntry hosts and their VIPs
+  // (`addresses`), as of its last good serviceentries/ document.
+  const std::map<std::string, std::map<std::string, std::string>>& published_vips() const { return published_vips_; }
   // Every path whose change calls for a Refresh().
   std::vector<std::string> watch_paths() const;
 
@@ -64,6 +67,7 @@ class Publisher {
   std::vector<std::string> problems_;
   uint64_t last_version_ = 0;
   std::map<std::string, VipAllocations> memory_vips_;  // without an allocations dir
+  std::map<std::string, std::map<std::string, std::string>> published_vips_;
 };
 
 // The text of a PEM file that holds certificates and nothing else: a

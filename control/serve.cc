@@ -6,9 +6,12 @@
 #include <algorithm>
 #include <csignal>
 #include <list>
+#include <ctime>
 #include <optional>
+#include <set>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -20,6 +23,9 @@
 #include "base/duration.h"
 #include "base/io/config_watcher.h"
 #include "base/io/http_server.h"
+#include "base/address.h"
+#include "control/dns/dns_server.h"
+#include "control/dns/dns_zone.h"
 #include "control/publisher.h"
 
 namespace meshgate::control {
@@ -75,7 +81,7 @@ class Server {
     http_ = *std::move(server);
     spdlog::info("meshgatectl serve: {} cluster(s), serving {} on {}", config.clusters.size(),
                  config.tls_cert_chain.empty() ? "HTTP" : "HTTPS", http_->bound_address());
-    return absl::OkStatus();
+    return StartDns();
   }
 
  private:
@@ -95,12 +101,65 @@ class Server {
   void Refresh(const std::string& why) {
     const std::vector<std::string> changed = publisher_.Refresh();
     for (const auto& p : publisher_.problems()) spdlog::error("{} (keeping the last good version)", p);
+    bool entries_changed = false;
     for (const std::string& key : changed) {
       spdlog::info("{}: version {} ({})", key, publisher_.Find(key)->version, why);
       Wake(key);
+      entries_changed |= key.rfind("serviceentries/", 0) == 0;
+    }
+    if (dns_ && entries_changed) {
+      auto zone = BuildZone();
+      spdlog::info("DNS zone {}: serial {}, {} host(s)", zone->apex(), zone->serial(), zone->size());
+      dns_->SetZone(std::move(zone));
+    }
+    const auto& dns = publisher_.config().dns;
+    if (dns_ && (!dns || dns->listen != dns_config_.listen || dns->cluster != dns_config_.cluster)) {
+      spdlog::warn("meshgatectl serve: dns: changed in {}; keeping the running {} until a restart",
+                   why, dns_config_.listen);
     }
     // A cluster or path added to the config: watch the new set, after this callback returns.
     if (publisher_.watch_paths() != watched_) asio::post(io_, [this] { Watch(); });
+  }
+
+  // After the HTTP line, so tests reading that line's address never take this one.
+  absl::Status StartDns() {
+    if (!publisher_.config().dns) return absl::OkStatus();
+    dns_config_ = *publisher_.config().dns;
+    dns_serial_ = static_cast<uint32_t>(std::time(nullptr));
+    auto server = dns::DnsServer::Start(dns_config_.listen, BuildZone());
+    if (!server.ok()) return server.status();
+    dns_ = *std::move(server);
+    spdlog::info("meshgatectl serve: DNS for zone {} ({}) on udp+tcp {}", dns_config_.zone,
+                 dns_config_.cluster.empty() ? "every cluster's VIPs" : "cluster " + dns_config_.cluster + "'s VIPs",
+                 dns_->bound_address());
+    return absl::OkStatus();
+  }
+
+  // The zone from exactly the VIPs in the published ServiceEntries: one
+  // consuming cluster's, or every cluster's (a host they number differently
+  // then gets each VIP, and a warning).
+  std::shared_ptr<const dns::Zone> BuildZone() {
+    std::map<std::string, std::vector<std::string>> hosts;
+    for (const auto& [consumer, vips] : publisher_.published_vips()) {
+      if (!dns_config_.cluster.empty() && consumer != dns_config_.cluster) continue;
+      for (const auto& [host, vip] : vips) {
+        auto& list = hosts[host];
+        if (std::find(list.begin(), list.end(), vip) == list.end()) list.push_back(vip);
+      }
+    }
+    for (const auto& [host, vips] : hosts) {
+      if (vips.size() > 1 && warned_.insert(host).second) {
+        spdlog::warn("meshgatectl serve: DNS: {} has VIPs {} in different clusters; set dns.cluster to answer "
+                     "one cluster's", host, absl::StrJoin(vips, ", "));
+      }
+    }
+    std::optional<uint32_t> ns;
+    if (auto a = base::ParseListenAddress(dns_config_.listen); a.ok()) {
+      boost::system::error_code ec;
+      const auto ip = asio::ip::make_address(a->ip, ec);
+      if (!ec && ip.is_v4() && !ip.is_unspecified()) ns = ip.to_v4().to_uint();
+    }
+    return dns::Zone::Make(dns_config_.zone, hosts, dns_serial_++, ns);
   }
 
   void Wake(const std::string& key) {
@@ -216,6 +275,7 @@ class Server {
       }
     }
     absl::StrAppend(&body, "watchers ", waiters_.size(), "\n");
+    if (dns_) absl::StrAppend(&body, "dns ", dns_->bound_address(), " ", dns_->Summary(), "\n");
     return Text(200, std::move(body));
   }
 
@@ -225,6 +285,10 @@ class Server {
   std::unique_ptr<io::ConfigWatcher> watcher_;
   std::vector<std::string> watched_;
   std::list<Waiter> waiters_;
+  config::ServeConfig::Dns dns_config_;
+  uint32_t dns_serial_ = 0;  // RFC 1982 serial arithmetic: seeded by the clock, one up per change
+  std::set<std::string> warned_;
+  std::unique_ptr<dns::DnsServer> dns_;  // last: stopped before what its zone came from
 };
 
 }  // namespace

@@ -116,12 +116,14 @@ absl::Status ParseGateway(const std::string& text, ServiceEntryOptions& options)
 }
 
 std::string ServiceEntries(const std::vector<config::ServiceSummary>& services,
-                           const ServiceEntryOptions& options, VipAllocations& vips) {
+                           const ServiceEntryOptions& options, VipAllocations& vips,
+                           std::map<std::string, std::string>* published) {
   const bool ip = base::CanonicalIp(options.gateway).has_value();
   std::string out;
   for (const config::ServiceSummary& service : services) {
     if (service.ports.empty()) continue;  // nothing to reach
     const std::string host = absl::StrCat(service.name, ".", service.ns, ".", options.suffix);
+    if (published != nullptr) (*published)[host] = vips.For(host);
     absl::StrAppend(&out, "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n",
                     "  name: ", service.name, "-", service.ns, "-", options.suffix, "\n",
                     "  namespace: ", options.ns, "\n",
@@ -142,6 +144,8 @@ std::string ServiceEntries(const std::vector<config::ServiceSummary>& services,
   return out;
 }
 
+// `cache 30` keeps positive answers at most their TTL (30 s) and negative
+// ones their SOA minimum (5 s, RFC 2308), so a new service is seen quickly.
 std::string CorednsStanza(const std::string& server, const std::string& suffix) {
   return absl::StrCat(suffix, ":53 {\n    errors\n    cache 30\n    forward . ", server, "\n}\n");
 }

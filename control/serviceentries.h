@@ -41,10 +41,14 @@ class VipAllocations {
 absl::Status ParseGateway(const std::string& text, ServiceEntryOptions& options);
 
 // A YAML stream: one ServiceEntry per service, sorted by namespace and name.
+// `published`, when given, receives each host written and its VIP (what the
+// DNS server answers).
 std::string ServiceEntries(const std::vector<config::ServiceSummary>& services,
-                           const ServiceEntryOptions& options, VipAllocations& vips);
+                           const ServiceEntryOptions& options, VipAllocations& vips,
+                           std::map<std::string, std::string>* published = nullptr);
 
-// The CoreDNS `global:53` server block forwarding `.global` to `server`.
+// The CoreDNS `global:53` server block forwarding `.global` to `server`
+// (meshgatectl serve's dns: listener, IP[:PORT]).
 std::string CorednsStanza(const std::string& server, const std::string& suffix);
 
 }  // namespace meshgate::control

@@ -13,6 +13,7 @@ PKGS=(
   clang libclang-rt-14-dev
   python3 python3-yaml procps iproute2
   prometheus
+  dnsutils dnsperf unbound
 )
 
 missing=()

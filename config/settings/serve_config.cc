@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
 #include "base/address.h"
 #include "base/duration.h"
@@ -43,6 +44,7 @@ class ServeConfigReader {
   void ReadSuffix(const yaml::Node& node);
   void ReadNamespace(const yaml::Node& node);
   void ReadMaxWatch(const yaml::Node& node);
+  void ReadDns(const yaml::Node& node);
   void ReadClusters(const yaml::Node& root);
   void ReadCluster(const yaml::Node& node, const std::string& path);
   void ReadClusterName(const yaml::Node& node, const std::string& path, ServeConfig::Cluster& cluster);
@@ -57,7 +59,7 @@ class ServeConfigReader {
 
 void ServeConfigReader::Read(const yaml::Node& root) {
   if (!yaml::ExpectMap(root, "", sink_)) return;
-  yaml::CheckFields(root, "", {"listen", "tls", "suffix", "namespace", "allocations", "maxWatch", "clusters"},
+  yaml::CheckFields(root, "", {"listen", "tls", "suffix", "namespace", "allocations", "maxWatch", "dns", "clusters"},
                     sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "tls", [&](const yaml::Node& n) { ReadTls(n); });
@@ -68,6 +70,7 @@ void ServeConfigReader::Read(const yaml::Node& root) {
   });
   IfPresent(root, "maxWatch", [&](const yaml::Node& n) { ReadMaxWatch(n); });
   ReadClusters(root);
+  IfPresent(root, "dns", [&](const yaml::Node& n) { ReadDns(n); });
 }
 
 std::string ServeConfigReader::Resolve(const std::string& path) const {
@@ -128,6 +131,42 @@ void ServeConfigReader::ReadMaxWatch(const yaml::Node& node) {
     return;
   }
   config_.max_watch = *d;
+}
+
+void ServeConfigReader::ReadDns(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "dns", sink_)) return;
+  yaml::CheckFields(node, "dns", {"listen", "zone", "cluster"}, sink_);
+  ServeConfig::Dns dns;
+  dns.zone = config_.suffix;
+  const auto listen = yaml::Lookup(node, "listen");
+  if (!yaml::Require(listen, node, "dns.listen", sink_)) return;
+  auto text = String(listen.value, "dns.listen");
+  if (!text) return;
+  if (auto parsed = base::ParseListenAddress(*text); !parsed.ok()) {
+    return sink_.Add(listen.value, "dns.listen", base::StdView(parsed.status().message()));
+  }
+  dns.listen = *text;
+  IfPresent(node, "zone", [&](const yaml::Node& n) {
+    auto zone = String(n, "dns.zone");
+    if (!zone) return;
+    std::string bare = *zone;
+    if (!bare.empty() && bare.back() == '.') bare.pop_back();
+    // The zone holds exactly the ServiceEntry hosts, <name>.<ns>.<suffix>.
+    if (absl::AsciiStrToLower(bare) != absl::AsciiStrToLower(config_.suffix)) {
+      return sink_.Add(n, "dns.zone", absl::StrCat("\"", *zone, "\" must be the ServiceEntry suffix \"",
+                                                   config_.suffix, "\" (the names it answers)"));
+    }
+    dns.zone = bare;
+  });
+  IfPresent(node, "cluster", [&](const yaml::Node& n) {
+    auto cluster = String(n, "dns.cluster");
+    if (!cluster) return;
+    if (!names_.count(*cluster)) {
+      return sink_.Add(n, "dns.cluster", absl::StrCat("\"", *cluster, "\" is not one of clusters[].name"));
+    }
+    dns.cluster = *cluster;
+  });
+  config_.dns = std::move(dns);
 }
 
 void ServeConfigReader::ReadClusters(const yaml::Node& root) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,16 @@ struct ServeConfig {
     std::string ca_dir;   // its intermediate (`meshgatectl ca intermediate`); "": none published
   };
   std::vector<Cluster> clusters;
+  // `dns: {listen: ADDR, zone: global, cluster: NAME}`: an authoritative DNS
+  // server for the ServiceEntry hosts (replaces istiocoredns). `zone` must be
+  // `suffix` (the names it answers); `cluster` picks the consuming cluster
+  // whose VIPs are answered ("": every cluster's). Restart to change.
+  struct Dns {
+    std::string listen;  // ip:port; port 0 picks one (logged)
+    std::string zone;
+    std::string cluster;
+  };
+  std::optional<Dns> dns;
 };
 
 // Errors read "path:line:column: field.path: what is wrong", one a line.
