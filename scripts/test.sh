@@ -16,11 +16,16 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DMESHGATE_FUZZ=ON -DMESHGATE_BUILD_BENCH=OFF >/dev/null
   fi
-  cmake --build build-fuzz --target sni_fuzz
+  cmake --build build-fuzz --target sni_fuzz dns_fuzz
   corpus=$(mktemp -d)
   cp tests/data/clienthellos/*.bin "$corpus/"
   echo "fuzzing the ClientHello parser for ${FUZZ_SECONDS}s"
   ./build-fuzz/tests/sni/sni_fuzz -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -dict=tests/sni/fuzz_client_hello.dict "$corpus" 2>&1 | tail -n 12
+  rm -rf "$corpus"
+  corpus=$(mktemp -d)
+  echo "fuzzing the DNS query parser (meshgatectl serve's .global zone) for ${FUZZ_SECONDS}s"
+  ./build-fuzz/tests/control/dns_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=1024 -print_final_stats=1 \
+    "$corpus" tests/data/dns 2>&1 | tail -n 12
   rm -rf "$corpus"
 fi
 
