@@ -202,8 +202,7 @@ bool Session::Authorized() {
   config::AuthorizationInput input;
   input.peer = MappedBytes(peer_endpoint_.address());
   input.remote = input.peer;
-  error_code ec;
-  input.port = down_.local_endpoint(ec).port();
+  input.port = ctx_.routes->settings.gateway_port;  // no getsockname per connection
   input.sni = parser_.hello().server_name;
   const config::AuthorizationDecision decision = policies.Evaluate(input);
   for (std::string_view audited : decision.audited) {

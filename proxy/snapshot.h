@@ -32,6 +32,10 @@ struct DataPathSettings {
   // builtAutoPassthroughFilterChains, allIstioMtlsALPNs); off: any ALPN.
   bool require_istio_alpn = true;
   config::RouteOptions route;  // plainHostSni
+  // The port AuthorizationPolicy `ports` and `destination.port` compare: the
+  // listener's configured port, or 15443 when it listens on port 0, the same
+  // port Gateway servers are matched against.
+  uint16_t gateway_port = 15443;
 };
 
 struct Snapshot {

@@ -97,6 +97,9 @@ DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
   s.relay = c.relay == config::RelayMode::kSplice ? RelayMode::kSplice : RelayMode::kCopy;
   s.require_istio_alpn = c.require_istio_alpn;
   s.route.allow_plain_host = c.plain_host_sni;
+  if (auto listen = base::ParseListenAddress(c.listen); listen.ok() && listen->port != 0) {
+    s.gateway_port = listen->port;
+  }
   return s;
 }
 

@@ -637,6 +637,24 @@ TEST_F(IstioParityTest, PolicySelectorMustMatchTheGatewayLabels) {
   EXPECT_EQ(gw->Counter("termination.rbac_denied"), 1u) << gw->Stats();
 }
 
+// A policy's `ports` name the gateway's port, as Gateway servers do: with an
+// ephemeral listener (port 0) that is 15443, so `ports: [15443]` matches
+// whatever port the kernel picked, and another port does not.
+TEST_F(IstioParityTest, PolicyPortsNameTheGatewayPortLikeGatewayServers) {
+  TlsBackend backend(pki_, server_id_, {TlsBackend::Mode::kEcho});
+  const std::string base = Entry("httpbin", {{"127.0.0.1", backend.port(), ""}}) + Gateway("{}", "['*.local']");
+  {
+    auto gw = Start(base + Policy("p", "  action: DENY\n  rules: [{to: [{operation: {ports: ['15443']}}]}]\n"));
+    EXPECT_NE(gw->port(), 15443);
+    EXPECT_TRUE(Refused(*gw, kSni));
+    EXPECT_EQ(gw->Stop(), 0);
+    EXPECT_EQ(backend.accepted(), 0) << "a denied connection was dialled";
+  }
+  auto gw = Start(base + Policy("p", "  action: DENY\n  rules: [{to: [{operation: {ports: ['15444']}}]}]\n"));
+  EXPECT_TRUE(Echoes(*gw, kSni)) << gw->Log();
+  EXPECT_EQ(gw->Stop(), 0);
+}
+
 // CUSTOM (ext_authz) cannot be honoured at L4 without a provider: refused
 // when it applies, rather than silently allowing. A bad ipBlock is an error
 // with file:line:col and the field path, like every other resource.
