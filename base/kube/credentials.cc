@@ -60,7 +60,7 @@ std::optional<std::string> Env(const char* name) {
 absl::StatusOr<Credentials> InClusterCredentials(const InClusterPaths& paths) {
   const auto host = paths.host ? paths.host : Env("KUBERNETES_SERVICE_HOST");
   const auto port = paths.port ? paths.port : Env("KUBERNETES_SERVICE_PORT");
-  if (!host || !port) {
+  if (!host || !port || host->empty() || port->empty()) {
     return absl::FailedPreconditionError(
         "in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set (not running in a pod?)");
   }

@@ -209,7 +209,8 @@ void ResourceWatch::DoWatch() {
 bool ResourceWatch::OnWatchLine(std::string_view line, std::string* why) {
   if (stopped_) return false;
   if (line.empty()) {  // the stream is open: the watch is established
-    if (status_.state != SyncState::kSynced) SetState(SyncState::kSynced);
+    status_.watching = true;
+    SetState(SyncState::kSynced);
     return true;
   }
   ++lines_this_watch_;
@@ -271,6 +272,7 @@ bool ResourceWatch::ApplyEvent(std::string_view type, json::object& object, std:
 
 void ResourceWatch::OnWatchEnd(Response response) {
   request_.reset();
+  status_.watching = false;
   if (stopped_) return;
   if (expired_ || response.status == 410) {
     // "410 Gone": the version we hold is compacted away; start from a list.

@@ -65,6 +65,7 @@ struct WatchStatus {
   uint64_t lists = 0;            // complete lists
   uint64_t relists = 0;          // complete lists after the first
   uint64_t watches = 0;          // watch requests made
+  bool watching = false;         // a watch stream is open (200 received)
   uint64_t events = 0;           // ADDED/MODIFIED/DELETED applied
   uint64_t bookmarks = 0;
   uint64_t watch_timeouts = 0;   // silent watches re-established
