@@ -42,7 +42,7 @@ class Exchange : public Request, public std::enable_shared_from_this<Exchange> {
     std::string authorization;  // "Bearer ..." or empty
     std::string target;
     std::optional<std::chrono::milliseconds> idle;  // set: a watch
-    const ClientOptions* options;
+    ClientOptions options;  // a copy: the exchange may outlive its ApiClient
   };
 
   Exchange(asio::any_io_executor ex, std::shared_ptr<ssl::context> tls, Spec spec, LineHandler on_line,
@@ -55,8 +55,9 @@ class Exchange : public Request, public std::enable_shared_from_this<Exchange> {
         done_(std::move(done)) {}
 
   void Start() {
+    if (cancelled_) return Fail("cancelled");
     if (auto why = SetUpTls(); !why.empty()) return Fail(why);
-    beast::get_lowest_layer(stream_).expires_after(spec_.options->connect_timeout);
+    beast::get_lowest_layer(stream_).expires_after(spec_.options.connect_timeout);
     resolver_.async_resolve(spec_.host, spec_.port,
                             beast::bind_front_handler(&Exchange::OnResolve, shared_from_this()));
   }
@@ -133,9 +134,9 @@ class Exchange : public Request, public std::enable_shared_from_this<Exchange> {
     response_.status = parser_.get().result_int();
     const bool stream = spec_.idle && response_.status == 200 && parser_.chunked();
     if (!stream) {
-      parser_.body_limit(response_.status == 200 ? spec_.options->max_response_bytes
-                                                 : spec_.options->max_error_bytes);
-      beast::get_lowest_layer(stream_).expires_after(spec_.options->request_timeout);
+      parser_.body_limit(response_.status == 200 ? spec_.options.max_response_bytes
+                                                 : spec_.options.max_error_bytes);
+      beast::get_lowest_layer(stream_).expires_after(spec_.options.request_timeout);
       return http::async_read(stream_, buffer_, parser_,
                               beast::bind_front_handler(&Exchange::OnBody, shared_from_this()));
     }
@@ -146,7 +147,7 @@ class Exchange : public Request, public std::enable_shared_from_this<Exchange> {
       // Only the unfinished last line counts toward the limit.
       const size_t nl = pending_.rfind('\n');
       const size_t tail = nl == std::string::npos ? pending_.size() : pending_.size() - nl - 1;
-      if (tail > spec_.options->max_line_bytes) {
+      if (tail > spec_.options.max_line_bytes) {
         cec = http::error::body_limit;
       }
       return body.size();
@@ -175,7 +176,7 @@ class Exchange : public Request, public std::enable_shared_from_this<Exchange> {
   void OnStreamRead(error_code ec, size_t) {
     if (!DeliverLines(pending_, false)) return;
     if (ec == http::error::body_limit) {
-      return Fail(absl::StrCat("watch event larger than ", spec_.options->max_line_bytes, " bytes"));
+      return Fail(absl::StrCat("watch event larger than ", spec_.options.max_line_bytes, " bytes"));
     }
     if (ec) return Fail(Transport("watch stream", ec));
     if (parser_.is_done()) return Finish();
@@ -298,7 +299,7 @@ std::shared_ptr<Request> ApiClient::Start(const std::string& target, std::option
   Exchange::Spec spec{credentials_.host,   std::to_string(credentials_.port),
                       credentials_.VerifyName(), !credentials_.insecure_skip_tls_verify,
                       "",                  target,
-                      idle,                &options_};
+                      idle,                options_};
   std::string token = credentials_.token;
   if (token_file_) {
     auto current = token_file_->Current();
