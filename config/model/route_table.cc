@@ -257,16 +257,25 @@ std::shared_ptr<const RouteTable> RouteTable::WithCluster(Cluster cluster) const
   if (it == index_->by_name.end()) {
     throw std::invalid_argument(absl::StrCat("RouteTable: no cluster ", cluster.name, " to update"));
   }
-  const Cluster& before = *clusters_[it->second];
+  cluster.id = it->second;
   absl::AsciiStrToLower(&cluster.host);
-  if (cluster.host != before.host || cluster.port != before.port || cluster.subset != before.subset) {
-    throw std::invalid_argument(
-        absl::StrCat("RouteTable: an update of ", cluster.name, " changes its host, port or subset"));
+  return WithCluster(std::make_shared<const Cluster>(std::move(cluster)));
+}
+
+std::shared_ptr<const RouteTable> RouteTable::WithCluster(std::shared_ptr<const Cluster> cluster) const {
+  const auto it = index_->by_name.find(cluster->name);
+  if (it == index_->by_name.end()) {
+    throw std::invalid_argument(absl::StrCat("RouteTable: no cluster ", cluster->name, " to update"));
   }
-  cluster.id = before.id;
-  const bool exported_changed = cluster.exported != before.exported;
+  const Cluster& before = *clusters_[it->second];
+  if (cluster->id != before.id || cluster->host != before.host || cluster->port != before.port ||
+      cluster->subset != before.subset) {
+    throw std::invalid_argument(
+        absl::StrCat("RouteTable: an update of ", cluster->name, " changes its id, host, port or subset"));
+  }
+  const bool exported_changed = cluster->exported != before.exported;
   PersistentVector<const Cluster> clusters = clusters_;
-  clusters.Set(cluster.id, std::make_shared<const Cluster>(std::move(cluster)));
+  clusters.Set(before.id, std::move(cluster));
   // The host's "any cluster exported" flag is the one thing in the index a
   // cluster's content decides.
   std::shared_ptr<const Index> index = exported_changed ? BuildIndex(clusters) : index_;

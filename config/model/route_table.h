@@ -285,6 +285,9 @@ class RouteTable {
   // cluster plus one chunk of pointers, whatever the table's size. Throws
   // std::invalid_argument when no cluster has that name or its identity changed.
   std::shared_ptr<const RouteTable> WithCluster(Cluster cluster) const;
+  // The same with an object another version already holds (its id must be
+  // the one its name has here): the two versions then share it.
+  std::shared_ptr<const RouteTable> WithCluster(std::shared_ptr<const Cluster> cluster) const;
   // `next` (say, the files loaded again) rebuilt so that every cluster equal
   // to one of `previous`'s (same name, SameContent) is `previous`'s object,
   // with its id. Clusters keep their ids where they can: a changed cluster

@@ -66,7 +66,9 @@ void DnsRoutes::UpdateBase(std::shared_ptr<const config::RouteTable> base, const
   const config::Cluster* cluster = base_->FindByName(name);
   if (cluster == nullptr || !resolved_) return SetBase(base_);
   Track(*cluster);  // a name it did not list before starts now; an old one stays until the next base
-  resolved_ = resolved_->WithCluster(ResolveCluster(*cluster, answers_));
+  // Without DNS names the resolved table holds the base's very object.
+  resolved_ = cluster->dns_endpoints.empty() ? resolved_->WithCluster(base_->cluster_ptr(cluster->id))
+                                             : resolved_->WithCluster(ResolveCluster(*cluster, answers_));
   publish_(resolved_, std::vector<uint32_t>{cluster->id});
 }
 

@@ -363,9 +363,9 @@ absl::Status Runtime::Impl::SetEndpoints(const std::string& name, std::vector<co
       return absl::InvalidArgumentError("cluster " + name + ": an endpoint needs an IP address and a port");
     }
   }
-  config::Cluster next = *current;
-  next.endpoints = std::move(endpoints);
-  base = base->WithCluster(std::move(next));
+  auto next = std::make_shared<config::Cluster>(*current);  // workers read `current`: a copy
+  next->endpoints = std::move(endpoints);
+  base = base->WithCluster(std::shared_ptr<const config::Cluster>(std::move(next)));
   if (dns) {
     dns->UpdateBase(base, name);
   } else {
