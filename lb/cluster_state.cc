@@ -119,31 +119,51 @@ void ClusterState::InheritOutlierState(size_t i, const ClusterState& old, size_t
 }
 
 HealthTable::HealthTable(const config::RouteTable& table) {
-  clusters_.reserve(table.clusters().size());
+  std::vector<std::shared_ptr<ClusterState>> states;
+  states.reserve(table.clusters().size());
   for (const config::Cluster& cluster : table.clusters()) {
-    clusters_.push_back(std::make_unique<ClusterState>(cluster));
+    states.push_back(std::make_shared<ClusterState>(cluster));
   }
+  clusters_ = config::PersistentVector<ClusterState>(std::move(states));
+}
+
+std::shared_ptr<ClusterState> HealthTable::Successor(const config::Cluster& cluster, const config::Cluster& before,
+                                                     const ClusterState& old) {
+  auto state = std::make_shared<ClusterState>(cluster);
+  absl::flat_hash_map<std::pair<std::string_view, uint16_t>, size_t> old_index;
+  for (size_t i = 0; i < before.endpoints.size(); ++i) {
+    old_index[{before.endpoints[i].address, before.endpoints[i].port}] = i;
+  }
+  for (size_t i = 0; i < cluster.endpoints.size(); ++i) {
+    const auto it = old_index.find({cluster.endpoints[i].address, cluster.endpoints[i].port});
+    if (it != old_index.end()) state->InheritOutlierState(i, old, it->second);
+  }
+  return state;
 }
 
 HealthTable::HealthTable(const config::RouteTable& table, const config::RouteTable& previous_table,
-                         const HealthTable& previous)
-    : HealthTable(table) {
-  absl::flat_hash_map<std::string_view, const config::Cluster*> old_by_name;
-  for (const config::Cluster& c : previous_table.clusters()) old_by_name[c.name] = &c;
-  for (const config::Cluster& cluster : table.clusters()) {
-    const auto old = old_by_name.find(cluster.name);
-    if (old == old_by_name.end()) continue;
-    const config::Cluster& before = *old->second;
-    absl::flat_hash_map<std::pair<std::string_view, uint16_t>, size_t> old_index;
-    for (size_t i = 0; i < before.endpoints.size(); ++i) {
-      old_index[{before.endpoints[i].address, before.endpoints[i].port}] = i;
+                         const HealthTable& previous) {
+  std::vector<std::shared_ptr<ClusterState>> states;
+  states.reserve(table.clusters().size());
+  for (const auto& cluster : table.cluster_ptrs()) {
+    const uint32_t id = cluster->id;
+    if (id < previous_table.clusters().size() && previous_table.cluster_ptr(id) == cluster) {
+      states.push_back(previous.clusters_[id]);  // the same cluster: the same state
+      continue;
     }
-    for (size_t i = 0; i < cluster.endpoints.size(); ++i) {
-      const auto it = old_index.find({cluster.endpoints[i].address, cluster.endpoints[i].port});
-      if (it == old_index.end()) continue;
-      clusters_[cluster.id]->InheritOutlierState(i, previous.cluster(before.id), it->second);
-    }
+    const config::Cluster* before = previous_table.FindByName(cluster->name);
+    states.push_back(before == nullptr ? std::make_shared<ClusterState>(*cluster)
+                                       : Successor(*cluster, *before, previous.cluster(before->id)));
   }
+  clusters_ = config::PersistentVector<ClusterState>(std::move(states));
+}
+
+std::shared_ptr<HealthTable> HealthTable::WithCluster(const config::Cluster& next,
+                                                      const config::Cluster& before) const {
+  std::shared_ptr<HealthTable> out(new HealthTable());
+  out->clusters_ = clusters_;
+  out->clusters_.Set(next.id, Successor(next, before, cluster(before.id)));
+  return out;
 }
 
 std::vector<ClusterView> Describe(const config::RouteTable& table, const HealthTable& health) {

@@ -134,20 +134,36 @@ class ClusterState {
   std::atomic<uint64_t> generation_{0};
 };
 
-// Every cluster of one route table version, by Cluster::id.
+// Every cluster of one route table version, by Cluster::id. A cluster's
+// state is shared with the previous version when the cluster object is the
+// same (RouteTable::WithCluster, RouteTable::Reuse): its ejections, checks and
+// connection counts simply carry on, and building a version costs only the
+// clusters that changed.
 class HealthTable {
  public:
   explicit HealthTable(const config::RouteTable& table);
-  // A new version: clusters matched by name and endpoints by address:port
-  // inherit their outlier state from `previous` (the version `previous_table` had).
+  // A new version: a cluster whose object `previous_table` also holds (at the
+  // same id) keeps its state; others matched by name, and their endpoints by
+  // address:port, inherit their outlier state from `previous`.
   HealthTable(const config::RouteTable& table, const config::RouteTable& previous_table,
               const HealthTable& previous);
+  // This version with cluster `next.id` changed from `before` (a table built
+  // by WithCluster): every other cluster's state is shared.
+  std::shared_ptr<HealthTable> WithCluster(const config::Cluster& next, const config::Cluster& before) const;
+
   ClusterState& cluster(uint32_t id) { return *clusters_[id]; }
   const ClusterState& cluster(uint32_t id) const { return *clusters_[id]; }
+  // The object behind cluster(id), to compare across versions.
+  const ClusterState* state_ptr(uint32_t id) const { return clusters_[id].get(); }
   size_t size() const { return clusters_.size(); }
 
  private:
-  std::vector<std::unique_ptr<ClusterState>> clusters_;
+  HealthTable() = default;
+  // A new state for `cluster`, inheriting `before`'s endpoints by address.
+  static std::shared_ptr<ClusterState> Successor(const config::Cluster& cluster, const config::Cluster& before,
+                                                 const ClusterState& old);
+
+  config::PersistentVector<ClusterState> clusters_;
 };
 
 // For the admin API: one row per endpoint.

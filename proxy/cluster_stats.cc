@@ -139,28 +139,56 @@ std::vector<std::shared_ptr<IstioTcpStats>> ClusterStatsRegistry::IstioFor(const
   return by_endpoint;
 }
 
-std::vector<std::shared_ptr<ClusterStats>> ClusterStatsRegistry::ForTable(const config::RouteTable& table) {
+config::PersistentVector<ClusterStats> ClusterStatsRegistry::ForTable(const config::RouteTable& table) {
   return StatsFor(table).clusters;
 }
 
 TableStats ClusterStatsRegistry::StatsFor(const config::RouteTable& table) {
-  TableStats out;
+  static const config::RouteTable kEmpty({}, {});
+  return StatsFor(table, kEmpty, TableStats{});
+}
+
+TableStats ClusterStatsRegistry::StatsFor(const config::RouteTable& table, const config::RouteTable& previous_table,
+                                          const TableStats& previous) {
+  std::vector<std::shared_ptr<ClusterStats>> clusters;
+  std::vector<std::shared_ptr<const EndpointSeries>> endpoints;
+  clusters.reserve(table.clusters().size());
+  endpoints.reserve(table.clusters().size());
   absl::flat_hash_map<std::string, std::shared_ptr<ClusterStats>> next;
-  for (const config::Cluster& cluster : table.clusters()) {
-    auto it = by_name_.find(cluster.name);
-    auto stats = it != by_name_.end() ? it->second : std::make_shared<ClusterStats>(cluster);
-    next[cluster.name] = stats;
-    out.endpoints.push_back(IstioFor(cluster, *stats));
-    out.clusters.push_back(std::move(stats));
+  next.reserve(table.clusters().size());
+  for (const auto& cluster : table.cluster_ptrs()) {
+    const uint32_t id = cluster->id;
+    if (id < previous.clusters.size() && previous_table.cluster_ptr(id) == cluster) {
+      clusters.push_back(previous.clusters[id]);  // the same cluster: its series stand
+      endpoints.push_back(previous.endpoints[id]);
+    } else {
+      auto it = by_name_.find(cluster->name);
+      clusters.push_back(it != by_name_.end() ? it->second : std::make_shared<ClusterStats>(*cluster));
+      endpoints.push_back(std::make_shared<const EndpointSeries>(IstioFor(*cluster, *clusters.back())));
+    }
+    next[cluster->name] = clusters.back();
   }
-  // Keep a removed cluster's series while it still has sessions.
+  Replace(std::move(next));
+  return {config::PersistentVector<ClusterStats>(std::move(clusters)), EndpointStats(std::move(endpoints))};
+}
+
+TableStats ClusterStatsRegistry::WithCluster(const TableStats& previous, const config::Cluster& cluster) {
+  TableStats out = previous;
+  // Same name as before, so the registry already holds it.
+  std::shared_ptr<ClusterStats>& stats = by_name_[cluster.name];
+  if (!stats) stats = std::make_shared<ClusterStats>(cluster);
+  out.clusters.Set(cluster.id, stats);
+  out.endpoints.Set(cluster.id, std::make_shared<const EndpointSeries>(IstioFor(cluster, *stats)));
+  return out;
+}
+
+void ClusterStatsRegistry::Replace(absl::flat_hash_map<std::string, std::shared_ptr<ClusterStats>> next) {
   for (auto& [name, stats] : by_name_) {
     if (!next.contains(name) && stats->counters.cx_active.value() > 0) {
       next[name] = stats;
     }
   }
   by_name_ = std::move(next);
-  return out;
 }
 
 std::vector<std::shared_ptr<ClusterStats>> ClusterStatsRegistry::All() const {

@@ -125,11 +125,13 @@ struct ClusterStats {
 
 // Per table: [Cluster::id][endpoint index] -> the Istio series that
 // endpoint's sessions count in, plus one last entry per cluster for the
-// sessions that never picked an endpoint.
-using EndpointStats = std::vector<std::vector<std::shared_ptr<IstioTcpStats>>>;
+// sessions that never picked an endpoint. Persistent, like the table: a
+// version shares every unchanged cluster's list with the previous one.
+using EndpointSeries = std::vector<std::shared_ptr<IstioTcpStats>>;
+using EndpointStats = config::PersistentVector<const EndpointSeries>;
 
 struct TableStats {
-  std::vector<std::shared_ptr<ClusterStats>> clusters;  // by Cluster::id
+  config::PersistentVector<ClusterStats> clusters;  // by Cluster::id
   EndpointStats endpoints;
 };
 
@@ -140,14 +142,23 @@ class ClusterStatsRegistry {
  public:
   // By Cluster::id of `table`, with the Istio series of its endpoints.
   TableStats StatsFor(const config::RouteTable& table);
+  // The same, sharing `previous`'s entries (built for `previous_table`) for
+  // every cluster object both tables hold at the same id.
+  TableStats StatsFor(const config::RouteTable& table, const config::RouteTable& previous_table,
+                      const TableStats& previous);
+  // `previous` with cluster `cluster.id` changed (a table built by
+  // RouteTable::WithCluster): only that cluster's series are rebuilt.
+  TableStats WithCluster(const TableStats& previous, const config::Cluster& cluster);
   // StatsFor(table).clusters.
-  std::vector<std::shared_ptr<ClusterStats>> ForTable(const config::RouteTable& table);
+  config::PersistentVector<ClusterStats> ForTable(const config::RouteTable& table);
   std::vector<std::shared_ptr<ClusterStats>> All() const;
 
  private:
   // The cluster's Istio series for `table`'s endpoints, reusing the ones
   // `stats` already has; series neither used nor open are dropped.
   static std::vector<std::shared_ptr<IstioTcpStats>> IstioFor(const config::Cluster& cluster, ClusterStats& stats);
+  // Keeps a removed cluster's stats while it still has sessions; `next` is by name.
+  void Replace(absl::flat_hash_map<std::string, std::shared_ptr<ClusterStats>> next);
 
   absl::flat_hash_map<std::string, std::shared_ptr<ClusterStats>> by_name_;
 };

@@ -43,7 +43,7 @@ struct Snapshot {
   uint64_t sequence = 0;  // every snapshot published, DNS answers included
   std::shared_ptr<const config::RouteTable> table;
   std::shared_ptr<lb::HealthTable> health;  // shared by every worker for `table`
-  std::vector<std::shared_ptr<ClusterStats>> cluster_stats;  // by Cluster::id of `table`
+  config::PersistentVector<ClusterStats> cluster_stats;  // by Cluster::id of `table`
   // Refusals by AuthorizationPolicy: by policy index of
   // table->authorization(), the last one for "no ALLOW policy matched".
   std::vector<std::shared_ptr<base::SharedCounter>> policy_denied;
@@ -67,7 +67,11 @@ std::chrono::milliseconds SweepTick(const config::RouteTable& table, const DataP
 // One snapshot as a worker uses it: the snapshot plus this worker's balancers
 // for its clusters (built on first use, never shared between threads).
 struct WorkerRoutes {
-  explicit WorkerRoutes(std::shared_ptr<const Snapshot> s)
+  // `previous`: this worker's routes for the snapshot before (null: none).
+  // Balancers of clusters whose object and health state are the same in both
+  // carry over (RouteTable::WithCluster and Reuse keep them), so an update
+  // rebuilds only the balancers of what changed.
+  explicit WorkerRoutes(std::shared_ptr<const Snapshot> s, const WorkerRoutes* previous = nullptr)
       : snapshot(std::move(s)),
         table(snapshot->table.get()),
         health(snapshot->health.get()),
@@ -75,7 +79,9 @@ struct WorkerRoutes {
         endpoint_stats(snapshot->endpoint_stats),
         settings(snapshot->settings),
         sweep_tick(snapshot->sweep_tick),
-        balancers(table->clusters().size()) {}
+        balancers(table->clusters().size()) {
+    if (previous != nullptr) CarryOver(*previous);
+  }
   lb::Balancer& BalancerFor(const config::Cluster& cluster) {
     auto& b = balancers[cluster.id];
     if (!b) b = lb::MakeBalancer(cluster, snapshot->balancer);
@@ -86,18 +92,33 @@ struct WorkerRoutes {
   IstioTcpStats* IstioStats(const config::Cluster& cluster, int endpoint) const {
     if (cluster.id >= endpoint_stats.size()) return nullptr;
     const auto& series = endpoint_stats[cluster.id];
-    if (series.empty()) return nullptr;
-    const size_t i = endpoint >= 0 ? static_cast<size_t>(endpoint) : series.size() - 1;
-    return i < series.size() ? series[i].get() : nullptr;
+    if (!series || series->empty()) return nullptr;
+    const size_t i = endpoint >= 0 ? static_cast<size_t>(endpoint) : series->size() - 1;
+    return i < series->size() ? (*series)[i].get() : nullptr;
   }
   std::shared_ptr<const Snapshot> snapshot;
   const config::RouteTable* table;
   lb::HealthTable* health;
-  const std::vector<std::shared_ptr<ClusterStats>>& cluster_stats;
+  const config::PersistentVector<ClusterStats>& cluster_stats;
   const EndpointStats& endpoint_stats;
   const DataPathSettings& settings;
   std::chrono::milliseconds sweep_tick;
-  std::vector<std::unique_ptr<lb::Balancer>> balancers;  // by Cluster::id
+  // By Cluster::id; shared only with this worker's routes of other versions.
+  std::vector<std::shared_ptr<lb::Balancer>> balancers;
+
+ private:
+  void CarryOver(const WorkerRoutes& previous) {
+    if (previous.snapshot->balancer.locality != snapshot->balancer.locality) return;
+    const size_t n = std::min(balancers.size(), previous.balancers.size());
+    for (size_t id = 0; id < n; ++id) {
+      if (!previous.balancers[id]) continue;
+      const auto i = static_cast<uint32_t>(id);
+      if (table->cluster_ptr(i) == previous.table->cluster_ptr(i) &&
+          health->state_ptr(i) == previous.health->state_ptr(i)) {
+        balancers[id] = previous.balancers[id];
+      }
+    }
+  }
 };
 
 }  // namespace meshgate::proxy

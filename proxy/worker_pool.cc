@@ -172,8 +172,11 @@ void WorkerPool::Start() {
 void WorkerPool::Publish(std::shared_ptr<const Snapshot> snapshot) {
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    asio::post(worker->io, [worker, routes = std::make_shared<WorkerRoutes>(snapshot)]() mutable {
-      worker->Install(std::move(routes));
+    // Built on the worker, from its current routes: the balancers of every
+    // cluster the update left alone carry over, and the control thread pays
+    // nothing per cluster.
+    asio::post(worker->io, [worker, snapshot] {
+      worker->Install(std::make_shared<WorkerRoutes>(snapshot, worker->ctx.routes.get()));
     });
   }
 }

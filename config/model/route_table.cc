@@ -3,6 +3,7 @@
 #include "config/model/route_table.h"
 
 #include <stdexcept>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -168,54 +169,181 @@ bool ParseSni(std::string_view sni, SniTarget& out) {
   return true;
 }
 
+// host -> (port, subset) -> cluster id, and name -> id. Hosts are few; ports
+// per host fewer. Shared by every version with the same set of clusters.
+struct RouteTable::Index {
+  struct PortSubset {
+    uint16_t port;
+    std::string subset;
+    uint32_t index;
+  };
+  struct HostEntry {
+    bool exported = false;  // any of its clusters exported
+    std::vector<PortSubset> clusters;
+  };
+  const HostEntry* FindHost(std::string_view host) const;
+
+  absl::flat_hash_map<std::string, HostEntry> by_host;
+  // ".example.com" -> the entry of "*.example.com" in by_host (stable: the map
+  // is complete before these are taken).
+  absl::flat_hash_map<std::string, const HostEntry*> by_wildcard_suffix;
+  absl::flat_hash_map<std::string, uint32_t> by_name;
+};
+
+bool SameContent(const Cluster& a, const Cluster& b) {
+  auto fields = [](const Cluster& c) {
+    return std::tie(c.name, c.host, c.port, c.subset, c.endpoints, c.source, c.service_namespace,
+                    c.resolution, c.dns_endpoints, c.subset_labels, c.policy, c.policy_source,
+                    c.exported, c.export_detail, c.out_of_view);
+  };
+  return fields(a) == fields(b);
+}
+
 RouteTable::RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites,
-                       GatewayView view, AuthorizationPolicies authorization)
-    : clusters_(std::move(clusters)),
-      rewrites_(std::move(rewrites)),
-      view_(std::move(view)),
-      authorization_(std::move(authorization)) {
-  for (SniRewrite& rewrite : rewrites_) {
+                       GatewayView view, AuthorizationPolicies authorization) {
+  auto shared = std::make_shared<Shared>();
+  shared->rewrites = std::move(rewrites);
+  shared->view = std::move(view);
+  shared->authorization = std::move(authorization);
+  for (SniRewrite& rewrite : shared->rewrites) {
     absl::AsciiStrToLower(&rewrite.from);
     absl::AsciiStrToLower(&rewrite.to);
   }
-  for (size_t i = 0; i < clusters_.size(); ++i) {
-    Cluster& cluster = clusters_[i];
+  shared_ = std::move(shared);
+  std::vector<std::shared_ptr<const Cluster>> owned;
+  owned.reserve(clusters.size());
+  for (size_t i = 0; i < clusters.size(); ++i) {
+    Cluster& cluster = clusters[i];
     cluster.id = static_cast<uint32_t>(i);
     absl::AsciiStrToLower(&cluster.host);
     if (cluster.name.empty())
       cluster.name = ClusterName(cluster.host, cluster.port, cluster.subset);
-    HostEntry& host = by_host_[cluster.host];
+    owned.push_back(std::make_shared<const Cluster>(std::move(cluster)));
+  }
+  clusters_ = PersistentVector<const Cluster>(std::move(owned));
+  index_ = BuildIndex(clusters_);
+}
+
+RouteTable::RouteTable(PersistentVector<const Cluster> clusters, std::shared_ptr<const Shared> shared,
+                       std::shared_ptr<const Index> index)
+    : clusters_(std::move(clusters)), shared_(std::move(shared)), index_(std::move(index)) {}
+
+std::shared_ptr<const RouteTable::Index> RouteTable::BuildIndex(
+    const PersistentVector<const Cluster>& clusters) {
+  auto index = std::make_shared<Index>();
+  for (const auto& ptr : clusters) {
+    const Cluster& cluster = *ptr;
+    Index::HostEntry& host = index->by_host[cluster.host];
     host.exported = host.exported || cluster.exported;
-    std::vector<PortSubset>& entries = host.clusters;
-    for (const PortSubset& entry : entries) {
+    for (const Index::PortSubset& entry : host.clusters) {
       if (entry.port == cluster.port && entry.subset == cluster.subset) {
         // The loader rejects duplicates with a proper message; reaching this is a bug.
         throw std::invalid_argument(absl::StrCat("RouteTable: duplicate cluster ", cluster.name,
-                                                 " (", clusters_[entry.index].source, " and ",
+                                                 " (", clusters[entry.index]->source, " and ",
                                                  cluster.source, ")"));
       }
     }
-    entries.push_back({cluster.port, cluster.subset, cluster.id});
+    host.clusters.push_back({cluster.port, cluster.subset, cluster.id});
+    index->by_name.try_emplace(cluster.name, cluster.id);
   }
-  for (const auto& [host, entry] : by_host_) {
-    if (host.starts_with("*.")) by_wildcard_suffix_[host.substr(1)] = &entry;
+  for (const auto& [host, entry] : index->by_host) {
+    if (host.starts_with("*.")) index->by_wildcard_suffix[host.substr(1)] = &entry;
   }
+  return index;
 }
 
-const RouteTable::HostEntry* RouteTable::FindHost(std::string_view host) const {
-  const auto it = by_host_.find(base::AbslView(host));
-  if (it != by_host_.end()) return &it->second;
-  if (by_wildcard_suffix_.empty()) return nullptr;
+std::shared_ptr<const RouteTable> RouteTable::WithCluster(Cluster cluster) const {
+  const auto it = index_->by_name.find(cluster.name);
+  if (it == index_->by_name.end()) {
+    throw std::invalid_argument(absl::StrCat("RouteTable: no cluster ", cluster.name, " to update"));
+  }
+  cluster.id = it->second;
+  absl::AsciiStrToLower(&cluster.host);
+  return WithCluster(std::make_shared<const Cluster>(std::move(cluster)));
+}
+
+std::shared_ptr<const RouteTable> RouteTable::WithCluster(std::shared_ptr<const Cluster> cluster) const {
+  const auto it = index_->by_name.find(cluster->name);
+  if (it == index_->by_name.end()) {
+    throw std::invalid_argument(absl::StrCat("RouteTable: no cluster ", cluster->name, " to update"));
+  }
+  const Cluster& before = *clusters_[it->second];
+  if (cluster->id != before.id || cluster->host != before.host || cluster->port != before.port ||
+      cluster->subset != before.subset) {
+    throw std::invalid_argument(
+        absl::StrCat("RouteTable: an update of ", cluster->name, " changes its id, host, port or subset"));
+  }
+  const bool exported_changed = cluster->exported != before.exported;
+  PersistentVector<const Cluster> clusters = clusters_;
+  clusters.Set(before.id, std::move(cluster));
+  // The host's "any cluster exported" flag is the one thing in the index a
+  // cluster's content decides.
+  std::shared_ptr<const Index> index = exported_changed ? BuildIndex(clusters) : index_;
+  return std::shared_ptr<const RouteTable>(new RouteTable(std::move(clusters), shared_, std::move(index)));
+}
+
+namespace {
+
+// Ids for Reuse: each cluster of `next` keeps the id its name had in
+// `previous` when that id is still in range; the rest take the free ids.
+std::vector<uint32_t> StableIds(const RouteTable& previous, const RouteTable& next) {
+  const size_t n = next.clusters().size();
+  std::vector<uint32_t> ids(n, UINT32_MAX);
+  std::vector<bool> taken(n, false);
+  for (size_t j = 0; j < n; ++j) {
+    const Cluster* before = previous.FindByName(next.clusters()[j].name);
+    if (before == nullptr || before->id >= n || taken[before->id]) continue;
+    ids[j] = before->id;
+    taken[before->id] = true;
+  }
+  uint32_t free = 0;
+  for (size_t j = 0; j < n; ++j) {
+    if (ids[j] != UINT32_MAX) continue;
+    while (taken[free]) ++free;
+    ids[j] = free;
+    taken[free] = true;
+  }
+  return ids;
+}
+
+}  // namespace
+
+std::shared_ptr<const RouteTable> RouteTable::Reuse(const RouteTable& previous, const RouteTable& next) {
+  const std::vector<uint32_t> ids = StableIds(previous, next);
+  std::vector<std::shared_ptr<const Cluster>> slots(ids.size());
+  for (size_t j = 0; j < ids.size(); ++j) {
+    const std::shared_ptr<const Cluster>& cluster = next.clusters_[j];
+    const Cluster* before = previous.FindByName(cluster->name);
+    if (before != nullptr && before->id == ids[j] &&
+        (previous.clusters_[before->id] == cluster || SameContent(*before, *cluster))) {
+      slots[ids[j]] = previous.clusters_[before->id];
+    } else if (cluster->id == ids[j]) {
+      slots[ids[j]] = cluster;
+    } else {
+      auto moved = std::make_shared<Cluster>(*cluster);
+      moved->id = ids[j];
+      slots[ids[j]] = std::move(moved);
+    }
+  }
+  PersistentVector<const Cluster> clusters(std::move(slots));
+  auto index = BuildIndex(clusters);
+  return std::shared_ptr<const RouteTable>(new RouteTable(std::move(clusters), next.shared_, std::move(index)));
+}
+
+const RouteTable::Index::HostEntry* RouteTable::Index::FindHost(std::string_view host) const {
+  const auto it = by_host.find(base::AbslView(host));
+  if (it != by_host.end()) return &it->second;
+  if (by_wildcard_suffix.empty()) return nullptr;
   // Longest suffix first: "a.b.example.com" tries ".b.example.com", then ".example.com".
   for (size_t dot = host.find('.'); dot != std::string_view::npos; dot = host.find('.', dot + 1)) {
-    const auto wild = by_wildcard_suffix_.find(base::AbslView(host.substr(dot)));
-    if (wild != by_wildcard_suffix_.end()) return wild->second;
+    const auto wild = by_wildcard_suffix.find(base::AbslView(host.substr(dot)));
+    if (wild != by_wildcard_suffix.end()) return wild->second;
   }
   return nullptr;
 }
 
 std::string RouteTable::RewriteHost(std::string_view host) const {
-  for (const SniRewrite& rewrite : rewrites_) {
+  for (const SniRewrite& rewrite : shared_->rewrites) {
     if (!base::HasLabelSuffix(host, rewrite.from)) continue;
     const std::string_view stem = host.substr(0, host.size() - rewrite.from.size());
     std::string out;
@@ -244,7 +372,7 @@ RouteResult RouteTable::Route(std::string_view sni, RouteOptions options) const 
     return result;
   }
   result.host = RewriteHost(parts.host);
-  const HostEntry* host = FindHost(result.host);
+  const Index::HostEntry* host = index_->FindHost(result.host);
   if (host == nullptr) {
     result.miss = RouteMiss::kUnknownHost;
     return result;
@@ -253,12 +381,12 @@ RouteResult RouteTable::Route(std::string_view sni, RouteOptions options) const 
     result.miss = RouteMiss::kNotExported;
     return result;
   }
-  const std::vector<PortSubset>& entries = host->clusters;
+  const std::vector<Index::PortSubset>& entries = host->clusters;
   uint16_t port = parts.port;
   if (port == 0) {
     // A plain host names a service, not a port: only unambiguous with one port.
     port = entries.front().port;
-    for (const PortSubset& entry : entries) {
+    for (const Index::PortSubset& entry : entries) {
       if (entry.port != port) {
         result.miss = RouteMiss::kAmbiguousPort;
         return result;
@@ -266,11 +394,11 @@ RouteResult RouteTable::Route(std::string_view sni, RouteOptions options) const 
     }
   }
   bool port_known = false;
-  for (const PortSubset& entry : entries) {
+  for (const Index::PortSubset& entry : entries) {
     if (entry.port != port) continue;
     port_known = true;
     if (base::EqualsIgnoreCase(entry.subset, parts.subset)) {
-      const Cluster& cluster = clusters_[entry.index];
+      const Cluster& cluster = *clusters_[entry.index];
       if (!cluster.exported) {  // e.g. a UDP port of an exported host
         result.miss = RouteMiss::kNotExported;
         return result;
@@ -285,27 +413,32 @@ RouteResult RouteTable::Route(std::string_view sni, RouteOptions options) const 
 
 const Cluster* RouteTable::Find(std::string_view host, uint16_t port,
                                 std::string_view subset) const {
-  const auto it = by_host_.find(base::AbslView(host));
-  if (it == by_host_.end()) return nullptr;
-  for (const PortSubset& entry : it->second.clusters) {
-    if (entry.port == port && entry.subset == subset) return &clusters_[entry.index];
+  const auto it = index_->by_host.find(base::AbslView(host));
+  if (it == index_->by_host.end()) return nullptr;
+  for (const Index::PortSubset& entry : it->second.clusters) {
+    if (entry.port == port && entry.subset == subset) return clusters_[entry.index].get();
   }
   return nullptr;
+}
+
+const Cluster* RouteTable::FindByName(std::string_view name) const {
+  const auto it = index_->by_name.find(base::AbslView(name));
+  return it == index_->by_name.end() ? nullptr : clusters_[it->second].get();
 }
 
 std::string RouteTable::Describe() const {
   std::string out = absl::StrCat(
       "route table: ", clusters_.size(), clusters_.size() == 1 ? " cluster, " : " clusters, ",
-      rewrites_.size(), rewrites_.size() == 1 ? " SNI rewrite\n" : " SNI rewrites\n");
-  for (const SniRewrite& rewrite : rewrites_) {
+      rewrites().size(), rewrites().size() == 1 ? " SNI rewrite\n" : " SNI rewrites\n");
+  for (const SniRewrite& rewrite : rewrites()) {
     absl::StrAppend(&out, "sni rewrite: *", rewrite.from, " -> *", rewrite.to, "\n");
   }
-  DescribeView(out, view_);
-  if (!authorization_.empty()) {
-    const std::string authorization = authorization_.Describe();
+  DescribeView(out, view());
+  if (!authorization().empty()) {
+    const std::string authorization = this->authorization().Describe();
     absl::StrAppend(&out, authorization, authorization.ends_with('\n') ? "" : "\n");
   }
-  for (const Cluster& cluster : clusters_) DescribeCluster(out, cluster);
+  for (const Cluster& cluster : clusters()) DescribeCluster(out, cluster);
   return out;
 }
 

@@ -2,7 +2,10 @@
 // and the one place that maps a client's SNI to a cluster.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <span>
@@ -27,6 +30,7 @@ struct WorkloadIdentity {
   std::string canonical_service;   // destination_canonical_service
   std::string canonical_revision;  // destination_canonical_revision
   std::string principal;           // destination_principal: spiffe://<td>/ns/<ns>/sa/<sa>
+  bool operator==(const WorkloadIdentity&) const = default;
 };
 
 struct Endpoint {
@@ -44,6 +48,7 @@ struct Endpoint {
   // balancer state refer to it) but must not be picked for new connections.
   bool ready = true;
   WorkloadIdentity workload;
+  bool operator==(const Endpoint&) const = default;
 };
 
 // How a cluster's endpoints are found (ServiceEntry resolution; Kubernetes
@@ -84,6 +89,122 @@ struct Cluster {
   // Endpoints on a network outside the gateway's view (Istio's network view):
   // never dialled, kept only to be shown by --check and /clusters.
   std::vector<Endpoint> out_of_view;
+};
+
+// Everything but the id: whether a new version of a cluster can keep the
+// previous object (RouteTable::Reuse).
+bool SameContent(const Cluster& a, const Cluster& b);
+
+// A persistent vector of shared_ptr<T>: the elements live in fixed chunks
+// held by shared_ptr, so a copy shares every chunk and Set() copies only the
+// chunk it changes (size/kChunk pointers plus kChunk elements, not the whole
+// vector). The route table, the health table and the cluster stats use it so
+// that one changed cluster costs one chunk, and versions share the rest.
+template <typename T>
+class PersistentVector {
+ public:
+  static constexpr size_t kChunk = 64;
+  using Chunk = std::vector<std::shared_ptr<T>>;
+
+  PersistentVector() = default;
+  explicit PersistentVector(std::vector<std::shared_ptr<T>> items) : size_(items.size()) {
+    chunks_.reserve((items.size() + kChunk - 1) / kChunk);
+    for (size_t i = 0; i < items.size(); i += kChunk) {
+      const size_t end = std::min(items.size(), i + kChunk);
+      chunks_.push_back(std::make_shared<const Chunk>(std::make_move_iterator(items.begin() + i),
+                                                      std::make_move_iterator(items.begin() + end)));
+    }
+  }
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const std::shared_ptr<T>& operator[](size_t i) const { return (*chunks_[i / kChunk])[i % kChunk]; }
+  // Replaces element i, copying only its chunk; other copies keep the old one.
+  void Set(size_t i, std::shared_ptr<T> value) {
+    auto chunk = std::make_shared<Chunk>(*chunks_[i / kChunk]);
+    (*chunk)[i % kChunk] = std::move(value);
+    chunks_[i / kChunk] = std::move(chunk);
+  }
+  // True when element i of both is in the very same chunk object (so both
+  // hold the same kChunk elements there): lets a walk skip shared chunks.
+  bool SharesChunk(size_t i, const PersistentVector& other) const {
+    return i < size_ && i < other.size_ && chunks_[i / kChunk] == other.chunks_[i / kChunk];
+  }
+
+  class Iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = std::shared_ptr<T>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const std::shared_ptr<T>*;
+    using reference = const std::shared_ptr<T>&;
+    Iterator() = default;
+    Iterator(const PersistentVector* v, size_t i) : v_(v), i_(i) {}
+    reference operator*() const { return (*v_)[i_]; }
+    pointer operator->() const { return &(*v_)[i_]; }
+    Iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    Iterator operator++(int) {
+      Iterator old = *this;
+      ++i_;
+      return old;
+    }
+    bool operator==(const Iterator& o) const { return i_ == o.i_; }
+
+   private:
+    const PersistentVector* v_ = nullptr;
+    size_t i_ = 0;
+  };
+  Iterator begin() const { return Iterator(this, 0); }
+  Iterator end() const { return Iterator(this, size_); }
+
+ private:
+  std::vector<std::shared_ptr<const Chunk>> chunks_;
+  size_t size_ = 0;
+};
+
+// RouteTable::clusters(): every cluster by id, iterated as `const Cluster&`.
+class ClusterList {
+ public:
+  class Iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Cluster;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Cluster*;
+    using reference = const Cluster&;
+    Iterator() = default;
+    explicit Iterator(PersistentVector<const Cluster>::Iterator it) : it_(it) {}
+    reference operator*() const { return **it_; }
+    pointer operator->() const { return it_->get(); }
+    Iterator& operator++() {
+      ++it_;
+      return *this;
+    }
+    Iterator operator++(int) {
+      Iterator old = *this;
+      ++it_;
+      return old;
+    }
+    bool operator==(const Iterator& o) const { return it_ == o.it_; }
+
+   private:
+    PersistentVector<const Cluster>::Iterator it_;
+  };
+
+  explicit ClusterList(const PersistentVector<const Cluster>& clusters) : clusters_(&clusters) {}
+  size_t size() const { return clusters_->size(); }
+  bool empty() const { return clusters_->empty(); }
+  const Cluster& operator[](size_t i) const { return *(*clusters_)[i]; }
+  const Cluster& front() const { return (*this)[0]; }
+  const Cluster& back() const { return (*this)[size() - 1]; }
+  Iterator begin() const { return Iterator(clusters_->begin()); }
+  Iterator end() const { return Iterator(clusters_->end()); }
+
+ private:
+  const PersistentVector<const Cluster>* clusters_;
 };
 
 // Suffix rewrite applied to the SNI host before lookup; first match wins.
@@ -153,46 +274,66 @@ class RouteTable {
   RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites,
              GatewayView view = {}, AuthorizationPolicies authorization = {});
 
+  // Incremental updates. Every version is immutable; these build the next one
+  // and share with this one every cluster object they do not change, so the
+  // per-cluster state built on a cluster (health, stats, the workers'
+  // balancers) can be carried over by comparing pointers.
+  //
+  // The next version with `cluster` in place of the cluster of the same name
+  // (its host, port and subset must not change; it takes that cluster's id).
+  // Shares the host index, rewrites, view and authorization: the work is the
+  // cluster plus one chunk of pointers, whatever the table's size. Throws
+  // std::invalid_argument when no cluster has that name or its identity changed.
+  std::shared_ptr<const RouteTable> WithCluster(Cluster cluster) const;
+  // The same with an object another version already holds (its id must be
+  // the one its name has here): the two versions then share it.
+  std::shared_ptr<const RouteTable> WithCluster(std::shared_ptr<const Cluster> cluster) const;
+  // `next` (say, the files loaded again) rebuilt so that every cluster equal
+  // to one of `previous`'s (same name, SameContent) is `previous`'s object,
+  // with its id. Clusters keep their ids where they can: a changed cluster
+  // takes the id it had, a new one fills an id left free. The index is built
+  // again (the set of clusters may have changed); no cluster is copied but a
+  // changed or new one whose id differs from its position in `next`.
+  static std::shared_ptr<const RouteTable> Reuse(const RouteTable& previous, const RouteTable& next);
+
   // SNI -> cluster: parse, rewrite the host suffix, look up. Never allocates
   // more than the returned host string. A host with no exact entry matches the
   // most specific wildcard host ("*.example.com" covers "a.example.com" and
   // "a.b.example.com", as Istio matches hosts, but not "example.com").
   RouteResult Route(std::string_view sni, RouteOptions options = {}) const;
 
-  const GatewayView& view() const { return view_; }
-  const AuthorizationPolicies& authorization() const { return authorization_; }
+  const GatewayView& view() const { return shared_->view; }
+  const AuthorizationPolicies& authorization() const { return shared_->authorization; }
 
   const Cluster* Find(std::string_view host, uint16_t port, std::string_view subset) const;
-  std::span<const Cluster> clusters() const { return clusters_; }
-  std::span<const SniRewrite> rewrites() const { return rewrites_; }
+  const Cluster* FindByName(std::string_view name) const;
+  ClusterList clusters() const { return ClusterList(clusters_); }
+  // The object behind clusters()[id], to share or compare across versions.
+  const std::shared_ptr<const Cluster>& cluster_ptr(uint32_t id) const { return clusters_[id]; }
+  const PersistentVector<const Cluster>& cluster_ptrs() const { return clusters_; }
+  std::span<const SniRewrite> rewrites() const { return shared_->rewrites; }
 
   // Human-readable listing, one cluster and its endpoints per block, for --check:
   // subsets, resolution, policy and export status included.
   std::string Describe() const;
 
  private:
+  // What versions share unless the set of clusters changes.
+  struct Index;
+  // What versions share always (one per load).
+  struct Shared {
+    std::vector<SniRewrite> rewrites;
+    GatewayView view;
+    AuthorizationPolicies authorization;
+  };
+  RouteTable(PersistentVector<const Cluster> clusters, std::shared_ptr<const Shared> shared,
+             std::shared_ptr<const Index> index);
+  static std::shared_ptr<const Index> BuildIndex(const PersistentVector<const Cluster>& clusters);
   std::string RewriteHost(std::string_view host) const;
 
-  std::vector<Cluster> clusters_;
-  std::vector<SniRewrite> rewrites_;
-  GatewayView view_;
-  AuthorizationPolicies authorization_;
-  // host -> (port, subset) -> cluster index. Hosts are few; ports per host fewer.
-  struct PortSubset {
-    uint16_t port;
-    std::string subset;
-    uint32_t index;
-  };
-  struct HostEntry {
-    bool exported = false;  // any of its clusters exported
-    std::vector<PortSubset> clusters;
-  };
-  const HostEntry* FindHost(std::string_view host) const;
-
-  absl::flat_hash_map<std::string, HostEntry> by_host_;
-  // ".example.com" -> the entry of "*.example.com" in by_host_ (stable: the map
-  // is complete before these are taken).
-  absl::flat_hash_map<std::string, const HostEntry*> by_wildcard_suffix_;
+  PersistentVector<const Cluster> clusters_;
+  std::shared_ptr<const Shared> shared_;
+  std::shared_ptr<const Index> index_;
 };
 
 }  // namespace meshgate::config

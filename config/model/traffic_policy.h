@@ -22,21 +22,25 @@ struct ConsistentHashLb {
   Algorithm algorithm = Algorithm::kRingHash;
   uint64_t minimum_ring_size = 1024;  // ring hash; Envoy's default
   uint64_t maglev_table_size = 65537;  // maglev; a prime, Envoy's default
+  bool operator==(const ConsistentHashLb&) const = default;
 };
 
 struct LocalityLbSetting {
   struct Distribute {
     std::string from;                     // "region/zone/subzone", '*' allowed last
     std::map<std::string, uint32_t> to;   // locality -> weight, weights sum to 100
+    bool operator==(const Distribute&) const = default;
   };
   struct Failover {
     std::string from;  // region
     std::string to;    // region
+    bool operator==(const Failover&) const = default;
   };
   std::vector<Distribute> distribute;
   std::vector<Failover> failover;
   std::vector<std::string> failover_priority;  // label keys, in priority order
   std::optional<bool> enabled;                 // unset: the mesh-wide default
+  bool operator==(const LocalityLbSetting&) const = default;
 };
 
 struct LoadBalancerPolicy {
@@ -46,12 +50,14 @@ struct LoadBalancerPolicy {
   std::optional<ConsistentHashLb> consistent_hash;  // set instead of `simple`
   std::optional<LocalityLbSetting> locality;
   std::optional<std::chrono::milliseconds> warmup;  // warmupDurationSecs / warmup.duration
+  bool operator==(const LoadBalancerPolicy&) const = default;
 };
 
 struct TcpKeepalive {
   std::optional<uint32_t> probes;
   std::optional<std::chrono::milliseconds> time;
   std::optional<std::chrono::milliseconds> interval;
+  bool operator==(const TcpKeepalive&) const = default;
 };
 
 // connectionPool.tcp; connectionPool.http has nothing to limit at L4 and is
@@ -62,6 +68,7 @@ struct TcpConnectionPool {
   std::optional<std::chrono::milliseconds> idle_timeout;      // unset: Istio's 1h
   std::optional<std::chrono::milliseconds> max_connection_duration;
   std::optional<TcpKeepalive> keepalive;
+  bool operator==(const TcpConnectionPool&) const = default;
 };
 
 // Istio's documented defaults where it has them; optional where unset means "off".
@@ -74,6 +81,7 @@ struct OutlierDetection {
   std::chrono::milliseconds base_ejection_time{30'000};
   uint32_t max_ejection_percent = 10;
   uint32_t min_health_percent = 0;
+  bool operator==(const OutlierDetection&) const = default;
 };
 
 // Each part is replaced whole by a more specific level, as in Istio: a subset's
@@ -82,6 +90,7 @@ struct TrafficPolicy {
   std::optional<LoadBalancerPolicy> load_balancer;
   std::optional<TcpConnectionPool> connection_pool;
   std::optional<OutlierDetection> outlier_detection;
+  bool operator==(const TrafficPolicy&) const = default;
 
   bool empty() const { return !load_balancer && !connection_pool && !outlier_detection; }
 };

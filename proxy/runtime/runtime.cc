@@ -124,13 +124,18 @@ struct Runtime::Impl {
   std::string Rebuild(const config::GatewayConfig& next, const std::string& control, const std::string& why);
   void ApplySettings(config::GatewayConfig next);
   void InstallBase(RouteTablePtr base);
-  void InstallResolved(RouteTablePtr resolved);
-  void PublishSnapshot();
+  // `changed`: the ids of the only clusters `resolved` changed from `table`
+  // (RouteTable::WithCluster); nullopt: any may have.
+  void InstallResolved(RouteTablePtr resolved, std::optional<std::vector<uint32_t>> changed);
+  void InstallChanged(RouteTablePtr resolved, const std::vector<uint32_t>& changed);
+  absl::Status SetEndpoints(const std::string& name, std::vector<config::Endpoint> endpoints);
+  void PublishSnapshot(bool same_tick = false);
 
   asio::io_context& io;
   config::GatewayConfig settings;
   const std::string settings_path;
   const SettingsLoader load_settings;
+  RouteTablePtr base;   // from config, before DNS
   RouteTablePtr table;  // resolved: what the workers route with
   std::shared_ptr<lb::HealthTable> health;
   ClusterStatsRegistry cluster_stats;
@@ -154,6 +159,7 @@ struct Runtime::Impl {
 Runtime::Runtime(asio::io_context& io, config::GatewayConfig settings, RouteTablePtr table, std::string settings_path,
                  SettingsLoader load_settings)
     : impl_(std::make_unique<Impl>(io, std::move(settings), std::move(settings_path), std::move(load_settings))) {
+  impl_->base = table;
   impl_->table = std::move(table);
   impl_->health = std::make_shared<lb::HealthTable>(*impl_->table);
   impl_->current_stats = impl_->cluster_stats.StatsFor(*impl_->table);
@@ -187,8 +193,10 @@ void Runtime::Impl::StartDns() {
     return;
   }
   resolver = *std::move(created);
-  dns = std::make_unique<DnsRoutes>(io, *resolver, [this](RouteTablePtr t) { InstallResolved(std::move(t)); });
-  dns->SetBase(table);
+  dns = std::make_unique<DnsRoutes>(io, *resolver, [this](RouteTablePtr t, std::optional<std::vector<uint32_t>> changed) {
+    InstallResolved(std::move(t), std::move(changed));
+  });
+  dns->SetBase(base);
 }
 
 void Runtime::Impl::StartHealthChecks() {
@@ -293,7 +301,9 @@ std::string Runtime::Impl::Rebuild(const config::GatewayConfig& next, const std:
   reload.ok++;
   reload.version++;
   ApplySettings(next);
-  InstallBase(mesh.table);
+  // Clusters the files did not change keep their objects, and with them
+  // their health, stats and the workers' balancers.
+  InstallBase(config::RouteTable::Reuse(*base, *mesh.table));
   spdlog::info("config reloaded ({}): version {}", why, reload.version);
   return "";
 }
@@ -315,23 +325,59 @@ void Runtime::Impl::ApplySettings(config::GatewayConfig next) {
   if (paths_changed && watcher) watcher->SetPaths(WatchedPaths());
 }
 
-void Runtime::Impl::InstallBase(RouteTablePtr base) {
-  if (dns) return dns->SetBase(std::move(base));
-  InstallResolved(std::move(base));
+void Runtime::Impl::InstallBase(RouteTablePtr next) {
+  base = next;
+  if (dns) return dns->SetBase(std::move(next));
+  InstallResolved(std::move(next), std::nullopt);
 }
 
-void Runtime::Impl::InstallResolved(RouteTablePtr resolved) {
+void Runtime::Impl::InstallResolved(RouteTablePtr resolved, std::optional<std::vector<uint32_t>> changed) {
+  if (changed) return InstallChanged(std::move(resolved), *changed);
   // Ejections survive reloads and DNS updates; active-check verdicts are
-  // carried by the checker itself.
+  // carried by the checker itself. Unchanged clusters share their state.
   health = std::make_shared<lb::HealthTable>(*resolved, *table, *health);
+  current_stats = cluster_stats.StatsFor(*resolved, *table, current_stats);
   table = std::move(resolved);
-  current_stats = cluster_stats.StatsFor(*table);
   outlier_sweep.Reset();
   if (checker) checker->SetTable(table, health);
   PublishSnapshot();
 }
 
-void Runtime::Impl::PublishSnapshot() {
+// O(changed clusters): ids, the index and every other cluster's state stand.
+void Runtime::Impl::InstallChanged(RouteTablePtr resolved, const std::vector<uint32_t>& changed) {
+  bool same_tick = true;
+  for (const uint32_t id : changed) {
+    const config::Cluster& before = table->clusters()[id];
+    const config::Cluster& next = resolved->clusters()[id];
+    health = health->WithCluster(next, before);
+    current_stats = cluster_stats.WithCluster(current_stats, next);
+    same_tick = same_tick && next.policy.connection_pool == before.policy.connection_pool;
+  }
+  table = std::move(resolved);
+  if (checker) checker->SetTable(table, health);
+  PublishSnapshot(same_tick);
+}
+
+absl::Status Runtime::Impl::SetEndpoints(const std::string& name, std::vector<config::Endpoint> endpoints) {
+  const config::Cluster* current = base->FindByName(name);
+  if (current == nullptr) return absl::NotFoundError("no cluster " + name);
+  for (const config::Endpoint& e : endpoints) {
+    if (e.address.empty() || e.port == 0) {
+      return absl::InvalidArgumentError("cluster " + name + ": an endpoint needs an IP address and a port");
+    }
+  }
+  auto next = std::make_shared<config::Cluster>(*current);  // workers read `current`: a copy
+  next->endpoints = std::move(endpoints);
+  base = base->WithCluster(std::shared_ptr<const config::Cluster>(std::move(next)));
+  if (dns) {
+    dns->UpdateBase(base, name);
+  } else {
+    InstallChanged(base, {current->id});
+  }
+  return absl::OkStatus();
+}
+
+void Runtime::Impl::PublishSnapshot(bool same_tick) {
   auto next = std::make_shared<Snapshot>();
   next->version = reload.version;
   next->sequence = ++sequence;
@@ -342,10 +388,16 @@ void Runtime::Impl::PublishSnapshot() {
   next->policy_denied = policy_stats.ForTable(*table);
   next->settings = DataPathSettingsOf(settings);
   next->balancer = lb::BalancerOptions{settings.locality};
-  next->sweep_tick = SweepTick(*table, next->settings);
+  next->sweep_tick = same_tick && snapshot ? snapshot->sweep_tick : SweepTick(*table, next->settings);
   snapshot = next;
   if (publish) publish(std::move(next));
 }
+
+absl::Status Runtime::SetEndpoints(const std::string& cluster, std::vector<config::Endpoint> endpoints) {
+  return impl_->SetEndpoints(cluster, std::move(endpoints));
+}
+
+void Runtime::SetTable(RouteTablePtr next) { impl_->InstallBase(config::RouteTable::Reuse(*impl_->base, *next)); }
 
 const config::GatewayConfig& Runtime::settings() const { return impl_->settings; }
 const ReloadStatus& Runtime::reload_status() const { return impl_->reload; }

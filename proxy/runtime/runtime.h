@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "config/mesh/mesh_loader.h"
 #include "config/settings/gateway_config.h"
@@ -62,6 +63,20 @@ class Runtime {
   void Start(Publish publish, std::function<void(const config::GatewayConfig&)> on_settings = nullptr);
   // Re-reads meshgate.yaml and the mesh now (what SIGHUP does).
   void Reload(const std::string& why);
+
+  // Incremental updates, for a source that knows what changed (a Kubernetes
+  // EndpointSlice watch): cluster `cluster`'s endpoints are now `endpoints`.
+  // Publishes a snapshot in which only that cluster differs: every other
+  // cluster object, its health and outlier state, its stats and the workers'
+  // balancers carry over; open sessions keep their snapshot. The work is the
+  // cluster's size, not the table's. The snapshot's sequence moves, its
+  // config version does not (like a DNS answer). A later reload of the
+  // files replaces what this set. NotFound when no cluster has that name;
+  // InvalidArgument for an endpoint without an IP literal.
+  absl::Status SetEndpoints(const std::string& cluster, std::vector<config::Endpoint> endpoints);
+  // A whole new table, as a reload would install it: clusters equal to the
+  // running ones (by name and content) are reused, and with them their state.
+  void SetTable(std::shared_ptr<const config::RouteTable> table);
 
   const config::GatewayConfig& settings() const;
   const ReloadStatus& reload_status() const;

@@ -40,7 +40,7 @@ TEST(IstioStatsTest, EndpointsOfOneWorkloadShareASeriesAndSessionsWithoutOneHave
                             Ep("10.0.0.3", Identity("httpbin-v2", "v2"))});
   const TableStats stats = registry.StatsFor(*table);
   ASSERT_EQ(stats.endpoints.size(), 1u);
-  const auto& series = stats.endpoints[0];
+  const auto& series = *stats.endpoints[0];
   ASSERT_EQ(series.size(), 4u);  // three endpoints, then "no endpoint"
   EXPECT_EQ(series[0], series[1]);
   EXPECT_NE(series[0], series[2]);
@@ -66,15 +66,15 @@ TEST(IstioStatsTest, SeriesSurviveANewTableAndIdleOnesGoneFromItAreDropped) {
   ClusterStatsRegistry registry;
   const TableStats first = registry.StatsFor(
       *Table({Ep("10.0.0.1", Identity("httpbin-v1", "v1")), Ep("10.0.0.3", Identity("httpbin-v2", "v2"))}));
-  IstioTcpStats& v1 = *first.endpoints[0][0];
-  IstioTcpStats& v2 = *first.endpoints[0][1];
+  IstioTcpStats& v1 = *(*first.endpoints[0])[0];
+  IstioTcpStats& v2 = *(*first.endpoints[0])[1];
   v1.opened[0].Inc();
   v1.closed[0].Inc();
   v2.opened[0].Inc();  // still open
 
   // v1 moves to another address; v2 is gone from the table but still open.
   const TableStats second = registry.StatsFor(*Table({Ep("10.0.0.9", Identity("httpbin-v1", "v1"))}));
-  EXPECT_EQ(second.endpoints[0][0].get(), &v1);
+  EXPECT_EQ((*second.endpoints[0])[0].get(), &v1);
   const auto& kept = second.clusters[0]->istio;
   EXPECT_EQ(kept.size(), 3u);  // v1, no endpoint, v2 (open)
 
