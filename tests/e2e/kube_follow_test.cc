@@ -279,5 +279,27 @@ TEST_F(KubeFollowTest, MalformedObjectIsRejectedAloneByName) {
   EXPECT_EQ(gw->Stop(), 0);
 }
 
+// Credentials that do not load stop meshgate at startup with the reason;
+// meshgate.yaml's kubernetes: key is checked like every other key.
+TEST(KubeFollowCliTest, BadCredentialsAndBadKeysAreRefusedWithTheReason) {
+  TempDir dir;
+  const std::string gateway = dir.Write("gateway.yaml", kCrossNetworkGateway);
+  const RunResult missing = RunMeshgate({"--mesh", gateway, "--kubeconfig", dir.path() + "/none"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE((missing.out + missing.err).find(dir.path() + "/none"), std::string::npos) << missing.err;
+
+  const std::string both = dir.Write("both.yaml", "kubernetes: {inCluster: true, kubeconfig: kc}\n");
+  const RunResult r = RunMeshgate({"--check", "--config", both, "--mesh", gateway});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("set either inCluster: true or kubeconfig, not both"), std::string::npos) << r.err;
+
+  const std::string typo = dir.Write("typo.yaml", "kubernetes: {inCluster: true, contxt: x}\n");
+  const RunResult t = RunMeshgate({"--check", "--config", typo, "--mesh", gateway});
+  EXPECT_NE(t.exit_code, 0);
+  EXPECT_NE(t.err.find("kubernetes.contxt"), std::string::npos) << t.err;
+
+  EXPECT_EQ(RunMeshgate({"--mesh", gateway, "--kubeconfig", "a", "--in-cluster"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace meshgate::testing
