@@ -61,6 +61,7 @@ class GatewayConfigReader {
   void ReadIdentity(const yaml::Node& root);
   void ReadLabels(const yaml::Node& node);
   std::string Resolve(const std::string& path) const;
+  void ReadKubernetes(const yaml::Node& node);
 
   ErrorSink& sink_;
   std::string base_dir_;
@@ -75,7 +76,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
                          "clusterDomain", "dns", "locality", "healthChecks", "admin", "metrics",
                          "readiness", "drain", "accessLog", "clusterId", "control", "labels",
                          "podInfoFile", "requireIstioAlpn", "plainHostSni", "network",
-                         "requestedNetworkView", "trustDomain"},
+                         "requestedNetworkView", "trustDomain", "kubernetes"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -116,6 +117,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "drain", [&](const yaml::Node& n) { ReadDrain(n); });
   IfPresent(root, "accessLog", [&](const yaml::Node& n) { ReadAccessLog(n); });
   IfPresent(root, "control", [&](const yaml::Node& n) { ReadControl(n); });
+  IfPresent(root, "kubernetes", [&](const yaml::Node& n) { ReadKubernetes(n); });
   ReadIdentity(root);
   IfPresent(root, "clusterId", [&](const yaml::Node& n) {
     if (auto text = yaml::ReadString(n, "clusterId", sink_)) {
@@ -278,6 +280,37 @@ void GatewayConfigReader::ReadControl(const yaml::Node& node) {
   }
   if (control.max_backoff < control.initial_backoff) {
     sink_.Add(node, "control.maxBackoff", "must not be shorter than control.initialBackoff");
+  }
+}
+
+// `kubernetes: {inCluster: true}` or `kubernetes: {kubeconfig: PATH,
+// context: NAME, allowInsecure: false}`: follow the API server directly.
+void GatewayConfigReader::ReadKubernetes(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "kubernetes", sink_)) return;
+  yaml::CheckFields(node, "kubernetes", {"inCluster", "kubeconfig", "context", "allowInsecure"}, sink_);
+  auto& kube = config_.kubernetes;
+  IfPresent(node, "inCluster", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadBool(n, "kubernetes.inCluster", sink_)) kube.in_cluster = *v;
+  });
+  IfPresent(node, "kubeconfig", [&](const yaml::Node& n) {
+    auto text = yaml::ReadString(n, "kubernetes.kubeconfig", sink_);
+    if (!text) return;
+    if (text->empty()) return sink_.Add(n, "kubernetes.kubeconfig", "must not be empty");
+    kube.kubeconfig = Resolve(*text);
+  });
+  IfPresent(node, "context", [&](const yaml::Node& n) {
+    if (auto text = yaml::ReadString(n, "kubernetes.context", sink_)) kube.context = *text;
+  });
+  IfPresent(node, "allowInsecure", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadBool(n, "kubernetes.allowInsecure", sink_)) kube.allow_insecure = *v;
+  });
+  if (kube.in_cluster && !kube.kubeconfig.empty()) {
+    sink_.Add(node, "kubernetes", "set either inCluster: true or kubeconfig, not both");
+  } else if (!kube.in_cluster && kube.kubeconfig.empty()) {
+    sink_.Add(node, "kubernetes", "needs inCluster: true or kubeconfig: PATH");
+  }
+  if (!kube.context.empty() && kube.kubeconfig.empty()) {
+    sink_.Add(node, "kubernetes.context", "applies to a kubeconfig only");
   }
 }
 

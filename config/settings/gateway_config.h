@@ -109,6 +109,17 @@ struct GatewayConfig {
     std::chrono::milliseconds max_backoff{30000};
     std::chrono::milliseconds watch_timeout{30000};  // one long poll
   } control;
+  // The Kubernetes API server to follow directly (no control component):
+  // its Services, Pods, EndpointSlices, Namespaces and Istio resources are
+  // mesh resources beside `mesh_paths`. Restart-only.
+  struct Kubernetes {
+    bool in_cluster = false;      // the pod's service account
+    std::string kubeconfig;       // or a kubeconfig file ("" and !in_cluster: off)
+    std::string context;          // "": its current-context
+    bool allow_insecure = false;  // accept insecure-skip-tls-verify in the kubeconfig
+    bool enabled() const { return in_cluster || !kubeconfig.empty(); }
+    bool operator==(const Kubernetes&) const = default;
+  } kubernetes;
 };
 
 // A control URL split: "https://meshgatectl.istio-system.svc:15180".

@@ -84,6 +84,11 @@ HttpResponse AdminServer::Readiness() const {
             fmt::format("waiting for the first sync from control component {} (cluster {}){}{}\n", c->url, c->cluster,
                         c->last_error.empty() ? "" : ": ", c->last_error)};
   }
+  // The API server's state is applied only once every resource has listed.
+  if (const KubeStatus* k = runtime_.kube_status(); k != nullptr && !k->ready()) {
+    return {503, "text/plain",
+            fmt::format("waiting for the first Kubernetes sync: {}\n", k->synced ? "applying it" : k->Pending())};
+  }
   // Fail closed as Istio's AUTO_PASSTHROUGH gateway: with no Gateway that
   // selects it, nothing is served, so the gateway is not ready and says why.
   if (const std::string& closed = runtime_.snapshot()->table->view().closed_reason; !closed.empty()) {
@@ -123,6 +128,11 @@ HttpResponse AdminServer::ServeAdmin(const HttpRequest& request) {
     if (control == nullptr) return {404, "text/plain", "no control component configured\n"};
     return {200, "application/json", ControlStatusJson(*control)};
   }
+  if (request.path == "/kubernetes" && get) {
+    const KubeStatus* kube = runtime_.kube_status();
+    if (kube == nullptr) return {404, "text/plain", "not following a Kubernetes API server\n"};
+    return {200, "application/json", KubeStatusJson(*kube)};
+  }
   if (request.path == "/drain" && post) {
     lifecycle_.begin_drain("POST /drain");
     return {200, "text/plain", "draining\n"};
@@ -135,11 +145,13 @@ HttpResponse AdminServer::ServeAdmin(const HttpRequest& request) {
     spdlog::info("admin: log level set to {}", level);
     return {200, "text/plain", "log level " + level + "\n"};
   }
-  for (const char* known : {"/config_dump", "/clusters", "/stats", "/ready", "/control", "/drain", "/logging"}) {
+  for (const char* known : {"/config_dump", "/clusters", "/stats", "/ready", "/control", "/kubernetes", "/drain",
+                            "/logging"}) {
     if (request.path == known) return {405, "text/plain", "method not allowed\n"};
   }
   return {404, "text/plain",
-          "not found; try GET /config_dump, /clusters, /stats, /ready, /control; POST /drain, /logging?level=\n"};
+          "not found; try GET /config_dump, /clusters, /stats, /ready, /control, /kubernetes; POST /drain, "
+          "/logging?level=\n"};
 }
 
 std::string StatsSummary(const Runtime& runtime, const WorkerPool& workers) {

@@ -71,6 +71,10 @@ po::options_description Options() {
        "follow a control component (meshgatectl serve): http[s]://HOST:PORT (overrides the config's control.url)")
       ("control-ca", po::value<std::string>()->value_name("FILE"), "CA file that signed the control component's certificate")
       ("control-cluster", po::value<std::string>()->value_name("NAME"), "the cluster to ask for (default: clusterId)")
+      ("kubeconfig", po::value<std::string>()->value_name("PATH"),
+       "follow the Kubernetes API server of this kubeconfig (overrides the config's kubernetes:)")
+      ("kube-context", po::value<std::string>()->value_name("NAME"), "the kubeconfig context (default: current-context)")
+      ("in-cluster", "follow the Kubernetes API server with the pod's service account")
       ("probe", po::value<std::string>()->value_name("IP:PORT"),
        "GET /healthz/ready there and exit 0 if it answers 200 (container HEALTHCHECK)")
       ("check", "validate config and mesh, print the route table, exit 0 (ok) or 1 (errors)");
@@ -128,6 +132,21 @@ absl::Status ApplyListenerFlags(const po::variables_map& vm, config::GatewayConf
   return absl::OkStatus();
 }
 
+// --kubeconfig PATH [--kube-context NAME] or --in-cluster replace meshgate.yaml's kubernetes:.
+absl::Status ApplyKubeFlags(const po::variables_map& vm, config::GatewayConfig& cfg) {
+  if (vm.count("kubeconfig") && vm.count("in-cluster")) return FlagError("pass --kubeconfig or --in-cluster, not both");
+  if (vm.count("kube-context") && !vm.count("kubeconfig") && cfg.kubernetes.kubeconfig.empty()) {
+    return FlagError("--kube-context needs a kubeconfig (--kubeconfig PATH)");
+  }
+  if (vm.count("kubeconfig")) {
+    cfg.kubernetes = {};
+    cfg.kubernetes.kubeconfig = vm["kubeconfig"].as<std::string>();
+  }
+  if (vm.count("in-cluster")) cfg.kubernetes = {.in_cluster = true};
+  if (vm.count("kube-context")) cfg.kubernetes.context = vm["kube-context"].as<std::string>();
+  return absl::OkStatus();
+}
+
 absl::Status ApplyMeshFlags(const po::variables_map& vm, config::GatewayConfig& cfg) {
   if (vm.count("mesh")) cfg.mesh_paths = vm["mesh"].as<std::vector<std::string>>();
   if (vm.count("log-level")) cfg.log_level = vm["log-level"].as<std::string>();
@@ -146,7 +165,7 @@ absl::Status ApplyMeshFlags(const po::variables_map& vm, config::GatewayConfig& 
   }
   if (vm.count("control-ca")) cfg.control.ca_file = vm["control-ca"].as<std::string>();
   if (vm.count("control-cluster")) cfg.control.cluster = vm["control-cluster"].as<std::string>();
-  return absl::OkStatus();
+  return ApplyKubeFlags(vm, cfg);
 }
 
 // Flags override the config file, at startup and on every reload.
@@ -155,9 +174,9 @@ absl::Status ApplyFlags(const po::variables_map& vm, config::GatewayConfig& cfg)
     if (auto status = apply(vm, cfg); !status.ok()) return status;
   }
   if (!base::ParseLogLevel(cfg.log_level)) return FlagError(fmt::format("unknown log level \"{}\"", cfg.log_level));
-  if (cfg.mesh_paths.empty() && cfg.control.url.empty()) {
-    return FlagError("no mesh resources: pass --mesh PATH or --control URL, or list them under "
-                     "'mesh:' or set 'control:' in --config");
+  if (cfg.mesh_paths.empty() && cfg.control.url.empty() && !cfg.kubernetes.enabled()) {
+    return FlagError("no mesh resources: pass --mesh PATH, --control URL, --kubeconfig PATH or --in-cluster, or "
+                     "list them under 'mesh:' or set 'control:' or 'kubernetes:' in --config");
   }
   return absl::OkStatus();
 }
@@ -231,7 +250,7 @@ std::shared_ptr<const config::RouteTable> LoadFirstTable(const config::GatewayCo
     // Fail closed, like Istio: no Gateway selecting this gateway means
     // nothing is served. With only a control component the routes come later.
     if (const std::string& closed = mesh.table->view().closed_reason;
-        !closed.empty() && (!cfg.mesh_paths.empty() || cfg.control.url.empty())) {
+        !closed.empty() && (!cfg.mesh_paths.empty() || (cfg.control.url.empty() && !cfg.kubernetes.enabled()))) {
       std::cerr << "error: " << closed << "\n";
       return nullptr;
     }
@@ -246,6 +265,10 @@ int Serve(const po::variables_map& vm, config::GatewayConfig cfg, std::shared_pt
           size_t resources) {
   RaiseFdLimit();
   WarnLooserThanIstio(cfg);
+  if (auto status = proxy::CheckKubeCredentials(cfg.kubernetes); !status.ok()) {
+    spdlog::critical("kubernetes: {}", std::string(status.message()));
+    return 1;
+  }
   if (const std::string& closed = table->view().closed_reason; !closed.empty() && !cfg.mesh_paths.empty()) {
     spdlog::error("{}", closed);
   }

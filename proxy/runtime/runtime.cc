@@ -53,6 +53,7 @@ std::vector<std::string> KeepRestartOnly(const config::GatewayConfig& running, c
   if (!running.control.url.empty() && running.control.cluster.empty()) {
     keep("clusterId", next.cluster_id, running.cluster_id);
   }
+  keep("kubernetes", next.kubernetes, running.kubernetes);
   keep("dns.servers", next.dns.servers, running.dns.servers);
   keep("dns.minTtl", next.dns.min_ttl, running.dns.min_ttl);
   keep("dns.maxTtl", next.dns.max_ttl, running.dns.max_ttl);
@@ -69,7 +70,7 @@ bool SameHealthChecks(const config::GatewayConfig& a, const config::GatewayConfi
 
 }  // namespace
 
-config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control) {
+config::MeshLoadOptions MeshLoadOptionsFor(const config::GatewayConfig& settings) {
   // Gateways export hosts through servers on meshgate's own listener port.
   config::MeshLoadOptions options;
   options.gateway_namespace = config::GatewayNamespace(settings);
@@ -82,9 +83,15 @@ config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const 
   if (auto listen = base::ParseListenAddress(settings.listen); listen.ok() && listen->port != 0) {
     options.listener_port = listen->port;
   }
+  return options;
+}
+
+config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control,
+                                   const std::vector<config::MeshSource>& kube) {
   config::MeshSources sources = config::ReadMeshSources(settings.mesh_paths);
   if (!control.empty()) sources.sources.push_back({"control " + settings.control.url, control, ""});
-  return config::LoadMeshSources(sources, settings.sni_rewrites, options);
+  sources.sources.insert(sources.sources.end(), kube.begin(), kube.end());
+  return config::LoadMeshSources(sources, settings.sni_rewrites, MeshLoadOptionsFor(settings));
 }
 
 DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
@@ -114,14 +121,17 @@ struct Runtime::Impl {
   void StartWatcher();
   std::vector<std::string> WatchedPaths() const;
   void StartControl();
+  void StartKube();
   void ArmSweep();
   void SweepEjections();
 
   void Reload(const std::string& why);
   std::string OnControl(const std::string& resources, const std::string& why);
-  // Loads the mesh with `next` settings and `control`; installs both when
-  // they load. Returns "" or the errors.
-  std::string Rebuild(const config::GatewayConfig& next, const std::string& control, const std::string& why);
+  std::string OnKube(const std::vector<config::MeshSource>& sources, const std::string& why);
+  // Loads the mesh with `next` settings, `control` and `kube`; installs them
+  // when they load. Returns "" or the errors.
+  std::string Rebuild(const config::GatewayConfig& next, const std::string& control,
+                      const std::vector<config::MeshSource>& kube, const std::string& why);
   void ApplySettings(config::GatewayConfig next);
   void InstallBase(RouteTablePtr base);
   // `changed`: the ids of the only clusters `resolved` changed from `table`
@@ -145,6 +155,7 @@ struct Runtime::Impl {
   uint64_t sequence = 0;  // snapshots published
   ReloadStatus reload;
   std::string control_resources;  // the last version that loaded
+  std::vector<config::MeshSource> kube_sources;  // the API server's objects: the last set that loaded
   Publish publish;
   std::function<void(const config::GatewayConfig&)> on_settings;
   lb::OutlierSweep outlier_sweep;  // outlier re-check, on each cluster's interval
@@ -154,6 +165,7 @@ struct Runtime::Impl {
   std::unique_ptr<HealthChecker> checker;
   std::unique_ptr<io::ConfigWatcher> watcher;
   std::unique_ptr<ControlSource> control;
+  std::unique_ptr<KubeSource> kube;
 };
 
 Runtime::Runtime(asio::io_context& io, config::GatewayConfig settings, RouteTablePtr table, std::string settings_path,
@@ -177,6 +189,7 @@ void Runtime::Start(Publish publish, std::function<void(const config::GatewayCon
   impl_->StartDns();  // every table goes through DNS resolution before the workers see it
   impl_->StartWatcher();
   impl_->StartControl();
+  impl_->StartKube();
   impl_->ArmSweep();
 }
 
@@ -235,6 +248,27 @@ void Runtime::Impl::StartControl() {
   control->Start();
 }
 
+// Follows the API server; meshgate does not start when its credentials do not
+// load (main checks them first), so a failure here is only logged.
+void Runtime::Impl::StartKube() {
+  if (!settings.kubernetes.enabled()) return;
+  auto validate = [this](const config::MeshSource& source) {
+    config::MeshSources one;
+    one.sources.push_back(source);
+    return config::LoadMeshSources(one, settings.sni_rewrites, MeshLoadOptionsFor(settings)).errors;
+  };
+  auto created = KubeSource::Create(
+      io, settings.kubernetes, validate,
+      [this](const std::vector<config::MeshSource>& sources, const std::string& why) { return OnKube(sources, why); });
+  if (!created.ok()) {
+    spdlog::error("kubernetes: cannot follow the API server: {}", std::string(created.status().message()));
+    return;
+  }
+  kube = *std::move(created);
+  spdlog::info("kubernetes: following the API server ({})", kube->status().source);
+  kube->Start();
+}
+
 // Outlier detection's re-check: the finest interval Istio accepts is 1 ms,
 // but a 100 ms tick is plenty for ejections measured in seconds.
 void Runtime::Impl::ArmSweep() {
@@ -270,22 +304,29 @@ void Runtime::Impl::Reload(const std::string& why) {
     next = *std::move(loaded);
   }
   const std::vector<std::string> restart_only = KeepRestartOnly(settings, next);
-  if (!Rebuild(next, control_resources, why).empty()) return;
+  if (!Rebuild(next, control_resources, kube_sources, why).empty()) return;
   for (const std::string& name : restart_only) {
     spdlog::warn("config reload ({}): {} changed; it takes effect on restart only", why, name);
   }
 }
 
 std::string Runtime::Impl::OnControl(const std::string& resources, const std::string& why) {
-  std::string error = Rebuild(settings, resources, why);
+  std::string error = Rebuild(settings, resources, kube_sources, why);
   if (!error.empty()) return error;
   control_resources = resources;
   return "";
 }
 
+std::string Runtime::Impl::OnKube(const std::vector<config::MeshSource>& sources, const std::string& why) {
+  std::string error = Rebuild(settings, control_resources, sources, why);
+  if (!error.empty()) return error;
+  kube_sources = sources;
+  return "";
+}
+
 std::string Runtime::Impl::Rebuild(const config::GatewayConfig& next, const std::string& control,
-                                   const std::string& why) {
-  const config::MeshLoadResult mesh = LoadMeshFor(next, control);
+                                   const std::vector<config::MeshSource>& kube_objects, const std::string& why) {
+  const config::MeshLoadResult mesh = LoadMeshFor(next, control, kube_objects);
   for (const auto& w : mesh.warnings) spdlog::warn("{}", w);
   for (const auto& e : mesh.errors) spdlog::error("{}", e);
   reload.last_time = UnixNow();
@@ -402,6 +443,7 @@ void Runtime::SetTable(RouteTablePtr next) { impl_->InstallBase(config::RouteTab
 const config::GatewayConfig& Runtime::settings() const { return impl_->settings; }
 const ReloadStatus& Runtime::reload_status() const { return impl_->reload; }
 const ControlStatus* Runtime::control_status() const { return impl_->control ? &impl_->control->status() : nullptr; }
+const KubeStatus* Runtime::kube_status() const { return impl_->kube ? &impl_->kube->status() : nullptr; }
 const DnsStats* Runtime::dns_stats() const { return impl_->resolver ? &impl_->resolver->stats() : nullptr; }
 const lb::HealthCheckStats* Runtime::health_check_stats() const {
   return impl_->checker ? &impl_->checker->counters() : nullptr;

@@ -17,6 +17,7 @@
 #include "proxy/runtime/control_source.h"
 #include "proxy/runtime/dns_resolver.h"
 #include "proxy/runtime/health_checker.h"
+#include "proxy/runtime/kube_source.h"
 #include "proxy/snapshot.h"
 
 namespace boost::asio {
@@ -29,8 +30,12 @@ namespace meshgate::proxy {
 using SettingsLoader = std::function<absl::StatusOr<config::GatewayConfig>()>;
 
 // Reads the settings' mesh paths plus `control` (the control component's
-// resources, "" when none) with the settings' namespaces, rewrites and port.
-config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control);
+// resources, "" when none) and `kube` (the API server's objects) with the
+// settings' namespaces, rewrites and port.
+config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control,
+                                   const std::vector<config::MeshSource>& kube = {});
+// The loader options the settings imply (namespaces, labels, network, port).
+config::MeshLoadOptions MeshLoadOptionsFor(const config::GatewayConfig& settings);
 
 // The data path's part of meshgate.yaml.
 DataPathSettings DataPathSettingsOf(const config::GatewayConfig& settings);
@@ -81,6 +86,7 @@ class Runtime {
   const config::GatewayConfig& settings() const;
   const ReloadStatus& reload_status() const;
   const ControlStatus* control_status() const;  // null: no control component
+  const KubeStatus* kube_status() const;        // null: not following an API server
   const DnsStats* dns_stats() const;            // null: no resolver
   const lb::HealthCheckStats* health_check_stats() const;  // null: no checks configured
   std::vector<std::shared_ptr<ClusterStats>> cluster_stats() const;
