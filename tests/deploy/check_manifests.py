@@ -284,7 +284,7 @@ def check_selectors(m):
                  % (name(m.pdb), dig(m.pdb, "spec", "selector"), m.pod_labels))
     if m.pdb and m.pdb.get("apiVersion") != "policy/v1":
         p.append("PodDisruptionBudget: apiVersion %r, want policy/v1" % m.pdb.get("apiVersion"))
-    namespaces = {dig(doc, "metadata", "namespace") for _, doc in m.docs}
+    namespaces = {dig(doc, "metadata", "namespace") for _, doc in m.docs if doc.get("kind") not in CLUSTER_SCOPED}
     if len(namespaces) != 1 or None in namespaces:
         p.append("manifests: every object needs the same explicit namespace, have %r" % sorted(map(str, namespaces)))
     account = m.pod_spec.get("serviceAccountName")
@@ -473,6 +473,53 @@ CHECKS = [check_ports, check_probes, check_annotations, check_hpa, check_selecto
           check_security, check_termination, check_mounts, check_dockerfile_runtime]
 
 
+# Kinds without a namespace (kubectl api-resources --namespaced=false).
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
+
+# What a gateway that watches its own cluster reads (issue 14): exactly
+# get/list/watch on each, nothing else.
+GATEWAY_READS = {
+    ("", "services"), ("", "pods"), ("", "namespaces"),
+    ("discovery.k8s.io", "endpointslices"),
+    ("networking.istio.io", "serviceentries"), ("networking.istio.io", "workloadentries"),
+    ("networking.istio.io", "destinationrules"), ("networking.istio.io", "gateways"),
+    ("security.istio.io", "authorizationpolicies"),
+}
+
+
+def check_rbac(m):
+    """The gateway's ClusterRole grants exactly get/list/watch on GATEWAY_READS,
+    and its binding names the Deployment's service account."""
+    p = []
+    roles = deploylib.of_kind(m.docs, "ClusterRole")
+    bindings = deploylib.of_kind(m.docs, "ClusterRoleBinding")
+    if not roles:
+        return ["ClusterRole: none: a gateway watching its cluster needs get/list/watch"]
+    granted = set()
+    for role in roles:
+        for rule in role.get("rules") or []:
+            if sorted(rule.get("verbs") or []) != ["get", "list", "watch"]:
+                p.append("ClusterRole %s: verbs %r, want exactly get, list, watch"
+                         % (dig(role, "metadata", "name"), rule.get("verbs")))
+            for group in rule.get("apiGroups") or []:
+                for resource in rule.get("resources") or []:
+                    granted.add((group, resource))
+    if granted != GATEWAY_READS:
+        p.append("ClusterRole: grants %r, want exactly %r" % (sorted(granted), sorted(GATEWAY_READS)))
+    account = dig(m.deployment, "spec", "template", "spec", "serviceAccountName")
+    role_names = {dig(r, "metadata", "name") for r in roles}
+    if not any(dig(b, "roleRef", "name") in role_names and
+               any(s.get("kind") == "ServiceAccount" and s.get("name") == account and
+                   s.get("namespace") == dig(m.deployment, "metadata", "namespace")
+                   for s in b.get("subjects") or [])
+               for b in bindings):
+        p.append("ClusterRoleBinding: none binds the ClusterRole to ServiceAccount %r" % account)
+    return p
+
+
+CHECKS.append(check_rbac)
+
+
 def check_manifests(docs, dockerfile_text):
     m = Model(docs, dockerfile_text)
     problems = []
@@ -562,7 +609,10 @@ class RealFiles(unittest.TestCase):
             self.assertIn(kind, kinds)
         for source, doc in docs:
             self.assertIn("apiVersion", doc, source)
-            self.assertEqual(dig(doc, "metadata", "namespace"), "istio-system", source)
+            if doc["kind"] in CLUSTER_SCOPED:
+                self.assertIsNone(dig(doc, "metadata", "namespace"), source)
+            else:
+                self.assertEqual(dig(doc, "metadata", "namespace"), "istio-system", source)
 
     def test_meshgate_accepts_configmaps(self):
         if not MESHGATE or not os.access(MESHGATE, os.X_OK):
