@@ -48,7 +48,12 @@ void ErrorSink::Flush(Pending& pending, std::vector<std::string>* out) {
 }
 
 std::string ErrorSink::Format(Position at, std::string_view field, std::string_view message) const {
-  std::string out = absl::StrCat(Located(file_, OrSubject(at)), ": ");
+  std::string out;
+  if (positions_) {
+    out = absl::StrCat(Located(file_, OrSubject(at)), ": ");
+  } else if (subject_.empty()) {
+    out = absl::StrCat(base::AbslView(file_), ": ");
+  }
   if (!subject_.empty()) absl::StrAppend(&out, subject_, ": ");
   if (!field.empty()) absl::StrAppend(&out, base::AbslView(field), ": ");
   absl::StrAppend(&out, base::AbslView(message));

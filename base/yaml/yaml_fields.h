@@ -57,6 +57,10 @@ class ErrorSink {
   ErrorSink(const ErrorSink&) = delete;
   ErrorSink& operator=(const ErrorSink&) = delete;
 
+  // Off for sources whose text has no lines a person wrote (objects from the
+  // Kubernetes API): messages then name the subject ("Kind ns/name") and the
+  // field path, without file:line:column.
+  void set_positions(bool on) { positions_ = on; }
   void SetSubject(std::string subject, Position at) {
     subject_ = std::move(subject);
     subject_at_ = at;
@@ -79,6 +83,7 @@ class ErrorSink {
   std::string file_;
   std::string subject_;
   Position subject_at_;
+  bool positions_ = true;
   std::vector<std::string>* errors_;
   std::vector<std::string>* warnings_;
   UnknownFields unknown_fields_;

@@ -110,6 +110,7 @@ class MeshReader {
   MeshLoadResult result_;
   internal::MeshResources resources_;
   size_t sequence_ = 0;
+  bool positions_ = true;  // of the source being read
   // "Kind ns/name" -> source of its first definition
   absl::flat_hash_map<std::string, std::string> sources_;
 };
@@ -159,6 +160,7 @@ void MeshReader::LoadSources(const MeshSources& sources) {
     if (!source.error.empty()) {
       result_.errors.push_back(source.error);
     } else {
+      positions_ = source.positions;
       LoadText(source.text, source.name);
     }
   }
@@ -178,6 +180,7 @@ void MeshReader::LoadText(const std::string& text, const std::string& name) {
 void MeshReader::LoadResource(const yaml::Node& doc, const std::string& file) {
   if (internal::IsMissing(doc)) return;  // empty document
   ErrorSink sink(file, &result_.errors, &result_.warnings, ErrorSink::UnknownFields::kWarning);
+  sink.set_positions(positions_);
   if (!doc.IsMap()) {
     sink.Add(doc, "",
              absl::StrCat("expected a Kubernetes resource (a map with apiVersion and kind), got ",

@@ -53,6 +53,9 @@ struct MeshSource {
   std::string name;
   std::string text;
   std::string error;  // set when the path could not be read (kept in path order)
+  // False for text no person wrote (an object from the Kubernetes API):
+  // errors name "Kind ns/name" and the field path, not file:line:column.
+  bool positions = true;
 };
 struct MeshSources {
   std::vector<MeshSource> sources;

@@ -278,7 +278,8 @@ std::vector<config::MeshSource> KubeSource::Impl::Collect() {
     const std::string api_version = slot.kind.group.empty() ? slot.version : slot.kind.group + "/" + slot.version;
     for (const auto& [key, object] : slot.watch->objects()) {
       config::MeshSource source{fmt::format("kubernetes {} {}", slot.kind.kind, key),
-                                KubeObjectText(object, api_version, slot.kind.kind), ""};
+                                KubeObjectText(object, api_version, slot.kind.kind), "",
+                                /*positions=*/false};
       Checked verdict;
       if (auto it = checked.find(source.name); it != checked.end() && it->second.text == source.text) {
         verdict = std::move(it->second);

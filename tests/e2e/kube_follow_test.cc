@@ -273,6 +273,9 @@ TEST_F(KubeFollowTest, MalformedObjectIsRejectedAloneByName) {
   ASSERT_EQ(rejected.size(), 1u) << status;
   EXPECT_EQ(rejected[0].at("name").as_string(), "kubernetes EndpointSlice bar/sleep-1") << status;
   EXPECT_NE(json::serialize(rejected[0].at("errors")).find("not-an-ip"), std::string::npos) << status;
+  // Named by Kind ns/name and the field path, not by a line of JSON no one wrote.
+  const std::string first_error(rejected[0].at("errors").as_array().at(0).as_string());
+  EXPECT_TRUE(first_error.starts_with("EndpointSlice bar/sleep-1: endpoints[")) << first_error;
   EXPECT_EQ(status.at("objects_rejected").as_int64(), 1) << status;
   EXPECT_TRUE(gw->WaitForLog("rejected kubernetes EndpointSlice bar/sleep-1")) << gw->Log();
   ::close(SendHello(gw->port(), a, 0));  // httpbin routes
