@@ -19,6 +19,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "bench/proc_stats.h"
 #include "proxy/cluster_stats.h"
 #include "proxy/runtime/runtime.h"
 #include "proxy/worker_pool.h"
@@ -33,14 +34,7 @@ double ThreadCpuMs() {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-long RssKib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
+using meshgate::bench::RssKib;
 
 std::vector<config::Cluster> Mesh(int services, int per_service) {
   std::vector<config::Cluster> out;

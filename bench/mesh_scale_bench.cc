@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/proc_stats.h"
 #include "config/mesh/mesh_loader.h"
 
 namespace fs = std::filesystem;
@@ -18,14 +19,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-long RssKib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
+using meshgate::bench::RssKib;
 
 std::string ServiceHost(int i) { return "svc" + std::to_string(i) + ".ns" + std::to_string(i % 100); }
 

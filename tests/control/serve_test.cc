@@ -64,14 +64,7 @@ class ServeProcess {
   ServeProcess(const std::string& config, const std::string& log, const std::string& listen = "127.0.0.1:0")
       : log_(log) {
     const std::vector<std::string> args = {MESHGATECTL_BIN, "serve", "--config", config, "--listen", listen};
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
+    pid_ = meshgate::testing::SpawnLogged(args, log);
     WaitFor([&] { return !Address().empty() || Exited(); }, 10000);
   }
   ~ServeProcess() { Kill(SIGTERM); }
