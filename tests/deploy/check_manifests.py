@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Cross-checks docker/k8s/*.yaml against each other, against the meshgate
-config they carry, and against docker/Dockerfile.
+"""Cross-checks the gateway's docker/k8s/*.yaml against each other, against
+the meshgate config they carry, and against docker/Dockerfile (serve-*.yaml,
+`meshgatectl serve`, are check_serve_manifests.py's).
 
     check_manifests.py REPO_ROOT [--meshgate BUILT_BINARY]
 
@@ -476,15 +477,7 @@ CHECKS = [check_ports, check_probes, check_annotations, check_hpa, check_selecto
 # Kinds without a namespace (kubectl api-resources --namespaced=false).
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
 
-# What a gateway that watches its own cluster reads (issue 14): exactly
-# get/list/watch on each, nothing else.
-GATEWAY_READS = {
-    ("", "services"), ("", "pods"), ("", "namespaces"),
-    ("discovery.k8s.io", "endpointslices"),
-    ("networking.istio.io", "serviceentries"), ("networking.istio.io", "workloadentries"),
-    ("networking.istio.io", "destinationrules"), ("networking.istio.io", "gateways"),
-    ("security.istio.io", "authorizationpolicies"),
-}
+GATEWAY_READS = deploylib.API_READS
 
 
 def check_rbac(m):
@@ -599,10 +592,11 @@ def read(*parts):
 
 class RealFiles(unittest.TestCase):
     def test_manifests_consistent(self):
-        docs = deploylib.load_manifests(os.path.join(ROOT, "docker", "k8s"))
+        docs = deploylib.gateway_manifests(os.path.join(ROOT, "docker", "k8s"))
         self.assertEqual(check_manifests(docs, read("docker", "Dockerfile")), [])
 
     def test_every_manifest_parses_and_is_namespaced(self):
+        # The gateway's and serve's (serve-*.yaml) alike.
         docs = deploylib.load_manifests(os.path.join(ROOT, "docker", "k8s"))
         kinds = sorted(d["kind"] for _, d in docs)
         for kind in ("ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"):
@@ -617,13 +611,13 @@ class RealFiles(unittest.TestCase):
     def test_meshgate_accepts_configmaps(self):
         if not MESHGATE or not os.access(MESHGATE, os.X_OK):
             self.skipTest("no meshgate binary (pass --meshgate)")
-        docs = deploylib.load_manifests(os.path.join(ROOT, "docker", "k8s"))
+        docs = deploylib.gateway_manifests(os.path.join(ROOT, "docker", "k8s"))
         self.assertEqual(meshgate_check(MESHGATE, docs), [])
 
     def test_meshgate_rejects_broken_configmaps(self):
         if not MESHGATE or not os.access(MESHGATE, os.X_OK):
             self.skipTest("no meshgate binary (pass --meshgate)")
-        docs = deploylib.load_manifests(os.path.join(ROOT, "docker", "k8s"))
+        docs = deploylib.gateway_manifests(os.path.join(ROOT, "docker", "k8s"))
         for name, key, old, new in (("meshgate", CONFIG_FILE_KEY, "delay: 5s", "delay: 5"),
                                     ("meshgate-mesh", "cross-network-gateway.yaml",
                                      "AUTO_PASSTHROUGH", "AUTO_PASS")):
@@ -641,7 +635,7 @@ class BrokenCopies(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.docs = deploylib.load_manifests(os.path.join(ROOT, "docker", "k8s"))
+        cls.docs = deploylib.gateway_manifests(os.path.join(ROOT, "docker", "k8s"))
         cls.dockerfile = read("docker", "Dockerfile")
 
     def setUp(self):

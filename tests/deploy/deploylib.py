@@ -46,6 +46,31 @@ def load_manifests(k8s_dir):
     return docs
 
 
+# docker/k8s/serve-*.yaml deploy `meshgatectl serve`; the other files the gateway.
+SERVE_PREFIX = "serve-"
+
+
+def gateway_manifests(k8s_dir):
+    return [(source, doc) for source, doc in load_manifests(k8s_dir) if not source.startswith(SERVE_PREFIX)]
+
+
+def serve_manifests(k8s_dir):
+    return [(source, doc) for source, doc in load_manifests(k8s_dir) if source.startswith(SERVE_PREFIX)]
+
+
+# What a client following a cluster reads (issue 14): the gateway watching
+# its own cluster and `meshgatectl serve` both get exactly get/list/watch on
+# each (apiGroup, resource), nothing else.
+API_READS = {
+    ("", "services"), ("", "pods"), ("", "namespaces"),
+    ("discovery.k8s.io", "endpointslices"),
+    ("networking.istio.io", "serviceentries"), ("networking.istio.io", "workloadentries"),
+    ("networking.istio.io", "destinationrules"), ("networking.istio.io", "gateways"),
+    ("security.istio.io", "authorizationpolicies"),
+}
+READ_VERBS = ["get", "list", "watch"]
+
+
 def of_kind(docs, kind):
     return [doc for _, doc in docs if isinstance(doc, dict) and doc.get("kind") == kind]
 
