@@ -257,28 +257,68 @@ ApiClient::ApiClient(asio::any_io_executor executor, Credentials credentials, Cl
 
 ApiClient::~ApiClient() = default;
 
-absl::StatusOr<std::shared_ptr<ApiClient>> ApiClient::Create(asio::any_io_executor executor,
-                                                             Credentials credentials, ClientOptions options) {
-  std::shared_ptr<ApiClient> client(new ApiClient(std::move(executor), std::move(credentials), options));
+namespace {
+
+absl::StatusOr<std::shared_ptr<ssl::context>> MakeTls(const Credentials& c, const std::string& ca_pem) {
   auto tls = std::make_shared<ssl::context>(ssl::context::tls_client);
   tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   error_code ec;
-  const Credentials& c = client->credentials_;
-  if (c.ca_pem.empty()) {
+  if (ca_pem.empty()) {
     tls->set_default_verify_paths(ec);
   } else {
-    tls->add_certificate_authority(asio::buffer(c.ca_pem), ec);
+    tls->add_certificate_authority(asio::buffer(ca_pem), ec);
   }
-  if (ec) return absl::InvalidArgumentError(absl::StrCat(c.source, ": CA certificates: ", ec.message()));
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(c.source, ": CA certificates",
+                                                   c.ca_file.empty() ? "" : " in " + c.ca_file, ": ", ec.message()));
+  }
   if (!c.client_cert_pem.empty()) {
     tls->use_certificate_chain(asio::buffer(c.client_cert_pem), ec);
     if (!ec) tls->use_private_key(asio::buffer(c.client_key_pem), ssl::context::pem, ec);
     if (ec) return absl::InvalidArgumentError(absl::StrCat(c.source, ": client certificate: ", ec.message()));
   }
-  client->tls_ = std::move(tls);
+  return tls;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<ApiClient>> ApiClient::Create(asio::any_io_executor executor,
+                                                             Credentials credentials, ClientOptions options) {
+  std::shared_ptr<ApiClient> client(new ApiClient(std::move(executor), std::move(credentials), options));
+  const Credentials& c = client->credentials_;
+  if (!c.ca_file.empty()) client->ca_file_.emplace(c.ca_file, 1 << 20);
+  if (auto status = client->RefreshTls(); !status.ok()) return status;
   if (!c.token_file.empty()) client->token_file_.emplace(c.token_file);
   return client;
+}
+
+absl::Status ApiClient::RefreshTls() {
+  if (tls_ != nullptr && !ca_file_) return absl::OkStatus();
+  std::string ca_pem = credentials_.ca_pem;
+  if (ca_file_) {
+    bool changed = false;
+    auto current = ca_file_->Current(&changed);
+    if (!current.ok()) {
+      return absl::Status(current.status().code(), absl::StrCat(credentials_.source, ": CA file ",
+                                                                current.status().message()));
+    }
+    if (!changed && tls_ != nullptr) return absl::OkStatus();
+    ca_pem = *current;
+  }
+  auto tls = MakeTls(credentials_, ca_pem);
+  if (!tls.ok()) {
+    if (ca_file_) ca_file_->Invalidate();  // not taken: read it again next time, and say why again
+    return tls.status();
+  }
+  tls_ = std::move(*tls);
+  return absl::OkStatus();
+}
+
+void ApiClient::FailSoon(ResponseHandler done, std::string why) {
+  auto failed = std::make_shared<Response>();
+  failed->error = std::move(why);
+  asio::post(executor_, [done = std::move(done), failed] { done(std::move(*failed)); });
 }
 
 void ApiClient::TokenRejected() {
@@ -304,13 +344,14 @@ std::shared_ptr<Request> ApiClient::Start(const std::string& target, std::option
   if (token_file_) {
     auto current = token_file_->Current();
     if (!current.ok()) {
-      // Report on the executor, never from inside the caller's call.
-      auto failed = std::make_shared<Response>();
-      failed->error = std::string(current.status().message());
-      asio::post(executor_, [done = std::move(done), failed] { done(std::move(*failed)); });
+      FailSoon(std::move(done), std::string(current.status().message()));
       return nullptr;
     }
     token = *current;
+  }
+  if (auto status = RefreshTls(); !status.ok()) {
+    FailSoon(std::move(done), std::string(status.message()));
+    return nullptr;
   }
   if (!token.empty()) spec.authorization = "Bearer " + token;
   auto exchange = std::make_shared<Exchange>(executor_, tls_, std::move(spec), std::move(on_line), std::move(done));

@@ -3,6 +3,8 @@
 // The server is verified against the configured CA and by name (the IP SAN
 // for an IP, the DNS SAN and SNI for a name); requests carry the bearer token
 // (re-read from its file when it rotates) or present a client certificate.
+// A CA file is re-read when it changes too: later requests verify against the
+// new roots, requests in flight keep the context they started with.
 // Everything runs on the caller's executor; there are no threads here.
 #pragma once
 
@@ -77,17 +79,24 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   const ClientOptions& options() const { return options_; }
   boost::asio::any_io_executor executor() const { return executor_; }
   uint64_t token_reads() const { return token_file_ ? token_file_->reads() : 0; }
+  // Times the CA file was read (1 at creation, +1 per rotation seen).
+  uint64_t ca_reads() const { return ca_file_ ? ca_file_->reads() : 0; }
 
  private:
   ApiClient(boost::asio::any_io_executor executor, Credentials credentials, ClientOptions options);
   std::shared_ptr<Request> Start(const std::string& target, std::optional<std::chrono::milliseconds> idle,
                                  LineHandler on_line, ResponseHandler done);
+  // The TLS context for the next request: rebuilt when the CA file changed.
+  absl::Status RefreshTls();
+  // Reports `why` to `done` on the executor, never from inside the caller's call.
+  void FailSoon(ResponseHandler done, std::string why);
 
   boost::asio::any_io_executor executor_;
   Credentials credentials_;
   ClientOptions options_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::optional<TokenFile> token_file_;
+  std::optional<WatchedFile> ca_file_;
 };
 
 }  // namespace meshgate::kube

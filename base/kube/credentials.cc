@@ -27,21 +27,27 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_by
   return text;
 }
 
-absl::StatusOr<std::string> TokenFile::Current() {
+absl::StatusOr<std::string> WatchedFile::Current(bool* changed) {
+  if (changed != nullptr) *changed = false;
   struct stat st {};
-  if (::stat(path_.c_str(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat("token file ", path_, ": cannot stat"));
-  }
+  if (::stat(path_.c_str(), &st) != 0) return absl::NotFoundError(absl::StrCat(path_, ": cannot stat"));
   const Stamp now{st.st_dev, st.st_ino, st.st_size, st.st_mtim};
-  if (stamp_ && *stamp_ == now) return token_;
-  auto text = ReadSmallFile(path_, 64 * 1024);
+  if (stamp_ && *stamp_ == now) return content_;
+  auto text = ReadSmallFile(path_, max_bytes_);
   if (!text.ok()) return text.status();
-  std::string token(absl::StripAsciiWhitespace(*text));
-  if (token.empty()) return absl::InvalidArgumentError(absl::StrCat("token file ", path_, " is empty"));
-  token_ = std::move(token);
+  content_ = std::move(*text);
   stamp_ = now;
   ++reads_;
-  return token_;
+  if (changed != nullptr) *changed = true;
+  return content_;
+}
+
+absl::StatusOr<std::string> TokenFile::Current() {
+  auto text = file_.Current();
+  if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("token file ", text.status().message()));
+  std::string token(absl::StripAsciiWhitespace(*text));
+  if (token.empty()) return absl::InvalidArgumentError(absl::StrCat("token file ", file_.path(), " is empty"));
+  return token;
 }
 
 namespace {
@@ -75,6 +81,7 @@ absl::StatusOr<Credentials> InClusterCredentials(const InClusterPaths& paths) {
   auto ca = ReadSmallFile(paths.ca);
   if (!ca.ok()) return absl::FailedPreconditionError(absl::StrCat("in-cluster CA: ", ca.status().message()));
   c.ca_pem = std::move(*ca);
+  c.ca_file = paths.ca;
   c.token_file = paths.token;
   TokenFile probe(paths.token);
   if (auto token = probe.Current(); !token.ok()) {

@@ -19,14 +19,16 @@
 namespace meshgate::kube {
 
 // Everything the API client needs to connect. Files named here are read when
-// the credentials are built, except the token file, which rotates (projected
-// service account tokens are refreshed by the kubelet) and is re-read by
-// TokenFile whenever it changes.
+// the credentials are built, except two that rotate and are re-read by the
+// client whenever they change: the token file (projected service account
+// tokens are refreshed by the kubelet) and the CA file (the kubelet also
+// rewrites the projected ca.crt when the cluster's root rotates).
 struct Credentials {
   std::string host;             // a DNS name or an IP (unbracketed)
   uint16_t port = 443;
   std::string tls_server_name;  // SNI and verification name when set (kubeconfig tls-server-name)
   std::string ca_pem;           // trusted roots; empty means the system's roots
+  std::string ca_file;          // where ca_pem came from, if a file: re-read when it changes
   bool insecure_skip_tls_verify = false;  // only ever set when the caller allowed it
   std::string token;            // a static bearer token
   std::string token_file;       // or a bearer token file, re-read when it changes
@@ -63,15 +65,19 @@ absl::StatusOr<Credentials> LoadKubeconfig(const std::string& path, const Kubeco
 absl::StatusOr<Credentials> ParseKubeconfig(const std::string& text, const std::string& name,
                                             const std::string& dir, const KubeconfigOptions& options);
 
-// A bearer token file, re-read when its identity, size or mtime changes (the
-// kubelet swaps a symlink when it rotates a projected token), or when the
-// server said 401 (Invalidate()).
-class TokenFile {
+// A small file re-read when its identity, size or mtime changes: the kubelet
+// updates a projected volume by swapping a symlink to a new directory
+// ("..data"), so the path resolves to a new inode
+// (https://kubernetes.io/docs/concepts/storage/projected-volumes/).
+class WatchedFile {
  public:
-  explicit TokenFile(std::string path) : path_(std::move(path)) {}
-  absl::StatusOr<std::string> Current();
+  WatchedFile(std::string path, size_t max_bytes) : path_(std::move(path)), max_bytes_(max_bytes) {}
+  // The content; `*changed` (if given) says whether it was (re)read by this call.
+  absl::StatusOr<std::string> Current(bool* changed = nullptr);
+  // Read again on the next Current() even if the file looks unchanged.
   void Invalidate() { stamp_.reset(); }
   uint64_t reads() const { return reads_; }
+  const std::string& path() const { return path_; }
 
  private:
   struct Stamp {
@@ -85,9 +91,23 @@ class TokenFile {
     }
   };
   std::string path_;
+  size_t max_bytes_;
   std::optional<Stamp> stamp_;
-  std::string token_;
+  std::string content_;
   uint64_t reads_ = 0;
+};
+
+// A bearer token file (service account token or kubeconfig tokenFile),
+// re-read when it changes or when the server said 401 (Invalidate()).
+class TokenFile {
+ public:
+  explicit TokenFile(std::string path) : file_(std::move(path), 64 * 1024) {}
+  absl::StatusOr<std::string> Current();
+  void Invalidate() { file_.Invalidate(); }
+  uint64_t reads() const { return file_.reads(); }
+
+ private:
+  WatchedFile file_;
 };
 
 // A whole small file (certificates, tokens), at most `max_bytes`.

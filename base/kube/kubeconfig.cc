@@ -42,8 +42,9 @@ class KubeconfigReader {
     return found;
   }
 
-  // PEM from `<key>-data` (base64) or the file `<key>`.
-  std::string Pem(const yaml::Node& map, std::string_view key, std::string_view path) {
+  // PEM from `<key>-data` (base64) or the file `<key>` (its path in *file).
+  std::string Pem(const yaml::Node& map, std::string_view key, std::string_view path,
+                  std::string* path_out = nullptr) {
     if (auto data = String(map, absl::StrCat(std::string(key), "-data"), path)) {
       std::string pem;
       if (!absl::Base64Unescape(*data, &pem)) {
@@ -53,6 +54,7 @@ class KubeconfigReader {
     }
     if (auto file = String(map, key, path)) {
       auto text = ReadSmallFile(Resolve(*file));
+      if (text.ok() && path_out != nullptr) *path_out = Resolve(*file);
       if (text.ok()) return *text;
       sink_.Add(map, yaml::FieldPath(path, key), std::string(text.status().message()));
     }
@@ -87,7 +89,7 @@ void ReadCluster(const yaml::Node& cluster, const std::string& path, const Kubec
     c.port = url->port;
   }
   c.tls_server_name = r.String(cluster, "tls-server-name", path).value_or("");
-  c.ca_pem = r.Pem(cluster, "certificate-authority", path);
+  c.ca_pem = r.Pem(cluster, "certificate-authority", path, &c.ca_file);
   const yaml::MapEntry insecure = yaml::Lookup(cluster, "insecure-skip-tls-verify");
   if (insecure.present() && insecure.value.Scalar() == "true") {
     if (!options.allow_insecure) {

@@ -197,6 +197,46 @@ TEST_F(KubeWatchTest, RotatedTokenFileIsPickedUp) {
   EXPECT_GE(server_.Counter("unauthorized"), 1);
 }
 
+// The kubelet rewrites the projected ca.crt when the cluster's root rotates
+// ("Projected volumes": the files are swapped in atomically). A client holding
+// the old roots refuses the new server certificate until it reads the file
+// again: here the file starts with another CA, then the right one is swapped
+// in, then garbage (refused by name), then the right one again.
+TEST_F(KubeWatchTest, RotatedCaFileIsPickedUp) {
+  meshgate::testing::Pki other;
+  InClusterPaths paths;
+  paths.token = server_.dir() + "/token";
+  paths.ca = server_.ReplaceFile("ca.crt", meshgate::testing::ToPem(other.root().cert.get()));
+  paths.ns = server_.dir() + "/namespace";
+  paths.host = "127.0.0.1";
+  paths.port = std::to_string(server_.port());
+  auto creds = InClusterCredentials(paths);
+  ASSERT_TRUE(creds.ok()) << creds.status();
+  EXPECT_EQ(creds->ca_file, paths.ca);
+  StartWatch(*creds);
+  ASSERT_TRUE(RunUntil([&] { return watch_->status().errors >= 1; }));
+  EXPECT_NE(watch_->status().last_error.find("server certificate refused"), std::string::npos)
+      << watch_->status().last_error;
+  EXPECT_EQ(client_->ca_reads(), 1u);
+
+  server_.ReplaceFile("ca.crt", server_.root_pem());
+  ASSERT_TRUE(RunUntil([&] { return Watching(); })) << watch_->status().last_error;
+  EXPECT_EQ(client_->ca_reads(), 2u);
+
+  // A file that holds no certificate: refused with the file's name; the
+  // requests in flight keep their context, the next ones fail until it is fixed.
+  server_.ReplaceFile("ca.crt", "not a certificate\n");
+  server_.Command({{"op", "close_watches"}});
+  ASSERT_TRUE(RunUntil([&] { return watch_->status().last_error.find("CA certificates in " + paths.ca) !=
+                                    std::string::npos; }))
+      << watch_->status().last_error;
+  EXPECT_EQ(watch_->status().state, SyncState::kBackoff);
+  server_.ReplaceFile("ca.crt", server_.root_pem());
+  server_.Change("add", TestApiServer::Fixture("pod.json", "after-ca-rotation"));
+  ASSERT_TRUE(RunUntil([&] { return Has("default/after-ca-rotation"); })) << watch_->status().last_error;
+  EXPECT_EQ(watch_->status().relists, 0u);  // resumed from the last version: no state was lost
+}
+
 TEST_F(KubeWatchTest, ServerCertificateFromAnotherCaIsRefused) {
   Credentials creds = server_.Creds();
   meshgate::testing::Pki other;

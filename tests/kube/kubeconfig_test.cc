@@ -86,6 +86,7 @@ TEST(Kubeconfig, ExplicitContextWithCaFileTokenFileAndClientCertificate) {
   EXPECT_EQ(c->tls_server_name, "kubernetes.default.svc");
   EXPECT_EQ(c->VerifyName(), "kubernetes.default.svc");
   EXPECT_EQ(c->ca_pem, "WEST CA");  // relative to the kubeconfig's folder
+  EXPECT_EQ(c->ca_file, dir + "/west-ca.pem");  // re-read by the client when it rotates
   EXPECT_EQ(c->token_file, dir + "/west-token");
   EXPECT_EQ(c->client_cert_pem, "CERT PEM");
   EXPECT_EQ(c->client_key_pem, "KEY PEM");

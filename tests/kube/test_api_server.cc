@@ -117,11 +117,13 @@ Credentials TestApiServer::Creds() const {
   return c;
 }
 
-void TestApiServer::WriteTokenFile(const std::string& token) {
-  WriteFile(dir_ + "/token.new", token + "\n");
-  if (std::rename((dir_ + "/token.new").c_str(), (dir_ + "/token").c_str()) != 0) {
-    throw std::runtime_error("rename failed");
-  }
+void TestApiServer::WriteTokenFile(const std::string& token) { ReplaceFile("token", token + "\n"); }
+
+std::string TestApiServer::ReplaceFile(const std::string& name, const std::string& text) {
+  const std::string path = dir_ + "/" + name;
+  WriteFile(path + ".new", text);
+  if (std::rename((path + ".new").c_str(), path.c_str()) != 0) throw std::runtime_error("rename failed");
+  return path;
 }
 
 }  // namespace meshgate::kube::testing

@@ -36,6 +36,8 @@ class TestApiServer {
   Credentials Creds() const;
   // Replaces the token file the way the kubelet does (a new file renamed in).
   void WriteTokenFile(const std::string& token);
+  // Replaces dir()/name the same way; its path.
+  std::string ReplaceFile(const std::string& name, const std::string& text);
 
   uint16_t port() const { return port_; }
   const std::string& dir() const { return dir_; }
