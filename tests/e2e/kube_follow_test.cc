@@ -83,22 +83,24 @@ json::object Pod(const std::string& name, const std::string& app, const std::str
 
 class KubeFollowTest : public ::testing::Test {
  protected:
-  // A kubeconfig for the test API server: its CA, a bearer token
+  // A kubeconfig for the test API server: its CA (or the file `ca_file`), a
+  // bearer token (or another `user`), and any `cluster_extra` cluster fields
   // ("Organizing Cluster Access Using kubeconfig Files").
-  std::string Kubeconfig() {
-    const std::string ca = dir_.Write("ca.pem", api_.root_pem());
+  std::string Kubeconfig(const std::string& user = "token: token-1", const std::string& cluster_extra = "",
+                         std::string ca_file = "") {
+    if (ca_file.empty()) ca_file = dir_.Write("ca.pem", api_.root_pem());
     return dir_.Write("kubeconfig",
                       "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
                       "clusters:\n- name: test\n  cluster:\n    server: https://127.0.0.1:" +
-                          std::to_string(api_.port()) + "\n    certificate-authority: " + ca +
-                          "\nusers:\n- name: gw\n  user:\n    token: token-1\n"
-                          "contexts:\n- name: test\n  context: {cluster: test, user: gw}\n");
+                          std::to_string(api_.port()) + "\n    certificate-authority: " + ca_file + "\n" +
+                          cluster_extra + "users:\n- name: gw\n  user:\n    " + user +
+                          "\ncontexts:\n- name: test\n  context: {cluster: test, user: gw}\n");
   }
 
-  std::unique_ptr<MeshgateProcess> Start() {
+  std::unique_ptr<MeshgateProcess> Start(std::string kubeconfig = "") {
+    if (kubeconfig.empty()) kubeconfig = Kubeconfig();
     const std::string gateway = dir_.Write("gateway.yaml", kCrossNetworkGateway);
-    auto gw = std::make_unique<MeshgateProcess>(
-        std::vector<std::string>{"--mesh", gateway, "--kubeconfig", Kubeconfig()});
+    auto gw = std::make_unique<MeshgateProcess>(std::vector<std::string>{"--mesh", gateway, "--kubeconfig", kubeconfig});
     EXPECT_TRUE(gw->running()) << gw->Log();
     return gw;
   }
@@ -280,6 +282,105 @@ TEST_F(KubeFollowTest, MalformedObjectIsRejectedAloneByName) {
   EXPECT_TRUE(gw->WaitForLog("rejected kubernetes EndpointSlice bar/sleep-1")) << gw->Log();
   ::close(SendHello(gw->port(), a, 0));  // httpbin routes
   EXPECT_EQ(gw->Stop(), 0);
+}
+
+// A rotated token ("Accessing the Kubernetes API from a Pod": projected
+// service account tokens are refreshed by the kubelet; kubeconfig tokenFile
+// is the same file out of cluster). The API server moves to a new token and
+// drops the old one: meshgate's requests get 401 until the file is rewritten;
+// then it reads it again, watches resume and a later change routes.
+TEST_F(KubeFollowTest, RotatedTokenFileIsPickedUpAndLaterChangesRoute) {
+  RawBackend a(RawBackend::Mode::kRecord, "127.0.0.2");
+  RawBackend b(RawBackend::Mode::kRecord, "127.0.0.3", a.port());
+  api_.Change("add", Service("httpbin", a.port()), "/api/v1", "services");
+  api_.Change("add", Slice("httpbin", "httpbin-1", a.port(), {{"127.0.0.2", "httpbin-a"}}),
+              "/apis/discovery.k8s.io/v1", "endpointslices");
+  auto gw = Start(Kubeconfig("tokenFile: " + api_.dir() + "/token"));
+  ASSERT_TRUE(WaitFor([&] { return Ready(*gw); }, 10000)) << gw->Log();
+  const std::string slices = "endpointslices.v1.discovery.k8s.io";
+  const int64_t watches = Resource(KubeStatus(*gw), slices).at("watches").as_int64();
+
+  api_.Command({{"op", "token"}, {"token", "token-2"}});  // ends every open watch
+  ASSERT_TRUE(WaitFor([&] {
+    const json::object r = Resource(KubeStatus(*gw), slices);
+    return r.at("last_error").as_string().find("HTTP 401") != std::string::npos && !r.at("watching").as_bool();
+  }, 10000)) << KubeStatus(*gw);
+  EXPECT_GE(api_.Counter("unauthorized"), 1);
+  EXPECT_TRUE(Ready(*gw));  // the last good table keeps serving
+
+  api_.WriteTokenFile("token-2");
+  ASSERT_TRUE(WaitFor([&] {
+    const json::object r = Resource(KubeStatus(*gw), slices);
+    return r.at("watching").as_bool() && r.at("state") == "synced" && r.at("watches").as_int64() > watches;
+  }, 15000)) << KubeStatus(*gw);
+  EXPECT_EQ(Resource(KubeStatus(*gw), slices).at("relists").as_int64(), 0);  // resumed, nothing lost
+  api_.Change("modify", Slice("httpbin", "httpbin-1", a.port(), {{"127.0.0.3", "httpbin-b"}}),
+              "/apis/discovery.k8s.io/v1", "endpointslices");
+  ASSERT_TRUE(WaitFor([&] { return RoutesOnlyTo(*gw, "127.0.0.3", "127.0.0.2"); }, 5000))
+      << Get(gw->admin_address(), "/clusters");
+  ASSERT_TRUE(WaitForWorkersToCatchUp(gw->admin_address()));
+  ::close(SendHello(gw->port(), b, 0));
+  EXPECT_EQ(a.accepted(), 0);
+  EXPECT_EQ(gw->Stop(), 0);
+}
+
+// A server certificate from another CA is refused: /kubernetes says why
+// (certificate verify failed, naming the server) and readiness stays 503 with
+// its reason. Then the CA file is rotated to the right root, as the kubelet
+// does with a projected ca.crt: meshgate reads it again and syncs, no restart.
+TEST_F(KubeFollowTest, CertificateFromAnotherCaIsRefusedUntilTheCaFileRotates) {
+  Pki other;
+  const std::string ca_file = api_.ReplaceFile("rotating-ca.pem", ToPem(other.root().cert.get()));
+  auto gw = Start(Kubeconfig("token: token-1", "", ca_file));
+  const std::string server = "127.0.0.1:" + std::to_string(api_.port());
+  json::object services;
+  ASSERT_TRUE(WaitFor([&] {
+    services = Resource(KubeStatus(*gw), "services.v1");
+    return !services.empty() && services.at("errors").as_int64() >= 1;
+  }, 10000)) << KubeStatus(*gw) << gw->Log();
+  const std::string error(services.at("last_error").as_string());
+  EXPECT_NE(error.find("TLS handshake with " + server), std::string::npos) << error;
+  EXPECT_NE(error.find("certificate verify failed"), std::string::npos) << error;
+  EXPECT_NE(error.find("server certificate refused: unable to get local issuer certificate"), std::string::npos)
+      << error;
+  EXPECT_EQ(services.at("lists").as_int64(), 0);
+  std::string body;
+  EXPECT_FALSE(Ready(*gw, &body));
+  EXPECT_NE(body.find("waiting for the first Kubernetes sync: services.v1"), std::string::npos) << body;
+  EXPECT_EQ(api_.Counter("lists"), 0);  // nothing was sent to a server meshgate does not trust
+
+  api_.ReplaceFile("rotating-ca.pem", api_.root_pem());
+  ASSERT_TRUE(WaitFor([&] { return Ready(*gw, &body); }, 20000)) << body << KubeStatus(*gw);
+  EXPECT_EQ(gw->Stop(), 0);
+}
+
+// The certificate names another host (kubeconfig tls-server-name): refused
+// with "hostname mismatch".
+TEST_F(KubeFollowTest, CertificateForAnotherNameIsRefused) {
+  auto gw = Start(Kubeconfig("token: token-1", "    tls-server-name: kubernetes.other.svc\n"));
+  json::object services;
+  ASSERT_TRUE(WaitFor([&] {
+    services = Resource(KubeStatus(*gw), "services.v1");
+    return !services.empty() && services.at("errors").as_int64() >= 1;
+  }, 10000)) << KubeStatus(*gw) << gw->Log();
+  EXPECT_NE(services.at("last_error").as_string().find("hostname mismatch"), std::string::npos) << services;
+  EXPECT_FALSE(Ready(*gw));
+  EXPECT_EQ(gw->Stop(), 0);
+}
+
+// insecure-skip-tls-verify: true is refused at startup unless allowInsecure
+// says the user means it: the token would go to whoever answers.
+TEST_F(KubeFollowTest, InsecureSkipTlsVerifyIsRefusedAtStartupWithoutAllowInsecure) {
+  const std::string kubeconfig = Kubeconfig("token: token-1", "    insecure-skip-tls-verify: true\n");
+  const std::string gateway = dir_.Write("gateway.yaml", kCrossNetworkGateway);
+  const RunResult r = RunMeshgate({"--mesh", gateway, "--kubeconfig", kubeconfig});
+  EXPECT_EQ(r.exit_code, 1);
+  const std::string text = r.out + r.err;
+  EXPECT_NE(text.find("clusters[test].cluster.insecure-skip-tls-verify: refused: the server would not be verified"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(kubeconfig), std::string::npos) << text;
+  EXPECT_EQ(api_.Counter("lists") + api_.Counter("watches"), 0);
 }
 
 // Credentials that do not load stop meshgate at startup with the reason;
