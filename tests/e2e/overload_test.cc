@@ -390,3 +390,32 @@ TEST_F(OverloadTest, AcceptFailedWarningIsRateLimitedWhenDescriptorsRunOut) {
 
 }  // namespace
 }  // namespace meshgate::testing
+
+namespace meshgate::testing {
+namespace {
+
+// A bad limits: block is refused by --check with each field's path, as
+// every other meshgate.yaml mistake is.
+TEST(OverloadConfig, BadLimitsAreRefusedWithTheirFieldPath) {
+  TempDir dir;
+  dir.Write("mesh.yaml", kCrossNetworkGateway);
+  const std::string bad = dir.Write(
+      "gw.yaml",
+      "mesh: [mesh.yaml]\nlimits: {memory: lots, acceptRate: {burst: 3}, maxConnections: -1, perSource: 2}\n");
+  const RunResult r = RunMeshgate({"--check", "--config", bad});
+  EXPECT_NE(r.exit_code, 0);
+  const std::string text = r.out + r.err;
+  EXPECT_NE(text.find("limits.memory: \"lots\" is not a byte size"), std::string::npos) << text;
+  EXPECT_NE(text.find("limits.acceptRate.rate"), std::string::npos) << text;
+  EXPECT_NE(text.find("limits.maxConnections"), std::string::npos) << text;
+  EXPECT_NE(text.find("perSource"), std::string::npos) << text;
+  const std::string good = dir.Write(
+      "ok.yaml",
+      "mesh: [mesh.yaml]\nlimits: {memory: 512Mi, acceptRate: {rate: 100, burst: 400}, maxConnections: 10000, "
+      "perSourceConnections: 64}\n");
+  const RunResult ok = RunMeshgate({"--check", "--config", good});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+}
+
+}  // namespace
+}  // namespace meshgate::testing
