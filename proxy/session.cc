@@ -69,14 +69,16 @@ std::array<uint8_t, 16> MappedBytes(const asio::ip::address& address) {
 
 }  // namespace
 
-Session::Session(Socket socket, const asio::ip::tcp::endpoint& peer, const WorkerContext& ctx)
+Session::Session(Socket socket, const asio::ip::tcp::endpoint& peer, const WorkerContext& ctx,
+                 AdmissionTicket admission)
     : ctx_(ctx),
       down_(std::move(socket)),
       peer_endpoint_(peer),
       up_(down_.get_executor()),
       timer_(down_.get_executor()),
       parser_(sni::ParserOptions{ctx.routes->settings.max_hello_bytes}),
-      start_(Clock::now()) {
+      start_(Clock::now()),
+      admission_(std::move(admission)) {
   ctx_.stats->downstream_cx_total.Inc();
   ctx_.stats->downstream_cx_active.Inc();
   start_wall_ = std::chrono::system_clock::now();

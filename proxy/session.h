@@ -20,6 +20,7 @@
 #include "lb/balancer.h"
 #include "lb/upstream_lease.h"
 #include "proxy/access_log.h"
+#include "proxy/admission.h"
 #include "proxy/cluster_stats.h"
 #include "proxy/log_limiter.h"
 #include "proxy/relay.h"
@@ -66,9 +67,10 @@ class UpstreamGauges {
 
 class Session : public std::enable_shared_from_this<Session>, private FlowOwner {
  public:
-  // peer: the client's address as accept() returned it.
+  // peer: the client's address as accept() returned it. admission: its
+  // share of the overload counts (proxy/admission.h), given back with it.
   Session(Socket socket, const boost::asio::ip::tcp::endpoint& peer,
-          const WorkerContext& ctx);
+          const WorkerContext& ctx, AdmissionTicket admission = {});
   ~Session();
   void Start();
   // The drain time ran out: close now, as "drained".
@@ -146,6 +148,7 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   Clock::time_point close_by_ = Clock::time_point::max();
   bool relaying_ = false;  // connected: the idle timeout applies
   bool closed_ = false;
+  AdmissionTicket admission_;  // the open-connection and per-source counts
 };
 
 }  // namespace meshgate::proxy

@@ -14,6 +14,7 @@
 #include "config/model/route_table.h"
 #include "lb/balancer.h"
 #include "lb/cluster_state.h"
+#include "proxy/admission.h"
 #include "proxy/cluster_stats.h"
 
 namespace meshgate::proxy {
@@ -36,6 +37,7 @@ struct DataPathSettings {
   // listener's configured port, or 15443 when it listens on port 0, the same
   // port Gateway servers are matched against.
   uint16_t gateway_port = 15443;
+  ConnectionLimits limits;  // meshgate.yaml limits:, checked at accept
 };
 
 struct Snapshot {

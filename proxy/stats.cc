@@ -46,6 +46,7 @@ std::string FormatStats(const ProxyStats* const* stats, size_t count) {
   AppendArray(out, "hello_rejected", stats, count, &ProxyStats::hello_rejected, 1, sni::RejectReason{});
   AppendArray(out, "route_miss", stats, count, &ProxyStats::route_miss, 1, config::RouteMiss{});
   AppendArray(out, "termination", stats, count, &ProxyStats::terminations, 0, Termination{});
+  AppendArray(out, "refused", stats, count, &ProxyStats::refused, 0, Refusal{});
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/stats.h"
+#include "proxy/admission.h"
 #include "config/model/route_table.h"
 #include "sni/client_hello_parser.h"
 
@@ -70,6 +71,9 @@ struct ProxyStats : ProxyCounters {
   std::array<Counter, sni::kRejectReasonCount> hello_rejected;   // by sni::RejectReason
   std::array<Counter, config::kRouteMissCount> route_miss;       // by config::RouteMiss
   std::array<Counter, kTerminationCount> terminations;          // by Termination
+  // Connections closed at accept, before any byte was read: never sessions,
+  // so not in downstream_cx_total nor in terminations.
+  std::array<Counter, kRefusalCount> refused;                   // by Refusal
   // Sizes of complete ClientHellos (record bytes), for a histogram.
   static constexpr std::array<double, 7> kHelloBytesBounds = {256, 512, 1024, 2048, 4096, 8192, 16384};
   std::array<Counter, kHelloBytesBounds.size() + 1> hello_bytes_buckets;  // last: +Inf

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <thread>
 #include <unordered_set>
 
@@ -16,6 +17,7 @@
 #include "base/address.h"
 #include "base/io/endpoint.h"
 #include "fmt/format.h"
+#include "proxy/access_log.h"
 #include "proxy/session.h"
 #include "proxy/session_sweep.h"
 #include "spdlog/spdlog.h"
@@ -48,12 +50,39 @@ absl::StatusOr<tcp::endpoint> ParseListen(const std::string& listen) {
   return tcp::endpoint(address, parsed->port);
 }
 
+// The per-source key: IPv4 as IPv4-mapped IPv6, so one address has one key.
+SourceTable::Key SourceKey(const asio::ip::address& address) {
+  if (address.is_v6()) return address.to_v6().to_bytes();
+  return asio::ip::make_address_v6(asio::ip::v4_mapped, address.to_v4()).to_bytes();
+}
+
+// The access-log line of a connection refused at accept: the session line's
+// fields, with nothing read and "termination":"refused_<reason>".
+std::string RefusedLine(const tcp::endpoint& peer, Refusal why) {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  return fmt::format(
+      "{{\"start_time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\",\"duration_ms\":0,"
+      "\"downstream_remote_address\":{},\"sni\":null,\"alpn\":[],\"cluster\":null,\"upstream_host\":null,"
+      "\"connect_attempts\":0,\"bytes_received\":0,\"bytes_sent\":0,\"termination\":\"refused_{}\"}}",
+      utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, ms % 1000,
+      JsonString(io::FormatEndpoint(peer)), ToString(why));
+}
+
+// How often worker 0 samples the RSS against limits.memory: Envoy's overload
+// manager example uses refresh_interval 0.25s. One read of /proc/self/statm.
+constexpr auto kMemorySampleInterval = std::chrono::milliseconds(250);
+
 }  // namespace
 
 // Member order matters: the io_context is destroyed before the state its
 // pending sessions point at (stats, pipes, balancers).
 struct Worker {
-  Worker(std::shared_ptr<WorkerRoutes> routes, size_t index, size_t max_pipes) : pipes(64, max_pipes) {
+  Worker(std::shared_ptr<WorkerRoutes> routes, size_t index, size_t max_pipes, Admission& admission)
+      : pipes(64, max_pipes), admission(admission) {
     ctx.routes = std::move(routes);
     ctx.worker_index = index;
     ctx.live = &live;
@@ -73,14 +102,45 @@ struct Worker {
   void OnAccept(const error_code& ec, Socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (ec) return OnAcceptError(ec);
-    std::make_shared<Session>(std::move(socket), accept_peer, ctx)->Start();
+    // Overload protection, before any byte is read (proxy/admission.h).
+    Admission::Decision d = admission.Admit(SourceKey(accept_peer.address()), ctx.routes->settings.limits);
+    if (d.refused) {
+      Refuse(socket, *d.refused);
+    } else {
+      std::make_shared<Session>(std::move(socket), accept_peer, ctx, std::move(d.ticket))->Start();
+    }
     DoAccept();
+  }
+
+  // Closed at once with a RST (SO_LINGER 0): nothing was read, the client
+  // learns at once (ECONNRESET, not an EOF that looks like a server that
+  // went away after the hello), and no FIN_WAIT/TIME_WAIT state is left per
+  // refused connection during a flood. HAProxy's `tcp-request connection
+  // reject` also closes before reading anything.
+  void Refuse(Socket& socket, Refusal why) {
+    stats.refused[static_cast<size_t>(why)].Inc();
+    error_code ignored;
+    socket.set_option(asio::socket_base::linger(true, 0), ignored);
+    socket.close(ignored);
+    if (ctx.access_log != nullptr && ctx.access_log->Sample(ctx.worker_index)) {
+      ctx.access_log->Submit(ctx.worker_index, RefusedLine(accept_peer, why));
+    }
+    uint64_t suppressed = 0;
+    if (limiter.Allow(suppressed)) {
+      spdlog::info("{} refused at accept: {}{}", io::FormatEndpoint(accept_peer), ToString(why),
+                   suppressed == 0 ? std::string() : fmt::format(" ({} similar lines suppressed)", suppressed));
+    }
   }
 
   void OnAcceptError(const error_code& ec) {
     stats.accept_errors.Inc();
     uint64_t suppressed = 0;
-    if (limiter.Allow(suppressed)) spdlog::warn("accept failed: {}", ec.message());
+    // Its own limiter: a persistent error (descriptors exhausted) repeats
+    // every backoff, and would otherwise log ten lines a second per worker.
+    if (accept_log.Allow(suppressed)) {
+      spdlog::warn("accept failed: {}{}", ec.message(),
+                   suppressed == 0 ? std::string() : fmt::format(" ({} more since the last report)", suppressed));
+    }
     if (!IsResourceExhaustion(ec)) return DoAccept();
     // Out of descriptors: back off instead of spinning on the same error.
     backoff.expires_after(std::chrono::milliseconds(100));
@@ -100,12 +160,35 @@ struct Worker {
   void Run() {
     DoAccept();
     sweep.Start();
+    if (ctx.worker_index == 0) SampleMemory();
     thread = std::thread([this] { io.run(); });
+  }
+
+  // Worker 0 samples the RSS for limits.memory (its snapshot's; the others
+  // install the same one) and logs each crossing.
+  void SampleMemory() {
+    const uint64_t limit = ctx.routes->settings.limits.memory_bytes;
+    const bool was_over = admission.memory().over();
+    admission.RecordMemory(limit == 0 ? 0 : ResidentBytes(), limit);
+    const MemoryState now = admission.memory();
+    if (now.over() != was_over) {
+      if (now.over()) {
+        spdlog::warn("memory: RSS {} bytes over limits.memory {}: refusing new connections", now.rss_bytes, limit);
+      } else {
+        spdlog::info("memory: RSS back within limits.memory ({}): accepting again", limit == 0 ? "off" : std::to_string(limit));
+      }
+    }
+    memory_timer.expires_after(kMemorySampleInterval);
+    memory_timer.async_wait([this](const error_code& e) {
+      if (!e) SampleMemory();
+    });
   }
 
   ProxyStats stats;
   PipePool pipes;
   LogLimiter limiter;
+  LogLimiter accept_log{0.2, 1};  // accept errors: one line per 5 s
+  Admission& admission;            // shared by every worker
   std::unordered_set<Session*> live;  // this worker's open sessions
   WorkerContext ctx;
   std::atomic<uint64_t> acked{0};           // the snapshot's config version installed
@@ -113,19 +196,22 @@ struct Worker {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer backoff{io};
+  asio::steady_timer memory_timer{io};  // worker 0 only
   SessionSweep sweep{io, ctx};  // idle timeouts and max connection durations
   tcp::endpoint accept_peer;  // filled by each accept
   std::thread thread;
 };
 
-WorkerPool::WorkerPool(int threads, int64_t max_pipes, std::shared_ptr<const Snapshot> first) {
+WorkerPool::WorkerPool(int threads, int64_t max_pipes, std::shared_ptr<const Snapshot> first)
+    : admission_(std::make_unique<Admission>()) {
   // splice(2) into a socket the peer has reset raises SIGPIPE; we want EPIPE.
   signal(SIGPIPE, SIG_IGN);
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const size_t share = PipeShare(max_pipes, threads);
   for (int i = 0; i < threads; ++i) {
     // Each worker builds its own balancers, so each gets its own WorkerRoutes.
-    workers_.push_back(std::make_unique<Worker>(std::make_shared<WorkerRoutes>(first), static_cast<size_t>(i), share));
+    workers_.push_back(std::make_unique<Worker>(std::make_shared<WorkerRoutes>(first), static_cast<size_t>(i), share,
+                                                *admission_));
   }
 }
 

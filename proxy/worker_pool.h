@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "proxy/admission.h"
 #include "proxy/snapshot.h"
 #include "proxy/stats.h"
 
@@ -59,11 +60,15 @@ class WorkerPool {
   uint64_t open_sessions() const;
   std::vector<const ProxyStats*> stats() const;
   std::string bound_address() const { return bound_; }
+  // Overload protection shared by every worker: open connections, per-source
+  // counts, the accept-rate bucket and the memory guard's last sample.
+  const Admission& admission() const { return *admission_; }
 
  private:
   // What every worker has acknowledged: the lowest of one of its counters.
   uint64_t Lowest(std::atomic<uint64_t> Worker::*acknowledged) const;
 
+  std::unique_ptr<Admission> admission_;  // outlives the workers (declared first)
   std::vector<std::unique_ptr<Worker>> workers_;
   std::string bound_;
 };

@@ -62,6 +62,9 @@ class GatewayConfigReader {
   void ReadLabels(const yaml::Node& node);
   std::string Resolve(const std::string& path) const;
   void ReadKubernetes(const yaml::Node& node);
+  void ReadLimits(const yaml::Node& node);
+  void ReadConnectionLimits(const yaml::Node& node);
+  void ReadAcceptRate(const yaml::Node& node);
 
   ErrorSink& sink_;
   std::string base_dir_;
@@ -76,7 +79,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
                          "clusterDomain", "dns", "locality", "healthChecks", "admin", "metrics",
                          "readiness", "drain", "accessLog", "clusterId", "control", "labels",
                          "podInfoFile", "requireIstioAlpn", "plainHostSni", "network",
-                         "requestedNetworkView", "trustDomain", "kubernetes"},
+                         "requestedNetworkView", "trustDomain", "kubernetes", "limits"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -118,6 +121,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "accessLog", [&](const yaml::Node& n) { ReadAccessLog(n); });
   IfPresent(root, "control", [&](const yaml::Node& n) { ReadControl(n); });
   IfPresent(root, "kubernetes", [&](const yaml::Node& n) { ReadKubernetes(n); });
+  IfPresent(root, "limits", [&](const yaml::Node& n) { ReadLimits(n); });
   ReadIdentity(root);
   IfPresent(root, "clusterId", [&](const yaml::Node& n) {
     if (auto text = yaml::ReadString(n, "clusterId", sink_)) {
@@ -346,6 +350,61 @@ void GatewayConfigReader::ReadAccessLog(const yaml::Node& node) {
   });
 }
 
+// Every key of limits: is listed here; each group has its own reader.
+void GatewayConfigReader::ReadLimits(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "limits", sink_)) return;
+  yaml::CheckFields(node, "limits", {"maxConnections", "perSourceConnections", "acceptRate", "memory"}, sink_);
+  ReadConnectionLimits(node);
+}
+
+// The overload caps checked at accept (proxy/admission.h).
+void GatewayConfigReader::ReadConnectionLimits(const yaml::Node& node) {
+  IfPresent(node, "maxConnections", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadInt(n, "limits.maxConnections", 0, 100000000, sink_)) config_.limits.max_connections = *v;
+  });
+  IfPresent(node, "perSourceConnections", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadInt(n, "limits.perSourceConnections", 0, 10000000, sink_)) {
+      config_.limits.per_source_connections = static_cast<uint32_t>(*v);
+    }
+  });
+  IfPresent(node, "acceptRate", [&](const yaml::Node& n) { ReadAcceptRate(n); });
+  IfPresent(node, "memory", [&](const yaml::Node& n) {
+    auto text = yaml::ReadString(n, "limits.memory", sink_);
+    if (!text) return;
+    auto bytes = ParseByteSize(*text);
+    if (!bytes) {
+      sink_.Add(n, "limits.memory",
+                absl::StrCat("\"", *text, "\" is not a byte size (bytes, or a number with Ki, Mi, Gi, Ti, k, M, G, T)"));
+      return;
+    }
+    config_.limits.memory_bytes = *bytes;
+  });
+}
+
+// acceptRate: N (a burst of N), or {rate: N, burst: M}.
+void GatewayConfigReader::ReadAcceptRate(const yaml::Node& node) {
+  constexpr int64_t kMax = 10000000;
+  if (!node.IsMap()) {
+    if (auto v = yaml::ReadInt(node, "limits.acceptRate", 0, kMax, sink_)) {
+      config_.limits.accept_rate = static_cast<double>(*v);
+      config_.limits.accept_burst = static_cast<uint32_t>(*v);
+    }
+    return;
+  }
+  yaml::CheckFields(node, "limits.acceptRate", {"rate", "burst"}, sink_);
+  const auto rate = yaml::Lookup(node, "rate");
+  if (!yaml::Require(rate, node, "limits.acceptRate.rate", sink_)) return;
+  if (auto v = yaml::ReadInt(rate.value, "limits.acceptRate.rate", 1, kMax, sink_)) {
+    config_.limits.accept_rate = static_cast<double>(*v);
+    config_.limits.accept_burst = static_cast<uint32_t>(*v);
+  }
+  IfPresent(node, "burst", [&](const yaml::Node& n) {
+    if (auto v = yaml::ReadInt(n, "limits.acceptRate.burst", 1, kMax, sink_)) {
+      config_.limits.accept_burst = static_cast<uint32_t>(*v);
+    }
+  });
+}
+
 void GatewayConfigReader::ReadHealthChecks(const yaml::Node& node) {
   std::vector<GatewayConfig::HealthCheck> checks;
   yaml::ForEachMap(node, "healthChecks", sink_, [&](const yaml::Node& item,
@@ -567,6 +626,28 @@ void GatewayConfigReader::ReadLogLevel(const yaml::Node& node) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> ParseByteSize(std::string_view text) {
+  static constexpr std::pair<std::string_view, uint64_t> kSuffixes[] = {
+      {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30}, {"Ti", 1ull << 40},
+      {"k", 1000ull},     {"M", 1000000ull},  {"G", 1000000000ull}, {"T", 1000000000000ull}};
+  uint64_t unit = 1;
+  for (const auto& [suffix, factor] : kSuffixes) {
+    if (text.size() > suffix.size() && text.ends_with(suffix)) {
+      text.remove_suffix(suffix.size());
+      unit = factor;
+      break;
+    }
+  }
+  if (text.empty() || text.size() > 15) return std::nullopt;
+  uint64_t n = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n > UINT64_MAX / unit) return std::nullopt;
+  return n * unit;
+}
 
 std::optional<std::string> GatewayLocalityProblem(std::string_view locality) {
   const std::vector<absl::string_view> parts = absl::StrSplit(base::AbslView(locality), '/');

@@ -120,7 +120,20 @@ struct GatewayConfig {
     bool enabled() const { return in_cluster || !kubeconfig.empty(); }
     bool operator==(const Kubernetes&) const = default;
   } kubernetes;
+  // limits: overload protection at accept (README "Overload protection").
+  // Reloadable; 0 in any field: that check is off (the default).
+  struct Limits {
+    uint64_t max_connections = 0;         // maxConnections
+    uint32_t per_source_connections = 0;  // perSourceConnections
+    double accept_rate = 0;               // acceptRate (per second)
+    uint32_t accept_burst = 0;            // acceptRate.burst (0: = rate)
+    uint64_t memory_bytes = 0;            // memory: RSS, "512Mi"
+  } limits;
 };
+
+// A byte size as Kubernetes writes a quantity: "536870912", "512Mi", "1Gi",
+// "500M" (binary Ki Mi Gi Ti, decimal k M G T); nullopt when malformed.
+std::optional<uint64_t> ParseByteSize(std::string_view text);
 
 // A control URL split: "https://meshgatectl.istio-system.svc:15180".
 using ControlUrl = base::HttpUrl;

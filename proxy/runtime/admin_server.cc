@@ -67,6 +67,7 @@ HttpResponse AdminServer::ServeMetrics(const HttpRequest& request) const {
   snapshot.control = runtime_.control_status();
   snapshot.dns = runtime_.dns_stats();
   snapshot.health_checks = runtime_.health_check_stats();
+  snapshot.admission = &workers_.admission();
   return {200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(snapshot)};
 }
 
@@ -78,6 +79,13 @@ HttpResponse AdminServer::ServeReadiness(const HttpRequest& request) const {
 HttpResponse AdminServer::Readiness() const {
   if (lifecycle_.draining) return {503, "text/plain", "draining\n"};
   if (!lifecycle_.ready) return {503, "text/plain", "starting\n"};
+  // Over limits.memory new connections are refused at accept; not ready, so
+  // the Service sends them to another replica meanwhile.
+  if (const MemoryState memory = workers_.admission().memory(); memory.over()) {
+    return {503, "text/plain",
+            fmt::format("overloaded: memory: RSS {} bytes over limits.memory {} bytes; new connections are refused\n",
+                        memory.rss_bytes, memory.limit_bytes)};
+  }
   const ControlStatus* c = runtime_.control_status();
   if (c != nullptr && runtime_.settings().control.required && !c->synced_once) {
     return {503, "text/plain",

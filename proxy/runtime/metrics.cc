@@ -168,6 +168,36 @@ void Downstream(const MetricsSnapshot& s, Families& out) {
   }
 }
 
+// Overload protection (README "Overload protection"): refusals at accept by
+// reason, as Envoy counts downstream_global_cx_overflow and
+// downstream_cx_overload_reject, and the memory guard's state.
+void Overload(const MetricsSnapshot& s, Families& out) {
+  auto& refused = out.Add("meshgate_connections_refused_total",
+                          "Connections closed at accept by overload protection, before any byte was read.",
+                          MetricType::Counter);
+  for (size_t i = 0; i < kRefusalCount; ++i) {
+    uint64_t v = 0;
+    for (const ProxyStats* w : s.workers) v += w->refused[i].value();
+    Families::Counter(refused, {{"listener", s.listener}, {"reason", std::string(ToString(static_cast<Refusal>(i)))}},
+                      static_cast<double>(v));
+  }
+  if (s.admission == nullptr) return;
+  const MemoryState memory = s.admission->memory();
+  Families::Gauge(out.Add("meshgate_overload_memory_bytes",
+                          "Resident set size at the last sample for limits.memory (0: the limit is off).",
+                          MetricType::Gauge),
+                  {}, static_cast<double>(memory.rss_bytes));
+  Families::Gauge(out.Add("meshgate_overload_memory_limit_bytes", "limits.memory (0: off).", MetricType::Gauge), {},
+                  static_cast<double>(memory.limit_bytes));
+  Families::Gauge(out.Add("meshgate_overload_memory_refusing",
+                          "1 while the RSS is over limits.memory and new connections are refused.", MetricType::Gauge),
+                  {}, memory.over() ? 1 : 0);
+  Families::Gauge(out.Add("meshgate_overload_source_addresses",
+                          "Client addresses with an open connection counted by limits.perSourceConnections.",
+                          MetricType::Gauge),
+                  {}, static_cast<double>(s.admission->sources().sources()));
+}
+
 std::vector<uint64_t> Buckets(const AtomicHistogram& h) {
   std::vector<uint64_t> out(h.bounds().size() + 1);
   for (size_t i = 0; i < out.size(); ++i) out[i] = h.bucket(i);
@@ -440,6 +470,7 @@ IstioSource IstioSourceOf(const config::GatewayConfig& settings) {
 std::string RenderMetrics(const MetricsSnapshot& snapshot) {
   Families out;
   Downstream(snapshot, out);
+  Overload(snapshot, out);
   Upstream(snapshot, out);
   Istio(snapshot, out);
   Process(snapshot, out);

@@ -19,6 +19,7 @@
 #include "proxy/runtime/dns_resolver.h"
 #include "proxy/runtime/health_checker.h"
 #include "proxy/cluster_stats.h"
+#include "proxy/admission.h"
 #include "proxy/stats.h"
 
 namespace meshgate::proxy {
@@ -59,6 +60,7 @@ struct MetricsSnapshot {
   const ControlStatus* control = nullptr;  // null: no control component configured
   const DnsStats* dns = nullptr;            // null: no resolver
   const lb::HealthCheckStats* health_checks = nullptr;  // null: no checks configured
+  const Admission* admission = nullptr;  // overload protection (null: none)
 };
 
 // The text exposition format (version 0.0.4).

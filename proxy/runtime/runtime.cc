@@ -104,6 +104,8 @@ DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
   s.relay = c.relay == config::RelayMode::kSplice ? RelayMode::kSplice : RelayMode::kCopy;
   s.require_istio_alpn = c.require_istio_alpn;
   s.route.allow_plain_host = c.plain_host_sni;
+  s.limits = {c.limits.max_connections, c.limits.per_source_connections, c.limits.accept_rate,
+              c.limits.accept_burst, c.limits.memory_bytes};
   if (auto listen = base::ParseListenAddress(c.listen); listen.ok() && listen->port != 0) {
     s.gateway_port = listen->port;
   }
