@@ -193,7 +193,8 @@ void ServeConfigReader::ReadCluster(const yaml::Node& node, const std::string& p
                                  [this](const std::string& p) { return Resolve(p); }, cluster.kubernetes);
   });
   if (!yaml::Lookup(node, "mesh").present() && !yaml::Lookup(node, "kubernetes").present()) {
-    sink_.Add(node, path, "needs mesh: [PATH...] or kubernetes: {inCluster: true} / {kubeconfig: PATH} (or both)");
+    sink_.Add(node, yaml::FieldPath(path, "mesh"),
+              "required unless kubernetes: is set ({inCluster: true} or {kubeconfig: PATH}); both may be");
   }
   IfPresent(node, "ca", [&](const yaml::Node& n) {
     if (auto text = String(n, yaml::FieldPath(path, "ca"))) cluster.ca_dir = Resolve(*text);

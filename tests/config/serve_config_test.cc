@@ -101,8 +101,8 @@ TEST(ServeConfigTest, ClusterFieldsAreCheckedEachWithItsPosition) {
   EXPECT_EQ(ErrorOf("clusters:\n- {name: Cluster_1, gateway: 192.0.2.1, mesh: [m1]}\n- {gateway: 'a b'}\n"),
             "serve.yaml:2:10: clusters[0].name: \"Cluster_1\" must be a DNS label (lowercase letters, digits, '-')\n"
             "serve.yaml:3:3: clusters[1].name: required\n"
-            "serve.yaml:3:3: clusters[1]: needs mesh: [PATH...] or kubernetes: {inCluster: true} / {kubeconfig: PATH} "
-            "(or both)\n"
+            "serve.yaml:3:3: clusters[1].mesh: required unless kubernetes: is set ({inCluster: true} or "
+            "{kubeconfig: PATH}); both may be\n"
             "serve.yaml:3:13: clusters[1].gateway: --gateway \"a b\" is neither an IP address nor a host name");
 }
 
