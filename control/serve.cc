@@ -104,9 +104,15 @@ class Server {
   }
 
   void Refresh(const std::string& why) {
-    const std::vector<std::string> changed = publisher_.Refresh();
-    for (const auto& p : publisher_.problems()) spdlog::error("{} (keeping the last good version)", p);
+    std::vector<std::string> changed = publisher_.Refresh();
+    const uint64_t stopped = kube_stopped_;
     FollowClusters(/*starting=*/false).IgnoreError();  // a failure is logged and shown in /healthz
+    if (kube_stopped_ != stopped) {  // a cluster no longer followed: its objects leave its documents
+      for (std::string& key : publisher_.Render()) {
+        if (std::find(changed.begin(), changed.end(), key) == changed.end()) changed.push_back(std::move(key));
+      }
+    }
+    for (const auto& p : publisher_.problems()) spdlog::error("{} (keeping the last good version)", p);
     Announce(changed, why);
     const auto& dns = publisher_.config().dns;
     if (dns_ && (!dns || dns->listen != dns_config_.listen || dns->cluster != dns_config_.cluster)) {
@@ -173,6 +179,7 @@ class Server {
       }
       spdlog::info("cluster {}: no longer following its Kubernetes API server", it->first);
       publisher_.ResetKubeObjects(it->first);
+      ++kube_stopped_;
       it = kube_.erase(it);
     }
     for (auto it = kube_errors_.begin(); it != kube_errors_.end();) {
@@ -437,6 +444,7 @@ class Server {
   std::set<std::string> warned_;
   std::map<std::string, ClusterKube> kube_;         // by cluster; after publisher_: stopped before it
   std::map<std::string, std::string> kube_errors_;  // by cluster: why its source did not (re)start
+  uint64_t kube_stopped_ = 0;                       // sources stopped, ever
   std::unique_ptr<dns::DnsServer> dns_;  // last: stopped before what its zone came from
 };
 

@@ -333,13 +333,31 @@ TEST_F(ServeKubeTest, ReloadRestartsAChangedSourceAndStopsARemovedOne) {
   ASSERT_TRUE(WaitFor([&] { return Synced("c2"); }, 10000)) << Kubernetes();
   EXPECT_GT(api2_.Counter("lists"), lists_before);
 
+  // c2 from files only: its watcher stops and its objects leave the documents.
+  ASSERT_EQ(Shell("mkdir -p " + dir_.path() + "/m2").code, 0);
+  dir_.Write("m2/reviews.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: bar}\n"
+                                "spec:\n  ports: [{name: http, port: 9080}]\n");
+  const io::HttpResult entries = Get("/v1/serviceentries?cluster=c1");
+  ASSERT_NE(entries.body.find("httpbin.bar.global"), std::string::npos) << entries.body;
+  auto next = std::async(std::launch::async, [&] {
+    return Get("/v1/serviceentries?cluster=c1&watch=1&timeout=10&version=" + std::to_string(Version(entries)), 12000);
+  });
+  dir_.Write("serve.yaml.new",
+             "dns: {listen: \"127.0.0.1:0\", zone: global}\nclusters:\n"
+             "- {name: c1, network: network1, gateway: 192.0.2.1, kubernetes: {kubeconfig: c1.kubeconfig}}\n"
+             "- {name: c2, network: network2, gateway: 192.0.2.2, mesh: [m2]}\n");
+  ASSERT_EQ(Shell("mv " + dir_.path() + "/serve.yaml.new " + config).code, 0);
+  const io::HttpResult files = next.get();
+  EXPECT_EQ(files.body.find("httpbin.bar.global"), std::string::npos) << files.body;
+  EXPECT_NE(files.body.find("reviews.bar.global"), std::string::npos) << files.body;
+  EXPECT_FALSE(Kubernetes().at("clusters").as_object().contains("c2")) << Kubernetes();
+  EXPECT_NE(Log().find("cluster c2: no longer following its Kubernetes API server"), std::string::npos) << Log();
+
   dir_.Write("serve.yaml.new",
              "dns: {listen: \"127.0.0.1:0\", zone: global}\nclusters:\n"
              "- {name: c1, network: network1, gateway: 192.0.2.1, kubernetes: {kubeconfig: c1.kubeconfig}}\n");
   ASSERT_EQ(Shell("mv " + dir_.path() + "/serve.yaml.new " + config).code, 0);
-  ASSERT_TRUE(WaitFor([&] { return !Kubernetes().at("clusters").as_object().contains("c2"); }, 5000)) << Kubernetes();
-  EXPECT_NE(Log().find("cluster c2: no longer following its Kubernetes API server"), std::string::npos) << Log();
-  EXPECT_EQ(Get("/v1/routes?cluster=c2").status, 404);
+  ASSERT_TRUE(WaitFor([&] { return Get("/v1/routes?cluster=c2").status == 404; }, 5000)) << Log();
 }
 
 // Credentials that do not load stop serve at start, naming the cluster.
