@@ -84,39 +84,68 @@ void Publisher::Publish(const std::string& key, std::string body, const std::str
   changed.push_back(key);
 }
 
+std::vector<std::string> ClusterMeshErrors(const config::MeshSources& sources) {
+  return config::LoadMeshSources(sources, {{".global", ".svc.cluster.local"}}, config::MeshLoadOptions{}).errors;
+}
+
 std::vector<std::string> Publisher::Refresh() {
-  problems_.clear();
+  config_problems_.clear();
   auto loaded = config::LoadServeConfig(config_path_);
   if (!loaded.ok()) {
-    problems_.push_back(std::string(loaded.status().message()));
-    if (!config_loaded_) return {};
+    config_problems_.push_back(std::string(loaded.status().message()));
+    if (!config_loaded_) {
+      problems_ = config_problems_;
+      return {};
+    }
   } else {
     config_ = *std::move(loaded);
     config_loaded_ = true;
   }
+  return Render();
+}
+
+std::vector<std::string> Publisher::Render() {
+  problems_ = config_problems_;
   // Each cluster's files are read, and its Services parsed, once per
-  // refresh, however many other clusters consume them.
+  // render, however many other clusters consume them.
   std::map<std::string, ClusterInputs> inputs;
   for (const auto& cluster : config_.clusters) {
     ClusterInputs& in = inputs[cluster.name];
     in.sources = config::ReadMeshSources(cluster.mesh);
+    in.syncing = Syncing(cluster.name);
+    if (auto it = kube_objects_.find(cluster.name); it != kube_objects_.end()) {
+      in.sources.sources.insert(in.sources.sources.end(), it->second.begin(), it->second.end());
+    }
     in.services = config::LoadServices(in.sources);
   }
   std::vector<std::string> changed;
   for (const auto& cluster : config_.clusters) {
-    RenderCluster(cluster, inputs.at(cluster.name).sources, changed);
+    // Before its API server's first complete sync, nothing is published from
+    // a cluster: no routes, no (empty) ServiceEntries for its services.
+    if (!inputs.at(cluster.name).syncing) RenderCluster(cluster, inputs.at(cluster.name).sources, changed);
     RenderServiceEntries(cluster, inputs, changed);
   }
   return changed;
+}
+
+void Publisher::SetKubeObjects(const std::string& cluster, std::vector<config::MeshSource> objects) {
+  kube_objects_[cluster] = std::move(objects);
+}
+
+void Publisher::ResetKubeObjects(const std::string& cluster) { kube_objects_.erase(cluster); }
+
+bool Publisher::Syncing(const std::string& cluster) const {
+  for (const auto& c : config_.clusters) {
+    if (c.name == cluster) return c.kubernetes.enabled() && !kube_objects_.count(cluster);
+  }
+  return false;
 }
 
 void Publisher::RenderCluster(const config::ServeConfig::Cluster& cluster, const config::MeshSources& sources,
                               std::vector<std::string>& changed) {
   // The routes are the cluster's own resources, checked with meshgate's
   // loader first: a gateway is never offered what it would refuse.
-  const config::MeshLoadResult check =
-      config::LoadMeshSources(sources, {{".global", ".svc.cluster.local"}}, config::MeshLoadOptions{});
-  std::vector<std::string> errors = check.errors;
+  std::vector<std::string> errors = ClusterMeshErrors(sources);
   if (errors.empty()) {
     std::string body = absl::StrCat("# meshgatectl serve: the mesh resources of cluster ", cluster.name, "\n");
     for (const config::MeshSource& source : sources.sources) {
@@ -158,6 +187,7 @@ void Publisher::RenderServiceEntries(const config::ServeConfig::Cluster& consume
   std::map<std::string, std::string> published;
   for (const auto& source : config_.clusters) {
     if (source.name == consumer.name) continue;
+    if (inputs.at(source.name).syncing) return;  // nothing from a cluster still listing: the last version stays
     const config::ServiceListResult& services = inputs.at(source.name).services;
     if (!services.errors.empty()) {
       ok = false;

@@ -33,6 +33,19 @@ class Publisher {
   // keeps its last good version; the problems are returned (and kept for
   // /healthz). Returns the keys of documents that changed.
   std::vector<std::string> Refresh();
+  // Renders again with the config as it is (the files are re-read, the
+  // Kubernetes objects are the last set given). Returns the keys changed.
+  std::vector<std::string> Render();
+
+  // A cluster's objects from its Kubernetes API server (clusters[].kubernetes),
+  // each already valid alone: mesh sources beside its files from now on.
+  void SetKubeObjects(const std::string& cluster, std::vector<config::MeshSource> objects);
+  // The cluster's API server is (again) before its first complete sync:
+  // nothing new is published from it until SetKubeObjects.
+  void ResetKubeObjects(const std::string& cluster);
+  // Whether `cluster` follows an API server that has not completed its first
+  // sync: its routes/ and the other clusters' serviceentries/ wait for it.
+  bool Syncing(const std::string& cluster) const;
 
   // Keys: "routes/<cluster>", "serviceentries/<cluster>",
   // "root-cert/<cluster>", "cert-chain/<cluster>". Null when unknown or
@@ -53,6 +66,7 @@ class Publisher {
   struct ClusterInputs {
     config::MeshSources sources;
     config::ServiceListResult services;
+    bool syncing = false;  // its API server has not completed a first sync
   };
   void RenderCluster(const config::ServeConfig::Cluster& cluster, const config::MeshSources& sources,
                      std::vector<std::string>& changed);
@@ -65,10 +79,18 @@ class Publisher {
   bool config_loaded_ = false;
   std::map<std::string, Resource> resources_;
   std::vector<std::string> problems_;
+  std::vector<std::string> config_problems_;  // serve.yaml's, from the last Refresh
   uint64_t last_version_ = 0;
   std::map<std::string, VipAllocations> memory_vips_;  // without an allocations dir
   std::map<std::string, std::map<std::string, std::string>> published_vips_;
+  std::map<std::string, std::vector<config::MeshSource>> kube_objects_;  // by cluster, once synced
 };
+
+// The errors meshgate's loader finds in `sources` of one cluster, with the
+// options serve checks routes with (the `.global` rewrite, default options):
+// a gateway is never offered what it would refuse. Each Kubernetes object is
+// checked alone with it, then the cluster's set together.
+std::vector<std::string> ClusterMeshErrors(const config::MeshSources& sources);
 
 // The text of a PEM file that holds certificates and nothing else: a
 // private key (or anything but CERTIFICATE blocks) is refused, so no

@@ -1,6 +1,8 @@
 // `meshgatectl serve`: publishes the Publisher's documents over HTTP(S), with
 // versions, ETags and bounded long polls, and re-renders them when an input
-// file changes. Reuses meshgate's HTTP stack and file watcher.
+// file changes or a cluster's Kubernetes API server (clusters[].kubernetes,
+// one KubeSource each, shared with meshgate) reports a change. Reuses
+// meshgate's HTTP stack, file watcher and API server follower.
 #include "control/serve.h"
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
@@ -24,6 +27,7 @@
 #include "base/io/config_watcher.h"
 #include "base/io/http_server.h"
 #include "base/address.h"
+#include "config/kube/kube_source.h"
 #include "control/dns/dns_server.h"
 #include "control/dns/dns_zone.h"
 #include "control/publisher.h"
@@ -42,7 +46,7 @@ constexpr auto kDefaultWatch = std::chrono::seconds(30);
 constexpr size_t kMaxWaiters = 10000;
 constexpr char kIndex[] =
     "GET /v1/routes?cluster=NAME, /v1/serviceentries?cluster=NAME, /v1/ca/root-cert.pem[?cluster=NAME], "
-    "/v1/ca/cert-chain.pem?cluster=NAME, /healthz; add &watch=1&version=N[&timeout=SECONDS] to wait for a "
+    "/v1/ca/cert-chain.pem?cluster=NAME, /v1/kubernetes, /healthz; add &watch=1&version=N[&timeout=SECONDS] to wait for a "
     "newer version\n";
 
 io::HttpResponse Text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body)}; }
@@ -69,6 +73,7 @@ class Server {
     if (publisher_.config().clusters.empty()) {
       return absl::InvalidArgumentError(publisher_.problems().empty() ? "no clusters" : publisher_.problems()[0]);
     }
+    if (absl::Status s = FollowClusters(/*starting=*/true); !s.ok()) return s;
     Watch();
     const config::ServeConfig& config = publisher_.config();
     io::HttpServerOptions options;
@@ -99,8 +104,28 @@ class Server {
   }
 
   void Refresh(const std::string& why) {
-    const std::vector<std::string> changed = publisher_.Refresh();
+    std::vector<std::string> changed = publisher_.Refresh();
+    const uint64_t stopped = kube_stopped_;
+    FollowClusters(/*starting=*/false).IgnoreError();  // a failure is logged and shown in /healthz
+    if (kube_stopped_ != stopped) {  // a cluster no longer followed: its objects leave its documents
+      for (std::string& key : publisher_.Render()) {
+        if (std::find(changed.begin(), changed.end(), key) == changed.end()) changed.push_back(std::move(key));
+      }
+    }
     for (const auto& p : publisher_.problems()) spdlog::error("{} (keeping the last good version)", p);
+    Announce(changed, why);
+    const auto& dns = publisher_.config().dns;
+    if (dns_ && (!dns || dns->listen != dns_config_.listen || dns->cluster != dns_config_.cluster)) {
+      spdlog::warn("meshgatectl serve: dns: changed in {}; keeping the running {} until a restart",
+                   why, dns_config_.listen);
+    }
+    // A cluster or path added to the config: watch the new set, after this callback returns.
+    if (publisher_.watch_paths() != watched_) asio::post(io_, [this] { Watch(); });
+  }
+
+  // New versions: logged, long polls woken, the DNS zone rebuilt when a
+  // serviceentries/ document changed.
+  void Announce(const std::vector<std::string>& changed, const std::string& why) {
     bool entries_changed = false;
     for (const std::string& key : changed) {
       spdlog::info("{}: version {} ({})", key, publisher_.Find(key)->version, why);
@@ -112,13 +137,78 @@ class Server {
       spdlog::info("DNS zone {}: serial {}, {} host(s)", zone->apex(), zone->serial(), zone->size());
       dns_->SetZone(std::move(zone));
     }
-    const auto& dns = publisher_.config().dns;
-    if (dns_ && (!dns || dns->listen != dns_config_.listen || dns->cluster != dns_config_.cluster)) {
-      spdlog::warn("meshgatectl serve: dns: changed in {}; keeping the running {} until a restart",
-                   why, dns_config_.listen);
+  }
+
+  // One KubeSource per cluster with kubernetes:, (re)started when its
+  // settings change and stopped when the cluster goes. Credentials that do
+  // not load stop serve at start; on a reload the running source (if any)
+  // keeps going and the error is shown in /healthz.
+  absl::Status FollowClusters(bool starting) {
+    std::set<std::string> wanted;
+    for (const auto& cluster : publisher_.config().clusters) {
+      if (!cluster.kubernetes.enabled()) continue;
+      wanted.insert(cluster.name);
+      auto it = kube_.find(cluster.name);
+      if (it != kube_.end() && it->second.options == cluster.kubernetes) continue;
+      const std::string name = cluster.name;
+      auto source = kubemesh::KubeSource::Create(io_, cluster.kubernetes, &ValidateAlone,
+                                                 [this, name](const std::vector<config::MeshSource>& objects,
+                                                              const std::string& why) {
+                                                   return OnKube(name, objects, why);
+                                                 });
+      if (!source.ok()) {
+        std::string error = absl::StrCat("cluster ", name, ": kubernetes: ", source.status().message());
+        if (starting) return absl::InvalidArgumentError(error);
+        spdlog::error("{}{}", error, it != kube_.end() ? " (the running source keeps going)" : "");
+        kube_errors_[name] = std::move(error);
+        continue;
+      }
+      kube_errors_.erase(name);
+      if (it != kube_.end()) spdlog::info("cluster {}: kubernetes: settings changed; following again", name);
+      publisher_.ResetKubeObjects(name);  // nothing new from it until the new source's first sync
+      ClusterKube& kube = kube_[name];
+      kube.options = cluster.kubernetes;
+      kube.source = *std::move(source);
+      spdlog::info("cluster {}: following its Kubernetes API server ({})", name, kube.source->status().source);
+      kube.source->Start();
     }
-    // A cluster or path added to the config: watch the new set, after this callback returns.
-    if (publisher_.watch_paths() != watched_) asio::post(io_, [this] { Watch(); });
+    for (auto it = kube_.begin(); it != kube_.end();) {
+      if (wanted.count(it->first)) {
+        ++it;
+        continue;
+      }
+      spdlog::info("cluster {}: no longer following its Kubernetes API server", it->first);
+      publisher_.ResetKubeObjects(it->first);
+      ++kube_stopped_;
+      it = kube_.erase(it);
+    }
+    for (auto it = kube_errors_.begin(); it != kube_errors_.end();) {
+      it = wanted.count(it->first) ? std::next(it) : kube_errors_.erase(it);
+    }
+    return absl::OkStatus();
+  }
+
+  // Each object alone, exactly as routes/ are checked (ClusterMeshErrors).
+  static std::vector<std::string> ValidateAlone(const config::MeshSource& source) {
+    config::MeshSources one;
+    one.sources.push_back(source);
+    return ClusterMeshErrors(one);
+  }
+
+  // A cluster's synced objects (the bad ones already left out): re-renders
+  // its routes/ and every consumer's serviceentries/. "" or why the set
+  // does not load together (its last good routes/ keep serving).
+  std::string OnKube(const std::string& cluster, const std::vector<config::MeshSource>& objects,
+                     const std::string& why) {
+    publisher_.SetKubeObjects(cluster, objects);
+    const std::vector<std::string> changed = publisher_.Render();
+    for (const auto& p : publisher_.problems()) spdlog::error("{} (keeping the last good version)", p);
+    Announce(changed, absl::StrCat("cluster ", cluster, ": ", why));
+    const std::string prefix = absl::StrCat("routes/", cluster, ": ");
+    for (const std::string& p : publisher_.problems()) {
+      if (p.rfind(prefix, 0) == 0) return p;
+    }
+    return "";
   }
 
   // After the HTTP line, so tests reading that line's address never take this one.
@@ -184,12 +274,16 @@ class Server {
   void Handle(const io::HttpRequest& request, io::HttpResponder respond) {
     if (request.method != "GET") return respond(Text(405, "use GET\n"));
     if (request.path == "/healthz") return respond(Health());
+    if (request.path == "/v1/kubernetes") return respond(KubernetesJson());
     const std::string kind = KindOf(request.path);
     // Fixed names only: no part of a request ever becomes a file path.
     if (kind.empty()) return respond(Text(404, absl::StrCat("not found; ", kIndex)));
     std::string cluster = io::QueryValue(request.query, "cluster");
     if (auto refusal = CheckCluster(kind, cluster)) return respond(*std::move(refusal));
     const Resource* r = publisher_.Find(kind + cluster);
+    if (r == nullptr && (kind == "routes/" || kind == "serviceentries/")) {
+      if (auto syncing = SyncingAnswer(kind, cluster)) return respond(*std::move(syncing));
+    }
     if (r == nullptr) {
       const bool ca = kind == "root-cert/" || kind == "cert-chain/";
       return respond(Text(ca ? 404 : 503, ca ? absl::StrCat("cluster ", cluster, " has no CA configured\n")
@@ -265,8 +359,21 @@ class Server {
   }
 
   io::HttpResponse Health() const {
-    std::string body = publisher_.problems().empty() ? "ok\n" : "ok, serving the last good versions; problems:\n";
-    for (const auto& p : publisher_.problems()) absl::StrAppend(&body, "  ", p, "\n");
+    std::vector<std::string> problems = publisher_.problems();
+    const std::vector<std::string> kube = KubeProblems();
+    problems.insert(problems.end(), kube.begin(), kube.end());
+    std::string body = problems.empty() ? "ok\n" : "ok, serving the last good versions; problems:\n";
+    for (const auto& p : problems) absl::StrAppend(&body, "  ", p, "\n");
+    for (const auto& [name, k] : kube_) {
+      const kubemesh::KubeStatus& s = k.source->status();
+      if (!s.synced) {
+        absl::StrAppend(&body, "cluster ", name, ": kubernetes syncing, nothing published from it yet; pending: ",
+                        s.Pending(), "\n");
+      } else {
+        absl::StrAppend(&body, "cluster ", name, ": kubernetes synced, ", s.objects, " object(s), ",
+                        s.rejected.size(), " rejected\n");
+      }
+    }
     for (const auto& name : publisher_.cluster_names()) {
       for (const char* kind : {"routes/", "serviceentries/", "root-cert/", "cert-chain/"}) {
         if (const Resource* r = publisher_.Find(kind + name)) {
@@ -279,6 +386,53 @@ class Server {
     return Text(200, std::move(body));
   }
 
+  // The problems of the API servers followed: sources that could not start,
+  // objects rejected alone ("Kind ns/name: field: what"), sets refused.
+  std::vector<std::string> KubeProblems() const {
+    std::vector<std::string> out;
+    for (const auto& [name, error] : kube_errors_) out.push_back(error);
+    for (const auto& [name, k] : kube_) {
+      const kubemesh::KubeStatus& s = k.source->status();
+      for (const kubemesh::KubeRejected& r : s.rejected) {
+        for (const std::string& e : r.errors) out.push_back(absl::StrCat("cluster ", name, ": kubernetes: rejected ", e));
+      }
+      if (!s.last_error.empty()) out.push_back(absl::StrCat("cluster ", name, ": kubernetes: ", s.last_error));
+    }
+    return out;
+  }
+
+  // routes/ and serviceentries/ never published because a cluster they come
+  // from is still in its first sync: 503 "syncing", with what is pending.
+  std::optional<io::HttpResponse> SyncingAnswer(const std::string& kind, const std::string& cluster) const {
+    std::string waiting;
+    for (const auto& name : publisher_.cluster_names()) {
+      const bool input = kind == "routes/" ? name == cluster : name != cluster;
+      if (!input || !publisher_.Syncing(name)) continue;
+      auto it = kube_.find(name);
+      const std::string pending = it == kube_.end() ? "its source did not start" : it->second.source->status().Pending();
+      absl::StrAppend(&waiting, waiting.empty() ? "" : "; ", "cluster ", name, " (pending: ", pending, ")");
+    }
+    if (waiting.empty()) return std::nullopt;
+    return Text(503, absl::StrCat(kind, cluster, " is syncing: waiting for the first complete list of the "
+                                  "Kubernetes API server of ", waiting, "; see /healthz\n"));
+  }
+
+  // GET /v1/kubernetes: per cluster followed, its KubeStatus exactly as
+  // meshgate's admin GET /kubernetes shows it; "errors": sources that did not start.
+  io::HttpResponse KubernetesJson() const {
+    boost::json::object clusters;
+    for (const auto& [name, k] : kube_) clusters[name] = boost::json::parse(kubemesh::KubeStatusJson(k.source->status()));
+    boost::json::object errors;
+    for (const auto& [name, error] : kube_errors_) errors[name] = error;
+    boost::json::object root{{"clusters", std::move(clusters)}, {"errors", std::move(errors)}};
+    return {200, "application/json", boost::json::serialize(root) + "\n"};
+  }
+
+  struct ClusterKube {
+    config::KubernetesConfig options;
+    std::unique_ptr<kubemesh::KubeSource> source;
+  };
+
   asio::io_context& io_;
   Publisher publisher_;
   std::unique_ptr<io::HttpServer> http_;
@@ -288,6 +442,9 @@ class Server {
   config::ServeConfig::Dns dns_config_;
   uint32_t dns_serial_ = 0;  // RFC 1982 serial arithmetic: seeded by the clock, one up per change
   std::set<std::string> warned_;
+  std::map<std::string, ClusterKube> kube_;         // by cluster; after publisher_: stopped before it
+  std::map<std::string, std::string> kube_errors_;  // by cluster: why its source did not (re)start
+  uint64_t kube_stopped_ = 0;                       // sources stopped, ever
   std::unique_ptr<dns::DnsServer> dns_;  // last: stopped before what its zone came from
 };
 

@@ -290,32 +290,8 @@ void GatewayConfigReader::ReadControl(const yaml::Node& node) {
 // `kubernetes: {inCluster: true}` or `kubernetes: {kubeconfig: PATH,
 // context: NAME, allowInsecure: false}`: follow the API server directly.
 void GatewayConfigReader::ReadKubernetes(const yaml::Node& node) {
-  if (!yaml::ExpectMap(node, "kubernetes", sink_)) return;
-  yaml::CheckFields(node, "kubernetes", {"inCluster", "kubeconfig", "context", "allowInsecure"}, sink_);
-  auto& kube = config_.kubernetes;
-  IfPresent(node, "inCluster", [&](const yaml::Node& n) {
-    if (auto v = yaml::ReadBool(n, "kubernetes.inCluster", sink_)) kube.in_cluster = *v;
-  });
-  IfPresent(node, "kubeconfig", [&](const yaml::Node& n) {
-    auto text = yaml::ReadString(n, "kubernetes.kubeconfig", sink_);
-    if (!text) return;
-    if (text->empty()) return sink_.Add(n, "kubernetes.kubeconfig", "must not be empty");
-    kube.kubeconfig = Resolve(*text);
-  });
-  IfPresent(node, "context", [&](const yaml::Node& n) {
-    if (auto text = yaml::ReadString(n, "kubernetes.context", sink_)) kube.context = *text;
-  });
-  IfPresent(node, "allowInsecure", [&](const yaml::Node& n) {
-    if (auto v = yaml::ReadBool(n, "kubernetes.allowInsecure", sink_)) kube.allow_insecure = *v;
-  });
-  if (kube.in_cluster && !kube.kubeconfig.empty()) {
-    sink_.Add(node, "kubernetes", "set either inCluster: true or kubeconfig, not both");
-  } else if (!kube.in_cluster && kube.kubeconfig.empty()) {
-    sink_.Add(node, "kubernetes", "needs inCluster: true or kubeconfig: PATH");
-  }
-  if (!kube.context.empty() && kube.kubeconfig.empty()) {
-    sink_.Add(node, "kubernetes.context", "applies to a kubeconfig only");
-  }
+  ReadKubernetesConfig(node, "kubernetes", sink_, [this](const std::string& p) { return Resolve(p); },
+                       config_.kubernetes);
 }
 
 void GatewayConfigReader::ReadAccessLog(const yaml::Node& node) {

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "base/address.h"
 #include "config/model/route_table.h"
+#include "config/settings/kubernetes_config.h"
 
 namespace meshgate::config {
 
@@ -112,14 +113,8 @@ struct GatewayConfig {
   // The Kubernetes API server to follow directly (no control component):
   // its Services, Pods, EndpointSlices, Namespaces and Istio resources are
   // mesh resources beside `mesh_paths`. Restart-only.
-  struct Kubernetes {
-    bool in_cluster = false;      // the pod's service account
-    std::string kubeconfig;       // or a kubeconfig file ("" and !in_cluster: off)
-    std::string context;          // "": its current-context
-    bool allow_insecure = false;  // accept insecure-skip-tls-verify in the kubeconfig
-    bool enabled() const { return in_cluster || !kubeconfig.empty(); }
-    bool operator==(const Kubernetes&) const = default;
-  } kubernetes;
+  using Kubernetes = KubernetesConfig;  // config/settings/kubernetes_config.h, shared with serve.yaml
+  Kubernetes kubernetes;
   // limits: overload protection at accept (README "Overload protection").
   // Reloadable; 0 in any field: that check is off (the default).
   struct Limits {

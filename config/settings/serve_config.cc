@@ -172,7 +172,7 @@ void ServeConfigReader::ReadDns(const yaml::Node& node) {
 void ServeConfigReader::ReadClusters(const yaml::Node& root) {
   const auto clusters = yaml::Lookup(root, "clusters");
   if (!clusters.present() || yaml::IsMissing(clusters.value)) {
-    sink_.Add(root, "clusters", "is required: one entry per cluster (name, gateway, mesh)");
+    sink_.Add(root, "clusters", "is required: one entry per cluster (name, gateway, mesh and/or kubernetes)");
     return;
   }
   yaml::ForEachMap(clusters.value, "clusters", sink_,
@@ -180,7 +180,7 @@ void ServeConfigReader::ReadClusters(const yaml::Node& root) {
 }
 
 void ServeConfigReader::ReadCluster(const yaml::Node& node, const std::string& path) {
-  yaml::CheckFields(node, path, {"name", "network", "gateway", "mesh", "ca"}, sink_);
+  yaml::CheckFields(node, path, {"name", "network", "gateway", "mesh", "kubernetes", "ca"}, sink_);
   ServeConfig::Cluster cluster;
   ReadClusterName(node, path, cluster);
   IfPresent(node, "network", [&](const yaml::Node& n) {
@@ -188,6 +188,14 @@ void ServeConfigReader::ReadCluster(const yaml::Node& node, const std::string& p
   });
   ReadClusterGateway(node, path, cluster);
   ReadClusterMesh(node, path, cluster);
+  IfPresent(node, "kubernetes", [&](const yaml::Node& n) {
+    config::ReadKubernetesConfig(n, yaml::FieldPath(path, "kubernetes"), sink_,
+                                 [this](const std::string& p) { return Resolve(p); }, cluster.kubernetes);
+  });
+  if (!yaml::Lookup(node, "mesh").present() && !yaml::Lookup(node, "kubernetes").present()) {
+    sink_.Add(node, yaml::FieldPath(path, "mesh"),
+              "required unless kubernetes: is set ({inCluster: true} or {kubeconfig: PATH}); both may be");
+  }
   IfPresent(node, "ca", [&](const yaml::Node& n) {
     if (auto text = String(n, yaml::FieldPath(path, "ca"))) cluster.ca_dir = Resolve(*text);
   });
@@ -231,6 +239,7 @@ void ServeConfigReader::ReadClusterMesh(const yaml::Node& node, const std::strin
                                         ServeConfig::Cluster& cluster) {
   const auto mesh = yaml::Lookup(node, "mesh");
   const std::string mesh_path = yaml::FieldPath(path, "mesh");
+  if (!mesh.present()) return;  // then kubernetes: is required (ReadCluster)
   if (!yaml::Require(mesh, node, mesh_path, sink_)) return;
   yaml::ForEachString(mesh.value, mesh_path, sink_,
                       [&](const yaml::Node& item, const std::string& p, const std::string& text) {

@@ -1,5 +1,6 @@
 // serve.yaml, the configuration of `meshgatectl serve`: where it listens, and
-// for each cluster its gateway and the files that hold its mesh resources.
+// for each cluster its gateway and where its mesh resources come from
+// (files, its Kubernetes API server, or both).
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "config/settings/kubernetes_config.h"
 
 namespace meshgate::config {
 
@@ -38,6 +40,10 @@ struct ServeConfig {
     std::string gateway;  // HOST_OR_IP[:PORT], as the other clusters reach it (as written)
     GatewayAddress gateway_address;  // `gateway`, parsed
     std::vector<std::string> mesh;  // this cluster's Services, EndpointSlices, DestinationRules...
+    // `kubernetes: {inCluster: true}` or `{kubeconfig: PATH, context: NAME}`:
+    // the cluster's API server, whose objects are mesh resources beside
+    // `mesh` (at least one of the two is set). Off when !enabled().
+    KubernetesConfig kubernetes;
     std::string ca_dir;   // its intermediate (`meshgatectl ca intermediate`); "": none published
   };
   std::vector<Cluster> clusters;

@@ -8,7 +8,7 @@
 #include "config/settings/gateway_config.h"
 #include "lb/cluster_state.h"
 #include "proxy/runtime/control_source.h"
-#include "proxy/runtime/kube_source.h"
+#include "config/kube/kube_source.h"
 
 namespace meshgate::proxy {
 
@@ -31,8 +31,8 @@ std::string ClustersJson(const std::vector<lb::ClusterView>& clusters);
 // GET /control: how following the control component goes.
 std::string ControlStatusJson(const ControlStatus& status);
 
-// GET /kubernetes: per watched resource its state, last resourceVersion,
-// list/relist/event counts, last error and warning; the objects rejected.
-std::string KubeStatusJson(const KubeStatus& status);
+// GET /kubernetes: KubeStatusJson (config/kube/kube_source.h), shared with serve.
+using kubemesh::KubeStatus;
+using kubemesh::KubeStatusJson;
 
 }  // namespace meshgate::proxy

@@ -265,7 +265,7 @@ int Serve(const po::variables_map& vm, config::GatewayConfig cfg, std::shared_pt
           size_t resources) {
   RaiseFdLimit();
   WarnLooserThanIstio(cfg);
-  if (auto status = proxy::CheckKubeCredentials(cfg.kubernetes); !status.ok()) {
+  if (auto status = kubemesh::CheckKubeCredentials(cfg.kubernetes); !status.ok()) {
     spdlog::critical("kubernetes: {}", std::string(status.message()));
     return 1;
   }

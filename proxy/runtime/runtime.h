@@ -12,12 +12,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "config/kube/kube_source.h"
 #include "config/mesh/mesh_loader.h"
 #include "config/settings/gateway_config.h"
 #include "proxy/runtime/control_source.h"
 #include "proxy/runtime/dns_resolver.h"
 #include "proxy/runtime/health_checker.h"
-#include "proxy/runtime/kube_source.h"
 #include "proxy/snapshot.h"
 
 namespace boost::asio {
@@ -25,6 +25,10 @@ class io_context;
 }
 
 namespace meshgate::proxy {
+
+// The API server follower lives in config/kube (meshgatectl serve runs it too).
+using kubemesh::KubeSource;
+using kubemesh::KubeStatus;
 
 // meshgate.yaml plus the command line's overrides, read again on each reload.
 using SettingsLoader = std::function<absl::StatusOr<config::GatewayConfig>()>;

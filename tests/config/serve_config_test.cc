@@ -2,6 +2,8 @@
 // gateway syntax, and the exact messages a user sees for the common mistakes.
 #include "config/settings/serve_config.h"
 
+#include "config/settings/gateway_config.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -62,7 +64,8 @@ TEST(ServeConfigTest, UnknownFieldIsAnError) {
             "serve.yaml:1:1: maxWatchSeconds: unknown field (expected one of: listen, tls, suffix, namespace, "
             "allocations, maxWatch, dns, clusters)");
   EXPECT_EQ(ErrorOf("clusters:\n- {name: cluster1, gateway: 192.0.2.1, mesh: [m1], gw: x}\n"),
-            "serve.yaml:2:52: clusters[0].gw: unknown field (expected one of: name, network, gateway, mesh, ca)");
+            "serve.yaml:2:52: clusters[0].gw: unknown field (expected one of: name, network, gateway, mesh, kubernetes, "
+            "ca)");
 }
 
 TEST(ServeConfigTest, BadListenAddressSaysWhy) {
@@ -83,7 +86,7 @@ TEST(ServeConfigTest, BadDurationSaysWhatIsExpected) {
 }
 
 TEST(ServeConfigTest, ClustersAreRequired) {
-  const std::string required = "clusters: is required: one entry per cluster (name, gateway, mesh)";
+  const std::string required = "clusters: is required: one entry per cluster (name, gateway, mesh and/or kubernetes)";
   EXPECT_EQ(ErrorOf("listen: 127.0.0.1:15180\n"), "serve.yaml:1:1: " + required);
   EXPECT_EQ(ErrorOf("listen: 127.0.0.1:15180\nclusters:\n"), "serve.yaml:1:1: " + required);
   EXPECT_EQ(ErrorOf(""), "serve.yaml:1:1: expected one YAML document with the serve configuration");
@@ -98,8 +101,64 @@ TEST(ServeConfigTest, ClusterFieldsAreCheckedEachWithItsPosition) {
   EXPECT_EQ(ErrorOf("clusters:\n- {name: Cluster_1, gateway: 192.0.2.1, mesh: [m1]}\n- {gateway: 'a b'}\n"),
             "serve.yaml:2:10: clusters[0].name: \"Cluster_1\" must be a DNS label (lowercase letters, digits, '-')\n"
             "serve.yaml:3:3: clusters[1].name: required\n"
-            "serve.yaml:3:3: clusters[1].mesh: required\n"
+            "serve.yaml:3:3: clusters[1].mesh: required unless kubernetes: is set ({inCluster: true} or "
+            "{kubeconfig: PATH}); both may be\n"
             "serve.yaml:3:13: clusters[1].gateway: --gateway \"a b\" is neither an IP address nor a host name");
+}
+
+// clusters[].kubernetes: the same keys and reader as meshgate.yaml's
+// kubernetes: (config/settings/kubernetes_config.h), instead of or beside mesh:.
+TEST(ServeConfigTest, ClusterKubernetesInClusterOrKubeconfigInsteadOfOrBesideMesh) {
+  auto config = ParseServeConfig(
+      "clusters:\n"
+      "- {name: c1, gateway: 192.0.2.1, kubernetes: {inCluster: true}}\n"
+      "- {name: c2, gateway: 192.0.2.2, mesh: [m2], kubernetes: {kubeconfig: remote/c2/kubeconfig, context: east}}\n"
+      "- {name: c3, gateway: 192.0.2.3, kubernetes: {kubeconfig: /abs/kc, allowInsecure: true}}\n"
+      "- {name: c4, gateway: 192.0.2.4, mesh: [m4]}\n",
+      "serve.yaml", "/etc/meshgatectl");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->clusters.size(), 4u);
+  EXPECT_EQ(config->clusters[0].kubernetes, (KubernetesConfig{.in_cluster = true}));
+  EXPECT_TRUE(config->clusters[0].mesh.empty());
+  EXPECT_EQ(config->clusters[1].kubernetes,
+            (KubernetesConfig{.kubeconfig = "/etc/meshgatectl/remote/c2/kubeconfig", .context = "east"}))
+      << "a relative kubeconfig resolves against serve.yaml's directory";
+  EXPECT_EQ(config->clusters[1].mesh, (std::vector<std::string>{"/etc/meshgatectl/m2"}));
+  EXPECT_EQ(config->clusters[2].kubernetes, (KubernetesConfig{.kubeconfig = "/abs/kc", .allow_insecure = true}));
+  EXPECT_FALSE(config->clusters[3].kubernetes.enabled());
+}
+
+TEST(ServeConfigTest, ClusterKubernetesMistakesNameTheFieldPathAndPosition) {
+  const std::string head = "clusters:\n- {name: c1, gateway: 192.0.2.1, kubernetes: ";
+  // Column 46 is the kubernetes: map, 59 its kubeconfig value.
+  EXPECT_EQ(ErrorOf(head + "{}}\n"),
+            "serve.yaml:2:46: clusters[0].kubernetes: needs inCluster: true or kubeconfig: PATH");
+  EXPECT_EQ(ErrorOf(head + "{inCluster: true, kubeconfig: kc}}\n"),
+            "serve.yaml:2:46: clusters[0].kubernetes: set either inCluster: true or kubeconfig, not both");
+  EXPECT_EQ(ErrorOf(head + "{inCluster: true, context: east}}\n"),
+            "serve.yaml:2:46: clusters[0].kubernetes.context: applies to a kubeconfig only");
+  EXPECT_EQ(ErrorOf(head + "{kubeconfig: ''}}\n"),
+            "serve.yaml:2:46: clusters[0].kubernetes: needs inCluster: true or kubeconfig: PATH\n"
+            "serve.yaml:2:59: clusters[0].kubernetes.kubeconfig: must not be empty");
+  EXPECT_EQ(ErrorOf(head + "{inCluster: yes please}}\n"),
+            "serve.yaml:2:46: clusters[0].kubernetes: needs inCluster: true or kubeconfig: PATH\n"
+            "serve.yaml:2:58: clusters[0].kubernetes.inCluster: must be true or false, got \"yes please\"");
+  EXPECT_EQ(ErrorOf(head + "{inCluster: true, namespace: x}}\n"),
+            "serve.yaml:2:64: clusters[0].kubernetes.namespace: unknown field (expected one of: inCluster, "
+            "kubeconfig, context, allowInsecure)");
+  EXPECT_EQ(ErrorOf(head + "in-cluster}\n"), "serve.yaml:2:46: clusters[0].kubernetes: must be a map, got a string");
+}
+
+// One reader for both files: meshgate.yaml's kubernetes: gives the same
+// message, with its own field path.
+TEST(ServeConfigTest, KubernetesErrorsMatchMeshgateYamls) {
+  auto gateway = ParseGatewayConfig("kubernetes: {inCluster: true, context: east}\n", "meshgate.yaml", "/etc");
+  ASSERT_FALSE(gateway.ok());
+  EXPECT_EQ(gateway.status().message(), "meshgate.yaml:1:13: kubernetes.context: applies to a kubeconfig only");
+  auto serve = ParseServeConfig("clusters:\n- name: c1\n  gateway: 192.0.2.1\n  kubernetes: {inCluster: true, context: east}\n",
+                                "serve.yaml", "/etc");
+  ASSERT_FALSE(serve.ok());
+  EXPECT_EQ(serve.status().message(), "serve.yaml:4:15: clusters[0].kubernetes.context: applies to a kubeconfig only");
 }
 
 TEST(ServeConfigTest, SyntaxErrorHasItsPosition) {

@@ -1,9 +1,11 @@
-// Follows the gateway's own Kubernetes API server (meshgate.yaml
-// `kubernetes:`, or --kubeconfig / --in-cluster): lists then watches every
+// Follows one Kubernetes API server (meshgate.yaml `kubernetes:` or
+// --kubeconfig / --in-cluster for the gateway's own cluster; serve.yaml's
+// clusters[].kubernetes for each cluster meshgatectl serve watches): lists
+// then watches every
 // resource the mesh loader reads (core Services, Pods, Namespaces;
 // discovery.k8s.io EndpointSlices; Istio's ServiceEntries, WorkloadEntries,
 // DestinationRules, Gateways and AuthorizationPolicies) and hands the whole
-// set to the runtime as mesh sources, one per object, named
+// set to its owner (the runtime, or serve) as mesh sources, one per object, named
 // "kubernetes Kind ns/name", its text the object's JSON (JSON is YAML, so the
 // same readers check it as a file).
 //
@@ -24,13 +26,13 @@
 #include "absl/status/statusor.h"
 #include "base/kube/resource_watch.h"
 #include "config/mesh/mesh_loader.h"
-#include "config/settings/gateway_config.h"
+#include "config/settings/kubernetes_config.h"
 
 namespace boost::asio {
 class io_context;
 }
 
-namespace meshgate::proxy {
+namespace meshgate::kubemesh {
 
 struct KubeRejected {
   std::string name;  // "kubernetes EndpointSlice bar/httpbin-x"
@@ -65,7 +67,7 @@ class KubeSource {
 
   // Fails when the credentials or the CA do not load.
   static absl::StatusOr<std::unique_ptr<KubeSource>> Create(boost::asio::io_context& io,
-                                                            const config::GatewayConfig::Kubernetes& options,
+                                                            const config::KubernetesConfig& options,
                                                             Validate validate, Apply apply);
   ~KubeSource();
   KubeSource(const KubeSource&) = delete;
@@ -81,10 +83,16 @@ class KubeSource {
 };
 
 // Whether the credentials `options` name load (off: OK), for a clear error at startup.
-absl::Status CheckKubeCredentials(const config::GatewayConfig::Kubernetes& options);
+absl::Status CheckKubeCredentials(const config::KubernetesConfig& options);
 
 // The JSON of one object as the loader reads it: apiVersion and kind set
 // (list items lack them), metadata.managedFields dropped.
 std::string KubeObjectText(boost::json::object object, const std::string& api_version, const std::string& kind);
 
-}  // namespace meshgate::proxy
+// The status as JSON, as meshgate's admin GET /kubernetes and serve's GET
+// /v1/kubernetes show it: per watched resource its state, last
+// resourceVersion, list/relist/event counts, last error and warning; the
+// objects rejected.
+std::string KubeStatusJson(const KubeStatus& status);
+
+}  // namespace meshgate::kubemesh

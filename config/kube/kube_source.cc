@@ -1,4 +1,4 @@
-#include "proxy/runtime/kube_source.h"
+#include "config/kube/kube_source.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,7 +12,7 @@
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 
-namespace meshgate::proxy {
+namespace meshgate::kubemesh {
 namespace asio = boost::asio;
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
@@ -51,14 +51,14 @@ std::vector<Kind> WatchedKinds() {
   };
 }
 
-absl::StatusOr<kube::Credentials> CredentialsFor(const config::GatewayConfig::Kubernetes& options) {
+absl::StatusOr<kube::Credentials> CredentialsFor(const config::KubernetesConfig& options) {
   if (options.in_cluster) return kube::InClusterCredentials();
   return kube::LoadKubeconfig(options.kubeconfig, {.context = options.context, .allow_insecure = options.allow_insecure});
 }
 
 }  // namespace
 
-absl::Status CheckKubeCredentials(const config::GatewayConfig::Kubernetes& options) {
+absl::Status CheckKubeCredentials(const config::KubernetesConfig& options) {
   if (!options.enabled()) return absl::OkStatus();
   return CredentialsFor(options).status();
 }
@@ -308,7 +308,7 @@ std::vector<config::MeshSource> KubeSource::Impl::Collect() {
 }
 
 absl::StatusOr<std::unique_ptr<KubeSource>> KubeSource::Create(asio::io_context& io,
-                                                               const config::GatewayConfig::Kubernetes& options,
+                                                               const config::KubernetesConfig& options,
                                                                Validate validate, Apply apply) {
   auto credentials = CredentialsFor(options);
   if (!credentials.ok()) return credentials.status();
@@ -344,4 +344,4 @@ KubeSource::~KubeSource() {
 void KubeSource::Start() { impl_->Start(); }
 const KubeStatus& KubeSource::status() const { return impl_->status; }
 
-}  // namespace meshgate::proxy
+}  // namespace meshgate::kubemesh
