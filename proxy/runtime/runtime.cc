@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -66,6 +67,29 @@ bool SameHealthChecks(const config::GatewayConfig& a, const config::GatewayConfi
   };
   return std::equal(a.health_checks.begin(), a.health_checks.end(), b.health_checks.begin(), b.health_checks.end(),
                     [&](const auto& x, const auto& y) { return key(x) == key(y); });
+}
+
+// The ids of the clusters `next` holds other objects for than `current`, when
+// both have the same clusters (the same name at every id); nullopt when they
+// do not. RouteTable::Reuse and WithCluster keep every unchanged cluster's
+// very object (and chunk), so an object or chunk comparison finds the
+// changes: shared chunks are skipped whole.
+std::optional<std::vector<uint32_t>> ChangedClusters(const config::RouteTable& current,
+                                                     const config::RouteTable& next) {
+  const auto& a = current.cluster_ptrs();
+  const auto& b = next.cluster_ptrs();
+  if (a.size() != b.size()) return std::nullopt;
+  std::vector<uint32_t> changed;
+  for (size_t id = 0; id < a.size(); ++id) {
+    if (id % config::PersistentVector<const config::Cluster>::kChunk == 0 && a.SharesChunk(id, b)) {
+      id += config::PersistentVector<const config::Cluster>::kChunk - 1;
+      continue;
+    }
+    if (a[id] == b[id]) continue;
+    if (a[id]->name != b[id]->name) return std::nullopt;
+    changed.push_back(static_cast<uint32_t>(id));
+  }
+  return changed;
 }
 
 }  // namespace
@@ -373,6 +397,10 @@ void Runtime::Impl::InstallBase(RouteTablePtr next) {
 }
 
 void Runtime::Impl::InstallResolved(RouteTablePtr resolved, std::optional<std::vector<uint32_t>> changed) {
+  // A reload (files, control, the API server) that kept every cluster's name
+  // and id changed only some clusters: it costs those clusters, as an
+  // endpoint update does, and every other cluster's state carries on.
+  if (!changed) changed = ChangedClusters(*table, *resolved);
   if (changed) return InstallChanged(std::move(resolved), *changed);
   // Ejections survive reloads and DNS updates; active-check verdicts are
   // carried by the checker itself. Unchanged clusters share their state.
@@ -429,7 +457,9 @@ void Runtime::Impl::PublishSnapshot(bool same_tick) {
   next->policy_denied = policy_stats.ForTable(*table);
   next->settings = DataPathSettingsOf(settings);
   next->balancer = lb::BalancerOptions{settings.locality};
-  next->sweep_tick = same_tick && snapshot ? snapshot->sweep_tick : SweepTick(*table, next->settings);
+  // The tick depends on the idle timeout too, which a reload may change.
+  same_tick = same_tick && snapshot && snapshot->settings.idle_timeout == next->settings.idle_timeout;
+  next->sweep_tick = same_tick ? snapshot->sweep_tick : SweepTick(*table, next->settings);
   snapshot = next;
   if (publish) publish(std::move(next));
 }
