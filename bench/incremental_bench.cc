@@ -169,7 +169,8 @@ struct KubeCost {
   double install_ms = 0;  // Runtime::SetTable of the loaded table, with the publish
 };
 
-int KubeMain(int services, int per_service, int changes) {
+int KubeMain(int services, int per_service, int changes, bool cached) {
+  config::MeshParseCache cache;  // what the runtime's Rebuild keeps
   KubeObjects objects(services, per_service);
   config::GatewayConfig settings;
   settings.listen = "127.0.0.1:0";
@@ -199,7 +200,9 @@ int KubeMain(int services, int per_service, int changes) {
   auto apply = [&]() {
     KubeCost cost;
     const double l0 = ThreadCpuMs();
-    config::MeshLoadResult mesh = proxy::LoadMeshFor(settings, "", objects.sources());
+    config::MeshLoadResult mesh =
+        cached ? config::LoadMeshSources({objects.sources(), {}}, {}, proxy::MeshLoadOptionsFor(settings), &cache)
+               : proxy::LoadMeshFor(settings, "", objects.sources());
     const double l1 = ThreadCpuMs();
     if (!mesh.table) std::abort();
     runtime.SetTable(std::move(mesh.table));
@@ -243,7 +246,7 @@ int KubeMain(int services, int per_service, int changes) {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "kube") {
     return KubeMain(argc > 2 ? std::atoi(argv[2]) : 10000, argc > 3 ? std::atoi(argv[3]) : 10,
-                    argc > 4 ? std::atoi(argv[4]) : 20);
+                    argc > 4 ? std::atoi(argv[4]) : 20, argc > 5 && std::string(argv[5]) == "cache");
   }
   const int services = argc > 1 ? std::atoi(argv[1]) : 10000;
   const int per_service = argc > 2 ? std::atoi(argv[2]) : 10;

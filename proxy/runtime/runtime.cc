@@ -110,12 +110,21 @@ config::MeshLoadOptions MeshLoadOptionsFor(const config::GatewayConfig& settings
   return options;
 }
 
-config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control,
-                                   const std::vector<config::MeshSource>& kube) {
+namespace {
+// LoadMeshFor, with the runtime's parse cache: sources whose text did not
+// change since the last load (most of the API server's objects) are not parsed again.
+config::MeshLoadResult LoadMeshCached(const config::GatewayConfig& settings, const std::string& control,
+                                      const std::vector<config::MeshSource>& kube, config::MeshParseCache* cache) {
   config::MeshSources sources = config::ReadMeshSources(settings.mesh_paths);
   if (!control.empty()) sources.sources.push_back({"control " + settings.control.url, control, ""});
   sources.sources.insert(sources.sources.end(), kube.begin(), kube.end());
-  return config::LoadMeshSources(sources, settings.sni_rewrites, MeshLoadOptionsFor(settings));
+  return config::LoadMeshSources(sources, settings.sni_rewrites, MeshLoadOptionsFor(settings), cache);
+}
+}  // namespace
+
+config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control,
+                                   const std::vector<config::MeshSource>& kube) {
+  return LoadMeshCached(settings, control, kube, nullptr);
 }
 
 DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
@@ -180,6 +189,7 @@ struct Runtime::Impl {
   ReloadStatus reload;
   std::string control_resources;  // the last version that loaded
   std::vector<config::MeshSource> kube_sources;  // the API server's objects: the last set that loaded
+  config::MeshParseCache parse_cache;  // what each source of the last load read to
   Publish publish;
   std::function<void(const config::GatewayConfig&)> on_settings;
   lb::OutlierSweep outlier_sweep;  // outlier re-check, on each cluster's interval
@@ -350,7 +360,7 @@ std::string Runtime::Impl::OnKube(const std::vector<config::MeshSource>& sources
 
 std::string Runtime::Impl::Rebuild(const config::GatewayConfig& next, const std::string& control,
                                    const std::vector<config::MeshSource>& kube_objects, const std::string& why) {
-  const config::MeshLoadResult mesh = LoadMeshFor(next, control, kube_objects);
+  const config::MeshLoadResult mesh = LoadMeshCached(next, control, kube_objects, &parse_cache);
   for (const auto& w : mesh.warnings) spdlog::warn("{}", w);
   for (const auto& e : mesh.errors) spdlog::error("{}", e);
   reload.last_time = UnixNow();
