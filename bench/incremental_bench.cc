@@ -5,6 +5,13 @@
 // and for a burst, checks memory across 100,000 changes, and runs today's
 // full rebuild (a new table, health table and stats for every cluster) as the
 // baseline. Usage: incremental_bench [services] [endpoints_per_service] [changes]
+//
+// `incremental_bench kube [services] [endpoints_per_service] [changes]`: the
+// Kubernetes shape instead. Each Service and EndpointSlice is its own mesh
+// source of JSON text, as the kube source produces them (KubeObjectText),
+// and a change is one EndpointSlice's text changed, then what the runtime
+// does with the API server's object set: LoadMeshFor over every object and
+// the install of the loaded table (Runtime::SetTable, what Rebuild installs).
 #include <malloc.h>
 #include <time.h>
 
@@ -18,9 +25,11 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
 
 #include "bench/proc_stats.h"
 #include "proxy/cluster_stats.h"
+#include "proxy/runtime/kube_source.h"
 #include "proxy/runtime/runtime.h"
 #include "proxy/worker_pool.h"
 
@@ -102,9 +111,143 @@ double BaselineFullRebuildMs(const std::vector<config::Cluster>& mesh, int round
   return total / rounds;
 }
 
+// The Kubernetes shape: Service svcI and its EndpointSlice, one mesh source
+// each (discovery.k8s.io/v1 EndpointSlice, https://kubernetes.io/docs/reference/kubernetes-api/service-resources/endpoint-slice-v1/).
+class KubeObjects {
+ public:
+  KubeObjects(int services, int per_service) : per_service_(per_service) {
+    for (int i = 0; i < services; ++i) {
+      sources_.push_back({"kubernetes Service " + Key(i), ServiceText(i), "", false});
+      ready_.emplace_back(per_service, true);
+      sources_.push_back({"kubernetes EndpointSlice " + Key(i) + "-abcde", SliceText(i), "", false});
+    }
+  }
+  const std::vector<config::MeshSource>& sources() const { return sources_; }
+  // Service i's slice with endpoint e's readiness flipped.
+  void Flip(int i, int e) {
+    ready_[i][e] = !ready_[i][e];
+    sources_[2 * i + 1].text = SliceText(i);
+  }
+
+ private:
+  static std::string Key(int i) { return "ns" + std::to_string(i % 100) + "/svc" + std::to_string(i); }
+  static boost::json::object Meta(int i, const std::string& name) {
+    return {{"name", name}, {"namespace", "ns" + std::to_string(i % 100)}, {"resourceVersion", "1"}};
+  }
+  static std::string ServiceText(int i) {
+    boost::json::object o;
+    o["metadata"] = Meta(i, "svc" + std::to_string(i));
+    o["spec"] = {{"clusterIP", "10.96." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256)},
+                 {"ports", boost::json::array{{{"name", "tcp"}, {"port", 8080}, {"protocol", "TCP"}, {"targetPort", 8080}}}}};
+    return proxy::KubeObjectText(std::move(o), "v1", "Service");
+  }
+  std::string SliceText(int i) const {
+    boost::json::object o;
+    boost::json::object meta = Meta(i, "svc" + std::to_string(i) + "-abcde");
+    meta["labels"] = {{"kubernetes.io/service-name", "svc" + std::to_string(i)}};
+    o["metadata"] = std::move(meta);
+    o["addressType"] = "IPv4";
+    o["ports"] = boost::json::array{{{"name", "tcp"}, {"port", 8080}, {"protocol", "TCP"}}};
+    boost::json::array endpoints;
+    for (int e = 0; e < per_service_; ++e) {
+      const std::string ip = "10." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256) + "." +
+                             std::to_string(e + 1);
+      endpoints.push_back({{"addresses", boost::json::array{ip.c_str()}},
+                           {"conditions", {{"ready", static_cast<bool>(ready_[i][e])}}}});
+    }
+    o["endpoints"] = std::move(endpoints);
+    return proxy::KubeObjectText(std::move(o), "discovery.k8s.io/v1", "EndpointSlice");
+  }
+
+  int per_service_;
+  std::vector<config::MeshSource> sources_;
+  std::vector<std::vector<bool>> ready_;
+};
+
+struct KubeCost {
+  double load_ms = 0;     // LoadMeshFor over every object
+  double install_ms = 0;  // Runtime::SetTable of the loaded table, with the publish
+};
+
+int KubeMain(int services, int per_service, int changes, bool cached) {
+  config::MeshParseCache cache;  // what the runtime's Rebuild keeps
+  KubeObjects objects(services, per_service);
+  config::GatewayConfig settings;
+  settings.listen = "127.0.0.1:0";
+  settings.threads = 1;
+  double t0 = ThreadCpuMs();
+  config::MeshLoadResult first = proxy::LoadMeshFor(settings, "", objects.sources());
+  if (!first.errors.empty() || !first.table) {
+    std::fprintf(stderr, "kube mesh does not load: %s\n", first.errors.empty() ? "?" : first.errors[0].c_str());
+    return 1;
+  }
+  std::printf("kube mesh: %zu objects, %zu clusters, %d endpoints; first load %.0f ms CPU\n",
+              objects.sources().size(), first.table->clusters().size(), services * per_service, ThreadCpuMs() - t0);
+  // Where a load's time goes: parsing and reading each object (what a parse
+  // cache could skip for unchanged objects) against building the clusters.
+  t0 = ThreadCpuMs();
+  const config::MeshSources all{objects.sources(), {}};
+  if (config::LoadServices(all).services.size() != static_cast<size_t>(services)) std::abort();
+  std::printf("of a load: parsing + reading every object %.0f ms CPU (the rest builds the clusters)\n",
+              ThreadCpuMs() - t0);
+  boost::asio::io_context io;
+  proxy::Runtime runtime(io, settings, first.table, "", nullptr);
+  first.table.reset();
+  proxy::WorkerPool pool(1, -1, runtime.snapshot());
+  if (!pool.Bind("127.0.0.1:0").ok()) return 1;
+  pool.Start();
+  runtime.Start([&](std::shared_ptr<const proxy::Snapshot> s) { pool.Publish(std::move(s)); });
+  auto apply = [&]() {
+    KubeCost cost;
+    const double l0 = ThreadCpuMs();
+    config::MeshLoadResult mesh =
+        cached ? config::LoadMeshSources({objects.sources(), {}}, {}, proxy::MeshLoadOptionsFor(settings), &cache)
+               : proxy::LoadMeshFor(settings, "", objects.sources());
+    const double l1 = ThreadCpuMs();
+    if (!mesh.table) std::abort();
+    runtime.SetTable(std::move(mesh.table));
+    cost.load_ms = l1 - l0;
+    cost.install_ms = ThreadCpuMs() - l1;
+    WaitAcked(pool, runtime.snapshot()->sequence);
+    return cost;
+  };
+  std::vector<double> load;
+  std::vector<double> install;
+  std::vector<double> total;
+  for (int i = 0; i < changes; ++i) {
+    objects.Flip((i * 7919) % services, i % per_service);
+    const KubeCost c = apply();
+    load.push_back(c.load_ms);
+    install.push_back(c.install_ms);
+    total.push_back(c.load_ms + c.install_ms);
+  }
+  std::printf("(a) one EndpointSlice changed, control-thread CPU: median %.1f ms (LoadMeshFor %.1f ms + install %.2f ms),"
+              " max %.1f ms\n", Percentile(total, 0.5), Percentile(load, 0.5), Percentile(install, 0.5),
+              Percentile(total, 1.0));
+  for (int i = 0; i < 1000; ++i) objects.Flip((i * 104729 + 17) % services, i % per_service);
+  const KubeCost burst = apply();
+  std::printf("(b) 1000 EndpointSlices changed, one apply: %.1f ms CPU (LoadMeshFor %.1f + install %.2f)\n",
+              burst.load_ms + burst.install_ms, burst.load_ms, burst.install_ms);
+  const long rss0 = RssKib();
+  const size_t heap0 = mallinfo2().uordblks;
+  for (int i = 0; i < changes; ++i) {
+    objects.Flip((i * 31 + 5) % services, i % per_service);
+    apply();
+  }
+  std::printf("(c) %d more changes: RSS %ld -> %ld KiB, heap in use %zu -> %zu KiB\n", changes, rss0, RssKib(),
+              heap0 / 1024, mallinfo2().uordblks / 1024);
+  pool.Stop();
+  pool.Join();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "kube") {
+    return KubeMain(argc > 2 ? std::atoi(argv[2]) : 10000, argc > 3 ? std::atoi(argv[3]) : 10,
+                    argc > 4 ? std::atoi(argv[4]) : 20, argc > 5 && std::string(argv[5]) == "cache");
+  }
   const int services = argc > 1 ? std::atoi(argv[1]) : 10000;
   const int per_service = argc > 2 ? std::atoi(argv[2]) : 10;
   const int changes = argc > 3 ? std::atoi(argv[3]) : 100000;

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "config/mesh/authorization_policy.h"
 #include "config/mesh/cluster_builder.h"
@@ -90,12 +91,61 @@ void ResourceId(const yaml::Node& doc, ResourceMeta& meta) {
   if (s.IsScalar() && !s.Scalar().empty()) meta.ns = s.Scalar();
 }
 
+// Calls f with the list that resources of `kind` are kept in.
+template <typename Resources, typename F>
+void WithList(Resources& r, Kind kind, F&& f) {
+  switch (kind) {
+    case Kind::kServiceEntry: return f(r.service_entries);
+    case Kind::kWorkloadEntry: return f(r.workload_entries);
+    case Kind::kDestinationRule: return f(r.destination_rules);
+    case Kind::kGateway: return f(r.gateways);
+    case Kind::kService: return f(r.services);
+    case Kind::kEndpointSlice:
+    case Kind::kEndpoints: return f(r.endpoint_groups);
+    case Kind::kPod: return f(r.pods);
+    case Kind::kNamespace: return f(r.namespaces);
+    case Kind::kAuthorizationPolicy: return f(r.authorization_policies);
+    case Kind::kIgnored: return;
+  }
+}
+
+// One resource of a cached source: what the duplicate check needs, and where
+// its reading went in the source's own MeshResources.
+struct CachedResource {
+  Kind kind = Kind::kIgnored;
+  ResourceMeta meta;  // sequence: within the source
+  internal::Position name_at;
+  size_t first = 0;
+  size_t count = 0;
+};
+
+}  // namespace
+
+struct MeshParseCache::Impl {
+  struct Entry {
+    size_t hash = 0;
+    size_t size = 0;
+    bool positions = true;
+    std::string cluster_domain;  // DestinationRule hosts are read with it
+    std::vector<CachedResource> resources;
+    internal::MeshResources read;
+    size_t sequence = 0;  // documents the source held
+  };
+  absl::flat_hash_map<std::string, Entry> by_name;
+};
+
+MeshParseCache::MeshParseCache() : impl_(std::make_unique<Impl>()) {}
+MeshParseCache::~MeshParseCache() = default;
+size_t MeshParseCache::size() const { return impl_->by_name.size(); }
+
+namespace {
+
 class MeshReader {
  public:
   MeshReader(const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options)
       : rewrites_(rewrites), options_(options) {}
 
-  void LoadSources(const MeshSources& sources);
+  void LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache = nullptr);
   void LoadText(const std::string& text, const std::string& name);
   MeshLoadResult Finish() &&;
   ServiceListResult Services() &&;
@@ -103,7 +153,14 @@ class MeshReader {
  private:
   void LoadResource(const yaml::Node& doc, const std::string& file);
   void Read(Kind kind, const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
+  void Record(Kind kind, const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
   bool IsDuplicate(const yaml::Node& doc, const ResourceMeta& meta, ErrorSink& sink);
+  // The source from `cache`, parsed alone into it first when it does not
+  // hold this text; false when the source does not read cleanly alone.
+  bool LoadCached(const MeshSource& source, MeshParseCache::Impl& cache);
+  void Replay(const MeshParseCache::Impl::Entry& entry);
+
+  std::vector<CachedResource>* record_ = nullptr;  // parsing alone for the cache
 
   const std::vector<SniRewrite>& rewrites_;
   const MeshLoadOptions& options_;
@@ -154,16 +211,75 @@ void ReadPath(const std::string& path, MeshSources& out) {
   for (const fs::path& file : files) ReadFile(file.string(), out);
 }
 
-void MeshReader::LoadSources(const MeshSources& sources) {
+void MeshReader::LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache) {
   result_.warnings.insert(result_.warnings.end(), sources.warnings.begin(), sources.warnings.end());
+  absl::flat_hash_map<std::string, MeshParseCache::Impl::Entry> kept;
   for (const MeshSource& source : sources.sources) {
     if (!source.error.empty()) {
       result_.errors.push_back(source.error);
-    } else {
-      positions_ = source.positions;
-      LoadText(source.text, source.name);
+      continue;
     }
+    positions_ = source.positions;
+    if (cache != nullptr && LoadCached(source, *cache)) {
+      kept.insert(cache->by_name.extract(source.name));
+      continue;
+    }
+    LoadText(source.text, source.name);
   }
+  if (cache != nullptr) cache->by_name = std::move(kept);  // this load's sources, no others
+}
+
+bool MeshReader::LoadCached(const MeshSource& source, MeshParseCache::Impl& cache) {
+  const size_t hash = absl::HashOf(source.text);
+  auto it = cache.by_name.find(source.name);
+  if (it == cache.by_name.end() || it->second.hash != hash || it->second.size != source.text.size() ||
+      it->second.positions != source.positions || it->second.cluster_domain != options_.cluster_domain) {
+    MeshReader alone(rewrites_, options_);
+    MeshParseCache::Impl::Entry entry{hash, source.text.size(), source.positions, options_.cluster_domain, {}, {}, 0};
+    alone.positions_ = source.positions;
+    alone.record_ = &entry.resources;
+    alone.LoadText(source.text, source.name);
+    // A source with any message is read in place, so its messages come out
+    // exactly where and as they would without a cache.
+    if (!alone.result_.errors.empty() || !alone.result_.warnings.empty()) {
+      if (it != cache.by_name.end()) cache.by_name.erase(it);
+      return false;
+    }
+    entry.read = std::move(alone.resources_);
+    entry.sequence = alone.sequence_;
+    it = cache.by_name.insert_or_assign(source.name, std::move(entry)).first;
+  }
+  Replay(it->second);
+  return true;
+}
+
+// What LoadText does for a source that reads cleanly: each resource, unless
+// a source before defined it, is kept, numbered in load order.
+void MeshReader::Replay(const MeshParseCache::Impl::Entry& entry) {
+  const size_t base = sequence_;
+  for (const CachedResource& r : entry.resources) {
+    ErrorSink sink(r.meta.file, &result_.errors, &result_.warnings, ErrorSink::UnknownFields::kWarning);
+    sink.set_positions(positions_);
+    sink.SetSubject(r.meta.Subject(), r.meta.at);
+    auto [it, added] = sources_.emplace(r.meta.Subject(), r.meta.Source());
+    if (!added) {
+      sink.AddAt(r.name_at, "metadata.name", absl::StrCat(r.meta.Subject(), " is already defined by ", it->second));
+      continue;
+    }
+    WithList(entry.read, r.kind, [&](auto& list) {
+      WithList(resources_, r.kind, [&](auto& to) {
+        using List = std::decay_t<decltype(list)>;
+        if constexpr (std::is_same_v<List, std::decay_t<decltype(to)>>) {
+          for (size_t i = r.first; i < r.first + r.count; ++i) {
+            to.push_back(list[i]);
+            to.back().meta.sequence += base;
+          }
+        }
+      });
+    });
+    ++result_.resources_loaded;
+  }
+  sequence_ = base + entry.sequence;
 }
 
 void MeshReader::LoadText(const std::string& text, const std::string& name) {
@@ -217,8 +333,23 @@ void MeshReader::LoadResource(const yaml::Node& doc, const std::string& file) {
     return;
   }
   sink.SetSubject(meta.Subject(), at);
+  if (record_ != nullptr) return Record(classified, doc, std::move(meta), sink);
   if (IsDuplicate(doc, meta, sink)) return;
   Read(classified, doc, std::move(meta), sink);
+}
+
+// Reading alone for the cache: no duplicate check here (Replay does it
+// against every source of the load), and where the resource went.
+void MeshReader::Record(Kind kind, const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+  CachedResource r;
+  r.kind = kind;
+  r.meta = meta;
+  r.name_at = internal::PositionOf(Lookup(Lookup(doc, "metadata").value, "name").value);
+  WithList(resources_, kind, [&](auto& list) { r.first = list.size(); });
+  const size_t loaded = result_.resources_loaded;
+  Read(kind, doc, std::move(meta), sink);
+  WithList(resources_, kind, [&](auto& list) { r.count = list.size() - r.first; });
+  if (result_.resources_loaded != loaded) record_->push_back(std::move(r));
 }
 
 // A kind, namespace and name identify one resource; a second one is a mistake
@@ -349,9 +480,9 @@ ServiceListResult LoadServices(const std::vector<std::string>& paths) {
 }
 
 MeshLoadResult LoadMeshSources(const MeshSources& sources, const std::vector<SniRewrite>& rewrites,
-                               const MeshLoadOptions& options) {
+                               const MeshLoadOptions& options, MeshParseCache* cache) {
   MeshReader reader(rewrites, options);
-  reader.LoadSources(sources);
+  reader.LoadSources(sources, cache != nullptr ? &cache->impl() : nullptr);
   return std::move(reader).Finish();
 }
 

@@ -66,9 +66,30 @@ struct MeshSources {
 // dot files skipped). Reads only: nothing is parsed.
 MeshSources ReadMeshSources(const std::vector<std::string>& paths);
 
-// Parses and validates the sources together, as one mesh.
+// What each source read to, kept between loads of a changing set of sources
+// (the API server's objects, one per source), so a load where one source's
+// text changed parses only that one. Keyed by source name and text; holds
+// only sources that read without an error or warning, so every message of a
+// load is produced as without it. One thread at a time.
+class MeshParseCache {
+ public:
+  MeshParseCache();
+  ~MeshParseCache();
+  MeshParseCache(const MeshParseCache&) = delete;
+  MeshParseCache& operator=(const MeshParseCache&) = delete;
+  size_t size() const;  // sources held
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses and validates the sources together, as one mesh. With `cache`,
+// sources whose name and text it holds are not parsed again, and it keeps
+// exactly this load's sources afterwards.
 MeshLoadResult LoadMeshSources(const MeshSources& sources, const std::vector<SniRewrite>& rewrites,
-                               const MeshLoadOptions& options = {});
+                               const MeshLoadOptions& options = {}, MeshParseCache* cache = nullptr);
 
 // ReadMeshSources, then LoadMeshSources.
 MeshLoadResult LoadMesh(const std::vector<std::string>& paths,

@@ -1,12 +1,15 @@
 #include "proxy/runtime/health_checker.h"
 
 #include <random>
+#include <string>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
+
+#include "absl/container/flat_hash_map.h"
 
 namespace meshgate::proxy {
 
@@ -111,14 +114,46 @@ std::vector<lb::HealthCheckSpec> ToHealthCheckSpecs(const std::vector<config::Ga
   return specs;
 }
 
+// Same timing: a running prober may go on probing a target of the new table.
+bool SameTiming(const lb::HealthCheckSpec& a, const lb::HealthCheckSpec& b) {
+  return a.interval == b.interval && a.timeout == b.timeout && a.jitter == b.jitter;
+}
+
+std::string KeyOf(const lb::HealthCheckTarget& t) { return t.address() + ":" + std::to_string(t.port()); }
+
 struct HealthChecker::Impl {
   asio::io_context& io;
   lb::ActiveHealthChecks checks;
-  std::vector<std::shared_ptr<Prober>> probers;  // one per target of the current table
+  // One per target of the current table, by "address:port".
+  absl::flat_hash_map<std::string, std::shared_ptr<Prober>> probers;
 
   void StopAll() {
-    for (auto& prober : probers) prober->Stop();
+    for (auto& [key, prober] : probers) prober->Stop();
     probers.clear();
+  }
+  // Probers follow the new targets: an address:port probed before with the
+  // same timing keeps its prober, its schedule and any probe in flight (its
+  // result goes to the new target, which carries the verdict and streaks);
+  // a new one starts, one no longer listed stops.
+  void Follow(const std::vector<std::shared_ptr<lb::HealthCheckTarget>>& targets) {
+    absl::flat_hash_map<std::string, std::shared_ptr<Prober>> next;
+    next.reserve(targets.size());
+    for (const auto& target : targets) {
+      std::string key = KeyOf(*target);
+      const auto old = probers.find(key);
+      if (old != probers.end() && SameTiming(old->second->target->spec(), target->spec())) {
+        old->second->target = target;
+        next.emplace(std::move(key), std::move(old->second));
+        probers.erase(old);
+        continue;
+      }
+      auto prober = std::make_shared<Prober>(io, target, checks);
+      // A first probe soon, spread over the jitter, so a dead endpoint is found fast.
+      prober->Schedule(prober->Jitter());
+      next.emplace(std::move(key), std::move(prober));
+    }
+    StopAll();  // what is left: an old probe still in flight reports to nobody
+    probers = std::move(next);
   }
 };
 
@@ -133,14 +168,8 @@ void HealthChecker::SetChecks(const std::vector<config::GatewayConfig::HealthChe
 
 void HealthChecker::SetTable(std::shared_ptr<const config::RouteTable> table,
                              std::shared_ptr<lb::HealthTable> health) {
-  impl_->StopAll();  // an old probe still in flight reports to nobody
   impl_->checks.SetTable(*table, std::move(health));
-  for (const auto& target : impl_->checks.targets()) {
-    auto prober = std::make_shared<Prober>(impl_->io, target, impl_->checks);
-    // A first probe soon, spread over the jitter, so a dead endpoint is found fast.
-    prober->Schedule(prober->Jitter());
-    impl_->probers.push_back(std::move(prober));
-  }
+  impl_->Follow(impl_->checks.targets());
 }
 
 const lb::HealthCheckStats& HealthChecker::counters() const { return impl_->checks.stats(); }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -68,6 +69,29 @@ bool SameHealthChecks(const config::GatewayConfig& a, const config::GatewayConfi
                     [&](const auto& x, const auto& y) { return key(x) == key(y); });
 }
 
+// The ids of the clusters `next` holds other objects for than `current`, when
+// both have the same clusters (the same name at every id); nullopt when they
+// do not. RouteTable::Reuse and WithCluster keep every unchanged cluster's
+// very object (and chunk), so an object or chunk comparison finds the
+// changes: shared chunks are skipped whole.
+std::optional<std::vector<uint32_t>> ChangedClusters(const config::RouteTable& current,
+                                                     const config::RouteTable& next) {
+  const auto& a = current.cluster_ptrs();
+  const auto& b = next.cluster_ptrs();
+  if (a.size() != b.size()) return std::nullopt;
+  std::vector<uint32_t> changed;
+  for (size_t id = 0; id < a.size(); ++id) {
+    if (id % config::PersistentVector<const config::Cluster>::kChunk == 0 && a.SharesChunk(id, b)) {
+      id += config::PersistentVector<const config::Cluster>::kChunk - 1;
+      continue;
+    }
+    if (a[id] == b[id]) continue;
+    if (a[id]->name != b[id]->name) return std::nullopt;
+    changed.push_back(static_cast<uint32_t>(id));
+  }
+  return changed;
+}
+
 }  // namespace
 
 config::MeshLoadOptions MeshLoadOptionsFor(const config::GatewayConfig& settings) {
@@ -86,12 +110,21 @@ config::MeshLoadOptions MeshLoadOptionsFor(const config::GatewayConfig& settings
   return options;
 }
 
-config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control,
-                                   const std::vector<config::MeshSource>& kube) {
+namespace {
+// LoadMeshFor, with the runtime's parse cache: sources whose text did not
+// change since the last load (most of the API server's objects) are not parsed again.
+config::MeshLoadResult LoadMeshCached(const config::GatewayConfig& settings, const std::string& control,
+                                      const std::vector<config::MeshSource>& kube, config::MeshParseCache* cache) {
   config::MeshSources sources = config::ReadMeshSources(settings.mesh_paths);
   if (!control.empty()) sources.sources.push_back({"control " + settings.control.url, control, ""});
   sources.sources.insert(sources.sources.end(), kube.begin(), kube.end());
-  return config::LoadMeshSources(sources, settings.sni_rewrites, MeshLoadOptionsFor(settings));
+  return config::LoadMeshSources(sources, settings.sni_rewrites, MeshLoadOptionsFor(settings), cache);
+}
+}  // namespace
+
+config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control,
+                                   const std::vector<config::MeshSource>& kube) {
+  return LoadMeshCached(settings, control, kube, nullptr);
 }
 
 DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
@@ -158,6 +191,7 @@ struct Runtime::Impl {
   ReloadStatus reload;
   std::string control_resources;  // the last version that loaded
   std::vector<config::MeshSource> kube_sources;  // the API server's objects: the last set that loaded
+  config::MeshParseCache parse_cache;  // what each source of the last load read to
   Publish publish;
   std::function<void(const config::GatewayConfig&)> on_settings;
   lb::OutlierSweep outlier_sweep;  // outlier re-check, on each cluster's interval
@@ -328,7 +362,7 @@ std::string Runtime::Impl::OnKube(const std::vector<config::MeshSource>& sources
 
 std::string Runtime::Impl::Rebuild(const config::GatewayConfig& next, const std::string& control,
                                    const std::vector<config::MeshSource>& kube_objects, const std::string& why) {
-  const config::MeshLoadResult mesh = LoadMeshFor(next, control, kube_objects);
+  const config::MeshLoadResult mesh = LoadMeshCached(next, control, kube_objects, &parse_cache);
   for (const auto& w : mesh.warnings) spdlog::warn("{}", w);
   for (const auto& e : mesh.errors) spdlog::error("{}", e);
   reload.last_time = UnixNow();
@@ -375,6 +409,10 @@ void Runtime::Impl::InstallBase(RouteTablePtr next) {
 }
 
 void Runtime::Impl::InstallResolved(RouteTablePtr resolved, std::optional<std::vector<uint32_t>> changed) {
+  // A reload (files, control, the API server) that kept every cluster's name
+  // and id changed only some clusters: it costs those clusters, as an
+  // endpoint update does, and every other cluster's state carries on.
+  if (!changed) changed = ChangedClusters(*table, *resolved);
   if (changed) return InstallChanged(std::move(resolved), *changed);
   // Ejections survive reloads and DNS updates; active-check verdicts are
   // carried by the checker itself. Unchanged clusters share their state.
@@ -431,7 +469,9 @@ void Runtime::Impl::PublishSnapshot(bool same_tick) {
   next->policy_denied = policy_stats.ForTable(*table);
   next->settings = DataPathSettingsOf(settings);
   next->balancer = lb::BalancerOptions{settings.locality};
-  next->sweep_tick = same_tick && snapshot ? snapshot->sweep_tick : SweepTick(*table, next->settings);
+  // The tick depends on the idle timeout too, which a reload may change.
+  same_tick = same_tick && snapshot && snapshot->settings.idle_timeout == next->settings.idle_timeout;
+  next->sweep_tick = same_tick ? snapshot->sweep_tick : SweepTick(*table, next->settings);
   snapshot = next;
   if (publish) publish(std::move(next));
 }

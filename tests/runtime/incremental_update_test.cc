@@ -208,6 +208,76 @@ TEST_F(IncrementalRuntimeTest, SetTableReusesEqualClustersAndTheirState) {
   EXPECT_EQ(after->table->clusters()[1].endpoints[0].port, 3);
 }
 
+// A reload (SetTable is what Rebuild installs) that keeps every cluster's
+// name and id and changes one cluster installs through the per-cluster path:
+// every other cluster keeps its object, health and outlier state, stats and
+// endpoint series, and new connections follow the changed cluster.
+TEST_F(IncrementalRuntimeTest, ReloadWithTheSameClustersInstallsOnlyTheChangedOne) {
+  Listener a;
+  Listener b;
+  auto clusters = [&](uint16_t web_port) {
+    return std::vector<config::Cluster>{Service("other.ns.svc.cluster.local", {Ep(9)}),
+                                        Service("web.ns.svc.cluster.local", {Ep(web_port), Ep(7)}),
+                                        Service("third.ns.svc.cluster.local", {Ep(8)})};
+  };
+  Start(clusters(a.port()));
+  const auto before = runtime_->snapshot();
+  ASSERT_TRUE(WaitInstalled(before->sequence));
+  // Outlier state (connect failures in a row) on the web cluster's endpoint
+  // 7, which the reload keeps; a worker writes it the same way.
+  before->health->cluster(1).endpoint(1).consecutive_failures.store(2);
+
+  const auto reloaded = std::make_shared<const config::RouteTable>(clusters(b.port()), std::vector<config::SniRewrite>{});
+  OnLoop([&] {
+    runtime_->SetTable(reloaded);
+    return 0;
+  });
+  const auto after = OnLoop([&] { return runtime_->snapshot(); });
+  ASSERT_GT(after->sequence, before->sequence);
+  ASSERT_TRUE(WaitInstalled(after->sequence));
+  for (uint32_t id : {0u, 2u}) {
+    EXPECT_EQ(after->table->cluster_ptr(id), before->table->cluster_ptr(id));
+    EXPECT_EQ(after->health->state_ptr(id), before->health->state_ptr(id));
+    EXPECT_EQ(after->cluster_stats[id], before->cluster_stats[id]);
+    EXPECT_EQ(after->endpoint_stats[id], before->endpoint_stats[id]);
+  }
+  EXPECT_NE(after->table->cluster_ptr(1), before->table->cluster_ptr(1));
+  EXPECT_NE(after->health->state_ptr(1), before->health->state_ptr(1));
+  EXPECT_EQ(after->cluster_stats[1], before->cluster_stats[1]) << "a cluster's counters survive its change";
+  EXPECT_EQ(after->health->cluster(1).endpoint(1).consecutive_failures.load(), 2u)
+      << "a kept endpoint keeps its outlier state";
+  EXPECT_EQ(after->health->cluster(1).endpoint(0).consecutive_failures.load(), 0u);
+  Session fresh = Open(b);  // the changed cluster's new endpoint is served
+  ASSERT_TRUE(Send(fresh.client, "new"));
+  EXPECT_TRUE(ReadUntil(fresh.backend, fresh.backend.received().size() + 3));
+}
+
+// A reload that adds a cluster moves ids: the whole table is installed, and
+// the clusters it kept still keep their state.
+TEST_F(IncrementalRuntimeTest, ReloadThatAddsAClusterInstallsTheWholeTable) {
+  Start({Service("web.ns.svc.cluster.local", {Ep(1)}), Service("other.ns.svc.cluster.local", {Ep(2)})});
+  const auto before = runtime_->snapshot();
+  const auto reloaded = std::make_shared<const config::RouteTable>(
+      std::vector<config::Cluster>{Service("web.ns.svc.cluster.local", {Ep(1)}),
+                                   Service("new.ns.svc.cluster.local", {Ep(3)}),
+                                   Service("other.ns.svc.cluster.local", {Ep(2)})},
+      std::vector<config::SniRewrite>{});
+  OnLoop([&] {
+    runtime_->SetTable(reloaded);
+    return 0;
+  });
+  const auto after = OnLoop([&] { return runtime_->snapshot(); });
+  ASSERT_EQ(after->table->clusters().size(), 3u);
+  ASSERT_EQ(after->health->size(), 3u);
+  ASSERT_EQ(after->cluster_stats.size(), 3u);
+  const config::Cluster* other = after->table->FindByName("outbound|80||other.ns.svc.cluster.local");
+  const config::Cluster* added = after->table->FindByName("outbound|80||new.ns.svc.cluster.local");
+  ASSERT_NE(other, nullptr);
+  ASSERT_NE(added, nullptr);
+  EXPECT_EQ(after->health->cluster(added->id).size(), 1u);
+  EXPECT_EQ(after->cluster_stats[other->id], before->cluster_stats[1]);
+}
+
 // Two mesh files; the second changes. Istio ServiceEntry fields per
 // https://istio.io/latest/docs/reference/config/networking/service-entry/
 std::string Entry(const std::string& name, int first_octet_port) {
