@@ -331,6 +331,20 @@ def check_serve(serve_docs, gateway_docs):
 
 ROOT = None
 MESHGATE = None
+MESHGATECTL = None
+
+
+def serve_check(serve_yaml_text):
+    """`meshgatectl serve --check` on a serve.yaml text: (exit code, output)."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "serve.yaml")
+        with open(path, "w") as f:
+            f.write(serve_yaml_text)
+        r = subprocess.run([MESHGATECTL, "serve", "--check", "--config", path], capture_output=True, text=True,
+                           timeout=30)
+        return r.returncode, r.stdout + r.stderr
 
 
 def k8s_dir():
@@ -350,6 +364,19 @@ class RealFiles(unittest.TestCase):
         kube = [c.get("kubernetes") for c in config["clusters"]]
         self.assertEqual(kube[0], {"inCluster": True})
         self.assertEqual(kube[1], {"kubeconfig": "/etc/meshgatectl/remote/cluster2/kubeconfig"})
+
+    def test_meshgatectl_accepts_the_configmaps_serve_yaml(self):
+        if not MESHGATECTL or not os.access(MESHGATECTL, os.X_OK):
+            self.skipTest("no built meshgatectl (--meshgatectl)")
+        cm = deploylib.of_kind(deploylib.serve_manifests(k8s_dir()), "ConfigMap")[0]
+        code, out = serve_check(cm["data"][SERVE_FILE_KEY])
+        self.assertEqual(code, 0, out)
+        self.assertIn("Kubernetes API server in-cluster", out)
+        self.assertIn("kubeconfig /etc/meshgatectl/remote/cluster2/kubeconfig", out)
+        # And it can fail: a misspelt key is refused with its field path.
+        code, out = serve_check(cm["data"][SERVE_FILE_KEY].replace("inCluster", "inCluser"))
+        self.assertEqual(code, 1, out)
+        self.assertIn("inCluser", out)
 
     def test_no_secret_is_shipped(self):
         # A placeholder Secret would overwrite the real one on `kubectl apply -f docker/k8s/`.

@@ -288,7 +288,9 @@ def run_tests(module_globals, meshgate_help):
     parser = argparse.ArgumentParser(description=module_globals["__doc__"].splitlines()[0])
     parser.add_argument("root", help="repository root")
     parser.add_argument("--meshgate", help=meshgate_help)
+    parser.add_argument("--meshgatectl", help="the built meshgatectl: `serve --check` on serve.yaml")
     args, rest = parser.parse_known_args()
     module_globals["ROOT"] = os.path.abspath(args.root)
     module_globals["MESHGATE"] = args.meshgate
+    module_globals["MESHGATECTL"] = args.meshgatectl
     unittest.main(module=module_globals["__name__"], argv=[sys.argv[0]] + rest, verbosity=2)
