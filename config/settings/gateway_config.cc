@@ -16,6 +16,8 @@
 #include "base/yaml/yaml_fields.h"
 #include "absl/strings/ascii.h"
 #include "config/settings/pod_info.h"
+#include "config/settings/read_limits.h"
+#include "base/read_file.h"
 
 namespace meshgate::config {
 
@@ -62,6 +64,7 @@ class GatewayConfigReader {
   void ReadLabels(const yaml::Node& node);
   std::string Resolve(const std::string& path) const;
   void ReadKubernetes(const yaml::Node& node);
+  void ReadLimits(const yaml::Node& node);
 
   ErrorSink& sink_;
   std::string base_dir_;
@@ -76,7 +79,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
                          "clusterDomain", "dns", "locality", "healthChecks", "admin", "metrics",
                          "readiness", "drain", "accessLog", "clusterId", "control", "labels",
                          "podInfoFile", "requireIstioAlpn", "plainHostSni", "network",
-                         "requestedNetworkView", "trustDomain", "kubernetes"},
+                         "requestedNetworkView", "trustDomain", "kubernetes", "limits"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -118,6 +121,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "accessLog", [&](const yaml::Node& n) { ReadAccessLog(n); });
   IfPresent(root, "control", [&](const yaml::Node& n) { ReadControl(n); });
   IfPresent(root, "kubernetes", [&](const yaml::Node& n) { ReadKubernetes(n); });
+  IfPresent(root, "limits", [&](const yaml::Node& n) { ReadLimits(n); });
   ReadIdentity(root);
   IfPresent(root, "clusterId", [&](const yaml::Node& n) {
     if (auto text = yaml::ReadString(n, "clusterId", sink_)) {
@@ -644,17 +648,19 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const 
   return config;
 }
 
+// `limits:`: bounds on what the gateway takes in. The config-read caps are
+// read by ReadConfigReadLimits (shared with serve.yaml).
+void GatewayConfigReader::ReadLimits(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "limits", sink_)) return;
+  yaml::CheckFields(node, "limits", {"maxConfigFileBytes", "maxConfigBytes"}, sink_);
+  ReadConfigReadLimits(node, "limits", config_.config_read_limits, sink_);
+}
+
 absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in.is_open() || in.bad()) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
-  }
-  return ParseGatewayConfig(text, path, std::filesystem::path(path).parent_path().string());
+  // meshgate.yaml is held to the default per-file cap: its own limits are not known before it is read.
+  absl::StatusOr<std::string> text = base::ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return ParseGatewayConfig(*text, path, std::filesystem::path(path).parent_path().string());
 }
 
 }  // namespace meshgate::config
