@@ -110,7 +110,7 @@ TEST(ServeConfigTest, SyntaxErrorHasItsPosition) {
 TEST(ServeConfigTest, LoadNamesAMissingFile) {
   auto config = LoadServeConfig("/nonexistent/serve.yaml");
   ASSERT_FALSE(config.ok());
-  EXPECT_EQ(config.status().message(), "/nonexistent/serve.yaml: cannot read file");
+  EXPECT_EQ(config.status().message(), "/nonexistent/serve.yaml: no such file");
 }
 
 TEST(GatewayAddressTest, HostOrIpWithAnOptionalPort) {
