@@ -41,7 +41,13 @@ std::string ErrnoText(int err) {
   }
 }
 
+std::string NotRegular(mode_t mode);
+
 absl::Status OpenError(const std::string& path, int err) {
+  // open(2) of a socket fails with ENXIO: say what the path is instead.
+  if (struct stat st {}; err == ENXIO && stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": ", NotRegular(st.st_mode)));
+  }
   const std::string message = absl::StrCat(path, ": ", ErrnoText(err));
   if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(message);
   if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);

@@ -1,5 +1,7 @@
 #include "config/settings/read_limits.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace meshgate::config {
@@ -14,6 +16,11 @@ void ReadConfigReadLimits(const yaml::Node& limits, std::string_view path, base:
     yaml::IfPresent(limits, key, [&](const yaml::Node& n) {
       if (auto v = yaml::ReadInt(n, yaml::FieldPath(path, key), kMin, kMax, sink)) *value = static_cast<uint64_t>(*v);
     });
+  }
+  // A total below the default per-file cap lowers that cap; a per-file cap
+  // written above the total is a mistake.
+  if (!yaml::Lookup(limits, "maxConfigFileBytes").present()) {
+    out.max_file_bytes = std::min(out.max_file_bytes, out.max_total_bytes);
   }
   if (out.max_file_bytes > out.max_total_bytes) {
     sink.Add(limits, yaml::FieldPath(path, "maxConfigFileBytes"),

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -218,22 +219,24 @@ TEST(DescriptorExhaustionTest, OpsPortsBackOffAndRecover) {
   TempDir dir;
   const std::string mesh = dir.Write("mesh.yaml", Mesh("httpbin"));
   const std::string config = dir.Write("gw.yaml", "threads: 1\ntimeouts: {hello: 60s}\n");
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  rlimit low = saved;
-  low.rlim_cur = 64;  // inherited by the child through fork and exec
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
   MeshgateProcess gw({"--config", config, "--mesh", mesh});
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
   ASSERT_TRUE(gw.running()) << gw.Log();
+  // meshgate raises its soft limit to the hard one at start, so the limit is
+  // lowered on the running process (prlimit(2), as `prlimit --nofile` does):
+  // a few descriptors above what it holds now.
+  const auto open_fds = std::distance(fs::directory_iterator("/proc/" + std::to_string(gw.pid()) + "/fd"),
+                                      fs::directory_iterator());
+  const rlimit low{static_cast<rlim_t>(open_fds + 8), static_cast<rlim_t>(open_fds + 8)};
+  ASSERT_EQ(prlimit(gw.pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
   std::vector<int> silent;
   while (!gw.WaitForLog("accept failed", 1, 50) && silent.size() < 200) silent.push_back(Connect(gw.port()));
   ASSERT_TRUE(gw.WaitForLog("accept failed")) << "descriptors never ran out: " << silent.size();
   const std::vector<std::string> ports = {gw.metrics_address(), gw.readiness_address(), gw.admin_address()};
   std::vector<int> pending;
   for (const auto& address : ports) pending.push_back(Connect(PortOf(address)));
-  ASSERT_TRUE(gw.WaitForLog("http 127.0.0.1:" + std::to_string(PortOf(ports[2])) + ": accept failed", 1, 5000))
-      << gw.Log();
+  // The rate-limited warning of the ops acceptor (not fatal: before the fix
+  // there was none, and the CPU measure below is what must hold).
+  EXPECT_TRUE(gw.WaitForLog("http 127.0.0.1:" + std::to_string(PortOf(ports[2])) + ": accept failed", 1, 5000));
   const double before = ThreadCpuSeconds(gw.pid(), gw.pid());
   std::this_thread::sleep_for(std::chrono::seconds(2));  // the measuring interval, not a wait for state
   const double cpu = ThreadCpuSeconds(gw.pid(), gw.pid()) - before;

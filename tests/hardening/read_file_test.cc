@@ -98,7 +98,7 @@ TEST(MeshReadLimitsTest, PerFileAndTotalCaps) {
   EXPECT_EQ(sources.sources[0].error, "");
   EXPECT_EQ(sources.sources[1].error, dir.path() + "/mesh/b.yaml: 3000 bytes brings the mesh to 6000 bytes, over the "
                                                    "cap of 5000 bytes (limits.maxConfigBytes)");
-  const config::MeshLoadResult zero = config::LoadMesh({"/dev/zero"});
+  const config::MeshLoadResult zero = config::LoadMesh({"/dev/zero"}, {}, config::MeshLoadOptions{});
   ASSERT_EQ(zero.errors.size(), 1u);
   EXPECT_EQ(zero.errors[0], "/dev/zero: is a device, not a regular file");
 }
