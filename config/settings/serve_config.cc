@@ -61,7 +61,8 @@ class ServeConfigReader {
 
 void ServeConfigReader::Read(const yaml::Node& root) {
   if (!yaml::ExpectMap(root, "", sink_)) return;
-  yaml::CheckFields(root, "", {"listen", "tls", "suffix", "namespace", "allocations", "maxWatch", "dns", "clusters", "limits"},
+  yaml::CheckFields(root, "",
+                    {"listen", "tls", "suffix", "namespace", "allocations", "maxWatch", "dns", "clusters", "limits"},
                     sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "tls", [&](const yaml::Node& n) { ReadTls(n); });

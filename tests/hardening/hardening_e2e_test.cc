@@ -209,7 +209,9 @@ int Connect(uint16_t port) {
   return fd;
 }
 
-uint16_t PortOf(const std::string& address) { return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))); }
+uint16_t PortOf(const std::string& address) {
+  return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+}
 
 // meshgate started with a low RLIMIT_NOFILE, its descriptors used up by
 // silent clients on the data port, and a connection pending on every ops
@@ -260,9 +262,8 @@ TEST(HttpConnectionCapTest, PastTheCapIsClosedAtOnceAndCounted) {
   boost::asio::io_context io;
   io::HttpServerOptions options;
   options.max_connections = 2;
-  auto server = io::HttpServer::Start(
-      io, "127.0.0.1:0", [](const io::HttpRequest&, io::HttpResponder respond) { respond({200, "text/plain", "ok\n"}); },
-      options);
+  auto ok = [](const io::HttpRequest&, io::HttpResponder respond) { respond({200, "text/plain", "ok\n"}); };
+  auto server = io::HttpServer::Start(io, "127.0.0.1:0", ok, options);
   ASSERT_TRUE(server.ok()) << server.status();
   std::thread loop([&] { io.run_for(std::chrono::seconds(10)); });
   const uint16_t port = PortOf((*server)->bound_address());
