@@ -60,7 +60,7 @@ TEST(ServeConfigTest, EveryTopLevelField) {
 TEST(ServeConfigTest, UnknownFieldIsAnError) {
   EXPECT_EQ(ErrorOf(std::string("maxWatchSeconds: 60\n") + kCluster),
             "serve.yaml:1:1: maxWatchSeconds: unknown field (expected one of: listen, tls, suffix, namespace, "
-            "allocations, maxWatch, dns, clusters)");
+            "allocations, maxWatch, dns, clusters, limits)");
   EXPECT_EQ(ErrorOf("clusters:\n- {name: cluster1, gateway: 192.0.2.1, mesh: [m1], gw: x}\n"),
             "serve.yaml:2:52: clusters[0].gw: unknown field (expected one of: name, network, gateway, mesh, ca)");
 }
