@@ -20,6 +20,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/names.h"
+#include "base/read_file.h"
 
 namespace meshgate::control {
 
@@ -115,11 +116,7 @@ std::string KeyPem(EVP_PKEY* key) {
   return std::string(data, static_cast<size_t>(n));
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(path + ": cannot read");
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+absl::StatusOr<std::string> ReadFile(const std::string& path) { return base::ReadConfigFile(path); }
 
 // Checked before a key is generated (RSA 4096 takes seconds) and again when
 // it is written.

@@ -6,11 +6,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <iterator>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "base/read_file.h"
 #include "config/mesh/mesh_loader.h"
 #include "control/serviceentries.h"
 
@@ -21,13 +20,8 @@ namespace {
 constexpr char kYaml[] = "application/yaml";
 constexpr char kPem[] = "application/x-pem-file";
 
-std::optional<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in.is_open()) return std::nullopt;
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) return std::nullopt;
-  return text;
-}
+// Bounded, regular files only; the error names the file and errno.
+absl::StatusOr<std::string> ReadText(const std::string& path) { return base::ReadConfigFile(path); }
 
 std::string Etag(const std::string& body) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -52,7 +46,7 @@ uint64_t UnixMillis() {
 
 absl::StatusOr<std::string> ReadCertificatesOnly(const std::string& path) {
   auto text = ReadText(path);
-  if (!text) return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
+  if (!text.ok()) return text.status();
   size_t certs = 0;
   for (size_t at = text->find("-----BEGIN "); at != std::string::npos; at = text->find("-----BEGIN ", at + 1)) {
     if (text->compare(at, 27, "-----BEGIN CERTIFICATE-----") != 0) {
@@ -111,7 +105,7 @@ std::vector<std::string> Publisher::Render() {
   std::map<std::string, ClusterInputs> inputs;
   for (const auto& cluster : config_.clusters) {
     ClusterInputs& in = inputs[cluster.name];
-    in.sources = config::ReadMeshSources(cluster.mesh);
+    in.sources = config::ReadMeshSources(cluster.mesh, config_.config_read_limits);
     in.syncing = Syncing(cluster.name);
     if (auto it = kube_objects_.find(cluster.name); it != kube_objects_.end()) {
       in.sources.sources.insert(in.sources.sources.end(), it->second.begin(), it->second.end());

@@ -312,7 +312,8 @@ class Server {
     }
     if (cluster.empty()) return Text(400, "missing ?cluster=NAME\n");
     if (std::find(names.begin(), names.end(), cluster) == names.end()) {
-      return Text(404, absl::StrCat("unknown cluster \"", cluster, "\"; known: ", absl::StrJoin(names, ", "), "\n"));
+      return Text(404, absl::StrCat("unknown cluster \"", io::EchoForBody(cluster), "\"; known: ",
+                                    absl::StrJoin(names, ", "), "\n"));
     }
     return std::nullopt;
   }

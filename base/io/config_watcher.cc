@@ -18,7 +18,21 @@ namespace {
 constexpr uint32_t kDirEvents = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE;
 }
 
+namespace {
+
+std::vector<WatchedPath> WithDefaultRules(const std::vector<std::string>& paths) {
+  std::vector<WatchedPath> out;
+  for (const auto& p : paths) out.push_back({p, nullptr});
+  return out;
+}
+
+}  // namespace
+
 ConfigWatcher::ConfigWatcher(asio::io_context& io, const std::vector<std::string>& paths,
+                             std::chrono::milliseconds debounce, OnChange on_change)
+    : ConfigWatcher(io, WithDefaultRules(paths), debounce, std::move(on_change)) {}
+
+ConfigWatcher::ConfigWatcher(asio::io_context& io, const std::vector<WatchedPath>& paths,
                              std::chrono::milliseconds debounce, OnChange on_change)
     : hup_(io, SIGHUP),
       inotify_(io),
@@ -37,13 +51,19 @@ ConfigWatcher::ConfigWatcher(asio::io_context& io, const std::vector<std::string
   ReadEvents();
 }
 
-void ConfigWatcher::SetPaths(const std::vector<std::string>& paths) {
+void ConfigWatcher::SetPaths(const std::vector<std::string>& paths) { SetPaths(WithDefaultRules(paths)); }
+
+void ConfigWatcher::SetPaths(const std::vector<WatchedPath>& paths) {
   if (!inotify_.is_open()) return;
-  std::set<std::string> dirs;
-  for (const auto& p : paths) {
+  std::map<std::string, std::vector<Rule>> dirs;
+  for (const auto& watched : paths) {
     std::error_code ec;
-    const fs::path path = fs::absolute(p, ec);
-    dirs.insert(fs::is_directory(path, ec) ? path.string() : path.parent_path().string());
+    const fs::path path = fs::absolute(watched.path, ec);
+    if (fs::is_directory(path, ec)) {
+      dirs[path.string()].push_back({"", watched.names});
+    } else {
+      dirs[path.parent_path().string()].push_back({path.filename().string(), nullptr});
+    }
   }
   for (auto it = watches_.begin(); it != watches_.end();) {
     if (dirs.contains(it->first)) {
@@ -51,17 +71,32 @@ void ConfigWatcher::SetPaths(const std::vector<std::string>& paths) {
       continue;
     }
     inotify_rm_watch(inotify_.native_handle(), it->second);
+    rules_.erase(it->second);
     it = watches_.erase(it);
   }
-  for (const auto& dir : dirs) {
-    if (watches_.contains(dir)) continue;
-    const int wd = inotify_add_watch(inotify_.native_handle(), dir.c_str(), kDirEvents);
-    if (wd < 0) {
-      spdlog::warn("cannot watch {} ({}): use SIGHUP to reload", dir, std::strerror(errno));
-      continue;
+  for (auto& [dir, rules] : dirs) {
+    if (!watches_.contains(dir)) {
+      const int wd = inotify_add_watch(inotify_.native_handle(), dir.c_str(), kDirEvents);
+      if (wd < 0) {
+        spdlog::warn("cannot watch {} ({}): use SIGHUP to reload", dir, std::strerror(errno));
+        continue;
+      }
+      watches_[dir] = wd;
     }
-    watches_[dir] = wd;
+    rules_[watches_[dir]] = std::move(rules);
   }
+}
+
+bool ConfigWatcher::Counts(int wd, std::string_view name) const {
+  if (name == "..data") return true;
+  const auto it = rules_.find(wd);
+  if (it == rules_.end()) return false;
+  for (const Rule& rule : it->second) {
+    if (!rule.file.empty() ? name == rule.file : rule.names ? rule.names(name) : !name.starts_with(".")) {
+      return true;
+    }
+  }
+  return false;
 }
 
 ConfigWatcher::~ConfigWatcher() {
@@ -89,7 +124,11 @@ void ConfigWatcher::ReadEvents() {
       const auto* ev = reinterpret_cast<const inotify_event*>(buffer_.data() + at);
       at += sizeof(inotify_event) + ev->len;
       if ((ev->mask & IN_IGNORED) != 0) continue;
-      why = ev->len > 0 ? std::string("change of ") + ev->name : std::string("file change");
+      // ev->name is NUL-padded to ev->len. Names that are not loaded
+      // (app.log, .swp files beside the mesh) do not reload.
+      const std::string_view name = ev->len > 0 ? std::string_view(ev->name) : std::string_view();
+      if (!name.empty() && !Counts(ev->wd, name)) continue;
+      why = !name.empty() ? "change of " + std::string(name) : std::string("file change");
       break;
     }
     if (why) Schedule(*std::move(why));

@@ -1,6 +1,9 @@
 #include "base/io/http_server.h"
 
+#include <algorithm>
+
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -9,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "base/address.h"
+#include "base/log_interval.h"
 #include "base/io/endpoint.h"
 
 namespace meshgate::io {
@@ -27,12 +31,47 @@ constexpr size_t kMaxBody = 64 * 1024;
 
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
+// The acceptor's backoff when accept(2) runs out of a resource: 10 ms,
+// doubling to 1 s, back to none after a success (as Go's net/http Server.Serve
+// does on a temporary accept error, with a higher ceiling).
+constexpr auto kFirstBackoff = std::chrono::milliseconds(10);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(1000);
+
+// The errno name for a counted accept failure; true when it is a resource
+// running out (EMFILE, ENFILE, ENOBUFS, ENOMEM: accept(2)), where trying
+// again at once can only fail again.
+bool AcceptErrorReason(const error_code& ec, std::string& reason) {
+  if (ec.category() == boost::system::system_category() || ec.category() == asio::error::get_system_category()) {
+    switch (ec.value()) {
+      case EMFILE: reason = "emfile"; return true;
+      case ENFILE: reason = "enfile"; return true;
+      case ENOBUFS: reason = "enobufs"; return true;
+      case ENOMEM: reason = "enomem"; return true;
+      default: break;
+    }
+  }
+  reason = "other";
+  return false;
+}
+
+// One open connection counted for as long as its Connection lives.
+class OpenSlot {
+ public:
+  explicit OpenSlot(std::shared_ptr<HttpServerStats> stats) : stats_(std::move(stats)) { ++stats_->open; }
+  ~OpenSlot() { --stats_->open; }
+  OpenSlot(const OpenSlot&) = delete;
+  OpenSlot& operator=(const OpenSlot&) = delete;
+
+ private:
+  std::shared_ptr<HttpServerStats> stats_;
+};
+
 // One request, one response, then close. Stream: beast::tcp_stream or TlsStream.
 template <typename Stream>
 class Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(Stream stream, std::shared_ptr<const AsyncHttpHandler> handler)
-      : stream_(std::move(stream)), handler_(std::move(handler)) {}
+  Connection(Stream stream, std::shared_ptr<const AsyncHttpHandler> handler, std::shared_ptr<HttpServerStats> stats)
+      : stream_(std::move(stream)), handler_(std::move(handler)), slot_(std::move(stats)) {}
 
   void Start() {
     beast::get_lowest_layer(stream_).expires_after(kRequestTimeout);
@@ -98,31 +137,79 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   http::request_parser<http::string_body> parser_;
   http::response<http::string_body> res_;
   std::shared_ptr<const AsyncHttpHandler> handler_;
+  OpenSlot slot_;
   bool responded_ = false;
 };
 
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  explicit Impl(asio::io_context& io) : acceptor(io) {}
+  explicit Impl(asio::io_context& io) : acceptor(io), backoff(io) {}
   tcp::acceptor acceptor;
+  asio::steady_timer backoff;
+  std::chrono::milliseconds delay{0};  // the current backoff; 0 after a success
   std::shared_ptr<const AsyncHttpHandler> handler;
   std::unique_ptr<ssl::context> tls;  // null: plain HTTP
   tcp::endpoint bound;
+  size_t max_connections = 0;
+  std::shared_ptr<HttpServerStats> stats = std::make_shared<HttpServerStats>();
+  base::LogInterval error_log;
+  base::LogInterval refusal_log;
 
   void Accept() {
     acceptor.async_accept([self = shared_from_this()](const error_code& ec, tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
-      if (!ec) self->Serve(std::move(socket));
-      self->Accept();
+      self->OnAccept(ec, std::move(socket));
+    });
+  }
+
+  void OnAccept(const error_code& ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) return OnAcceptError(ec);
+    delay = std::chrono::milliseconds(0);
+    ++stats->accepted;
+    if (max_connections != 0 && stats->open >= max_connections) {
+      ++stats->refused_max_connections;
+      error_code ignored;
+      socket.close(ignored);
+      uint64_t suppressed = 0;
+      if (refusal_log.Allow(suppressed)) {
+        spdlog::warn("http {}: {} connections open (the cap); closing new ones ({} more since the last line)",
+                     FormatEndpoint(bound), max_connections, suppressed);
+      }
+    } else {
+      Serve(std::move(socket));
+    }
+    Accept();
+  }
+
+  // Counted by reason; out of descriptors (or buffers), waits before the
+  // next accept instead of failing again at once in a loop.
+  void OnAcceptError(const error_code& ec) {
+    std::string reason;
+    const bool exhausted = AcceptErrorReason(ec, reason);
+    auto it = std::find_if(stats->accept_errors.begin(), stats->accept_errors.end(),
+                           [&](const auto& entry) { return entry.first == reason; });
+    if (it == stats->accept_errors.end()) it = stats->accept_errors.insert(it, {reason, 0});
+    ++it->second;
+    if (exhausted) delay = std::min(kMaxBackoff, delay.count() == 0 ? kFirstBackoff : delay * 2);
+    uint64_t suppressed = 0;
+    if (error_log.Allow(suppressed)) {
+      spdlog::warn("http {}: accept failed: {}; retrying in {} ms ({} more since the last line)",
+                   FormatEndpoint(bound), ec.message(), exhausted ? delay.count() : 0, suppressed);
+    }
+    if (!exhausted) return Accept();
+    backoff.expires_after(delay);
+    backoff.async_wait([self = shared_from_this()](const error_code& e) {
+      if (!e && self->acceptor.is_open()) self->Accept();
     });
   }
 
   void Serve(tcp::socket socket) {
     if (tls) {
-      std::make_shared<Connection<TlsStream>>(TlsStream(std::move(socket), *tls), handler)->Start();
+      std::make_shared<Connection<TlsStream>>(TlsStream(std::move(socket), *tls), handler, stats)->Start();
     } else {
-      std::make_shared<Connection<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), handler)->Start();
+      std::make_shared<Connection<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), handler, stats)
+          ->Start();
     }
   }
 };
@@ -163,6 +250,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(asio::io_context& 
   if (ec) return absl::UnavailableError(address + ": " + ec.message());
   impl->bound = impl->acceptor.local_endpoint(ec);
   impl->handler = std::make_shared<const AsyncHttpHandler>(std::move(handler));
+  impl->max_connections = options.max_connections;
   impl->Accept();
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
@@ -172,10 +260,27 @@ HttpServer::HttpServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() {
   error_code ignored;
   impl_->acceptor.close(ignored);
+  impl_->backoff.cancel();
 }
 
 std::string HttpServer::bound_address() const { return FormatEndpoint(impl_->bound); }
 bool HttpServer::loopback() const { return impl_->bound.address().is_loopback(); }
+HttpServerStats HttpServer::stats() const { return *impl_->stats; }
+
+std::string EchoForBody(std::string_view text, size_t max_bytes) {
+  std::string out;
+  const size_t n = std::min(text.size(), max_bytes);
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  if (n < text.size()) out += fmt::format("...({} bytes)", text.size());
+  return out;
+}
 
 std::string HeaderValue(const HttpHeaders& headers, std::string_view name) {
   for (const auto& [key, value] : headers) {

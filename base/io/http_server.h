@@ -50,6 +50,19 @@ struct HttpServerOptions {
   // TLS when both are set: PEM files, the chain leaf first.
   std::string tls_cert_chain_file;
   std::string tls_key_file;
+  // Connections open at once; past it a connection is accepted and closed at
+  // once, and counted (HAProxy's maxconn, per port). 0: no cap.
+  size_t max_connections = 256;
+};
+
+// What one HTTP port's acceptor saw. Read on the server's io_context.
+struct HttpServerStats {
+  // accept(2) failures by reason: "emfile", "enfile", "enobufs", "enomem"
+  // (backed off: the acceptor waits before trying again) and "other".
+  std::vector<std::pair<std::string, uint64_t>> accept_errors;
+  uint64_t refused_max_connections = 0;  // closed at once: max_connections were open
+  uint64_t accepted = 0;
+  uint64_t open = 0;
 };
 
 class HttpServer {
@@ -68,12 +81,18 @@ class HttpServer {
 
   std::string bound_address() const;
   bool loopback() const;
+  HttpServerStats stats() const;
 
  private:
   struct Impl;
   explicit HttpServer(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
+
+// Request text for a response body: at most `max_bytes` of it, printable
+// ASCII kept, anything else as \xNN, and "...(N bytes)" when cut, so an
+// error page never echoes a large or binary request back.
+std::string EchoForBody(std::string_view text, size_t max_bytes = 256);
 
 // "a=1&b=two" -> the value of `key`, or "" (no percent-decoding: the values
 // meshgate reads are plain words and numbers).

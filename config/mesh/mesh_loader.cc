@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <system_error>
 #include <tuple>
 
@@ -19,6 +17,7 @@
 #include "config/mesh/kubernetes.h"
 #include "config/mesh/mesh_model.h"
 #include "base/names.h"
+#include "base/read_file.h"
 #include "config/mesh/service_entry.h"
 #include "base/yaml/yaml_fields.h"
 
@@ -73,11 +72,6 @@ Kind Classify(const std::string& kind, const yaml::Node& api_version) {
     return Kind::kEndpointSlice;
   }
   return Kind::kIgnored;
-}
-
-bool HasMeshExtension(const fs::path& path) {
-  const std::string ext = path.extension().string();
-  return ext == ".yaml" || ext == ".yml" || ext == ".json";
 }
 
 // Best-effort "ns/name" for messages; the readers validate.
@@ -172,32 +166,35 @@ class MeshReader {
   absl::flat_hash_map<std::string, std::string> sources_;
 };
 
-void ReadFile(const std::string& path, MeshSources& out) {
-  std::ifstream in(path, std::ios::binary);
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in.is_open() || in.bad()) {
-    out.sources.push_back({path, "", absl::StrCat(path, ": cannot read file")});
+// Bounded: regular files only, each under the per-file cap and all of them
+// under the total (limits.maxConfigFileBytes, limits.maxConfigBytes).
+void ReadFile(const std::string& path, const base::ConfigReadLimits& limits, uint64_t& total, MeshSources& out) {
+  absl::StatusOr<std::string> text = base::ReadConfigFile(path, limits.max_file_bytes);
+  if (!text.ok()) {
+    out.sources.push_back({path, "", std::string(text.status().message())});
     return;
   }
-  out.sources.push_back({path, std::move(text), ""});
+  total += text->size();
+  if (total > limits.max_total_bytes) {
+    out.sources.push_back({path, "", absl::StrCat(path, ": ", text->size(), " bytes brings the mesh to ", total,
+                                                  " bytes, over the cap of ", limits.max_total_bytes,
+                                                  " bytes (limits.maxConfigBytes)")});
+    return;
+  }
+  out.sources.push_back({path, *std::move(text), ""});
 }
 
-void ReadPath(const std::string& path, MeshSources& out) {
+void ReadPath(const std::string& path, const base::ConfigReadLimits& limits, uint64_t& total, MeshSources& out) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
-  if (ec || !fs::exists(status)) {
-    out.sources.push_back({path, "", absl::StrCat(path, ": no such file or directory")});
-    return;
-  }
-  if (!fs::is_directory(status)) {
-    ReadFile(path, out);  // named explicitly: loaded whatever its extension
+  if (ec || !fs::exists(status) || !fs::is_directory(status)) {
+    ReadFile(path, limits, total, out);  // named explicitly: loaded whatever its extension
     return;
   }
   std::vector<fs::path> files;
   for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
     const fs::path& p = it->path();
-    // Dot files cover editor leftovers and the "..data" links of ConfigMap volumes.
-    if (p.filename().string().starts_with(".") || !HasMeshExtension(p)) continue;
+    if (!IsMeshFileName(p.filename().string())) continue;
     if (fs::is_regular_file(it->status())) files.push_back(p);
   }
   if (ec) {
@@ -208,7 +205,7 @@ void ReadPath(const std::string& path, MeshSources& out) {
     out.warnings.push_back(absl::StrCat(path, ": no *.yaml, *.yml or *.json files"));
   }
   std::sort(files.begin(), files.end());
-  for (const fs::path& file : files) ReadFile(file.string(), out);
+  for (const fs::path& file : files) ReadFile(file.string(), limits, total, out);
 }
 
 void MeshReader::LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache) {
@@ -461,9 +458,16 @@ ServiceListResult MeshReader::Services() && {
   return out;
 }
 
-MeshSources ReadMeshSources(const std::vector<std::string>& paths) {
+bool IsMeshFileName(std::string_view name) {
+  // Dot files cover editor leftovers and the "..data" links of ConfigMap volumes.
+  if (name.empty() || name.starts_with(".")) return false;
+  return name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json");
+}
+
+MeshSources ReadMeshSources(const std::vector<std::string>& paths, const base::ConfigReadLimits& limits) {
   MeshSources out;
-  for (const std::string& path : paths) ReadPath(path, out);
+  uint64_t total = 0;
+  for (const std::string& path : paths) ReadPath(path, limits, total, out);
   return out;
 }
 

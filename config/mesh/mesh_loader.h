@@ -8,8 +8,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/read_file.h"
 #include "config/model/route_table.h"
 
 namespace meshgate::config {
@@ -63,8 +65,13 @@ struct MeshSources {
 };
 
 // paths: files (.yaml/.yml/.json) or directories (read non-recursively, sorted;
-// dot files skipped). Reads only: nothing is parsed.
-MeshSources ReadMeshSources(const std::vector<std::string>& paths);
+// dot files skipped). Reads only: nothing is parsed. Each file must be a
+// regular file within `limits` (base/read_file.h); a refusal is that file's error.
+MeshSources ReadMeshSources(const std::vector<std::string>& paths, const base::ConfigReadLimits& limits = {});
+
+// The names a directory given as a mesh path contributes: *.yaml, *.yml,
+// *.json, not dot files. The file watcher uses the same rule.
+bool IsMeshFileName(std::string_view name);
 
 // What each source read to, kept between loads of a changing set of sources
 // (the API server's objects, one per source), so a load where one source's

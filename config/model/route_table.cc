@@ -63,6 +63,10 @@ bool SplitSni(std::string_view sni, SniParts& out) {
       !base::ParsePortNumber(rest.substr(0, port_end), out.port)) {
     return false;
   }
+  // Istio writes the port in plain decimal (model.BuildSubsetKey,
+  // strconv.Itoa) and its gateway matches the SNI as an exact string, so
+  // "outbound_.09000_..." is no route there: a bad SNI here too.
+  if (port_end > 1 && rest[0] == '0') return false;
   rest.remove_prefix(port_end + kSeparator.size());
   const size_t subset_end = rest.find(kSeparator);
   if (subset_end == std::string_view::npos) return false;

@@ -16,6 +16,8 @@
 #include "base/yaml/yaml_fields.h"
 #include "absl/strings/ascii.h"
 #include "config/settings/pod_info.h"
+#include "config/settings/read_limits.h"
+#include "base/read_file.h"
 
 namespace meshgate::config {
 
@@ -326,11 +328,16 @@ void GatewayConfigReader::ReadAccessLog(const yaml::Node& node) {
   });
 }
 
-// Every key of limits: is listed here; each group has its own reader.
+// Every key of limits: is listed here; each group has its own reader. The
+// config-read caps are read by ReadConfigReadLimits (shared with serve.yaml).
 void GatewayConfigReader::ReadLimits(const yaml::Node& node) {
   if (!yaml::ExpectMap(node, "limits", sink_)) return;
-  yaml::CheckFields(node, "limits", {"maxConnections", "perSourceConnections", "acceptRate", "memory"}, sink_);
+  yaml::CheckFields(node, "limits",
+                    {"maxConnections", "perSourceConnections", "acceptRate", "memory", "maxConfigFileBytes",
+                     "maxConfigBytes"},
+                    sink_);
   ReadConnectionLimits(node);
+  ReadConfigReadLimits(node, "limits", config_.config_read_limits, sink_);
 }
 
 // The overload caps checked at accept (proxy/admission.h).
@@ -702,16 +709,10 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(const std::string& yaml, const 
 }
 
 absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in.is_open() || in.bad()) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
-  }
-  return ParseGatewayConfig(text, path, std::filesystem::path(path).parent_path().string());
+  // meshgate.yaml is held to the default per-file cap: its own limits are not known before it is read.
+  absl::StatusOr<std::string> text = base::ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return ParseGatewayConfig(*text, path, std::filesystem::path(path).parent_path().string());
 }
 
 }  // namespace meshgate::config

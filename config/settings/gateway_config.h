@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/address.h"
+#include "base/read_file.h"
 #include "config/model/route_table.h"
 #include "config/settings/kubernetes_config.h"
 
@@ -34,6 +35,8 @@ struct GatewayConfig {
   int64_t max_pipes = -1;
   std::vector<SniRewrite> sni_rewrites = {{".global", ".svc.cluster.local"}};
   std::vector<std::string> mesh_paths;       // relative paths resolved against the file's dir
+  // limits.maxConfigFileBytes / limits.maxConfigBytes: the mesh files' size caps.
+  base::ConfigReadLimits config_read_limits;
   std::string log_level = "info";
   // Where the gateway runs, for DestinationRule visibility. Empty: $POD_NAMESPACE
   // (Kubernetes' downward API), else "istio-system". See GatewayNamespace().

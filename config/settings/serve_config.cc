@@ -16,6 +16,8 @@
 #include "base/address.h"
 #include "base/duration.h"
 #include "base/names.h"
+#include "base/read_file.h"
+#include "config/settings/read_limits.h"
 #include "base/yaml/yaml_fields.h"
 
 namespace meshgate::config {
@@ -59,7 +61,8 @@ class ServeConfigReader {
 
 void ServeConfigReader::Read(const yaml::Node& root) {
   if (!yaml::ExpectMap(root, "", sink_)) return;
-  yaml::CheckFields(root, "", {"listen", "tls", "suffix", "namespace", "allocations", "maxWatch", "dns", "clusters"},
+  yaml::CheckFields(root, "",
+                    {"listen", "tls", "suffix", "namespace", "allocations", "maxWatch", "dns", "clusters", "limits"},
                     sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "tls", [&](const yaml::Node& n) { ReadTls(n); });
@@ -71,6 +74,11 @@ void ServeConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "maxWatch", [&](const yaml::Node& n) { ReadMaxWatch(n); });
   ReadClusters(root);
   IfPresent(root, "dns", [&](const yaml::Node& n) { ReadDns(n); });
+  IfPresent(root, "limits", [&](const yaml::Node& n) {
+    if (!yaml::ExpectMap(n, "limits", sink_)) return;
+    yaml::CheckFields(n, "limits", {"maxConfigFileBytes", "maxConfigBytes"}, sink_);
+    ReadConfigReadLimits(n, "limits", config_.config_read_limits, sink_);
+  });
 }
 
 std::string ServeConfigReader::Resolve(const std::string& path) const {
@@ -294,10 +302,9 @@ absl::StatusOr<ServeConfig> ParseServeConfig(const std::string& text, const std:
 }
 
 absl::StatusOr<ServeConfig> LoadServeConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in.is_open() || in.bad()) return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
-  return ParseServeConfig(text, path, fs::path(path).parent_path().string());
+  absl::StatusOr<std::string> text = base::ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return ParseServeConfig(*text, path, fs::path(path).parent_path().string());
 }
 
 }  // namespace meshgate::config

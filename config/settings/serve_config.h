@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "config/settings/kubernetes_config.h"
+#include "base/read_file.h"
 
 namespace meshgate::config {
 
@@ -47,6 +48,8 @@ struct ServeConfig {
     std::string ca_dir;   // its intermediate (`meshgatectl ca intermediate`); "": none published
   };
   std::vector<Cluster> clusters;
+  // limits.maxConfigFileBytes / limits.maxConfigBytes: the mesh files' size caps.
+  base::ConfigReadLimits config_read_limits;
   // `dns: {listen: ADDR, zone: global, cluster: NAME}`: an authoritative DNS
   // server for the ServiceEntry hosts (replaces istiocoredns). `zone` must be
   // `suffix` (the names it answers); `cluster` picks the consuming cluster

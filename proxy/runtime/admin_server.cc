@@ -68,6 +68,10 @@ HttpResponse AdminServer::ServeMetrics(const HttpRequest& request) const {
   snapshot.dns = runtime_.dns_stats();
   snapshot.health_checks = runtime_.health_check_stats();
   snapshot.admission = &workers_.admission();
+  for (const auto& server : servers_) {
+    const std::string address = server->bound_address();
+    snapshot.http.emplace_back(address.substr(address.rfind(':') + 1), server->stats());
+  }
   return {200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(snapshot)};
 }
 
@@ -148,7 +152,10 @@ HttpResponse AdminServer::ServeAdmin(const HttpRequest& request) {
   if (request.path == "/logging" && post) {
     const std::string level = io::QueryValue(request.query, "level");
     const auto parsed = base::ParseLogLevel(level);
-    if (!parsed) return {400, "text/plain", "unknown level \"" + level + "\" (trace, debug, info, warn, error, off)\n"};
+    if (!parsed) {
+      return {400, "text/plain",
+              "unknown level \"" + io::EchoForBody(level) + "\" (trace, debug, info, warn, error, off)\n"};
+    }
     spdlog::set_level(*parsed);
     spdlog::info("admin: log level set to {}", level);
     return {200, "text/plain", "log level " + level + "\n"};

@@ -409,6 +409,30 @@ void Process(const MetricsSnapshot& s, Families& out) {
 }
 
 // Static series live in a prometheus-cpp registry.
+// The ops HTTP ports' acceptors: accept(2) failures by errno (the resource
+// ones back off), and connections closed at once past the per-port cap.
+void HttpPorts(const MetricsSnapshot& s, Families& out) {
+  auto& errors = out.Add("meshgate_http_accept_errors_total",
+                         "accept(2) failures on an ops HTTP port, by errno (emfile, enfile, enobufs, enomem back off).",
+                         MetricType::Counter);
+  auto& refused = out.Add("meshgate_http_connections_refused_total",
+                          "Connections to an ops HTTP port closed at once, by reason.", MetricType::Counter);
+  auto& active = out.Add("meshgate_http_connections_active", "Connections open on an ops HTTP port.",
+                         MetricType::Gauge);
+  for (const auto& [port, stats] : s.http) {
+    for (const char* reason : {"emfile", "enfile", "enobufs", "enomem", "other"}) {
+      uint64_t n = 0;
+      for (const auto& [seen, count] : stats.accept_errors) {
+        if (seen == reason) n = count;
+      }
+      Families::Counter(errors, {{"port", port}, {"reason", reason}}, static_cast<double>(n));
+    }
+    Families::Counter(refused, {{"port", port}, {"reason", "max_connections"}},
+                      static_cast<double>(stats.refused_max_connections));
+    Families::Gauge(active, {{"port", port}}, static_cast<double>(stats.open));
+  }
+}
+
 prometheus::Registry& StaticRegistry() {
   static prometheus::Registry* registry = [] {
     auto* r = new prometheus::Registry();
@@ -474,6 +498,7 @@ std::string RenderMetrics(const MetricsSnapshot& snapshot) {
   Upstream(snapshot, out);
   Istio(snapshot, out);
   Process(snapshot, out);
+  HttpPorts(snapshot, out);
   Lists(snapshot, out);
   std::vector<MetricFamily> families = StaticRegistry().Collect();
   for (MetricFamily& f : out.all()) families.push_back(std::move(f));

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/io/http_server.h"
 #include "config/model/route_table.h"
 #include "config/settings/gateway_config.h"
 #include "lb/cluster_state.h"
@@ -61,6 +62,8 @@ struct MetricsSnapshot {
   const DnsStats* dns = nullptr;            // null: no resolver
   const lb::HealthCheckStats* health_checks = nullptr;  // null: no checks configured
   const Admission* admission = nullptr;  // overload protection (null: none)
+  // The ops HTTP ports (metrics, readiness, admin): the port number and its acceptor's counts.
+  std::vector<std::pair<std::string, io::HttpServerStats>> http;
 };
 
 // The text exposition format (version 0.0.4).

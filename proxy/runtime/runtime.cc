@@ -115,7 +115,7 @@ namespace {
 // change since the last load (most of the API server's objects) are not parsed again.
 config::MeshLoadResult LoadMeshCached(const config::GatewayConfig& settings, const std::string& control,
                                       const std::vector<config::MeshSource>& kube, config::MeshParseCache* cache) {
-  config::MeshSources sources = config::ReadMeshSources(settings.mesh_paths);
+  config::MeshSources sources = config::ReadMeshSources(settings.mesh_paths, settings.config_read_limits);
   if (!control.empty()) sources.sources.push_back({"control " + settings.control.url, control, ""});
   sources.sources.insert(sources.sources.end(), kube.begin(), kube.end());
   return config::LoadMeshSources(sources, settings.sni_rewrites, MeshLoadOptionsFor(settings), cache);
@@ -154,7 +154,7 @@ struct Runtime::Impl {
   void StartDns();
   void StartHealthChecks();
   void StartWatcher();
-  std::vector<std::string> WatchedPaths() const;
+  std::vector<io::WatchedPath> WatchedPaths() const;
   void StartControl();
   void StartKube();
   void ArmSweep();
@@ -262,11 +262,15 @@ void Runtime::Impl::StartHealthChecks() {
   checker->SetTable(table, health);
 }
 
-std::vector<std::string> Runtime::Impl::WatchedPaths() const {
-  std::vector<std::string> paths = settings.mesh_paths;
-  if (!settings_path.empty()) paths.push_back(settings_path);
+// Exactly what is loaded: each named file, and in a mesh directory the names
+// the loader reads (config::IsMeshFileName), so app.log or an editor's dot
+// file beside the mesh does not reload it.
+std::vector<io::WatchedPath> Runtime::Impl::WatchedPaths() const {
+  std::vector<io::WatchedPath> paths;
+  for (const std::string& mesh : settings.mesh_paths) paths.push_back({mesh, config::IsMeshFileName});
+  if (!settings_path.empty()) paths.push_back({settings_path, nullptr});
   // The Downward API rewrites the labels file when the pod's labels change.
-  if (!settings.pod_info_file.empty()) paths.push_back(settings.pod_info_file);
+  if (!settings.pod_info_file.empty()) paths.push_back({settings.pod_info_file, nullptr});
   return paths;
 }
 

@@ -488,7 +488,7 @@ TEST(MeshLoaderErrorTest, ErrorsAreCollectedAcrossFilesAndGoodFilesDontSaveTheTa
                                  "every host; name a domain, as in \"*.example.com\""));
   EXPECT_EQ(result.errors[9],
             At("mesh/bad/syntax.yaml", 11, 5, "YAML syntax error: did not find expected ',' or '}' (while parsing a flow mapping started at 10:11)"));
-  EXPECT_EQ(result.errors[10], Data("mesh/missing.yaml") + ": no such file or directory");
+  EXPECT_EQ(result.errors[10], Data("mesh/missing.yaml") + ": no such file");
   EXPECT_EQ(result.errors[13], At("mesh/bad/resolution.yaml", 39, 15,
                                   "ServiceEntry bar/lowercase: spec.resolution: unknown resolution "
                                   "\"static\" (one of: NONE, STATIC, DNS, DNS_ROUND_ROBIN)"));

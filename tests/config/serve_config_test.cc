@@ -62,7 +62,7 @@ TEST(ServeConfigTest, EveryTopLevelField) {
 TEST(ServeConfigTest, UnknownFieldIsAnError) {
   EXPECT_EQ(ErrorOf(std::string("maxWatchSeconds: 60\n") + kCluster),
             "serve.yaml:1:1: maxWatchSeconds: unknown field (expected one of: listen, tls, suffix, namespace, "
-            "allocations, maxWatch, dns, clusters)");
+            "allocations, maxWatch, dns, clusters, limits)");
   EXPECT_EQ(ErrorOf("clusters:\n- {name: cluster1, gateway: 192.0.2.1, mesh: [m1], gw: x}\n"),
             "serve.yaml:2:52: clusters[0].gw: unknown field (expected one of: name, network, gateway, mesh, kubernetes, "
             "ca)");
@@ -169,7 +169,7 @@ TEST(ServeConfigTest, SyntaxErrorHasItsPosition) {
 TEST(ServeConfigTest, LoadNamesAMissingFile) {
   auto config = LoadServeConfig("/nonexistent/serve.yaml");
   ASSERT_FALSE(config.ok());
-  EXPECT_EQ(config.status().message(), "/nonexistent/serve.yaml: cannot read file");
+  EXPECT_EQ(config.status().message(), "/nonexistent/serve.yaml: no such file");
 }
 
 TEST(GatewayAddressTest, HostOrIpWithAnOptionalPort) {
