@@ -275,10 +275,11 @@ int CheckServeConfig(const std::string& path) {
 int ServeCommand(const std::vector<std::string>& args) {
   po::options_description opts;
   opts.add_options()("config", po::value<std::string>())("listen", po::value<std::string>()->default_value(""))(
-      "log-level", po::value<std::string>()->default_value("info"));
+      "log-level", po::value<std::string>()->default_value("info"))("check", po::bool_switch());
   po::variables_map vm;
   if (!ParseArgs("serve", args, opts, vm)) return 2;
   if (!vm.count("config")) return Usage("meshgatectl serve: --config is required");
+  if (vm["check"].as<bool>()) return CheckServeConfig(Get(vm, "config"));
   const std::string listen = Get(vm, "listen");  // "": the config's
   if (!listen.empty()) {
     auto address = base::ParseListenAddress(listen);
