@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine: install packages, build,
-# fuzz the ClientHello parser briefly, run every unit and end-to-end test, then
-# the short side-by-side benchmark (issue 7's regression guard: it fails if
+# fuzz the ClientHello parser briefly, run every unit and end-to-end test, run
+# them again under the sanitizers (scripts/sanitize.sh), then the short
+# side-by-side benchmark (issue 7's regression guard: it fails if
 # traffic does not get through meshgate or its CPU per connection is far
 # behind HAProxy's; BENCH_SHORT=0 skips it).
 set -euo pipefail
@@ -31,8 +32,15 @@ fi
 
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 120
 
-# The lb race tests again under ThreadSanitizer (a separate small build).
-bash scripts/tsan.sh
+# The sanitizer pass (scripts/sanitize.sh): the whole suite again under
+# ASan+UBSan+LSan (build-asan), then the threaded tests under TSan
+# (scripts/tsan.sh, build-tsan). SANITIZE=0 skips it; SANITIZE=asan or tsan
+# runs one half.
+case "${SANITIZE:-1}" in
+  0) echo "SANITIZE=0: the sanitizer pass is skipped" ;;
+  asan | tsan) bash scripts/sanitize.sh "$SANITIZE" ;;
+  *) bash scripts/sanitize.sh all ;;
+esac
 
 if [ "${BENCH_SHORT:-1}" != 0 ]; then
   BUILD_DIR=build bash bench/compare/run.sh --short
