@@ -44,7 +44,7 @@ void CheckGateway(const std::string& text) {
     Fail("a timeout accepted that is not positive");
   }
   if (!(c.access_log.sample_rate >= 0 && c.access_log.sample_rate <= 1)) Fail("sampleRate out of 0..1");
-  if (config::GatewayLocalityProblem(c.locality)) Fail("locality accepted with a problem: " + c.locality);
+  if (!c.locality.empty() && config::GatewayLocalityProblem(c.locality)) Fail("locality accepted with a problem: " + c.locality);
   for (const std::string& s : c.dns.servers) {
     if (!config::CheckDnsServer(s).ok()) Fail("dns server accepted that does not check: " + s);
   }
