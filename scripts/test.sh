@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine: install packages, build,
-# fuzz the ClientHello parser briefly, run every unit and end-to-end test, run
-# them again under the sanitizers (scripts/sanitize.sh), then the short
-# side-by-side benchmark (issue 7's regression guard: it fails if
+# fuzz every parser briefly, run every unit and end-to-end test, then
+# the short side-by-side benchmark (issue 7's regression guard: it fails if
 # traffic does not get through meshgate or its CPU per connection is far
 # behind HAProxy's; BENCH_SHORT=0 skips it).
 set -euo pipefail
@@ -10,25 +9,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 
-# libFuzzer needs clang: a separate small build of just the fuzz target.
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-if [ "$FUZZ_SECONDS" -gt 0 ]; then
-  if [ ! -f build-fuzz/build.ninja ]; then
-    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DMESHGATE_FUZZ=ON -DMESHGATE_BUILD_BENCH=OFF >/dev/null
-  fi
-  cmake --build build-fuzz --target sni_fuzz dns_fuzz
-  corpus=$(mktemp -d)
-  cp tests/data/clienthellos/*.bin "$corpus/"
-  echo "fuzzing the ClientHello parser for ${FUZZ_SECONDS}s"
-  ./build-fuzz/tests/sni/sni_fuzz -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -dict=tests/sni/fuzz_client_hello.dict "$corpus" 2>&1 | tail -n 12
-  rm -rf "$corpus"
-  corpus=$(mktemp -d)
-  echo "fuzzing the DNS query parser (meshgatectl serve's .global zone) for ${FUZZ_SECONDS}s"
-  ./build-fuzz/tests/control/dns_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=1024 -print_final_stats=1 \
-    "$corpus" tests/data/dns 2>&1 | tail -n 12
-  rm -rf "$corpus"
-fi
+# Every libFuzzer target briefly (clang, ASan+UBSan, build-fuzz): FUZZ_SECONDS
+# each, 20 by default; 0 skips. scripts/fuzz.sh --long runs them for hours.
+bash scripts/fuzz.sh
 
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 120
 

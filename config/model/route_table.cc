@@ -339,7 +339,8 @@ const RouteTable::Index::HostEntry* RouteTable::Index::FindHost(std::string_view
   if (it != by_host.end()) return &it->second;
   if (by_wildcard_suffix.empty()) return nullptr;
   // Longest suffix first: "a.b.example.com" tries ".b.example.com", then ".example.com".
-  for (size_t dot = host.find('.'); dot != std::string_view::npos; dot = host.find('.', dot + 1)) {
+  // From the second byte: a wildcard covers at least one label, so ".example.com" is no match.
+  for (size_t dot = host.find('.', 1); dot != std::string_view::npos; dot = host.find('.', dot + 1)) {
     const auto wild = by_wildcard_suffix.find(base::AbslView(host.substr(dot)));
     if (wild != by_wildcard_suffix.end()) return wild->second;
   }

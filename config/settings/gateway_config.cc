@@ -116,7 +116,10 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "healthChecks", [&](const yaml::Node& n) { ReadHealthChecks(n); });
   const std::pair<std::string_view, std::string*> endpoints[] = {
       {"admin", &config_.admin}, {"metrics", &config_.metrics}, {"readiness", &config_.readiness}};
-  for (const auto& [key, out] : endpoints) {
+  // Not a structured binding: clang before 16 cannot capture one in a lambda (P1091R3).
+  for (const auto& field : endpoints) {
+    const auto key = field.first;
+    auto* const out = field.second;
     IfPresent(root, key, [&](const yaml::Node& n) { ReadEndpoint(n, key, *out); });
   }
   IfPresent(root, "drain", [&](const yaml::Node& n) { ReadDrain(n); });
@@ -184,7 +187,9 @@ void GatewayConfigReader::ReadDrain(const yaml::Node& node) {
   yaml::CheckFields(node, "drain", {"delay", "time"}, sink_);
   const std::pair<std::string_view, std::chrono::milliseconds*> fields[] = {
       {"delay", &config_.drain.delay}, {"time", &config_.drain.time}};
-  for (const auto& [key, out] : fields) {
+  for (const auto& field : fields) {
+    const auto key = field.first;
+    auto* const out = field.second;
     IfPresent(node, key, [&](const yaml::Node& n) {
       // 0 is allowed: no delay, or close at once.
       if (auto d = ReadTimeout(n, yaml::FieldPath("drain", key), /*allow_zero=*/true)) *out = *d;
@@ -279,7 +284,9 @@ void GatewayConfigReader::ReadControl(const yaml::Node& node) {
       {"initialBackoff", &control.initial_backoff},
       {"maxBackoff", &control.max_backoff},
       {"watchTimeout", &control.watch_timeout}};
-  for (const auto& [key, out] : durations) {
+  for (const auto& field : durations) {
+    const auto key = field.first;
+    auto* const out = field.second;
     IfPresent(node, key, [&](const yaml::Node& n) {
       if (auto d = ReadTimeout(n, yaml::FieldPath("control", key))) *out = *d;
     });
@@ -414,7 +421,9 @@ void GatewayConfigReader::ReadHealthChecks(const yaml::Node& node) {
     });
     const std::pair<std::string_view, std::chrono::milliseconds*> durations[] = {
         {"interval", &check.interval}, {"timeout", &check.timeout}};
-    for (const auto& [key, out] : durations) {
+      for (const auto& field : durations) {
+      const auto key = field.first;
+      auto* const out = field.second;
       IfPresent(item, key, [&](const yaml::Node& n) {
         if (auto d = ReadTimeout(n, yaml::FieldPath(path, key))) *out = *d;
       });
@@ -425,7 +434,9 @@ void GatewayConfigReader::ReadHealthChecks(const yaml::Node& node) {
     const std::pair<std::string_view, uint32_t*> thresholds[] = {
         {"healthyThreshold", &check.healthy_threshold},
         {"unhealthyThreshold", &check.unhealthy_threshold}};
-    for (const auto& [key, out] : thresholds) {
+      for (const auto& field : thresholds) {
+      const auto key = field.first;
+      auto* const out = field.second;
       IfPresent(item, key, [&](const yaml::Node& n) {
         if (auto v = yaml::ReadInt(n, yaml::FieldPath(path, key), 1, 100, sink_)) {
           *out = static_cast<uint32_t>(*v);

@@ -30,6 +30,75 @@ bool PowerOfTwo(uint32_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 }  // namespace
 
+namespace {
+
+void RecordFailure(ControlStatus& status, int http_status, const std::string& error, const std::string& body) {
+  ++status.fetch_errors;
+  ++status.consecutive_failures;
+  if (status.state != "connecting") status.state = "unreachable";
+  if (http_status < 0) {
+    status.last_error = error;
+  } else {
+    // The first line of the body, bounded: it is logged and shown by readiness.
+    const std::string line = body.substr(0, std::min<size_t>(body.find('\n'), 200));
+    status.last_error = absl::StrCat("HTTP ", http_status, line.empty() ? "" : ": ", line);
+  }
+}
+
+void TakeResources(ControlStatus& status, const io::HttpResult& result, uint64_t version,
+                   const ControlSource::Apply& apply, double now) {
+  status.seen_version = version;
+  const std::string etag = io::HeaderValue(result.headers, "ETag");
+  if (status.synced_once && !etag.empty() && etag == status.applied_etag) {
+    status.applied_version = version;  // same resources under a new number
+    status.state = "synced";
+    return;
+  }
+  const std::string why = absl::StrCat("control ", status.url, " version ", version);
+  const std::string error = apply(result.body, why);
+  if (!error.empty()) {
+    ++status.updates_rejected;
+    status.state = "rejected";
+    status.last_error = absl::StrCat("version ", version, " rejected: ", error);
+    spdlog::error("control component version {} does not load; still serving {}: {}", version,
+                  status.synced_once ? absl::StrCat("version ", status.applied_version) : "no version", error);
+    return;
+  }
+  ++status.updates_applied;
+  status.state = "synced";
+  status.synced_once = true;
+  status.applied_version = version;
+  status.applied_etag = etag;
+  status.last_applied_seconds = now;
+}
+
+}  // namespace
+
+ControlAnswer HandleControlAnswer(ControlStatus& status, const io::HttpResult& result,
+                                  const ControlSource::Apply& apply, double now) {
+  ControlAnswer answer;
+  if (result.status != 200 && result.status != 304) {
+    RecordFailure(status, result.status, result.error, result.body);
+    return answer;
+  }
+  status.last_contact_seconds = now;
+  uint64_t version = 0;
+  // Checked before the failures are reset, so a server that keeps answering
+  // without a version backs off like one that does not answer.
+  if (result.status == 200 && !absl::SimpleAtoi(io::HeaderValue(result.headers, "X-Meshgate-Version"), &version)) {
+    RecordFailure(status, -1, "answer without a valid X-Meshgate-Version header", "");
+    return answer;
+  }
+  answer.ok = true;
+  answer.recovered = status.consecutive_failures > 0;
+  status.consecutive_failures = 0;
+  status.next_retry_ms = 0;
+  answer.fresh = result.status == 200 && version != status.seen_version;
+  if (result.status == 200) TakeResources(status, result, version, apply, now);
+  if (status.state != "rejected") status.last_error.clear();
+  return answer;
+}
+
 struct ControlSource::Impl : std::enable_shared_from_this<ControlSource::Impl> {
   Impl(asio::io_context& io, const config::GatewayConfig::Control& options, Apply apply)
       : io(io), options(options), apply(std::move(apply)), retry(io), rng(std::random_device{}()) {}
@@ -61,64 +130,17 @@ struct ControlSource::Impl : std::enable_shared_from_this<ControlSource::Impl> {
   }
 
   void OnResult(io::HttpResult result, std::chrono::steady_clock::time_point started) {
-    if (result.status != 200 && result.status != 304) return OnFailure(result);
-    status.last_contact_seconds = UnixNow();
-    const bool was_failing = status.consecutive_failures > 0;
-    status.consecutive_failures = 0;
-    status.next_retry_ms = 0;
-    uint64_t version = 0;
-    const std::string version_text = io::HeaderValue(result.headers, "X-Meshgate-Version");
-    if (result.status == 200 && !absl::SimpleAtoi(version_text, &version)) {
-      result.status = -1;
-      result.error = "answer without a valid X-Meshgate-Version header";
-      return OnFailure(result);
-    }
-    if (was_failing) spdlog::info("control component {} is back", status.url);
-    const bool fresh = result.status == 200 && version != status.seen_version;
-    if (result.status == 200) OnResources(result, version);
-    if (status.state != "rejected") status.last_error.clear();
+    const ControlAnswer answer = HandleControlAnswer(status, result, apply, UnixNow());
+    if (!answer.ok) return OnFailure();
+    if (answer.recovered) spdlog::info("control component {} is back", status.url);
     // A server that answers at once with nothing new must not make us spin.
     const bool quick = std::chrono::steady_clock::now() - started < std::chrono::milliseconds(100);
-    if (!fresh && quick) return Schedule(options.initial_backoff);
+    if (!answer.fresh && quick) return Schedule(options.initial_backoff);
     Poll();
   }
 
-  void OnResources(const io::HttpResult& result, uint64_t version) {
-    status.seen_version = version;
-    const std::string etag = io::HeaderValue(result.headers, "ETag");
-    if (status.synced_once && !etag.empty() && etag == status.applied_etag) {
-      status.applied_version = version;  // same resources under a new number
-      status.state = "synced";
-      return;
-    }
-    const std::string why = absl::StrCat("control ", status.url, " version ", version);
-    const std::string error = apply(result.body, why);
-    if (!error.empty()) {
-      ++status.updates_rejected;
-      status.state = "rejected";
-      status.last_error = absl::StrCat("version ", version, " rejected: ", error);
-      spdlog::error("control component version {} does not load; still serving {}: {}", version,
-                    status.synced_once ? absl::StrCat("version ", status.applied_version) : "no version", error);
-      return;
-    }
-    ++status.updates_applied;
-    status.state = "synced";
-    status.synced_once = true;
-    status.applied_version = version;
-    status.applied_etag = etag;
-    status.last_applied_seconds = UnixNow();
-  }
-
-  void OnFailure(const io::HttpResult& result) {
-    ++status.fetch_errors;
-    ++status.consecutive_failures;
-    if (status.state != "connecting") status.state = "unreachable";
-    if (result.status < 0) {
-      status.last_error = result.error;
-    } else {
-      const std::string body = result.body.substr(0, std::min<size_t>(result.body.find('\n'), 200));
-      status.last_error = absl::StrCat("HTTP ", result.status, body.empty() ? "" : ": ", body);
-    }
+  // After HandleControlAnswer counted a failure: back off.
+  void OnFailure() {
     // Capped exponential backoff with jitter in [d/2, d): a fleet of
     // gateways does not come back in lockstep.
     const int shift = std::min<uint32_t>(status.consecutive_failures - 1, 20);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "base/io/http_server.h"
 #include "config/settings/gateway_config.h"
 
 namespace boost::asio {
@@ -57,5 +58,18 @@ class ControlSource {
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };
+
+// One answer of the control component, taken into `status` with no clock and
+// no I/O (ControlSource's reaction to every fetch; fuzzed on its own by
+// tests/fuzz/fuzz_control_response.cc). 200 needs an X-Meshgate-Version;
+// its body goes to `apply` unless its ETag is the one serving; 304 means
+// nothing new; anything else, or no answer, is a failure.
+struct ControlAnswer {
+  bool ok = false;          // false: a failure was counted; back off
+  bool fresh = false;       // a version not seen before
+  bool recovered = false;   // the first good answer after failures
+};
+ControlAnswer HandleControlAnswer(ControlStatus& status, const io::HttpResult& result,
+                                  const ControlSource::Apply& apply, double now);
 
 }  // namespace meshgate::proxy

@@ -500,6 +500,14 @@ TEST_F(WildcardRouteTest, TheBareDomainAndOtherDomainsMiss) {
   EXPECT_EQ(HostOf("outbound_.8443_._.www.example.com"), "miss:unknown_port");
 }
 
+// Found by route_fuzz (tests/data/fuzz-regressions/route_fuzz/): a name that
+// is only the wildcard's suffix has no label for the '*' to cover.
+TEST_F(WildcardRouteTest, AnEmptyLabelIsNoWildcardMatch) {
+  EXPECT_EQ(HostOf(".example.com"), "miss:unknown_host");
+  EXPECT_EQ(HostOf("outbound_.443_._..example.com"), "miss:unknown_host");
+  EXPECT_EQ(HostOf(".api.example.com"), "*.example.com");  // "api" is the label '*' covers
+}
+
 TEST_F(WildcardRouteTest, ExactFindDoesNotExpandWildcards) {
   EXPECT_NE(table_.Find("*.example.com", 443, ""), nullptr);
   EXPECT_EQ(table_.Find("www.example.com", 443, ""), nullptr);

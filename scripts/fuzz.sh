@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Builds meshgate's libFuzzer targets (clang, ASan+UBSan, in build-fuzz) and
+# runs each for FUZZ_SECONDS (default 20) with a corpus seeded from
+# tests/data; prints the executions per target at the end.
+#   scripts/fuzz.sh                   the CI pass: every target, FUZZ_SECONDS each
+#   scripts/fuzz.sh --long            FUZZ_LONG_SECONDS each (default 4 h), corpora kept
+#                                     in build-fuzz/corpus/ so the next run goes on from them
+#   scripts/fuzz.sh [--long] NAME...  only these targets
+#   scripts/fuzz.sh --replay NAME     every seed and stored regression input once (ctest)
+# A crash stops the pass: the input is in build-fuzz/artifacts/NAME/; copy it
+# into tests/data/fuzz-regressions/NAME/ and fix it (the replay then keeps it fixed).
+# FUZZ_SECONDS=0 skips the pass. FUZZ_JOBS runs that many processes per target (--long).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
+DATA=tests/data
+REGRESSIONS=$DATA/fuzz-regressions
+
+# name | binary (under $BUILD) | seed directories | libFuzzer flags
+TARGETS=(
+  "sni_fuzz|tests/sni/sni_fuzz|$DATA/clienthellos|-dict=tests/sni/fuzz_client_hello.dict"
+  "dns_fuzz|tests/control/dns_fuzz|$DATA/dns|-max_len=1024"
+  "mesh_fuzz|tests/fuzz/mesh_fuzz|$DATA/istio $DATA/k8s $DATA/mesh|-max_len=65536"
+  "settings_fuzz|tests/fuzz/settings_fuzz|$DATA/fuzz-settings $DATA/mesh/gateway|-max_len=16384"
+  "route_fuzz|tests/fuzz/route_fuzz|$DATA/fuzz-sni|-max_len=300"
+  "control_fuzz|tests/fuzz/control_fuzz|$DATA/fuzz-control|-max_len=65536"
+  "http_fuzz|tests/fuzz/http_fuzz|$DATA/fuzz-http|-max_len=20000"
+)
+
+mode=short
+if [ "${1:-}" = --long ]; then mode=long; shift; fi
+if [ "${1:-}" = --replay ]; then mode=replay; shift; fi
+seconds=${FUZZ_SECONDS:-20}
+[ "$mode" = long ] && seconds=${FUZZ_LONG_SECONDS:-14400}
+if [ "$mode" != replay ] && [ "$seconds" -le 0 ]; then exit 0; fi
+
+selected() {
+  local want
+  for want in "${@:2}"; do [ "$want" = "$1" ] && return 0; done
+  return 1
+}
+
+names=()
+for t in "${TARGETS[@]}"; do
+  name=${t%%|*}
+  if [ $# -eq 0 ] || selected "$name" "$@"; then names+=("$name"); fi
+done
+[ ${#names[@]} -gt 0 ] || { echo "fuzz.sh: no target named $*" >&2; exit 2; }
+
+if [ "$mode" != replay ]; then
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DMESHGATE_FUZZ=ON -DMESHGATE_BUILD_BENCH=OFF >/dev/null
+  fi
+  cmake --build "$BUILD" --target "${names[@]}" -- -j"${FUZZ_BUILD_JOBS:-2}"
+fi
+
+summary=()
+for t in "${TARGETS[@]}"; do
+  IFS='|' read -r name binary seeds flags <<<"$t"
+  selected "$name" "${names[@]}" || continue
+  regress=$REGRESSIONS/$name
+  inputs=($seeds)
+  [ -d "$regress" ] && inputs+=("$regress")
+  if [ "$mode" = replay ]; then
+    # -runs=0: run every file of these directories once, then stop.
+    "$BUILD/$binary" -runs=0 $flags "${inputs[@]}"
+    continue
+  fi
+  artifacts=$BUILD/artifacts/$name/
+  mkdir -p "$artifacts"
+  if [ "$mode" = long ]; then
+    corpus=$BUILD/corpus/$name
+    mkdir -p "$corpus"
+  else
+    corpus=$(mktemp -d)
+  fi
+  log=$BUILD/fuzz-$name.log
+  echo "fuzzing $name for ${seconds}s"
+  status=0
+  jobs=()
+  [ "$mode" = long ] && [ "${FUZZ_JOBS:-1}" -gt 1 ] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+  "$BUILD/$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$artifacts" ${jobs[@]+"${jobs[@]}"} $flags "$corpus" "${inputs[@]}" >"$log" 2>&1 || status=$?
+  [ "$mode" = long ] || rm -rf "$corpus"
+  execs=$(grep -h 'stat::number_of_executed_units' "$log" | awk '{s += $2} END {print s + 0}')
+  summary+=("$(printf '%-14s %12s executions in %ss' "$name" "$execs" "$seconds")")
+  if [ "$status" -ne 0 ]; then
+    tail -n 60 "$log"
+    echo "fuzz.sh: $name FAILED (exit $status); the input is in $artifacts" \
+         "(copy it into $REGRESSIONS/$name/, add a regression test, fix)" >&2
+    printf '%s\n' "${summary[@]}"
+    exit 1
+  fi
+done
+if [ ${#summary[@]} -gt 0 ]; then
+  echo "fuzzing done:"
+  printf '  %s\n' "${summary[@]}"
+fi
