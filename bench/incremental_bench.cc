@@ -29,7 +29,7 @@
 
 #include "bench/proc_stats.h"
 #include "proxy/cluster_stats.h"
-#include "proxy/runtime/kube_source.h"
+#include "config/kube/kube_objects.h"
 #include "proxy/runtime/runtime.h"
 #include "proxy/worker_pool.h"
 
@@ -139,7 +139,7 @@ class KubeObjects {
     o["metadata"] = Meta(i, "svc" + std::to_string(i));
     o["spec"] = {{"clusterIP", "10.96." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256)},
                  {"ports", boost::json::array{{{"name", "tcp"}, {"port", 8080}, {"protocol", "TCP"}, {"targetPort", 8080}}}}};
-    return proxy::KubeObjectText(std::move(o), "v1", "Service");
+    return kubemesh::KubeObjectText(std::move(o), "v1", "Service");
   }
   std::string SliceText(int i) const {
     boost::json::object o;
@@ -156,7 +156,7 @@ class KubeObjects {
                            {"conditions", {{"ready", static_cast<bool>(ready_[i][e])}}}});
     }
     o["endpoints"] = std::move(endpoints);
-    return proxy::KubeObjectText(std::move(o), "discovery.k8s.io/v1", "EndpointSlice");
+    return kubemesh::KubeObjectText(std::move(o), "discovery.k8s.io/v1", "EndpointSlice");
   }
 
   int per_service_;
