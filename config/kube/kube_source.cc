@@ -87,13 +87,9 @@ struct KubeSource::Impl : std::enable_shared_from_this<Impl> {
     std::string version;  // resolved; "" while the group is being looked up
     std::shared_ptr<kube::ResourceWatch> watch;
   };
-  struct Checked {
-    std::string text;
-    std::vector<std::string> errors;
-  };
-
-  Impl(asio::io_context& io, Validate validate, Apply apply)
-      : io(io), timer(io), validate(std::move(validate)), apply(std::move(apply)) {}
+  Impl(asio::io_context& io, Validate validate, Apply apply, ApplyEndpoints apply_endpoints)
+      : io(io), timer(io), objects(std::move(validate)), apply(std::move(apply)),
+        apply_endpoints(std::move(apply_endpoints)) {}
 
   void Start();
   void ResolveGroup(const std::string& group);
@@ -102,21 +98,23 @@ struct KubeSource::Impl : std::enable_shared_from_this<Impl> {
   void OnStatus(size_t i, const kube::WatchStatus& s);
   void Changed(std::string why);
   void Flush();
-  std::vector<config::MeshSource> Collect();
+  bool FlushEndpoints(const std::string& why);
+  std::string ApiVersion(size_t i) const;
 
   asio::io_context& io;
   std::shared_ptr<kube::ApiClient> client;
   asio::steady_timer timer;        // the debounce
   std::map<std::string, std::unique_ptr<asio::steady_timer>> group_timers;  // API groups looked up again
-  Validate validate;
+  KubeObjects objects;  // every object, event by event
   Apply apply;
+  ApplyEndpoints apply_endpoints;
+  bool last_ok = false;  // the last apply installed
   std::vector<Slot> slots;
   KubeStatus status;
   bool armed = false;
   Clock::time_point first_change;
   std::string pending_why;
   size_t pending_changes = 0;
-  std::map<std::string, Checked> checked;  // by source name: the last verdict of each object alone
   bool stopped = false;
 };
 
@@ -191,12 +189,18 @@ void KubeSource::Impl::StartWatch(size_t i) {
   kube::WatchCallbacks callbacks;
   callbacks.on_sync = [weak, i](const kube::ObjectMap& objects) {
     if (auto self = weak.lock()) {
+      self->objects.Replace(self->slots[i].kind.kind, self->ApiVersion(i), objects);
       self->Changed(fmt::format("kubernetes: {} listed ({} objects)", self->slots[i].watch->ref().Name(),
                                 objects.size()));
     }
   };
-  callbacks.on_event = [weak, kind](kube::EventType type, const std::string& key, const json::object&) {
+  callbacks.on_event = [weak, kind, i](kube::EventType type, const std::string& key, const json::object& object) {
     if (auto self = weak.lock()) {
+      if (type == kube::EventType::kDeleted) {
+        self->objects.Erase(kind, key);
+      } else {
+        self->objects.Put(kind, self->ApiVersion(i), key, object);
+      }
       self->Changed(fmt::format("kubernetes: {} {} {}", kube::EventTypeName(type), kind, key));
     }
   };
@@ -223,6 +227,7 @@ void KubeSource::Impl::OnStatus(size_t i, const kube::WatchStatus& s) {
   if (status.synced && !was_synced) {
     Changed("kubernetes: first sync");
   } else if (went_missing && status.synced) {
+    objects.Replace(slots[i].kind.kind, "", {});
     Changed("kubernetes: " + s.resource + " no longer served");  // its objects are gone
   }
 }
@@ -249,6 +254,11 @@ void KubeSource::Impl::Changed(std::string why) {
   });
 }
 
+std::string KubeSource::Impl::ApiVersion(size_t i) const {
+  const Slot& slot = slots[i];
+  return slot.kind.group.empty() ? slot.version : slot.kind.group + "/" + slot.version;
+}
+
 void KubeSource::Impl::Flush() {
   armed = false;
   std::string why = pending_why;
@@ -256,66 +266,51 @@ void KubeSource::Impl::Flush() {
   // Nothing applies before every resource has its first list: a table with
   // Services but not yet their EndpointSlices would route nowhere.
   if (!status.synced) return;
-  const std::vector<config::MeshSource> sources = Collect();
-  status.objects = sources.size();
   ++status.applies;
+  status.rejected = objects.Rejected();
+  status.objects_rejected = objects.objects_rejected();
+  if (FlushEndpoints(why)) return;
+  const std::vector<config::MeshSource> sources = objects.Sources();
+  status.objects = sources.size();
+  ++status.full_rebuilds;
   std::string error = apply(sources, why);
-  if (!error.empty()) {
+  last_ok = error.empty();
+  if (!last_ok) {
     ++status.applies_failed;
     spdlog::error("kubernetes: the cluster's objects do not load together; the last good set keeps serving");
   }
   status.last_error = std::move(error);
 }
 
-// Every object as a mesh source; each loads alone first and is left out,
-// with its errors, when it does not. Verdicts are kept per object text.
-std::vector<config::MeshSource> KubeSource::Impl::Collect() {
-  std::vector<config::MeshSource> sources;
-  std::map<std::string, Checked> next;
-  status.rejected.clear();
-  for (const Slot& slot : slots) {
-    if (!slot.watch) continue;
-    const std::string api_version = slot.kind.group.empty() ? slot.version : slot.kind.group + "/" + slot.version;
-    for (const auto& [key, object] : slot.watch->objects()) {
-      config::MeshSource source{fmt::format("kubernetes {} {}", slot.kind.kind, key),
-                                KubeObjectText(object, api_version, slot.kind.kind), "",
-                                /*positions=*/false};
-      Checked verdict;
-      if (auto it = checked.find(source.name); it != checked.end() && it->second.text == source.text) {
-        verdict = std::move(it->second);
-      } else {
-        verdict = {source.text, validate(source)};
-        if (!verdict.errors.empty()) {
-          ++status.objects_rejected;
-          for (const std::string& e : verdict.errors) spdlog::error("kubernetes: rejected {}: {}", source.name, e);
-        }
-      }
-      if (verdict.errors.empty()) {
-        sources.push_back(std::move(source));
-      } else {
-        const json::value* rv = nullptr;
-        if (const auto* meta = object.if_contains("metadata"); meta != nullptr && meta->is_object()) {
-          rv = meta->as_object().if_contains("resourceVersion");
-        }
-        status.rejected.push_back(
-            {source.name, rv != nullptr && rv->is_string() ? std::string(rv->as_string()) : "", verdict.errors});
-      }
-      next.emplace(source.name, std::move(verdict));
-    }
+// The fast path: a batch of EndpointSlice and Pod changes after a good apply
+// goes to the runtime as what it changed; true when the runtime installed it.
+bool KubeSource::Impl::FlushEndpoints(const std::string& why) {
+  if (!apply_endpoints || !last_ok) {
+    objects.EndBatch();
+    return false;
   }
-  checked = std::move(next);
-  return sources;
+  std::optional<EndpointChange> change = objects.TakeEndpointChange();
+  if (!change) return false;
+  if (!apply_endpoints(*change, why)) {
+    ++status.endpoint_fallbacks;
+    return false;
+  }
+  ++status.endpoint_updates;
+  status.objects = objects.accepted();
+  status.last_error.clear();
+  return true;
 }
 
 absl::StatusOr<std::unique_ptr<KubeSource>> KubeSource::Create(asio::io_context& io,
                                                                const config::KubernetesConfig& options,
-                                                               Validate validate, Apply apply) {
+                                                               Validate validate, Apply apply,
+                                                               ApplyEndpoints apply_endpoints) {
   auto credentials = CredentialsFor(options);
   if (!credentials.ok()) return credentials.status();
   const std::string source = credentials->source;
   auto client = kube::ApiClient::Create(io.get_executor(), *std::move(credentials));
   if (!client.ok()) return client.status();
-  auto impl = std::make_shared<Impl>(io, std::move(validate), std::move(apply));
+  auto impl = std::make_shared<Impl>(io, std::move(validate), std::move(apply), std::move(apply_endpoints));
   impl->client = *std::move(client);
   impl->status.source = source;
   for (Kind& kind : WatchedKinds()) {

@@ -25,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/kube/resource_watch.h"
+#include "config/kube/kube_objects.h"
 #include "config/mesh/mesh_loader.h"
 #include "config/settings/kubernetes_config.h"
 
@@ -33,12 +34,6 @@ class io_context;
 }
 
 namespace meshgate::kubemesh {
-
-struct KubeRejected {
-  std::string name;  // "kubernetes EndpointSlice bar/httpbin-x"
-  std::string resource_version;
-  std::vector<std::string> errors;
-};
 
 struct KubeStatus {
   std::string source;  // "in-cluster" or "kubeconfig PATH (context NAME)"
@@ -51,6 +46,13 @@ struct KubeStatus {
   uint64_t objects = 0;          // objects in the last set applied
   uint64_t objects_rejected = 0; // objects rejected alone, counted once per version
   std::string last_error;        // the runtime's last refusal, "" after a good apply
+  // Which path each apply took: EndpointSlice/Pod-only batches handed over
+  // as an EndpointChange the runtime installed cluster by cluster, against
+  // whole sets (first sync, other kinds, relists, and the fast path's
+  // fallbacks, also counted in endpoint_fallbacks).
+  uint64_t endpoint_updates = 0;
+  uint64_t full_rebuilds = 0;
+  uint64_t endpoint_fallbacks = 0;
   std::vector<KubeRejected> rejected;  // in the current state
   // Resource names not yet synced ("pods.v1, endpointslices.v1.discovery.k8s.io").
   std::string Pending() const;
@@ -64,11 +66,15 @@ class KubeSource {
   using Validate = std::function<std::vector<std::string>(const config::MeshSource& source)>;
   // Builds and installs a table from the objects; "" or why not.
   using Apply = std::function<std::string(const std::vector<config::MeshSource>& sources, const std::string& why)>;
+  // Installs an EndpointSlice/Pod-only batch's clusters; false (nothing
+  // changed) when it cannot, and the whole set goes to Apply instead.
+  using ApplyEndpoints = std::function<bool(const EndpointChange& change, const std::string& why)>;
 
   // Fails when the credentials or the CA do not load.
   static absl::StatusOr<std::unique_ptr<KubeSource>> Create(boost::asio::io_context& io,
                                                             const config::KubernetesConfig& options,
-                                                            Validate validate, Apply apply);
+                                                            Validate validate, Apply apply,
+                                                            ApplyEndpoints apply_endpoints = nullptr);
   ~KubeSource();
   KubeSource(const KubeSource&) = delete;
   KubeSource& operator=(const KubeSource&) = delete;

@@ -41,6 +41,9 @@ std::string KubeStatusJson(const KubeStatus& status) {
   root["objects"] = status.objects;
   root["objects_rejected"] = status.objects_rejected;
   root["last_error"] = status.last_error;
+  root["endpoint_updates"] = status.endpoint_updates;
+  root["full_rebuilds"] = status.full_rebuilds;
+  root["endpoint_fallbacks"] = status.endpoint_fallbacks;
   json::array resources;
   for (const kube::WatchStatus& w : status.resources) resources.push_back(WatchStatusJson(w));
   root["resources"] = std::move(resources);

@@ -431,6 +431,11 @@ const Cluster* RouteTable::FindByName(std::string_view name) const {
   return it == index_->by_name.end() ? nullptr : clusters_[it->second].get();
 }
 
+size_t RouteTable::ClustersOfHost(std::string_view host) const {
+  const auto it = index_->by_host.find(base::AbslView(host));
+  return it == index_->by_host.end() ? 0 : it->second.clusters.size();
+}
+
 std::string RouteTable::Describe() const {
   std::string out = absl::StrCat(
       "route table: ", clusters_.size(), clusters_.size() == 1 ? " cluster, " : " clusters, ",

@@ -307,6 +307,8 @@ class RouteTable {
 
   const Cluster* Find(std::string_view host, uint16_t port, std::string_view subset) const;
   const Cluster* FindByName(std::string_view name) const;
+  // How many clusters (ports and subsets) the exact host has.
+  size_t ClustersOfHost(std::string_view host) const;
   ClusterList clusters() const { return ClusterList(clusters_); }
   // The object behind clusters()[id], to share or compare across versions.
   const std::shared_ptr<const Cluster>& cluster_ptr(uint32_t id) const { return clusters_[id]; }

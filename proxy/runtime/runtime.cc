@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "absl/container/flat_hash_map.h"
 #include "base/io/config_watcher.h"
 #include "base/logging.h"
 #include "fmt/format.h"
@@ -111,20 +113,42 @@ config::MeshLoadOptions MeshLoadOptionsFor(const config::GatewayConfig& settings
 }
 
 namespace {
-// LoadMeshFor, with the runtime's parse cache: sources whose text did not
-// change since the last load (most of the API server's objects) are not parsed again.
-config::MeshLoadResult LoadMeshCached(const config::GatewayConfig& settings, const std::string& control,
-                                      const std::vector<config::MeshSource>& kube, config::MeshParseCache* cache) {
+// The mesh files plus the control component's resources, as one load reads them.
+config::MeshSources ReadLocalSources(const config::GatewayConfig& settings, const std::string& control) {
   config::MeshSources sources = config::ReadMeshSources(settings.mesh_paths, settings.config_read_limits);
   if (!control.empty()) sources.sources.push_back({"control " + settings.control.url, control, ""});
+  return sources;
+}
+
+// LoadMeshFor, with the runtime's parse cache: sources whose text did not
+// change since the last load (most of the API server's objects) are not
+// parsed again. `local`: ReadLocalSources.
+config::MeshLoadResult LoadMeshCached(const config::GatewayConfig& settings, config::MeshSources sources,
+                                      const std::vector<config::MeshSource>& kube, config::MeshParseCache* cache) {
   sources.sources.insert(sources.sources.end(), kube.begin(), kube.end());
   return config::LoadMeshSources(sources, settings.sni_rewrites, MeshLoadOptionsFor(settings), cache);
+}
+
+// Whether a ServiceEntry among these sources may select Pods (a text test:
+// a false alarm only costs the full path).
+bool MaySelectWorkloads(const config::MeshSources& sources) {
+  return std::any_of(sources.sources.begin(), sources.sources.end(), [](const config::MeshSource& s) {
+    return s.text.find("workloadSelector") != std::string::npos;
+  });
+}
+
+// "ns/name" -> "name.ns.svc.<domain>", lowercase, as the loader names a Service's host.
+std::string ServiceHost(const std::string& key, const std::string& cluster_domain) {
+  const size_t slash = key.find('/');
+  std::string host = key.substr(slash + 1) + "." + key.substr(0, slash) + ".svc." + cluster_domain;
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  return host;
 }
 }  // namespace
 
 config::MeshLoadResult LoadMeshFor(const config::GatewayConfig& settings, const std::string& control,
                                    const std::vector<config::MeshSource>& kube) {
-  return LoadMeshCached(settings, control, kube, nullptr);
+  return LoadMeshCached(settings, ReadLocalSources(settings, control), kube, nullptr);
 }
 
 DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
@@ -163,6 +187,13 @@ struct Runtime::Impl {
   void Reload(const std::string& why);
   std::string OnControl(const std::string& resources, const std::string& why);
   std::string OnKube(const std::vector<config::MeshSource>& sources, const std::string& why);
+  bool OnKubeEndpoints(const kubemesh::EndpointChange& change, const std::string& why);
+  // The changed clusters of the change's Services, loaded alone; nullopt
+  // when that would not equal a full load.
+  std::optional<std::vector<config::Cluster>> KubeEndpointClusters(const kubemesh::EndpointChange& change);
+  // Clusters of `base` replaced (same names), published as one per-cluster update each.
+  void InstallClusters(std::vector<config::Cluster> clusters);
+  std::vector<config::MeshSource> KubeSourceList() const;
   // Loads the mesh with `next` settings, `control` and `kube`; installs them
   // when they load. Returns "" or the errors.
   std::string Rebuild(const config::GatewayConfig& next, const std::string& control,
@@ -190,7 +221,12 @@ struct Runtime::Impl {
   uint64_t sequence = 0;  // snapshots published
   ReloadStatus reload;
   std::string control_resources;  // the last version that loaded
-  std::vector<config::MeshSource> kube_sources;  // the API server's objects: the last set that loaded
+  // The API server's objects: the last set that loaded, by source name
+  // (which is also the order KubeSource hands them over in), and whether one has.
+  std::map<std::string, config::MeshSource> kube_sources;
+  bool kube_loaded = false;
+  config::MeshSources local_sources;  // the files and control resources of the last good load
+  config::MeshParseCache endpoint_cache;  // the fast path's small loads
   config::MeshParseCache parse_cache;  // what each source of the last load read to
   Publish publish;
   std::function<void(const config::GatewayConfig&)> on_settings;
@@ -299,7 +335,8 @@ void Runtime::Impl::StartKube() {
   };
   auto created = KubeSource::Create(
       io, settings.kubernetes, validate,
-      [this](const std::vector<config::MeshSource>& sources, const std::string& why) { return OnKube(sources, why); });
+      [this](const std::vector<config::MeshSource>& sources, const std::string& why) { return OnKube(sources, why); },
+      [this](const kubemesh::EndpointChange& change, const std::string& why) { return OnKubeEndpoints(change, why); });
   if (!created.ok()) {
     spdlog::error("kubernetes: cannot follow the API server: {}", std::string(created.status().message()));
     return;
@@ -344,14 +381,14 @@ void Runtime::Impl::Reload(const std::string& why) {
     next = *std::move(loaded);
   }
   const std::vector<std::string> restart_only = KeepRestartOnly(settings, next);
-  if (!Rebuild(next, control_resources, kube_sources, why).empty()) return;
+  if (!Rebuild(next, control_resources, KubeSourceList(), why).empty()) return;
   for (const std::string& name : restart_only) {
     spdlog::warn("config reload ({}): {} changed; it takes effect on restart only", why, name);
   }
 }
 
 std::string Runtime::Impl::OnControl(const std::string& resources, const std::string& why) {
-  std::string error = Rebuild(settings, resources, kube_sources, why);
+  std::string error = Rebuild(settings, resources, KubeSourceList(), why);
   if (!error.empty()) return error;
   control_resources = resources;
   return "";
@@ -360,13 +397,78 @@ std::string Runtime::Impl::OnControl(const std::string& resources, const std::st
 std::string Runtime::Impl::OnKube(const std::vector<config::MeshSource>& sources, const std::string& why) {
   std::string error = Rebuild(settings, control_resources, sources, why);
   if (!error.empty()) return error;
-  kube_sources = sources;
+  kube_sources.clear();
+  for (const config::MeshSource& source : sources) kube_sources.insert_or_assign(kube_sources.end(), source.name, source);
+  kube_loaded = true;
   return "";
+}
+
+std::vector<config::MeshSource> Runtime::Impl::KubeSourceList() const {
+  std::vector<config::MeshSource> out;
+  out.reserve(kube_sources.size());
+  for (const auto& [name, source] : kube_sources) out.push_back(source);
+  return out;
+}
+
+bool Runtime::Impl::OnKubeEndpoints(const kubemesh::EndpointChange& change, const std::string& why) {
+  if (!kube_loaded) return false;
+  std::optional<std::vector<config::Cluster>> clusters = KubeEndpointClusters(change);
+  if (!clusters) {
+    spdlog::info("kubernetes: endpoint change ({}) takes the full path", why);
+    return false;
+  }
+  for (const std::string& name : change.removed) kube_sources.erase(name);
+  for (const config::MeshSource& source : change.upserted) kube_sources.insert_or_assign(source.name, source);
+  spdlog::debug("kubernetes: endpoints ({}): {} services, {} clusters changed", why, change.services.size(),
+                clusters->size());
+  InstallClusters(*std::move(clusters));
+  return true;
+}
+
+std::optional<std::vector<config::Cluster>> Runtime::Impl::KubeEndpointClusters(const kubemesh::EndpointChange& change) {
+  if (change.pods_changed && MaySelectWorkloads(local_sources)) return std::nullopt;
+  absl::flat_hash_map<std::string, size_t> hosts;  // -> clusters the small load gives it
+  for (const std::string& service : change.services) {
+    std::string host = ServiceHost(service, settings.cluster_domain);
+    // A ServiceEntry of the same host merges its endpoints with the Service's.
+    if (change.service_entry_host && change.service_entry_host(host)) return std::nullopt;
+    hosts.emplace(std::move(host), 0);
+  }
+  std::vector<config::Cluster> out;
+  if (hosts.empty()) return out;
+  config::MeshLoadResult mesh = LoadMeshCached(settings, local_sources, change.sources, &endpoint_cache);
+  if (!mesh.errors.empty() || !mesh.table) return std::nullopt;
+  for (const config::Cluster& cluster : mesh.table->clusters()) {
+    auto host = hosts.find(cluster.host);
+    if (host == hosts.end()) continue;
+    const config::Cluster* running = base->FindByName(cluster.name);
+    if (running == nullptr) return std::nullopt;  // a cluster the running table lacks
+    ++host->second;
+    if (!config::SameContent(cluster, *running)) out.push_back(cluster);
+  }
+  for (const auto& [host, count] : hosts) {
+    if (base->ClustersOfHost(host) != count) return std::nullopt;  // a running cluster the load lacks
+  }
+  return out;
+}
+
+void Runtime::Impl::InstallClusters(std::vector<config::Cluster> clusters) {
+  std::vector<uint32_t> ids;
+  std::vector<std::string> names;
+  for (config::Cluster& cluster : clusters) {
+    names.push_back(cluster.name);
+    base = base->WithCluster(std::move(cluster));
+    ids.push_back(base->FindByName(names.back())->id);
+  }
+  if (ids.empty()) return;
+  if (!dns) return InstallChanged(base, ids);
+  for (const std::string& name : names) dns->UpdateBase(base, name);
 }
 
 std::string Runtime::Impl::Rebuild(const config::GatewayConfig& next, const std::string& control,
                                    const std::vector<config::MeshSource>& kube_objects, const std::string& why) {
-  const config::MeshLoadResult mesh = LoadMeshCached(next, control, kube_objects, &parse_cache);
+  config::MeshSources local = ReadLocalSources(next, control);
+  const config::MeshLoadResult mesh = LoadMeshCached(next, local, kube_objects, &parse_cache);
   for (const auto& w : mesh.warnings) spdlog::warn("{}", w);
   for (const auto& e : mesh.errors) spdlog::error("{}", e);
   reload.last_time = UnixNow();
@@ -379,6 +481,7 @@ std::string Runtime::Impl::Rebuild(const config::GatewayConfig& next, const std:
     return error.empty() ? std::string("rejected") : error;
   }
   reload.last_error.clear();
+  local_sources = std::move(local);
   reload.ok++;
   reload.version++;
   ApplySettings(next);
@@ -482,6 +585,14 @@ void Runtime::Impl::PublishSnapshot(bool same_tick) {
 
 absl::Status Runtime::SetEndpoints(const std::string& cluster, std::vector<config::Endpoint> endpoints) {
   return impl_->SetEndpoints(cluster, std::move(endpoints));
+}
+
+std::string Runtime::ApplyKubeObjects(const std::vector<config::MeshSource>& sources, const std::string& why) {
+  return impl_->OnKube(sources, why);
+}
+
+bool Runtime::ApplyKubeEndpoints(const kubemesh::EndpointChange& change, const std::string& why) {
+  return impl_->OnKubeEndpoints(change, why);
 }
 
 void Runtime::SetTable(RouteTablePtr next) { impl_->InstallBase(config::RouteTable::Reuse(*impl_->base, *next)); }

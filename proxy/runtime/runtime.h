@@ -83,6 +83,19 @@ class Runtime {
   // files replaces what this set. NotFound when no cluster has that name;
   // InvalidArgument for an endpoint without an IP literal.
   absl::Status SetEndpoints(const std::string& cluster, std::vector<config::Endpoint> endpoints);
+  // The API server's objects (what KubeSource hands over; public for tests
+  // and benches that drive kubemesh::KubeObjects themselves). The whole
+  // set: loaded with the files and installed as a reload; "" or the errors.
+  std::string ApplyKubeObjects(const std::vector<config::MeshSource>& sources, const std::string& why);
+  // An EndpointSlice/Pod-only batch: the affected Services' clusters are
+  // loaded alone (the same loader, from the change's few objects plus the
+  // files and the control resources as last loaded) and each one whose
+  // content moved is installed as SetEndpoints installs it. False, with
+  // nothing changed, when that cannot be exact: a ServiceEntry shares a
+  // host, a changed Pod may be selected by a workloadSelector, the small
+  // load has errors or yields other clusters than the running ones, or no
+  // whole set has loaded yet; the caller then applies the whole set.
+  bool ApplyKubeEndpoints(const kubemesh::EndpointChange& change, const std::string& why);
   // A whole new table, as a reload would install it: clusters equal to the
   // running ones (by name and content) are reused, and with them their state.
   void SetTable(std::shared_ptr<const config::RouteTable> table);

@@ -159,6 +159,7 @@ TEST_F(KubeFollowTest, RolloutMovesNewConnectionsWithin1sAndKeepsOpenSessions) {
   ASSERT_TRUE(WaitFor([&] { return Ready(*gw); }, 10000)) << gw->Log();
   ASSERT_TRUE(WaitForWorkersToCatchUp(gw->admin_address()));
   const int open_to_a = SendHello(gw->port(), a, 0);
+  const int64_t full_before = KubeStatus(*gw).at("full_rebuilds").as_int64();
 
   api_.Change("add", Pod("httpbin-b", "httpbin", "127.0.0.3"));
   const auto event = Clock::now();
@@ -184,6 +185,11 @@ TEST_F(KubeFollowTest, RolloutMovesNewConnectionsWithin1sAndKeepsOpenSessions) {
   ::close(open_to_a);
   const json::object status = KubeStatus(*gw);
   EXPECT_GE(Resource(status, "endpointslices.v1.discovery.k8s.io").at("events").as_int64(), 1) << status;
+  // The rollout touched only a slice and Pods: it took the fast path (only
+  // httpbin's cluster loaded and installed), never a whole rebuild after the first sync.
+  EXPECT_GE(status.at("endpoint_updates").as_int64(), 1) << status;
+  EXPECT_EQ(status.at("full_rebuilds").as_int64(), full_before) << status;
+  EXPECT_EQ(status.at("endpoint_fallbacks").as_int64(), 0) << status;
   EXPECT_EQ(gw->Stop(), 0);
 }
 
