@@ -12,7 +12,10 @@ void ReadConfigReadLimits(const yaml::Node& limits, std::string_view path, base:
   constexpr int64_t kMax = int64_t{16} << 30;
   const std::pair<std::string_view, uint64_t*> keys[] = {{"maxConfigFileBytes", &out.max_file_bytes},
                                                          {"maxConfigBytes", &out.max_total_bytes}};
-  for (const auto& [key, value] : keys) {
+  for (const auto& entry : keys) {
+    // No structured binding captured: clang 14 (the fuzz build) refuses it.
+    const std::string_view key = entry.first;
+    uint64_t* value = entry.second;
     yaml::IfPresent(limits, key, [&](const yaml::Node& n) {
       if (auto v = yaml::ReadInt(n, yaml::FieldPath(path, key), kMin, kMax, sink)) *value = static_cast<uint64_t>(*v);
     });
