@@ -286,6 +286,45 @@ std::shared_ptr<const RouteTable> RouteTable::WithCluster(std::shared_ptr<const 
   return std::shared_ptr<const RouteTable>(new RouteTable(std::move(clusters), shared_, std::move(index)));
 }
 
+std::shared_ptr<const RouteTable> RouteTable::WithClusters(std::vector<Cluster> clusters) const {
+  std::vector<std::shared_ptr<const Cluster>> shared;
+  shared.reserve(clusters.size());
+  for (Cluster& cluster : clusters) {
+    const auto it = index_->by_name.find(cluster.name);
+    if (it == index_->by_name.end()) {
+      throw std::invalid_argument(absl::StrCat("RouteTable: no cluster ", cluster.name, " to update"));
+    }
+    cluster.id = it->second;
+    absl::AsciiStrToLower(&cluster.host);
+    shared.push_back(std::make_shared<const Cluster>(std::move(cluster)));
+  }
+  return WithClusters(std::move(shared));
+}
+
+std::shared_ptr<const RouteTable> RouteTable::WithClusters(std::vector<std::shared_ptr<const Cluster>> clusters) const {
+  std::vector<std::pair<size_t, std::shared_ptr<const Cluster>>> sets;
+  sets.reserve(clusters.size());
+  bool exported_changed = false;
+  for (std::shared_ptr<const Cluster>& cluster : clusters) {
+    const auto it = index_->by_name.find(cluster->name);
+    if (it == index_->by_name.end()) {
+      throw std::invalid_argument(absl::StrCat("RouteTable: no cluster ", cluster->name, " to update"));
+    }
+    const Cluster& before = *clusters_[it->second];
+    if (cluster->id != before.id || cluster->host != before.host || cluster->port != before.port ||
+        cluster->subset != before.subset) {
+      throw std::invalid_argument(
+          absl::StrCat("RouteTable: an update of ", cluster->name, " changes its id, host, port or subset"));
+    }
+    exported_changed = exported_changed || cluster->exported != before.exported;
+    sets.emplace_back(before.id, std::move(cluster));
+  }
+  PersistentVector<const Cluster> next = clusters_;
+  next.SetMany(std::move(sets));
+  std::shared_ptr<const Index> index = exported_changed ? BuildIndex(next) : index_;
+  return std::shared_ptr<const RouteTable>(new RouteTable(std::move(next), shared_, std::move(index)));
+}
+
 namespace {
 
 // Ids for Reuse: each cluster of `next` keeps the id its name had in

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -124,6 +125,19 @@ class PersistentVector {
     auto chunk = std::make_shared<Chunk>(*chunks_[i / kChunk]);
     (*chunk)[i % kChunk] = std::move(value);
     chunks_[i / kChunk] = std::move(chunk);
+  }
+  // Replaces several elements, copying each chunk they touch once.
+  void SetMany(std::vector<std::pair<size_t, std::shared_ptr<T>>> values) {
+    std::vector<bool> copied(chunks_.size(), false);
+    for (auto& [i, value] : values) {
+      const size_t c = i / kChunk;
+      if (!copied[c]) {
+        chunks_[c] = std::make_shared<Chunk>(*chunks_[c]);
+        copied[c] = true;
+      }
+      // Only this vector holds the fresh copy: writing it in place is safe.
+      (*std::const_pointer_cast<Chunk>(chunks_[c]))[i % kChunk] = std::move(value);
+    }
   }
   // True when element i of both is in the very same chunk object (so both
   // hold the same kChunk elements there): lets a walk skip shared chunks.
@@ -288,6 +302,11 @@ class RouteTable {
   // The same with an object another version already holds (its id must be
   // the one its name has here): the two versions then share it.
   std::shared_ptr<const RouteTable> WithCluster(std::shared_ptr<const Cluster> cluster) const;
+  // Several clusters replaced at once, each as WithCluster would (same rules,
+  // same exception; a name listed twice: the last wins): one new version,
+  // each touched chunk copied once, the index rebuilt at most once.
+  std::shared_ptr<const RouteTable> WithClusters(std::vector<Cluster> clusters) const;
+  std::shared_ptr<const RouteTable> WithClusters(std::vector<std::shared_ptr<const Cluster>> clusters) const;
   // `next` (say, the files loaded again) rebuilt so that every cluster equal
   // to one of `previous`'s (same name, SameContent) is `previous`'s object,
   // with its id. Clusters keep their ids where they can: a changed cluster

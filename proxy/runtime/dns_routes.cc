@@ -62,14 +62,29 @@ void DnsRoutes::SetBase(std::shared_ptr<const config::RouteTable> base) {
 }
 
 void DnsRoutes::UpdateBase(std::shared_ptr<const config::RouteTable> base, const std::string& name) {
+  UpdateBase(std::move(base), std::vector<std::string>{name});
+}
+
+void DnsRoutes::UpdateBase(std::shared_ptr<const config::RouteTable> base, const std::vector<std::string>& names) {
   base_ = std::move(base);
-  const config::Cluster* cluster = base_->FindByName(name);
-  if (cluster == nullptr || !resolved_) return SetBase(base_);
-  Track(*cluster);  // a name it did not list before starts now; an old one stays until the next base
-  // Without DNS names the resolved table holds the base's very object.
-  resolved_ = cluster->dns_endpoints.empty() ? resolved_->WithCluster(base_->cluster_ptr(cluster->id))
-                                             : resolved_->WithCluster(ResolveCluster(*cluster, answers_));
-  publish_(resolved_, std::vector<uint32_t>{cluster->id});
+  if (!resolved_) return SetBase(base_);
+  std::vector<std::shared_ptr<const config::Cluster>> next;
+  std::vector<uint32_t> ids;
+  next.reserve(names.size());
+  ids.reserve(names.size());
+  for (const std::string& name : names) {
+    const config::Cluster* cluster = base_->FindByName(name);
+    if (cluster == nullptr) return SetBase(base_);
+    Track(*cluster);  // a name it did not list before starts now; an old one stays until the next base
+    // Without DNS names the resolved table holds the base's very object.
+    next.push_back(cluster->dns_endpoints.empty()
+                       ? base_->cluster_ptr(cluster->id)
+                       : std::make_shared<const config::Cluster>(ResolveCluster(*cluster, answers_)));
+    ids.push_back(cluster->id);
+  }
+  if (ids.empty()) return;
+  resolved_ = resolved_->WithClusters(std::move(next));
+  publish_(resolved_, std::move(ids));
 }
 
 void DnsRoutes::ScheduleRebuild() {

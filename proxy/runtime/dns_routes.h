@@ -41,6 +41,9 @@ class DnsRoutes {
   // `base` is the current base with cluster `name` alone changed
   // (RouteTable::WithCluster): re-resolves and publishes that cluster only.
   void UpdateBase(std::shared_ptr<const config::RouteTable> base, const std::string& name);
+  // The same for several clusters (RouteTable::WithClusters): one table
+  // published for all of them, whatever their number.
+  void UpdateBase(std::shared_ptr<const config::RouteTable> base, const std::vector<std::string>& names);
 
   // The base table with every DNS cluster's names replaced by their current
   // addresses. Pure; exposed for tests.

@@ -191,7 +191,7 @@ struct Runtime::Impl {
   // The changed clusters of the change's Services, loaded alone; nullopt
   // when that would not equal a full load.
   std::optional<std::vector<config::Cluster>> KubeEndpointClusters(const kubemesh::EndpointChange& change);
-  // Clusters of `base` replaced (same names), published as one per-cluster update each.
+  // Clusters of `base` replaced (same names), published as one snapshot.
   void InstallClusters(std::vector<config::Cluster> clusters);
   std::vector<config::MeshSource> KubeSourceList() const;
   // Loads the mesh with `next` settings, `control` and `kube`; installs them
@@ -453,16 +453,17 @@ std::optional<std::vector<config::Cluster>> Runtime::Impl::KubeEndpointClusters(
 }
 
 void Runtime::Impl::InstallClusters(std::vector<config::Cluster> clusters) {
-  std::vector<uint32_t> ids;
+  if (clusters.empty()) return;
   std::vector<std::string> names;
-  for (config::Cluster& cluster : clusters) {
-    names.push_back(cluster.name);
-    base = base->WithCluster(std::move(cluster));
-    ids.push_back(base->FindByName(names.back())->id);
-  }
-  if (ids.empty()) return;
-  if (!dns) return InstallChanged(base, ids);
-  for (const std::string& name : names) dns->UpdateBase(base, name);
+  names.reserve(clusters.size());
+  for (const config::Cluster& cluster : clusters) names.push_back(cluster.name);
+  // One version for the whole batch, hence one snapshot for the workers.
+  base = base->WithClusters(std::move(clusters));
+  if (dns) return dns->UpdateBase(base, names);
+  std::vector<uint32_t> ids;
+  ids.reserve(names.size());
+  for (const std::string& name : names) ids.push_back(base->FindByName(name)->id);
+  InstallChanged(base, ids);
 }
 
 std::string Runtime::Impl::Rebuild(const config::GatewayConfig& next, const std::string& control,

@@ -131,6 +131,13 @@ class KubeWorld {
     objects.Put("EndpointSlice", "discovery.k8s.io/v1", Ns(s) + "/" + SliceName(s, p % 2), Slice(s, p % 2));
   }
   uint32_t Next() { return rng_(); }
+  // Endpoint p of Service s turns not ready (or ready again): one slice changes.
+  void FlipEndpoint(kubemesh::KubeObjects& objects, int s, int p) {
+    ++version_;
+    endpoints_[s][p].ready = !endpoints_[s][p].ready;
+    objects.Put("EndpointSlice", "discovery.k8s.io/v1", Ns(s) + "/" + SliceName(s, p % 2), Slice(s, p % 2));
+  }
+  bool EndpointReady(int s, int p) const { return endpoints_[s][p].ready; }
 
  private:
   static std::string PodName(int s, int p) { return "svc" + std::to_string(s) + "-pod" + std::to_string(p); }
@@ -201,6 +208,55 @@ TEST(KubeEndpointsTest, RandomEndpointBatchesThroughTheFastPathEqualAFullLoad) {
             << " fell back (svc1 shares its host with a ServiceEntry)\n";
   EXPECT_GT(fast, 150);
   EXPECT_GT(fallback, 0);
+}
+
+// Issue 14 part 3: a burst of endpoint changes across many Services is one
+// table version and one snapshot for the workers (with DNS on, as after
+// Runtime::Start), and every changed cluster is served from that snapshot.
+TEST(KubeEndpointsTest, AMultiServiceBatchPublishesOneSnapshotServingEveryChange) {
+  const config::GatewayConfig settings = Settings();
+  kubemesh::KubeObjects objects(ValidateWith(settings));
+  KubeWorld world(3);
+  world.LoadAll(objects);
+  boost::asio::io_context io;
+  Runtime runtime(io, settings, std::make_shared<const config::RouteTable>(std::vector<config::Cluster>{},
+                                                                         std::vector<config::SniRewrite>{}),
+                  "", nullptr);
+  int published = 0;
+  runtime.Start([&](std::shared_ptr<const Snapshot>) { ++published; });
+  ASSERT_FALSE(objects.TakeEndpointChange().has_value());
+  ASSERT_EQ(runtime.ApplyKubeObjects(objects.Sources(), "first sync"), "");
+  // svc1 shares its host with a ServiceEntry (the full path): left out.
+  std::vector<int> services;
+  for (int s = 0; s < kServices; ++s) {
+    if (s != 1) services.push_back(s);
+  }
+  for (int s : services) world.FlipEndpoint(objects, s, 0);
+  std::optional<kubemesh::EndpointChange> change = objects.TakeEndpointChange();
+  ASSERT_TRUE(change.has_value());
+  ASSERT_EQ(change->services.size(), services.size());
+  const uint64_t sequence = runtime.snapshot()->sequence;
+  const int published_before = published;
+  ASSERT_TRUE(runtime.ApplyKubeEndpoints(*change, "burst")) << "an endpoint-only batch takes the fast path";
+  EXPECT_EQ(runtime.snapshot()->sequence, sequence + 1) << "one snapshot for the whole batch";
+  EXPECT_EQ(published, published_before + 1);
+  const config::RouteTable& table = *runtime.snapshot()->table;
+  ExpectSameAsFullLoad(table, objects, settings, 1);
+  for (int s : services) {
+    // No Gateway in this world, so Route() misses as not_exported: look the
+    // cluster up by (host, port, subset) as Route() does after the SNI parse.
+    const std::string host = "svc" + std::to_string(s) + "." + Ns(s) + ".svc.cluster.local";
+    struct {
+      const config::Cluster* cluster;
+    } routed{table.Find(host, 8000, "")};
+    ASSERT_NE(routed.cluster, nullptr) << host;
+    const std::string& sni = host;
+    const auto it = std::find_if(routed.cluster->endpoints.begin(), routed.cluster->endpoints.end(),
+                                 [&](const config::Endpoint& e) { return e.address == Ip(s, 0); });
+    ASSERT_NE(it, routed.cluster->endpoints.end()) << sni;
+    EXPECT_EQ(it->ready, world.EndpointReady(s, 0)) << sni << " serves the batch's endpoint state";
+    EXPECT_FALSE(world.EndpointReady(s, 0));
+  }
 }
 
 TEST(KubeEndpointsTest, OtherKindsAndRelistsTakeTheFullPath) {
