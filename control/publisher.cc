@@ -2,7 +2,10 @@
 // keeping the last good version of each when its inputs go bad.
 #include "control/publisher.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <chrono>
@@ -44,22 +47,64 @@ uint64_t UnixMillis() {
 
 }  // namespace
 
+namespace {
+
+// One CERTIFICATE block parsed as X.509 and written again by OpenSSL: only
+// what parses as a certificate gets out, in canonical PEM; nullopt when the
+// block is no certificate (a key relabelled CERTIFICATE, garbage base64).
+std::optional<std::string> ReencodeCertificate(std::string_view block) {
+  BIO* in = BIO_new_mem_buf(block.data(), static_cast<int>(block.size()));
+  X509* cert = in ? PEM_read_bio_X509(in, nullptr, nullptr, nullptr) : nullptr;
+  BIO_free(in);
+  ERR_clear_error();
+  if (cert == nullptr) return std::nullopt;
+  BIO* out = BIO_new(BIO_s_mem());
+  std::optional<std::string> pem;
+  if (out && PEM_write_bio_X509(out, cert) == 1) {
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(out, &data);
+    pem = std::string(data, static_cast<size_t>(size));
+  }
+  BIO_free(out);
+  X509_free(cert);
+  return pem;
+}
+
+}  // namespace
+
+// Every PEM block must be a CERTIFICATE that parses as X.509 (issue 15,
+// item 4); what is published is re-encoded from the parsed certificates, so
+// text outside the blocks, or a key under a CERTIFICATE label, never passes.
 absl::StatusOr<std::string> ReadCertificatesOnly(const std::string& path) {
   auto text = ReadText(path);
   if (!text.ok()) return text.status();
+  static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+  static constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+  std::string out;
   size_t certs = 0;
   for (size_t at = text->find("-----BEGIN "); at != std::string::npos; at = text->find("-----BEGIN ", at + 1)) {
-    if (text->compare(at, 27, "-----BEGIN CERTIFICATE-----") != 0) {
+    if (text->compare(at, kBegin.size(), kBegin) != 0) {
       // The message must not quote the block: /healthz shows it.
       const bool key = text->substr(at, text->find('\n', at) - at).find("KEY") != std::string::npos;
       return absl::PermissionDeniedError(absl::StrCat(
           path, ": holds ", key ? "a private key" : "a PEM block that is not a certificate",
           " next to its certificates; refusing to publish it"));
     }
+    const size_t end = text->find(kEnd, at);
+    if (end == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": certificate ", certs + 1, " has no END line"));
+    }
+    auto pem = ReencodeCertificate(std::string_view(*text).substr(at, end + kEnd.size() - at));
+    if (!pem) {
+      return absl::PermissionDeniedError(absl::StrCat(path, ": PEM block ", certs + 1,
+                                                      " is labelled CERTIFICATE but is not an X.509 certificate; "
+                                                      "refusing to publish it"));
+    }
+    out += *pem;
     ++certs;
   }
   if (certs == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": no PEM certificate"));
-  return *text;
+  return out;
 }
 
 Publisher::Publisher(std::string config_path) : config_path_(std::move(config_path)) {}

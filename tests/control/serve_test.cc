@@ -17,6 +17,7 @@
 
 #include "absl/strings/numbers.h"
 #include "config/mesh/mesh_loader.h"
+#include "control/publisher.h"
 #include "gtest/gtest.h"
 #include "base/io/http_server.h"
 #include "tests/control/mesh_pki.h"
@@ -433,6 +434,45 @@ TEST_F(FollowTest, NotReadyUntilFirstSyncAndOnlyTrustsTheConfiguredCa) {
   EXPECT_TRUE(WaitFor([&] { return HttpCall(trusted.readiness_address(), "GET", "/healthz/ready", 1000).status == 200; },
                       15000))
       << trusted.Log();
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 15, item 4: what serve publishes as a certificate is re-encoded from
+// certificates OpenSSL parsed, so nothing else rides along.
+class CertificatesOnlyTest : public ServeTest {};
+
+TEST_F(CertificatesOnlyTest, OnlyParsedCertificatesAreServedReencoded) {
+  ASSERT_NO_FATAL_FAILURE(meshgate::testing::MakeCaMaterial(dir_));
+  const std::string chain = Read(P("cluster2/cert-chain.pem"));
+  // The real chain passes byte for byte (OpenSSL wrote it).
+  auto clean = meshgate::control::ReadCertificatesOnly(P("cluster2/cert-chain.pem"));
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  EXPECT_EQ(*clean, chain);
+  // Free text around and between the blocks is dropped, not published.
+  Write(P("noisy.pem"), "secret-token: hunter2\n" + chain + "more text\n");
+  auto noisy = meshgate::control::ReadCertificatesOnly(P("noisy.pem"));
+  ASSERT_TRUE(noisy.ok()) << noisy.status();
+  EXPECT_EQ(*noisy, chain);
+  EXPECT_EQ(noisy->find("hunter2"), std::string::npos);
+}
+
+TEST_F(CertificatesOnlyTest, AKeyRelabelledCertificateIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(meshgate::testing::MakeCaMaterial(dir_));
+  std::string key = Read(P("cluster2/ca-key.pem"));
+  const size_t begin_end = key.find("-----", 5) + 5;
+  const size_t end_at = key.find("-----END ");
+  key = "-----BEGIN CERTIFICATE-----" + key.substr(begin_end, end_at - begin_end) + "-----END CERTIFICATE-----\n";
+  Write(P("relabelled.pem"), Read(P("cluster2/cert-chain.pem")) + key);
+  auto r = meshgate::control::ReadCertificatesOnly(P("relabelled.pem"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string(r.status().message()).find("is not an X.509 certificate"), std::string::npos) << r.status();
+  Write(P("garbage.pem"), "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n");
+  EXPECT_FALSE(meshgate::control::ReadCertificatesOnly(P("garbage.pem")).ok());
+  Write(P("open.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n");
+  EXPECT_FALSE(meshgate::control::ReadCertificatesOnly(P("open.pem")).ok());
 }
 
 }  // namespace
