@@ -257,33 +257,15 @@ std::shared_ptr<const RouteTable::Index> RouteTable::BuildIndex(
 }
 
 std::shared_ptr<const RouteTable> RouteTable::WithCluster(Cluster cluster) const {
-  const auto it = index_->by_name.find(cluster.name);
-  if (it == index_->by_name.end()) {
-    throw std::invalid_argument(absl::StrCat("RouteTable: no cluster ", cluster.name, " to update"));
-  }
-  cluster.id = it->second;
-  absl::AsciiStrToLower(&cluster.host);
-  return WithCluster(std::make_shared<const Cluster>(std::move(cluster)));
+  std::vector<Cluster> one;
+  one.push_back(std::move(cluster));
+  return WithClusters(std::move(one));
 }
 
 std::shared_ptr<const RouteTable> RouteTable::WithCluster(std::shared_ptr<const Cluster> cluster) const {
-  const auto it = index_->by_name.find(cluster->name);
-  if (it == index_->by_name.end()) {
-    throw std::invalid_argument(absl::StrCat("RouteTable: no cluster ", cluster->name, " to update"));
-  }
-  const Cluster& before = *clusters_[it->second];
-  if (cluster->id != before.id || cluster->host != before.host || cluster->port != before.port ||
-      cluster->subset != before.subset) {
-    throw std::invalid_argument(
-        absl::StrCat("RouteTable: an update of ", cluster->name, " changes its id, host, port or subset"));
-  }
-  const bool exported_changed = cluster->exported != before.exported;
-  PersistentVector<const Cluster> clusters = clusters_;
-  clusters.Set(before.id, std::move(cluster));
-  // The host's "any cluster exported" flag is the one thing in the index a
-  // cluster's content decides.
-  std::shared_ptr<const Index> index = exported_changed ? BuildIndex(clusters) : index_;
-  return std::shared_ptr<const RouteTable>(new RouteTable(std::move(clusters), shared_, std::move(index)));
+  std::vector<std::shared_ptr<const Cluster>> one;
+  one.push_back(std::move(cluster));
+  return WithClusters(std::move(one));
 }
 
 std::shared_ptr<const RouteTable> RouteTable::WithClusters(std::vector<Cluster> clusters) const {
