@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Builds meshgate's libFuzzer targets (clang, ASan+UBSan, in build-fuzz) and
+# Builds meshgate's libFuzzer targets (clang, ASan+UBSan, in build-san, the
+# build directory the ASan pass of scripts/sanitize.sh shares) and
 # runs each for FUZZ_SECONDS (default 20) with a corpus seeded from
 # tests/data; prints the executions per target at the end.
 #   scripts/fuzz.sh                   the CI pass: every target, FUZZ_SECONDS each
 #   scripts/fuzz.sh --long            FUZZ_LONG_SECONDS each (default 4 h), corpora kept
-#                                     in build-fuzz/corpus/ so the next run goes on from them
+#                                     in build-san/corpus/ so the next run goes on from them
 #   scripts/fuzz.sh [--long] NAME...  only these targets
 #   scripts/fuzz.sh --replay NAME     every seed and stored regression input once (ctest)
-# A crash stops the pass: the input is in build-fuzz/artifacts/NAME/; copy it
+# A crash stops the pass: the input is in build-san/artifacts/NAME/; copy it
 # into tests/data/fuzz-regressions/NAME/ and fix it (the replay then keeps it fixed).
 # FUZZ_SECONDS=0 skips the pass. FUZZ_JOBS runs that many processes per target (--long).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
+BUILD=${FUZZ_BUILD_DIR:-build-san}
 DATA=tests/data
 REGRESSIONS=$DATA/fuzz-regressions
 
@@ -48,10 +49,7 @@ done
 [ ${#names[@]} -gt 0 ] || { echo "fuzz.sh: no target named $*" >&2; exit 2; }
 
 if [ "$mode" != replay ]; then
-  if [ ! -f "$BUILD/build.ninja" ]; then
-    CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DMESHGATE_FUZZ=ON -DMESHGATE_BUILD_BENCH=OFF >/dev/null
-  fi
+  bash scripts/configure-asan.sh "$BUILD"
   cmake --build "$BUILD" --target "${names[@]}" -- -j"${FUZZ_BUILD_JOBS:-2}"
 fi
 

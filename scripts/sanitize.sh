@@ -2,11 +2,13 @@
 # The sanitizer pass (issue 15), run by scripts/test.sh after the normal suite
 # (SANITIZE=0 skips it):
 #   1. the whole ctest suite built with AddressSanitizer + UndefinedBehavior-
-#      Sanitizer (and LeakSanitizer, part of ASan) in build-asan: GCC,
-#      -fsanitize=address,undefined -fno-sanitize-recover=undefined. Every
-#      target of that build is instrumented, so the tests that spawn meshgate
-#      and meshgatectl run the sanitized binaries of build-asan (they are found
-#      by $<TARGET_FILE:...>, compiled into the tests);
+#      Sanitizer (and LeakSanitizer, part of ASan) in build-san, the clang
+#      build scripts/fuzz.sh uses too (scripts/configure-asan.sh says how it is
+#      configured), so CI compiles it once for both. Every target of that build
+#      is instrumented, so the tests that spawn meshgate and meshgatectl run
+#      the sanitized binaries of build-san (they are found by
+#      $<TARGET_FILE:...>, compiled into the tests); the fuzz targets' seeds
+#      and stored crashes run once as <target>_seeds;
 #   2. the threaded tests under ThreadSanitizer (scripts/tsan.sh, build-tsan).
 # Any report fails the script. Reports of spawned children (meshgate,
 # meshgatectl) do not reach the test's output (their stderr goes to a log the
@@ -14,28 +16,17 @@
 # $SANITIZER_REPORTS (log_path) and the pass fails if any file appears there.
 #
 # Usage: scripts/sanitize.sh [asan|tsan|all]   (default all)
-#   ASAN_BUILD_DIR overrides build-asan; CTEST_ARGS adds ctest arguments
+#   ASAN_BUILD_DIR overrides build-san; CTEST_ARGS adds ctest arguments
 #   (e.g. CTEST_ARGS="-R Serve"); the sanitizer *_OPTIONS given in the
 #   environment are appended to the ones below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
-BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+BUILD_DIR=${ASAN_BUILD_DIR:-build-san}
 JOBS=${JOBS:-$(nproc)}
 
 asan_pass() {
-  if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-    # GCC (the compiler of the normal build): Debian's clang 14 cannot build
-    # the tree (it rejects lambdas capturing structured bindings, C++20
-    # P1091, which config/settings/gateway_config.cc uses; clang 16+ accepts
-    # them). SANITIZE_CXX=clang++ picks clang once that is fixed.
-    # -O1: the usual ASan trade-off (fast enough for the e2e timeouts, quicker
-    # to compile than -O2); -g1: line tables, all a symbolized stack needs.
-    # Benchmarks and the fuzz targets are not part of this pass.
-    CXX=${SANITIZE_CXX:-g++} cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-      -DMESHGATE_BUILD_BENCH=OFF -DMESHGATE_FUZZ=OFF -DMESHGATE_SANITIZE=address,undefined >/dev/null
-  fi
+  bash scripts/configure-asan.sh "$BUILD_DIR"
   local reports
   reports=${SANITIZER_REPORTS:-$(mktemp -d /tmp/meshgate-asan.XXXXXX)}
   mkdir -p "$reports"

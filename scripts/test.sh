@@ -1,33 +1,52 @@
 #!/usr/bin/env bash
-# The whole test suite from a fresh Debian 12 machine: install packages, build,
-# fuzz every parser briefly, run every unit and end-to-end test, then
-# the short side-by-side benchmark (issue 7's regression guard: it fails if
-# traffic does not get through meshgate or its CPU per connection is far
-# behind HAProxy's; BENCH_SHORT=0 skips it).
+# The whole test suite from a fresh Debian 12 machine, in this order:
+#   deps        install the packages (scripts/install-deps.sh)
+#   build       the normal build (build/, RelWithDebInfo, GCC)
+#   ctest       every unit and end-to-end test against it
+#   asan-build  the one clang ASan+UBSan build (build-san) that the fuzz pass
+#               and the sanitized suite share (scripts/configure-asan.sh)
+#   fuzz        every libFuzzer target for FUZZ_SECONDS (default 20) each
+#               (scripts/fuzz.sh; FUZZ_SECONDS=0 skips it, --long runs hours)
+#   asan        the whole ctest suite again under ASan+UBSan+LSan
+#   tsan        the threaded tests under ThreadSanitizer (build-tsan)
+#   bench       the short side-by-side benchmark (issue 7's regression guard:
+#               it fails if traffic does not get through meshgate or its CPU
+#               per connection is far behind HAProxy's; BENCH_SHORT=0 skips it)
+# SANITIZE=0 skips asan-build, asan and tsan; SANITIZE=asan or tsan runs one.
+# The minutes each phase took are printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-bash scripts/build.sh
 
-# Every libFuzzer target briefly (clang, ASan+UBSan, build-fuzz): FUZZ_SECONDS
-# each, 20 by default; 0 skips. scripts/fuzz.sh --long runs them for hours.
-bash scripts/fuzz.sh
+timings=()
+phase() {
+  local name=$1 start=$SECONDS
+  shift
+  echo "== test.sh: $name" >&2
+  "$@"
+  timings+=("$(printf '%-11s %4d s' "$name" $((SECONDS - start)))")
+}
+report() {
+  echo "== test.sh: time per phase" >&2
+  printf '   %s\n' "${timings[@]}" >&2
+}
+trap report EXIT
 
-ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 120
-
-# Sanitizers. By default only the lb race tests under ThreadSanitizer (a small
-# clang build, build-tsan), as before. SANITIZE=1 (or all) runs the whole pass
-# (scripts/sanitize.sh): the whole suite again under ASan+UBSan+LSan
-# (build-asan), then the threaded tests under TSan; SANITIZE=asan or tsan runs
-# one half; SANITIZE=0 skips even the race tests. The whole pass is not yet
-# the default: it adds an estimated 25-28 minutes on 2 cores (README, Tests).
-case "${SANITIZE:-race}" in
-  0) echo "SANITIZE=0: the sanitizer pass is skipped" ;;
-  race) TSAN_QUICK=1 SANITIZE_CXX=clang++ TSAN_BUILD_DIR=build-tsan-race bash scripts/tsan.sh ;;
-  asan | tsan) bash scripts/sanitize.sh "$SANITIZE" ;;
-  *) bash scripts/sanitize.sh all ;;
+sanitize=${SANITIZE:-all}
+case "$sanitize" in 0 | asan | tsan | all | 1) ;; *)
+  echo "test.sh: SANITIZE must be 0, asan, tsan or all (got $sanitize)" >&2; exit 2 ;;
 esac
+asan=false; tsan=false
+case "$sanitize" in asan) asan=true ;; tsan) tsan=true ;; all | 1) asan=true; tsan=true ;; esac
 
+phase deps bash scripts/install-deps.sh
+phase build bash scripts/build.sh
+phase ctest ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 120
+if $asan || [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  phase asan-build bash -c 'bash scripts/configure-asan.sh build-san && cmake --build build-san -- -j"$(nproc)"'
+fi
+phase fuzz bash scripts/fuzz.sh
+if $asan; then phase asan bash scripts/sanitize.sh asan; fi
+if $tsan; then phase tsan bash scripts/sanitize.sh tsan; fi
 if [ "${BENCH_SHORT:-1}" != 0 ]; then
-  BUILD_DIR=build bash bench/compare/run.sh --short
+  phase bench env BUILD_DIR=build bash bench/compare/run.sh --short
 fi
