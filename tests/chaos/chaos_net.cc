@@ -6,16 +6,16 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <stdexcept>
 
 namespace meshgate::testing {
@@ -56,16 +56,19 @@ std::string ChaosUnsupportedReason() {
 }
 
 ChaosNet::ChaosNet() {
-  // A /29 no running test holds: flock is released when its holder exits,
-  // however it exits, so a crashed test frees its block for the next run.
+  // A /29 no running test holds: each holder binds an abstract Unix socket
+  // named after its block, which the kernel releases when the holder exits,
+  // however it exits, and which leaves no file behind.
   const int start = static_cast<int>(::getpid() % kBlocks);
   for (int i = 0; i < kBlocks && block_ < 0; ++i) {
     const int candidate = (start + i) % kBlocks;
-    const std::string path = std::filesystem::temp_directory_path() /
-                             ("meshgate-chaos-" + std::to_string(candidate) + ".lock");
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) continue;
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    const std::string name = "meshgate-chaos-" + std::to_string(candidate);
+    std::memcpy(a.sun_path + 1, name.data(), name.size());  // sun_path[0] == 0: abstract
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), offsetof(sockaddr_un, sun_path) + 1 + name.size()) == 0) {
       lock_fd_ = fd;
       block_ = candidate;
     } else {
@@ -95,26 +98,25 @@ void ChaosNet::Setup() {
   // What a killed earlier holder of this block left behind (we hold its lock now).
   Run("ip link del " + host_if_);
   Run("ip netns del " + ns_);
-  const std::string in_ns = "ip netns exec " + ns_ + " ";
+  const std::string in_ns = "ip -n " + ns_ + " ";
   MustRun("ip netns add " + ns_);
-  MustRun("ip link add " + host_if_ + " type veth peer name " + ns_if_);
-  MustRun("ip link set " + ns_if_ + " netns " + ns_);
+  MustRun("ip link add " + host_if_ + " type veth peer name " + ns_if_ + " netns " + ns_);
   MustRun("ip addr add " + host_ip() + "/29 dev " + host_if_);
   MustRun("ip link set " + host_if_ + " up");
-  MustRun(in_ns + "ip addr add " + backend_ip() + "/29 dev " + ns_if_);
-  MustRun(in_ns + "ip addr add " + dead_ip(0) + "/29 dev " + ns_if_);
-  MustRun(in_ns + "ip addr add " + dead_ip(1) + "/29 dev " + ns_if_);
-  MustRun(in_ns + "ip link set " + ns_if_ + " up");
-  MustRun(in_ns + "ip link set lo up");
+  MustRun(in_ns + "addr add " + backend_ip() + "/29 dev " + ns_if_);
+  MustRun(in_ns + "addr add " + dead_ip(0) + "/29 dev " + ns_if_);
+  MustRun(in_ns + "addr add " + dead_ip(1) + "/29 dev " + ns_if_);
+  MustRun(in_ns + "link set " + ns_if_ + " up");
+  MustRun(in_ns + "link set lo up");
 }
 
 void ChaosNet::BlackholeDeadIps() {
-  const std::string in_ns = "ip netns exec " + ns_ + " ";
-  for (int i = 0; i < 2; ++i) MustRun(in_ns + "ip rule add from " + dead_ip(i) + " lookup 200");
-  MustRun(in_ns + "ip route add blackhole default table 200");
+  const std::string in_ns = "ip -n " + ns_ + " ";
+  for (int i = 0; i < 2; ++i) MustRun(in_ns + "rule add from " + dead_ip(i) + " lookup 200");
+  MustRun(in_ns + "route add blackhole default table 200");
 }
 
-void ChaosNet::NamespaceLinkDown() { MustRun("ip netns exec " + ns_ + " ip link set " + ns_if_ + " down"); }
+void ChaosNet::NamespaceLinkDown() { MustRun("ip -n " + ns_ + " link set " + ns_if_ + " down"); }
 
 void ChaosNet::Teardown() noexcept {
   if (block_ < 0) return;
@@ -249,16 +251,6 @@ bool RawTlsClient::Echo(const std::string& data) {
     back.append(buf, static_cast<size_t>(n));
   }
   return back == data;
-}
-
-int OpenFds(pid_t pid) {
-  int n = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    ++n;
-  }
-  return n;
 }
 
 }  // namespace meshgate::testing

@@ -6,8 +6,6 @@
 // Everything is undone in the destructor, on failure too.
 #pragma once
 
-#include <sys/types.h>
-
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -54,7 +52,7 @@ class ChaosNet {
   void Setup();
   void Teardown() noexcept;
 
-  int lock_fd_ = -1;  // flock on the /29 this test holds
+  int lock_fd_ = -1;  // the abstract socket that holds this test's /29
   int block_ = -1;    // which /29 of 10.200.0.0/16
   std::string ns_, host_if_, ns_if_;
 };
@@ -102,8 +100,5 @@ class RawTlsClient {
   bool ok_ = false;
   std::string error_;
 };
-
-// Open descriptors of a process, from /proc/PID/fd.
-int OpenFds(pid_t pid);
 
 }  // namespace meshgate::testing

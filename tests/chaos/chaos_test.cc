@@ -29,6 +29,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "base/io/http_server.h"
 #include "gtest/gtest.h"
@@ -103,24 +104,35 @@ class ChaosTest : public ::testing::Test {
     net_.reset();
   }
 
+  struct GatewayOptions {
+    std::vector<std::string> endpoints;  // IPs, all on the backend's port, in this order
+    int max_connect_attempts = 1;
+    int idle_timeout_ms = kIdleTimeoutMs;
+    std::string traffic_policy;  // a DestinationRule's spec.trafficPolicy, as flow YAML ("": none)
+  };
   // meshgate with one worker (so its round robin starts at the first
-  // endpoint listed), routing kSni to `endpoints` (IPs, all on the backend's port).
-  void StartGateway(const std::vector<std::string>& endpoints, int max_connect_attempts) {
+  // endpoint listed), routing kSni to the endpoints.
+  void StartGateway(const GatewayOptions& o) {
     std::string list;
-    for (const std::string& ip : endpoints) {
+    for (const std::string& ip : o.endpoints) {
       list += (list.empty() ? "" : ", ") + ("{address: " + ip + ", ports: {tls: " + std::to_string(backend_port_) + "}}");
     }
-    dir_.Write("mesh.yaml",
-               "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
-               "metadata: {name: echo, namespace: chaos}\n"
-               "spec:\n  hosts: [echo.chaos.svc.cluster.local]\n  location: MESH_INTERNAL\n"
-               "  ports: [{number: 8443, name: tls, protocol: TLS}]\n  resolution: STATIC\n"
-               "  endpoints: [" + list + "]\n---\n" + kCrossNetworkGateway);
+    std::string mesh = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+                       "metadata: {name: echo, namespace: chaos}\n"
+                       "spec:\n  hosts: [echo.chaos.svc.cluster.local]\n  location: MESH_INTERNAL\n"
+                       "  ports: [{number: 8443, name: tls, protocol: TLS}]\n  resolution: STATIC\n"
+                       "  endpoints: [" + list + "]\n---\n" + kCrossNetworkGateway;
+    if (!o.traffic_policy.empty()) {
+      mesh += "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+              "metadata: {name: echo, namespace: chaos}\n"
+              "spec: {host: echo.chaos.svc.cluster.local, trafficPolicy: " + o.traffic_policy + "}\n";
+    }
+    dir_.Write("mesh.yaml", mesh);
     const std::string config = dir_.Write(
         "meshgate.yaml", "threads: 1\nmesh: [mesh.yaml]\naccessLog: {path: stdout}\n"
                          "timeouts: {connect: " + std::to_string(kConnectTimeoutMs) + "ms, idle: " +
-                             std::to_string(kIdleTimeoutMs) + "ms}\n"
-                         "maxConnectAttempts: " + std::to_string(max_connect_attempts) + "\n");
+                             std::to_string(o.idle_timeout_ms) + "ms}\n"
+                         "maxConnectAttempts: " + std::to_string(o.max_connect_attempts) + "\n");
     gw_ = std::make_unique<MeshgateProcess>(std::vector<std::string>{"--config", config});
     ASSERT_TRUE(gw_->running()) << gw_->Log();
     metrics_ = gw_->metrics_address();
@@ -146,7 +158,7 @@ class ChaosTest : public ::testing::Test {
 // connect timeout and completes the client's handshake on the second.
 TEST_F(ChaosTest, SilentlyDroppedSynTimesOutThenRetriesAnotherEndpoint) {
   net_->BlackholeDeadIps();
-  StartGateway({net_->dead_ip(), net_->backend_ip()}, 3);
+  StartGateway({.endpoints = {net_->dead_ip(), net_->backend_ip()}, .max_connect_attempts = 3});
   const auto t0 = Clock::now();
   RawTlsClient client(client_ctx_.get(), gw_->port(), kSni, 10000);
   const long long elapsed = MsSince(t0);
@@ -171,7 +183,7 @@ TEST_F(ChaosTest, SilentlyDroppedSynTimesOutThenRetriesAnotherEndpoint) {
 // sees the close, not a hang.
 TEST_F(ChaosTest, EveryEndpointSilentFailsAfterEachAttemptTimesOut) {
   net_->BlackholeDeadIps();
-  StartGateway({net_->dead_ip(0), net_->dead_ip(1)}, 2);
+  StartGateway({.endpoints = {net_->dead_ip(0), net_->dead_ip(1)}, .max_connect_attempts = 2});
   const auto t0 = Clock::now();
   RawTlsClient client(client_ctx_.get(), gw_->port(), kSni, 10000);
   const long long elapsed = MsSince(t0);
@@ -189,7 +201,7 @@ TEST_F(ChaosTest, EveryEndpointSilentFailsAfterEachAttemptTimesOut) {
 // ever arrives. The session ends at the idle timeout, counted as such, and
 // every socket and gauge it held goes back.
 TEST_F(ChaosTest, BackendVanishingMidStreamEndsAtTheIdleTimeout) {
-  StartGateway({net_->backend_ip()}, 1);
+  StartGateway({.endpoints = {net_->backend_ip()}});
   const int sockets_before = OpenSockets(gw_->pid());
   RawTlsClient client(client_ctx_.get(), gw_->port(), kSni, 10000);
   ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw_->Log();
@@ -216,7 +228,7 @@ TEST_F(ChaosTest, BackendVanishingMidStreamEndsAtTheIdleTimeout) {
 // about 15 minutes. Retransmission is not activity: the session still ends
 // one idle timeout after the last byte relayed.
 TEST_F(ChaosTest, UnacknowledgedBytesToAVanishedBackendDoNotHoldTheSession) {
-  StartGateway({net_->backend_ip()}, 1);
+  StartGateway({.endpoints = {net_->backend_ip()}});
   RawTlsClient client(client_ctx_.get(), gw_->port(), kSni, 10000);
   ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw_->Log();
   ASSERT_TRUE(client.Echo("before"));
@@ -236,6 +248,33 @@ TEST_F(ChaosTest, UnacknowledgedBytesToAVanishedBackendDoNotHoldTheSession) {
             << " ms after they were relayed\n";
   EXPECT_LT(idle_close, kIdleTimeoutMs + kSlackMs);
   EXPECT_TRUE(WaitFor([&] { return Closed("idle_timeout") == 1; }, 3000)) << gw_->Log();
+  EXPECT_TRUE(WaitFor([&] { return ClusterMetric("meshgate_upstream_cx_active") == 0; }, 3000));
+}
+
+// With a DestinationRule's tcpKeepalive (Istio: ConnectionPoolSettings.
+// TCPSettings.tcpKeepalive, "If set then set SO_KEEPALIVE on the socket";
+// Linux: TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, tcp(7)) the upstream
+// socket itself notices the vanished peer: after `time` idle and `probes`
+// unanswered probes `interval` apart the kernel fails it with ETIMEDOUT, well
+// before a long idle timeout, and the session ends as an upstream error.
+TEST_F(ChaosTest, TcpKeepaliveEndsASessionToAVanishedBackendBeforeTheIdleTimeout) {
+  StartGateway({.endpoints = {net_->backend_ip()},
+                .idle_timeout_ms = 60000,
+                .traffic_policy = "{connectionPool: {tcp: {tcpKeepalive: {time: 1s, interval: 1s, probes: 2}}}}"});
+  RawTlsClient client(client_ctx_.get(), gw_->port(), kSni, 10000);
+  ASSERT_TRUE(client.ok()) << client.error() << "\n" << gw_->Log();
+  ASSERT_TRUE(client.Echo("before"));
+  const auto last_byte = Clock::now();
+  net_->NamespaceLinkDown();
+  const int waited = WaitForClose(client.fd(), 15000);
+  const long long closed = MsSince(last_byte);
+  ASSERT_GE(waited, 0) << "tcpKeepalive did not end the session within 15 s\n" << gw_->Log();
+  std::cout << "[ measured ] tcpKeepalive {time: 1s, interval: 1s, probes: 2}: downstream closed " << closed
+            << " ms after the last byte\n";
+  EXPECT_GE(closed, 3000);  // time + probes * interval
+  EXPECT_LT(closed, 3000 + kSlackMs);
+  EXPECT_TRUE(WaitFor([&] { return Closed("upstream_error") == 1; }, 3000)) << gw_->Log();
+  EXPECT_EQ(Closed("idle_timeout"), 0);
   EXPECT_TRUE(WaitFor([&] { return ClusterMetric("meshgate_upstream_cx_active") == 0; }, 3000));
 }
 
