@@ -26,6 +26,8 @@ TARGETS=(
   "route_fuzz|tests/fuzz/route_fuzz|$DATA/fuzz-sni|-max_len=300"
   "control_fuzz|tests/fuzz/control_fuzz|$DATA/fuzz-control|-max_len=65536"
   "http_fuzz|tests/fuzz/http_fuzz|$DATA/fuzz-http|-max_len=20000"
+  "admin_http_fuzz|tests/fuzz/admin_http_fuzz|$DATA/fuzz-admin-http|-max_len=20000"
+  "serve_http_fuzz|tests/fuzz/serve_http_fuzz|$DATA/fuzz-serve-http|-max_len=20000"
 )
 
 mode=short

@@ -27,7 +27,36 @@ using boost::system::error_code;
 namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
-constexpr size_t kMaxBody = 64 * 1024;
+
+using RequestParser = http::request_parser<http::string_body>;
+
+void LimitRequestParser(RequestParser& parser) {
+  parser.header_limit(kMaxRequestHeader);
+  parser.body_limit(kMaxRequestBody);
+}
+
+// A finished read: `ec` from Beast's reader (or the parser fed from memory),
+// `parser` the message it built. The handler's request, or the 400.
+HttpRequestParse RequestOf(const error_code& ec, const RequestParser& parser) {
+  HttpRequestParse out;
+  if (ec) {
+    out.state = HttpRequestParse::State::kRefused;
+    out.refusal = {400, "text/plain", "bad request: " + ec.message() + "\n"};
+    return out;
+  }
+  if (!parser.is_done()) return out;
+  const auto& req = parser.get();
+  HttpRequest& request = out.request;
+  request.method = std::string(req.method_string());
+  const std::string_view target(req.target().data(), req.target().size());
+  const size_t q = target.find('?');
+  request.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) request.query = std::string(target.substr(q + 1));
+  for (const auto& field : req) request.headers.emplace_back(field.name_string(), field.value());
+  request.body = req.body();
+  out.state = HttpRequestParse::State::kRequest;
+  return out;
+}
 
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
@@ -86,27 +115,22 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
  private:
   void DoRead() {
-    parser_.body_limit(kMaxBody);
-    parser_.header_limit(16 * 1024);
+    LimitRequestParser(parser_);
     http::async_read(stream_, buffer_, parser_,
                      [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(const error_code& ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout) return;
-    if (ec) return Respond({400, "text/plain", "bad request: " + ec.message() + "\n"});
-    const auto& req = parser_.get();
-    HttpRequest request;
-    request.method = std::string(req.method_string());
-    const std::string target(req.target());
-    const size_t q = target.find('?');
-    request.path = target.substr(0, q);
-    if (q != std::string::npos) request.query = target.substr(q + 1);
-    for (const auto& field : req) request.headers.emplace_back(field.name_string(), field.value());
-    request.body = req.body();
+    HttpRequestParse parsed = RequestOf(ec, parser_);
+    if (parsed.state != HttpRequestParse::State::kRequest) {
+      return Respond(parsed.state == HttpRequestParse::State::kRefused
+                         ? std::move(parsed.refusal)
+                         : HttpResponse{400, "text/plain", "bad request: incomplete\n"});
+    }
     // A long poll may hold the request past the read deadline; the handler bounds it.
     beast::get_lowest_layer(stream_).expires_never();
-    (*handler_)(request, [self = this->shared_from_this()](HttpResponse response) {
+    (*handler_)(parsed.request, [self = this->shared_from_this()](HttpResponse response) {
       self->Respond(std::move(response));
     });
   }
@@ -134,7 +158,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
   Stream stream_;
   beast::flat_buffer buffer_;
-  http::request_parser<http::string_body> parser_;
+  RequestParser parser_;
   http::response<http::string_body> res_;
   std::shared_ptr<const AsyncHttpHandler> handler_;
   OpenSlot slot_;
@@ -142,6 +166,27 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 };
 
 }  // namespace
+
+// Fed as Beast's reader feeds it (http/impl/read.hpp: put what is buffered,
+// again after each header or body part, until done or it needs more), from
+// memory instead of a socket.
+HttpRequestParse ParseHttpRequest(std::string_view raw) {
+  RequestParser parser;
+  LimitRequestParser(parser);
+  error_code ec;
+  size_t used = 0;
+  while (!parser.is_done() && used < raw.size()) {
+    const size_t n = parser.put(asio::buffer(raw.data() + used, raw.size() - used), ec);
+    used += n;
+    if (ec == http::error::need_more) {
+      ec = {};
+      if (n == 0) break;  // the rest is a part not complete yet
+    } else if (ec || n == 0) {
+      break;
+    }
+  }
+  return RequestOf(ec, parser);
+}
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   explicit Impl(asio::io_context& io) : acceptor(io), backoff(io) {}

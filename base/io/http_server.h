@@ -41,6 +41,27 @@ struct HttpResponse {
   HttpHeaders headers = {};  // extra ones (ETag, ...)
 };
 
+// What the server makes of the bytes a client sent (one request per
+// connection): the request for the handler, bytes still to come, or the
+// answer it refuses them with. Connection::OnRead and the fuzz target
+// (tests/fuzz/fuzz_http_request.cc) share this, so no socket is needed to
+// test it.
+struct HttpRequestParse {
+  enum class State { kRequest, kIncomplete, kRefused };
+  State state = State::kIncomplete;
+  HttpRequest request;   // kRequest
+  HttpResponse refusal;  // kRefused: 400 and why
+};
+
+// The server's limits on one request; past either it answers 400 and says
+// which limit (Beast's "header limit exceeded", "body limit exceeded").
+inline constexpr size_t kMaxRequestHeader = 16 * 1024;
+inline constexpr size_t kMaxRequestBody = 64 * 1024;
+
+// `raw`: what a client sent, parsed exactly as the server parses it (its
+// limits, its error answer). Bytes past the first request are ignored.
+HttpRequestParse ParseHttpRequest(std::string_view raw);
+
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 // Answers later (a long poll): call `respond` once, on the server's io_context.
 using HttpResponder = std::function<void(HttpResponse)>;

@@ -19,14 +19,15 @@ AdminServer::AdminServer(const Runtime& runtime, const WorkerPool& workers, Life
     : runtime_(runtime), workers_(workers), lifecycle_(lifecycle), access_log_(access_log) {}
 
 absl::Status AdminServer::Start(boost::asio::io_context& io, const config::GatewayConfig& settings) {
-  const std::tuple<const std::string&, const char*, io::HttpHandler> endpoints[] = {
-      {settings.metrics, "metrics", [this](const HttpRequest& r) { return ServeMetrics(r); }},
-      {settings.readiness, "readiness", [this](const HttpRequest& r) { return ServeReadiness(r); }},
-      {settings.admin, "admin", [this](const HttpRequest& r) { return ServeAdmin(r); }},
+  const std::tuple<const std::string&, const char*, AdminPort> endpoints[] = {
+      {settings.metrics, "metrics", AdminPort::kMetrics},
+      {settings.readiness, "readiness", AdminPort::kReadiness},
+      {settings.admin, "admin", AdminPort::kAdmin},
   };
-  for (const auto& [address, what, handler] : endpoints) {
+  for (const auto& [address, what, port] : endpoints) {
     if (address.empty()) continue;
-    auto server = io::HttpServer::Start(io, address, handler);
+    const AdminPort kind = port;  // a lambda may not capture a structured binding (clang 14)
+    auto server = io::HttpServer::Start(io, address, [this, kind](const HttpRequest& r) { return Handle(kind, r); });
     if (!server.ok()) {
       return absl::UnavailableError(
           fmt::format("cannot serve {} on {}: {}", what, address, std::string(server.status().message())));
@@ -40,6 +41,15 @@ absl::Status AdminServer::Start(boost::asio::io_context& io, const config::Gatew
     servers_.push_back(*std::move(server));
   }
   return absl::OkStatus();
+}
+
+HttpResponse AdminServer::Handle(AdminPort port, const HttpRequest& request) {
+  switch (port) {
+    case AdminPort::kMetrics: return ServeMetrics(request);
+    case AdminPort::kReadiness: return ServeReadiness(request);
+    case AdminPort::kAdmin: return ServeAdmin(request);
+  }
+  return {500, "text/plain", "no such port\n"};
 }
 
 HttpResponse AdminServer::ServeMetrics(const HttpRequest& request) const {

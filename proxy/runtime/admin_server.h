@@ -29,11 +29,18 @@ struct Lifecycle {
   std::function<void(const std::string& why)> begin_drain;
 };
 
+// The three ops ports, each with its own handler.
+enum class AdminPort { kMetrics, kReadiness, kAdmin };
+
 class AdminServer {
  public:
   AdminServer(const Runtime& runtime, const WorkerPool& workers, Lifecycle& lifecycle, const AccessLog* access_log);
   // Binds every configured endpoint ("" = off); an error names which.
   absl::Status Start(boost::asio::io_context& io, const config::GatewayConfig& settings);
+
+  // One request as `port`'s HTTP server hands it over: what Start serves,
+  // callable without a socket (tests/fuzz/fuzz_admin_http.cc).
+  io::HttpResponse Handle(AdminPort port, const io::HttpRequest& request);
 
  private:
   io::HttpResponse ServeMetrics(const io::HttpRequest& request) const;
