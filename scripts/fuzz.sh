@@ -25,6 +25,7 @@ TARGETS=(
   "route_fuzz|tests/fuzz/route_fuzz|$DATA/fuzz-sni|-max_len=300"
   "control_fuzz|tests/fuzz/control_fuzz|$DATA/fuzz-control|-max_len=65536"
   "http_fuzz|tests/fuzz/http_fuzz|$DATA/fuzz-http|-max_len=20000"
+  "proxy_protocol_fuzz|tests/fuzz/proxy_protocol_fuzz|$DATA/fuzz-proxy-protocol|-max_len=4200"
 )
 
 mode=short
