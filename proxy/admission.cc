@@ -22,6 +22,21 @@ std::string_view ToString(Refusal r) {
   return "unknown";
 }
 
+Refusal RefusalOf(sni::ProxyHeaderError error) {
+  switch (error) {
+    case sni::ProxyHeaderError::kBadSignature: return Refusal::kProxyMissing;
+    case sni::ProxyHeaderError::kBadVersion: return Refusal::kProxyBadVersion;
+    case sni::ProxyHeaderError::kBadCommand: return Refusal::kProxyBadCommand;
+    case sni::ProxyHeaderError::kBadFamily: return Refusal::kProxyBadFamily;
+    case sni::ProxyHeaderError::kTruncated: return Refusal::kProxyTruncated;
+    case sni::ProxyHeaderError::kOversized: return Refusal::kProxyOversized;
+    case sni::ProxyHeaderError::kBadV1Field: return Refusal::kProxyBadV1Field;
+    case sni::ProxyHeaderError::kBadTlv: return Refusal::kProxyBadTlv;
+    case sni::ProxyHeaderError::kBadChecksum: return Refusal::kProxyBadChecksum;
+  }
+  return Refusal::kProxyMissing;
+}
+
 bool AcceptRateBucket::TryTake(double rate, uint32_t burst, int64_t now_ns) {
   if (!(rate > 0)) return true;
   const auto interval = static_cast<int64_t>(std::llround(1e9 / rate));
@@ -91,7 +106,7 @@ void AdmissionTicket::Release() {
 }
 
 Admission::Decision Admission::Admit(const SourceTable::Key& source, const ConnectionLimits& limits,
-                                     Clock::time_point now) {
+                                     Clock::time_point now, bool defer_source) {
   Decision d;
   if (memory().over()) {
     d.refused = Refusal::kMemory;
@@ -101,16 +116,24 @@ Admission::Decision Admission::Admit(const SourceTable::Key& source, const Conne
   d.ticket.admission_ = this;  // from here the ticket gives back what it took
   if (limits.max_connections != 0 && static_cast<uint64_t>(open) > limits.max_connections) {
     d.refused = Refusal::kMaxConnections;
-  } else if (limits.per_source != 0 && !sources_.TryAcquire(source, limits.per_source)) {
+  } else if (!defer_source && limits.per_source != 0 && !sources_.TryAcquire(source, limits.per_source)) {
     d.refused = Refusal::kPerSource;
   } else {
     d.ticket.source_ = source;
-    d.ticket.has_source_ = limits.per_source != 0;
+    d.ticket.has_source_ = !defer_source && limits.per_source != 0;
     const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
     if (!rate_.TryTake(limits.accept_rate, limits.accept_burst, now_ns)) d.refused = Refusal::kAcceptRate;
   }
   if (d.refused) d.ticket.Release();
   return d;
+}
+
+bool Admission::AdmitSource(AdmissionTicket& ticket, const SourceTable::Key& source, uint32_t cap) {
+  if (ticket.admission_ != this || ticket.has_source_) return true;  // not admitted here, or counted already
+  if (!sources_.TryAcquire(source, cap)) return false;
+  ticket.source_ = source;
+  ticket.has_source_ = true;
+  return true;
 }
 
 void Admission::Release(const AdmissionTicket& ticket) {

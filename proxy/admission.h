@@ -15,9 +15,13 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "config/model/authorization.h"
+#include "sni/proxy_protocol.h"
 
 namespace meshgate::proxy {
 
@@ -31,13 +35,40 @@ struct ConnectionLimits {
   bool operator==(const ConnectionLimits&) const = default;
 };
 
-// Why a connection was refused at accept, each counted
-// (meshgate_connections_refused_total{reason}).
+// proxyProtocol: and upstreamProxyProtocol: in meshgate.yaml (README "PROXY
+// protocol"). A trusted source must send a header; any other is refused one.
+struct ProxyProtocolSettings {
+  std::vector<config::IpPrefix> accept;    // trusted sources (load balancers)
+  std::vector<std::string> upstream_hosts;  // clusters sent a v2 header (exact or "*.suffix")
+  size_t max_v2_bytes = sni::kProxyV2DefaultMaxBytes;
+  bool Trusts(const std::array<uint8_t, 16>& source) const {
+    for (const config::IpPrefix& prefix : accept) {
+      if (prefix.Contains(source)) return true;
+    }
+    return false;
+  }
+};
+
+// Why a connection was refused, each counted
+// (meshgate_connections_refused_total{reason}): at accept before any byte
+// was read, or (proxy_protocol_*, and per_source for a proxied connection)
+// when its PROXY protocol header was read, before the ClientHello. Nothing is
+// dialled for any of them.
 #define MESHGATE_REFUSALS(X)                                                 \
   X(kMaxConnections, "max_connections") /* limits.maxConnections */          \
   X(kPerSource, "per_source")           /* limits.perSourceConnections */    \
   X(kAcceptRate, "accept_rate")         /* limits.acceptRate */              \
-  X(kMemory, "memory")                  /* limits.memory */
+  X(kMemory, "memory")                  /* limits.memory */                  \
+  X(kProxyUntrusted, "proxy_protocol_untrusted") /* a header from a source not in proxyProtocol.accept */ \
+  X(kProxyMissing, "proxy_protocol_missing")     /* a trusted source sent no header */                   \
+  X(kProxyBadVersion, "proxy_protocol_bad_version")                                                      \
+  X(kProxyBadCommand, "proxy_protocol_bad_command")                                                      \
+  X(kProxyBadFamily, "proxy_protocol_bad_family")                                                        \
+  X(kProxyTruncated, "proxy_protocol_truncated")   /* short v2 block, or closed mid-header */            \
+  X(kProxyOversized, "proxy_protocol_oversized")   /* v1 over 107 bytes, v2 over the cap */              \
+  X(kProxyBadV1Field, "proxy_protocol_bad_v1_field")                                                     \
+  X(kProxyBadTlv, "proxy_protocol_bad_tlv")                                                              \
+  X(kProxyBadChecksum, "proxy_protocol_bad_checksum")
 
 enum class Refusal : uint8_t {
 #define MESHGATE_REFUSAL_ENUM(name, str) name,
@@ -48,6 +79,8 @@ enum class Refusal : uint8_t {
 inline constexpr size_t kRefusalCount = 0 MESHGATE_REFUSALS(MESHGATE_REFUSAL_COUNT);
 #undef MESHGATE_REFUSAL_COUNT
 std::string_view ToString(Refusal r);
+// The refusal for a header the parser refused (bad_signature: no header).
+Refusal RefusalOf(sni::ProxyHeaderError error);
 
 // A token bucket of accepts per second, shared by threads without a lock:
 // the generic cell rate algorithm (GCRA, ITU-T I.371), which keeps one
@@ -121,7 +154,14 @@ class Admission {
   };
   // Cheapest and least fair first: memory, the global cap, the per-source
   // cap, then the rate, so a connection refused by a cap takes no token.
-  Decision Admit(const SourceTable::Key& source, const ConnectionLimits& limits, Clock::time_point now = Clock::now());
+  // defer_source: a trusted PROXY protocol source, whose real client is not
+  // known yet; its per-source count is taken by AdmitSource once the header
+  // is read (the load balancer's own address is never counted).
+  Decision Admit(const SourceTable::Key& source, const ConnectionLimits& limits, Clock::time_point now = Clock::now(),
+                 bool defer_source = false);
+  // The deferred per-source check: counts `source` in `ticket` (an admitted
+  // ticket without a source yet) unless it has `cap` connections already.
+  bool AdmitSource(AdmissionTicket& ticket, const SourceTable::Key& source, uint32_t cap);
 
   // The sampler's (one thread): records an RSS sample against `limit_bytes`.
   void RecordMemory(uint64_t rss_bytes, uint64_t limit_bytes);

@@ -70,6 +70,7 @@ std::optional<ResponseFlag> IstioResponseFlag(Termination why) {
     case Termination::kHelloMalformed:
     case Termination::kHelloTimeout:
     case Termination::kHelloClosed:
+    case Termination::kRefused:  // before the ClientHello: no cluster yet
       return std::nullopt;
     case Termination::kNoEndpoints:
       return ResponseFlag::kNoHealthyUpstream;

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/io/endpoint.h"
+#include "base/names.h"
 #include "proxy/tcp_keepalive.h"
 
 #include <netinet/in.h>
@@ -74,6 +75,7 @@ Session::Session(Socket socket, const asio::ip::tcp::endpoint& peer, const Worke
     : ctx_(ctx),
       down_(std::move(socket)),
       peer_endpoint_(peer),
+      client_endpoint_(peer),
       up_(down_.get_executor()),
       timer_(down_.get_executor()),
       parser_(sni::ParserOptions{ctx.routes->settings.max_hello_bytes}),
@@ -95,12 +97,18 @@ void Session::Start() {
   peer_ = io::FormatEndpoint(peer_endpoint_);  // from accept(): no getpeername
   PrepareSocket(down_);
   hello_buf_.resize(kInitialHelloBuffer);
+  // A trusted load balancer must send a PROXY header first (proxy-protocol.txt
+  // §2.3: a receiver must not guess whether one is there); from anyone else a
+  // header is refused.
+  phase_ = ctx_.routes->settings.proxy_protocol.Trusts(MappedBytes(peer_endpoint_.address())) ? Phase::kProxyHeader
+                                                                                              : Phase::kSniff;
   // One deadline for the whole hello, not per read: a client dribbling one
   // byte a second still runs out of time.
   ArmTimer(ctx_.routes->settings.hello_timeout, [this] {
     ctx_.stats->hello_timeout.Inc();
     Reject(Termination::kHelloTimeout,
-           fmt::format("no complete ClientHello within {}ms ({} bytes read)",
+           fmt::format("no complete {} within {}ms ({} bytes read)",
+                       phase_ == Phase::kProxyHeader ? "PROXY protocol header" : "ClientHello",
                        ctx_.routes->settings.hello_timeout.count(), hello_len_));
   });
   DoReadHello();
@@ -119,7 +127,12 @@ void Session::ArmTimer(Clock::duration after, Handler&& on_expiry) {
 
 void Session::DoReadHello() {
   if (hello_len_ == hello_buf_.size()) {
-    const size_t cap = ctx_.routes->settings.max_hello_bytes;
+    // The header phase may need room for a whole v2 header (the parser
+    // refuses a longer one from its first 16 bytes).
+    const size_t cap = phase_ == Phase::kProxyHeader
+                           ? std::max(ctx_.routes->settings.max_hello_bytes,
+                                      ctx_.routes->settings.proxy_protocol.max_v2_bytes)
+                           : ctx_.routes->settings.max_hello_bytes;
     if (hello_buf_.size() >= cap) {
       ctx_.stats->hello_rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)].Inc();
       return Reject(Termination::kHelloTooLarge, "too_large");
@@ -134,13 +147,101 @@ void Session::DoReadHello() {
 
 void Session::OnReadHello(const error_code& ec, size_t n) {
   if (closed_) return;
-  if (ec) {
-    return Reject(Termination::kHelloClosed,
-                  fmt::format("client closed after {} bytes, before a complete ClientHello{}", hello_len_,
-                              ec == asio::error::eof ? std::string() : fmt::format(" ({})", ec.message())));
-  }
-  const auto chunk = std::span<const uint8_t>(hello_buf_.data() + hello_len_, n);
+  if (ec) return OnReadHelloError(ec);
   hello_len_ += n;
+  switch (phase_) {
+    case Phase::kProxyHeader:
+      return OnProxyHeaderBytes();
+    case Phase::kSniff:
+      return OnSniffBytes();
+    case Phase::kHello:
+      return FeedHello(std::span<const uint8_t>(hello_buf_.data() + hello_len_ - n, n));
+  }
+}
+
+void Session::OnReadHelloError(const error_code& ec) {
+  const std::string why = ec == asio::error::eof ? std::string() : fmt::format(" ({})", ec.message());
+  if (phase_ == Phase::kProxyHeader && hello_len_ > 0) {
+    return Refuse(Refusal::kProxyTruncated,
+                  fmt::format("client closed after {} bytes, inside its PROXY protocol header{}", hello_len_, why));
+  }
+  Reject(Termination::kHelloClosed,
+         fmt::format("client closed after {} bytes, before a complete ClientHello{}", hello_len_, why));
+}
+
+// A trusted source: the header, then what follows it is the ClientHello's start.
+void Session::OnProxyHeaderBytes() {
+  const auto bytes = std::span<const uint8_t>(hello_buf_.data(), hello_len_);
+  const sni::ProxyParseResult r =
+      sni::ParseProxyHeader(bytes, {ctx_.routes->settings.proxy_protocol.max_v2_bytes});
+  switch (r.status) {
+    case sni::ProxyParseStatus::kNeedMoreData:
+      return DoReadHello();
+    case sni::ProxyParseStatus::kError:
+      return Refuse(RefusalOf(r.error), fmt::format("PROXY protocol header from a trusted source: {}",
+                                                          sni::ToString(r.error)));
+    case sni::ProxyParseStatus::kDone:
+      break;
+  }
+  if (!ApplyProxyHeader(r.header)) return;
+  const size_t rest = hello_len_ - r.header.header_bytes;
+  std::memmove(hello_buf_.data(), hello_buf_.data() + r.header.header_bytes, rest);
+  hello_len_ = rest;
+  phase_ = Phase::kHello;
+  if (rest == 0) return DoReadHello();
+  FeedHello(std::span<const uint8_t>(hello_buf_.data(), rest));
+}
+
+// The carried source replaces the peer (LOCAL, UNKNOWN, UNSPEC and AF_UNIX
+// keep it: §2.1, §2.2), then the per-source limit the accept deferred.
+bool Session::ApplyProxyHeader(const sni::ProxyHeader& header) {
+  const auto to_address = [](const std::array<uint8_t, 16>& bytes) -> asio::ip::address {
+    const auto v6 = asio::ip::make_address_v6(bytes);
+    if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6);
+    return v6;
+  };
+  if (header.carries_ip_source()) {
+    client_endpoint_ = asio::ip::tcp::endpoint(to_address(header.src_ip), header.src_port);
+    proxied_dst_ = asio::ip::tcp::endpoint(to_address(header.dst_ip), header.dst_port);
+    peer_ = io::FormatEndpoint(client_endpoint_);
+  }
+  const uint32_t cap = ctx_.routes->settings.limits.per_source;
+  if (cap == 0 || ctx_.admission == nullptr) return true;
+  if (ctx_.admission->AdmitSource(admission_, MappedBytes(client_endpoint_.address()), cap)) return true;
+  Refuse(Refusal::kPerSource, fmt::format("{} connections open from this client (limits.perSourceConnections, "
+                                          "after its PROXY protocol header)", cap));
+  return false;
+}
+
+// An untrusted source: its first bytes may be a PROXY signature, refused by
+// name; anything else goes to the ClientHello parser whole.
+void Session::OnSniffBytes() {
+  const auto bytes = std::span<const uint8_t>(hello_buf_.data(), hello_len_);
+  switch (sni::MatchProxySignature(bytes)) {
+    case sni::SignatureMatch::kYes:
+      return Refuse(Refusal::kProxyUntrusted,
+                    fmt::format("PROXY protocol header from {}, not in proxyProtocol.accept",
+                                io::FormatEndpoint(peer_endpoint_)));
+    case sni::SignatureMatch::kPartial:
+      return DoReadHello();
+    case sni::SignatureMatch::kNo:
+      break;
+  }
+  phase_ = Phase::kHello;
+  FeedHello(bytes);
+}
+
+// Refused before the ClientHello: counted by reason with the accept-time
+// refusals, closed with a RST as they are, and nothing is dialled.
+void Session::Refuse(Refusal why, std::string_view detail) {
+  ctx_.stats->refused[static_cast<size_t>(why)].Inc();
+  refused_ = why;
+  error_code ignored;
+  down_.set_option(asio::socket_base::linger(true, 0), ignored);
+  Reject(Termination::kRefused, fmt::format("{}: {}", ToString(why), detail));
+}
+
+void Session::FeedHello(std::span<const uint8_t> chunk) {
   switch (parser_.Feed(chunk)) {
     case sni::ParseStatus::kNeedMoreData:
       return DoReadHello();
@@ -191,7 +292,7 @@ void Session::OnHello() {
   }
   const auto& lb_policy = cluster_->policy.load_balancer;
   if (lb_policy && lb_policy->consistent_hash) {
-    client_hash_ = HashAddress(peer_endpoint_.address());
+    client_hash_ = HashAddress(client_endpoint_.address());  // useSourceIp: the PROXY header's client
   }
   DoConnect();
 }
@@ -202,8 +303,11 @@ bool Session::Authorized() {
   const config::AuthorizationPolicies& policies = ctx_.routes->table->authorization();
   if (policies.empty()) return true;
   config::AuthorizationInput input;
+  // Istio (security.istio.io Source): ipBlocks is "populated from the source
+  // address of the IP packet", remoteIpBlocks "from X-Forwarded-For header
+  // or proxy protocol"; Envoy's RBAC direct_remote_ip / remote_ip likewise.
   input.peer = MappedBytes(peer_endpoint_.address());
-  input.remote = input.peer;
+  input.remote = MappedBytes(client_endpoint_.address());
   input.port = ctx_.routes->settings.gateway_port;  // no getsockname per connection
   input.sni = parser_.hello().server_name;
   const config::AuthorizationDecision decision = policies.Evaluate(input);
@@ -377,14 +481,33 @@ void Session::OnConnectFailed(const error_code& ec) {
   DoConnect();
 }
 
+bool Session::SendsProxyHeader() const {
+  for (const std::string& pattern : ctx_.routes->settings.proxy_protocol.upstream_hosts) {
+    if (base::HostMatches(pattern, cluster_->host)) return true;
+  }
+  return false;
+}
+
+// upstreamProxyProtocol: a v2 header (proxy-protocol.txt §2.2) before the
+// hello, from the client to the address it dialled: the destination of its
+// own PROXY header, else this gateway's socket.
 void Session::DoWriteHello() {
-  asio::async_write(up_, asio::buffer(hello_buf_.data(), hello_len_),
+  if (SendsProxyHeader()) {
+    error_code ec;
+    const asio::ip::tcp::endpoint dst = proxied_dst_ ? *proxied_dst_ : down_.local_endpoint(ec);
+    upstream_header_ = sni::EncodeProxyV2(MappedBytes(client_endpoint_.address()), client_endpoint_.port(),
+                                          MappedBytes(dst.address()), dst.port());
+  }
+  const std::array<asio::const_buffer, 2> buffers = {asio::buffer(upstream_header_),
+                                                     asio::buffer(hello_buf_.data(), hello_len_)};
+  asio::async_write(up_, buffers,
                     [self = shared_from_this()](const error_code& ec, size_t n) { self->OnWriteHello(ec, n); });
 }
 
 void Session::OnWriteHello(const error_code& ec, size_t n) {
   if (closed_) return;
   if (ec) return Close(Termination::kUpstreamError);
+  n -= upstream_header_.size();  // the client's bytes only
   ctx_.stats->bytes_downstream_to_upstream.Inc(n);
   cluster_stats_->counters.sent_bytes.Inc(n);
   if (istio_ != nullptr) istio_->received_bytes.Inc(n);
@@ -516,14 +639,21 @@ void Session::WriteAccessLog(Termination why) {
       fmt::format("{{\"start_time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\",\"duration_ms\":{},"
                   "\"downstream_remote_address\":{},\"sni\":{},\"alpn\":{},\"cluster\":{},"
                   "\"upstream_host\":{},\"connect_attempts\":{},\"bytes_received\":{},"
-                  "\"bytes_sent\":{},\"termination\":\"{}\"{}}}",
+                  "\"bytes_sent\":{},\"termination\":\"{}\"{}{}}}",
                   utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
                   start_ms % 1000,
                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count(),
                   JsonString(peer_), hello.has_server_name ? JsonString(hello.server_name) : "null",
                   alpn, cluster_ != nullptr ? JsonString(cluster_->name) : "null", upstream,
-                  tried_.size(), received, sent, ToString(why),
-                  denied_by_.empty() ? std::string() : fmt::format(",\"policy\":{}", JsonString(denied_by_))));
+                  tried_.size(), received, sent,
+                  refused_ ? fmt::format("refused_{}", ToString(*refused_)) : std::string(ToString(why)),
+                  denied_by_.empty() ? std::string() : fmt::format(",\"policy\":{}", JsonString(denied_by_)),
+                  // Envoy's DOWNSTREAM_DIRECT_REMOTE_ADDRESS: the load balancer, when a
+                  // PROXY header carried the client.
+                  client_endpoint_ == peer_endpoint_
+                      ? std::string()
+                      : fmt::format(",\"downstream_direct_remote_address\":{}",
+                                    JsonString(io::FormatEndpoint(peer_endpoint_)))));
 }
 
 }  // namespace meshgate::proxy

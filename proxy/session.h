@@ -27,6 +27,7 @@
 #include "proxy/snapshot.h"
 #include "proxy/stats.h"
 #include "sni/client_hello_parser.h"
+#include "sni/proxy_protocol.h"
 
 namespace meshgate::proxy {
 
@@ -41,6 +42,7 @@ struct WorkerContext {
   AccessLog* access_log = nullptr;         // null: off
   size_t worker_index = 0;                 // this worker's access-log queue
   std::unordered_set<Session*>* live = nullptr;  // open sessions, for the drain
+  Admission* admission = nullptr;  // for the per-source count after a PROXY header (null: none)
 };
 
 // An established upstream connection in the data-path gauges: the worker's
@@ -85,6 +87,14 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
 
   void DoReadHello();
   void OnReadHello(const boost::system::error_code& ec, size_t n);
+  void OnReadHelloError(const boost::system::error_code& ec);
+  // PROXY protocol (README "PROXY protocol"): a trusted source's header is
+  // read first; an untrusted source's first bytes are checked for one.
+  void OnProxyHeaderBytes();
+  void OnSniffBytes();
+  bool ApplyProxyHeader(const sni::ProxyHeader& header);  // false: refused
+  void Refuse(Refusal why, std::string_view detail);
+  void FeedHello(std::span<const uint8_t> chunk);
   void OnHello();
   bool Authorized();  // false: refused (rbac_denied) and closed
   void DoConnect();
@@ -92,6 +102,7 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   void OpenUpstream(const boost::asio::ip::address& address);
   void OnConnect(const boost::system::error_code& ec);
   void OnConnectFailed(const boost::system::error_code& ec);
+  bool SendsProxyHeader() const;  // upstreamProxyProtocol matches the cluster
   void DoWriteHello();
   void OnWriteHello(const boost::system::error_code& ec, size_t n);
   void SetConnectionLimits(Clock::time_point connected);
@@ -111,7 +122,14 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
 
   WorkerContext ctx_;
   Socket down_;
-  boost::asio::ip::tcp::endpoint peer_endpoint_;
+  boost::asio::ip::tcp::endpoint peer_endpoint_;  // the direct peer, from accept()
+  // The client: the peer, or the source a trusted PROXY header carried. The
+  // access log, consistent hashing, remoteIpBlocks and per-source limits use it.
+  boost::asio::ip::tcp::endpoint client_endpoint_;
+  std::optional<boost::asio::ip::tcp::endpoint> proxied_dst_;  // the header's destination
+  enum class Phase : uint8_t { kProxyHeader, kSniff, kHello } phase_ = Phase::kSniff;
+  std::optional<Refusal> refused_;   // why, when refused at the PROXY header
+  std::vector<uint8_t> upstream_header_;  // the v2 header sent before the hello
   Socket up_;
   Timer timer_;
   uint64_t timer_gen_ = 0;

@@ -38,6 +38,7 @@ struct DataPathSettings {
   // port Gateway servers are matched against.
   uint16_t gateway_port = 15443;
   ConnectionLimits limits;  // meshgate.yaml limits:, checked at accept
+  ProxyProtocolSettings proxy_protocol;  // proxyProtocol:, upstreamProxyProtocol:
 };
 
 struct Snapshot {

@@ -36,7 +36,8 @@ using base::Counter;
   X(kUpstreamClose, "upstream_close")                                   \
   X(kDownstreamError, "downstream_error")                               \
   X(kUpstreamError, "upstream_error")                                   \
-  X(kDrained, "drained")               /* closed when the drain time ran out */
+  X(kDrained, "drained")               /* closed when the drain time ran out */ \
+  X(kRefused, "refused")               /* at the PROXY header: meshgate_connections_refused_total{reason} */
 
 enum class Termination : uint8_t {
 #define MESHGATE_TERM_ENUM(name, str) name,

@@ -89,6 +89,7 @@ struct Worker {
     ctx.stats = &stats;
     ctx.pipes = &pipes;
     ctx.log_limiter = &limiter;
+    ctx.admission = &admission;
     acked.store(ctx.routes->snapshot->version, std::memory_order_relaxed);
     acked_sequence.store(ctx.routes->snapshot->sequence, std::memory_order_relaxed);
   }
@@ -102,8 +103,12 @@ struct Worker {
   void OnAccept(const error_code& ec, Socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (ec) return OnAcceptError(ec);
-    // Overload protection, before any byte is read (proxy/admission.h).
-    Admission::Decision d = admission.Admit(SourceKey(accept_peer.address()), ctx.routes->settings.limits);
+    // Overload protection, before any byte is read (proxy/admission.h). A
+    // trusted PROXY protocol source is the load balancer: its per-source
+    // count waits for the client address in its header (Session).
+    const SourceTable::Key source = SourceKey(accept_peer.address());
+    const bool proxied = ctx.routes->settings.proxy_protocol.Trusts(source);
+    Admission::Decision d = admission.Admit(source, ctx.routes->settings.limits, Admission::Clock::now(), proxied);
     if (d.refused) {
       Refuse(socket, *d.refused);
     } else {

@@ -28,6 +28,7 @@ TARGETS=(
   "http_fuzz|tests/fuzz/http_fuzz|$DATA/fuzz-http|-max_len=20000"
   "admin_http_fuzz|tests/fuzz/admin_http_fuzz|$DATA/fuzz-admin-http|-max_len=20000"
   "serve_http_fuzz|tests/fuzz/serve_http_fuzz|$DATA/fuzz-serve-http|-max_len=20000"
+  "proxy_protocol_fuzz|tests/fuzz/proxy_protocol_fuzz|$DATA/fuzz-proxy-protocol|-max_len=4200"
 )
 
 mode=short

@@ -14,6 +14,7 @@ PKGS=(
   python3 python3-yaml procps iproute2
   prometheus
   dnsutils dnsperf unbound
+  haproxy  # tests/e2e/proxy_protocol_test: the PROXY protocol sender (send-proxy-v2) in front of meshgate
 )
 
 missing=()

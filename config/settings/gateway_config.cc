@@ -67,6 +67,8 @@ class GatewayConfigReader {
   void ReadLimits(const yaml::Node& node);
   void ReadConnectionLimits(const yaml::Node& node);
   void ReadAcceptRate(const yaml::Node& node);
+  void ReadProxyProtocol(const yaml::Node& node);
+  void ReadUpstreamProxyProtocol(const yaml::Node& node);
 
   ErrorSink& sink_;
   std::string base_dir_;
@@ -81,7 +83,8 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
                          "clusterDomain", "dns", "locality", "healthChecks", "admin", "metrics",
                          "readiness", "drain", "accessLog", "clusterId", "control", "labels",
                          "podInfoFile", "requireIstioAlpn", "plainHostSni", "network",
-                         "requestedNetworkView", "trustDomain", "kubernetes", "limits"},
+                         "requestedNetworkView", "trustDomain", "kubernetes", "limits", "proxyProtocol",
+                         "upstreamProxyProtocol"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -127,6 +130,8 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
   IfPresent(root, "control", [&](const yaml::Node& n) { ReadControl(n); });
   IfPresent(root, "kubernetes", [&](const yaml::Node& n) { ReadKubernetes(n); });
   IfPresent(root, "limits", [&](const yaml::Node& n) { ReadLimits(n); });
+  IfPresent(root, "proxyProtocol", [&](const yaml::Node& n) { ReadProxyProtocol(n); });
+  IfPresent(root, "upstreamProxyProtocol", [&](const yaml::Node& n) { ReadUpstreamProxyProtocol(n); });
   ReadIdentity(root);
   IfPresent(root, "clusterId", [&](const yaml::Node& n) {
     if (auto text = yaml::ReadString(n, "clusterId", sink_)) {
@@ -392,6 +397,53 @@ void GatewayConfigReader::ReadAcceptRate(const yaml::Node& node) {
     if (auto v = yaml::ReadInt(n, "limits.acceptRate.burst", 1, kMax, sink_)) {
       config_.limits.accept_burst = static_cast<uint32_t>(*v);
     }
+  });
+}
+
+// proxyProtocol: {accept: ["10.0.0.0/8", "192.0.2.7"]}: the sources (load
+// balancers) that must start every connection with a PROXY protocol header.
+void GatewayConfigReader::ReadProxyProtocol(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "proxyProtocol", sink_)) return;
+  yaml::CheckFields(node, "proxyProtocol", {"accept"}, sink_);
+  const MapEntry accept = Lookup(node, "accept");
+  if (!yaml::Require(accept, node, "proxyProtocol.accept", sink_)) return;
+  if (!yaml::ExpectList(accept.value, "proxyProtocol.accept", sink_)) return;
+  for (size_t i = 0; i < accept.value.size(); ++i) {
+    const std::string path = yaml::IndexPath("proxyProtocol.accept", i);
+    auto text = yaml::ReadString(accept.value[i], path, sink_);
+    if (!text) continue;
+    IpPrefix prefix;
+    if (!ParseIpPrefix(*text, prefix)) {
+      sink_.Add(accept.value[i], path,
+                absl::StrCat("\"", *text, "\" is not an IP address or CIDR (\"10.0.0.0/8\", \"2001:db8::/32\")"));
+      continue;
+    }
+    config_.proxy_protocol.accept.push_back(prefix);
+    config_.proxy_protocol.accept_text.push_back(*text);
+  }
+}
+
+// upstreamProxyProtocol: [{host: "*.bar.svc.cluster.local", version: 2}].
+void GatewayConfigReader::ReadUpstreamProxyProtocol(const yaml::Node& node) {
+  yaml::ForEachMap(node, "upstreamProxyProtocol", sink_, [&](const yaml::Node& item, const std::string& path, size_t) {
+    yaml::CheckFields(item, path, {"host", "version"}, sink_);
+    GatewayConfig::UpstreamProxyProtocol entry;
+    const MapEntry host = Lookup(item, "host");
+    const std::string host_path = yaml::FieldPath(path, "host");
+    if (yaml::Require(host, item, host_path, sink_)) {
+      if (auto text = yaml::ReadString(host.value, host_path, sink_)) {
+        entry.host = base::AsciiLower(*text);
+        if (auto problem = base::WildcardHostProblem(entry.host)) {
+          sink_.Add(host.value, host_path, absl::StrCat("\"", *text, "\": ", *problem));
+        }
+      }
+    }
+    // Only v2 is sent: binary, and the version every receiver named in the
+    // issue (Envoy, HAProxy, nginx) reads.
+    IfPresent(item, "version", [&](const yaml::Node& n) {
+      if (auto v = yaml::ReadInt(n, yaml::FieldPath(path, "version"), 2, 2, sink_)) entry.version = static_cast<int>(*v);
+    });
+    config_.upstream_proxy_protocol.push_back(std::move(entry));
   });
 }
 

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "base/address.h"
 #include "base/read_file.h"
+#include "config/model/authorization.h"
 #include "config/model/route_table.h"
 #include "config/settings/kubernetes_config.h"
 
@@ -127,6 +128,22 @@ struct GatewayConfig {
     uint32_t accept_burst = 0;            // acceptRate.burst (0: = rate)
     uint64_t memory_bytes = 0;            // memory: RSS, "512Mi"
   } limits;
+  // proxyProtocol: {accept: [CIDR...]}: the load balancers whose connections
+  // start with a PROXY protocol header (v1 or v2), which is then required;
+  // every other source's header is refused (README "PROXY protocol").
+  // Reloadable; empty: no header is accepted from anyone.
+  struct ProxyProtocol {
+    std::vector<IpPrefix> accept;
+    std::vector<std::string> accept_text;  // as written, for logs
+  } proxy_protocol;
+  // upstreamProxyProtocol: [{host, version}]: clusters (by host, exact or
+  // "*.suffix") whose endpoints get a PROXY protocol v2 header carrying the
+  // client's address before the ClientHello. The first matching entry wins.
+  struct UpstreamProxyProtocol {
+    std::string host;
+    int version = 2;
+  };
+  std::vector<UpstreamProxyProtocol> upstream_proxy_protocol;
 };
 
 // A byte size as Kubernetes writes a quantity: "536870912", "512Mi", "1Gi",

@@ -163,6 +163,8 @@ DataPathSettings DataPathSettingsOf(const config::GatewayConfig& c) {
   s.route.allow_plain_host = c.plain_host_sni;
   s.limits = {c.limits.max_connections, c.limits.per_source_connections, c.limits.accept_rate,
               c.limits.accept_burst, c.limits.memory_bytes};
+  s.proxy_protocol.accept = c.proxy_protocol.accept;
+  for (const auto& upstream : c.upstream_proxy_protocol) s.proxy_protocol.upstream_hosts.push_back(upstream.host);
   if (auto listen = base::ParseListenAddress(c.listen); listen.ok() && listen->port != 0) {
     s.gateway_port = listen->port;
   }

@@ -168,7 +168,7 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
           "maxHelloBytes, maxConnectAttempts, relay, maxPipes, sniRewrites, mesh, logLevel, namespace, "
           "rootNamespace, clusterDomain, dns, locality, healthChecks, admin, metrics, readiness, "
           "drain, accessLog, clusterId, control, labels, podInfoFile, requireIstioAlpn, plainHostSni, "
-      "network, requestedNetworkView, trustDomain, kubernetes, limits)\n" +
+      "network, requestedNetworkView, trustDomain, kubernetes, limits, proxyProtocol, upstreamProxyProtocol)\n" +
           p + "16:12: namespace: \"Istio_System\" is not a namespace name (lowercase letters, "
           "digits, '-', at most 63)\n" +
           p + "17:16: clusterDomain: \"bad..domain\" is not a domain: empty label\n" +
@@ -186,6 +186,39 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
           p + "21:8: admin: \"localhost:15000\": \"localhost\" is not an IP address (or \"off\")\n" +
           p + "22:16: drain.delay: invalid duration \"soon\": expected a number\n" +
           p + "23:25: accessLog.sampleRate: must be a number in 0..1, got \"2\"");
+}
+
+// proxyProtocol and upstreamProxyProtocol (README "PROXY protocol").
+TEST(GatewayConfigTest, ProxyProtocolKeys) {
+  auto config = ParseGatewayConfig(
+      "proxyProtocol: {accept: [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]}\n"
+      "upstreamProxyProtocol: [{host: \"*.Bar.svc.cluster.local\", version: 2}, {host: a.b.c}]\n",
+      "meshgate.yaml", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->proxy_protocol.accept.size(), 3u);
+  std::array<uint8_t, 16> inside{};
+  ASSERT_TRUE(ParseIpBytes("10.1.2.3", inside));
+  EXPECT_TRUE(config->proxy_protocol.accept[0].Contains(inside));
+  EXPECT_FALSE(config->proxy_protocol.accept[1].Contains(inside));
+  ASSERT_EQ(config->upstream_proxy_protocol.size(), 2u);
+  EXPECT_EQ(config->upstream_proxy_protocol[0].host, "*.bar.svc.cluster.local");
+  EXPECT_EQ(config->upstream_proxy_protocol[1].version, 2);
+  EXPECT_TRUE(GatewayConfig().proxy_protocol.accept.empty()) << "off by default";
+}
+
+TEST(GatewayConfigTest, ProxyProtocolErrors) {
+  EXPECT_EQ(ErrorOf("proxyProtocol: {accept: [\"10.0.0.0/33\", lb.local]}\n"),
+            "meshgate.yaml:1:26: proxyProtocol.accept[0]: \"10.0.0.0/33\" is not an IP address or CIDR "
+            "(\"10.0.0.0/8\", \"2001:db8::/32\")\n"
+            "meshgate.yaml:1:41: proxyProtocol.accept[1]: \"lb.local\" is not an IP address or CIDR "
+            "(\"10.0.0.0/8\", \"2001:db8::/32\")");
+  EXPECT_NE(ErrorOf("proxyProtocol: {}\n").find("proxyProtocol.accept"), std::string::npos);
+  EXPECT_NE(ErrorOf("proxyProtocol: {accept: [], from: x}\n").find("proxyProtocol.from: unknown field"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("upstreamProxyProtocol: [{host: a.b, version: 1}]\n").find("upstreamProxyProtocol[0].version"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("upstreamProxyProtocol: [{version: 2}]\n").find("upstreamProxyProtocol[0].host"),
+            std::string::npos);
 }
 
 TEST(GatewayConfigTest, MissingFile) {

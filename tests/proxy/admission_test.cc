@@ -136,6 +136,42 @@ TEST(Admission, PerSourceRefusalLeavesOtherSourcesAndTheTotalAlone) {
   EXPECT_EQ(admission.sources().count(Source(2)), 1u);
 }
 
+// A trusted PROXY protocol source (README "PROXY protocol"): the balancer's
+// address is not counted at accept; the carried client is, once known, and
+// its slot goes back with the ticket.
+TEST(Admission, DeferredSourceIsCountedForTheCarriedClient) {
+  Admission admission;
+  ConnectionLimits limits;
+  limits.per_source = 1;
+  auto lb1 = admission.Admit(Source(3), limits, Admission::Clock::now(), /*defer_source=*/true);
+  auto lb2 = admission.Admit(Source(3), limits, Admission::Clock::now(), /*defer_source=*/true);
+  ASSERT_FALSE(lb1.refused);
+  ASSERT_FALSE(lb2.refused) << "the balancer itself is not capped";
+  EXPECT_FALSE(lb1.ticket.counts_source());
+  EXPECT_EQ(admission.sources().count(Source(3)), 0u);
+  EXPECT_TRUE(admission.AdmitSource(lb1.ticket, Source(10), 1));
+  EXPECT_TRUE(lb1.ticket.counts_source());
+  EXPECT_FALSE(admission.AdmitSource(lb2.ticket, Source(10), 1)) << "the same client twice";
+  EXPECT_TRUE(admission.AdmitSource(lb2.ticket, Source(11), 1));
+  EXPECT_TRUE(admission.AdmitSource(lb2.ticket, Source(12), 1)) << "counted once per ticket";
+  EXPECT_EQ(admission.sources().count(Source(12)), 0u);
+  { AdmissionTicket gone = std::move(lb1.ticket); }
+  EXPECT_EQ(admission.sources().count(Source(10)), 0u);
+  EXPECT_EQ(admission.open(), 1u);
+}
+
+TEST(Admission, RefusalOfEveryHeaderErrorIsAProxyProtocolReason) {
+  for (size_t i = 0; i < sni::kProxyHeaderErrorCount; ++i) {
+    const auto error = static_cast<sni::ProxyHeaderError>(i);
+    const std::string_view reason = ToString(RefusalOf(error));
+    EXPECT_EQ(reason.substr(0, 15), "proxy_protocol_") << sni::ToString(error);
+    if (error != sni::ProxyHeaderError::kBadSignature) {
+      EXPECT_EQ(reason.substr(15), sni::ToString(error));
+    }
+  }
+  EXPECT_EQ(ToString(RefusalOf(sni::ProxyHeaderError::kBadSignature)), "proxy_protocol_missing");
+}
+
 TEST(Admission, RateRefusalGivesBackThePerSourceSlot) {
   Admission admission;
   ConnectionLimits limits;
