@@ -17,6 +17,7 @@ Writes, under OUT_DIR:
                   the volume mounts at the Deployment's mountPaths.
   command-args    the container's args.
   ports           NAME=PORT for each containerPort.
+  grace-seconds   terminationGracePeriodSeconds (30, the default, if unset).
 
 Fields the translation does not know are refused rather than ignored, so a
 Deployment change that the test would not reproduce fails it loudly.
@@ -180,6 +181,8 @@ def main(argv):
         f.write("".join(a + "\n" for a in args))
     with open(os.path.join(out, "command-args"), "w", encoding="utf-8") as f:
         f.write("".join(a + "\n" for a in container.get("args") or []))
+    with open(os.path.join(out, "grace-seconds"), "w", encoding="utf-8") as f:
+        f.write("%d\n" % spec.get("terminationGracePeriodSeconds", 30))
     with open(os.path.join(out, "ports"), "w", encoding="utf-8") as f:
         f.write("".join("%s=%d\n" % (p["name"], p["containerPort"]) for p in container.get("ports") or []))
 
