@@ -18,11 +18,11 @@
 #      outside the container, the SIGTERM drain, and that the HEALTHCHECK
 #      follows `readiness:` when it moves.
 #
-# Time, measured on the shared 2-core machine: base images 7 min (once, under
-# load), image build 2.5 min on an idle machine but 58 min under load 16-20
-# (the C++ build; any change in the repository re-runs it, since the build
-# stage copies the whole tree), the checks 45-95 s; warm (nothing changed)
-# about 1-2 min.
+# Time on the shared 2-core machine with a load of 16-20 (other builds): base
+# images 7 min (once), the uncached image build 58 min (issue 16 reports 2.5
+# min on an idle machine; any change in the repository re-runs the C++ build,
+# since the build stage copies the whole tree), the checks 45-95 s; warm
+# (nothing changed, base images and build cached) about 1-2 min.
 #
 # Idempotent: the base images and the podman build cache are kept and reused;
 # containers, the network namespace and temporary files are removed on exit.
