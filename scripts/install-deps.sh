@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package meshgate builds, tests and demos with.
 # Idempotent: skips apt entirely when everything is already present.
+#   install-deps.sh               the build, test and demo packages (every run)
+#   install-deps.sh --image-test  only what scripts/image-test.sh needs to build
+#                                 and run the container image (opt-in: CI's
+#                                 image job and that script call it)
 set -euo pipefail
 
 PKGS=(
@@ -16,6 +20,17 @@ PKGS=(
   dnsutils dnsperf unbound
   haproxy  # tests/e2e/proxy_protocol_test: the PROXY protocol sender (send-proxy-v2) in front of meshgate
 )
+
+if [ "${1:-}" = "--image-test" ]; then
+  # podman (rootful) with runc, since crun fails on some cgroup layouts;
+  # debootstrap makes the Debian base images when no registry is reachable;
+  # iproute2 for the test's network namespace; python3-yaml to read the
+  # manifests; curl and openssl for the host-side checks.
+  PKGS=(podman runc debootstrap debian-archive-keyring iproute2 python3 python3-yaml curl openssl ca-certificates)
+elif [ -n "${1:-}" ]; then
+  echo "install-deps: unknown argument '$1' (want none or --image-test)" >&2
+  exit 2
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,6 +1,7 @@
 // meshgate: command line, config loading, and the gateway's life cycle.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -25,7 +26,8 @@ namespace {
 
 constexpr const char* kUsage =
     "Usage: meshgate [--config FILE] [--mesh PATH]... [options]\n"
-    "       meshgate --check [--config FILE] [--mesh PATH]...\n\n"
+    "       meshgate --check [--config FILE] [--mesh PATH]...\n"
+    "       meshgate --probe [--config FILE] [--readiness IP:PORT]\n\n"
     "An SNI-aware L4 gateway: routes TLS by the ClientHello's server name to\n"
     "the endpoints of Istio ServiceEntries, without terminating TLS.\n\n"
     "Flags override the config file.\n";
@@ -75,8 +77,8 @@ po::options_description Options() {
        "follow the Kubernetes API server of this kubeconfig (overrides the config's kubernetes:)")
       ("kube-context", po::value<std::string>()->value_name("NAME"), "the kubeconfig context (default: current-context)")
       ("in-cluster", "follow the Kubernetes API server with the pod's service account")
-      ("probe", po::value<std::string>()->value_name("IP:PORT"),
-       "GET /healthz/ready there and exit 0 if it answers 200 (container HEALTHCHECK)")
+      ("probe", "GET the config's readiness endpoint (--config, --readiness), exit 0 on 200, 1 otherwise "
+       "(container HEALTHCHECK)")
       ("check", "validate config and mesh, print the route table, exit 0 (ok) or 1 (errors)");
   // clang-format on
   return opts;
@@ -197,10 +199,47 @@ absl::StatusOr<config::GatewayConfig> LoadSettings(const po::variables_map& vm, 
   return cfg;
 }
 
-int Probe(const std::string& address) {
-  const int status = io::HttpCall(address, "GET", "/healthz/ready", 2000).status;
-  if (status != 200) std::cerr << "meshgate: probe: " << (status < 0 ? std::string("no answer") : std::to_string(status)) << "\n";
-  return status == 200 ? 0 : 1;
+// Where a local client reaches a listener bound to `listen`: a wildcard
+// address means this host's loopback of the same family.
+absl::StatusOr<std::string> LocalAddressOf(const std::string& listen) {
+  auto parsed = base::ParseListenAddress(listen);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->port == 0) return FlagError("port 0 (picked by the kernel) cannot be probed");
+  std::string ip = parsed->ip;
+  if (ip == "0.0.0.0") ip = "127.0.0.1";
+  if (ip == "::") ip = "::1";
+  return base::FormatIpPort(ip, parsed->port);
+}
+
+// `meshgate --probe`, the container HEALTHCHECK. The readiness address comes
+// from the config the gateway itself reads (--config, then --readiness), so
+// the check follows `readiness:` wherever it moves instead of hard-coding a
+// port. Exit codes as Docker's HEALTHCHECK defines them: 0 healthy, 1
+// unhealthy, 2 reserved (https://docs.docker.com/reference/dockerfile/#healthcheck),
+// so every failure, a config problem included, is 1.
+int Probe(const po::variables_map& vm) {
+  auto fail = [](const std::string& why) {
+    std::cerr << "meshgate: probe: " << why << "\n";
+    return 1;
+  };
+  config::GatewayConfig cfg;
+  if (vm.count("config")) {
+    auto loaded = config::LoadGatewayConfig(vm["config"].as<std::string>());
+    if (!loaded.ok()) return fail(std::string(loaded.status().message()));
+    cfg = *std::move(loaded);
+  }
+  if (auto status = ApplyEndpointFlags(vm, cfg); !status.ok()) return fail(std::string(status.message()));
+  if (cfg.readiness.empty()) return fail("readiness is off (readiness: off or --readiness off): nothing to probe");
+  auto address = LocalAddressOf(cfg.readiness);
+  if (!address.ok()) return fail(fmt::format("readiness {}: {}", cfg.readiness, std::string(address.status().message())));
+  const std::string url = fmt::format("http://{}/healthz/ready", *address);
+  const io::HttpResult result = io::HttpCall(*address, "GET", "/healthz/ready", 2000);
+  if (result.status < 0) return fail(fmt::format("{}: no answer ({})", url, result.error));
+  // The body says why (starting, draining, ...); one bounded line of it.
+  std::string why = result.body.substr(0, std::min(result.body.find('\n'), size_t{200}));
+  if (result.status != 200) return fail(fmt::format("{}: HTTP {} {}", url, result.status, why));
+  std::cout << "meshgate: probe: " << url << ": HTTP 200 " << why << "\n";
+  return 0;
 }
 
 // How this gateway identifies itself and what it accepts, for --check.
@@ -312,7 +351,7 @@ int main(int argc, char** argv) {
     std::cout << "meshgate " << MESHGATE_VERSION << "\n";
     return 0;
   }
-  if (vm.count("probe")) return Probe(vm["probe"].as<std::string>());
+  if (vm.count("probe")) return Probe(vm);
   bool file_error = false;
   auto cfg = LoadSettings(vm, &file_error);
   if (!cfg.ok()) {

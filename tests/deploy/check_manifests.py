@@ -28,6 +28,12 @@ import deploylib  # noqa: E402
 # Container port names shared by the Deployment and the Service, and the
 # meshgate.yaml key that must listen on each.
 PORT_KEYS = {"tls": "listen", "status-port": "readiness", "http-metrics": "metrics"}
+# Which ports the external LoadBalancer Service carries. tls is the gateway.
+# status-port stays on it, as on Istio's east-west gateway Service: cloud load
+# balancers health-check a Service port, and a draining pod's 503 takes it out
+# of rotation before its listener closes. Metrics are for the cluster's
+# Prometheus only: they go on a ClusterIP Service, never to the internet.
+EXTERNAL_PORTS = ("tls", "status-port")
 READY_PATH = "/healthz/ready"
 METRICS_PATH = "/stats/prometheus"
 CONFIG_FILE_KEY = "meshgate.yaml"
@@ -72,6 +78,10 @@ class Model:
         services = [s for s in deploylib.of_kind(docs, "Service")
                     if dig(s, "spec", "type") == "LoadBalancer"]
         self.service = self._one(services, "Service of type LoadBalancer")
+        # The other Services of the gateway (same app label), ClusterIP.
+        app = self.pod_labels.get("app")
+        self.internal_services = [s for s in deploylib.of_kind(docs, "Service")
+                                  if s is not self.service and dig(s, "metadata", "labels", "app") == app]
         self.configmaps = {dig(c, "metadata", "name"): c for c in deploylib.of_kind(docs, "ConfigMap")}
         self.hpa = self._one(deploylib.of_kind(docs, "HorizontalPodAutoscaler"), "HorizontalPodAutoscaler")
         self.pdb = self._one(deploylib.of_kind(docs, "PodDisruptionBudget"), "PodDisruptionBudget")
@@ -163,7 +173,8 @@ def check_ports(m):
         if not isinstance(m.ports.get(name), int):
             p.append("Deployment: container port %r is not declared" % name)
     # Service ports target the container port of the same name and number.
-    service_ports = {sp.get("name"): sp for sp in dig(m.service, "spec", "ports") or []}
+    internal_ports = [sp for s in m.internal_services for sp in dig(s, "spec", "ports") or []]
+    service_ports = {sp.get("name"): sp for sp in (dig(m.service, "spec", "ports") or []) + internal_ports}
     for name in PORT_KEYS:
         sp = service_ports.get(name)
         if sp is None:
@@ -180,6 +191,14 @@ def check_ports(m):
             p.append("Service port %r: port %r differs from container port %s (Istio convention: same number)"
                      % (name, sp.get("port"), m.ports.get(name)))
     for sp in dig(m.service, "spec", "ports") or []:
+        if sp.get("name") in PORT_KEYS and sp.get("name") not in EXTERNAL_PORTS:
+            p.append("Service %s (LoadBalancer): exposes %r outside the cluster; put it on a ClusterIP Service"
+                     % (dig(m.service, "metadata", "name"), sp.get("name")))
+    for service in m.internal_services:
+        if dig(service, "spec", "type") not in (None, "ClusterIP"):
+            p.append("Service %s: type %s, want ClusterIP (only %s is the external one)"
+                     % (dig(service, "metadata", "name"), dig(service, "spec", "type"), dig(m.service, "metadata", "name")))
+    for sp in (dig(m.service, "spec", "ports") or []) + internal_ports:
         if sp.get("name") not in PORT_KEYS:
             number = m.resolve_port(sp.get("targetPort", sp.get("port")))
             if number not in m.ports.values():
@@ -199,7 +218,7 @@ def check_ports(m):
             p.append("meshgate.yaml: admin must be on 127.0.0.1, is on %s" % admin[0])
         if admin[1] in m.ports.values():
             p.append("Deployment: admin port %s is declared as a container port" % admin[1])
-        if admin[1] in [sp.get("port") for sp in dig(m.service, "spec", "ports") or []]:
+        if admin[1] in [sp.get("port") for sp in (dig(m.service, "spec", "ports") or []) + internal_ports]:
             p.append("Service: exposes the admin port %s" % admin[1])
     return p
 
@@ -277,9 +296,10 @@ def check_selectors(m):
     name = lambda o: "%s %s" % (o.get("kind"), dig(o, "metadata", "name"))  # noqa: E731
     if not is_subset(dig(m.deployment, "spec", "selector", "matchLabels"), m.pod_labels):
         p.append("Deployment: selector does not match its pod template labels %r" % m.pod_labels)
-    if not is_subset(dig(m.service, "spec", "selector"), m.pod_labels):
-        p.append("%s: selector %r does not match the pod labels %r"
-                 % (name(m.service), dig(m.service, "spec", "selector"), m.pod_labels))
+    for service in [m.service] + m.internal_services:
+        if not is_subset(dig(service, "spec", "selector"), m.pod_labels):
+            p.append("%s: selector %r does not match the pod labels %r"
+                     % (name(service), dig(service, "spec", "selector"), m.pod_labels))
     if not is_subset(dig(m.pdb, "spec", "selector", "matchLabels"), m.pod_labels):
         p.append("%s: selector %r does not match the pod labels %r"
                  % (name(m.pdb), dig(m.pdb, "spec", "selector"), m.pod_labels))
@@ -452,16 +472,21 @@ def check_dockerfile_runtime(m):
     status = m.ports.get("status-port")
     if not check:
         p.append("Dockerfile: no HEALTHCHECK")
-    elif "--probe" not in check or check.index("--probe") + 1 >= len(check):
+    elif "--probe" not in check:
         p.append("Dockerfile: HEALTHCHECK %r does not use meshgate --probe" % check)
     else:
-        target = check[check.index("--probe") + 1]
-        try:
-            host, port = deploylib.parse_address(target) or (None, None)
-        except ValueError:
-            host, port = None, None
-        if host != "127.0.0.1" or port != status:
-            p.append("Dockerfile: HEALTHCHECK probes %s, want 127.0.0.1:%s (the readiness port)" % (target, status))
+        # `meshgate --probe` reads the readiness address from the config the
+        # gateway runs with, so it follows `readiness:`; a fixed address (a
+        # word after --probe, or --readiness) goes stale when readiness moves
+        # and, on a host network, probes whichever process holds that port.
+        rest = check[check.index("--probe") + 1:]
+        config = rest[rest.index("--config") + 1] if "--config" in rest[:-1] else None
+        if "--readiness" in rest or (rest and not rest[0].startswith("-")):
+            p.append("Dockerfile: HEALTHCHECK %r hard-codes the readiness address; let --probe read it from "
+                     "--config" % check)
+        if config != m.config_path:
+            p.append("Dockerfile: HEALTHCHECK probes with --config %s, but meshgate runs with --config %s"
+                     % (config, m.config_path))
         if not check[0].endswith("meshgate"):
             p.append("Dockerfile: HEALTHCHECK runs %s, not meshgate" % check[0])
     entry = deploylib.command_words(m.runtime.last("ENTRYPOINT"))
@@ -683,10 +708,27 @@ class BrokenCopies(unittest.TestCase):
                 port["targetPort"] = 15021
         self.assertReported("not the container's 'tls' port")
 
+    def metrics_service(self):
+        return self.obj("Service", "meshgate-metrics")
+
     def test_service_port_missing(self):
-        svc = self.obj("Service")
+        svc = self.metrics_service()
         svc["spec"]["ports"] = [p for p in svc["spec"]["ports"] if p["name"] != "http-metrics"]
         self.assertReported("Service: no port named 'http-metrics'")
+
+    def test_metrics_on_the_load_balancer(self):
+        # The shipped Service once did this: Prometheus metrics on the internet.
+        port = dict(self.metrics_service()["spec"]["ports"][0])
+        self.obj("Service", "meshgate")["spec"]["ports"].append(port)
+        self.assertReported("exposes 'http-metrics' outside the cluster")
+
+    def test_metrics_service_not_cluster_ip(self):
+        self.metrics_service()["spec"]["type"] = "NodePort"
+        self.assertReported("type NodePort, want ClusterIP")
+
+    def test_metrics_service_selector(self):
+        self.metrics_service()["spec"]["selector"] = {"app": "other"}
+        self.assertReported("Service meshgate-metrics: selector")
 
     def test_container_port_renamed(self):
         for port in self.container()["ports"]:
@@ -834,15 +876,24 @@ class BrokenCopies(unittest.TestCase):
         self.assertReported("EXPOSE the http-metrics port 15090",
                             self.edit_dockerfile("EXPOSE 15443 15021 15090", "EXPOSE 15443 15021"))
 
-    def test_dockerfile_healthcheck_no_probe(self):
-        text = re.sub(r'CMD \["/usr/local/bin/meshgate", "--probe", "127.0.0.1:15021"\]',
-                      'CMD ["curl", "-f", "http://127.0.0.1:15021/healthz/ready"]', self.dockerfile)
-        self.assertNotEqual(text, self.dockerfile)
-        self.assertReported("does not use meshgate --probe", text)
+    HEALTHCHECK_CMD = 'CMD ["/usr/local/bin/meshgate", "--probe", "--config", "/etc/meshgate/meshgate.yaml"]'
 
-    def test_dockerfile_healthcheck_wrong_port(self):
-        self.assertReported("HEALTHCHECK probes 127.0.0.1:15000",
-                            self.edit_dockerfile('"127.0.0.1:15021"', '"127.0.0.1:15000"'))
+    def test_dockerfile_healthcheck_no_probe(self):
+        self.assertReported("does not use meshgate --probe", self.edit_dockerfile(
+            self.HEALTHCHECK_CMD, 'CMD ["curl", "-f", "http://127.0.0.1:15021/healthz/ready"]'))
+
+    def test_dockerfile_healthcheck_fixed_address(self):
+        # The bug a real build showed: the probe ignored where readiness is.
+        self.assertReported("hard-codes the readiness address", self.edit_dockerfile(
+            self.HEALTHCHECK_CMD, 'CMD ["/usr/local/bin/meshgate", "--probe", "127.0.0.1:15021"]'))
+        self.assertReported("hard-codes the readiness address", self.edit_dockerfile(
+            '"--probe", "--config"', '"--probe", "--readiness", "127.0.0.1:15021", "--config"'))
+
+    def test_dockerfile_healthcheck_other_config(self):
+        self.assertReported("HEALTHCHECK probes with --config /etc/other.yaml", self.edit_dockerfile(
+            '"--probe", "--config", "/etc/meshgate/meshgate.yaml"', '"--probe", "--config", "/etc/other.yaml"'))
+        self.assertReported("HEALTHCHECK probes with --config None", self.edit_dockerfile(
+            '"--probe", "--config", "/etc/meshgate/meshgate.yaml"', '"--probe"'))
 
 
 class Loader(unittest.TestCase):
