@@ -232,6 +232,7 @@ TEST_F(TakeoverTest, FiveUpgradesInARowUnderLoadDropNothing) {
   ConnectionLoad load(client_ctx_.get(), port, kRate, 8);
   const auto start = std::chrono::steady_clock::now();
   uint64_t sessions_ok = 0;
+  std::chrono::steady_clock::duration idle{};  // load paused for the fd counts
 
   for (int round = 1; round <= kUpgrades; ++round) {
     SCOPED_TRACE("upgrade " + std::to_string(round));
@@ -241,9 +242,11 @@ TEST_F(TakeoverTest, FiveUpgradesInARowUnderLoadDropNothing) {
       ASSERT_TRUE(sessions.back()->client.ok()) << sessions.back()->client.error();
       ASSERT_TRUE(sessions.back()->Stream(4096));
     }
+    const uint64_t before = load.attempted();
     auto next = std::make_unique<MeshgateProcess>(Args(2, {"--takeover", socket_}));
     ASSERT_TRUE(next->running()) << next->Log();
     ASSERT_TRUE(next->WaitForLog("takeover: complete", 1, 15000)) << next->Log();
+    EXPECT_GT(load.attempted(), before) << "no new connection crossed the handover";
     ASSERT_TRUE(next->WaitForLog("takeover: serving", 1, 5000)) << next->Log();
     EXPECT_EQ(next->port(), port);
     EXPECT_EQ(next->readiness_address(), readiness);
@@ -260,15 +263,17 @@ TEST_F(TakeoverTest, FiveUpgradesInARowUnderLoadDropNothing) {
     EXPECT_NE(current->Log().find("drain: every session finished"), std::string::npos) << current->Log();
     // Nothing of the handover stays in the survivor: same descriptors as
     // the first generation had idle.
+    const auto paused = std::chrono::steady_clock::now();
     ASSERT_TRUE(load.Pause());
     EXPECT_TRUE(WaitFor([&] { return FdCount(next->pid()) == baseline_fds; }, 10000))
         << FdCount(next->pid()) << " fds, baseline " << baseline_fds;
     load.Resume();
+    idle += std::chrono::steady_clock::now() - paused;
     current = std::move(next);
   }
   load.Stop();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("takeover: %d upgrades in %.1f s; %llu new connections (%.0f/s), %llu failed; %llu sessions ok\n",
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start - idle).count();
+  std::printf("takeover: %d upgrades in %.1f s under load; %llu new connections (%.0f/s), %llu failed; %llu sessions ok\n",
               kUpgrades, seconds, static_cast<unsigned long long>(load.attempted()), load.attempted() / seconds,
               static_cast<unsigned long long>(load.failed()), static_cast<unsigned long long>(sessions_ok));
   EXPECT_EQ(load.failed(), 0u) << load.errors();
