@@ -94,27 +94,37 @@ struct Worker {
     acked_sequence.store(ctx.routes->snapshot->sequence, std::memory_order_relaxed);
   }
 
-  void DoAccept() {
+  // One listening socket of this worker: usually one; more after a takeover
+  // from a process that had more workers (README "Upgrades").
+  struct Listener {
+    explicit Listener(asio::io_context& io) : acceptor(io), backoff(io) {}
+    tcp::acceptor acceptor;
+    asio::steady_timer backoff;
+    tcp::endpoint peer;  // filled by each accept
+  };
+
+  void DoAccept(Listener& l) {
     // The peer's address comes with accept(): no getpeername per connection.
-    acceptor.async_accept(io, accept_peer,
-                          [this](const error_code& ec, Socket socket) { OnAccept(ec, std::move(socket)); });
+    l.acceptor.async_accept(io, l.peer, [this, &l](const error_code& ec, Socket socket) {
+      OnAccept(l, ec, std::move(socket));
+    });
   }
 
-  void OnAccept(const error_code& ec, Socket socket) {
-    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (ec) return OnAcceptError(ec);
+  void OnAccept(Listener& l, const error_code& ec, Socket socket) {
+    if (ec == asio::error::operation_aborted || !l.acceptor.is_open()) return;
+    if (ec) return OnAcceptError(l, ec);
     // Overload protection, before any byte is read (proxy/admission.h). A
     // trusted PROXY protocol source is the load balancer: its per-source
     // count waits for the client address in its header (Session).
-    const SourceTable::Key source = SourceKey(accept_peer.address());
+    const SourceTable::Key source = SourceKey(l.peer.address());
     const bool proxied = ctx.routes->settings.proxy_protocol.Trusts(source);
     Admission::Decision d = admission.Admit(source, ctx.routes->settings.limits, Admission::Clock::now(), proxied);
     if (d.refused) {
-      Refuse(socket, *d.refused);
+      Refuse(socket, l.peer, *d.refused);
     } else {
-      std::make_shared<Session>(std::move(socket), accept_peer, ctx, std::move(d.ticket))->Start();
+      std::make_shared<Session>(std::move(socket), l.peer, ctx, std::move(d.ticket))->Start();
     }
-    DoAccept();
+    DoAccept(l);
   }
 
   // Closed at once with a RST (SO_LINGER 0): nothing was read, the client
@@ -122,22 +132,22 @@ struct Worker {
   // went away after the hello), and no FIN_WAIT/TIME_WAIT state is left per
   // refused connection during a flood. HAProxy's `tcp-request connection
   // reject` also closes before reading anything.
-  void Refuse(Socket& socket, Refusal why) {
+  void Refuse(Socket& socket, const tcp::endpoint& peer, Refusal why) {
     stats.refused[static_cast<size_t>(why)].Inc();
     error_code ignored;
     socket.set_option(asio::socket_base::linger(true, 0), ignored);
     socket.close(ignored);
     if (ctx.access_log != nullptr && ctx.access_log->Sample(ctx.worker_index)) {
-      ctx.access_log->Submit(ctx.worker_index, RefusedLine(accept_peer, why));
+      ctx.access_log->Submit(ctx.worker_index, RefusedLine(peer, why));
     }
     uint64_t suppressed = 0;
     if (limiter.Allow(suppressed)) {
-      spdlog::info("{} refused at accept: {}{}", io::FormatEndpoint(accept_peer), ToString(why),
+      spdlog::info("{} refused at accept: {}{}", io::FormatEndpoint(peer), ToString(why),
                    suppressed == 0 ? std::string() : fmt::format(" ({} similar lines suppressed)", suppressed));
     }
   }
 
-  void OnAcceptError(const error_code& ec) {
+  void OnAcceptError(Listener& l, const error_code& ec) {
     stats.accept_errors.Inc();
     uint64_t suppressed = 0;
     // Its own limiter: a persistent error (descriptors exhausted) repeats
@@ -146,12 +156,22 @@ struct Worker {
       spdlog::warn("accept failed: {}{}", ec.message(),
                    suppressed == 0 ? std::string() : fmt::format(" ({} more since the last report)", suppressed));
     }
-    if (!IsResourceExhaustion(ec)) return DoAccept();
+    if (!IsResourceExhaustion(ec)) return DoAccept(l);
     // Out of descriptors: back off instead of spinning on the same error.
-    backoff.expires_after(std::chrono::milliseconds(100));
-    backoff.async_wait([this](const error_code& e) {
-      if (!e) DoAccept();
+    l.backoff.expires_after(std::chrono::milliseconds(100));
+    l.backoff.async_wait([this, &l](const error_code& e) {
+      if (!e && l.acceptor.is_open()) DoAccept(l);
     });
+  }
+
+  // Stops accepting: the acceptors close; a socket another process also
+  // holds (a takeover) keeps its queue there.
+  void CloseListeners() {
+    for (auto& l : listeners) {
+      error_code ignored;
+      l->acceptor.close(ignored);
+      l->backoff.cancel();
+    }
   }
 
   void Install(std::shared_ptr<WorkerRoutes> routes) {
@@ -163,7 +183,7 @@ struct Worker {
   }
 
   void Run() {
-    DoAccept();
+    for (auto& l : listeners) DoAccept(*l);
     sweep.Start();
     if (ctx.worker_index == 0) SampleMemory();
     thread = std::thread([this] { io.run(); });
@@ -199,11 +219,9 @@ struct Worker {
   std::atomic<uint64_t> acked{0};           // the snapshot's config version installed
   std::atomic<uint64_t> acked_sequence{0};  // the snapshot's sequence installed
   asio::io_context io{1};
-  tcp::acceptor acceptor{io};
-  asio::steady_timer backoff{io};
+  std::vector<std::unique_ptr<Listener>> listeners;
   asio::steady_timer memory_timer{io};  // worker 0 only
   SessionSweep sweep{io, ctx};  // idle timeouts and max connection durations
-  tcp::endpoint accept_peer;  // filled by each accept
   std::thread thread;
 };
 
@@ -225,6 +243,24 @@ WorkerPool::~WorkerPool() {
   Join();
 }
 
+namespace {
+
+// One more member of the SO_REUSEPORT group at `target` for worker `w`.
+error_code AddListener(Worker& w, const tcp::endpoint& target) {
+  auto l = std::make_unique<Worker::Listener>(w.io);
+  error_code ec;
+  l->acceptor.open(target.protocol(), ec);
+  if (!ec) l->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) l->acceptor.set_option(ReusePort(true), ec);
+  if (!ec) l->acceptor.bind(target, ec);
+  if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return ec;
+  w.listeners.push_back(std::move(l));
+  return ec;
+}
+
+}  // namespace
+
 absl::Status WorkerPool::Bind(const std::string& listen) {
   auto endpoint = ParseListen(listen);
   if (!endpoint.ok()) return endpoint.status();
@@ -232,6 +268,7 @@ absl::Status WorkerPool::Bind(const std::string& listen) {
   // SO_REUSEPORT would let us silently share a port with another running
   // gateway; a plain bind first tells "in use" apart from "ours". The probe
   // stays bound until the workers are, so port 0 cannot be taken meanwhile.
+  // (A takeover, Adopt(), skips this on purpose: the sockets are handed over.)
   asio::io_context probe_io{1};
   tcp::acceptor probe(probe_io);
   error_code ec;
@@ -241,12 +278,41 @@ absl::Status WorkerPool::Bind(const std::string& listen) {
   if (ec) return absl::UnavailableError(fmt::format("cannot listen on {}: {}", listen, ec.message()));
   if (target.port() == 0) target = probe.local_endpoint(ec);
   for (auto& w : workers_) {
-    w->acceptor.open(target.protocol(), ec);
-    if (!ec) w->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) w->acceptor.set_option(ReusePort(true), ec);
-    if (!ec) w->acceptor.bind(target, ec);
-    if (!ec) w->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return absl::UnavailableError(fmt::format("cannot listen on {}: {}", io::FormatEndpoint(target), ec.message()));
+    if ((ec = AddListener(*w, target))) {
+      return absl::UnavailableError(fmt::format("cannot listen on {}: {}", io::FormatEndpoint(target), ec.message()));
+    }
+    listener_fds_.push_back(w->listeners.back()->acceptor.native_handle());
+  }
+  bound_ = io::FormatEndpoint(target);
+  return absl::OkStatus();
+}
+
+// Every handed-over socket is kept open: closing a member of an SO_REUSEPORT
+// group drops the connections queued on it (the kernel hashes each new
+// connection to one member's queue), so with fewer workers than sockets a
+// worker accepts from several, and with more, new members join the group.
+absl::Status WorkerPool::Adopt(const std::vector<int>& fds) {
+  if (fds.empty()) return absl::InvalidArgumentError("no listening socket to adopt");
+  tcp::endpoint target;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    Worker& w = *workers_[i % workers_.size()];
+    auto l = std::make_unique<Worker::Listener>(w.io);
+    error_code ec;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fds[i], reinterpret_cast<sockaddr*>(&ss), &len);
+    l->acceptor.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fds[i], ec);
+    if (!ec) target = l->acceptor.local_endpoint(ec);
+    if (ec) return absl::UnavailableError(fmt::format("cannot adopt listener fd {}: {}", fds[i], ec.message()));
+    listener_fds_.push_back(fds[i]);
+    w.listeners.push_back(std::move(l));
+  }
+  for (size_t i = fds.size(); i < workers_.size(); ++i) {
+    if (error_code ec = AddListener(*workers_[i], target)) {
+      return absl::UnavailableError(
+          fmt::format("cannot add a listener on {} to the group: {}", io::FormatEndpoint(target), ec.message()));
+    }
+    listener_fds_.push_back(workers_[i]->listeners.back()->acceptor.native_handle());
   }
   bound_ = io::FormatEndpoint(target);
   return absl::OkStatus();
@@ -290,12 +356,10 @@ void WorkerPool::SetMaxPipes(int64_t max_pipes) {
 }
 
 void WorkerPool::CloseListeners() {
+  listeners_closed_ = true;
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    asio::post(worker->io, [worker] {
-      error_code ignored;
-      worker->acceptor.close(ignored);
-    });
+    asio::post(worker->io, [worker] { worker->CloseListeners(); });
   }
 }
 
@@ -310,13 +374,13 @@ void WorkerPool::DrainSessions() {
 }
 
 void WorkerPool::Stop() {
+  listeners_closed_ = true;
   for (auto& w : workers_) {
     Worker* worker = w.get();
     // Stop accepting, then stop the loop. Destroying the io_context destroys
     // the pending handlers, the only owners of open sessions, which closes them.
     asio::post(worker->io, [worker] {
-      error_code ignored;
-      worker->acceptor.close(ignored);
+      worker->CloseListeners();
       worker->io.stop();
     });
   }
@@ -326,6 +390,10 @@ void WorkerPool::Join() {
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
+}
+
+std::vector<int> WorkerPool::listener_fds() const {
+  return listeners_closed_ ? std::vector<int>() : listener_fds_;
 }
 
 uint64_t WorkerPool::open_sessions() const {

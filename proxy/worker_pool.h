@@ -33,6 +33,14 @@ class WorkerPool {
 
   // Binds every worker's listener; an error names the address and the cause.
   absl::Status Bind(const std::string& listen);
+  // Instead of Bind(): serve on listening sockets handed over by the process
+  // this one replaces (README "Upgrades"), and own them. Socket i goes to
+  // worker i % size(); workers left without one add a member to the same
+  // SO_REUSEPORT group. The caller has checked they listen on `listen`.
+  absl::Status Adopt(const std::vector<int>& fds);
+  // Control thread. The listening sockets, to hand over; empty once
+  // CloseListeners() or Stop() ran. Valid until then.
+  std::vector<int> listener_fds() const;
   // Before Start(): every session's JSON line goes there (null: off).
   void SetAccessLog(AccessLog* log);
   void Start();
@@ -71,6 +79,8 @@ class WorkerPool {
   std::unique_ptr<Admission> admission_;  // outlives the workers (declared first)
   std::vector<std::unique_ptr<Worker>> workers_;
   std::string bound_;
+  std::vector<int> listener_fds_;  // every worker's, in order
+  std::atomic<bool> listeners_closed_{false};
 };
 
 }  // namespace meshgate::proxy

@@ -288,10 +288,15 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(asio::io_context& 
     if (ec) return absl::InvalidArgumentError(options.tls_key_file + ": " + ec.message());
   }
   const tcp::endpoint endpoint(ip, parsed->port);
-  impl->acceptor.open(endpoint.protocol(), ec);
-  if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) impl->acceptor.bind(endpoint, ec);
-  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (options.adopt_fd >= 0) {
+    // Already bound and listening in the process we replace: its queue stays.
+    impl->acceptor.assign(endpoint.protocol(), options.adopt_fd, ec);
+  } else {
+    impl->acceptor.open(endpoint.protocol(), ec);
+    if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) impl->acceptor.bind(endpoint, ec);
+    if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  }
   if (ec) return absl::UnavailableError(address + ": " + ec.message());
   impl->bound = impl->acceptor.local_endpoint(ec);
   impl->handler = std::make_shared<const AsyncHttpHandler>(std::move(handler));
@@ -311,6 +316,7 @@ HttpServer::~HttpServer() {
 std::string HttpServer::bound_address() const { return FormatEndpoint(impl_->bound); }
 bool HttpServer::loopback() const { return impl_->bound.address().is_loopback(); }
 HttpServerStats HttpServer::stats() const { return *impl_->stats; }
+int HttpServer::listener_fd() const { return impl_->acceptor.is_open() ? impl_->acceptor.native_handle() : -1; }
 
 std::string EchoForBody(std::string_view text, size_t max_bytes) {
   std::string out;

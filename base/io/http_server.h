@@ -74,6 +74,10 @@ struct HttpServerOptions {
   // Connections open at once; past it a connection is accepted and closed at
   // once, and counted (HAProxy's maxconn, per port). 0: no cap.
   size_t max_connections = 256;
+  // >= 0: serve on this listening socket, handed over by the process this
+  // one replaces (README "Upgrades"), instead of binding `address`. The
+  // server owns it from then on.
+  int adopt_fd = -1;
 };
 
 // What one HTTP port's acceptor saw. Read on the server's io_context.
@@ -103,6 +107,9 @@ class HttpServer {
   std::string bound_address() const;
   bool loopback() const;
   HttpServerStats stats() const;
+  // The listening socket, to hand over on an upgrade (valid while this lives;
+  // -1 once closed).
+  int listener_fd() const;
 
  private:
   struct Impl;

@@ -56,6 +56,9 @@ class GatewayConfigReader {
   void ReadHealthChecks(const yaml::Node& node);
   void ReadEndpoint(const yaml::Node& node, std::string_view path, std::string& out);
   void ReadDrain(const yaml::Node& node);
+  // drain: and upgrade:, how a process hands over to the next.
+  void ReadLifecycle(const yaml::Node& root);
+  void ReadUpgrade(const yaml::Node& node);
   void ReadAccessLog(const yaml::Node& node);
   void ReadControl(const yaml::Node& node);
   // labels, podInfoFile, network, requestedNetworkView, trustDomain and the
@@ -84,7 +87,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
                          "readiness", "drain", "accessLog", "clusterId", "control", "labels",
                          "podInfoFile", "requireIstioAlpn", "plainHostSni", "network",
                          "requestedNetworkView", "trustDomain", "kubernetes", "limits", "proxyProtocol",
-                         "upstreamProxyProtocol"},
+                         "upstreamProxyProtocol", "upgrade"},
                         sink_);
   IfPresent(root, "listen", [&](const yaml::Node& n) { ReadListen(n); });
   IfPresent(root, "threads", [&](const yaml::Node& n) {
@@ -125,7 +128,7 @@ void GatewayConfigReader::Read(const yaml::Node& root) {
     auto* const out = field.second;
     IfPresent(root, key, [&](const yaml::Node& n) { ReadEndpoint(n, key, *out); });
   }
-  IfPresent(root, "drain", [&](const yaml::Node& n) { ReadDrain(n); });
+  ReadLifecycle(root);
   IfPresent(root, "accessLog", [&](const yaml::Node& n) { ReadAccessLog(n); });
   IfPresent(root, "control", [&](const yaml::Node& n) { ReadControl(n); });
   IfPresent(root, "kubernetes", [&](const yaml::Node& n) { ReadKubernetes(n); });
@@ -185,6 +188,30 @@ void GatewayConfigReader::ReadEndpoint(const yaml::Node& node, std::string_view 
     return;
   }
   out = *text;
+}
+
+void GatewayConfigReader::ReadLifecycle(const yaml::Node& root) {
+  IfPresent(root, "drain", [&](const yaml::Node& n) { ReadDrain(n); });
+  IfPresent(root, "upgrade", [&](const yaml::Node& n) { ReadUpgrade(n); });
+}
+
+// upgrade: {socket: PATH}: where this process serves its listening sockets
+// to its successor (README "Upgrades"). A relative path is against this file.
+void GatewayConfigReader::ReadUpgrade(const yaml::Node& node) {
+  if (!yaml::ExpectMap(node, "upgrade", sink_)) return;
+  yaml::CheckFields(node, "upgrade", {"socket"}, sink_);
+  IfPresent(node, "socket", [&](const yaml::Node& n) {
+    auto text = yaml::ReadString(n, "upgrade.socket", sink_);
+    if (!text) return;
+    const std::string path = text->empty() ? "" : Resolve(*text);
+    // sockaddr_un.sun_path holds 108 bytes with the NUL (unix(7)).
+    if (text->empty() || (*text)[0] == '@' || path.size() > 107) {
+      sink_.Add(n, "upgrade.socket",
+                absl::StrCat("\"", *text, "\" is not a usable unix socket path (a file path of at most 107 bytes)"));
+      return;
+    }
+    config_.upgrade.socket = path;
+  });
 }
 
 void GatewayConfigReader::ReadDrain(const yaml::Node& node) {

@@ -78,6 +78,12 @@ struct GatewayConfig {
     std::chrono::milliseconds delay{5000};
     std::chrono::milliseconds time{30000};
   } drain;
+  // Binary upgrades (README "Upgrades"): the unix socket (mode 0600) where
+  // this process hands its listening sockets to a successor started with
+  // --takeover. "": none, unless --takeover gave one. Restart-only.
+  struct Upgrade {
+    std::string socket;
+  } upgrade;
   // One JSON line per connection. path: a file, "stdout", or "" (off).
   struct AccessLog {
     std::string path = "stdout";

@@ -18,7 +18,8 @@ AdminServer::AdminServer(const Runtime& runtime, const WorkerPool& workers, Life
                          const AccessLog* access_log)
     : runtime_(runtime), workers_(workers), lifecycle_(lifecycle), access_log_(access_log) {}
 
-absl::Status AdminServer::Start(boost::asio::io_context& io, const config::GatewayConfig& settings) {
+absl::Status AdminServer::Start(boost::asio::io_context& io, const config::GatewayConfig& settings,
+                               const AdoptListener& adopt) {
   const std::tuple<const std::string&, const char*, AdminPort> endpoints[] = {
       {settings.metrics, "metrics", AdminPort::kMetrics},
       {settings.readiness, "readiness", AdminPort::kReadiness},
@@ -27,18 +28,23 @@ absl::Status AdminServer::Start(boost::asio::io_context& io, const config::Gatew
   for (const auto& [address, what, port] : endpoints) {
     if (address.empty()) continue;
     const AdminPort kind = port;  // a lambda may not capture a structured binding (clang 14)
-    auto server = io::HttpServer::Start(io, address, [this, kind](const HttpRequest& r) { return Handle(kind, r); });
+    io::HttpServerOptions options;
+    options.adopt_fd = adopt ? adopt(what, address) : -1;
+    auto async = [this, kind](const HttpRequest& r, io::HttpResponder respond) { respond(Handle(kind, r)); };
+    auto server = io::HttpServer::Start(io, address, std::move(async), options);
     if (!server.ok()) {
       return absl::UnavailableError(
           fmt::format("cannot serve {} on {}: {}", what, address, std::string(server.status().message())));
     }
-    spdlog::info("{} serving on {}", what, (*server)->bound_address());
+    spdlog::info("{} serving on {}{}", what, (*server)->bound_address(),
+                 options.adopt_fd >= 0 ? " (taken over)" : "");
     if (std::string_view(what) == "admin" && !(*server)->loopback()) {
       spdlog::warn("ADMIN API ON A NON-LOOPBACK ADDRESS ({}): anyone who can reach it can drain this "
                    "gateway and change its log level",
                    (*server)->bound_address());
     }
     servers_.push_back(*std::move(server));
+    roles_.push_back(what);
   }
   return absl::OkStatus();
 }
@@ -50,6 +56,22 @@ HttpResponse AdminServer::Handle(AdminPort port, const HttpRequest& request) {
     case AdminPort::kAdmin: return ServeAdmin(request);
   }
   return {500, "text/plain", "no such port\n"};
+}
+
+std::vector<std::tuple<std::string, std::string, int>> AdminServer::Listeners() const {
+  std::vector<std::tuple<std::string, std::string, int>> out;
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    const int fd = servers_[i]->listener_fd();
+    if (fd >= 0) out.emplace_back(roles_[i], servers_[i]->bound_address(), fd);
+  }
+  return out;
+}
+
+// Destroying a server closes its acceptor; its connections in flight own
+// what they use and finish.
+void AdminServer::CloseListeners() {
+  servers_.clear();
+  roles_.clear();
 }
 
 HttpResponse AdminServer::ServeMetrics(const HttpRequest& request) const {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -35,8 +36,17 @@ enum class AdminPort { kMetrics, kReadiness, kAdmin };
 class AdminServer {
  public:
   AdminServer(const Runtime& runtime, const WorkerPool& workers, Lifecycle& lifecycle, const AccessLog* access_log);
-  // Binds every configured endpoint ("" = off); an error names which.
-  absl::Status Start(boost::asio::io_context& io, const config::GatewayConfig& settings);
+  // For each endpoint ("metrics", "readiness", "admin" and its configured
+  // address): a listening socket handed over by the process this one
+  // replaces (README "Upgrades"), or -1 to bind.
+  using AdoptListener = std::function<int(const std::string& role, const std::string& address)>;
+  // Binds (or adopts) every configured endpoint ("" = off); an error names which.
+  absl::Status Start(boost::asio::io_context& io, const config::GatewayConfig& settings,
+                     const AdoptListener& adopt = nullptr);
+  // The listening sockets to hand over: role, address, fd (borrowed).
+  std::vector<std::tuple<std::string, std::string, int>> Listeners() const;
+  // Stops accepting (after a takeover); requests in flight finish.
+  void CloseListeners();
 
   // One request as `port`'s HTTP server hands it over: what Start serves,
   // callable without a socket (tests/fuzz/fuzz_admin_http.cc).
@@ -55,6 +65,7 @@ class AdminServer {
   Lifecycle& lifecycle_;
   const AccessLog* access_log_;
   std::vector<std::unique_ptr<io::HttpServer>> servers_;
+  std::vector<std::string> roles_;  // servers_[i]'s endpoint
 };
 
 // Counters over every worker plus the runtime's, "name=value ..." (the exit

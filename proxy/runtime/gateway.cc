@@ -1,6 +1,7 @@
 #include "proxy/runtime/gateway.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,7 +11,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "proxy/access_log.h"
+#include "base/io/fd_passing.h"
 #include "proxy/runtime/admin_server.h"
+#include "proxy/runtime/takeover.h"
 #include "proxy/worker_pool.h"
 #include "spdlog/spdlog.h"
 
@@ -26,7 +29,8 @@ struct Gateway::Impl {
       : runtime(io, std::move(options.settings), std::move(options.table), std::move(options.settings_path),
                 std::move(options.load_settings)),
         signals(io),
-        drain_timer(io) {
+        drain_timer(io),
+        takeover_from(std::move(options.takeover_from)) {
     const config::GatewayConfig& s = runtime.settings();
     workers = std::make_unique<WorkerPool>(s.threads, s.max_pipes, runtime.snapshot());
     lifecycle.begin_drain = [this](const std::string& why) { BeginDrain(why); };
@@ -35,6 +39,12 @@ struct Gateway::Impl {
   void WaitSignal();
   void OnSignal(const error_code& ec, int signo);
   void BeginDrain(const std::string& why);
+  absl::Status BindListeners();
+  void FinishTakeover();
+  void ServeTakeover();
+  std::vector<HandedListener> Handover() const;
+  void OnTaken(pid_t successor);
+  void DrainSessionsFor(std::chrono::milliseconds time);
   void WaitForSessions();
   void Stop();
 
@@ -48,6 +58,9 @@ struct Gateway::Impl {
   asio::steady_timer drain_timer;
   std::chrono::steady_clock::time_point drain_deadline;
   std::atomic<bool> stopping{false};
+  std::string takeover_from;                 // --takeover PATH
+  std::unique_ptr<TakeoverClient> takeover;  // until the old process has released
+  std::unique_ptr<TakeoverServer> successor_socket;
 };
 
 Gateway::Gateway(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -59,7 +72,7 @@ Gateway::~Gateway() {
 
 absl::Status Gateway::Bind() {
   const config::GatewayConfig& s = impl_->runtime.settings();
-  if (auto status = impl_->workers->Bind(s.listen); !status.ok()) return status;
+  if (auto status = impl_->BindListeners(); !status.ok()) return status;
   if (!s.access_log.path.empty()) {
     auto log = AccessLog::Open(s.access_log.path, s.access_log.sample_rate, impl_->workers->size());
     if (!log.ok()) return log.status();
@@ -68,7 +81,29 @@ absl::Status Gateway::Bind() {
   }
   impl_->admin = std::make_unique<AdminServer>(impl_->runtime, *impl_->workers, impl_->lifecycle,
                                                impl_->access_log.get());
-  return impl_->admin->Start(impl_->io, s);
+  TakeoverClient* takeover = impl_->takeover.get();
+  return impl_->admin->Start(impl_->io, s, [takeover](const std::string& role, const std::string& address) {
+    if (takeover == nullptr) return -1;
+    std::vector<io::UniqueFd> fds = takeover->Take(role, address);
+    return fds.empty() ? -1 : fds.front().Release();  // one per role; any other closes
+  });
+}
+
+// The data listeners: taken over from the old process when it hands them
+// over and they match `listen`, else bound (and a port in use fails).
+absl::Status Gateway::Impl::BindListeners() {
+  const config::GatewayConfig& s = runtime.settings();
+  if (!takeover_from.empty()) takeover = TakeoverClient::Connect(takeover_from);
+  std::vector<io::UniqueFd> data;
+  if (takeover) data = takeover->Take("data", s.listen);
+  if (data.empty()) return workers->Bind(s.listen);
+  std::vector<int> fds;
+  for (auto& fd : data) fds.push_back(fd.Release());
+  spdlog::info("takeover: adopting {} data listener(s) on {} worker(s){}", fds.size(), workers->size(),
+               fds.size() < workers->size() ? fmt::format(", {} new member(s) join the SO_REUSEPORT group",
+                                                          workers->size() - fds.size())
+                                            : "");
+  return workers->Adopt(fds);
 }
 
 void Gateway::Run(bool handle_signals) {
@@ -90,6 +125,7 @@ void Gateway::Run(bool handle_signals) {
   const config::GatewayConfig& s = impl_->runtime.settings();
   spdlog::info("listening on {} with {} worker thread(s), relay={}", workers.bound_address(), workers.size(),
                s.relay == config::RelayMode::kSplice ? "splice" : "copy");
+  impl_->FinishTakeover();
   if (!impl_->stopping) impl_->io.run();
   workers.Join();
 }
@@ -115,6 +151,77 @@ void Gateway::Impl::OnSignal(const error_code& ec, int signo) {
   Stop();
 }
 
+// Accepting on the taken sockets already: tell the old process, which stops
+// accepting and drains; then serve our own sockets to the next successor and
+// tell systemd the main PID is now ours (sd_notify(3): MAINPID=, READY=1;
+// the unit needs NotifyAccess=all, docker/systemd/meshgate.service).
+void Gateway::Impl::FinishTakeover() {
+  if (takeover) {
+    const pid_t old = takeover->old_pid();
+    if (auto status = takeover->Complete(10000); status.ok()) {
+      spdlog::info("takeover: complete: pid {} stopped accepting and drains its open sessions", old);
+    } else {
+      spdlog::warn("takeover: pid {} did not confirm ({}); it may still accept for a while",
+                   old, std::string(status.message()));
+    }
+    takeover.reset();
+  }
+  ServeTakeover();
+  std::string error;
+  if (!io::SdNotify(fmt::format("MAINPID={}\nREADY=1", getpid()), &error) && !error.empty()) {
+    spdlog::warn("{}", error);
+  }
+}
+
+// upgrade.socket, else the --takeover path: where the next one takes over.
+void Gateway::Impl::ServeTakeover() {
+  const std::string& configured = runtime.settings().upgrade.socket;
+  const std::string path = configured.empty() ? takeover_from : configured;
+  if (path.empty()) return;
+  TakeoverServer::Hooks hooks;
+  hooks.listeners = [this] { return Handover(); };
+  hooks.on_taken = [this](pid_t successor) { OnTaken(successor); };
+  auto server = TakeoverServer::Start(io, path, std::move(hooks));
+  if (!server.ok()) {
+    spdlog::error("takeover: cannot serve upgrades at {}: {}", path, std::string(server.status().message()));
+    return;
+  }
+  successor_socket = *std::move(server);
+}
+
+std::vector<HandedListener> Gateway::Impl::Handover() const {
+  std::vector<HandedListener> out;
+  if (lifecycle.draining) return out;
+  const std::vector<int> data = workers->listener_fds();
+  for (size_t i = 0; i < data.size(); ++i) {
+    out.push_back({.role = "data", .index = static_cast<int>(i), .address = workers->bound_address(), .fd = data[i]});
+  }
+  if (out.empty()) return out;
+  for (const auto& [role, address, fd] : admin->Listeners()) {
+    out.push_back({.role = role, .index = 0, .address = address, .fd = fd});
+  }
+  return out;
+}
+
+// The successor accepts on our sockets: stop accepting (the kernel queues
+// live on in its references), give the ops ports up, and drain at once (no
+// drain.delay: no load balancer has to deregister anything).
+void Gateway::Impl::OnTaken(pid_t successor) {
+  lifecycle.ready = false;
+  lifecycle.draining = true;
+  workers->CloseListeners();
+  admin->CloseListeners();
+  const auto time = runtime.settings().drain.time;
+  spdlog::info("takeover: pid {} took over: stopped accepting; up to {} ms for open sessions", successor,
+               time.count());
+  DrainSessionsFor(time);
+}
+
+void Gateway::Impl::DrainSessionsFor(std::chrono::milliseconds time) {
+  drain_deadline = std::chrono::steady_clock::now() + time;
+  WaitForSessions();
+}
+
 // Not ready at once; listeners close after drain.delay; sessions get
 // drain.time; then Run() returns.
 void Gateway::Impl::BeginDrain(const std::string& why) {
@@ -128,8 +235,7 @@ void Gateway::Impl::BeginDrain(const std::string& why) {
     if (ec) return;
     workers->CloseListeners();
     spdlog::info("drain: listeners closed");
-    drain_deadline = std::chrono::steady_clock::now() + time;
-    WaitForSessions();
+    DrainSessionsFor(time);
   });
 }
 

@@ -20,14 +20,17 @@ class Gateway {
     std::shared_ptr<const config::RouteTable> table;  // loaded from `settings`
     std::string settings_path;                         // meshgate.yaml, "" when none
     SettingsLoader load_settings;                      // re-reads it; null: settings are fixed
+    // --takeover PATH: take the listening sockets of the gateway serving
+    // them at PATH instead of binding (README "Upgrades"); "": bind.
+    std::string takeover_from;
   };
   explicit Gateway(Options options);
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  // Binds the listeners, the access log and the ops endpoints; an error names
-  // the address and the cause.
+  // Binds (or, with takeover_from, takes over) the listeners, the access
+  // log and the ops endpoints; an error names the address and the cause.
   absl::Status Bind();
   // Runs until Stop() (or SIGINT, or a second SIGTERM when handle_signals;
   // the first SIGTERM drains).

@@ -79,6 +79,9 @@ po::options_description Options() {
       ("in-cluster", "follow the Kubernetes API server with the pod's service account")
       ("probe", "GET the config's readiness endpoint (--config, --readiness), exit 0 on 200, 1 otherwise "
        "(container HEALTHCHECK)")
+      ("takeover", po::value<std::string>()->value_name("PATH"),
+       "take the listening sockets of the meshgate serving them at this unix socket, then it drains "
+       "(README \"Upgrades\"); missing or stale: a normal start")
       ("check", "validate config and mesh, print the route table, exit 0 (ok) or 1 (errors)");
   // clang-format on
   return opts;
@@ -316,6 +319,7 @@ int Serve(const po::variables_map& vm, config::GatewayConfig cfg, std::shared_pt
   options.settings = std::move(cfg);
   options.table = std::move(table);
   if (vm.count("config")) options.settings_path = vm["config"].as<std::string>();
+  if (vm.count("takeover")) options.takeover_from = vm["takeover"].as<std::string>();
   // Reloads re-read meshgate.yaml with the same flags; the listener, threads
   // and ops endpoints need a restart.
   options.load_settings = [vm] { return LoadSettings(vm); };

@@ -168,7 +168,7 @@ TEST(GatewayConfigTest, EveryErrorInAFileAtOnce) {
           "maxHelloBytes, maxConnectAttempts, relay, maxPipes, sniRewrites, mesh, logLevel, namespace, "
           "rootNamespace, clusterDomain, dns, locality, healthChecks, admin, metrics, readiness, "
           "drain, accessLog, clusterId, control, labels, podInfoFile, requireIstioAlpn, plainHostSni, "
-      "network, requestedNetworkView, trustDomain, kubernetes, limits, proxyProtocol, upstreamProxyProtocol)\n" +
+      "network, requestedNetworkView, trustDomain, kubernetes, limits, proxyProtocol, upstreamProxyProtocol, upgrade)\n" +
           p + "16:12: namespace: \"Istio_System\" is not a namespace name (lowercase letters, "
           "digits, '-', at most 63)\n" +
           p + "17:16: clusterDomain: \"bad..domain\" is not a domain: empty label\n" +

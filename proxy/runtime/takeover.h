@@ -1,0 +1,102 @@
+// Binary upgrade without dropping a connection (README "Upgrades"): the
+// running gateway hands its listening sockets to its successor over a unix
+// socket, as HAProxy does with `stats socket ... expose-fd listeners` and
+// `haproxy -x <socket>` (HAProxy management guide, "Seamless reload").
+//
+// The exchange, on a SOCK_SEQPACKET socket (unix(7): message boundaries are
+// kept, so one message carries one descriptor with SCM_RIGHTS and its text):
+//   old -> new  "meshgate-takeover/1 pid=<pid> listeners=<n>"
+//   old -> new  n x "listener <role> <index> <ip:port>" + the socket
+//   new -> old  "taken"      (the new one accepts on them already)
+//   old -> new  "released"   (the old one stopped accepting, removed its
+//                             unix socket, and drains its open sessions)
+// Roles: data (index: the old process's worker), metrics, readiness, admin.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "base/io/fd_passing.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace meshgate::proxy {
+
+// One listening socket as the old process describes it.
+struct HandedListener {
+  std::string role;     // "data", "metrics", "readiness", "admin"
+  int index = 0;        // data: the old process's worker
+  std::string address;  // "ip:port" it listens on
+  int fd = -1;          // the old side's (borrowed); the new side's (owned by `owned`)
+  io::UniqueFd owned;
+};
+
+// The new process's side.
+class TakeoverClient {
+ public:
+  // Connects to `path` and receives every listener. On any failure (missing,
+  // stale or foreign-owned socket, a broken exchange) logs the cause and
+  // returns null: the caller starts with a normal bind.
+  static std::unique_ptr<TakeoverClient> Connect(const std::string& path);
+
+  // The listeners of `role` that listen on `configured` (port 0: any port on
+  // that IP); ownership passes to the caller. A listener of that role on
+  // another address is closed with a log line (the caller binds anew).
+  std::vector<io::UniqueFd> Take(const std::string& role, const std::string& configured);
+  // Once accepting on what it took: "taken", then waits for "released".
+  absl::Status Complete(int timeout_ms);
+  pid_t old_pid() const { return old_pid_; }
+  size_t received() const { return received_; }
+
+ private:
+  io::UniqueFd socket_;
+  std::vector<HandedListener> listeners_;
+  pid_t old_pid_ = 0;
+  size_t received_ = 0;
+};
+
+// The running process's side: serves its listeners at `path` on the control
+// loop. One successor at a time; peers of another uid (SO_PEERCRED, not us
+// nor root) are refused and counted.
+class TakeoverServer {
+ public:
+  struct Hooks {
+    // The listeners to hand over (fds borrowed); empty: refuse (draining).
+    std::function<std::vector<HandedListener>()> listeners;
+    // The successor accepts: stop accepting and drain. Called before
+    // "released" is sent.
+    std::function<void(pid_t successor)> on_taken;
+  };
+  struct Stats {
+    uint64_t completed = 0;
+    uint64_t refused_uid = 0;       // peer of another uid
+    uint64_t refused_busy = 0;      // a takeover already under way
+    uint64_t refused_draining = 0;  // nothing to hand over
+    uint64_t abandoned = 0;         // the successor went away before "taken"
+  };
+
+  static absl::StatusOr<std::unique_ptr<TakeoverServer>> Start(boost::asio::io_context& io, const std::string& path,
+                                                               Hooks hooks);
+  ~TakeoverServer();  // closes; removes the socket file if it is still ours
+  TakeoverServer(const TakeoverServer&) = delete;
+  TakeoverServer& operator=(const TakeoverServer&) = delete;
+
+  Stats stats() const;
+
+ private:
+  struct Impl;
+  explicit TakeoverServer(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+// "ip:port" `actual` is what `configured` asks for (its port 0: any port).
+bool SameListenAddress(const std::string& configured, const std::string& actual);
+
+}  // namespace meshgate::proxy

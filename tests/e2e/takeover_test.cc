@@ -1,0 +1,363 @@
+// Binary upgrades through the takeover socket (README "Upgrades"), against
+// the real binary: a chain of upgrades under a steady rate of new mTLS
+// connections and with long-lived streaming sessions, and the takeover
+// sockets that must not be used (missing, stale, another user's).
+// The model is HAProxy's seamless reload (`expose-fd listeners`, `-x`).
+#include <openssl/evp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/io/http_server.h"
+#include "gtest/gtest.h"
+#include "tests/support/meshgate_process.h"
+#include "tests/support/mesh_yaml.h"
+#include "tests/support/pki.h"
+#include "tests/support/tls_peers.h"
+
+namespace meshgate::testing {
+namespace {
+
+constexpr char kSni[] = "outbound_.8000_._.httpbin.bar.global";
+
+std::string Se(uint16_t port) {
+  return "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+         "metadata: {name: httpbin, namespace: bar}\n"
+         "spec:\n  hosts: [httpbin.bar.svc.cluster.local]\n"
+         "  ports: [{number: 8000, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
+         "  endpoints: [{address: 127.0.0.1, ports: {http: " + std::to_string(port) + "}}]\n";
+}
+
+size_t FdCount(pid_t pid) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// A running SHA-256 of one direction of a stream.
+class Digest {
+ public:
+  Digest() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Digest() { EVP_MD_CTX_free(ctx_); }
+  void Add(const std::string& bytes) { EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()); }
+  std::string Final() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, out, &len);
+    return std::string(reinterpret_cast<char*>(out), len);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+// New mTLS connections at a steady rate, each echoing one message through
+// the gateway and closing; counts every one that fails (refused, reset,
+// handshake or echo failure).
+class ConnectionLoad {
+ public:
+  ConnectionLoad(SSL_CTX* ctx, uint16_t port, int per_second, int threads) {
+    const auto interval = std::chrono::microseconds(1000000LL * threads / per_second);
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, ctx, port, interval] {
+        auto next = std::chrono::steady_clock::now();
+        while (!stop_) {
+          // Pacing the generator, not waiting for the gateway's state.
+          next += interval;
+          std::this_thread::sleep_until(next);
+          if (paused_) continue;
+          ++in_flight_;
+          if (paused_) {
+            --in_flight_;
+            continue;
+          }
+          OneConnection(ctx, port);
+          --in_flight_;
+        }
+      });
+    }
+  }
+  ~ConnectionLoad() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) if (t.joinable()) t.join();
+  }
+  // Stops opening connections and waits until none is open.
+  bool Pause() {
+    paused_ = true;
+    return WaitFor([&] { return in_flight_ == 0; }, 10000);
+  }
+  void Resume() { paused_ = false; }
+  uint64_t attempted() const { return attempted_; }
+  uint64_t failed() const { return failed_; }
+  std::string errors() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return errors_;
+  }
+
+ private:
+  void OneConnection(SSL_CTX* ctx, uint16_t port) {
+    ++attempted_;
+    TlsClient client(ctx, port, kSni, 10000);
+    std::string why;
+    if (!client.ok()) {
+      why = "connect/handshake: " + client.error();
+    } else {
+      const std::string msg = "new-connection";
+      std::string echoed(msg.size(), '\0');
+      if (!client.WriteAll(msg.data(), msg.size()) || !client.ReadExactly(echoed.data(), echoed.size()) ||
+          echoed != msg) {
+        why = "echo failed";
+      } else {
+        client.HalfClose();
+        char buf[16];
+        if (client.Read(buf, sizeof buf) != 0) why = "no clean close";
+      }
+    }
+    if (why.empty()) return;
+    ++failed_;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (errors_.size() < 2000) errors_ += why + "\n";
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<int> in_flight_{0};
+  std::atomic<uint64_t> attempted_{0};
+  std::atomic<uint64_t> failed_{0};
+  mutable std::mutex mu_;
+  std::string errors_;
+  std::vector<std::thread> threads_;
+};
+
+// A long-lived TLS session streaming a deterministic pattern through the
+// gateway to an echo backend, hashing both directions.
+struct StreamingSession {
+  StreamingSession(SSL_CTX* ctx, uint16_t port, uint8_t seed) : client(ctx, port, kSni, 10000), seed(seed) {}
+
+  // Sends `bytes` more and reads them back; false when the stream broke.
+  bool Stream(size_t bytes) {
+    std::string chunk(bytes, '\0');
+    for (size_t i = 0; i < bytes; ++i) chunk[i] = static_cast<char>(PatternByte(offset + i, seed));
+    offset += bytes;
+    sent.Add(chunk);
+    std::string back(bytes, '\0');
+    if (!client.WriteAll(chunk.data(), chunk.size()) || !client.ReadExactly(back.data(), back.size())) return false;
+    received.Add(back);
+    return true;
+  }
+  // Half-closes and expects the backend's clean close through the gateway.
+  bool Finish() {
+    client.HalfClose();
+    char buf[16];
+    return client.Read(buf, sizeof buf) == 0;
+  }
+
+  TlsClient client;
+  uint8_t seed;
+  uint64_t offset = 0;
+  Digest sent;
+  Digest received;
+};
+
+class TakeoverTest : public ::testing::Test {
+ protected:
+  TakeoverTest()
+      : client_id_(pki_.Issue(1, "spiffe://cluster.local/ns/foo/sa/sleep")),
+        server_id_(pki_.Issue(2, "spiffe://cluster.local/ns/bar/sa/httpbin")),
+        client_ctx_(pki_.ClientContext(client_id_)),
+        backend_(pki_, server_id_, {TlsBackend::Mode::kEcho}),
+        socket_(dir_.path() + "/upgrade.sock") {
+    dir_.Write("mesh/httpbin.yaml", Se(backend_.port()));
+    dir_.Write("mesh/gateway.yaml", kCrossNetworkGateway);
+  }
+
+  // The same meshgate.yaml for every generation: the takeover socket comes
+  // from upgrade.socket; `extra` adds --takeover and the like.
+  std::vector<std::string> Args(int threads, std::vector<std::string> extra = {}) {
+    const std::string config = dir_.Write("gw-" + std::to_string(threads) + ".yaml",
+                                          "threads: " + std::to_string(threads) +
+                                              "\nmesh: [mesh/]\naccessLog: {path: off}\n"
+                                              "upgrade: {socket: " + socket_ + "}\n");
+    std::vector<std::string> args = {"--config", config, "--drain-time", "60s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
+  void Echo(uint16_t port) {
+    TlsClient client(client_ctx_.get(), port, kSni);
+    ASSERT_TRUE(client.ok()) << client.error();
+    const std::string msg = "ping";
+    std::string back(msg.size(), '\0');
+    ASSERT_TRUE(client.WriteAll(msg.data(), msg.size()));
+    ASSERT_TRUE(client.ReadExactly(back.data(), back.size()));
+    EXPECT_EQ(back, msg);
+  }
+
+  Pki pki_;
+  Workload client_id_;
+  Workload server_id_;
+  SslCtxPtr client_ctx_;
+  TempDir dir_;
+  TlsBackend backend_;
+  std::string socket_;
+};
+
+TEST_F(TakeoverTest, FiveUpgradesInARowUnderLoadDropNothing) {
+  constexpr int kUpgrades = 5;
+  constexpr int kSessions = 50;
+  constexpr int kRate = 200;  // new connections per second
+  auto current = std::make_unique<MeshgateProcess>(Args(2));
+  ASSERT_TRUE(current->running()) << current->Log();
+  ASSERT_TRUE(current->WaitForLog("takeover: serving")) << current->Log();
+  const uint16_t port = current->port();
+  const std::string readiness = current->readiness_address();
+  const size_t baseline_fds = FdCount(current->pid());
+  ConnectionLoad load(client_ctx_.get(), port, kRate, 8);
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t sessions_ok = 0;
+  std::chrono::steady_clock::duration idle{};  // load paused for the fd counts
+
+  for (int round = 1; round <= kUpgrades; ++round) {
+    SCOPED_TRACE("upgrade " + std::to_string(round));
+    std::vector<std::unique_ptr<StreamingSession>> sessions;
+    for (int i = 0; i < kSessions; ++i) {
+      sessions.push_back(std::make_unique<StreamingSession>(client_ctx_.get(), port, static_cast<uint8_t>(i)));
+      ASSERT_TRUE(sessions.back()->client.ok()) << sessions.back()->client.error();
+      ASSERT_TRUE(sessions.back()->Stream(4096));
+    }
+    const uint64_t before = load.attempted();
+    auto next = std::make_unique<MeshgateProcess>(Args(2, {"--takeover", socket_}));
+    ASSERT_TRUE(next->running()) << next->Log();
+    ASSERT_TRUE(next->WaitForLog("takeover: complete", 1, 15000)) << next->Log();
+    EXPECT_GT(load.attempted(), before) << "no new connection crossed the handover";
+    ASSERT_TRUE(next->WaitForLog("takeover: serving", 1, 5000)) << next->Log();
+    EXPECT_EQ(next->port(), port);
+    EXPECT_EQ(next->readiness_address(), readiness);
+    EXPECT_TRUE(current->WaitForLog("took over: stopped accepting")) << current->Log();
+    EXPECT_EQ(io::HttpCall(readiness, "GET", "/healthz/ready", 3000).status, 200);
+    // The sessions live on in the old process, byte-exact, to their end.
+    for (auto& s : sessions) {
+      ASSERT_TRUE(s->Stream(65536)) << "session cut by upgrade " << round;
+      ASSERT_TRUE(s->Finish());
+      EXPECT_EQ(s->sent.Final(), s->received.Final());
+      ++sessions_ok;
+    }
+    EXPECT_EQ(current->WaitExit(20000), 0) << current->Log();
+    EXPECT_NE(current->Log().find("drain: every session finished"), std::string::npos) << current->Log();
+    // Nothing of the handover stays in the survivor: same descriptors as
+    // the first generation had idle.
+    const auto paused = std::chrono::steady_clock::now();
+    ASSERT_TRUE(load.Pause());
+    EXPECT_TRUE(WaitFor([&] { return FdCount(next->pid()) == baseline_fds; }, 10000))
+        << FdCount(next->pid()) << " fds, baseline " << baseline_fds;
+    load.Resume();
+    idle += std::chrono::steady_clock::now() - paused;
+    current = std::move(next);
+  }
+  load.Stop();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start - idle).count();
+  std::printf("takeover: %d upgrades in %.1f s under load; %llu new connections (%.0f/s), %llu failed; %llu sessions ok\n",
+              kUpgrades, seconds, static_cast<unsigned long long>(load.attempted()), load.attempted() / seconds,
+              static_cast<unsigned long long>(load.failed()), static_cast<unsigned long long>(sessions_ok));
+  EXPECT_EQ(load.failed(), 0u) << load.errors();
+  EXPECT_GT(load.attempted(), 0u);
+  EXPECT_EQ(sessions_ok, static_cast<uint64_t>(kUpgrades * kSessions));
+
+  // The port stays guarded: a meshgate started without --takeover fails.
+  MeshgateProcess second({"--config", dir_.Write("plain.yaml", "mesh: [mesh/]\n"), "--listen",
+                          "127.0.0.1:" + std::to_string(port)});
+  EXPECT_FALSE(second.running());
+  EXPECT_NE(second.Log().find("cannot listen on 127.0.0.1:" + std::to_string(port) + ": Address already in use"),
+            std::string::npos)
+      << second.Log();
+  Echo(port);
+}
+
+TEST_F(TakeoverTest, FewerWorkersAcceptFromEveryHandedSocketAndMoreJoinTheGroup) {
+  auto first = std::make_unique<MeshgateProcess>(Args(2));
+  ASSERT_TRUE(first->WaitForLog("takeover: serving")) << first->Log();
+  const uint16_t port = first->port();
+  auto fewer = std::make_unique<MeshgateProcess>(Args(1, {"--takeover", socket_}));
+  ASSERT_TRUE(fewer->WaitForLog("takeover: complete", 1, 15000)) << fewer->Log();
+  EXPECT_NE(fewer->Log().find("adopting 2 data listener(s) on 1 worker(s)"), std::string::npos) << fewer->Log();
+  EXPECT_EQ(first->WaitExit(10000), 0);
+  // Both reuseport members are kept and served: every connection lands.
+  for (int i = 0; i < 40; ++i) Echo(port);
+  ASSERT_TRUE(fewer->WaitForLog("takeover: serving")) << fewer->Log();
+  auto more = std::make_unique<MeshgateProcess>(Args(3, {"--takeover", socket_}));
+  ASSERT_TRUE(more->WaitForLog("takeover: complete", 1, 15000)) << more->Log();
+  EXPECT_NE(more->Log().find("adopting 2 data listener(s) on 3 worker(s), 1 new member(s)"), std::string::npos)
+      << more->Log();
+  EXPECT_EQ(fewer->WaitExit(10000), 0);
+  for (int i = 0; i < 40; ++i) Echo(port);
+}
+
+// Each bad takeover socket: a log line naming the cause, then a normal start.
+TEST_F(TakeoverTest, AMissingSocketMeansANormalStart) {
+  MeshgateProcess gw(Args(1, {"--takeover", dir_.path() + "/none.sock"}));
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  EXPECT_NE(gw.Log().find("takeover: not taking over: no socket at " + dir_.path() + "/none.sock"), std::string::npos)
+      << gw.Log();
+  EXPECT_NE(gw.Log().find("starting with a normal bind"), std::string::npos);
+  Echo(gw.port());
+}
+
+int BoundUnixSocket(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  return fd;
+}
+
+TEST_F(TakeoverTest, AStaleSocketMeansANormalStartAndIsReplaced) {
+  ::close(BoundUnixSocket(socket_));  // the file stays; nobody listens
+  MeshgateProcess gw(Args(1, {"--takeover", socket_}));
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  EXPECT_NE(gw.Log().find(socket_ + " is stale: nobody listens on it"), std::string::npos) << gw.Log();
+  Echo(gw.port());
+  // Our own stale socket is replaced by a live one.
+  ASSERT_TRUE(gw.WaitForLog("takeover: serving")) << gw.Log();
+  struct stat st {};
+  ASSERT_EQ(lstat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(TakeoverTest, ASocketOfAnotherUserIsNeitherUsedNorReplaced) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to chown the socket to nobody";
+  const int fd = BoundUnixSocket(socket_);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  ASSERT_EQ(::chown(socket_.c_str(), 65534, 65534), 0);
+  MeshgateProcess gw(Args(1, {"--takeover", socket_}));
+  ASSERT_TRUE(gw.running()) << gw.Log();
+  EXPECT_NE(gw.Log().find(socket_ + " is owned by uid 65534, neither us (0) nor root"), std::string::npos)
+      << gw.Log();
+  Echo(gw.port());
+  ASSERT_TRUE(gw.WaitForLog("takeover: cannot serve upgrades at")) << gw.Log();
+  EXPECT_NE(gw.Log().find("owned by uid 65534, not ours (0): refusing to replace it"), std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(lstat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace meshgate::testing
