@@ -3,6 +3,7 @@
 #include "config/mesh/mesh_loader.h"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <system_error>
 #include <tuple>
@@ -155,6 +156,14 @@ class MeshReader {
   void Replay(const MeshParseCache::Impl::Entry& entry);
 
   std::vector<CachedResource>* record_ = nullptr;  // parsing alone for the cache
+  // What a source added, to take back when a later document of it does not parse.
+  struct Mark {
+    size_t errors, warnings, loaded, sequence, record;
+    std::array<size_t, static_cast<size_t>(Kind::kIgnored)> lists;
+  };
+  Mark Save() const;
+  void Restore(const Mark& mark, const std::vector<std::string>& subjects);
+  std::vector<std::string>* added_subjects_ = nullptr;  // duplicate-check keys the source added
 
   const std::vector<SniRewrite>& rewrites_;
   const MeshLoadOptions& options_;
@@ -279,15 +288,42 @@ void MeshReader::Replay(const MeshParseCache::Impl::Entry& entry) {
   sequence_ = base + entry.sequence;
 }
 
+// One document at a time, each tree freed once read, so a large file never
+// holds its whole tree. A file that does not parse adds only its syntax error:
+// what its earlier documents added is taken back (as when it was parsed whole).
 void MeshReader::LoadText(const std::string& text, const std::string& name) {
+  const Mark mark = Save();
+  std::vector<std::string> subjects;
+  added_subjects_ = &subjects;
   yaml::ParseError error;
-  const std::optional<yaml::Stream> stream = yaml::Parse(text, &error);
-  if (!stream) {
-    result_.errors.push_back(absl::StrCat(internal::Located(name, {error.line, error.column}),
-                                          ": YAML syntax error: ", error.message));
-    return;
+  const bool parsed = yaml::ParseEach(text, &error, [&](const yaml::Node& doc) { LoadResource(doc, name); });
+  added_subjects_ = nullptr;
+  if (parsed) return;
+  Restore(mark, subjects);
+  result_.errors.push_back(absl::StrCat(internal::Located(name, {error.line, error.column}),
+                                        ": YAML syntax error: ", error.message));
+}
+
+MeshReader::Mark MeshReader::Save() const {
+  Mark mark{result_.errors.size(), result_.warnings.size(), result_.resources_loaded, sequence_,
+            record_ != nullptr ? record_->size() : 0, {}};
+  for (size_t k = 0; k < mark.lists.size(); ++k) {
+    WithList(resources_, static_cast<Kind>(k), [&](const auto& list) { mark.lists[k] = list.size(); });
   }
-  for (const yaml::Node& doc : stream->documents()) LoadResource(doc, name);
+  return mark;
+}
+
+void MeshReader::Restore(const Mark& mark, const std::vector<std::string>& subjects) {
+  result_.errors.resize(mark.errors);
+  result_.warnings.resize(mark.warnings);
+  result_.resources_loaded = mark.loaded;
+  sequence_ = mark.sequence;
+  if (record_ != nullptr) record_->resize(mark.record);
+  for (size_t k = 0; k < mark.lists.size(); ++k) {
+    WithList(resources_, static_cast<Kind>(k),
+             [&](auto& list) { list.erase(list.begin() + static_cast<std::ptrdiff_t>(mark.lists[k]), list.end()); });
+  }
+  for (const std::string& subject : subjects) sources_.erase(subject);
 }
 
 void MeshReader::LoadResource(const yaml::Node& doc, const std::string& file) {
@@ -353,7 +389,10 @@ void MeshReader::Record(Kind kind, const yaml::Node& doc, ResourceMeta meta, Err
 // (the same file listed twice, or a copy), not something to merge.
 bool MeshReader::IsDuplicate(const yaml::Node& doc, const ResourceMeta& meta, ErrorSink& sink) {
   auto [it, added] = sources_.emplace(meta.Subject(), meta.Source());
-  if (added) return false;
+  if (added) {
+    if (added_subjects_ != nullptr) added_subjects_->push_back(it->first);
+    return false;
+  }
   const yaml::Node name = Lookup(Lookup(doc, "metadata").value, "name").value;
   sink.Add(name, "metadata.name",
            absl::StrCat(meta.Subject(), " is already defined by ", it->second));
