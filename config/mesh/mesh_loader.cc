@@ -140,7 +140,10 @@ class MeshReader {
   MeshReader(const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options)
       : rewrites_(rewrites), options_(options) {}
 
-  void LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache = nullptr);
+  // With `owned` (the same sources, the caller's to give up), each source's
+  // text is freed once read, so the texts are gone before the clusters are built.
+  void LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache = nullptr,
+                   MeshSources* owned = nullptr);
   void LoadText(const std::string& text, const std::string& name);
   MeshLoadResult Finish() &&;
   ServiceListResult Services() &&;
@@ -217,10 +220,11 @@ void ReadPath(const std::string& path, const base::ConfigReadLimits& limits, uin
   for (const fs::path& file : files) ReadFile(file.string(), limits, total, out);
 }
 
-void MeshReader::LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache) {
+void MeshReader::LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache, MeshSources* owned) {
   result_.warnings.insert(result_.warnings.end(), sources.warnings.begin(), sources.warnings.end());
   absl::flat_hash_map<std::string, MeshParseCache::Impl::Entry> kept;
-  for (const MeshSource& source : sources.sources) {
+  for (size_t i = 0; i < sources.sources.size(); ++i) {
+    const MeshSource& source = sources.sources[i];
     if (!source.error.empty()) {
       result_.errors.push_back(source.error);
       continue;
@@ -228,9 +232,10 @@ void MeshReader::LoadSources(const MeshSources& sources, MeshParseCache::Impl* c
     positions_ = source.positions;
     if (cache != nullptr && LoadCached(source, *cache)) {
       kept.insert(cache->by_name.extract(source.name));
-      continue;
+    } else {
+      LoadText(source.text, source.name);
     }
-    LoadText(source.text, source.name);
+    if (owned != nullptr) std::string().swap(owned->sources[i].text);
   }
   if (cache != nullptr) cache->by_name = std::move(kept);  // this load's sources, no others
 }
@@ -526,6 +531,13 @@ MeshLoadResult LoadMeshSources(const MeshSources& sources, const std::vector<Sni
                                const MeshLoadOptions& options, MeshParseCache* cache) {
   MeshReader reader(rewrites, options);
   reader.LoadSources(sources, cache != nullptr ? &cache->impl() : nullptr);
+  return std::move(reader).Finish();
+}
+
+MeshLoadResult LoadMeshSources(MeshSources&& sources, const std::vector<SniRewrite>& rewrites,
+                               const MeshLoadOptions& options, MeshParseCache* cache) {
+  MeshReader reader(rewrites, options);
+  reader.LoadSources(sources, cache != nullptr ? &cache->impl() : nullptr, &sources);
   return std::move(reader).Finish();
 }
 

@@ -21,6 +21,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Peak RSS growth of a load over its input's bytes (bench/SCALE.md). Before
+// this work: 16.2x and 18.2x; now 14.1-14.7x and 12.1-12.8x. The issue's
+// target, 5x, is not met: the route table the load returns is already 8-12x
+// (Endpoint is 448 bytes before its heap), so these bounds guard what the
+// loader itself no longer holds (the whole-file tree, the input, the
+// cluster vector's doubling).
+constexpr double kTenThousandBound = 15.5;
+constexpr double kOneFileBound = 14.5;
+
 struct LoadPeak {
   long peak_growth_kib = -1;  // VmHWM after the load minus VmRSS before it
   size_t resources = 0;
@@ -83,6 +92,28 @@ TEST_F(LoaderMemoryTest, OneLargeFilePeakWithinBound) {
   std::printf("input %.1f MiB, load peak %.1f MiB: %.1fx\n", input / 1048576.0, peak.peak_growth_kib / 1024.0,
               ratio);
   EXPECT_LE(ratio, kOneFileBound);
+}
+
+// Documents are read as they are parsed; a file that then fails to parse
+// must still add nothing but its syntax error, as when it was parsed whole.
+constexpr const char* kEntry =
+    "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a, namespace: ns}\n"
+    "spec:\n  hosts: [a.example.com]\n  resolution: DNS\n  ports: [{number: 443, name: tls, protocol: TLS}]\n";
+
+TEST(LoaderStreamingTest, FileThatFailsToParseAddsOnlyItsSyntaxError) {
+  MeshSources sources;
+  // An invalid resource (no spec.hosts) before the syntax error: its own error is not reported.
+  sources.sources.push_back({"bad.yaml",
+                             "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: b}\n"
+                             "spec: {ports: [{number: 1, name: x}]}\n---\n" + std::string(kEntry) + "---\nkey: [1, 2\n",
+                             ""});
+  // Defines the same ServiceEntry as the broken file: no duplicate, the broken file's copy was taken back.
+  sources.sources.push_back({"good.yaml", kEntry, ""});
+  const MeshLoadResult result = LoadMeshSources(sources, {});
+  ASSERT_EQ(result.errors.size(), 1u) << result.errors[0] << "\n" << result.errors.back();
+  EXPECT_EQ(result.errors[0].rfind("bad.yaml:", 0), 0u) << result.errors[0];
+  EXPECT_NE(result.errors[0].find("YAML syntax error"), std::string::npos) << result.errors[0];
+  EXPECT_EQ(result.resources_loaded, 1u);
 }
 
 }  // namespace
