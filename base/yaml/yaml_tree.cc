@@ -115,6 +115,9 @@ Node::Iterator& Node::Iterator::operator++() {
 class Builder {
  public:
   explicit Builder(Stream& stream) : stream_(stream) {}
+  // With a callback, each complete document goes to it and is then freed.
+  Builder(Stream& stream, const std::function<void(const Node&)>* on_document)
+      : stream_(stream), on_document_(on_document) {}
 
   // False (with `error` set) on an alias to an unknown anchor.
   bool Add(const yaml_event_t& event, ParseError* error) {
@@ -183,7 +186,15 @@ class Builder {
                           " nodes expand to more than " + std::to_string(document_->expanded),
                       error);
         }
-        stream_.documents_.push_back(Node(document_));
+        if (on_document_ == nullptr) {
+          stream_.documents_.push_back(Node(document_));
+          return true;
+        }
+        (*on_document_)(Node(document_));
+        document_ = nullptr;
+        pending_anchors_.clear();
+        anchors_.clear();
+        stream_.arena_->nodes.clear();
         return true;
       default:
         return true;
@@ -233,6 +244,7 @@ class Builder {
   }
 
   Stream& stream_;
+  const std::function<void(const Node&)>* on_document_ = nullptr;
   std::vector<NodeData*> open_;
   const NodeData* document_ = nullptr;
   yaml_mark_t document_mark_{};
@@ -241,9 +253,10 @@ class Builder {
   std::unordered_map<std::string, const NodeData*> anchors_;
 };
 
-std::optional<Stream> Parse(const std::string& text, ParseError* error) {
-  Stream stream;
-  Builder builder(stream);
+namespace {
+
+// Feeds every event of `text` to `builder`; false on the first error.
+bool Run(std::string_view text, Builder& builder, ParseError* error) {
   Parser p;
   yaml_parser_set_input_string(&p.parser, reinterpret_cast<const unsigned char*>(text.data()),
                                text.size());
@@ -251,12 +264,27 @@ std::optional<Stream> Parse(const std::string& text, ParseError* error) {
     Event e;
     if (!yaml_parser_parse(&p.parser, &e.event)) {
       *error = ErrorOf(p.parser);
-      return std::nullopt;
+      return false;
     }
-    if (!builder.Add(e.event, error)) return std::nullopt;
-    if (e.event.type == YAML_STREAM_END_EVENT) break;
+    if (!builder.Add(e.event, error)) return false;
+    if (e.event.type == YAML_STREAM_END_EVENT) return true;
   }
+}
+
+}  // namespace
+
+std::optional<Stream> Parse(const std::string& text, ParseError* error) {
+  Stream stream;
+  Builder builder(stream);
+  if (!Run(text, builder, error)) return std::nullopt;
   return stream;
+}
+
+bool ParseEach(std::string_view text, ParseError* error,
+               const std::function<void(const Node& document)>& on_document) {
+  Stream scratch;
+  Builder builder(scratch, &on_document);
+  return Run(text, builder, error);
 }
 
 }  // namespace meshgate::yaml

@@ -3,6 +3,7 @@
 #include "config/mesh/mesh_loader.h"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <system_error>
 #include <tuple>
@@ -139,7 +140,10 @@ class MeshReader {
   MeshReader(const std::vector<SniRewrite>& rewrites, const MeshLoadOptions& options)
       : rewrites_(rewrites), options_(options) {}
 
-  void LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache = nullptr);
+  // With `owned` (the same sources, the caller's to give up), each source's
+  // text is freed once read, so the texts are gone before the clusters are built.
+  void LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache = nullptr,
+                   MeshSources* owned = nullptr);
   void LoadText(const std::string& text, const std::string& name);
   MeshLoadResult Finish() &&;
   ServiceListResult Services() &&;
@@ -155,6 +159,14 @@ class MeshReader {
   void Replay(const MeshParseCache::Impl::Entry& entry);
 
   std::vector<CachedResource>* record_ = nullptr;  // parsing alone for the cache
+  // What a source added, to take back when a later document of it does not parse.
+  struct Mark {
+    size_t errors, warnings, loaded, sequence, record;
+    std::array<size_t, static_cast<size_t>(Kind::kIgnored)> lists;
+  };
+  Mark Save() const;
+  void Restore(const Mark& mark, const std::vector<std::string>& subjects);
+  std::vector<std::string>* added_subjects_ = nullptr;  // duplicate-check keys the source added
 
   const std::vector<SniRewrite>& rewrites_;
   const MeshLoadOptions& options_;
@@ -208,10 +220,11 @@ void ReadPath(const std::string& path, const base::ConfigReadLimits& limits, uin
   for (const fs::path& file : files) ReadFile(file.string(), limits, total, out);
 }
 
-void MeshReader::LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache) {
+void MeshReader::LoadSources(const MeshSources& sources, MeshParseCache::Impl* cache, MeshSources* owned) {
   result_.warnings.insert(result_.warnings.end(), sources.warnings.begin(), sources.warnings.end());
   absl::flat_hash_map<std::string, MeshParseCache::Impl::Entry> kept;
-  for (const MeshSource& source : sources.sources) {
+  for (size_t i = 0; i < sources.sources.size(); ++i) {
+    const MeshSource& source = sources.sources[i];
     if (!source.error.empty()) {
       result_.errors.push_back(source.error);
       continue;
@@ -219,9 +232,10 @@ void MeshReader::LoadSources(const MeshSources& sources, MeshParseCache::Impl* c
     positions_ = source.positions;
     if (cache != nullptr && LoadCached(source, *cache)) {
       kept.insert(cache->by_name.extract(source.name));
-      continue;
+    } else {
+      LoadText(source.text, source.name);
     }
-    LoadText(source.text, source.name);
+    if (owned != nullptr) std::string().swap(owned->sources[i].text);
   }
   if (cache != nullptr) cache->by_name = std::move(kept);  // this load's sources, no others
 }
@@ -279,15 +293,42 @@ void MeshReader::Replay(const MeshParseCache::Impl::Entry& entry) {
   sequence_ = base + entry.sequence;
 }
 
+// One document at a time, each tree freed once read, so a large file never
+// holds its whole tree. A file that does not parse adds only its syntax error:
+// what its earlier documents added is taken back (as when it was parsed whole).
 void MeshReader::LoadText(const std::string& text, const std::string& name) {
+  const Mark mark = Save();
+  std::vector<std::string> subjects;
+  added_subjects_ = &subjects;
   yaml::ParseError error;
-  const std::optional<yaml::Stream> stream = yaml::Parse(text, &error);
-  if (!stream) {
-    result_.errors.push_back(absl::StrCat(internal::Located(name, {error.line, error.column}),
-                                          ": YAML syntax error: ", error.message));
-    return;
+  const bool parsed = yaml::ParseEach(text, &error, [&](const yaml::Node& doc) { LoadResource(doc, name); });
+  added_subjects_ = nullptr;
+  if (parsed) return;
+  Restore(mark, subjects);
+  result_.errors.push_back(absl::StrCat(internal::Located(name, {error.line, error.column}),
+                                        ": YAML syntax error: ", error.message));
+}
+
+MeshReader::Mark MeshReader::Save() const {
+  Mark mark{result_.errors.size(), result_.warnings.size(), result_.resources_loaded, sequence_,
+            record_ != nullptr ? record_->size() : 0, {}};
+  for (size_t k = 0; k < mark.lists.size(); ++k) {
+    WithList(resources_, static_cast<Kind>(k), [&](const auto& list) { mark.lists[k] = list.size(); });
   }
-  for (const yaml::Node& doc : stream->documents()) LoadResource(doc, name);
+  return mark;
+}
+
+void MeshReader::Restore(const Mark& mark, const std::vector<std::string>& subjects) {
+  result_.errors.resize(mark.errors);
+  result_.warnings.resize(mark.warnings);
+  result_.resources_loaded = mark.loaded;
+  sequence_ = mark.sequence;
+  if (record_ != nullptr) record_->resize(mark.record);
+  for (size_t k = 0; k < mark.lists.size(); ++k) {
+    WithList(resources_, static_cast<Kind>(k),
+             [&](auto& list) { list.erase(list.begin() + static_cast<std::ptrdiff_t>(mark.lists[k]), list.end()); });
+  }
+  for (const std::string& subject : subjects) sources_.erase(subject);
 }
 
 void MeshReader::LoadResource(const yaml::Node& doc, const std::string& file) {
@@ -353,7 +394,10 @@ void MeshReader::Record(Kind kind, const yaml::Node& doc, ResourceMeta meta, Err
 // (the same file listed twice, or a copy), not something to merge.
 bool MeshReader::IsDuplicate(const yaml::Node& doc, const ResourceMeta& meta, ErrorSink& sink) {
   auto [it, added] = sources_.emplace(meta.Subject(), meta.Source());
-  if (added) return false;
+  if (added) {
+    if (added_subjects_ != nullptr) added_subjects_->push_back(it->first);
+    return false;
+  }
   const yaml::Node name = Lookup(Lookup(doc, "metadata").value, "name").value;
   sink.Add(name, "metadata.name",
            absl::StrCat(meta.Subject(), " is already defined by ", it->second));
@@ -487,6 +531,13 @@ MeshLoadResult LoadMeshSources(const MeshSources& sources, const std::vector<Sni
                                const MeshLoadOptions& options, MeshParseCache* cache) {
   MeshReader reader(rewrites, options);
   reader.LoadSources(sources, cache != nullptr ? &cache->impl() : nullptr);
+  return std::move(reader).Finish();
+}
+
+MeshLoadResult LoadMeshSources(MeshSources&& sources, const std::vector<SniRewrite>& rewrites,
+                               const MeshLoadOptions& options, MeshParseCache* cache) {
+  MeshReader reader(rewrites, options);
+  reader.LoadSources(sources, cache != nullptr ? &cache->impl() : nullptr, &sources);
   return std::move(reader).Finish();
 }
 

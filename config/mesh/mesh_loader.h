@@ -98,7 +98,13 @@ class MeshParseCache {
 MeshLoadResult LoadMeshSources(const MeshSources& sources, const std::vector<SniRewrite>& rewrites,
                                const MeshLoadOptions& options = {}, MeshParseCache* cache = nullptr);
 
-// ReadMeshSources, then LoadMeshSources.
+// The same, giving up the sources: each text is freed once it is read, so
+// the load's peak does not hold the input beside the resources and clusters
+// built from it (1x the input less). Messages are identical.
+MeshLoadResult LoadMeshSources(MeshSources&& sources, const std::vector<SniRewrite>& rewrites,
+                               const MeshLoadOptions& options = {}, MeshParseCache* cache = nullptr);
+
+// ReadMeshSources, then LoadMeshSources (the sources given up).
 MeshLoadResult LoadMesh(const std::vector<std::string>& paths,
                         const std::vector<SniRewrite>& rewrites,
                         const MeshLoadOptions& options = {});

@@ -1,0 +1,120 @@
+// The mesh loader's peak memory against the size of what it reads (issue 15,
+// item 3). Each load runs in a forked child, so the peak (VmHWM, proc(5)) is
+// that load's alone: no other test's heap, no machine noise (memory, not time).
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "bench/proc_stats.h"
+#include "bench/scale_mesh.h"
+#include "config/mesh/mesh_loader.h"
+
+namespace meshgate::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Peak RSS growth of a load over its input's bytes (bench/SCALE.md). Before
+// this work: 16.2x and 18.2x; now 14.1-14.7x and 12.1-12.8x. The issue's
+// target, 5x, is not met: the route table the load returns is already 8-12x
+// (Endpoint is 448 bytes before its heap), so these bounds guard what the
+// loader itself no longer holds (the whole-file tree, the input, the
+// cluster vector's doubling).
+constexpr double kTenThousandBound = 15.5;
+constexpr double kOneFileBound = 14.5;
+
+struct LoadPeak {
+  long peak_growth_kib = -1;  // VmHWM after the load minus VmRSS before it
+  size_t resources = 0;
+};
+
+// Loads `dir` in a child process and reports its peak RSS growth.
+LoadPeak PeakOfLoad(const fs::path& dir) {
+  int fds[2];
+  if (::pipe(fds) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    const long before = bench::RssKib();
+    const MeshLoadResult result = LoadMesh({dir.string()}, {{".global", ".svc.cluster.local"}});
+    LoadPeak out{bench::PeakRssKib() - before, result.table ? result.resources_loaded : 0};
+    const bool written = ::write(fds[1], &out, sizeof out) == static_cast<ssize_t>(sizeof out);
+    ::_exit(written && result.table ? 0 : 2);
+  }
+  ::close(fds[1]);
+  LoadPeak out;
+  const bool read = pid > 0 && ::read(fds[0], &out, sizeof out) == static_cast<ssize_t>(sizeof out);
+  ::close(fds[0]);
+  int status = 0;
+  if (pid > 0) ::waitpid(pid, &status, 0);
+  if (!read || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return {};
+  return out;
+}
+
+class LoaderMemoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("meshgate-loader-memory-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+// The bench's 10,000-service mesh (100 services a file, 10 endpoints each:
+// 7.6 MiB). Before per-document parsing and the reserved cluster vector the
+// load peaked at 16x its input.
+TEST_F(LoaderMemoryTest, TenThousandServicesPeakWithinBound) {
+  const uint64_t input = bench::WriteScaleMesh(dir_, 10000, 10);
+  const LoadPeak peak = PeakOfLoad(dir_);
+  ASSERT_EQ(peak.resources, 10001u) << "the child's load failed";
+  const double ratio = peak.peak_growth_kib * 1024.0 / static_cast<double>(input);
+  std::printf("input %.1f MiB, load peak %.1f MiB: %.1fx\n", input / 1048576.0, peak.peak_growth_kib / 1024.0,
+              ratio);
+  EXPECT_LE(ratio, kTenThousandBound);
+}
+
+// One large file (the shape of the 50 MB, 182k-ServiceEntry report, scaled
+// down): the whole file's YAML tree was held while its documents were read,
+// about 10x the text on its own.
+TEST_F(LoaderMemoryTest, OneLargeFilePeakWithinBound) {
+  const uint64_t input = bench::WriteScaleMesh(dir_, 20000, 1, 0);
+  const LoadPeak peak = PeakOfLoad(dir_);
+  ASSERT_EQ(peak.resources, 20001u) << "the child's load failed";
+  const double ratio = peak.peak_growth_kib * 1024.0 / static_cast<double>(input);
+  std::printf("input %.1f MiB, load peak %.1f MiB: %.1fx\n", input / 1048576.0, peak.peak_growth_kib / 1024.0,
+              ratio);
+  EXPECT_LE(ratio, kOneFileBound);
+}
+
+// Documents are read as they are parsed; a file that then fails to parse
+// must still add nothing but its syntax error, as when it was parsed whole.
+constexpr const char* kEntry =
+    "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a, namespace: ns}\n"
+    "spec:\n  hosts: [a.example.com]\n  resolution: DNS\n  ports: [{number: 443, name: tls, protocol: TLS}]\n";
+
+TEST(LoaderStreamingTest, FileThatFailsToParseAddsOnlyItsSyntaxError) {
+  MeshSources sources;
+  // An invalid resource (no spec.hosts) before the syntax error: its own error is not reported.
+  sources.sources.push_back({"bad.yaml",
+                             "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: b}\n"
+                             "spec: {ports: [{number: 1, name: x}]}\n---\n" + std::string(kEntry) + "---\nkey: [1, 2\n",
+                             ""});
+  // Defines the same ServiceEntry as the broken file: no duplicate, the broken file's copy was taken back.
+  sources.sources.push_back({"good.yaml", kEntry, ""});
+  const MeshLoadResult result = LoadMeshSources(sources, {});
+  ASSERT_EQ(result.errors.size(), 1u) << result.errors[0] << "\n" << result.errors.back();
+  EXPECT_EQ(result.errors[0].rfind("bad.yaml:", 0), 0u) << result.errors[0];
+  EXPECT_NE(result.errors[0].find("YAML syntax error"), std::string::npos) << result.errors[0];
+  EXPECT_EQ(result.resources_loaded, 1u);
+}
+
+}  // namespace
+}  // namespace meshgate::config
