@@ -126,7 +126,7 @@ config::MeshSources ReadLocalSources(const config::GatewayConfig& settings, cons
 config::MeshLoadResult LoadMeshCached(const config::GatewayConfig& settings, config::MeshSources sources,
                                       const std::vector<config::MeshSource>& kube, config::MeshParseCache* cache) {
   sources.sources.insert(sources.sources.end(), kube.begin(), kube.end());
-  return config::LoadMeshSources(sources, settings.sni_rewrites, MeshLoadOptionsFor(settings), cache);
+  return config::LoadMeshSources(std::move(sources), settings.sni_rewrites, MeshLoadOptionsFor(settings), cache);
 }
 
 // Whether a ServiceEntry among these sources may select Pods (a text test:
