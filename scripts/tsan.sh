@@ -28,12 +28,13 @@ TARGETS=(
   control_dns_test         # serve's DNS server thread
   kube_test                # the Kubernetes watch client
   kube_follow_test         # meshgate following the API server (the kube source)
+  takeover_test            # a binary upgrade: listeners handed over while workers accept, then the drain
 )
 # The ctest names run: every test of those binaries except the single-threaded
 # ones of e2e_test (relay modes, CLI and refusal cases are the ASan pass's).
 TESTS='^(HealthWordRaceTest|ClusterStateRaceTest|Incremental[A-Za-z]*Test|SettingsReloadTest|LiveStatsTest'
 TESTS+='|E2eTest\.(HotReloadUnderLoad|SighupReloads|ActiveHealthChecks|DeadEndpoint|ConnectFailure|DnsResolved|TwoEndpoints|ConsistentHash)'
-TESTS+='|OpsTest|AccessLogTest|ServeTest|FollowTest|DnsServeTest|KubeWatchTest|Kube/KubeGoneTest|KubeFollowTest|KubeFollowCliTest)'
+TESTS+='|OpsTest|AccessLogTest|ServeTest|FollowTest|DnsServeTest|KubeWatchTest|Kube/KubeGoneTest|KubeFollowTest|KubeFollowCliTest|TakeoverTest)'
 
 # TSAN_QUICK=1: only the lb race tests (what CI ran before the whole pass;
 # they build with clang 14 too).
