@@ -914,7 +914,9 @@ def report(b, started, busy_before, load_before, elapsed):
              "we started + kernel threads), floored at 0. *Over direct* = machine CPU per unit minus direct's in "
              "the same round: what the proxy adds to the whole machine. Other processes took "
              + ("?" if share is None else f"{share:.0%} (median; worst {worst:.0%})")
-             + " of the busy time during measured intervals; the raw figures are in the JSON (`machine_raw_s`).")
+             + " of the busy time during measured intervals; the raw figures are in the JSON (`machine_raw_s`). "
+             "Caveat: through a proxy the client and backend run slower and batch less, and that extra cost "
+             "per unit lands in *over direct*. Compare proxies within one run.")
     for bad in sanity(R):
         L.append(f"- Warning: machine CPU below proxy CPU in {bad}")
     for n in ([b.args.note] if b.args.note else []) + b.notes:
