@@ -2,8 +2,9 @@
 """The orchestrator behind bench/compare/run.sh (which installs and builds,
 then calls this): starts the backends and the five contenders on 127.0.0.1,
 runs the four workloads of issue 7 interleaved over rounds, measures each
-proxy's CPU (utime+stime of all its processes), memory and pipes from /proc,
-and writes the Markdown report.
+proxy's CPU (utime+stime of all its processes), the whole machine's CPU from
+/proc/stat minus other people's processes, and over direct (issue 17), memory
+and pipes from /proc, and writes the Markdown report.
 
 Everything it starts runs in its own process group with its pid recorded in
 WORK/pids/, so run.sh's EXIT trap can stop it even if this script dies.
@@ -128,6 +129,72 @@ def cpu_snapshot():
         v = [int(x) for x in f.readline().split()[1:]]
     total = sum(v[:8])  # guest time is already inside user
     return total / CLK_TCK, (total - v[3] - v[4]) / CLK_TCK
+
+
+def machine_busy():
+    """Busy seconds of all cores since boot, from the aggregate "cpu" line of
+    /proc/stat (proc(5)): user + nice + system + irq + softirq + steal. idle and
+    iowait are not busy; guest and guest_nice are already inside user and nice."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK_TCK
+
+
+def proc_table():
+    """{pid: (ppid, utime+stime ticks)} of every process now, kernel threads included."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        out[int(d)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+class MachineMeter:
+    """Machine CPU over one measured interval (issue 17): /proc/stat busy time
+    of all cores, so softirq, ksoftirqd and kworkers count too, not only the
+    proxy's own utime+stime.
+
+    The machine is shared, so busy time also holds other people's processes.
+    Those are estimated and taken out: others = busy - (CPU of every process
+    this benchmark started, itself and its reaped children included, plus all
+    kernel threads). `machine` = busy - others, `raw` = busy. Kernel threads
+    stay in (that is where moved work goes) even though others' traffic can
+    wake them too; with tick accounting (CONFIG_TICK_CPU_ACCOUNTING) softirq
+    run in a task's context is charged to that task, so a packet handled
+    while a foreign process runs counts as theirs."""
+
+    def __init__(self, roots):
+        self.roots = [r for r in roots if r]
+        self.busy0, self.ours0 = machine_busy(), self._ours()
+
+    def _ours(self):
+        table = proc_table()
+        kids = {}
+        for pid, (ppid, _) in table.items():
+            kids.setdefault(ppid, []).append(pid)
+        mine, todo = set(), list(self.roots)
+        while todo:
+            p = todo.pop()
+            if p in table and p not in mine:
+                mine.add(p)
+                todo.extend(kids.get(p, []))
+        ticks = {p: c for p, (pp, c) in table.items() if p in mine or p == 2 or pp == 2}  # 2: kthreadd
+        t = os.times()
+        return ticks, t.user + t.system + t.children_user + t.children_system
+
+    def stop(self):
+        busy = machine_busy() - self.busy0
+        (t0, s0), (t1, s1) = self.ours0, self._ours()
+        ours = sum(c - t0.get(p, 0) for p, c in t1.items()) / CLK_TCK + (s1 - s0)
+        others = max(0.0, busy - ours)
+        return {"machine_s": busy - others, "machine_raw_s": busy, "others_s": others}
 
 
 def cpu_busy_fraction(seconds=2.0):
@@ -477,9 +544,11 @@ table bench {{
             argv += ["-H", "Connection: close"]
         argv.append(f"https://{HTTPS_SNI}:{port}/")
         pids = self.contender_pids(c)
+        meter = self.meter()
         cpu0 = cpu_seconds(pids)
         p = subprocess.run(argv, capture_output=True, text=True, timeout=self.prof["wrk_seconds"] + 60)
         cpu = cpu_seconds(pids) - cpu0
+        mach = meter.stop()
         line = next((l for l in p.stdout.splitlines() if l.startswith('{"bench_wrk"')), None)
         if p.returncode != 0 or line is None:
             return {"ok": False, "error": (p.stderr or p.stdout)[-300:]}
@@ -489,28 +558,38 @@ table bench {{
         n = r["requests"]
         out = {"ok": n > 0 and errors <= 0.01 * n, "requests": n, "errors": errors, "error_detail": r["errors"],
                "rate": n / secs if secs else 0, "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
-               "cpu_s": cpu}
+               "cpu_s": cpu, **mach}
         if c in PROXIES and n:
             out["cpu_per_100k"] = cpu / n * 1e5     # keep-alive: per 100k requests
             out["cpu_per_10k"] = cpu / n * 1e4      # close: per 10k connections
+        if n:
+            per = 1e4 if close else 1e5
+            out["mcpu_per_unit"] = mach["machine_s"] / n * per
+            out["mcpu_raw_per_unit"] = mach["machine_raw_s"] / n * per
         return out
 
     def bulk(self, c, mode, nbytes, streams):
         port = self.target(c, "sink")
         pids = self.contender_pids(c)
+        meter = self.meter()
         cpu0 = cpu_seconds(pids)
         p = subprocess.run([self.bin("bulk_client"), mode, "--connect", f"127.0.0.1:{port}", "--sni", SINK_SNI,
                             "--bytes", str(nbytes), "--streams", str(streams)],
                            capture_output=True, text=True, timeout=600)
         cpu = cpu_seconds(pids) - cpu0
+        mach = meter.stop()
         try:
             r = json.loads(p.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
             return {"ok": False, "error": p.stderr[-300:]}
         r["ok"] = bool(r.get("ok")) and p.returncode == 0 and r["bytes"] == nbytes * streams
         r["cpu_s"] = cpu
+        r.update(mach)
         if c in PROXIES and r["bytes"]:
             r["cpu_per_gib"] = cpu / (r["bytes"] / GIB)
+        if r["bytes"]:
+            r["mcpu_per_unit"] = mach["machine_s"] / (r["bytes"] / GIB)
+            r["mcpu_raw_per_unit"] = mach["machine_raw_s"] / (r["bytes"] / GIB)
         return r
 
     def idle(self, c, conns):
@@ -552,6 +631,26 @@ table bench {{
         time.sleep(1.0)  # let the closes finish before the next contender
         return out
 
+    def meter(self):
+        """Starts a machine-CPU measurement; everything this benchmark runs is 'ours'."""
+        return MachineMeter([self.procs.pid(n) for n in self.procs.running])
+
+    def over_direct(self, key):
+        """Machine CPU per unit minus direct's in the same round (the client and
+        backend cost the same in both), i.e. what the proxy adds to the machine.
+        A round whose direct run failed uses direct's median instead."""
+        res = self.results.get(key, {})
+        direct = res.get("direct", [])
+        fallback = med(self.results, key, "direct", "mcpu_per_unit")
+        for c, runs in res.items():
+            for i, r in enumerate(runs):
+                if r.get("mcpu_per_unit") is None:
+                    continue
+                d = direct[i] if i < len(direct) else {}
+                base = d.get("mcpu_per_unit") if d.get("ok") else fallback
+                if base is not None:
+                    r["mcpu_over_direct"] = r["mcpu_per_unit"] - base
+
     def run_workload(self, key, rounds, fn):
         log(f"workload {key}: {rounds} round(s) x {len(CONTENDERS)} contenders")
         res = self.results.setdefault(key, {c: [] for c in CONTENDERS})
@@ -567,6 +666,7 @@ table bench {{
                     log(f"  {key} round {r + 1} {c}: FAILED {out}")
                     if c in PROXIES:
                         log(self.procs.log_tail(c, 5))
+        self.over_direct(key)
 
     def our_cpu(self):
         """CPU seconds used so far by everything this benchmark runs."""
@@ -638,13 +738,17 @@ def ratio(a, b):
     return f"{a / b:.2f}" if a is not None and b else "–"
 
 
+RATIO_BASES = (("m", "meshgate"), ("h", "haproxy"), ("d", "direct"))
+
+
 def metric_table(results, key, metrics):
-    """metrics: (field, header, digits, ratios) with ratios "md" (×meshgate and
-    ×direct), "m" (×meshgate only; proxy-only figures) or "" (none). One row
-    per contender: median (min–max) of the rounds, then the ratios."""
+    """metrics: (field, header, digits, ratios) with ratios any of "m"
+    (×meshgate), "h" (×haproxy) and "d" (×direct; not for proxy-only figures),
+    or "" (none). One row per contender: median (min–max) of the rounds, then
+    the ratios."""
     head = ["contender"]
     for _, h, _, ratios in metrics:
-        head += [h] + (["×meshgate"] if "m" in ratios else []) + (["×direct"] if "d" in ratios else [])
+        head += [h] + [f"×{base}" for k, base in RATIO_BASES if k in ratios]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in CONTENDERS:
         runs = results.get(key, {}).get(c, [])
@@ -657,10 +761,9 @@ def metric_table(results, key, metrics):
             if len(v) > 1:
                 cell += f" ({fmt(min(v), digits)}–{fmt(max(v), digits)})"
             cells.append(cell)
-            if "m" in ratios:
-                cells.append(ratio(m, med(results, key, "meshgate", field)))
-            if "d" in ratios:
-                cells.append(ratio(m, med(results, key, "direct", field)))
+            for k, base in RATIO_BASES:
+                if k in ratios:
+                    cells.append(ratio(m, med(results, key, base, field)))
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -686,6 +789,8 @@ def targets(results):
     add("new connections/s ≥ 0.95× direct", m("close", "meshgate", "rate"), m("close", "direct", "rate"), ">=", 0.95)
     add("single-stream bulk ≥ 1.3× HAProxy", m("bulk1", "meshgate", "gbps"), m("bulk1", "haproxy", "gbps"), ">=", 1.3)
     add("8-stream bulk ≥ 0.9× direct", m("bulk8", "meshgate", "gbps"), m("bulk8", "direct", "gbps"), ">=", 0.9)
+    add("machine CPU per 100k kept-alive requests, over direct, ≤ 0.8× HAProxy (issue 17)",
+        m("keepalive", "meshgate", "mcpu_over_direct"), m("keepalive", "haproxy", "mcpu_over_direct"), "<=", 0.8)
     cpu_mg = [m(k, "meshgate", "cpu_per_gib") for k in ("bulk1", "bulk8")]
     cpu_hp = [m(k, "haproxy", "cpu_per_gib") for k in ("bulk1", "bulk8")]
     add("CPU per GiB ≤ 0.8× HAProxy (1 stream)", cpu_mg[0], cpu_hp[0], "<=", 0.8)
@@ -694,6 +799,44 @@ def targets(results):
     out.append(("idle memory ≤ 2 KiB per connection, pipes counted (absolute, KiB)",
                 fmt(mem, 2), "–" if mem is None else ("met" if mem <= 2 else "**not met**")))
     return out
+
+
+def machine_metrics(unit):
+    """The machine-CPU columns of a workload table (issue 17)."""
+    return [("mcpu_per_unit", f"machine CPU s / {unit}", 3, "d"),
+            ("mcpu_over_direct", "machine CPU over direct", 3, "mh")]
+
+
+def others_share(results):
+    """Median share of the machine's busy time, over the measured intervals,
+    that went to processes this benchmark did not start."""
+    v = [r["others_s"] / r["machine_raw_s"] for w in ("keepalive", "close", "bulk1", "bulk8")
+         for runs in results.get(w, {}).values() for r in runs if r.get("machine_raw_s")]
+    return (statistics.median(v), max(v)) if v else (None, None)
+
+
+def sanity(results):
+    """Machine CPU must cover the proxy's own: (workload, contender, round) where it does not."""
+    bad = []
+    for w in ("keepalive", "close", "bulk1", "bulk8"):
+        for c, runs in results.get(w, {}).items():
+            for i, r in enumerate(runs):
+                if r.get("ok") and "machine_s" in r and r["machine_s"] + 2 / CLK_TCK < r.get("cpu_s", 0):
+                    bad.append(f"{w} {c} round {i + 1}: machine {r['machine_s']:.2f} s < proxy {r['cpu_s']:.2f} s")
+    return bad
+
+
+def summary_line(R):
+    """One line for CI logs: meshgate's CPU ratios against HAProxy, proxy and machine."""
+    def x(key, field):
+        a, b = med(R, key, "meshgate", field), med(R, key, "haproxy", field)
+        return ratio(a, b) + "x"
+    return ("summary, meshgate vs HAProxy: keep-alive proxy CPU/100k " + x("keepalive", "cpu_per_100k")
+            + ", machine CPU over direct/100k " + x("keepalive", "mcpu_over_direct")
+            + "; new conn proxy CPU/10k " + x("close", "cpu_per_10k")
+            + ", machine over direct/10k " + x("close", "mcpu_over_direct")
+            + "; bulk1 proxy CPU/GiB " + x("bulk1", "cpu_per_gib")
+            + ", machine over direct/GiB " + x("bulk1", "mcpu_over_direct"))
 
 
 def machine():
@@ -763,6 +906,19 @@ def report(b, started, busy_before, load_before, elapsed):
              f"metrics, readiness and admin off. HAProxy: `mode tcp`, `req.ssl_sni` map, `option splice-auto`, "
              f"`shards by-thread`. nginx: stream, `ssl_preread`, `reuseport`. sniproxy: one table. "
              f"Proxy CPU = utime+stime of all the proxy's processes over the measured interval.")
+    share, worst = others_share(R)
+    L.append("- Machine CPU (issue 17) = busy time of all cores from the `cpu` line of /proc/stat (user, nice, "
+             "system, irq, softirq, steal: every field but idle and iowait; guest is inside user) over the same "
+             "interval, so the load generator, the backend, softirq, ksoftirqd and kworkers count too. The machine "
+             "is shared, so the CPU of processes this benchmark did not start is taken out: busy minus (everything "
+             "we started + kernel threads), floored at 0. *Over direct* = machine CPU per unit minus direct's in "
+             "the same round: what the proxy adds to the whole machine. Other processes took "
+             + ("?" if share is None else f"{share:.0%} (median; worst {worst:.0%})")
+             + " of the busy time during measured intervals; the raw figures are in the JSON (`machine_raw_s`). "
+             "Caveat: through a proxy the client and backend run slower and batch less, and that extra cost "
+             "per unit lands in *over direct*. Compare proxies within one run.")
+    for bad in sanity(R):
+        L.append(f"- Warning: machine CPU below proxy CPU in {bad}")
     for n in ([b.args.note] if b.args.note else []) + b.notes:
         L.append(f"- Note: {n}")
     L.append("")
@@ -771,20 +927,24 @@ def report(b, started, busy_before, load_before, elapsed):
              f"`{HTTPS_SNI}` through the proxy.\n")
     L.append(metric_table(R, "keepalive", [("rate", "requests/s", 0, "md"), ("p50_ms", "p50 ms", 2, "md"),
                                            ("p99_ms", "p99 ms", 2, "md"),
-                                           ("cpu_per_100k", "proxy CPU s / 100k req", 3, "m")]))
+                                           ("cpu_per_100k", "proxy CPU s / 100k req", 3, "mh"),
+                                           *machine_metrics("100k req")]))
     L.append("\n## 2. New connection per request\n")
     L.append("wrk with `Connection: close`: every request is a new TCP connection and a full TLS handshake "
              "through the proxy.\n")
     L.append(metric_table(R, "close", [("rate", "connections/s", 0, "md"), ("p99_ms", "p99 ms", 2, "md"),
-                                       ("cpu_per_10k", "proxy CPU s / 10k conn", 3, "m")]))
+                                       ("cpu_per_10k", "proxy CPU s / 10k conn", 3, "mh"),
+                                       *machine_metrics("10k conn")]))
     L.append("\n## 3. Bulk transfer\n")
     L.append(f"bulk_client → proxy → byte_sink after a real ClientHello; one stream of "
              f"{P['bulk_bytes'] / GIB:g} GiB, then 8 parallel streams of {P['bulk8_bytes'] / GIB:g} GiB; "
              f"the time runs until the sink has acknowledged every byte.\n")
     L.append("Single stream:\n")
-    L.append(metric_table(R, "bulk1", [("gbps", "Gbit/s", 2, "md"), ("cpu_per_gib", "proxy CPU s / GiB", 3, "m")]))
+    L.append(metric_table(R, "bulk1", [("gbps", "Gbit/s", 2, "md"), ("cpu_per_gib", "proxy CPU s / GiB", 3, "mh"),
+                                       *machine_metrics("GiB")]))
     L.append("\n8 streams:\n")
-    L.append(metric_table(R, "bulk8", [("gbps", "Gbit/s", 2, "md"), ("cpu_per_gib", "proxy CPU s / GiB", 3, "m")]))
+    L.append(metric_table(R, "bulk8", [("gbps", "Gbit/s", 2, "md"), ("cpu_per_gib", "proxy CPU s / GiB", 3, "mh"),
+                                       *machine_metrics("GiB")]))
     L.append("\n## 4. Idle connections\n")
     L.append(f"{P['idle_conns']:,} established sessions (each one reached byte_sink) held open through a "
              f"freshly started proxy, warmed up with a few connections first. *RSS*: VmRSS summed over the "
@@ -864,6 +1024,7 @@ def main():
             f.write(text)
         log(f"report written to {os.path.normpath(path)}")
     print(text)
+    log(summary_line(b.results))
     if not ok:
         log("FAIL: " + "; ".join(b.failures))
         return 1

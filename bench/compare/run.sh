@@ -7,7 +7,9 @@
 #   bench/compare/run.sh           full run (~10 min on 2 cores), writes bench/RESULTS.md
 #   bench/compare/run.sh --short   CI mode (~1 min once built): prints the table,
 #                                  fails only if meshgate does not work through
-#                                  the path or its CPU per new connection is > 3x HAProxy's
+#                                  the path or its CPU per new connection is > 3x HAProxy's;
+#                                  its last "summary" line has meshgate's proxy- and
+#                                  machine-CPU ratios against HAProxy
 #
 # Env: BUILD_DIR (default build/, like scripts/build.sh), BENCH_BUILD_JOBS
 # (default nproc), BENCH_PORT_BASE (default 21400; ~15 ports above it are used),
@@ -21,7 +23,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 
 # Arguments go to bench.py (--short, and for debugging --rounds N, --out FILE,
 # --contenders a,b, --note TEXT; see bench.py --help).
-case "${1:-}" in -h|--help) sed -n '2,16p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,18p' "$0"; exit 0 ;; esac
 
 bash bench/compare/install.sh
 
