@@ -10,6 +10,7 @@
 #     timeouts scaled (tests/CMakeLists.txt).
 #   -O1 -g1: the usual ASan trade-off (fast enough for the e2e timeouts,
 #     quicker to compile than -O2); line tables are all a stack needs.
+#   UBSan's vptr check is left out (CMakeLists.txt says why).
 #   Benchmarks off.
 # Does nothing when DIR is already configured this way.
 # Usage: scripts/configure-asan.sh [DIR]

@@ -12,7 +12,10 @@
 #   bench       the short side-by-side benchmark (issue 7's regression guard:
 #               it fails if traffic does not get through meshgate or its CPU
 #               per connection is far behind HAProxy's; BENCH_SHORT=0 skips it)
-# SANITIZE=0 skips asan-build, asan and tsan; SANITIZE=asan or tsan runs one.
+# SANITIZE=all (or 1) runs asan-build, asan and tsan; asan or tsan runs one
+# half; 0 skips them. The default is still `race` (only the lb race tests
+# under TSan, a small clang build) until the whole pass has run clean end to
+# end in CI's time (issue 15 is open on that; README, Sanitizers).
 # The minutes each phase took are printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +34,9 @@ report() {
 }
 trap report EXIT
 
-sanitize=${SANITIZE:-all}
-case "$sanitize" in 0 | asan | tsan | all | 1) ;; *)
-  echo "test.sh: SANITIZE must be 0, asan, tsan or all (got $sanitize)" >&2; exit 2 ;;
+sanitize=${SANITIZE:-race}
+case "$sanitize" in 0 | race | asan | tsan | all | 1) ;; *)
+  echo "test.sh: SANITIZE must be 0, race, asan, tsan or all (got $sanitize)" >&2; exit 2 ;;
 esac
 asan=false; tsan=false
 case "$sanitize" in asan) asan=true ;; tsan) tsan=true ;; all | 1) asan=true; tsan=true ;; esac
@@ -41,12 +44,15 @@ case "$sanitize" in asan) asan=true ;; tsan) tsan=true ;; all | 1) asan=true; ts
 phase deps bash scripts/install-deps.sh
 phase build bash scripts/build.sh
 phase ctest ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 120
-if $asan || [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+if $asan; then
   phase asan-build bash -c 'bash scripts/configure-asan.sh build-san && cmake --build build-san -- -j"$(nproc)"'
 fi
 phase fuzz bash scripts/fuzz.sh
 if $asan; then phase asan bash scripts/sanitize.sh asan; fi
 if $tsan; then phase tsan bash scripts/sanitize.sh tsan; fi
+if [ "$sanitize" = race ]; then
+  phase tsan-race env TSAN_QUICK=1 SANITIZE_CXX=clang++ TSAN_BUILD_DIR=build-tsan-race bash scripts/tsan.sh
+fi
 if [ "${BENCH_SHORT:-1}" != 0 ]; then
   phase bench env BUILD_DIR=build bash bench/compare/run.sh --short
 fi

@@ -267,8 +267,19 @@ AuthorizationInput Input(std::string_view peer, uint16_t port = 15443) {
   return in;
 }
 
-AuthorizationDecision EvaluateAlone(const Read& r, const AuthorizationInput& in) {
-  return AuthorizationPolicies({r.resource.policy}).Evaluate(in);
+// A decision's names are views into the policies that made it, so the
+// policies built here are kept beside it (ASan found the decision read after
+// a temporary AuthorizationPolicies was destroyed).
+struct Evaluated {
+  AuthorizationPolicies policies;
+  AuthorizationDecision decision;
+  const AuthorizationDecision* operator->() const { return &decision; }
+};
+
+Evaluated EvaluateAlone(const Read& r, const AuthorizationInput& in) {
+  Evaluated out{AuthorizationPolicies({r.resource.policy}), {}};
+  out.decision = out.policies.Evaluate(in);
+  return out;
 }
 
 const std::string kMethodsRule =
@@ -286,7 +297,7 @@ TEST(AuthorizationPolicyTcpTest, AllowRuleWithAnHttpFieldNeverMatches) {
   EXPECT_EQ(r.resource.policy.rules[0].ignored_fields,
             Lines{"spec.rules[0].to[0].operation.methods"});
   // The peer and port would match, but the rule is skipped: allow-nothing.
-  EXPECT_EQ(EvaluateAlone(r, Input("10.0.0.1")).denied_by, "none");
+  EXPECT_EQ(EvaluateAlone(r, Input("10.0.0.1"))->denied_by, "none");
 }
 
 TEST(AuthorizationPolicyTcpTest, DenyRuleDropsAnHttpFieldAndMatchesMore) {
@@ -298,9 +309,9 @@ TEST(AuthorizationPolicyTcpTest, DenyRuleDropsAnHttpFieldAndMatchesMore) {
                                  "matches more connections")});
   EXPECT_FALSE(r.resource.policy.rules[0].never_matches);
   // Any method (none is known) from 10/8 on 15443 is denied; the rest is not.
-  EXPECT_EQ(EvaluateAlone(r, Input("10.0.0.1")).denied_by, "istio-system/ap");
-  EXPECT_TRUE(EvaluateAlone(r, Input("10.0.0.1", 15012)).allowed);
-  EXPECT_TRUE(EvaluateAlone(r, Input("192.0.2.1")).allowed);
+  EXPECT_EQ(EvaluateAlone(r, Input("10.0.0.1"))->denied_by, "istio-system/ap");
+  EXPECT_TRUE(EvaluateAlone(r, Input("10.0.0.1", 15012))->allowed);
+  EXPECT_TRUE(EvaluateAlone(r, Input("192.0.2.1"))->allowed);
 }
 
 TEST(AuthorizationPolicyTcpTest, DenyWithOnlyHttpFieldsDeniesEveryConnection) {
@@ -314,7 +325,7 @@ TEST(AuthorizationPolicyTcpTest, DenyWithOnlyHttpFieldsDeniesEveryConnection) {
                    At(8, 19,
                       "spec.rules[0].to[0].operation.paths: needs HTTP, which meshgate "
                       "never parses: ignored, so this DENY rule matches more connections")}));
-  EXPECT_FALSE(EvaluateAlone(r, Input("192.0.2.1", 15012)).allowed);
+  EXPECT_FALSE(EvaluateAlone(r, Input("192.0.2.1", 15012))->allowed);
 }
 
 // Istio's Envoy could evaluate principals on TCP from the peer certificate;
@@ -327,7 +338,7 @@ TEST(AuthorizationPolicyTcpTest, AllowOnPrincipalsNeverMatches) {
                      "spec.rules[0].from[0].source.principals: needs the peer certificate, "
                      "which meshgate never sees (it does not terminate TLS): this ALLOW rule "
                      "never matches")});
-  EXPECT_EQ(EvaluateAlone(r, Input("10.0.0.1")).denied_by, "none");
+  EXPECT_EQ(EvaluateAlone(r, Input("10.0.0.1"))->denied_by, "none");
 }
 
 TEST(AuthorizationPolicyTcpTest, DenyOnNamespacesDeniesMoreThanIstio) {
@@ -337,8 +348,8 @@ TEST(AuthorizationPolicyTcpTest, DenyOnNamespacesDeniesMoreThanIstio) {
   EXPECT_EQ(r.warnings.size(), 1u);
   EXPECT_NE(r.warnings.at(0).find("source.notNamespaces: needs the peer certificate"),
             std::string::npos);
-  EXPECT_FALSE(EvaluateAlone(r, Input("10.0.0.1")).allowed);
-  EXPECT_TRUE(EvaluateAlone(r, Input("192.0.2.1")).allowed);
+  EXPECT_FALSE(EvaluateAlone(r, Input("10.0.0.1"))->allowed);
+  EXPECT_TRUE(EvaluateAlone(r, Input("192.0.2.1"))->allowed);
 }
 
 TEST(AuthorizationPolicyTcpTest, WhenKeysNeedingHttpOrIdentity) {
@@ -352,8 +363,8 @@ TEST(AuthorizationPolicyTcpTest, WhenKeysNeedingHttpOrIdentity) {
   const Read deny = ReadDoc(Ap("  action: DENY\n" + when));
   EXPECT_FALSE(deny.resource.policy.rules[0].never_matches);
   EXPECT_EQ(deny.resource.policy.rules[0].when.size(), 1u);  // source.ip stays
-  EXPECT_FALSE(EvaluateAlone(deny, Input("10.0.0.1")).allowed);
-  EXPECT_TRUE(EvaluateAlone(deny, Input("192.0.2.1")).allowed);
+  EXPECT_FALSE(EvaluateAlone(deny, Input("10.0.0.1"))->allowed);
+  EXPECT_TRUE(EvaluateAlone(deny, Input("192.0.2.1"))->allowed);
   const Read principal =
       ReadDoc(Ap("  rules:\n  - when:\n    - {key: source.principal, values: [a]}\n"));
   EXPECT_TRUE(principal.resource.policy.rules[0].never_matches);
@@ -363,7 +374,8 @@ TEST(AuthorizationPolicyTcpTest, WhenKeysNeedingHttpOrIdentity) {
 TEST(AuthorizationPolicyTcpTest, AuditDropsHttpFields) {
   const Read r = ReadDoc(Ap("  action: AUDIT\n" + kMethodsRule));
   EXPECT_FALSE(r.resource.policy.rules[0].never_matches);
-  const AuthorizationDecision d = EvaluateAlone(r, Input("10.0.0.1"));
+  const Evaluated e = EvaluateAlone(r, Input("10.0.0.1"));
+  const AuthorizationDecision& d = e.decision;
   EXPECT_TRUE(d.allowed);
   EXPECT_EQ(d.audited, std::vector<std::string_view>{"istio-system/ap"});
 }

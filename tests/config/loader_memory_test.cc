@@ -21,6 +21,23 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Under AddressSanitizer (the build-san pass) the peak says nothing about
+// the loader: every allocation carries redzones and freed memory sits in
+// ASan's quarantine (256 MiB by default), so the same load peaks 6-7x higher
+// (measured: 99x the input against 14x). The bound is checked in the normal
+// build only.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kUnderAsan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kUnderAsan = true;
+#else
+constexpr bool kUnderAsan = false;
+#endif
+#else
+constexpr bool kUnderAsan = false;
+#endif
+
 // Peak RSS growth of a load over its input's bytes (bench/SCALE.md). Before
 // this work: 16.2x and 18.2x; now 14.1-14.7x and 12.1-12.8x. The issue's
 // target, 5x, is not met: the route table the load returns is already 8-12x
@@ -61,10 +78,13 @@ LoadPeak PeakOfLoad(const fs::path& dir) {
 class LoaderMemoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (kUnderAsan) GTEST_SKIP() << "peak RSS under AddressSanitizer measures ASan's allocator, not the loader";
     dir_ = fs::temp_directory_path() / ("meshgate-loader-memory-" + std::to_string(::getpid()) + "-" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
   fs::path dir_;
 };
 
