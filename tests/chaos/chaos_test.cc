@@ -35,6 +35,7 @@
 #include "gtest/gtest.h"
 #include "tests/chaos/chaos_net.h"
 #include "tests/support/mesh_yaml.h"
+#include "tests/support/gateway_admin.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/pki.h"
 #include "tests/support/tls_peers.h"
@@ -52,22 +53,6 @@ constexpr int kSlackMs = 2000;
 
 long long MsSince(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
-// One sample of the exposition text: `name` with every label of `labels`; -1 if none.
-double Metric(const std::string& address, const std::string& name,
-              const std::map<std::string, std::string>& labels = {}) {
-  const io::HttpResult r = io::HttpCall(address, "GET", "/stats/prometheus", 3000);
-  std::istringstream in(r.body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (line.compare(0, name.size(), name) != 0 || (line[name.size()] != '{' && line[name.size()] != ' ')) continue;
-    bool match = true;
-    for (const auto& [k, v] : labels) match = match && line.find(k + "=\"" + v + "\"") != std::string::npos;
-    if (match) return std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return -1;
 }
 
 // Sockets the process holds (pipes of the splice pool come and go on their own).

@@ -45,21 +45,6 @@ std::string Mesh(uint16_t port) {
          std::to_string(port) + "}}]\n---\n" + kCrossNetworkGateway;
 }
 
-// One sample of the exposition text: `name` with every label of `labels`; -1 if none.
-double Metric(const std::string& address, const std::string& name, const std::map<std::string, std::string>& labels = {}) {
-  const io::HttpResult r = io::HttpCall(address, "GET", "/stats/prometheus", 3000);
-  std::istringstream in(r.body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (line.compare(0, name.size(), name) != 0 || (line[name.size()] != '{' && line[name.size()] != ' ')) continue;
-    bool match = true;
-    for (const auto& [k, v] : labels) match = match && line.find(k + "=\"" + v + "\"") != std::string::npos;
-    if (match) return std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return -1;
-}
-
 // A TCP connection to 127.0.0.1:port from `source` (any 127.0.0.0/8 address).
 // The handshake completes in the kernel's backlog, before meshgate accepts.
 int ConnectFrom(const std::string& source, uint16_t port) {

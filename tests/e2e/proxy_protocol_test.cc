@@ -29,6 +29,7 @@
 #include "base/io/http_server.h"
 #include "gtest/gtest.h"
 #include "sni/proxy_protocol.h"
+#include "tests/support/gateway_admin.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/mesh_yaml.h"
 #include "tests/support/pki.h"
@@ -47,19 +48,6 @@ std::string Mesh(uint16_t port) {
          "  ports: [{number: 8000, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
          "  endpoints: [{address: 127.0.0.1, ports: {http: " +
          std::to_string(port) + "}}]\n---\n" + kCrossNetworkGateway;
-}
-
-double Metric(const std::string& address, const std::string& name, const std::map<std::string, std::string>& labels) {
-  const io::HttpResult r = io::HttpCall(address, "GET", "/stats/prometheus", 3000);
-  std::istringstream in(r.body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#' || line.compare(0, name.size(), name) != 0) continue;
-    bool match = true;
-    for (const auto& label : labels) match = match && line.find(label.first + "=\"" + label.second + "\"") != std::string::npos;
-    if (match) return std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return -1;
 }
 
 sockaddr_in Loopback(const std::string& ip, uint16_t port) {

@@ -1,5 +1,7 @@
 #include "tests/support/gateway_admin.h"
 
+#include <sstream>
+
 #include <boost/json.hpp>
 
 #include "base/io/http_server.h"
@@ -47,6 +49,23 @@ bool WaitForWorkersToCatchUp(const std::string& admin_address, int timeout_ms) {
                       return v && v->workers_snapshot >= now->snapshot;
                     },
                     timeout_ms);
+}
+
+double Metric(const std::string& metrics_address, const std::string& name,
+              const std::map<std::string, std::string>& labels) {
+  const io::HttpResult r = io::HttpCall(metrics_address, "GET", "/stats/prometheus", 3000);
+  std::istringstream in(r.body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.compare(0, name.size(), name) != 0 || (line[name.size()] != '{' && line[name.size()] != ' ')) continue;
+    bool match = true;
+    for (const auto& label : labels) {
+      match = match && line.find(label.first + "=\"" + label.second + "\"") != std::string::npos;
+    }
+    if (match) return std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return -1;
 }
 
 }  // namespace meshgate::testing

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -27,5 +28,11 @@ bool WaitForWorkersVersion(const std::string& admin_address, uint64_t version, i
 // published by the time of the call (a reload it has logged). A DNS answer
 // is published under the version it changes, so it cannot be waited for so.
 bool WaitForWorkersToCatchUp(const std::string& admin_address, int timeout_ms = 5000);
+
+// One sample of the Prometheus exposition at `metrics_address`
+// (/stats/prometheus): the first series named exactly `name` that carries
+// every label of `labels`; -1 if there is none (or no answer).
+double Metric(const std::string& metrics_address, const std::string& name,
+              const std::map<std::string, std::string>& labels = {});
 
 }  // namespace meshgate::testing
