@@ -145,18 +145,22 @@ void ServeHttp::HandleWatch(const io::HttpRequest& request, const std::string& k
 }
 
 absl::StatusOr<std::chrono::milliseconds> ServeHttp::WatchTimeout(const std::string& text) const {
+  const std::chrono::milliseconds cap = publisher_.config().max_watch;
   std::chrono::milliseconds timeout = kDefaultWatch;
   if (!text.empty()) {
     int64_t seconds = 0;
     if (absl::SimpleAtoi(text, &seconds) && seconds > 0) {
-      timeout = std::chrono::seconds(seconds);
+      // Capped before the conversion to milliseconds, which overflows int64
+      // past 9.2e15 s (serve_http_fuzz: ?timeout=333333333333300000).
+      const int64_t cap_seconds = std::chrono::ceil<std::chrono::seconds>(cap).count();
+      timeout = seconds >= cap_seconds ? cap : std::chrono::milliseconds(std::chrono::seconds(seconds));
     } else if (auto d = base::ParseDuration(text); d.ok() && d->count() > 0) {
       timeout = *d;
     } else {
       return absl::InvalidArgumentError("timeout must be seconds (30) or a duration (30s)");
     }
   }
-  return std::min(timeout, publisher_.config().max_watch);
+  return std::min(timeout, cap);
 }
 
 void ServeHttp::Park(const std::string& key, uint64_t version, io::HttpResponder respond,
