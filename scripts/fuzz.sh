@@ -11,6 +11,11 @@
 # A crash stops the pass: the input is in build-san/artifacts/NAME/; copy it
 # into tests/data/fuzz-regressions/NAME/ and fix it (the replay then keeps it fixed).
 # FUZZ_SECONDS=0 skips the pass. FUZZ_JOBS runs that many processes per target (--long).
+# The short (CI) pass uses a fixed seed (FUZZ_SEED, default 1), so CI replays
+# the same mutations on every commit: a CI failure is then about the commit,
+# not the luck of the draw, and a longer local run with the same seed covers
+# what CI will try (`FUZZ_SECONDS=60 scripts/fuzz.sh` before pushing). New
+# ground is broken by --long, which draws a random seed per run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${FUZZ_BUILD_DIR:-build-san}
@@ -79,10 +84,11 @@ for t in "${TARGETS[@]}"; do
   log=$BUILD/fuzz-$name.log
   echo "fuzzing $name for ${seconds}s"
   status=0
-  jobs=()
-  [ "$mode" = long ] && [ "${FUZZ_JOBS:-1}" -gt 1 ] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+  extra=()
+  [ "$mode" = long ] && [ "${FUZZ_JOBS:-1}" -gt 1 ] && extra=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+  [ "$mode" = short ] && extra=(-seed="${FUZZ_SEED:-1}")
   "$BUILD/$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$artifacts" ${jobs[@]+"${jobs[@]}"} $flags "$corpus" "${inputs[@]}" >"$log" 2>&1 || status=$?
+    -artifact_prefix="$artifacts" ${extra[@]+"${extra[@]}"} $flags "$corpus" "${inputs[@]}" >"$log" 2>&1 || status=$?
   [ "$mode" = long ] || rm -rf "$corpus"
   execs=$(grep -h 'stat::number_of_executed_units' "$log" | awk '{s += $2} END {print s + 0}')
   summary+=("$(printf '%-14s %12s executions in %ss' "$name" "$execs" "$seconds")")

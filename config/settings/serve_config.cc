@@ -160,11 +160,13 @@ void ServeConfigReader::ReadDns(const yaml::Node& node) {
     std::string bare = *zone;
     if (!bare.empty() && bare.back() == '.') bare.pop_back();
     // The zone holds exactly the ServiceEntry hosts, <name>.<ns>.<suffix>.
+    // DNS names compare without case (RFC 4343), so "GLOBAL." names the same
+    // zone as "global"; the suffix's own spelling is kept (dns.zone stays
+    // equal to suffix, which the settings fuzzer checks).
     if (absl::AsciiStrToLower(bare) != absl::AsciiStrToLower(config_.suffix)) {
       return sink_.Add(n, "dns.zone", absl::StrCat("\"", *zone, "\" must be the ServiceEntry suffix \"",
                                                    config_.suffix, "\" (the names it answers)"));
     }
-    dns.zone = bare;
   });
   IfPresent(node, "cluster", [&](const yaml::Node& n) {
     auto cluster = String(n, "dns.cluster");

@@ -25,7 +25,7 @@ TEST(DnsConfigTest, ReadsListenZoneAndCluster) {
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_TRUE(config->dns.has_value());
   EXPECT_EQ(config->dns->listen, "127.0.0.1:5353");
-  EXPECT_EQ(config->dns->zone, "Global");
+  EXPECT_EQ(config->dns->zone, "global") << "names compare without case (RFC 4343); the suffix's spelling is kept";
   EXPECT_EQ(config->dns->cluster, "cluster2");
 
   auto defaults = ParseServeConfig(std::string("suffix: mesh\ndns: {listen: \"[::1]:0\"}\n") + kClusters, "s", "");
