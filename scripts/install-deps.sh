@@ -14,7 +14,8 @@ PKGS=(
   libabsl-dev libc-ares-dev prometheus-cpp-dev libyaml-dev
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev  # fuzzing and the ASan+UBSan pass (scripts/configure-asan.sh)
+  libtsan2  # GCC's ThreadSanitizer runtime, for scripts/tsan.sh (also pulled in by g++; named so it is never lost)
   python3 python3-yaml procps iproute2
   prometheus
   dnsutils dnsperf unbound

@@ -12,10 +12,9 @@
 #   bench       the short side-by-side benchmark (issue 7's regression guard:
 #               it fails if traffic does not get through meshgate or its CPU
 #               per connection is far behind HAProxy's; BENCH_SHORT=0 skips it)
-# SANITIZE=all (or 1) runs asan-build, asan and tsan; asan or tsan runs one
-# half; 0 skips them. The default is still `race` (only the lb race tests
-# under TSan, a small clang build) until the whole pass has run clean end to
-# end in CI's time (issue 15 is open on that; README, Sanitizers).
+# SANITIZE=all (or 1, the default) runs asan-build, asan and tsan; asan or
+# tsan runs one half; race runs only the lb race tests under TSan (a small
+# clang build, for a quick local check); 0 skips them (README, Sanitizers).
 # The minutes each phase took are printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +33,7 @@ report() {
 }
 trap report EXIT
 
-sanitize=${SANITIZE:-race}
+sanitize=${SANITIZE:-all}
 case "$sanitize" in 0 | race | asan | tsan | all | 1) ;; *)
   echo "test.sh: SANITIZE must be 0, race, asan, tsan or all (got $sanitize)" >&2; exit 2 ;;
 esac

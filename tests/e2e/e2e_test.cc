@@ -748,6 +748,11 @@ TEST_F(E2eTest, HotReloadUnderLoadNeverFailsAConnection) {
     WriteAtomically(mesh, "httpbin.yaml", ServiceEntry(sets[version % 3]));
     ++good_versions;
     ASSERT_TRUE(gw.WaitForLog("config reloaded", good_versions, 3000)) << "version " << version;
+    // At least one connection completes on every version, however slow the
+    // machine (or a sanitizer) makes each one: the load really runs across
+    // all 50 reloads, not only before or after them.
+    const int ok_now = ok.load();
+    ASSERT_TRUE(WaitFor([&] { return ok.load() > ok_now || failed.load() > 0; }, 10000)) << "version " << version;
   }
   // The last version (50 % 3 == 2) serves both; now only b.
   WriteAtomically(mesh, "httpbin.yaml", ServiceEntry({b.port()}));
@@ -764,7 +769,7 @@ TEST_F(E2eTest, HotReloadUnderLoadNeverFailsAConnection) {
   load.join();
 
   EXPECT_EQ(failed.load(), 0) << "connections failed across reloads";
-  EXPECT_GT(ok.load(), 100);
+  EXPECT_GT(ok.load(), good_versions + 20);
   EXPECT_EQ(a.handshakes(), a_before) << "a removed endpoint still got new connections";
   EXPECT_EQ(gw.Stop(), 0);
   EXPECT_EQ(gw.Counter("config_reloads_failed"), 1u) << gw.Stats();
