@@ -5,15 +5,21 @@
 // The model is HAProxy's seamless reload (`expose-fd listeners`, `-x`).
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <regex>
 #include <memory>
 #include <mutex>
 #include <semaphore>
@@ -21,8 +27,10 @@
 #include <thread>
 #include <vector>
 
+#include "base/io/fd_passing.h"
 #include "base/io/http_server.h"
 #include "gtest/gtest.h"
+#include "tests/support/gateway_admin.h"
 #include "tests/support/meshgate_process.h"
 #include "tests/support/mesh_yaml.h"
 #include "tests/support/pki.h"
@@ -39,6 +47,11 @@ std::string Se(uint16_t port) {
          "spec:\n  hosts: [httpbin.bar.svc.cluster.local]\n"
          "  ports: [{number: 8000, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
          "  endpoints: [{address: 127.0.0.1, ports: {http: " + std::to_string(port) + "}}]\n";
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 size_t FdCount(pid_t pid) {
@@ -398,6 +411,158 @@ TEST_F(TakeoverTest, FewerWorkersAcceptFromEveryHandedSocketAndMoreJoinTheGroup)
   for (int i = 0; i < 40; ++i) Echo(port);
 }
 
+// The takeover counters on the metrics port (README "Metrics"): the old
+// process's port answers for the successor after the handover, which counts
+// what it received; a refused successor is counted by the old process.
+TEST_F(TakeoverTest, CountersOnTheMetricsPortFollowTheHandover) {
+  auto first = std::make_unique<MeshgateProcess>(Args(2));
+  ASSERT_TRUE(first->WaitForLog("takeover: serving")) << first->Log();
+  const std::string metrics = first->metrics_address();
+  const auto failures = [&](const std::string& reason) {
+    return Metric(metrics, "meshgate_takeover_failures_total", {{"reason", reason}});
+  };
+  EXPECT_EQ(Metric(metrics, "meshgate_takeover_completed_total"), 0);
+  EXPECT_EQ(Metric(metrics, "meshgate_takeover_listeners_received_total", {{"role", "data"}}), 0);
+  for (const char* reason : {"no_socket", "stale_socket", "foreign_socket", "broken_exchange", "address_changed",
+                             "not_confirmed", "peer_uid", "busy", "draining", "abandoned"}) {
+    EXPECT_EQ(failures(reason), 0) << reason;
+  }
+
+  auto next = std::make_unique<MeshgateProcess>(Args(2, {"--takeover", socket_}));
+  ASSERT_TRUE(next->WaitForLog("takeover: complete", 1, 15000)) << next->Log();
+  EXPECT_EQ(first->WaitExit(10000), 0) << first->Log();
+  // The same address, now the successor's socket.
+  EXPECT_EQ(next->metrics_address(), metrics);
+  EXPECT_EQ(Metric(metrics, "meshgate_takeover_listeners_received_total", {{"role", "data"}}), 2);
+  for (const char* role : {"metrics", "readiness", "admin"}) {
+    EXPECT_EQ(Metric(metrics, "meshgate_takeover_listeners_received_total", {{"role", role}}), 1) << role;
+  }
+  EXPECT_EQ(Metric(metrics, "meshgate_takeover_listeners_handed_total", {{"role", "data"}}), 0);
+  EXPECT_EQ(failures("not_confirmed"), 0);
+
+  // A successor that connects while another is mid-exchange is refused and
+  // counted by the process that keeps serving: hold the exchange open by
+  // hand (receive the offer, never answer "taken").
+  ASSERT_TRUE(next->WaitForLog("takeover: serving")) << next->Log();
+  io::UnixConnection holder = io::ConnectUnixSeqpacket(socket_);
+  ASSERT_TRUE(holder.fd.valid()) << holder.error;
+  auto hello = io::ReceiveMessage(holder.fd.get(), 5000);
+  ASSERT_TRUE(hello.ok()) << hello.status();
+  EXPECT_NE(hello->text.find("listeners=5"), std::string::npos) << hello->text;
+  io::UnixConnection second = io::ConnectUnixSeqpacket(socket_);
+  ASSERT_TRUE(second.fd.valid()) << second.error;
+  EXPECT_FALSE(io::ReceiveMessage(second.fd.get(), 5000).ok()) << "a second successor got an offer";
+  ASSERT_TRUE(next->WaitForLog("is taking over already")) << next->Log();
+  EXPECT_EQ(failures("busy"), 1);
+  EXPECT_EQ(Metric(metrics, "meshgate_takeover_listeners_handed_total", {{"role", "data"}}), 2);
+  holder.fd.Reset();  // the successor goes away before "taken"
+  EXPECT_TRUE(WaitFor([&] { return failures("abandoned") == 1; }, 5000)) << next->Log();
+  Echo(next->port());  // still serving
+}
+
+// scripts/upgrade.sh as a user runs it (README "Upgrades"): bash, the real
+// script, ss(8) to see who serves the takeover socket. Output to `log`.
+pid_t StartUpgradeScript(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> all = {"/bin/bash", MESHGATE_UPGRADE_SH};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    dup2(out, 2);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int WaitChild(pid_t pid, int timeout_ms) {
+  int status = 0;
+  const bool done = WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout_ms);
+  if (!done) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A process that is gone or a zombie (not our child: upgrade.sh's setsid'd one).
+bool Exited(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+}
+
+TEST_F(TakeoverTest, UpgradeScriptUpgradesARunningGatewayWithoutRefusingAConnection) {
+  auto old = std::make_unique<MeshgateProcess>(Args(2));
+  ASSERT_TRUE(old->WaitForLog("takeover: serving")) << old->Log();
+  const uint16_t port = old->port();
+  const std::string readiness = old->readiness_address();
+  const std::string metrics = old->metrics_address();
+  ConnectionLoad load(client_ctx_.get(), port, 200, 16);
+  std::vector<std::unique_ptr<StreamingSession>> sessions;
+  for (int i = 0; i < 5; ++i) {
+    sessions.push_back(std::make_unique<StreamingSession>(client_ctx_.get(), port, static_cast<uint8_t>(i)));
+    ASSERT_TRUE(sessions.back()->client.ok()) << sessions.back()->client.error();
+    ASSERT_TRUE(sessions.back()->Stream(4096));
+  }
+  const uint64_t before = load.attempted();
+
+  // The new process gets ephemeral ops ports on 127.0.0.1 like the old one:
+  // a configured port 0 matches the handed socket's port.
+  std::vector<std::string> args = {"--socket", socket_, "--timeout", "60", "--", MESHGATE_BIN};
+  for (const std::string& a : Args(2, {"--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--readiness",
+                                       "127.0.0.1:0", "--admin", "127.0.0.1:0", "--drain-delay", "0s"})) {
+    args.push_back(a);
+  }
+  const std::string log = dir_.path() + "/upgrade.log";
+  const int code = WaitChild(StartUpgradeScript(args, log), 90000);
+  const std::string out = ReadText(log);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(upgrade\.sh: pid (\d+) took over from pid (\d+))"))) << out;
+  const pid_t fresh = std::stoi(m[1]);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      kill(pid, SIGTERM);
+      if (!WaitFor([&] { return Exited(pid); }, 10000)) kill(pid, SIGKILL);
+    }
+  } reap{fresh};
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_EQ(std::stoi(m[2]), old->pid()) << out;
+  EXPECT_NE(out.find("takeover: complete: pid " + std::to_string(old->pid())), std::string::npos) << out;
+
+  // The new process serves the same ports; the old one drains and exits.
+  EXPECT_TRUE(old->WaitForLog("took over: stopped accepting")) << old->Log();
+  Echo(port);
+  EXPECT_EQ(io::HttpCall(readiness, "GET", "/healthz/ready", 3000).status, 200);
+  EXPECT_EQ(Metric(metrics, "meshgate_takeover_listeners_received_total", {{"role", "data"}}), 2);
+  for (auto& s : sessions) {
+    ASSERT_TRUE(s->Stream(65536)) << "a session was cut by the upgrade";
+    ASSERT_TRUE(s->Finish());
+    EXPECT_EQ(s->sent.Final(), s->received.Final());
+  }
+  EXPECT_EQ(old->WaitExit(20000), 0) << old->Log();
+  EXPECT_NE(old->Log().find("drain: every session finished"), std::string::npos) << old->Log();
+  EXPECT_FALSE(Exited(fresh)) << out;
+  load.Stop();
+  EXPECT_GT(load.attempted(), before) << "no new connection ran during the upgrade";
+  EXPECT_EQ(load.failed(), 0u) << load.errors();
+}
+
+TEST_F(TakeoverTest, UpgradeScriptSaysWhenNoGatewayServesTheSocket) {
+  const std::string log = dir_.path() + "/upgrade.log";
+  const int code = WaitChild(StartUpgradeScript({"--socket", socket_, "--", MESHGATE_BIN}, log), 30000);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(ReadText(log).find("upgrade.sh: no process listens on " + socket_), std::string::npos) << ReadText(log);
+}
+
 // Each bad takeover socket: a log line naming the cause, then a normal start.
 TEST_F(TakeoverTest, AMissingSocketMeansANormalStart) {
   MeshgateProcess gw(Args(1, {"--takeover", dir_.path() + "/none.sock"}));
@@ -406,6 +571,7 @@ TEST_F(TakeoverTest, AMissingSocketMeansANormalStart) {
       << gw.Log();
   EXPECT_NE(gw.Log().find("starting with a normal bind"), std::string::npos);
   Echo(gw.port());
+  EXPECT_EQ(Metric(gw.metrics_address(), "meshgate_takeover_failures_total", {{"reason", "no_socket"}}), 1);
 }
 
 int BoundUnixSocket(const std::string& path) {
@@ -423,6 +589,7 @@ TEST_F(TakeoverTest, AStaleSocketMeansANormalStartAndIsReplaced) {
   ASSERT_TRUE(gw.running()) << gw.Log();
   EXPECT_NE(gw.Log().find(socket_ + " is stale: nobody listens on it"), std::string::npos) << gw.Log();
   Echo(gw.port());
+  EXPECT_EQ(Metric(gw.metrics_address(), "meshgate_takeover_failures_total", {{"reason", "stale_socket"}}), 1);
   // Our own stale socket is replaced by a live one.
   ASSERT_TRUE(gw.WaitForLog("takeover: serving")) << gw.Log();
   struct stat st {};
@@ -440,6 +607,7 @@ TEST_F(TakeoverTest, ASocketOfAnotherUserIsNeitherUsedNorReplaced) {
   EXPECT_NE(gw.Log().find(socket_ + " is owned by uid 65534, neither us (0) nor root"), std::string::npos)
       << gw.Log();
   Echo(gw.port());
+  EXPECT_EQ(Metric(gw.metrics_address(), "meshgate_takeover_failures_total", {{"reason", "foreign_socket"}}), 1);
   ASSERT_TRUE(gw.WaitForLog("takeover: cannot serve upgrades at")) << gw.Log();
   EXPECT_NE(gw.Log().find("owned by uid 65534, not ours (0): refusing to replace it"), std::string::npos);
   struct stat st {};
