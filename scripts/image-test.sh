@@ -8,7 +8,12 @@
 #      docs, man pages and locales as the official slim image does) and
 #      imports them: no container registry needs to be reachable;
 #   3. builds the image (podman build --format docker: the default OCI format
-#      has no HEALTHCHECK);
+#      has no HEALTHCHECK), by default from the binaries already built on
+#      this host (BINARIES=prebuilt: build/meshgate and build/meshgatectl,
+#      stripped into .image-bin/; the host is Debian 12 with install-deps.sh's
+#      libraries, like the image's build stage), or compiled from source in
+#      the Dockerfile's build stage (--from-source, or when build/ has no
+#      binaries);
 #   4. runs it read-only, without capabilities, no-new-privileges, as uid
 #      1337, with the ConfigMaps mounted at the Deployment's mountPaths in the
 #      kubelet's layout (docker/pod_to_podman.py), in a network namespace of
@@ -19,18 +24,38 @@
 #      follows `readiness:` when it moves.
 #
 # Time on the shared 2-core machine with a load of 16-20 (other builds): base
-# images 7 min (once), the uncached image build 58 min (issue 16 reports 2.5
-# min on an idle machine; any change in the repository re-runs the C++ build,
-# since the build stage copies the whole tree), the checks 45-95 s; warm
-# (nothing changed, base images and build cached) about 1-2 min.
+# images 7 min (once), the uncached from-source image build 58 min (issue 16
+# reports 2.5 min on an idle machine; a source edit re-runs the C++ build), the
+# checks 45-95 s. With prebuilt binaries (CI's mode) see README "Container
+# image" for the measured cold and warm times.
+#
+#   scripts/image-test.sh [--from-source]
 #
 # Idempotent: the base images and the podman build cache are kept and reused;
 # containers, the network namespace and temporary files are removed on exit.
 #   IMAGE=...          the tag to build (default localhost/meshgate:image-test)
+#   BINARIES=prebuilt|build  where the binaries come from (default: prebuilt
+#                      when $BUILD_DIR/meshgate and meshgatectl exist, else
+#                      build, i.e. from source; --from-source = BINARIES=build)
+#   BUILD_DIR=...      the host build directory for prebuilt (default build)
 #   KEEP_WORK=1        keep the temporary directory (configs, logs, certs)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 IMAGE=${IMAGE:-localhost/meshgate:image-test}
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+case "${1:-}" in
+  --from-source) BINARIES=build ;;
+  "") ;;
+  *) echo "image-test: unknown argument '$1' (usage: image-test.sh [--from-source])" >&2; exit 2 ;;
+esac
+if [ -z "${BINARIES:-}" ]; then
+  if [ -x "$BUILD_DIR/meshgate" ] && [ -x "$BUILD_DIR/meshgatectl" ]; then BINARIES=prebuilt; else BINARIES=build; fi
+fi
+case "$BINARIES" in
+  prebuilt|build) ;;
+  *) echo "image-test: BINARIES=$BINARIES, want prebuilt or build" >&2; exit 2 ;;
+esac
+STAGE=$ROOT/.image-bin   # the prebuilt binaries, in the build context (not in .dockerignore)
 BACKEND_PORT=8443     # in the test's own network namespace: no other process there
 SECONDS=0
 [ "$(id -u)" -eq 0 ] || { echo "image-test: run as root (rootful podman, debootstrap, ip netns)" >&2; exit 2; }
@@ -50,6 +75,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ip netns del "$NETNS" 2>/dev/null || true
+  rm -rf "$STAGE"
   if [ "${KEEP_WORK:-0}" = 1 ]; then echo "image-test: kept $WORK" >&2; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -158,13 +184,37 @@ make_base_images
 
 # --- 3. build -----------------------------------------------------------------
 
-say "3. podman build --format docker -f docker/Dockerfile -t $IMAGE"
+# Host-built binaries for BINARIES=prebuilt: the image's runtime stage
+# installs Debian 12's runtime libraries, so the binaries must come from a
+# Debian 12 host and must not need a sanitizer runtime (scripts/sanitize.sh
+# builds). Stripped as the build stage strips its own.
+stage_prebuilt() {
+  grep -q '^12' /etc/debian_version 2>/dev/null ||
+    fail "BINARIES=prebuilt needs binaries built on Debian 12 (this host: $(cat /etc/debian_version 2>/dev/null)); use --from-source"
+  rm -rf "$STAGE" && mkdir -p "$STAGE"
+  local b
+  for b in meshgate meshgatectl; do
+    [ -x "$BUILD_DIR/$b" ] || fail "no $BUILD_DIR/$b: build first (scripts/build.sh) or use --from-source"
+    if readelf -d "$BUILD_DIR/$b" | grep -qE 'lib(a|t|ub|l)san'; then
+      fail "$BUILD_DIR/$b links a sanitizer runtime; build without MESHGATE_SANITIZE or use --from-source"
+    fi
+    strip --strip-unneeded -o "$STAGE/$b" "$BUILD_DIR/$b"
+  done
+  echo "   staged $(cd "$STAGE" && stat -c '%n %s bytes' meshgate meshgatectl | paste -sd, -) from $BUILD_DIR"
+}
+
+say "3. podman build --format docker --build-arg BINARIES=$BINARIES -f docker/Dockerfile -t $IMAGE"
 build_start=$SECONDS
+[ "$BINARIES" = build ] || stage_prebuilt
 # --network=host: apt in the build reaches Debian's mirror as the host does.
 # --pull=never: the base images are the imported ones; nothing else exists.
-podman build --format docker --pull=never --network=host -f "$ROOT/docker/Dockerfile" -t "$IMAGE" "$ROOT" \
+podman build --format docker --pull=never --network=host --build-arg "BINARIES=$BINARIES" \
+  -f "$ROOT/docker/Dockerfile" -t "$IMAGE" "$ROOT" \
   > "$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "podman build"; }
-echo "   built in $((SECONDS - build_start)) s"
+echo "   built in $((SECONDS - build_start)) s ($BINARIES binaries)"
+if [ "$BINARIES" = prebuilt ] && grep -q 'install-deps.sh' "$WORK/build.log"; then
+  fail "BINARIES=prebuilt ran the build stage (install-deps.sh is in the build log)"
+fi
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 echo "   image size: $size bytes ($((size / 1000000)) MB)"
 health=$(podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE")
@@ -266,6 +316,32 @@ wait_until 30 is_ready || { podman logs "$CTR" | tail -30; fail "readiness never
 pass "readiness 200 on :$PORT_status_port after $((SECONDS - started)) s"
 grep -q "listening on" "$WORK/httpbin.log" || wait_until 10 grep -q "listening on" "$WORK/httpbin.log" ||
   fail "httpbin did not start: $(cat "$WORK/httpbin.log")"
+
+say "6b. the running gateway (PID 1) as the Deployment's securityContext says"
+# Read from the kernel, not from podman's config: /proc/1/status of the
+# gateway (Uid/Gid, the capability sets, NoNewPrivs; proc(5)), the root mount
+# in /proc/1/mounts, and the ConfigMap volumes' kubelet layout
+# (..data symlinks, atomic_writer.go) at the Deployment's mountPaths.
+podman exec "$CTR" /bin/sh -c '
+  set -e
+  st=/proc/1/status
+  cmd=$(tr "\0" " " < /proc/1/cmdline)
+  case "$cmd" in /usr/local/bin/meshgate*) ;; *) echo "PID 1 is $cmd, not meshgate"; exit 1;; esac
+  uid=$(awk "/^Uid:/{print \$2\":\"\$3\":\"\$4\":\"\$5}" $st); [ "$uid" = 1337:1337:1337:1337 ] || { echo "Uid $uid"; exit 1; }
+  gid=$(awk "/^Gid:/{print \$2}" $st); [ "$gid" = 1337 ] || { echo "Gid $gid"; exit 1; }
+  for c in CapInh CapPrm CapEff CapBnd CapAmb; do
+    v=$(awk -v c="$c:" "\$1==c{print \$2}" $st); [ "$v" = 0000000000000000 ] || { echo "$c $v, want none"; exit 1; }
+  done
+  nnp=$(awk "/^NoNewPrivs:/{print \$2}" $st); [ "$nnp" = 1 ] || { echo "NoNewPrivs $nnp"; exit 1; }
+  root=$(awk "\$2==\"/\"{print \$4}" /proc/1/mounts | tail -1)
+  case ",$root," in *,ro,*) ;; *) echo "root mounted $root, want ro"; exit 1;; esac
+  if touch /usr/local/bin/x 2>/dev/null || touch /tmp/x 2>/dev/null; then echo "the root file system is writable"; exit 1; fi
+  [ "$(readlink /etc/meshgate/mesh/httpbin.yaml)" = ..data/httpbin.yaml ] || { echo "mesh/ is not in the kubelet layout"; ls -la /etc/meshgate/mesh; exit 1; }
+  [ -L /etc/meshgate/mesh/..data ] || { echo "no mesh/..data symlink"; exit 1; }
+  [ -f /etc/meshgate/meshgate.yaml ] && [ ! -L /etc/meshgate/meshgate.yaml ] || { echo "meshgate.yaml is not the subPath file"; exit 1; }
+  if echo x >> /etc/meshgate/mesh/httpbin.yaml 2>/dev/null; then echo "the mesh ConfigMap is writable"; exit 1; fi
+' > "$WORK/security.txt" 2>&1 || { cat "$WORK/security.txt"; fail "the container does not run as the Deployment says"; }
+pass "PID 1 meshgate: uid/gid 1337, no capabilities (all five sets empty), NoNewPrivs 1, root read-only, ConfigMaps in the kubelet layout (mesh/..data, meshgate.yaml by subPath), read-only"
 
 say "7. cross-cluster mTLS: a cluster-1 workload calls httpbin.bar through the gateway on :$PORT_tls"
 in_ns python3 "$ROOT/demo/sleep_client.py" 127.0.0.1 "$PORT_tls" "outbound_.8000_._.httpbin.bar.svc.cluster.local" \

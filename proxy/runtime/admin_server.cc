@@ -100,6 +100,7 @@ HttpResponse AdminServer::ServeMetrics(const HttpRequest& request) const {
   snapshot.dns = runtime_.dns_stats();
   snapshot.health_checks = runtime_.health_check_stats();
   snapshot.admission = &workers_.admission();
+  snapshot.takeover = &lifecycle_.takeover;
   for (const auto& server : servers_) {
     const std::string address = server->bound_address();
     snapshot.http.emplace_back(address.substr(address.rfind(':') + 1), server->stats());

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "base/io/http_server.h"
 #include "proxy/runtime/runtime.h"
+#include "proxy/runtime/takeover.h"
 #include "proxy/worker_pool.h"
 
 namespace boost::asio {
@@ -28,6 +29,7 @@ struct Lifecycle {
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
   std::function<void(const std::string& why)> begin_drain;
+  TakeoverCounters takeover;  // binary upgrades, on /stats/prometheus
 };
 
 // The three ops ports, each with its own handler.

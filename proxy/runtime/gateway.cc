@@ -93,7 +93,7 @@ absl::Status Gateway::Bind() {
 // over and they match `listen`, else bound (and a port in use fails).
 absl::Status Gateway::Impl::BindListeners() {
   const config::GatewayConfig& s = runtime.settings();
-  if (!takeover_from.empty()) takeover = TakeoverClient::Connect(takeover_from);
+  if (!takeover_from.empty()) takeover = TakeoverClient::Connect(takeover_from, &lifecycle.takeover);
   std::vector<io::UniqueFd> data;
   if (takeover) data = takeover->Take("data", s.listen);
   if (data.empty()) return workers->Bind(s.listen);
@@ -181,7 +181,7 @@ void Gateway::Impl::ServeTakeover() {
   TakeoverServer::Hooks hooks;
   hooks.listeners = [this] { return Handover(); };
   hooks.on_taken = [this](pid_t successor) { OnTaken(successor); };
-  auto server = TakeoverServer::Start(io, path, std::move(hooks));
+  auto server = TakeoverServer::Start(io, path, std::move(hooks), &lifecycle.takeover);
   if (!server.ok()) {
     spdlog::error("takeover: cannot serve upgrades at {}: {}", path, std::string(server.status().message()));
     return;

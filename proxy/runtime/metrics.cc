@@ -408,6 +408,34 @@ void Process(const MetricsSnapshot& s, Families& out) {
                     {}, static_cast<double>(c.fetch_errors));
 }
 
+// Binary upgrades through the takeover socket (README "Upgrades"). Every
+// series exists from the start (0), so a rate() sees the first failure.
+void Takeover(const MetricsSnapshot& s, Families& out) {
+  if (s.takeover == nullptr) return;
+  const TakeoverCounters& t = *s.takeover;
+  auto& received = out.Add("meshgate_takeover_listeners_received_total",
+                           "Listening sockets this process took over from its predecessor, by role.",
+                           MetricType::Counter);
+  auto& handed = out.Add("meshgate_takeover_listeners_handed_total",
+                         "Listening sockets this process offered to a successor, by role.", MetricType::Counter);
+  for (size_t i = 0; i < kTakeoverRoles.size(); ++i) {
+    Families::Counter(received, {{"role", kTakeoverRoles[i]}}, static_cast<double>(t.received[i].load()));
+    Families::Counter(handed, {{"role", kTakeoverRoles[i]}}, static_cast<double>(t.handed[i].load()));
+  }
+  Families::Counter(out.Add("meshgate_takeover_completed_total",
+                            "Successors that took this process's listeners over.", MetricType::Counter),
+                    {}, static_cast<double>(t.completed.load()));
+  auto& failures = out.Add("meshgate_takeover_failures_total",
+                           "Takeovers that did not happen, by reason (successor side: no_socket, stale_socket, "
+                           "foreign_socket, broken_exchange, address_changed, not_confirmed; old side: peer_uid, "
+                           "busy, draining, abandoned).",
+                           MetricType::Counter);
+  for (size_t i = 0; i < t.failures.size(); ++i) {
+    Families::Counter(failures, {{"reason", TakeoverFailureName(static_cast<TakeoverFailure>(i))}},
+                      static_cast<double>(t.failures[i].load()));
+  }
+}
+
 // Static series live in a prometheus-cpp registry.
 // The ops HTTP ports' acceptors: accept(2) failures by errno (the resource
 // ones back off), and connections closed at once past the per-port cap.
@@ -499,6 +527,7 @@ std::string RenderMetrics(const MetricsSnapshot& snapshot) {
   Istio(snapshot, out);
   Process(snapshot, out);
   HttpPorts(snapshot, out);
+  Takeover(snapshot, out);
   Lists(snapshot, out);
   std::vector<MetricFamily> families = StaticRegistry().Collect();
   for (MetricFamily& f : out.all()) families.push_back(std::move(f));

@@ -19,6 +19,7 @@
 #include "proxy/runtime/control_source.h"
 #include "proxy/runtime/dns_resolver.h"
 #include "proxy/runtime/health_checker.h"
+#include "proxy/runtime/takeover.h"
 #include "proxy/cluster_stats.h"
 #include "proxy/admission.h"
 #include "proxy/stats.h"
@@ -62,6 +63,7 @@ struct MetricsSnapshot {
   const DnsStats* dns = nullptr;            // null: no resolver
   const lb::HealthCheckStats* health_checks = nullptr;  // null: no checks configured
   const Admission* admission = nullptr;  // overload protection (null: none)
+  const TakeoverCounters* takeover = nullptr;  // binary upgrades (null: not counted)
   // The ops HTTP ports (metrics, readiness, admin): the port number and its acceptor's counts.
   std::vector<std::pair<std::string, io::HttpServerStats>> http;
 };

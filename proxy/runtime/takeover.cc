@@ -44,6 +44,30 @@ std::string Field(const std::string& line, const std::string& key) {
 
 }  // namespace
 
+const char* TakeoverFailureName(TakeoverFailure failure) {
+  switch (failure) {
+    case TakeoverFailure::kNoSocket: return "no_socket";
+    case TakeoverFailure::kStaleSocket: return "stale_socket";
+    case TakeoverFailure::kForeignSocket: return "foreign_socket";
+    case TakeoverFailure::kBrokenExchange: return "broken_exchange";
+    case TakeoverFailure::kAddressChanged: return "address_changed";
+    case TakeoverFailure::kNotConfirmed: return "not_confirmed";
+    case TakeoverFailure::kPeerUid: return "peer_uid";
+    case TakeoverFailure::kBusy: return "busy";
+    case TakeoverFailure::kDraining: return "draining";
+    case TakeoverFailure::kAbandoned: return "abandoned";
+    case TakeoverFailure::kCount: break;
+  }
+  return "unknown";
+}
+
+void TakeoverCounters::Count(std::array<std::atomic<uint64_t>, kTakeoverRoles.size()>& by_role,
+                             const std::string& role) {
+  for (size_t i = 0; i < kTakeoverRoles.size(); ++i) {
+    if (role == kTakeoverRoles[i]) ++by_role[i];
+  }
+}
+
 bool SameListenAddress(const std::string& configured, const std::string& actual) {
   auto want = base::ParseListenAddress(configured);
   auto got = base::ParseListenAddress(actual);
@@ -56,13 +80,28 @@ bool SameListenAddress(const std::string& configured, const std::string& actual)
 
 // ---------------------------------------------------------------- new side
 
-std::unique_ptr<TakeoverClient> TakeoverClient::Connect(const std::string& path) {
+namespace {
+TakeoverFailure FailureOf(io::ConnectFailure failure) {
+  switch (failure) {
+    case io::ConnectFailure::kMissing: return TakeoverFailure::kNoSocket;
+    case io::ConnectFailure::kStale: return TakeoverFailure::kStaleSocket;
+    case io::ConnectFailure::kForeignOwner: return TakeoverFailure::kForeignSocket;
+    default: return TakeoverFailure::kBrokenExchange;  // not a socket, or connect failed otherwise
+  }
+}
+}  // namespace
+
+std::unique_ptr<TakeoverClient> TakeoverClient::Connect(const std::string& path, TakeoverCounters* counters) {
+  TakeoverCounters unused;
+  TakeoverCounters& tally = counters != nullptr ? *counters : unused;
   io::UnixConnection c = io::ConnectUnixSeqpacket(path);
   if (!c.fd.valid()) {
+    tally.Fail(FailureOf(c.failure));
     spdlog::warn("takeover: not taking over: {}; starting with a normal bind", c.error);
     return nullptr;
   }
   auto client = std::unique_ptr<TakeoverClient>(new TakeoverClient());
+  client->counters_ = counters;
   client->socket_ = std::move(c.fd);
   client->old_pid_ = c.peer_pid;
   auto hello = io::ReceiveMessage(client->socket_.get(), kExchangeTimeoutMs);
@@ -71,6 +110,7 @@ std::unique_ptr<TakeoverClient> TakeoverClient::Connect(const std::string& path)
   const auto parsed = std::from_chars(count.data(), count.data() + count.size(), n);
   if (!hello.ok() || hello->text.rfind(kHello, 0) != 0 || parsed.ec != std::errc() ||
       parsed.ptr != count.data() + count.size() || n == 0 || n > kMaxListeners) {
+    tally.Fail(TakeoverFailure::kBrokenExchange);
     spdlog::warn("takeover: pid {} at {} did not offer its listeners ({}); starting with a normal bind", c.peer_pid,
                  path, hello.ok() ? "unexpected \"" + hello->text.substr(0, 64) + "\"" : std::string(hello.status().message()));
     return nullptr;
@@ -83,6 +123,7 @@ std::unique_ptr<TakeoverClient> TakeoverClient::Connect(const std::string& path)
     if (!m.ok() || !(in >> word >> l.role >> l.index >> l.address) || word != "listener" || !m->fd.valid()) {
       spdlog::warn("takeover: listener {} of {} from pid {} is broken ({}); starting with a normal bind", i + 1, n,
                    c.peer_pid, m.ok() ? "\"" + m->text.substr(0, 64) + "\"" : std::string(m.status().message()));
+      tally.Fail(TakeoverFailure::kBrokenExchange);
       return nullptr;  // everything received so far closes with `client`
     }
     l.owned = std::move(m->fd);
@@ -90,6 +131,7 @@ std::unique_ptr<TakeoverClient> TakeoverClient::Connect(const std::string& path)
     client->listeners_.push_back(std::move(l));
   }
   client->received_ = n;
+  for (const HandedListener& l : client->listeners_) TakeoverCounters::Count(tally.received, l.role);
   spdlog::info("takeover: received {} listening socket(s) from pid {} at {}", n, c.peer_pid, path);
   return client;
 }
@@ -104,6 +146,7 @@ std::vector<io::UniqueFd> TakeoverClient::Take(const std::string& role, const st
       spdlog::warn("takeover: the old {} listener ({}) does not match the configured {}: binding {} anew", role,
                    actual.ok() ? *actual : std::string(actual.status().message()), configured, configured);
       l.owned.Reset();
+      if (counters_ != nullptr) counters_->Fail(TakeoverFailure::kAddressChanged);
       continue;
     }
     out.push_back(std::move(l.owned));
@@ -112,6 +155,12 @@ std::vector<io::UniqueFd> TakeoverClient::Take(const std::string& role, const st
 }
 
 absl::Status TakeoverClient::Complete(int timeout_ms) {
+  absl::Status status = Confirm(timeout_ms);
+  if (!status.ok() && counters_ != nullptr) counters_->Fail(TakeoverFailure::kNotConfirmed);
+  return status;
+}
+
+absl::Status TakeoverClient::Confirm(int timeout_ms) {
   listeners_.clear();  // whatever was not taken is closed
   std::string error;
   if (!io::SendMessage(socket_.get(), "taken", -1, error)) {
@@ -127,8 +176,13 @@ absl::Status TakeoverClient::Complete(int timeout_ms) {
 // ---------------------------------------------------------------- old side
 
 struct TakeoverServer::Impl : std::enable_shared_from_this<TakeoverServer::Impl> {
-  Impl(asio::io_context& io, io::UniqueFd fd, std::string path, Hooks hooks)
-      : listener(io, fd.Release()), peer(io), deadline(io), path(std::move(path)), hooks(std::move(hooks)) {}
+  Impl(asio::io_context& io, io::UniqueFd fd, std::string path, Hooks hooks, TakeoverCounters* counters)
+      : listener(io, fd.Release()),
+        peer(io),
+        deadline(io),
+        path(std::move(path)),
+        hooks(std::move(hooks)),
+        counters(counters != nullptr ? counters : &own_counters) {}
 
   void WaitPeer();
   void OnPeer();
@@ -146,6 +200,8 @@ struct TakeoverServer::Impl : std::enable_shared_from_this<TakeoverServer::Impl>
   struct stat created {};  // the socket file we made: removed only if still this one
   Hooks hooks;
   Stats stats;
+  TakeoverCounters own_counters;  // when the caller passes none
+  TakeoverCounters* counters;
   bool closed = false;
 };
 
@@ -161,12 +217,14 @@ void TakeoverServer::Impl::OnPeer() {
   const auto cred = io::PeerOf(fd.get());
   if (!cred || !io::TrustedUid(cred->uid)) {
     ++stats.refused_uid;
+    counters->Fail(TakeoverFailure::kPeerUid);
     spdlog::warn("takeover: refused pid {}: uid {} is neither ours ({}) nor root", cred ? cred->pid : 0,
                  cred ? static_cast<long>(cred->uid) : -1L, geteuid());
     return WaitPeer();
   }
   if (peer.is_open()) {
     ++stats.refused_busy;
+    counters->Fail(TakeoverFailure::kBusy);
     spdlog::warn("takeover: refused pid {}: pid {} is taking over already", cred->pid, peer_pid);
     return WaitPeer();
   }
@@ -183,6 +241,7 @@ bool TakeoverServer::Impl::Offer(int fd, pid_t pid) {
   const std::vector<HandedListener> offered = hooks.listeners();
   if (offered.empty()) {
     ++stats.refused_draining;
+    counters->Fail(TakeoverFailure::kDraining);
     spdlog::warn("takeover: refused pid {}: draining, nothing to hand over", pid);
     return false;
   }
@@ -196,9 +255,11 @@ bool TakeoverServer::Impl::Offer(int fd, pid_t pid) {
   }
   if (!ok) {
     ++stats.abandoned;
+    counters->Fail(TakeoverFailure::kAbandoned);
     spdlog::warn("takeover: handing over to pid {} failed: {}; still serving", pid, error);
     return false;
   }
+  for (const HandedListener& l : offered) TakeoverCounters::Count(counters->handed, l.role);
   spdlog::info("takeover: handed {} listening socket(s) to pid {}; accepting until it has taken them", offered.size(),
                pid);
   return true;
@@ -222,6 +283,7 @@ void TakeoverServer::Impl::OnTaken() {
   }
   deadline.cancel();
   ++stats.completed;
+  ++counters->completed;
   hooks.on_taken(peer_pid);
   const int fd = peer.release();
   Close();  // before "released": the successor then makes its own socket at `path`
@@ -232,6 +294,7 @@ void TakeoverServer::Impl::OnTaken() {
 
 void TakeoverServer::Impl::Abandon(const std::string& why) {
   ++stats.abandoned;
+  counters->Fail(TakeoverFailure::kAbandoned);
   spdlog::warn("takeover: pid {} went away before taking over ({}); still serving", peer_pid, why);
   error_code ignored;
   peer.close(ignored);
@@ -253,14 +316,14 @@ void TakeoverServer::Impl::Close() {
 }
 
 absl::StatusOr<std::unique_ptr<TakeoverServer>> TakeoverServer::Start(asio::io_context& io, const std::string& path,
-                                                                      Hooks hooks) {
+                                                                      Hooks hooks, TakeoverCounters* counters) {
   auto fd = io::ListenUnixSeqpacket(path);
   if (!fd.ok()) return fd.status();
   struct stat st {};
   if (fstat(fd->get(), &st) != 0 || lstat(path.c_str(), &st) != 0) {
     return absl::UnavailableError(fmt::format("{}: {}", path, std::strerror(errno)));
   }
-  auto impl = std::make_shared<Impl>(io, *std::move(fd), path, std::move(hooks));
+  auto impl = std::make_shared<Impl>(io, *std::move(fd), path, std::move(hooks), counters);
   impl->created = st;
   impl->WaitPeer();
   spdlog::info("takeover: serving this process's listeners to a successor at {}", path);

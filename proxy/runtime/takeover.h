@@ -15,6 +15,9 @@
 
 #include <sys/types.h>
 
+#include <array>
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,6 +31,40 @@ class io_context;
 }
 
 namespace meshgate::proxy {
+
+// Why a takeover did not happen, on either side (meshgate_takeover_failures_total).
+enum class TakeoverFailure {
+  // The new process: it starts with a normal bind instead.
+  kNoSocket,        // nothing at the path
+  kStaleSocket,     // a socket file nobody listens on
+  kForeignSocket,   // the file or the process behind it is another uid's
+  kBrokenExchange,  // no or a malformed offer, a broken listener message
+  kAddressChanged,  // a handed listener is not on the configured address (bound anew)
+  kNotConfirmed,    // the old process did not answer "released"
+  // The old process: it keeps serving.
+  kPeerUid,    // a successor of another uid
+  kBusy,       // a takeover already under way
+  kDraining,   // nothing to hand over
+  kAbandoned,  // the successor went away before "taken"
+  kCount,
+};
+const char* TakeoverFailureName(TakeoverFailure failure);
+
+// Listener roles, in this order (meshgate_takeover_listeners_*_total{role}).
+inline constexpr std::array<const char*, 4> kTakeoverRoles = {"data", "metrics", "readiness", "admin"};
+
+// What takeovers did in this process, for /stats/prometheus. Written on the
+// control loop, read by the metrics handler.
+struct TakeoverCounters {
+  std::array<std::atomic<uint64_t>, kTakeoverRoles.size()> received{};  // taken from the old process
+  std::array<std::atomic<uint64_t>, kTakeoverRoles.size()> handed{};    // offered to a successor
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(TakeoverFailure::kCount)> failures{};
+  std::atomic<uint64_t> completed{0};  // successors that took over from this process
+
+  void Fail(TakeoverFailure why) { ++failures[static_cast<size_t>(why)]; }
+  // `role` one of kTakeoverRoles; others are not counted.
+  static void Count(std::array<std::atomic<uint64_t>, kTakeoverRoles.size()>& by_role, const std::string& role);
+};
 
 // One listening socket as the old process describes it.
 struct HandedListener {
@@ -44,7 +81,8 @@ class TakeoverClient {
   // Connects to `path` and receives every listener. On any failure (missing,
   // stale or foreign-owned socket, a broken exchange) logs the cause and
   // returns null: the caller starts with a normal bind.
-  static std::unique_ptr<TakeoverClient> Connect(const std::string& path);
+  // `counters` (may be null) counts what was received and why not.
+  static std::unique_ptr<TakeoverClient> Connect(const std::string& path, TakeoverCounters* counters = nullptr);
 
   // The listeners of `role` that listen on `configured` (port 0: any port on
   // that IP); ownership passes to the caller. A listener of that role on
@@ -56,10 +94,13 @@ class TakeoverClient {
   size_t received() const { return received_; }
 
  private:
+  absl::Status Confirm(int timeout_ms);
+
   io::UniqueFd socket_;
   std::vector<HandedListener> listeners_;
   pid_t old_pid_ = 0;
   size_t received_ = 0;
+  TakeoverCounters* counters_ = nullptr;
 };
 
 // The running process's side: serves its listeners at `path` on the control
@@ -82,8 +123,9 @@ class TakeoverServer {
     uint64_t abandoned = 0;         // the successor went away before "taken"
   };
 
+  // `counters` (may be null, else outlives the server) counts handovers and refusals.
   static absl::StatusOr<std::unique_ptr<TakeoverServer>> Start(boost::asio::io_context& io, const std::string& path,
-                                                               Hooks hooks);
+                                                               Hooks hooks, TakeoverCounters* counters = nullptr);
   ~TakeoverServer();  // closes; removes the socket file if it is still ours
   TakeoverServer(const TakeoverServer&) = delete;
   TakeoverServer& operator=(const TakeoverServer&) = delete;

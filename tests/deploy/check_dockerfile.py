@@ -34,6 +34,29 @@ BASE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6"}
 DEBIAN_12 = {"debian:bookworm", "debian:12"}
 
 
+def global_args(text):
+    """{name: default} of the ARG lines before the first FROM."""
+    args = {}
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0].upper() == "FROM":
+            break
+        if len(words) == 2 and words[0].upper() == "ARG":
+            name, _, default = words[1].partition("=")
+            args[name] = default
+    return args
+
+
+def resolve_alias(text, stages, stage):
+    """`FROM ${ARG} AS alias` with no instructions picks a stage by a build
+    argument (docker/Dockerfile's BINARIES=build|prebuilt); the check follows
+    the argument's default, the stage a plain `docker build` uses."""
+    match = re.match(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$", stage.base) if stage else None
+    if match is None or stage.instructions:
+        return stage
+    return deploylib.stage_named(stages, global_args(text).get(match.group(1), ""))
+
+
 def stages_of(text):
     stages = deploylib.parse_dockerfile(text)
     runtime = stages[-1] if stages else None
@@ -43,7 +66,8 @@ def stages_of(text):
             match = re.match(r"^--from=(\S+)\s+(.*)$", instruction.args)
             words = match.group(2).split() if match else []
             if match and words and words[-1] == BINARY:
-                build, copy = deploylib.stage_named(stages, match.group(1)), words
+                build = resolve_alias(text, stages, deploylib.stage_named(stages, match.group(1)))
+                copy = words
     return stages, build, runtime, copy
 
 
@@ -124,7 +148,7 @@ def check_build_stage(text, repo_files):
                     stripped.update(posixpath.normpath(w) for w in words[1:] if not w.startswith("-"))
         for instruction in runtime.all("COPY"):
             match = re.match(r"^--from=(\S+)\s+(\S+)\s+\S+$", instruction.args)
-            if match and deploylib.stage_named(stages, match.group(1)) is build \
+            if match and resolve_alias(text, stages, deploylib.stage_named(stages, match.group(1))) is build \
                     and posixpath.normpath(match.group(2)) not in stripped:
                 p.append("Dockerfile line %d: copies %s unstripped (strip it in the build stage)"
                          % (instruction.line, match.group(2)))
@@ -298,7 +322,7 @@ class Dockerfile(unittest.TestCase):
         self.assertMentions(self.build_problems(repo=repo), "does not pass its arguments")
 
     def test_binary_copied_from_wrong_path(self):
-        text = self.edit("COPY --from=build /build/meshgate", "COPY --from=build /src/build/meshgate")
+        text = self.edit("COPY --from=binaries /build/meshgate", "COPY --from=binaries /src/build/meshgate")
         self.assertMentions(self.build_problems(text), "puts the binary at /build/meshgate")
 
     def test_source_copied_before_apt(self):
@@ -310,7 +334,7 @@ class Dockerfile(unittest.TestCase):
         self.assertMentions(self.build_problems(text), "build stage FROM ubuntu:22.04")
 
     def test_single_stage(self):
-        text = self.text[:self.text.index("FROM debian:bookworm-slim")]
+        text = self.text[:self.text.index("FROM scratch AS prebuilt")]
         self.assertMentions(self.build_problems(text), "multi-stage")
 
     def test_readme_without_build_steps(self):
@@ -327,8 +351,21 @@ class Dockerfile(unittest.TestCase):
 
     def test_strip_before_build_does_not_count(self):
         text = self.edit("RUN strip --strip-unneeded /build/meshgate /build/meshgatectl\n", "")
-        text = text.replace("COPY . .\n", "COPY . .\nRUN strip /build/meshgate /build/meshgatectl\n", 1)
+        text = text.replace("COPY control control/\n", "COPY control control/\nRUN strip /build/meshgate /build/meshgatectl\n", 1)
         self.assertMentions(self.build_problems(text), "copies /build/meshgate unstripped")
+
+    def test_binaries_default_to_the_source_build(self):
+        # A plain `docker build` (no --build-arg) compiles from source.
+        self.assertEqual(global_args(self.text).get("BINARIES"), "build")
+        text = self.edit("ARG BINARIES=build", "ARG BINARIES=prebuilt")
+        self.assertMentions(self.build_problems(text), "does not run scripts/install-deps.sh")
+
+    def test_prebuilt_stage_copies_the_staged_binaries(self):
+        stages = deploylib.parse_dockerfile(self.text)
+        prebuilt = deploylib.stage_named(stages, "prebuilt")
+        self.assertIsNotNone(prebuilt)
+        self.assertEqual([c.args for c in prebuilt.all("COPY")],
+                         [".image-bin/meshgate .image-bin/meshgatectl /build/"])
 
     def test_apt_cache_left_to_the_base_image(self):
         text = self.edit(" /var/cache/apt/*", "")
@@ -345,7 +382,7 @@ class Dockerfile(unittest.TestCase):
         self.assertMentions(problems, "installs cmake")
 
     def test_install_script_at_runtime(self):
-        text = self.edit("COPY --from=build", "RUN bash scripts/install-deps.sh\nCOPY --from=build")
+        text = self.edit("COPY --from=binaries", "RUN bash scripts/install-deps.sh\nCOPY --from=binaries")
         self.assertMentions(check_runtime_stage(text), "runs the build scripts")
 
     def test_missing_runtime_library(self):
