@@ -181,6 +181,11 @@ class SockmapRelay : public Relay {
   RelayStats stats_;
 };
 
+// No backpressure reaches the sender once both sockets are in the map:
+// tcp_read_skb() orphans each skb (skb_set_owner_sk_safe drops the receive
+// charge) and tcp_eat_skb() reopens the window at once, while
+// sk_psock_skb_redirect() queues on the peer's ingress_skb without a limit
+// (net/ipv4/tcp.c, net/ipv4/tcp_bpf.c, net/core/skmsg.c). stats_.max_queued_at_eof shows it.
 void SockmapRelay::Start(int client, int backend, const char* hello, size_t hello_len) {
   if (options_.sockbuf > 0) {
     for (int fd : {client, backend}) {
@@ -247,7 +252,7 @@ void SockmapRelay::Wait(int client, int backend, uint64_t cc, uint64_t cb, size_
 // (sk_psock_backlog, net/core/skmsg.c): nothing signals when that queue is
 // empty, so this polls every millisecond.
 void SockmapRelay::Drain(Direction& d) {
-  constexpr int kMaxPolls = 5000;
+  constexpr int kMaxPolls = 30000;  // 30 s: a 1 GiB stream to a slow reader takes ~5 s
   for (int polls = 0;; ++polls) {
     Side s{};
     bpf_map_lookup_elem(sides_, &d.src_cookie, &s);
