@@ -20,6 +20,7 @@ PKGS=(
   prometheus
   dnsutils dnsperf unbound
   haproxy  # tests/e2e/proxy_protocol_test: the PROXY protocol sender (send-proxy-v2) in front of meshgate
+  libbpf-dev  # bench/sockmap: the BPF sockmap relay prototype (issue 17) and its sockmap_byte_exact test
 )
 
 if [ "${1:-}" = "--image-test" ]; then
