@@ -430,11 +430,9 @@ Cluster SubsetCluster(const Cluster& base, const MeshService::Port& port,
 // the endpoints by move once the subsets have copied theirs.
 void AddClusters(MeshService& service, const MergedRule* rule, const std::string& detail,
                  std::vector<std::unique_ptr<Cluster>>& clusters) {
-  std::vector<std::string> sources;
-  for (const ResourceMeta* meta : service.defined_by) sources.push_back(meta->Source());
   Cluster base;
   base.host = service.host;
-  base.source = absl::StrJoin(sources, "; ");
+  base.source = service.source;
   base.service_namespace = service.ns;
   base.resolution = service.resolution;
   for (MeshService::Port& port : service.ports) {
@@ -490,6 +488,12 @@ std::vector<std::unique_ptr<Cluster>> BuildClusters(MeshResources& resources,
   Reporter report(errors, warnings);
   std::vector<MeshService> services = CollectServices(
       resources, {options.cluster_domain, options.rewrites, options.trust_domain}, report);
+  // Read for the last time: freed before the clusters are built beside them.
+  std::deque<ServiceEntry>().swap(resources.service_entries);
+  std::deque<WorkloadEntry>().swap(resources.workload_entries);
+  std::deque<KubeService>().swap(resources.services);
+  std::deque<EndpointGroup>().swap(resources.endpoint_groups);
+  std::deque<Pod>().swap(resources.pods);
   RuleIndex rules(resources.destination_rules, options, report);
   const Exports exports = CollectExports(resources.gateways, options, report);
   view.gateways = exports.gateways;

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "base/names.h"
 #include "config/mesh/workload.h"
@@ -104,6 +105,8 @@ class Registry {
   void Add(ServiceEntry& entry);
   void Add(const KubeService& service);
   std::vector<MeshService> Take() && { return std::move(services_); }
+  // About one service per resource: growing by doubling would hold two copies.
+  void Reserve(size_t services) { services_.reserve(services); }
 
  private:
   MeshService* Define(const std::string& host, const ResourceMeta& meta, const FieldRef& host_ref,
@@ -407,6 +410,7 @@ void Registry::Add(const KubeService& service) {
 std::vector<MeshService> CollectServices(MeshResources& resources, const RegistryOptions& options,
                                          Reporter& report) {
   Registry registry(resources, options, report);
+  registry.Reserve(resources.service_entries.size() + resources.services.size());
   // Both kinds in load order, so hosts keep the order they appear in.
   size_t se = 0;
   size_t ks = 0;
@@ -427,7 +431,13 @@ std::vector<MeshService> CollectServices(MeshResources& resources, const Registr
       registry.Add(resources.services[ks++]);
     }
   }
-  return std::move(registry).Take();
+  std::vector<MeshService> services = std::move(registry).Take();
+  for (MeshService& service : services) {
+    std::vector<std::string> sources;
+    for (const ResourceMeta* meta : service.defined_by) sources.push_back(meta->Source());
+    service.source = absl::StrJoin(sources, "; ");
+  }
+  return services;
 }
 
 }  // namespace meshgate::config::internal
