@@ -75,42 +75,65 @@ LabelSet LabelInterner::Intern(const LabelSet& labels) {
 
 // --- EndpointDetails ---------------------------------------------------------------------
 //
-// One allocation: the header, then the end offset of each non-empty field
-// (in field order), then their characters. A ServiceEntry endpoint's block
-// (workload name, namespace, version, canonical name and revision) is about
-// 60 bytes, against 352 for the eleven std::strings it replaces.
+// One allocation: the header, then the end offset of each stored field (in
+// field order), then their characters. Empty fields are not stored, nor is a
+// field equal to the one Istio derives it from when no label sets it (the
+// canonical service is the workload name, the canonical revision the
+// version): those are aliases. A ServiceEntry endpoint's block (workload name,
+// namespace, version) is 35 bytes, a 48-byte malloc chunk, against 352 bytes
+// for the eleven std::strings it replaces.
+
+namespace {
+
+// Field -> the field it may alias (itself: none).
+constexpr std::array<uint8_t, EndpointDetails::kFieldCount> kAliasOf = [] {
+  std::array<uint8_t, EndpointDetails::kFieldCount> of{};
+  for (size_t i = 0; i < of.size(); ++i) of[i] = static_cast<uint8_t>(i);
+  of[EndpointDetails::kCanonicalService] = EndpointDetails::kWorkloadName;
+  of[EndpointDetails::kCanonicalRevision] = EndpointDetails::kVersion;
+  return of;
+}();
+
+}  // namespace
 
 struct EndpointDetails::Block {
   std::atomic<uint32_t> refs{1};
-  uint16_t present = 0;  // bit i: field i is non-empty
-  // followed by uint32_t ends[popcount(present)], then the characters
+  uint16_t stored = 0;   // bit i: field i is non-empty and stored here
+  uint16_t aliased = 0;  // bit i: field i equals field kAliasOf[i] (non-empty)
+  // followed by uint32_t ends[popcount(stored)], then the characters
 
   uint32_t* ends() { return reinterpret_cast<uint32_t*>(this + 1); }
   const uint32_t* ends() const { return reinterpret_cast<const uint32_t*>(this + 1); }
-  const char* chars() const { return reinterpret_cast<const char*>(ends() + std::popcount(present)); }
-  char* chars() { return reinterpret_cast<char*>(ends() + std::popcount(present)); }
+  const char* chars() const { return reinterpret_cast<const char*>(ends() + std::popcount(stored)); }
+  char* chars() { return reinterpret_cast<char*>(ends() + std::popcount(stored)); }
 };
 
 EndpointDetails::EndpointDetails(const Values& values) {
-  uint16_t present = 0;
+  uint16_t stored = 0;
+  uint16_t aliased = 0;
   size_t chars = 0;
   for (size_t i = 0; i < kFieldCount; ++i) {
     if (values[i].empty()) continue;
-    present = static_cast<uint16_t>(present | (1u << i));
+    if (kAliasOf[i] != i && values[i] == values[kAliasOf[i]]) {
+      aliased = static_cast<uint16_t>(aliased | (1u << i));
+      continue;
+    }
+    stored = static_cast<uint16_t>(stored | (1u << i));
     chars += values[i].size();
   }
-  if (present == 0) return;
+  if (stored == 0) return;  // an alias is never set without its target
   if (chars > UINT32_MAX) throw std::length_error("endpoint details over 4 GiB");
-  const size_t count = static_cast<size_t>(std::popcount(present));
+  const size_t count = static_cast<size_t>(std::popcount(stored));
   void* memory = ::operator new(sizeof(Block) + count * sizeof(uint32_t) + chars);
   block_ = new (memory) Block;
-  block_->present = present;
+  block_->stored = stored;
+  block_->aliased = aliased;
   uint32_t* ends = block_->ends();
   char* out = block_->chars();
   uint32_t end = 0;
   size_t n = 0;
   for (size_t i = 0; i < kFieldCount; ++i) {
-    if (values[i].empty()) continue;
+    if ((stored & (1u << i)) == 0) continue;
     std::memcpy(out + end, values[i].data(), values[i].size());
     end += static_cast<uint32_t>(values[i].size());
     ends[n++] = end;
@@ -141,8 +164,10 @@ EndpointDetails::~EndpointDetails() {
 }
 
 std::string_view EndpointDetails::Get(Field field) const {
-  if (block_ == nullptr || (block_->present & (1u << field)) == 0) return {};
-  const int index = std::popcount(static_cast<uint16_t>(block_->present & ((1u << field) - 1)));
+  if (block_ == nullptr) return {};
+  if ((block_->aliased & (1u << field)) != 0) field = static_cast<Field>(kAliasOf[field]);
+  if ((block_->stored & (1u << field)) == 0) return {};
+  const int index = std::popcount(static_cast<uint16_t>(block_->stored & ((1u << field) - 1)));
   const uint32_t begin = index == 0 ? 0 : block_->ends()[index - 1];
   return {block_->chars() + begin, block_->ends()[index] - begin};
 }

@@ -73,6 +73,25 @@ TEST(EndpointDetailsTest, EveryFieldReadsBackAsSetAndEmptyOnesCostNothing) {
   EXPECT_EQ(changed.With(EndpointDetails::kLocality, values[EndpointDetails::kLocality]), details);
 }
 
+// Istio's fallbacks (canonical service = workload name, canonical revision =
+// version) are stored once; a value that differs is stored as written.
+TEST(EndpointDetailsTest, DerivedFieldsEqualToTheirSourceReadBack) {
+  EndpointDetails::Values values{};
+  values[EndpointDetails::kWorkloadName] = "svc7-3";
+  values[EndpointDetails::kCanonicalService] = "svc7-3";
+  values[EndpointDetails::kVersion] = "v1";
+  values[EndpointDetails::kCanonicalRevision] = "v2";
+  EXPECT_EQ(EndpointDetails(values).All(), values);
+  values[EndpointDetails::kCanonicalService] = "reviews";
+  values[EndpointDetails::kCanonicalRevision] = "v1";
+  EXPECT_EQ(EndpointDetails(values).All(), values);
+  values[EndpointDetails::kWorkloadName] = "";
+  EXPECT_EQ(EndpointDetails(values).All(), values);
+  const EndpointDetails aliased = EndpointDetails(values).With(EndpointDetails::kWorkloadName, "reviews");
+  EXPECT_EQ(aliased.Get(EndpointDetails::kCanonicalService), "reviews");
+  EXPECT_EQ(aliased.With(EndpointDetails::kWorkloadName, "other").Get(EndpointDetails::kCanonicalService), "reviews");
+}
+
 TEST(EndpointDetailsTest, LongValuesAndCopiesAcrossThreads) {
   const std::string long_value(100000, 'x');  // past any 16-bit offset
   EndpointDetails::Values values{};
