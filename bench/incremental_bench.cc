@@ -58,7 +58,7 @@ std::vector<config::Cluster> Mesh(int services, int per_service) {
       config::Endpoint ep;
       ep.address = "10." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256) + "." + std::to_string(e + 1);
       ep.port = 8080;
-      ep.workload.name = "svc" + std::to_string(i);
+      ep.set_workload({.name = "svc" + std::to_string(i)});
       c.endpoints.push_back(std::move(ep));
     }
     out.push_back(std::move(c));

@@ -38,7 +38,7 @@ config::Cluster MakeCluster(int n, Policy policy) {
     if (policy == kLocalityFailover) {
       static const char* const kLocalities[] = {"us-east/a/1", "us-east/a/2", "us-east/b/1",
                                                 "eu-west/x/1", "ap-south/p/1"};
-      e.locality = kLocalities[i % 5];
+      e.set_locality(kLocalities[i % 5]);
     }
     c.endpoints.push_back(e);
   }

@@ -185,8 +185,8 @@ std::vector<ClusterView> Describe(const config::RouteTable& table, const HealthT
       ev.address = e.address;
       ev.port = e.port;
       ev.weight = e.weight;
-      ev.locality = e.locality;
-      ev.network = e.network;
+      ev.locality = e.locality();
+      ev.network = e.network();
       const uint8_t flags = s.flags();
       ev.health = !e.ready                     ? "not_ready"
                   : (flags & kEjected) != 0     ? "ejected"
@@ -198,11 +198,11 @@ std::vector<ClusterView> Describe(const config::RouteTable& table, const HealthT
     }
     for (const config::Endpoint& e : cluster.out_of_view) {  // listed, never dialled
       EndpointView& ev = view.endpoints.emplace_back();
-      ev.address = e.address.empty() ? e.hostname : e.address;
+      ev.address = e.address.empty() ? e.hostname() : std::string_view(e.address);
       ev.port = e.port;
       ev.weight = e.weight;
-      ev.locality = e.locality;
-      ev.network = e.network;
+      ev.locality = e.locality();
+      ev.network = e.network();
       ev.in_view = false;
       ev.health = "out_of_view";
     }

@@ -159,7 +159,7 @@ std::unique_ptr<Balancer> MakeLocalityBalancer(const config::Cluster& cluster,
         LocalityBalancer::Group group;
         group.weight = weight;
         for (size_t i = 0; i < cluster.endpoints.size(); ++i) {
-          if (taken[i] || !LocalityMatches(to, cluster.endpoints[i].locality)) continue;
+          if (taken[i] || !LocalityMatches(to, cluster.endpoints[i].locality())) continue;
           taken[i] = true;
           group.members.push_back(static_cast<uint32_t>(i));
         }
@@ -182,7 +182,7 @@ std::unique_ptr<Balancer> MakeLocalityBalancer(const config::Cluster& cluster,
   constexpr int kLevels = 5;
   std::vector<std::vector<uint32_t>> levels(kLevels);
   for (size_t i = 0; i < cluster.endpoints.size(); ++i) {
-    const Locality l = Split(cluster.endpoints[i].locality);
+    const Locality l = Split(cluster.endpoints[i].locality());
     int level = 4;
     if (!l.region.empty() && l.region == self.region) {
       level = l.zone == self.zone ? (l.subzone == self.subzone ? 0 : 1) : 2;

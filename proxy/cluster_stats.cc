@@ -131,7 +131,7 @@ std::vector<std::shared_ptr<IstioTcpStats>> ClusterStatsRegistry::IstioFor(const
     return next.back();
   };
   const std::shared_ptr<IstioTcpStats> none = reuse({}, false);
-  for (const config::Endpoint& ep : cluster.endpoints) by_endpoint.push_back(reuse(ep.workload, true));
+  for (const config::Endpoint& ep : cluster.endpoints) by_endpoint.push_back(reuse(ep.workload(), true));
   by_endpoint.push_back(none);
   for (const auto& s : kept) {
     if (std::find(next.begin(), next.end(), s) == next.end()) next.push_back(s);

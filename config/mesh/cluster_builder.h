@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,7 +36,8 @@ struct ClusterBuildOptions {
 // appended to `errors`, notes to `warnings`. Endpoint data is moved out of
 // `resources`, which is left valid but unspecified. `view` gets the Gateways
 // that select this gateway, why nothing is served (if so) and the network view.
-std::vector<Cluster> BuildClusters(MeshResources& resources,
+// Each cluster is its own allocation, for RouteTable::FromOwned.
+std::vector<std::unique_ptr<Cluster>> BuildClusters(MeshResources& resources,
                                    const ClusterBuildOptions& options,
                                    std::vector<std::string>& errors,
                                    std::vector<std::string>& warnings, GatewayView& view);

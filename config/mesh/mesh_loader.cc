@@ -172,6 +172,7 @@ class MeshReader {
   const MeshLoadOptions& options_;
   MeshLoadResult result_;
   internal::MeshResources resources_;
+  LabelInterner labels_;  // endpoints written with the same labels share one set
   size_t sequence_ = 0;
   bool positions_ = true;  // of the source being read
   // "Kind ns/name" -> source of its first definition
@@ -414,9 +415,9 @@ void MeshReader::Read(Kind kind, const yaml::Node& doc, ResourceMeta meta, Error
   internal::MeshResources& r = resources_;
   switch (kind) {
     case Kind::kServiceEntry:
-      return keep(r.service_entries, internal::ReadServiceEntry(doc, std::move(meta), sink));
+      return keep(r.service_entries, internal::ReadServiceEntry(doc, std::move(meta), labels_, sink));
     case Kind::kWorkloadEntry:
-      return keep(r.workload_entries, internal::ReadWorkloadEntry(doc, std::move(meta), sink));
+      return keep(r.workload_entries, internal::ReadWorkloadEntry(doc, std::move(meta), labels_, sink));
     case Kind::kDestinationRule:
       return keep(r.destination_rules,
                   internal::ReadDestinationRule(doc, std::move(meta), options_.cluster_domain, sink));
@@ -457,7 +458,7 @@ MeshLoadResult MeshReader::Finish() && {
   const bool read_ok = result_.errors.empty();
   std::vector<std::string> notes;
   GatewayView view;
-  std::vector<Cluster> clusters = internal::BuildClusters(
+  std::vector<std::unique_ptr<Cluster>> clusters = internal::BuildClusters(
       resources_,
       {options_.listener_port, options_.cluster_domain, &rewrites_, options_.gateway_namespace,
        options_.root_namespace, &options_.gateway_labels, options_.network,
@@ -467,6 +468,7 @@ MeshLoadResult MeshReader::Finish() && {
       resources_.authorization_policies,
       {options_.gateway_namespace, options_.root_namespace, &options_.gateway_labels},
       result_.errors, notes);
+  resources_ = {};  // read for the last time: not held beside the table being built
   if (read_ok) {
     result_.warnings.insert(result_.warnings.end(), notes.begin(), notes.end());
   }
@@ -476,8 +478,7 @@ MeshLoadResult MeshReader::Finish() && {
         "no services found (ServiceEntry or Kubernetes Service with ports): every connection "
         "will miss (unknown_host)");
   }
-  result_.table = std::make_shared<const RouteTable>(std::move(clusters), rewrites_,
-                                                     std::move(view), std::move(authorization));
+  result_.table = RouteTable::FromOwned(std::move(clusters), rewrites_, std::move(view), std::move(authorization));
   return std::move(result_);
 }
 

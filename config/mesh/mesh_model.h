@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,14 +38,13 @@ struct ServicePort {
 
 // A ServiceEntry endpoint or a WorkloadEntry spec: one workload.
 struct WorkloadEndpoint {
-  std::string address;                    // canonical IP literal, empty when hostname is set
-  std::string hostname;                   // lowercase DNS name (resolution DNS only)
+  // As written, in the route table's own compact form (its port unset):
+  // address (canonical IP literal, empty when hostname is set), weight, labels
+  // (interned by the load, so endpoints written alike share one set), and the
+  // hostname (lowercase DNS name, resolution DNS only), network, locality and
+  // service account. Endpoints are copied or moved from it.
+  Endpoint fields;
   std::map<std::string, uint16_t> ports;  // port name -> endpoint port
-  Labels labels;
-  uint32_t weight = 1;
-  std::string network;
-  std::string locality;
-  std::string service_account;
   Position at;  // the endpoint (or WorkloadEntry spec)
 };
 
@@ -52,7 +52,6 @@ enum class SeResolution { kNone, kStatic, kDns, kDnsRoundRobin };
 
 struct ServiceEntry {
   ResourceMeta meta;
-  std::string source;  // meta.Source()
   struct Host {
     std::string name;  // lowercase
     FieldRef ref;
@@ -179,14 +178,17 @@ struct Pod {
   std::string controller_name;
 };
 
+// The kinds a large mesh has thousands of are deques: growing one never
+// holds two copies (a vector of 10,000 ServiceEntries briefly held 8 MB
+// twice), and what the builder points at (ResourceMeta) never moves.
 struct MeshResources {
-  std::vector<ServiceEntry> service_entries;
-  std::vector<WorkloadEntry> workload_entries;
+  std::deque<ServiceEntry> service_entries;
+  std::deque<WorkloadEntry> workload_entries;
   std::vector<DestinationRule> destination_rules;
   std::vector<IstioGateway> gateways;
-  std::vector<KubeService> services;
-  std::vector<EndpointGroup> endpoint_groups;
-  std::vector<Pod> pods;
+  std::deque<KubeService> services;
+  std::deque<EndpointGroup> endpoint_groups;
+  std::deque<Pod> pods;
   std::vector<KubeNamespace> namespaces;
   std::vector<AuthorizationPolicyResource> authorization_policies;
 };

@@ -30,6 +30,7 @@ constexpr std::string_view kNoneAdvice =
 struct Reader {
   ErrorSink& sink;
   ServiceEntry& entry;
+  LabelInterner& labels;
   yaml::Node spec_key;  // where a missing spec field is reported: the "spec:" line
   bool resolution_valid = false;  // written and known: rules that depend on it apply
 };
@@ -200,17 +201,18 @@ void ReadEndpoints(const yaml::Node& spec, bool check_port_names, Reader& r) {
   } else if (resolution != SeResolution::kNone) {
     rule = AddressRule::kIpOrHost;
   }
+  r.entry.endpoints.reserve(endpoints.value.size());
   for (size_t i = 0; i < endpoints.value.size(); ++i) {
     const yaml::Node node = endpoints.value[i];
     const std::string path = IndexPath("spec.endpoints", i);
     if (!ExpectMap(node, path, r.sink)) continue;
     WorkloadEndpoint endpoint;
-    ReadWorkload(node, path, rule, what, check_port_names ? &r.entry.ports : nullptr, r.sink,
+    ReadWorkload(node, path, rule, what, check_port_names ? &r.entry.ports : nullptr, r.sink, r.labels,
                  endpoint);
     r.entry.endpoints.push_back(std::move(endpoint));
   }
   uint64_t total = 0;
-  for (const WorkloadEndpoint& endpoint : r.entry.endpoints) total += endpoint.weight;
+  for (const WorkloadEndpoint& endpoint : r.entry.endpoints) total += endpoint.fields.weight;
   if (total > std::numeric_limits<uint32_t>::max()) {
     r.sink.Add(
         endpoints.key, "spec.endpoints",
@@ -367,26 +369,25 @@ void ReadSpec(const yaml::Node& spec, Reader& r) {
 
 }  // namespace
 
-ServiceEntry ReadServiceEntry(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+ServiceEntry ReadServiceEntry(const yaml::Node& doc, ResourceMeta meta, LabelInterner& labels, ErrorSink& sink) {
   ServiceEntry entry;
   ReadEnvelope(doc, kIstioNetworkingVersions, {"apiVersion", "kind", "metadata", "spec", "status"},
                sink, meta);
   entry.meta = std::move(meta);
-  entry.source = entry.meta.Source();
   if (const MapEntry spec = RequireSpec(doc, sink); spec.present()) {
-    Reader r{sink, entry, spec.key};
+    Reader r{sink, entry, labels, spec.key};
     ReadSpec(spec.value, r);
   }
   return entry;
 }
 
-WorkloadEntry ReadWorkloadEntry(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink) {
+WorkloadEntry ReadWorkloadEntry(const yaml::Node& doc, ResourceMeta meta, LabelInterner& labels, ErrorSink& sink) {
   WorkloadEntry entry;
   ReadEnvelope(doc, kIstioNetworkingVersions, {"apiVersion", "kind", "metadata", "spec", "status"},
                sink, meta);
   entry.meta = std::move(meta);
   if (const MapEntry spec = RequireSpec(doc, sink); spec.present()) {
-    ReadWorkload(spec.value, "spec", AddressRule::kIpOrHost, "", nullptr, sink, entry.endpoint);
+    ReadWorkload(spec.value, "spec", AddressRule::kIpOrHost, "", nullptr, sink, labels, entry.endpoint);
   }
   return entry;
 }

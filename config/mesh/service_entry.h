@@ -10,9 +10,10 @@ namespace meshgate::config::internal {
 
 // Reads a document whose kind is ServiceEntry; `meta` already names it (kind,
 // file, position). The entry is valid only if no error was added to `sink`.
-ServiceEntry ReadServiceEntry(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
+// Endpoint labels are interned with `labels` (one per load).
+ServiceEntry ReadServiceEntry(const yaml::Node& doc, ResourceMeta meta, LabelInterner& labels, ErrorSink& sink);
 
 // Same for a WorkloadEntry: one workload that ServiceEntries select by labels.
-WorkloadEntry ReadWorkloadEntry(const yaml::Node& doc, ResourceMeta meta, ErrorSink& sink);
+WorkloadEntry ReadWorkloadEntry(const yaml::Node& doc, ResourceMeta meta, LabelInterner& labels, ErrorSink& sink);
 
 }  // namespace meshgate::config::internal

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "base/names.h"
 #include "config/mesh/workload.h"
@@ -50,45 +51,36 @@ Resolution ToResolution(SeResolution resolution) {
   }
 }
 
-Endpoint FromPod(const Pod& pod, uint16_t port, std::string_view trust_domain) {
+// The Pod's labels are interned: every endpoint of one Pod (one per port and
+// service) shares them.
+Endpoint FromPod(const Pod& pod, uint16_t port, std::string_view trust_domain, LabelInterner& interner) {
   Endpoint endpoint;
-  endpoint.workload = PodIdentity(pod, trust_domain);
   endpoint.address = pod.ip;
   endpoint.port = port;
-  endpoint.labels = pod.meta.labels;
-  endpoint.service_account = pod.service_account;
+  endpoint.labels = interner.Intern(pod.meta.labels);
   endpoint.ready = pod.ready;
+  const WorkloadIdentity identity = PodIdentity(pod, trust_domain);
+  std::string locality;
+  EndpointDetails::Values values{};
   if (auto it = pod.meta.labels.find(std::string(kNetworkLabel)); it != pod.meta.labels.end()) {
-    endpoint.network = it->second;
+    values[EndpointDetails::kNetwork] = it->second;
   }
   if (auto it = pod.meta.labels.find(std::string(kLocalityLabel)); it != pod.meta.labels.end()) {
-    endpoint.locality = absl::StrReplaceAll(it->second, {{".", "/"}});
+    locality = absl::StrReplaceAll(it->second, {{".", "/"}});
+    values[EndpointDetails::kLocality] = locality;
   }
+  values[EndpointDetails::kServiceAccount] = pod.service_account;
+  endpoint.details = EndpointDetails(values);
+  endpoint.set_workload(identity);
   return endpoint;
 }
 
 // Copies, or moves when this is the workload's last use (its last host and port).
 Endpoint FromWorkload(WorkloadEndpoint& workload, uint16_t port, bool last,
                       const WorkloadIdentity& identity) {
-  Endpoint endpoint;
-  endpoint.workload = identity;
+  Endpoint endpoint = last ? std::move(workload.fields) : workload.fields;
   endpoint.port = port;
-  endpoint.weight = workload.weight;
-  if (last) {
-    endpoint.address = std::move(workload.address);
-    endpoint.hostname = std::move(workload.hostname);
-    endpoint.labels = std::move(workload.labels);
-    endpoint.network = std::move(workload.network);
-    endpoint.locality = std::move(workload.locality);
-    endpoint.service_account = std::move(workload.service_account);
-  } else {
-    endpoint.address = workload.address;
-    endpoint.hostname = workload.hostname;
-    endpoint.labels = workload.labels;
-    endpoint.network = workload.network;
-    endpoint.locality = workload.locality;
-    endpoint.service_account = workload.service_account;
-  }
+  endpoint.set_workload(identity);
   return endpoint;
 }
 
@@ -113,6 +105,8 @@ class Registry {
   void Add(ServiceEntry& entry);
   void Add(const KubeService& service);
   std::vector<MeshService> Take() && { return std::move(services_); }
+  // About one service per resource: growing by doubling would hold two copies.
+  void Reserve(size_t services) { services_.reserve(services); }
 
  private:
   MeshService* Define(const std::string& host, const ResourceMeta& meta, const FieldRef& host_ref,
@@ -136,6 +130,7 @@ class Registry {
   absl::flat_hash_map<std::string, std::vector<const WorkloadEntry*>> entries_by_ns_;
   absl::flat_hash_map<std::string, std::vector<const EndpointGroup*>> slices_;  // "ns/service"
   absl::flat_hash_map<std::string, std::vector<const EndpointGroup*>> legacy_;  // "ns/service"
+  LabelInterner labels_;  // Pod labels and Service selectors given to endpoints
 };
 
 Registry::Registry(const MeshResources& resources, const RegistryOptions& options,
@@ -247,11 +242,11 @@ std::vector<const WorkloadEntry*> Registry::SelectEntries(const ServiceEntry& en
   const auto it = entries_by_ns_.find(entry.meta.ns);
   if (it == entries_by_ns_.end()) return out;
   for (const WorkloadEntry* workload : it->second) {
-    if (!SelectorMatches(*entry.workload_selector, workload->endpoint.labels)) continue;
-    if (entry.resolution == SeResolution::kStatic && !workload->endpoint.hostname.empty()) {
+    if (!workload->endpoint.fields.labels.Matches(*entry.workload_selector)) continue;
+    if (entry.resolution == SeResolution::kStatic && !workload->endpoint.fields.hostname().empty()) {
       report_.Error(workload->meta, {"spec.address", workload->endpoint.at},
-                    absl::StrCat("\"", workload->endpoint.hostname,
-                                 "\" is a host name, but resolution STATIC of ", entry.source,
+                    absl::StrCat("\"", AbslView(workload->endpoint.fields.hostname()),
+                                 "\" is a host name, but resolution STATIC of ", entry.meta.Source(),
                                  " (which selects this workload) needs an IP address"));
       continue;
     }
@@ -272,14 +267,14 @@ void Registry::Add(ServiceEntry& entry) {
   for (size_t e = 0; e < entry.endpoints.size(); ++e) {
     const WorkloadEndpoint& workload = entry.endpoints[e];
     identities.push_back(EntryIdentity(absl::StrCat(entry.meta.name, "-", e), entry.meta.ns, {},
-                                       workload.labels, workload.service_account,
+                                       workload.fields.labels, workload.fields.service_account(),
                                        options_.trust_domain));
   }
   std::vector<WorkloadIdentity> entry_identities;
   for (const WorkloadEntry* workload : workloads) {
     entry_identities.push_back(EntryIdentity(workload->meta.name, workload->meta.ns,
-                                             workload->meta.annotations, workload->endpoint.labels,
-                                             workload->endpoint.service_account,
+                                             workload->meta.annotations, workload->endpoint.fields.labels,
+                                             workload->endpoint.fields.service_account(),
                                              options_.trust_domain));
   }
   const Resolution resolution = ToResolution(entry.resolution);
@@ -301,7 +296,7 @@ void Registry::Add(ServiceEntry& entry) {
       const uint16_t target = port.target_port.value_or(port.number);
       if (host_is_endpoint) {
         Endpoint endpoint;
-        endpoint.hostname = host.name;
+        endpoint.set_hostname(host.name);
         endpoint.port = target;
         out->dns_endpoints.push_back(std::move(endpoint));
       }
@@ -317,7 +312,7 @@ void Registry::Add(ServiceEntry& entry) {
         AddEndpoint(FromWorkload(copy, EndpointPort(copy, port), true, entry_identities[w]), *out);
       }
       for (const Pod* pod : pods) {
-        out->endpoints.push_back(FromPod(*pod, target, options_.trust_domain));
+        out->endpoints.push_back(FromPod(*pod, target, options_.trust_domain, labels_));
       }
     }
   }
@@ -350,10 +345,10 @@ void Registry::AddGroupEndpoints(const KubeService& service, const ServicePort& 
     for (const EndpointGroup::Address& address : group->addresses) {
       const Pod* pod = FindPod(group->meta.ns, address);
       Endpoint endpoint =
-          pod != nullptr ? FromPod(*pod, number, options_.trust_domain) : Endpoint{};
+          pod != nullptr ? FromPod(*pod, number, options_.trust_domain, labels_) : Endpoint{};
       endpoint.address = address.ip;
       endpoint.port = number;
-      if (pod == nullptr && service.selector) endpoint.labels = *service.selector;
+      if (pod == nullptr && service.selector) endpoint.labels = labels_.Intern(*service.selector);
       endpoint.ready = address.ready || service.publish_not_ready;
       out.endpoints.push_back(std::move(endpoint));
     }
@@ -388,7 +383,7 @@ void Registry::Add(const KubeService& service) {
     if (declared == nullptr) continue;
     if (external) {
       Endpoint endpoint;
-      endpoint.hostname = service.external_name;
+      endpoint.set_hostname(service.external_name);
       endpoint.port = port.number;
       declared->dns_endpoints.push_back(std::move(endpoint));
     } else if (groups != nullptr) {
@@ -403,7 +398,7 @@ void Registry::Add(const KubeService& service) {
         if (it == pod->container_ports.end()) continue;
         number = it->second;
       }
-      Endpoint endpoint = FromPod(*pod, number, options_.trust_domain);
+      Endpoint endpoint = FromPod(*pod, number, options_.trust_domain, labels_);
       endpoint.ready = pod->ready || service.publish_not_ready;
       declared->endpoints.push_back(std::move(endpoint));
     }
@@ -415,6 +410,7 @@ void Registry::Add(const KubeService& service) {
 std::vector<MeshService> CollectServices(MeshResources& resources, const RegistryOptions& options,
                                          Reporter& report) {
   Registry registry(resources, options, report);
+  registry.Reserve(resources.service_entries.size() + resources.services.size());
   // Both kinds in load order, so hosts keep the order they appear in.
   size_t se = 0;
   size_t ks = 0;
@@ -426,12 +422,22 @@ std::vector<MeshService> CollectServices(MeshResources& resources, const Registr
     if (take_se) {
       ServiceEntry& entry = resources.service_entries[se++];
       registry.Add(entry);
-      std::vector<WorkloadEndpoint>().swap(entry.endpoints);  // moved from; give the memory back
+      // Read for the last time (the services keep copies and point only at
+      // entry.meta): give the memory back before the clusters are built.
+      std::vector<WorkloadEndpoint>().swap(entry.endpoints);
+      std::vector<ServiceEntry::Host>().swap(entry.hosts);
+      std::vector<ServicePort>().swap(entry.ports);
     } else {
       registry.Add(resources.services[ks++]);
     }
   }
-  return std::move(registry).Take();
+  std::vector<MeshService> services = std::move(registry).Take();
+  for (MeshService& service : services) {
+    std::vector<std::string> sources;
+    for (const ResourceMeta* meta : service.defined_by) sources.push_back(meta->Source());
+    service.source = absl::StrJoin(sources, "; ");
+  }
+  return services;
 }
 
 }  // namespace meshgate::config::internal

@@ -45,7 +45,8 @@ struct MeshService {
   Resolution resolution = Resolution::kStatic;
   // Union over the defining resources, each one's unset exportTo counting as "*".
   std::vector<std::string> export_to;
-  std::vector<const ResourceMeta*> defined_by;
+  std::vector<const ResourceMeta*> defined_by;  // valid while `resources` is
+  std::string source;  // each defining resource's Source(), joined by "; "
   // A MESH_EXTERNAL ServiceEntry defines it: Istio's gateway never exports it.
   bool mesh_external = false;
   struct Port {
@@ -64,7 +65,9 @@ struct RegistryOptions {
 };
 
 // Services in the order their hosts first appear. Endpoint data is moved out
-// of `resources` where it is used for the last time.
+// of `resources` where it is used for the last time. What the services keep
+// is their own (`source` instead of `defined_by`), so the ServiceEntries,
+// WorkloadEntries and Kubernetes objects may be freed once this returns.
 std::vector<MeshService> CollectServices(MeshResources& resources, const RegistryOptions& options,
                                          Reporter& report);
 

@@ -21,7 +21,7 @@ void ReadAddress(const MapEntry& address, const yaml::Node& node, const std::str
   auto text = ReadString(address.value, field, sink);
   if (!text) return;
   if (rule == AddressRule::kUnchecked) {
-    out.address = *text;
+    out.fields.address = *text;
     return;
   }
   if (text->starts_with("unix://")) {
@@ -32,7 +32,7 @@ void ReadAddress(const MapEntry& address, const yaml::Node& node, const std::str
     return;
   }
   if (auto ip = CanonicalIp(*text)) {
-    out.address = *ip;
+    out.fields.address = *ip;
     return;
   }
   if (rule == AddressRule::kIp) {
@@ -48,7 +48,7 @@ void ReadAddress(const MapEntry& address, const yaml::Node& node, const std::str
                           *problem));
     return;
   }
-  out.hostname = std::move(host);
+  out.fields.set_hostname(host);
 }
 
 void ReadPortsMap(const yaml::Node& map, const std::string& path,
@@ -77,10 +77,10 @@ void ReadWeight(const yaml::Node& node, const std::string& field, ErrorSink& sin
                 WorkloadEndpoint& out) {
   auto value = ReadInt(node, field, 0, std::numeric_limits<uint32_t>::max(), sink);
   if (!value) return;
-  out.weight = static_cast<uint32_t>(*value);
-  if (out.weight == 0) {
+  out.fields.weight = static_cast<uint32_t>(*value);
+  if (out.fields.weight == 0) {
     // Istio (proto3) can't tell 0 from unset and uses 1; so do we, but say so.
-    out.weight = 1;
+    out.fields.weight = 1;
     sink.Warn(node, field,
               "weight 0 means the default weight 1 (as in Istio); remove the endpoint to stop "
               "sending it traffic");
@@ -91,7 +91,7 @@ void ReadWeight(const yaml::Node& node, const std::string& field, ErrorSink& sin
 
 void ReadWorkload(const yaml::Node& node, const std::string& path, AddressRule rule,
                   std::string_view what, const std::vector<ServicePort>* ports, ErrorSink& sink,
-                  WorkloadEndpoint& out) {
+                  LabelInterner& interner, WorkloadEndpoint& out) {
   out.at = PositionOf(node);
   CheckFields(node, path,
               {"address", "ports", "labels", "network", "locality", "weight", "serviceAccount"},
@@ -101,19 +101,21 @@ void ReadWorkload(const yaml::Node& node, const std::string& path, AddressRule r
     ReadPortsMap(map, FieldPath(path, "ports"), ports, sink, out);
   });
   IfPresent(node, "labels", [&](const yaml::Node& map) {
-    if (auto labels = ReadLabels(map, FieldPath(path, "labels"), sink)) out.labels = *labels;
+    if (auto labels = ReadLabels(map, FieldPath(path, "labels"), sink)) {
+      out.fields.labels = interner.Intern(*labels);
+    }
   });
   IfPresent(node, "weight",
             [&](const yaml::Node& n) { ReadWeight(n, FieldPath(path, "weight"), sink, out); });
   IfPresent(node, "network", [&](const yaml::Node& n) {
-    if (auto text = ReadString(n, FieldPath(path, "network"), sink)) out.network = *text;
+    if (auto text = ReadString(n, FieldPath(path, "network"), sink)) out.fields.set_network(*text);
   });
   IfPresent(node, "locality", [&](const yaml::Node& n) {
-    if (auto text = ReadString(n, FieldPath(path, "locality"), sink)) out.locality = *text;
+    if (auto text = ReadString(n, FieldPath(path, "locality"), sink)) out.fields.set_locality(*text);
   });
   IfPresent(node, "serviceAccount", [&](const yaml::Node& n) {
     if (auto text = ReadString(n, FieldPath(path, "serviceAccount"), sink)) {
-      out.service_account = *text;
+      out.fields.set_service_account(*text);
     }
   });
 }

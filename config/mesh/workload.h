@@ -20,11 +20,11 @@ enum class AddressRule {
 };
 
 // Reads address, ports, labels, network, locality, weight and serviceAccount.
-// `ports`, when given, are the names the ports map may use. `what` explains the
+// Labels are interned with `interner`. `ports`, when given, are the names the ports map may use. `what` explains the
 // address rule in messages ("resolution STATIC needs IP endpoints").
 void ReadWorkload(const yaml::Node& node, const std::string& path, AddressRule rule,
                   std::string_view what, const std::vector<ServicePort>* ports, ErrorSink& sink,
-                  WorkloadEndpoint& out);
+                  LabelInterner& interner, WorkloadEndpoint& out);
 
 // A label map (labels, selectors) with Kubernetes key and value syntax.
 std::optional<Labels> ReadLabels(const yaml::Node& node, const std::string& path,

@@ -20,12 +20,15 @@ namespace {
 constexpr std::string_view kWorkloadNameLabel = "service.istio.io/workload-name";
 constexpr std::string_view kAutoRegistrationGroup = "istio.io/autoRegistrationGroup";
 
-const std::string* Find(const Labels& labels, std::string_view key) {
+// Over a Pod's label map or a workload's LabelSet.
+template <typename LabelMap>
+const std::string* Find(const LabelMap& labels, std::string_view key) {
   const auto it = labels.find(std::string(key));
   return it == labels.end() ? nullptr : &it->second;
 }
 
-std::string First(const Labels& labels, std::initializer_list<std::string_view> keys,
+template <typename LabelMap>
+std::string First(const LabelMap& labels, std::initializer_list<std::string_view> keys,
                   std::string_view fallback) {
   for (std::string_view key : keys) {
     if (const std::string* value = Find(labels, key)) return *value;
@@ -53,7 +56,8 @@ bool TrimHashSuffix(std::string& name, const std::string* hash) {
   return true;
 }
 
-void FillCommon(const Labels& labels, std::string_view ns, std::string_view service_account,
+template <typename LabelMap>
+void FillCommon(const LabelMap& labels, std::string_view ns, std::string_view service_account,
                 std::string_view trust_domain, WorkloadIdentity& out) {
   out.ns = std::string(ns);
   out.app = First(labels, {"app"}, "");
@@ -100,7 +104,7 @@ WorkloadIdentity PodIdentity(const Pod& pod, std::string_view trust_domain) {
 }
 
 WorkloadIdentity EntryIdentity(std::string_view name, std::string_view ns, const Labels& annotations,
-                               const Labels& labels, std::string_view service_account,
+                               const LabelSet& labels, std::string_view service_account,
                                std::string_view trust_domain) {
   WorkloadIdentity out;
   if (const std::string* group = Find(annotations, kAutoRegistrationGroup)) {

@@ -17,7 +17,7 @@ WorkloadIdentity PodIdentity(const Pod& pod, std::string_view trust_domain);
 // A WorkloadEntry, or a ServiceEntry's inline endpoint (`name` is then
 // "<ServiceEntry name>-<index>", as pilot names it).
 WorkloadIdentity EntryIdentity(std::string_view name, std::string_view ns, const Labels& annotations,
-                               const Labels& labels, std::string_view service_account,
+                               const LabelSet& labels, std::string_view service_account,
                                std::string_view trust_domain);
 
 // The workload name Istio reports for a Pod (pkg/kube/util.go GetWorkloadMetaFromPod).

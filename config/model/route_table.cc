@@ -90,7 +90,7 @@ std::string HostPort(std::string_view host, uint16_t port) {
 // "  endpoint 10.0.0.1:80 weight 1 {app=x} network=n1 ... in view\n"
 void DescribeEndpoint(std::string& out, std::string_view what, const Endpoint& endpoint,
                       bool in_view = true) {
-  const std::string& host = endpoint.address.empty() ? endpoint.hostname : endpoint.address;
+  const std::string_view host = endpoint.address.empty() ? endpoint.hostname() : endpoint.address;
   absl::StrAppend(&out, "  ", base::AbslView(what), " ", HostPort(host, endpoint.port),
                   " weight ", endpoint.weight);
   const char* separator = " {";
@@ -99,16 +99,18 @@ void DescribeEndpoint(std::string& out, std::string_view what, const Endpoint& e
     separator = ", ";
   }
   if (!endpoint.labels.empty()) absl::StrAppend(&out, "}");
-  if (!endpoint.address.empty() && !endpoint.hostname.empty()) {
-    absl::StrAppend(&out, " from ", endpoint.hostname);
+  using base::AbslView;
+  if (!endpoint.address.empty() && !endpoint.hostname().empty()) {
+    absl::StrAppend(&out, " from ", AbslView(endpoint.hostname()));
   }
-  absl::StrAppend(&out, " network=", endpoint.network.empty() ? "(unset)" : endpoint.network);
-  if (!endpoint.locality.empty()) absl::StrAppend(&out, " locality=", endpoint.locality);
-  if (!endpoint.service_account.empty()) {
-    absl::StrAppend(&out, " serviceAccount=", endpoint.service_account);
+  absl::StrAppend(&out, " network=", endpoint.network().empty() ? "(unset)" : AbslView(endpoint.network()));
+  if (!endpoint.locality().empty()) absl::StrAppend(&out, " locality=", AbslView(endpoint.locality()));
+  if (!endpoint.service_account().empty()) {
+    absl::StrAppend(&out, " serviceAccount=", AbslView(endpoint.service_account()));
   }
-  if (!endpoint.workload.name.empty()) {
-    absl::StrAppend(&out, " workload=", endpoint.workload.ns, "/", endpoint.workload.name);
+  if (endpoint.HasWorkloadName()) {
+    absl::StrAppend(&out, " workload=", AbslView(endpoint.details.Get(EndpointDetails::kWorkloadNamespace)), "/",
+                    AbslView(endpoint.details.Get(EndpointDetails::kWorkloadName)));
   }
   if (!endpoint.ready) absl::StrAppend(&out, " NOT READY");
   absl::StrAppend(&out, in_view ? " in view\n" : " out of view\n");
@@ -205,6 +207,37 @@ bool SameContent(const Cluster& a, const Cluster& b) {
 
 RouteTable::RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites,
                        GatewayView view, AuthorizationPolicies authorization) {
+  std::vector<std::shared_ptr<const Cluster>> owned;
+  owned.reserve(clusters.size());
+  for (size_t i = 0; i < clusters.size(); ++i) {
+    Prepare(clusters[i], i);
+    owned.push_back(std::make_shared<const Cluster>(std::move(clusters[i])));
+  }
+  Init(std::move(owned), std::move(rewrites), std::move(view), std::move(authorization));
+}
+
+std::shared_ptr<const RouteTable> RouteTable::FromOwned(std::vector<std::unique_ptr<Cluster>> clusters,
+                                                        std::vector<SniRewrite> rewrites, GatewayView view,
+                                                        AuthorizationPolicies authorization) {
+  std::vector<std::shared_ptr<const Cluster>> owned;
+  owned.reserve(clusters.size());
+  for (size_t i = 0; i < clusters.size(); ++i) {
+    Prepare(*clusters[i], i);
+    owned.emplace_back(std::move(clusters[i]));
+  }
+  std::shared_ptr<RouteTable> table(new RouteTable(PersistentVector<const Cluster>(), nullptr, nullptr));
+  table->Init(std::move(owned), std::move(rewrites), std::move(view), std::move(authorization));
+  return table;
+}
+
+void RouteTable::Prepare(Cluster& cluster, size_t id) {
+  cluster.id = static_cast<uint32_t>(id);
+  absl::AsciiStrToLower(&cluster.host);
+  if (cluster.name.empty()) cluster.name = ClusterName(cluster.host, cluster.port, cluster.subset);
+}
+
+void RouteTable::Init(std::vector<std::shared_ptr<const Cluster>> owned, std::vector<SniRewrite> rewrites,
+                      GatewayView view, AuthorizationPolicies authorization) {
   auto shared = std::make_shared<Shared>();
   shared->rewrites = std::move(rewrites);
   shared->view = std::move(view);
@@ -214,16 +247,6 @@ RouteTable::RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> re
     absl::AsciiStrToLower(&rewrite.to);
   }
   shared_ = std::move(shared);
-  std::vector<std::shared_ptr<const Cluster>> owned;
-  owned.reserve(clusters.size());
-  for (size_t i = 0; i < clusters.size(); ++i) {
-    Cluster& cluster = clusters[i];
-    cluster.id = static_cast<uint32_t>(i);
-    absl::AsciiStrToLower(&cluster.host);
-    if (cluster.name.empty())
-      cluster.name = ClusterName(cluster.host, cluster.port, cluster.subset);
-    owned.push_back(std::make_shared<const Cluster>(std::move(cluster)));
-  }
   clusters_ = PersistentVector<const Cluster>(std::move(owned));
   index_ = BuildIndex(clusters_);
 }

@@ -16,41 +16,10 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "config/model/authorization.h"
+#include "config/model/endpoint.h"
 #include "config/model/traffic_policy.h"
 
 namespace meshgate::config {
-
-// Who an endpoint is, for Istio's destination_* metric labels. Derived from
-// the labels of its Pod or WorkloadEntry the way Istio derives them (see
-// config/mesh/workload_identity.cc); empty means "unknown".
-struct WorkloadIdentity {
-  std::string name;                // destination_workload (Deployment name for a Pod)
-  std::string ns;                  // destination_workload_namespace
-  std::string app;                 // destination_app: label "app"
-  std::string version;             // destination_version: label "version"
-  std::string canonical_service;   // destination_canonical_service
-  std::string canonical_revision;  // destination_canonical_revision
-  std::string principal;           // destination_principal: spiffe://<td>/ns/<ns>/sa/<sa>
-  bool operator==(const WorkloadIdentity&) const = default;
-};
-
-struct Endpoint {
-  std::string address;  // IP literal (v4 or v6, no brackets); never empty in Cluster::endpoints
-  uint16_t port = 0;
-  uint32_t weight = 1;
-  std::map<std::string, std::string> labels;  // ordered so dumps are stable
-  // The DNS name to resolve, for an entry of Cluster::dns_endpoints (address
-  // empty); or the name an IP endpoint was resolved from.
-  std::string hostname;
-  std::string network;          // Istio network, e.g. "network1"
-  std::string locality;         // "region/zone/subzone"
-  std::string service_account;  // Kubernetes service account of the workload
-  // Kubernetes readiness. A not-ready endpoint keeps its index (sessions and
-  // balancer state refer to it) but must not be picked for new connections.
-  bool ready = true;
-  WorkloadIdentity workload;
-  bool operator==(const Endpoint&) const = default;
-};
 
 // How a cluster's endpoints are found (ServiceEntry resolution; Kubernetes
 // Services are kStatic, ExternalName ones kDns).
@@ -287,6 +256,12 @@ class RouteTable {
  public:
   RouteTable(std::vector<Cluster> clusters, std::vector<SniRewrite> rewrites,
              GatewayView view = {}, AuthorizationPolicies authorization = {});
+  // The same from clusters already on the heap one by one (the loader's): the
+  // table takes each object as it is, so no second copy of the clusters is
+  // ever held beside the first.
+  static std::shared_ptr<const RouteTable> FromOwned(std::vector<std::unique_ptr<Cluster>> clusters,
+                                                     std::vector<SniRewrite> rewrites, GatewayView view = {},
+                                                     AuthorizationPolicies authorization = {});
 
   // Incremental updates. Every version is immutable; these build the next one
   // and share with this one every cluster object they do not change, so the
@@ -349,6 +324,10 @@ class RouteTable {
   };
   RouteTable(PersistentVector<const Cluster> clusters, std::shared_ptr<const Shared> shared,
              std::shared_ptr<const Index> index);
+  // Numbers and normalises `cluster` as clusters()[id] (the constructors' shared step).
+  static void Prepare(Cluster& cluster, size_t id);
+  void Init(std::vector<std::shared_ptr<const Cluster>> owned, std::vector<SniRewrite> rewrites, GatewayView view,
+            AuthorizationPolicies authorization);
   static std::shared_ptr<const Index> BuildIndex(const PersistentVector<const Cluster>& clusters);
   std::string RewriteHost(std::string_view host) const;
 

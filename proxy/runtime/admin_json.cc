@@ -10,7 +10,9 @@ namespace json = boost::json;
 
 namespace {
 
-json::object Labels(const std::map<std::string, std::string>& labels) {
+// A cluster's subset selector (std::map) or an endpoint's config::LabelSet: both sorted by key.
+template <typename LabelMap>
+json::object Labels(const LabelMap& labels) {
   json::object out;
   for (const auto& [k, v] : labels) out[k] = v;
   return out;
@@ -71,16 +73,16 @@ std::string ConfigDumpJson(const config::RouteTable& table, const ConfigDumpInfo
       ep["address"] = e.address;
       ep["port"] = e.port;
       ep["weight"] = e.weight;
-      ep["locality"] = e.locality;
-      ep["network"] = e.network;
+      ep["locality"] = e.locality();
+      ep["network"] = e.network();
       ep["ready"] = e.ready;
       ep["labels"] = Labels(e.labels);
-      if (!e.hostname.empty()) ep["hostname"] = e.hostname;
+      if (!e.hostname().empty()) ep["hostname"] = e.hostname();
       endpoints.push_back(std::move(ep));
     }
     cluster["endpoints"] = std::move(endpoints);
     json::array names;
-    for (const config::Endpoint& e : c.dns_endpoints) names.push_back(json::object{{"hostname", e.hostname}, {"port", e.port}});
+    for (const config::Endpoint& e : c.dns_endpoints) names.push_back(json::object{{"hostname", e.hostname()}, {"port", e.port}});
     cluster["dns_names"] = std::move(names);
     clusters.push_back(std::move(cluster));
   }

@@ -29,10 +29,10 @@ DnsRoutes::DnsRoutes(asio::io_context& io, DnsResolver& resolver, Publish publis
 
 void DnsRoutes::Track(const config::Cluster& c) {
   for (const config::Endpoint& e : c.dns_endpoints) {
-    std::vector<std::string>& users = users_[e.hostname];
+    const std::string name(e.hostname());
+    std::vector<std::string>& users = users_[name];
     if (std::find(users.begin(), users.end(), c.name) == users.end()) users.push_back(c.name);
-    if (watches_.contains(e.hostname)) continue;
-    const std::string name = e.hostname;
+    if (watches_.contains(name)) continue;
     watches_[name] = resolver_.Track(name, [this, name](const std::vector<std::string>& addresses) {
       spdlog::info("dns: {} resolved to {} address(es)", name, addresses.size());
       answers_[name] = addresses;
@@ -46,7 +46,7 @@ void DnsRoutes::SetBase(std::shared_ptr<const config::RouteTable> base) {
   base_ = std::move(base);
   users_.clear();
   for (const config::Cluster& c : base_->clusters()) {
-    for (const config::Endpoint& e : c.dns_endpoints) users_[e.hostname];
+    for (const config::Endpoint& e : c.dns_endpoints) users_[std::string(e.hostname())];
   }
   // Names no longer needed stop; their answers go with them.
   for (auto it = watches_.begin(); it != watches_.end();) {
@@ -148,7 +148,7 @@ std::shared_ptr<const config::RouteTable> DnsRoutes::Resolve(const config::Route
 config::Cluster DnsRoutes::ResolveCluster(const config::Cluster& base, const Answers& answers) {
   config::Cluster c = base;
   for (const config::Endpoint& name : base.dns_endpoints) {
-    const auto it = answers.find(name.hostname);
+    const auto it = answers.find(std::string(name.hostname()));
     if (it == answers.end()) continue;
     // DNS_ROUND_ROBIN is Envoy's LOGICAL_DNS: new connections go to the first
     // address of the latest answer (the resolver's own rotation spreads them).

@@ -54,9 +54,9 @@ TEST_F(BookinfoTest, ReviewsSubsetsSelectPodsByVersion) {
   // Everything the Pod says about the workload.
   const Endpoint& endpoint = v1.endpoints[0];
   EXPECT_EQ(endpoint.labels.at("app"), "reviews");
-  EXPECT_EQ(endpoint.service_account, "bookinfo-reviews");
-  EXPECT_EQ(endpoint.network, "network1");
-  EXPECT_EQ(endpoint.locality, "us-east1/zone-a");
+  EXPECT_EQ(endpoint.service_account(), "bookinfo-reviews");
+  EXPECT_EQ(endpoint.network(), "network1");
+  EXPECT_EQ(endpoint.locality(), "us-east1/zone-a");
   EXPECT_EQ(Addresses(Route("reviews", "v2")), Lines{"10.0.1.2"});
   const Cluster& v3 = Route("reviews", "v3");
   ASSERT_EQ(Addresses(v3), Lines{"10.0.1.3"});

@@ -256,7 +256,7 @@ TEST(KubernetesEndpointsTest, PodsWithoutEndpointResourcesHonourTargetPort) {
   ASSERT_EQ(https->endpoints.size(), 1u);  // only Pod a has a container port "web-port"
   EXPECT_EQ(https->endpoints[0].port, 8443);
   EXPECT_EQ(https->endpoints[0].labels.at("version"), "v1");  // the Pod's own labels
-  EXPECT_EQ(https->endpoints[0].service_account, "web");
+  EXPECT_EQ(https->endpoints[0].service_account(), "web");
   const Cluster* http = result.table->Find("svc.bar.svc.cluster.local", 80, "");
   ASSERT_EQ(http->endpoints.size(), 2u);
   EXPECT_EQ(http->endpoints[1].address, "10.0.0.2");
@@ -273,7 +273,7 @@ TEST(KubernetesEndpointsTest, ExternalNameIsADnsCluster) {
   EXPECT_EQ(cluster->resolution, Resolution::kDns);
   EXPECT_TRUE(cluster->endpoints.empty());
   ASSERT_EQ(cluster->dns_endpoints.size(), 1u);
-  EXPECT_EQ(cluster->dns_endpoints[0].hostname, "db.example.com");
+  EXPECT_EQ(cluster->dns_endpoints[0].hostname(), "db.example.com");
   EXPECT_EQ(cluster->dns_endpoints[0].port, 5432);
 }
 

@@ -98,9 +98,9 @@ TEST(MeshLoaderTest, MultiDocumentFileWithBetaAndV1AndOtherKinds) {
   EXPECT_EQ(ratings->endpoints[0].weight, 1u);
   EXPECT_TRUE(ratings->endpoints[0].labels.empty());
   // network, locality and serviceAccount are kept for the balancer.
-  EXPECT_EQ(ratings->endpoints[0].network, "network2");
-  EXPECT_EQ(ratings->endpoints[0].locality, "us-east1/zone1");
-  EXPECT_EQ(ratings->endpoints[0].service_account, "ratings");
+  EXPECT_EQ(ratings->endpoints[0].network(), "network2");
+  EXPECT_EQ(ratings->endpoints[0].locality(), "us-east1/zone1");
+  EXPECT_EQ(ratings->endpoints[0].service_account(), "ratings");
   EXPECT_EQ(ratings->service_namespace, "default");
   EXPECT_EQ(ratings->resolution, Resolution::kStatic);
   // exportTo ["."] in default: the gateway (istio-system) doesn't see it.
@@ -264,7 +264,7 @@ TEST(MeshLoaderIstioSamplesTest, DnsServiceEntryKeepsItsHostForTheResolver) {
   EXPECT_EQ(cluster.resolution, Resolution::kDns);
   EXPECT_TRUE(cluster.endpoints.empty());  // no IP until resolved
   ASSERT_EQ(cluster.dns_endpoints.size(), 1u);
-  EXPECT_EQ(cluster.dns_endpoints[0].hostname, "www.googleapis.com");
+  EXPECT_EQ(cluster.dns_endpoints[0].hostname(), "www.googleapis.com");
   EXPECT_EQ(cluster.dns_endpoints[0].address, "");
   EXPECT_EQ(cluster.dns_endpoints[0].port, 443);
 }

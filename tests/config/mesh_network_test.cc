@@ -34,7 +34,7 @@ const std::string kThreeNetworks =
 
 Lines Addresses(const std::vector<Endpoint>& endpoints) {
   Lines out;
-  for (const Endpoint& e : endpoints) out.push_back(e.address + "@" + e.network);
+  for (const Endpoint& e : endpoints) out.push_back(e.address + "@" + std::string(e.network()));
   return out;
 }
 
@@ -129,13 +129,13 @@ TEST(WorkloadIdentityTest, PodOfADeployment) {
   ASSERT_EQ(result.errors, Lines{});
   const Endpoint& e =
       result.table->Find("reviews.bookinfo.svc.cluster.local", 9080, "")->endpoints.at(0);
-  EXPECT_EQ(e.workload.name, "reviews-v2");
-  EXPECT_EQ(e.workload.ns, "bookinfo");
-  EXPECT_EQ(e.workload.app, "reviews");
-  EXPECT_EQ(e.workload.version, "v2");
-  EXPECT_EQ(e.workload.canonical_service, "reviews");
-  EXPECT_EQ(e.workload.canonical_revision, "v2");
-  EXPECT_EQ(e.workload.principal, "spiffe://example.org/ns/bookinfo/sa/bookinfo-reviews");
+  EXPECT_EQ(e.workload().name, "reviews-v2");
+  EXPECT_EQ(e.workload().ns, "bookinfo");
+  EXPECT_EQ(e.workload().app, "reviews");
+  EXPECT_EQ(e.workload().version, "v2");
+  EXPECT_EQ(e.workload().canonical_service, "reviews");
+  EXPECT_EQ(e.workload().canonical_revision, "v2");
+  EXPECT_EQ(e.workload().principal, "spiffe://example.org/ns/bookinfo/sa/bookinfo-reviews");
 }
 
 std::string Pod(const std::string& metadata) {
@@ -149,7 +149,7 @@ WorkloadIdentity IdentityOf(const std::string& metadata) {
   const MeshLoadResult result = LoadYaml(ExportAll() + Pod(metadata));
   EXPECT_EQ(result.errors, Lines{});
   if (!result.table) return {};
-  return result.table->Find("s.ns1.svc.cluster.local", 80, "")->endpoints.at(0).workload;
+  return result.table->Find("s.ns1.svc.cluster.local", 80, "")->endpoints.at(0).workload();
 }
 
 TEST(WorkloadIdentityTest, ControllersAndLabelFallbacks) {
@@ -198,14 +198,14 @@ TEST(WorkloadIdentityTest, WorkloadEntriesAndServiceEntryEndpoints) {
       "vm-group}}\nspec: {address: 10.0.5.1, labels: {app: vm}, serviceAccount: vm-sa}\n");
   ASSERT_EQ(result.errors, Lines{});
   const WorkloadIdentity& inline_ep =
-      result.table->Find("a.example.com", 443, "")->endpoints.at(0).workload;
+      result.table->Find("a.example.com", 443, "")->endpoints.at(0).workload();
   EXPECT_EQ(inline_ep.name, "a-0");
   EXPECT_EQ(inline_ep.app, "web");
   EXPECT_EQ(inline_ep.canonical_service, "web");
   EXPECT_EQ(inline_ep.canonical_revision, "v3");
   EXPECT_EQ(inline_ep.principal, "spiffe://cluster.local/ns/bar/sa/vm");
   const WorkloadIdentity& entry =
-      result.table->Find("vm.example.com", 443, "")->endpoints.at(0).workload;
+      result.table->Find("vm.example.com", 443, "")->endpoints.at(0).workload();
   EXPECT_EQ(entry.name, "vm-group");
   EXPECT_EQ(entry.ns, "bar");
   EXPECT_EQ(entry.principal, "spiffe://cluster.local/ns/bar/sa/vm-sa");

@@ -329,15 +329,15 @@ TEST(RouteTableDescribeTest, ShowsSubsetsPolicyDnsReadinessAndExport) {
   cluster.exported = false;
   cluster.export_detail = "no Gateway host matches";
   Endpoint ready = Ep("10.0.0.2", 9080, 1, {{"version", "v2"}});
-  ready.network = "net1";
-  ready.locality = "eu/zone-a";
-  ready.service_account = "reviews";
+  ready.set_network("net1");
+  ready.set_locality("eu/zone-a");
+  ready.set_service_account("reviews");
   Endpoint not_ready = Ep("10.0.0.3", 9080, 1, {{"version", "v2"}});
   not_ready.ready = false;
   cluster.endpoints = {ready, not_ready};
   Endpoint remote = Ep("10.9.0.1", 9080);
-  remote.network = "net3";
-  remote.workload = {.name = "reviews-v2", .ns = "default"};
+  remote.set_network("net3");
+  remote.set_workload({.name = "reviews-v2", .ns = "default"});
   cluster.out_of_view = {remote};
   cluster.policy.load_balancer.emplace().simple = LoadBalancerPolicy::Simple::kLeastRequest;
   cluster.policy.connection_pool.emplace().max_connections = 100;
@@ -351,7 +351,7 @@ TEST(RouteTableDescribeTest, ShowsSubsetsPolicyDnsReadinessAndExport) {
   dns.source = "se.yaml:1 ServiceEntry default/api";
   dns.resolution = Resolution::kDnsRoundRobin;
   Endpoint name;
-  name.hostname = "api.example.com";
+  name.set_hostname("api.example.com");
   name.port = 443;
   dns.dns_endpoints = {name};
   ConsistentHashLb hash;
@@ -414,7 +414,7 @@ TEST(RouteExportTest, ClusterWithOnlyDnsEndpointsRoutesWithNoIps) {
   cluster.port = 443;
   cluster.resolution = Resolution::kDns;
   Endpoint name;
-  name.hostname = "api.example.com";
+  name.set_hostname("api.example.com");
   name.port = 443;
   cluster.dns_endpoints = {name};
   const RouteTable table({cluster}, {});

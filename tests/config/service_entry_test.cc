@@ -230,14 +230,14 @@ TEST(ServiceEntryDnsTest, HostNameAndIpEndpointsAreSeparated) {
   EXPECT_EQ(cluster->resolution, Resolution::kDns);
   ASSERT_EQ(cluster->dns_endpoints.size(), 1u);
   const Endpoint& name = cluster->dns_endpoints[0];
-  EXPECT_EQ(name.hostname, "backend.example.net");  // lowercase, no trailing dot
+  EXPECT_EQ(name.hostname(), "backend.example.net");  // lowercase, no trailing dot
   EXPECT_EQ(name.address, "");
   EXPECT_EQ(name.port, 8443);  // targetPort
   EXPECT_EQ(name.weight, 2u);
   EXPECT_EQ(name.labels.at("zone"), "a");
-  EXPECT_EQ(name.network, "n1");
-  EXPECT_EQ(name.locality, "eu/a");
-  EXPECT_EQ(name.service_account, "sa");
+  EXPECT_EQ(name.network(), "n1");
+  EXPECT_EQ(name.locality(), "eu/a");
+  EXPECT_EQ(name.service_account(), "sa");
   // An IP is an IP whatever the resolution: dialable now.
   ASSERT_EQ(cluster->endpoints.size(), 1u);
   EXPECT_EQ(cluster->endpoints[0].address, "192.0.2.7");
@@ -254,7 +254,7 @@ TEST(ServiceEntryDnsTest, WithoutEndpointsEachHostResolvesItself) {
     ASSERT_NE(cluster, nullptr) << host;
     EXPECT_EQ(cluster->resolution, Resolution::kDnsRoundRobin);
     ASSERT_EQ(cluster->dns_endpoints.size(), 1u);
-    EXPECT_EQ(cluster->dns_endpoints[0].hostname, host);
+    EXPECT_EQ(cluster->dns_endpoints[0].hostname(), host);
     EXPECT_EQ(cluster->dns_endpoints[0].port, 443);
   }
 }
@@ -289,14 +289,14 @@ TEST(ServiceEntrySelectorTest, SelectsWorkloadEntriesAndPodsInItsNamespace) {
   EXPECT_EQ(vm.address, "10.9.0.1");
   EXPECT_EQ(vm.port, 9443);  // the WorkloadEntry's ports map
   EXPECT_EQ(vm.weight, 5u);
-  EXPECT_EQ(vm.network, "vm-net");
-  EXPECT_EQ(vm.service_account, "vm-sa");
+  EXPECT_EQ(vm.network(), "vm-net");
+  EXPECT_EQ(vm.service_account(), "vm-sa");
   EXPECT_TRUE(vm.ready);
   const Endpoint& pod = cluster->endpoints[1];
   EXPECT_EQ(pod.address, "10.8.0.1");
   EXPECT_EQ(pod.port, 8443);  // targetPort
   EXPECT_EQ(pod.labels.at("version"), "v2");
-  EXPECT_EQ(pod.service_account, "pod-sa");
+  EXPECT_EQ(pod.service_account(), "pod-sa");
   EXPECT_FALSE(pod.ready);  // kept in place, not to be picked
   EXPECT_EQ(result.resources_loaded, 5u);
 }
@@ -312,7 +312,7 @@ TEST(ServiceEntrySelectorTest, DnsEntrySelectsHostNameWorkloads) {
   ASSERT_NE(cluster, nullptr);
   EXPECT_TRUE(cluster->endpoints.empty());
   ASSERT_EQ(cluster->dns_endpoints.size(), 1u);
-  EXPECT_EQ(cluster->dns_endpoints[0].hostname, "vm.example.net");
+  EXPECT_EQ(cluster->dns_endpoints[0].hostname(), "vm.example.net");
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ config::Cluster DnsCluster(std::string host, config::Resolution resolution) {
   cluster.source = "test";
   cluster.resolution = resolution;
   config::Endpoint name;
-  name.hostname = "backend.example.com";
+  name.set_hostname("backend.example.com");
   name.port = 8443;
   name.weight = 3;
   name.labels = {{"version", "v1"}};

@@ -403,7 +403,7 @@ TEST(DescribeTest, EveryEndpointWithItsHealthAndCounts) {
   clusters[0].port = 443;
   clusters[0].source = "test";
   clusters[0].endpoints[2].ready = false;
-  clusters[0].endpoints[0].locality = "us-east1/b";
+  clusters[0].endpoints[0].set_locality("us-east1/b");
   const config::RouteTable table(clusters, {});
   HealthTable health(table);
   ClusterState& s = health.cluster(0);
@@ -434,7 +434,7 @@ namespace {
 
 config::Cluster LocalityCluster(const std::vector<std::string>& localities, bool outlier_detection) {
   config::Cluster c = MakeCluster(static_cast<int>(localities.size()));
-  for (size_t i = 0; i < localities.size(); ++i) c.endpoints[i].locality = localities[i];
+  for (size_t i = 0; i < localities.size(); ++i) c.endpoints[i].set_locality(localities[i]);
   if (outlier_detection) c.policy.outlier_detection.emplace();
   return c;
 }

@@ -19,7 +19,7 @@ config::Endpoint Ep(const std::string& address, config::WorkloadIdentity w) {
   config::Endpoint e;
   e.address = address;
   e.port = 8000;
-  e.workload = std::move(w);
+  e.set_workload(w);
   return e;
 }
 

@@ -316,7 +316,7 @@ TEST(IncrementalDnsTest, ResolvedTableSharesEveryStaticCluster) {
   config::Cluster dns = Service("ext.example.com", {});
   dns.resolution = config::Resolution::kDns;
   config::Endpoint name;
-  name.hostname = "backend.example.com";
+  name.set_hostname("backend.example.com");
   name.port = 443;
   dns.dns_endpoints = {name};
   const config::RouteTable base({Service("a.ns.svc.cluster.local", {Ep(1)}), dns,
