@@ -15,6 +15,7 @@
 #include "bench/proc_stats.h"
 #include "bench/scale_mesh.h"
 #include "config/mesh/mesh_loader.h"
+#include "tests/support/sanitizer.h"
 
 namespace meshgate::config {
 namespace {
@@ -26,17 +27,7 @@ namespace fs = std::filesystem;
 // ASan's quarantine (256 MiB by default), so the same load peaks 6-7x higher
 // (measured: 99x the input against 14x). The bound is checked in the normal
 // build only.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kUnderAsan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kUnderAsan = true;
-#else
-constexpr bool kUnderAsan = false;
-#endif
-#else
-constexpr bool kUnderAsan = false;
-#endif
+using meshgate::testing::kUnderAsan;
 
 // Peak RSS growth of a load over its input's bytes (bench/SCALE.md). Before
 // any of this work: 16.2x and 18.2x. Streaming the YAML brought them to

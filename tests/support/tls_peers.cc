@@ -96,7 +96,7 @@ void TlsBackend::AcceptLoop() {
 }
 
 void TlsBackend::Serve(int fd) {
-  SetTimeouts(fd, 10000);
+  SetTimeouts(fd, options_.idle_timeout_ms);
   SSL* ssl = SSL_new(ctx_.get());
   SSL_set_fd(ssl, fd);
   Observed seen;

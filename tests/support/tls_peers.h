@@ -29,6 +29,8 @@ class TlsBackend {
     Mode mode = Mode::kEcho;
     uint64_t reply_bytes = 0;
     uint16_t port = 0;  // 0: any free port; else this one (a ReservedPort, for a restart)
+    // A connection silent this long (SO_RCVTIMEO) is closed by the backend.
+    int idle_timeout_ms = 10000;
   };
 
   TlsBackend(const Pki& pki, const Workload& identity, Options options);
