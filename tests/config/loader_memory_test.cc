@@ -80,6 +80,16 @@ class LoaderMemoryTest : public ::testing::Test {
   void TearDown() override {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
+  // Loads dir_ (holding `input` bytes of YAML) in a child and bounds its
+  // peak RSS growth over the input.
+  void ExpectPeakWithin(uint64_t input, size_t resources, double bound) {
+    const LoadPeak peak = PeakOfLoad(dir_);
+    ASSERT_EQ(peak.resources, resources) << "the child's load failed";
+    const double ratio = peak.peak_growth_kib * 1024.0 / static_cast<double>(input);
+    std::printf("input %.1f MiB, load peak %.1f MiB: %.1fx\n", input / 1048576.0, peak.peak_growth_kib / 1024.0,
+                ratio);
+    EXPECT_LE(ratio, bound);
+  }
   fs::path dir_;
 };
 
@@ -87,26 +97,14 @@ class LoaderMemoryTest : public ::testing::Test {
 // 7.6 MiB). Before per-document parsing and the reserved cluster vector the
 // load peaked at 16x its input; before the compact Endpoint, 14x.
 TEST_F(LoaderMemoryTest, TenThousandServicesPeakWithinBound) {
-  const uint64_t input = bench::WriteScaleMesh(dir_, 10000, 10);
-  const LoadPeak peak = PeakOfLoad(dir_);
-  ASSERT_EQ(peak.resources, 10001u) << "the child's load failed";
-  const double ratio = peak.peak_growth_kib * 1024.0 / static_cast<double>(input);
-  std::printf("input %.1f MiB, load peak %.1f MiB: %.1fx\n", input / 1048576.0, peak.peak_growth_kib / 1024.0,
-              ratio);
-  EXPECT_LE(ratio, kTenThousandBound);
+  ExpectPeakWithin(bench::WriteScaleMesh(dir_, 10000, 10), 10001, kTenThousandBound);
 }
 
 // One large file (the shape of the 50 MB, 182k-ServiceEntry report, scaled
 // down): the whole file's YAML tree was held while its documents were read,
 // about 10x the text on its own.
 TEST_F(LoaderMemoryTest, OneLargeFilePeakWithinBound) {
-  const uint64_t input = bench::WriteScaleMesh(dir_, 20000, 1, 0);
-  const LoadPeak peak = PeakOfLoad(dir_);
-  ASSERT_EQ(peak.resources, 20001u) << "the child's load failed";
-  const double ratio = peak.peak_growth_kib * 1024.0 / static_cast<double>(input);
-  std::printf("input %.1f MiB, load peak %.1f MiB: %.1fx\n", input / 1048576.0, peak.peak_growth_kib / 1024.0,
-              ratio);
-  EXPECT_LE(ratio, kOneFileBound);
+  ExpectPeakWithin(bench::WriteScaleMesh(dir_, 20000, 1, 0), 20001, kOneFileBound);
 }
 
 // Documents are read as they are parsed; a file that then fails to parse

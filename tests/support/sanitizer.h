@@ -5,28 +5,22 @@
 // answers __has_feature.
 #pragma once
 
+#if defined(__has_feature)
+#define MESHGATE_TEST_HAS_FEATURE(x) __has_feature(x)
+#else
+#define MESHGATE_TEST_HAS_FEATURE(x) 0
+#endif
+
 namespace meshgate::testing {
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || MESHGATE_TEST_HAS_FEATURE(address_sanitizer)
 inline constexpr bool kUnderAsan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr bool kUnderAsan = true;
-#else
-inline constexpr bool kUnderAsan = false;
-#endif
 #else
 inline constexpr bool kUnderAsan = false;
 #endif
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) || MESHGATE_TEST_HAS_FEATURE(thread_sanitizer)
 inline constexpr bool kUnderTsan = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-inline constexpr bool kUnderTsan = true;
-#else
-inline constexpr bool kUnderTsan = false;
-#endif
 #else
 inline constexpr bool kUnderTsan = false;
 #endif
