@@ -65,7 +65,18 @@ X509Ptr MakeCert(EVP_PKEY* key, const CertSpec& spec, X509* issuer_cert, EVP_PKE
   return cert;
 }
 
+// OpenSSL fills a certificate's extension cache (key identifiers, purpose
+// flags) lazily, on the first verification that reads it, under the
+// certificate's own lock, while later readers check a flag without it. When
+// contexts that share these X509 objects handshake on several threads at
+// once (the takeover test's load workers), TSan sees that first fill race a
+// reader inside libcrypto, whose synchronisation it cannot see (CI's TSan
+// pass: ASN1_STRING_set against ASN1_STRING_cmp). Filling the cache here,
+// while one thread builds the context, leaves only reads for the threads.
+void FillExtensionCache(X509* cert) { X509_check_purpose(cert, -1, 0); }
+
 void UseIdentity(SSL_CTX* ctx, const Identity& leaf, const Identity& intermediate, X509* root) {
+  for (X509* cert : {leaf.cert.get(), intermediate.cert.get(), root}) FillExtensionCache(cert);
   SSL_CTX_use_certificate(ctx, leaf.cert.get());
   SSL_CTX_use_PrivateKey(ctx, leaf.key.get());
   SSL_CTX_add1_chain_cert(ctx, intermediate.cert.get());
@@ -122,6 +133,7 @@ SslCtxPtr Pki::ClientContext(const Workload& w) const {
 
 SslCtxPtr Pki::AnonymousClientContext() const {
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  FillExtensionCache(root_.cert.get());
   X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx.get()), root_.cert.get());
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   return ctx;
