@@ -7,8 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
+#include <sys/epoll.h>
 
 namespace meshgate::proxy {
 namespace {
@@ -64,14 +63,15 @@ void PipePool::Discard(Pipe pipe) {
   --open_;
 }
 
-Flow::Flow(Socket& src, Socket& dst, bool splice,
-           PipePool& pipes, Counter& bytes_counter, Counter& copy_fallbacks)
+Flow::Flow(int src, int dst, bool splice, PipePool& pipes, Counter& bytes_counter, Counter& copy_fallbacks,
+           FlowOwner& owner)
     : src_(src),
       dst_(dst),
       splice_(splice),
       pipes_(pipes),
       bytes_counter_(bytes_counter),
-      copy_fallbacks_(copy_fallbacks) {}
+      copy_fallbacks_(copy_fallbacks),
+      owner_(owner) {}
 
 Flow::~Flow() {
   if (!have_pipe_) return;
@@ -82,34 +82,79 @@ Flow::~Flow() {
   }
 }
 
-void Flow::Start(const std::shared_ptr<void>& keepalive, FlowOwner& owner) {
-  keepalive_ = keepalive;
-  owner_ = &owner;
-  // Both sockets are already non-blocking at the descriptor level: Asio set
-  // that for the hello read and the connect. Asking again costs an ioctl.
-  if (splice_) {
-    Pump();
-  } else {
-    ReadCopy();
-  }
-}
-
 void Flow::Moved(size_t n) {
   bytes_ += n;
   bytes_counter_.Inc(n);
-  owner_->OnFlowProgress(*this, n);
+  owner_.OnFlowProgress(*this, n);
 }
 
 void Flow::Finish(End end) {
   if (finished_) return;
   finished_ = true;
-  owner_->OnFlowEnd(*this, end);
+  wait_ = Wait::kNone;
+  owner_.OnFlowEnd(*this, end);
 }
 
 void Flow::ForwardEof() {
-  boost::system::error_code ec;
-  dst_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);  // peer may be gone: fine
+  ::shutdown(dst_, SHUT_WR);  // the peer may be gone: fine
   Finish(End::kEof);
+}
+
+void Flow::WaitFor(Wait what) {
+  wait_ = what;
+  if (what == Wait::kRead) {
+    bulk_ = false;  // the next burst starts with a plain read
+    if (have_pipe_) {
+      pipes_.Release(pipe_);  // empty here: give it back while we wait
+      have_pipe_ = false;
+    }
+  }
+}
+
+// Readiness is edge-triggered: each arrival of data (or of the peer's FIN or
+// RST) is one edge on src, each time dst's send buffer frees up after a full
+// one is an edge on dst. The flow acts only on the edge it waits for.
+void Flow::OnSrcEvents(uint32_t events) {
+  // A short read means drained, but for two things an edge announces once:
+  // TCP urgent data (EPOLLPRI: recv stops short at the urgent mark with
+  // bytes still queued), and the peer's FIN or an error (EPOLLRDHUP, EPOLLHUP,
+  // EPOLLERR: a recv that returns the last bytes does not return the EOF
+  // queued behind them). After either, the flow reads on to EAGAIN or EOF.
+  if (events & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_to_end_ = true;
+  if (wait_ == Wait::kRead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))) Pump();
+}
+
+void Flow::OnDstEvents(uint32_t events) {
+  if (wait_ == Wait::kWrite && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) Pump();
+}
+
+// Sends what the flow holds (the pipe's bytes, or `pending_`). False when it
+// stopped: dst is full (waits for it) or failed (finished).
+bool Flow::Flush() {
+  for (;;) {
+    if (in_pipe_ == 0 && pending_size_ == pending_sent_) return true;
+    const ssize_t n = in_pipe_ > 0 ? ::splice(pipe_.read_fd, nullptr, dst_, nullptr, in_pipe_,
+                                              SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                                   : ::send(dst_, pending_.get() + pending_sent_, pending_size_ - pending_sent_,
+                                            MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      if (in_pipe_ > 0) {
+        in_pipe_ -= static_cast<uint32_t>(n);
+      } else if ((pending_sent_ += static_cast<uint32_t>(n)) == pending_size_) {
+        pending_.reset();  // flushed: an idle flow holds no memory
+        pending_size_ = pending_sent_ = 0;
+      }
+      Moved(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      WaitFor(Wait::kWrite);
+      return false;
+    }
+    Finish(End::kDstError);
+    return false;
+  }
 }
 
 // Small reads are copied through the worker's scratch buffer: recv, then
@@ -119,63 +164,35 @@ void Flow::ForwardEof() {
 // (splice) or in `pending_` (copy), and src is not read again until it has
 // gone, so a slow reader stalls the fast writer instead of growing memory.
 //
-// A short read means src is drained, so the flow waits without reading
-// again to see EAGAIN: Asio re-arms its edge-triggered registration with
-// EPOLL_CTL_MOD for every wait, which reports data already there (including
-// data a splice would not cross, at a TCP urgent mark; recv crosses it).
+// A short recv means src is drained, so the flow waits without reading again
+// to see EAGAIN: the next arrival is a new edge. The exceptions read on: a
+// short splice (it stops at boundaries recv would cross), and a source whose
+// urgent data or FIN an event announced (OnSrcEvents).
 void Flow::Pump() {
-  const int src_fd = src_.native_handle();
-  const int dst_fd = dst_.native_handle();
+  wait_ = Wait::kNone;
   for (int round = 0; round < kRoundsPerTurn; ++round) {
-    if (in_pipe_ > 0 || pending_size_ > pending_sent_) {
-      const ssize_t n = in_pipe_ > 0 ? ::splice(pipe_.read_fd, nullptr, dst_fd, nullptr, in_pipe_,
-                                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
-                                     : ::send(dst_fd, pending_.get() + pending_sent_,
-                                              pending_size_ - pending_sent_, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) {
-        if (in_pipe_ > 0) {
-          in_pipe_ -= static_cast<size_t>(n);
-        } else if ((pending_sent_ += static_cast<size_t>(n)) == pending_size_) {
-          pending_.reset();  // flushed: an idle flow holds no memory
-          pending_size_ = pending_sent_ = 0;
-        }
-        Moved(static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        return WaitThenPump(dst_, boost::asio::socket_base::wait_write, End::kDstError);
-      }
-      return Finish(End::kDstError);
-    }
+    if (!Flush()) return;
     if (src_eof_) return ForwardEof();
-    const ssize_t n = bulk_ ? SpliceIn(src_fd) : CopyThrough(src_fd, dst_fd);
+    const ssize_t n = bulk_ ? SpliceIn(src_) : CopyThrough(src_, dst_);
     if (n > 0) continue;
     if (n == 0) {
       src_eof_ = true;
       continue;
     }
     if (errno == EINTR) continue;
-    if (errno == kDrained || errno == EAGAIN || errno == EWOULDBLOCK) {
-      bulk_ = false;  // the next burst starts with a plain read
-      if (have_pipe_) {
-        pipes_.Release(pipe_);  // empty here: give it back while we wait
-        have_pipe_ = false;
-      }
-      return WaitThenPump(src_, boost::asio::socket_base::wait_read, End::kSrcError);
-    }
+    if (errno == kDrained && read_to_end_) continue;  // read on to EAGAIN or EOF
+    if (errno == kDrained || errno == EAGAIN || errno == EWOULDBLOCK) return WaitFor(Wait::kRead);
     if (errno == kNoPipe) {
       // Out of pipes (maxPipes, fd or pipe-page limits): copies from now on.
       copy_fallbacks_.Inc();
       splice_ = false;
-      return ReadCopy();
+      bulk_ = false;
+      continue;
     }
     return Finish(errno == kDstFailed ? End::kDstError : End::kSrcError);
   }
   // Busy flow: let other sessions on this thread run before continuing.
-  boost::asio::post(src_.get_executor(), [this, k = keepalive_.lock()] {
-    if (!finished_) Pump();
-  });
+  owner_.ResumeLater(*this);
 }
 
 // recv into the scratch buffer and send at once; what dst does not take goes
@@ -183,7 +200,7 @@ void Flow::Pump() {
 // (kDrained after a short read, kDstFailed when dst failed).
 ssize_t Flow::CopyThrough(int src_fd, int dst_fd) {
   static thread_local uint8_t scratch[kSpliceChunk];
-  const ssize_t n = ::recv(src_fd, scratch, sizeof scratch, MSG_DONTWAIT);
+  const ssize_t n = ::recv(src_fd, scratch, splice_ ? sizeof scratch : kCopyBuffer, MSG_DONTWAIT);
   if (n <= 0) return n;
   ssize_t sent = ::send(dst_fd, scratch, static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
   if (sent < 0) {
@@ -195,14 +212,14 @@ ssize_t Flow::CopyThrough(int src_fd, int dst_fd) {
   }
   if (sent > 0) Moved(static_cast<size_t>(sent));
   if (sent < n) {
-    pending_size_ = static_cast<size_t>(n - sent);
+    pending_size_ = static_cast<uint32_t>(n - sent);
     pending_sent_ = 0;
     pending_ = std::make_unique<uint8_t[]>(pending_size_);
     std::memcpy(pending_.get(), scratch + sent, pending_size_);
     return n;  // the loop flushes it before reading again
   }
-  if (static_cast<size_t>(n) == sizeof scratch) {
-    bulk_ = true;  // more is likely queued: splice it
+  if (static_cast<size_t>(n) == (splice_ ? sizeof scratch : kCopyBuffer)) {
+    bulk_ = splice_;  // more is likely queued: splice it (copy mode: read on)
     return n;
   }
   errno = kDrained;
@@ -210,7 +227,7 @@ ssize_t Flow::CopyThrough(int src_fd, int dst_fd) {
 }
 
 // splice src into the (empty) pipe. Returns bytes moved, 0 at EOF, or -1
-// with errno (kDrained after a short splice, kNoPipe when none can be had).
+// with errno (kNoPipe when none can be had).
 ssize_t Flow::SpliceIn(int src_fd) {
   if (!have_pipe_) {
     if (!pipes_.Acquire(pipe_)) {
@@ -222,41 +239,10 @@ ssize_t Flow::SpliceIn(int src_fd) {
   const ssize_t n = ::splice(src_fd, nullptr, pipe_.write_fd, nullptr, kSpliceChunk,
                              SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
   if (n <= 0) return n;
-  in_pipe_ = static_cast<size_t>(n);
-  if (static_cast<size_t>(n) < kSpliceChunk) bulk_ = false;  // drained: the pipe empties, then wait
+  in_pipe_ = static_cast<uint32_t>(n);
+  // Short: the pipe empties, then a plain recv sees EAGAIN or what is left.
+  if (static_cast<size_t>(n) < kSpliceChunk) bulk_ = false;
   return n;
-}
-
-// Resumes pumping once `socket` is ready; a failed wait ends the flow.
-void Flow::WaitThenPump(Socket& socket, boost::asio::socket_base::wait_type what,
-                        End on_error) {
-  socket.async_wait(what, [this, on_error, k = keepalive_.lock()](const boost::system::error_code& ec) {
-    if (ec) return Finish(on_error);
-    Pump();
-  });
-}
-
-void Flow::ReadCopy() {
-  if (!buffer_) buffer_ = std::make_unique<uint8_t[]>(kCopyBuffer);
-  src_.async_read_some(boost::asio::buffer(buffer_.get(), kCopyBuffer),
-                       [this, k = keepalive_.lock()](const boost::system::error_code& ec, size_t n) {
-                         OnCopyRead(ec, n);
-                       });
-}
-
-void Flow::OnCopyRead(const boost::system::error_code& ec, size_t n) {
-  if (ec == boost::asio::error::eof) return ForwardEof();
-  if (ec) return Finish(End::kSrcError);
-  boost::asio::async_write(dst_, boost::asio::buffer(buffer_.get(), n),
-                           [this, k = keepalive_.lock()](const boost::system::error_code& ec, size_t n) {
-                             OnCopyWritten(ec, n);
-                           });
-}
-
-void Flow::OnCopyWritten(const boost::system::error_code& ec, size_t n) {
-  if (ec) return Finish(End::kDstError);
-  Moved(n);
-  ReadCopy();
 }
 
 }  // namespace meshgate::proxy

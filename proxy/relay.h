@@ -1,10 +1,9 @@
-// One direction of a relayed connection, src -> dst. In splice mode (the
-// default) small reads are copied through a per-worker scratch buffer and
-// bulk is spliced (zero-copy) through a pooled pipe; copy mode uses a buffer
-// of its own. Either way at most one chunk is in flight, so a slow reader
-// stalls the fast writer instead of growing memory, and an idle flow holds no
-// buffer and no pipe.
-// Included only by proxy sources: it pulls in Asio.
+// One direction of a relayed connection, src -> dst, driven by the worker's
+// edge-triggered reactor (proxy/reactor.h). In splice mode (the default)
+// small reads are copied through a per-worker scratch buffer and bulk is
+// spliced (zero-copy) through a pooled pipe; copy mode only copies. Either
+// way at most one chunk is in flight, so a slow reader stalls the fast writer
+// instead of growing memory, and an idle flow holds no buffer and no pipe.
 #pragma once
 
 #include <sys/types.h>
@@ -16,21 +15,9 @@
 #include <memory>
 #include <vector>
 
-#include <boost/asio/basic_waitable_timer.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-
 #include "proxy/stats.h"
 
 namespace meshgate::proxy {
-
-// The data path's sockets and timers name their executor exactly (a worker's
-// io_context) instead of Asio's type-erased any_io_executor: every pending
-// operation is smaller, and completions skip the type erasure.
-using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
-using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
-                                                boost::asio::wait_traits<std::chrono::steady_clock>,
-                                                boost::asio::io_context::executor_type>;
 
 // Per-worker pool of pipes. A flow holds a pipe only while bytes are in it,
 // so idle connections pin no pipes (and no file descriptors beyond sockets).
@@ -69,51 +56,60 @@ class FlowOwner;
 class Flow {
  public:
   enum class End { kEof, kSrcError, kDstError };
+  // What the flow waits for: src readable, or dst writable.
+  enum class Wait : uint8_t { kNone, kRead, kWrite };
 
-  Flow(Socket& src, Socket& dst, bool splice,
-       PipePool& pipes, Counter& bytes_counter, Counter& copy_fallbacks);
+  // src and dst are non-blocking sockets registered with the reactor; the
+  // flow never closes them.
+  Flow(int src, int dst, bool splice, PipePool& pipes, Counter& bytes_counter, Counter& copy_fallbacks,
+       FlowOwner& owner);
   ~Flow();
   Flow(const Flow&) = delete;
   Flow& operator=(const Flow&) = delete;
 
-  // Every pending handler holds a strong reference from `keepalive` (the
-  // owner's), so the owner outlives them; the flow keeps only a weak one.
-  void Start(const std::shared_ptr<void>& keepalive, FlowOwner& owner);
+  // Moves what can be moved now; then waits (waiting()), yields through the
+  // owner (FlowOwner::ResumeLater), or ends (FlowOwner::OnFlowEnd).
+  void Pump();
+  // The owner's dispatch: src reported `events`; Pump() if they are what the
+  // flow waits for. Likewise for dst. The owner passes src's events even when
+  // the flow cannot use them (and, at the start, those from before it
+  // existed): a queued FIN is seen from the event, not from a short read.
+  void OnSrcEvents(uint32_t events);
+  void OnDstEvents(uint32_t events);
+  Wait waiting() const { return wait_; }
   uint64_t bytes() const { return bytes_; }
   bool finished() const { return finished_; }
 
  private:
-  void Pump();
   ssize_t CopyThrough(int src_fd, int dst_fd);
   ssize_t SpliceIn(int src_fd);
-  void WaitThenPump(Socket& socket, boost::asio::socket_base::wait_type what,
-                    End on_error);
-  void ReadCopy();
-  void OnCopyRead(const boost::system::error_code& ec, size_t n);
-  void OnCopyWritten(const boost::system::error_code& ec, size_t n);
+  bool Flush();  // false: stopped (waiting or finished)
   void Moved(size_t n);
   void Finish(End end);
   void ForwardEof();
+  void WaitFor(Wait what);
 
-  Socket& src_;
-  Socket& dst_;
+  int src_;
+  int dst_;
   bool splice_;
+  Wait wait_ = Wait::kNone;
+  bool bulk_ = false;     // the last read filled the buffer: splice
+  // src has had TCP urgent data, or its FIN (or an error) is queued: a
+  // short read no longer means drained, so read on to EAGAIN or EOF.
+  bool read_to_end_ = false;
+  bool src_eof_ = false;
+  bool finished_ = false;
   PipePool& pipes_;
   Counter& bytes_counter_;
   Counter& copy_fallbacks_;
+  FlowOwner& owner_;
   PipePool::Pipe pipe_;
   bool have_pipe_ = false;
-  size_t in_pipe_ = 0;
-  bool bulk_ = false;                    // the last read filled the buffer: splice
+  uint32_t in_pipe_ = 0;
+  uint32_t pending_size_ = 0;
+  uint32_t pending_sent_ = 0;
   std::unique_ptr<uint8_t[]> pending_;   // copied bytes dst has not taken yet
-  size_t pending_size_ = 0;
-  size_t pending_sent_ = 0;
-  bool src_eof_ = false;
-  bool finished_ = false;
   uint64_t bytes_ = 0;
-  std::unique_ptr<uint8_t[]> buffer_;  // copy mode only
-  std::weak_ptr<void> keepalive_;
-  FlowOwner* owner_ = nullptr;
 };
 
 // Whoever owns the flows (the session) hears of their progress and end
@@ -126,6 +122,9 @@ class FlowOwner {
   // Once, when a flow stops: after forwarding EOF (dst shut for writing) or
   // on an error on either side.
   virtual void OnFlowEnd(const Flow& flow, Flow::End end) = 0;
+  // The flow moved its share for this turn and has more: call its Pump()
+  // again after the reactor's other events (unless the owner closed).
+  virtual void ResumeLater(Flow& flow) = 0;
 
  protected:
   ~FlowOwner() = default;

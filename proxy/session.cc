@@ -10,9 +10,11 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/write.hpp>
 
 #include "fmt/format.h"
 #include "fmt/ranges.h"
@@ -29,13 +31,6 @@ std::string Suppressed(uint64_t n) {
   return n == 0 ? std::string() : fmt::format(" ({} similar lines suppressed)", n);
 }
 
-// TCP_NODELAY: we relay, the endpoints decide batching. SO_OOBINLINE: urgent
-// data is part of the byte stream we must forward exactly, not a side channel.
-void PrepareSocket(Socket& s) {
-  error_code ec;
-  s.set_option(asio::ip::tcp::no_delay(true), ec);
-  s.set_option(asio::socket_base::out_of_band_inline(true), ec);
-}
 // The client's address bytes, hashed without formatting them.
 uint64_t HashAddress(const asio::ip::address& address) {
   if (address.is_v4()) {
@@ -70,14 +65,11 @@ std::array<uint8_t, 16> MappedBytes(const asio::ip::address& address) {
 
 }  // namespace
 
-Session::Session(Socket socket, const asio::ip::tcp::endpoint& peer, const WorkerContext& ctx,
-                 AdmissionTicket admission)
+Session::Session(int fd, const asio::ip::tcp::endpoint& peer, const WorkerContext& ctx, AdmissionTicket admission)
     : ctx_(ctx),
-      down_(std::move(socket)),
+      down_(fd),
       peer_endpoint_(peer),
       client_endpoint_(peer),
-      up_(down_.get_executor()),
-      timer_(down_.get_executor()),
       parser_(sni::ParserOptions{ctx.routes->settings.max_hello_bytes}),
       start_(Clock::now()),
       admission_(std::move(admission)) {
@@ -88,14 +80,31 @@ Session::Session(Socket socket, const asio::ip::tcp::endpoint& peer, const Worke
 
 Session::~Session() {
   // The upstream lease and gauges give themselves back as members.
+  CloseSockets();
   ctx_.stats->downstream_cx_active.Dec();
+}
+
+// The descriptors leave epoll with their close(); the handle stops any event
+// of this turn's batch from reaching the session after it.
+void Session::CloseSockets() {
+  ctx_.reactor->Cancel(*this);
+  ctx_.reactor->Unregister(handle_);
+  if (down_ >= 0) ::close(down_);
+  if (up_ >= 0) ::close(up_);
+  down_ = up_ = -1;
   if (ctx_.live != nullptr) ctx_.live->erase(this);
+}
+
+void Session::Abandon() {
+  if (closed_) return;
+  closed_ = true;
+  CloseSockets();
+  ctx_.reactor->Defer([this] { delete this; });
 }
 
 void Session::Start() {
   if (ctx_.live != nullptr) ctx_.live->insert(this);
   peer_ = io::FormatEndpoint(peer_endpoint_);  // from accept(): no getpeername
-  PrepareSocket(down_);
   hello_buf_.resize(kInitialHelloBuffer);
   // A trusted load balancer must send a PROXY header first (proxy-protocol.txt
   // §2.3: a receiver must not guess whether one is there); from anyone else a
@@ -104,51 +113,107 @@ void Session::Start() {
                                                                                               : Phase::kSniff;
   // One deadline for the whole hello, not per read: a client dribbling one
   // byte a second still runs out of time.
-  ArmTimer(ctx_.routes->settings.hello_timeout, [this] {
-    ctx_.stats->hello_timeout.Inc();
-    Reject(Termination::kHelloTimeout,
-           fmt::format("no complete {} within {}ms ({} bytes read)",
-                       phase_ == Phase::kProxyHeader ? "PROXY protocol header" : "ClientHello",
-                       ctx_.routes->settings.hello_timeout.count(), hello_len_));
-  });
-  DoReadHello();
-}
-
-template <typename Handler>
-void Session::ArmTimer(Clock::duration after, Handler&& on_expiry) {
-  const uint64_t gen = ++timer_gen_;
-  timer_.expires_after(after);
-  timer_.async_wait([self = shared_from_this(), gen, fn = std::forward<Handler>(on_expiry)](
-                        const error_code& ec) {
-    if (ec || self->closed_ || gen != self->timer_gen_) return;
-    fn();
-  });
-}
-
-void Session::DoReadHello() {
-  if (hello_len_ == hello_buf_.size()) {
-    // The header phase may need room for a whole v2 header (the parser
-    // refuses a longer one from its first 16 bytes).
-    const size_t cap = phase_ == Phase::kProxyHeader
-                           ? std::max(ctx_.routes->settings.max_hello_bytes,
-                                      ctx_.routes->settings.proxy_protocol.max_v2_bytes)
-                           : ctx_.routes->settings.max_hello_bytes;
-    if (hello_buf_.size() >= cap) {
-      ctx_.stats->hello_rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)].Inc();
-      return Reject(Termination::kHelloTooLarge, "too_large");
-    }
-    hello_buf_.resize(std::min(cap, hello_buf_.size() * 2));
+  ctx_.reactor->Arm(*this, start_ + ctx_.routes->settings.hello_timeout);
+  handle_ = ctx_.reactor->Register(this);
+  if (const int err = ctx_.reactor->Add(down_, handle_, kDownTag); err != 0) {
+    return Reject(Termination::kDownstreamError, fmt::format("cannot watch the connection: {}", std::strerror(err)));
   }
-  down_.async_read_some(asio::buffer(hello_buf_.data() + hello_len_, hello_buf_.size() - hello_len_),
-                        [self = shared_from_this()](const error_code& ec, size_t n) {
-                          self->OnReadHello(ec, n);
-                        });
+  // Accepted sockets inherit TCP_NODELAY and SO_OOBINLINE from the listener
+  // (worker_pool.cc): nothing to set here. With TCP_DEFER_ACCEPT the hello
+  // is usually there already: read it now, not after a turn of the loop.
+  ReadHello();
 }
 
-void Session::OnReadHello(const error_code& ec, size_t n) {
+void Session::OnTimer() {
   if (closed_) return;
-  if (ec) return OnReadHelloError(ec);
-  hello_len_ += n;
+  if (stage_ == Stage::kConnecting) {
+    ::close(up_);  // out of epoll with it
+    up_ = -1;
+    return OnConnectFailed(0);
+  }
+  ctx_.stats->hello_timeout.Inc();
+  Reject(Termination::kHelloTimeout,
+         fmt::format("no complete {} within {}ms ({} bytes read)",
+                     phase_ == Phase::kProxyHeader ? "PROXY protocol header" : "ClientHello",
+                     ctx_.routes->settings.hello_timeout.count(), hello_len_));
+}
+
+void Session::OnEvents(unsigned tag, uint32_t events) {
+  if (closed_) return;
+  if (stage_ != Stage::kRelaying) early_events_[tag] |= events;
+  switch (stage_) {
+    case Stage::kHello:
+      if (tag == kDownTag) ReadHello();
+      return;
+    case Stage::kConnecting:
+    case Stage::kWritingHello:
+      // The client's bytes (or its FIN) wait in the socket for the relay.
+      if (tag == kUpTag) OnUpstreamEvents(events);
+      return;
+    case Stage::kRelaying: {
+      Flow& reads_here = tag == kDownTag ? *down_to_up_ : *up_to_down_;
+      Flow& writes_here = tag == kDownTag ? *up_to_down_ : *down_to_up_;
+      reads_here.OnSrcEvents(events);
+      if (!closed_) writes_here.OnDstEvents(events);
+      return;
+    }
+  }
+}
+
+// TCP_DEFER_ACCEPT holds a connection in the kernel until its first data,
+// or until the wait runs out (Linux then retransmits the SYN-ACK once and
+// accepts at the client's next ACK: tcp_check_req, reqsk_timer_handler). So
+// a connection that reaches accept with nothing to read has been silent for
+// the whole wait since its SYN: its hello deadline is that much shorter, and
+// a hello timeout at or under the wait closes it at once. One with data was
+// accepted within the wait of its SYN. Either way the deadline counts from
+// the SYN within the wait, not from accept().
+void Session::ChargeDeferredWait() {
+  if (charged_defer_ || hello_len_ > 0 || ctx_.defer_accept.count() == 0) return;
+  charged_defer_ = true;
+  ctx_.reactor->Arm(*this, deadline() - ctx_.defer_accept);
+}
+
+bool Session::GrowHelloBuffer() {
+  if (hello_len_ < hello_buf_.size()) return true;
+  // The header phase may need room for a whole v2 header (the parser
+  // refuses a longer one from its first 16 bytes).
+  const size_t cap = phase_ == Phase::kProxyHeader
+                         ? std::max(ctx_.routes->settings.max_hello_bytes,
+                                    ctx_.routes->settings.proxy_protocol.max_v2_bytes)
+                         : ctx_.routes->settings.max_hello_bytes;
+  if (hello_buf_.size() >= cap) {
+    ctx_.stats->hello_rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)].Inc();
+    Reject(Termination::kHelloTooLarge, "too_large");
+    return false;
+  }
+  hello_buf_.resize(std::min(cap, hello_buf_.size() * 2));
+  return true;
+}
+
+// Reads until the hello (and any PROXY header) is complete or the socket is
+// drained. A short read means drained (the next arrival is a new edge),
+// unless an event announced urgent data (recv stops short at its mark) or the
+// FIN (the EOF behind the last bytes): then read on (Flow::OnSrcEvents).
+void Session::ReadHello() {
+  while (!closed_ && stage_ == Stage::kHello) {
+    if (!GrowHelloBuffer()) return;
+    const size_t room = hello_buf_.size() - hello_len_;
+    const ssize_t n = ::recv(down_, hello_buf_.data() + hello_len_, room, MSG_DONTWAIT);
+    if (n > 0) {
+      hello_len_ += static_cast<size_t>(n);
+      if (!OnHelloBytes(static_cast<size_t>(n))) return;
+      const bool read_to_end = early_events_[kDownTag] & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+      if (static_cast<size_t>(n) < room && !read_to_end) return;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return ChargeDeferredWait();
+    return OnReadHelloError(n == 0 ? 0 : errno);
+  }
+}
+
+bool Session::OnHelloBytes(size_t n) {
   switch (phase_) {
     case Phase::kProxyHeader:
       return OnProxyHeaderBytes();
@@ -157,10 +222,11 @@ void Session::OnReadHello(const error_code& ec, size_t n) {
     case Phase::kHello:
       return FeedHello(std::span<const uint8_t>(hello_buf_.data() + hello_len_ - n, n));
   }
+  return false;
 }
 
-void Session::OnReadHelloError(const error_code& ec) {
-  const std::string why = ec == asio::error::eof ? std::string() : fmt::format(" ({})", ec.message());
+void Session::OnReadHelloError(int err) {
+  const std::string why = err == 0 ? std::string() : fmt::format(" ({})", std::strerror(err));
   if (phase_ == Phase::kProxyHeader && hello_len_ > 0) {
     return Refuse(Refusal::kProxyTruncated,
                   fmt::format("client closed after {} bytes, inside its PROXY protocol header{}", hello_len_, why));
@@ -170,26 +236,27 @@ void Session::OnReadHelloError(const error_code& ec) {
 }
 
 // A trusted source: the header, then what follows it is the ClientHello's start.
-void Session::OnProxyHeaderBytes() {
+bool Session::OnProxyHeaderBytes() {
   const auto bytes = std::span<const uint8_t>(hello_buf_.data(), hello_len_);
   const sni::ProxyParseResult r =
       sni::ParseProxyHeader(bytes, {ctx_.routes->settings.proxy_protocol.max_v2_bytes});
   switch (r.status) {
     case sni::ProxyParseStatus::kNeedMoreData:
-      return DoReadHello();
+      return true;
     case sni::ProxyParseStatus::kError:
-      return Refuse(RefusalOf(r.error), fmt::format("PROXY protocol header from a trusted source: {}",
-                                                          sni::ToString(r.error)));
+      Refuse(RefusalOf(r.error),
+             fmt::format("PROXY protocol header from a trusted source: {}", sni::ToString(r.error)));
+      return false;
     case sni::ProxyParseStatus::kDone:
       break;
   }
-  if (!ApplyProxyHeader(r.header)) return;
+  if (!ApplyProxyHeader(r.header)) return false;
   const size_t rest = hello_len_ - r.header.header_bytes;
   std::memmove(hello_buf_.data(), hello_buf_.data() + r.header.header_bytes, rest);
   hello_len_ = rest;
   phase_ = Phase::kHello;
-  if (rest == 0) return DoReadHello();
-  FeedHello(std::span<const uint8_t>(hello_buf_.data(), rest));
+  if (rest == 0) return true;
+  return FeedHello(std::span<const uint8_t>(hello_buf_.data(), rest));
 }
 
 // The carried source replaces the peer (LOCAL, UNKNOWN, UNSPEC and AF_UNIX
@@ -215,20 +282,20 @@ bool Session::ApplyProxyHeader(const sni::ProxyHeader& header) {
 
 // An untrusted source: its first bytes may be a PROXY signature, refused by
 // name; anything else goes to the ClientHello parser whole.
-void Session::OnSniffBytes() {
+bool Session::OnSniffBytes() {
   const auto bytes = std::span<const uint8_t>(hello_buf_.data(), hello_len_);
   switch (sni::MatchProxySignature(bytes)) {
     case sni::SignatureMatch::kYes:
-      return Refuse(Refusal::kProxyUntrusted,
-                    fmt::format("PROXY protocol header from {}, not in proxyProtocol.accept",
-                                io::FormatEndpoint(peer_endpoint_)));
+      Refuse(Refusal::kProxyUntrusted, fmt::format("PROXY protocol header from {}, not in proxyProtocol.accept",
+                                                   io::FormatEndpoint(peer_endpoint_)));
+      return false;
     case sni::SignatureMatch::kPartial:
-      return DoReadHello();
+      return true;
     case sni::SignatureMatch::kNo:
       break;
   }
   phase_ = Phase::kHello;
-  FeedHello(bytes);
+  return FeedHello(bytes);
 }
 
 // Refused before the ClientHello: counted by reason with the accept-time
@@ -236,25 +303,28 @@ void Session::OnSniffBytes() {
 void Session::Refuse(Refusal why, std::string_view detail) {
   ctx_.stats->refused[static_cast<size_t>(why)].Inc();
   refused_ = why;
-  error_code ignored;
-  down_.set_option(asio::socket_base::linger(true, 0), ignored);
+  const linger reset{1, 0};
+  ::setsockopt(down_, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
   Reject(Termination::kRefused, fmt::format("{}: {}", ToString(why), detail));
 }
 
-void Session::FeedHello(std::span<const uint8_t> chunk) {
+bool Session::FeedHello(std::span<const uint8_t> chunk) {
   switch (parser_.Feed(chunk)) {
     case sni::ParseStatus::kNeedMoreData:
-      return DoReadHello();
+      return true;
     case sni::ParseStatus::kRejected:
       ctx_.stats->hello_rejected[static_cast<size_t>(parser_.reason())].Inc();
-      return Reject(parser_.reason() == sni::RejectReason::kTooLarge ? Termination::kHelloTooLarge
-                    : IsNotTls(parser_.reason())                      ? Termination::kNotTls
-                                                                      : Termination::kHelloMalformed,
-                    std::string(sni::ToString(parser_.reason())));
+      Reject(parser_.reason() == sni::RejectReason::kTooLarge ? Termination::kHelloTooLarge
+             : IsNotTls(parser_.reason())                      ? Termination::kNotTls
+                                                               : Termination::kHelloMalformed,
+             std::string(sni::ToString(parser_.reason())));
+      return false;
     case sni::ParseStatus::kClientHello:
       ctx_.stats->ObserveHelloBytes(parser_.hello().bytes_consumed);
-      return OnHello();
+      OnHello();
+      return false;
   }
+  return false;
 }
 
 void Session::OnHello() {
@@ -341,21 +411,32 @@ std::chrono::milliseconds Session::ConnectTimeout() const {
 // docs: networking.istio.io DestinationRule ConnectionPoolSettings.TCPSettings
 // .tcpKeepalive, "If set then set SO_KEEPALIVE on the socket to enable TCP
 // Keepalives"). Without one the socket is left to the OS. A socket that fails
-// to open here fails again in the connect, which handles it.
-void Session::OpenUpstream(const asio::ip::address& address) {
-  up_ = Socket(down_.get_executor());
+// A socket that cannot be opened fails like a refused connect.
+//
+// The upstream socket is opened non-blocking (no ioctl), gets TCP_NODELAY and
+// SO_OOBINLINE (a connecting socket inherits nothing), and is watched from
+// before its connect completes: the reactor reports the completion, so there
+// is no poll(), and SO_ERROR is read only when epoll reports an error.
+int Session::OpenUpstream(const asio::ip::tcp::endpoint& target) {
+  up_ = ::socket(target.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (up_ < 0) return errno;
+  const int one = 1;
+  ::setsockopt(up_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(up_, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
   const auto& pool = cluster_->policy.connection_pool;
-  if (!pool || !pool->keepalive) return;
-  error_code ec;
-  up_.open(address.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), ec);
-  if (ec) return;
-  if (const int err = ApplyTcpKeepalive(up_.native_handle(), *pool->keepalive); err != 0) {
-    uint64_t suppressed = 0;
-    if (ctx_.log_limiter->Allow(suppressed)) {
-      spdlog::warn("cluster {}: tcpKeepalive not applied: {}{}", cluster_->name, std::strerror(err),
-                   Suppressed(suppressed));
+  if (pool && pool->keepalive) {
+    if (const int err = ApplyTcpKeepalive(up_, *pool->keepalive); err != 0) {
+      uint64_t suppressed = 0;
+      if (ctx_.log_limiter->Allow(suppressed)) {
+        spdlog::warn("cluster {}: tcpKeepalive not applied: {}{}", cluster_->name, std::strerror(err),
+                     Suppressed(suppressed));
+      }
     }
   }
+  if (::connect(up_, target.data(), static_cast<socklen_t>(target.size())) != 0 && errno != EINPROGRESS) {
+    return errno;
+  }
+  return ctx_.reactor->Add(up_, handle_, kUpTag);
 }
 
 void Session::DoConnect() {
@@ -385,32 +466,40 @@ void Session::DoConnect() {
     lease_.ReleaseEndpoint();
     return DoConnect();
   }
-  connect_timed_out_ = false;
+  stage_ = Stage::kConnecting;
   connect_started_ = Clock::now();
-  OpenUpstream(address);
-  ArmTimer(ConnectTimeout(), [this] {
-    connect_timed_out_ = true;
-    error_code ignored;
-    up_.close(ignored);  // completes the connect with operation_aborted
-  });
-  up_.async_connect(asio::ip::tcp::endpoint(address, ep.port),
-                    [self = shared_from_this()](const error_code& ec) { self->OnConnect(ec); });
+  if (const int err = OpenUpstream(asio::ip::tcp::endpoint(address, ep.port)); err != 0) {
+    return OnConnectFailed(err);
+  }
+  ctx_.reactor->Arm(*this, connect_started_ + ConnectTimeout());
 }
 
-void Session::OnConnect(const error_code& ec) {
-  if (closed_) return;
-  // A connect that completes in the same turn as its deadline lost the race:
-  // the timer already closed the socket.
-  if (ec || connect_timed_out_ || !up_.is_open()) return OnConnectFailed(ec);
+// While connecting: writable is connected; an error or hang-up is a failed
+// connect, whose cause is in SO_ERROR. While writing the hello: writable again.
+void Session::OnUpstreamEvents(uint32_t events) {
+  if (stage_ == Stage::kWritingHello) {
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) WriteHello();
+    return;
+  }
+  if (events & (EPOLLERR | EPOLLHUP)) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(up_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    ::close(up_);
+    up_ = -1;
+    return OnConnectFailed(err != 0 ? err : ECONNRESET);
+  }
+  if (events & EPOLLOUT) OnConnected();
+}
+
+void Session::OnConnected() {
+  ctx_.reactor->Cancel(*this);
   lease_.OnConnected();
   // From here the idle timeout applies, also while the hello is written to
-  // an upstream that may not read it.
+  // an upstream that may not read it. No timer of its own from here: the
+  // worker's idle sweep checks it, so an idle session holds no deadline.
   last_activity_ = Clock::now();
   SetConnectionLimits(last_activity_);
-  // No timer of its own from here: the worker's idle sweep checks it, so an
-  // idle session holds no pending timer operation.
-  ++timer_gen_;
-  timer_.cancel();
   relaying_ = true;
   ctx_.stats->upstream_cx_total.Inc();
   cluster_stats_->counters.cx_total.Inc();
@@ -418,10 +507,23 @@ void Session::OnConnect(const error_code& ec) {
   // Opened at the upstream connect, with no response flag yet.
   istio_ = ctx_.routes->IstioStats(*cluster_, endpoint_);
   if (istio_ != nullptr) istio_->opened[static_cast<size_t>(ResponseFlag::kNone)].Inc();
-  cluster_stats_->connect_seconds.Observe(
-      std::chrono::duration<double>(Clock::now() - connect_started_).count());
-  PrepareSocket(up_);
-  DoWriteHello();
+  cluster_stats_->connect_seconds.Observe(std::chrono::duration<double>(last_activity_ - connect_started_).count());
+  if (SendsProxyHeader()) {
+    // upstreamProxyProtocol: a v2 header (proxy-protocol.txt §2.2) before the
+    // hello, from the client to the address it dialled: the destination of
+    // its own PROXY header, else this gateway's socket.
+    asio::ip::tcp::endpoint dst;
+    if (proxied_dst_) {
+      dst = *proxied_dst_;
+    } else {
+      socklen_t len = static_cast<socklen_t>(dst.capacity());
+      if (::getsockname(down_, dst.data(), &len) == 0) dst.resize(len);
+    }
+    upstream_header_ = sni::EncodeProxyV2(MappedBytes(client_endpoint_.address()), client_endpoint_.port(),
+                                          MappedBytes(dst.address()), dst.port());
+  }
+  stage_ = Stage::kWritingHello;
+  WriteHello();
 }
 
 // Istio's docs (networking.istio.io DestinationRule,
@@ -449,9 +551,10 @@ void Session::SetConnectionLimits(Clock::time_point connected) {
   }
 }
 
-void Session::OnConnectFailed(const error_code& ec) {
+void Session::OnConnectFailed(int err) {
+  ctx_.reactor->Cancel(*this);
   const config::Endpoint& ep = cluster_->endpoints[endpoint_];
-  if (connect_timed_out_) {
+  if (err == 0) {
     ctx_.stats->upstream_connect_timeout.Inc();
     cluster_stats_->counters.connect_timeouts.Inc();
   } else {
@@ -461,11 +564,11 @@ void Session::OnConnectFailed(const error_code& ec) {
   uint64_t suppressed = 0;
   if (ctx_.log_limiter->Allow(suppressed)) {
     spdlog::warn("{} cluster {}: connect to {}:{} failed: {}{}", peer_, cluster_->name, ep.address, ep.port,
-                 connect_timed_out_ ? "timed out" : ec.message(),
+                 err == 0 ? "timed out" : std::strerror(err),
                  Suppressed(suppressed));
   }
-  error_code ignored;
-  up_.close(ignored);
+  if (up_ >= 0) ::close(up_);
+  up_ = -1;
   const auto& od = cluster_->policy.outlier_detection;
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           Clock::now().time_since_epoch()).count();
@@ -488,44 +591,57 @@ bool Session::SendsProxyHeader() const {
   return false;
 }
 
-// upstreamProxyProtocol: a v2 header (proxy-protocol.txt §2.2) before the
-// hello, from the client to the address it dialled: the destination of its
-// own PROXY header, else this gateway's socket.
-void Session::DoWriteHello() {
-  if (SendsProxyHeader()) {
-    error_code ec;
-    const asio::ip::tcp::endpoint dst = proxied_dst_ ? *proxied_dst_ : down_.local_endpoint(ec);
-    upstream_header_ = sni::EncodeProxyV2(MappedBytes(client_endpoint_.address()), client_endpoint_.port(),
-                                          MappedBytes(dst.address()), dst.port());
+// The PROXY header (if any) and every byte read so far, in one sendmsg; what
+// the upstream does not take at once waits for its next writable edge.
+void Session::WriteHello() {
+  for (;;) {
+    const size_t header = upstream_header_.size();
+    iovec iov[2];
+    int count = 0;
+    if (hello_sent_ < header) {
+      iov[count++] = {upstream_header_.data() + hello_sent_, header - hello_sent_};
+      iov[count++] = {hello_buf_.data(), hello_len_};
+    } else {
+      iov[count++] = {hello_buf_.data() + (hello_sent_ - header), hello_len_ - (hello_sent_ - header)};
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(up_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // the next writable edge
+    if (n < 0) return Close(Termination::kUpstreamError);
+    hello_sent_ += static_cast<size_t>(n);
+    if (hello_sent_ == header + hello_len_) break;
   }
-  const std::array<asio::const_buffer, 2> buffers = {asio::buffer(upstream_header_),
-                                                     asio::buffer(hello_buf_.data(), hello_len_)};
-  asio::async_write(up_, buffers,
-                    [self = shared_from_this()](const error_code& ec, size_t n) { self->OnWriteHello(ec, n); });
-}
-
-void Session::OnWriteHello(const error_code& ec, size_t n) {
-  if (closed_) return;
-  if (ec) return Close(Termination::kUpstreamError);
-  n -= upstream_header_.size();  // the client's bytes only
+  const size_t n = hello_len_;  // the client's bytes only
   ctx_.stats->bytes_downstream_to_upstream.Inc(n);
   cluster_stats_->counters.sent_bytes.Inc(n);
   if (istio_ != nullptr) istio_->received_bytes.Inc(n);
   // The hello is forwarded; idle sessions should not keep its buffer.
   std::vector<uint8_t>().swap(hello_buf_);
+  std::vector<uint8_t>().swap(upstream_header_);
   StartRelay();
 }
 
 void Session::StartRelay() {
+  stage_ = Stage::kRelaying;
   const bool splice = ctx_.routes->settings.relay == RelayMode::kSplice;
   down_to_up_.emplace(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream,
-                      ctx_.stats->relay_copy_fallback);
+                      ctx_.stats->relay_copy_fallback, static_cast<FlowOwner&>(*this));
   up_to_down_.emplace(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream,
-                      ctx_.stats->relay_copy_fallback);
-  auto self = shared_from_this();
-  down_to_up_->Start(self, *this);
-  if (closed_) return;
-  up_to_down_->Start(self, *this);
+                      ctx_.stats->relay_copy_fallback, static_cast<FlowOwner&>(*this));
+  // Whatever arrived while connecting is read now: no edge will announce it.
+  down_to_up_->OnSrcEvents(early_events_[kDownTag]);
+  up_to_down_->OnSrcEvents(early_events_[kUpTag]);
+  down_to_up_->Pump();
+  if (!closed_) up_to_down_->Pump();
+}
+
+void Session::ResumeLater(Flow& flow) {
+  ctx_.reactor->Defer([this, &flow] {
+    if (!closed_) flow.Pump();
+  });
 }
 
 void Session::OnFlowProgress(const Flow& flow, size_t n) {
@@ -590,11 +706,8 @@ void Session::Close(Termination why) {
                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count(),
                   ToString(why));
   }
-  ++timer_gen_;
-  error_code ignored;
-  timer_.cancel();
-  down_.close(ignored);
-  up_.close(ignored);
+  CloseSockets();
+  ctx_.reactor->Defer([this] { delete this; });
 }
 
 // istio_tcp_connections_closed_total, with the response flag Envoy would

@@ -1,7 +1,10 @@
 // One downstream connection: read the ClientHello under a deadline, route it
 // by SNI, connect upstream (trying other endpoints on failure), replay the
 // hello, then relay both ways until both sides are done or idle too long.
-// Owned by its in-flight handlers; gone when the last one returns.
+// Driven by its worker's reactor (proxy/reactor.h): both sockets are
+// registered once, edge-triggered, under one handle, and the session keeps
+// its own stage. It owns itself: Start() after `new`; once closed it is
+// deleted at the end of the reactor's turn.
 #pragma once
 
 #include <atomic>
@@ -9,12 +12,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "config/model/route_table.h"
 #include "lb/balancer.h"
@@ -23,6 +25,7 @@
 #include "proxy/admission.h"
 #include "proxy/cluster_stats.h"
 #include "proxy/log_limiter.h"
+#include "proxy/reactor.h"
 #include "proxy/relay.h"
 #include "proxy/snapshot.h"
 #include "proxy/stats.h"
@@ -32,6 +35,7 @@
 namespace meshgate::proxy {
 
 class Session;
+using LiveSessions = absl::flat_hash_set<Session*>;
 
 // What a worker lends every session it accepts. Outlives the sessions.
 struct WorkerContext {
@@ -41,8 +45,13 @@ struct WorkerContext {
   LogLimiter* log_limiter = nullptr;
   AccessLog* access_log = nullptr;         // null: off
   size_t worker_index = 0;                 // this worker's access-log queue
-  std::unordered_set<Session*>* live = nullptr;  // open sessions, for the drain
+  LiveSessions* live = nullptr;             // open sessions, for the drain and the sweep
   Admission* admission = nullptr;  // for the per-source count after a PROXY header (null: none)
+  Reactor* reactor = nullptr;      // the worker's loop: every session's sockets and deadline
+  // The listener's TCP_DEFER_ACCEPT wait (0: none). A connection accepted
+  // with nothing to read has waited that long since its SYN, and its hello
+  // deadline is that much shorter (Session::ChargeDeferredWait).
+  std::chrono::milliseconds defer_accept{0};
 };
 
 // An established upstream connection in the data-path gauges: the worker's
@@ -67,16 +76,21 @@ class UpstreamGauges {
   base::SharedCounter& cluster_active_;
 };
 
-class Session : public std::enable_shared_from_this<Session>, private FlowOwner {
+class Session final : private FlowOwner, private Pollable, private Reactor::Timer {
  public:
-  // peer: the client's address as accept() returned it. admission: its
-  // share of the overload counts (proxy/admission.h), given back with it.
-  Session(Socket socket, const boost::asio::ip::tcp::endpoint& peer,
-          const WorkerContext& ctx, AdmissionTicket admission = {});
+  // fd: the accepted, non-blocking socket (the session closes it). peer: the
+  // client's address as accept() returned it. admission: its share of the
+  // overload counts (proxy/admission.h), given back with it.
+  Session(int fd, const boost::asio::ip::tcp::endpoint& peer, const WorkerContext& ctx,
+          AdmissionTicket admission = {});
+  // Only the reactor's deferred delete after a close, or the worker's
+  // shutdown (Abandon) leads here.
   ~Session();
   void Start();
   // The drain time ran out: close now, as "drained".
   void Drain() { Close(Termination::kDrained); }
+  // The worker is shutting down: close without counting a termination.
+  void Abandon();
   // The worker's periodic sweep (SessionSweep): closes a relaying session
   // idle for its idle timeout, or connected for its cluster's
   // maxConnectionDuration.
@@ -85,35 +99,41 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
  private:
   using Clock = std::chrono::steady_clock;
 
-  void DoReadHello();
-  void OnReadHello(const boost::system::error_code& ec, size_t n);
-  void OnReadHelloError(const boost::system::error_code& ec);
+  enum class Stage : uint8_t { kHello, kConnecting, kWritingHello, kRelaying };
+  static constexpr unsigned kDownTag = 0;
+  static constexpr unsigned kUpTag = 1;
+
+  void OnEvents(unsigned tag, uint32_t events) override;
+  void OnTimer() override;  // the hello deadline, or the connect timeout
+  void ReadHello();
+  bool GrowHelloBuffer();  // false: refused as too large
+  // Each takes the bytes read so far; true: more are needed.
+  bool OnHelloBytes(size_t n);
+  bool OnProxyHeaderBytes();
+  bool OnSniffBytes();
+  bool FeedHello(std::span<const uint8_t> chunk);
+  void OnReadHelloError(int err);  // 0: EOF
+  void ChargeDeferredWait();
   // PROXY protocol (README "PROXY protocol"): a trusted source's header is
   // read first; an untrusted source's first bytes are checked for one.
-  void OnProxyHeaderBytes();
-  void OnSniffBytes();
   bool ApplyProxyHeader(const sni::ProxyHeader& header);  // false: refused
   void Refuse(Refusal why, std::string_view detail);
-  void FeedHello(std::span<const uint8_t> chunk);
   void OnHello();
   bool Authorized();  // false: refused (rbac_denied) and closed
   void DoConnect();
   std::chrono::milliseconds ConnectTimeout() const;
-  void OpenUpstream(const boost::asio::ip::address& address);
-  void OnConnect(const boost::system::error_code& ec);
-  void OnConnectFailed(const boost::system::error_code& ec);
+  int OpenUpstream(const boost::asio::ip::tcp::endpoint& target);  // 0 or errno
+  void OnUpstreamEvents(uint32_t events);
+  void OnConnected();
+  void OnConnectFailed(int err);  // 0: timed out
   bool SendsProxyHeader() const;  // upstreamProxyProtocol matches the cluster
-  void DoWriteHello();
-  void OnWriteHello(const boost::system::error_code& ec, size_t n);
+  void WriteHello();
   void SetConnectionLimits(Clock::time_point connected);
   void StartRelay();
   void OnFlowProgress(const Flow& flow, size_t n) override;
   void OnFlowEnd(const Flow& flow, Flow::End end) override;
-
-  // One timer serves each phase in turn; a generation number tells a stale
-  // expiry from the live one.
-  template <typename Handler>
-  void ArmTimer(Clock::duration after, Handler&& on_expiry);
+  void ResumeLater(Flow& flow) override;
+  void CloseSockets();
 
   void Reject(Termination why, std::string_view detail);
   void Close(Termination why);
@@ -121,7 +141,13 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   void WriteAccessLog(Termination why);
 
   WorkerContext ctx_;
-  Socket down_;
+  int down_ = -1;
+  int up_ = -1;
+  Reactor::Handle handle_;
+  Stage stage_ = Stage::kHello;
+  // Each socket's events from before the relay, for its flow (Flow::OnSrcEvents).
+  uint32_t early_events_[2] = {0, 0};
+  bool charged_defer_ = false; // ChargeDeferredWait ran
   boost::asio::ip::tcp::endpoint peer_endpoint_;  // the direct peer, from accept()
   // The client: the peer, or the source a trusted PROXY header carried. The
   // access log, consistent hashing, remoteIpBlocks and per-source limits use it.
@@ -130,9 +156,7 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   enum class Phase : uint8_t { kProxyHeader, kSniff, kHello } phase_ = Phase::kSniff;
   std::optional<Refusal> refused_;   // why, when refused at the PROXY header
   std::vector<uint8_t> upstream_header_;  // the v2 header sent before the hello
-  Socket up_;
-  Timer timer_;
-  uint64_t timer_gen_ = 0;
+  size_t hello_sent_ = 0;            // of upstream_header_ then hello_buf_, written upstream
   std::string peer_;                 // "ip:port" of the client, for logs
   std::string_view denied_by_;       // the AuthorizationPolicy that refused it (in the table)
 
@@ -151,7 +175,6 @@ class Session : public std::enable_shared_from_this<Session>, private FlowOwner 
   uint64_t client_hash_ = 0;         // source IP, for consistentHash
   absl::InlinedVector<uint32_t, 4> tried_;  // endpoint indices attempted
   int endpoint_ = -1;                // the last one tried, for logs
-  bool connect_timed_out_ = false;
 
   std::optional<Flow> down_to_up_;  // in the session: no allocations of their own
   std::optional<Flow> up_to_down_;

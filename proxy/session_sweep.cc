@@ -19,13 +19,9 @@ std::chrono::milliseconds SweepTick(const config::RouteTable& table, const DataP
                                                std::chrono::seconds(1));
 }
 
-void SessionSweep::Start() {
-  timer_.expires_after(ctx_.routes->sweep_tick);
-  timer_.async_wait([this](const boost::system::error_code& ec) { OnTick(ec); });
-}
+void SessionSweep::Start() { reactor_.Arm(timer_, Reactor::Clock::now() + ctx_.routes->sweep_tick); }
 
-void SessionSweep::OnTick(const boost::system::error_code& ec) {
-  if (ec) return;
+void SessionSweep::OnTick() {
   if (ctx_.live != nullptr) {
     sessions_.assign(ctx_.live->begin(), ctx_.live->end());
     const auto now = std::chrono::steady_clock::now();

@@ -5,9 +5,6 @@
 
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-
 #include "proxy/session.h"
 
 namespace meshgate::proxy {
@@ -16,15 +13,18 @@ class SessionSweep {
  public:
   // `ctx` is the worker's: its current routes (for the tick) and its live
   // sessions. It outlives the sweep.
-  SessionSweep(boost::asio::io_context& io, const WorkerContext& ctx) : timer_(io), ctx_(ctx) {}
+  SessionSweep(Reactor& reactor, const WorkerContext& ctx)
+      : reactor_(reactor), timer_([this] { OnTick(); }), ctx_(ctx) {}
+  ~SessionSweep() { reactor_.Cancel(timer_); }
   // Sweeps every ctx.routes->sweep_tick from now on, re-reading the tick each
   // time, so a reload that shortens a timeout takes effect at the next sweep.
   void Start();
 
  private:
-  void OnTick(const boost::system::error_code& ec);
+  void OnTick();
 
-  boost::asio::steady_timer timer_;
+  Reactor& reactor_;
+  Reactor::FunctionTimer timer_;
   const WorkerContext& ctx_;
   std::vector<Session*> sessions_;  // copied before sweeping: Close() changes `live`
 };

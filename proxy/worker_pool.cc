@@ -1,7 +1,14 @@
 #include "proxy/worker_pool.h"
 
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <algorithm>
 #include <atomic>
@@ -11,8 +18,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "base/address.h"
 #include "base/io/endpoint.h"
@@ -29,12 +34,7 @@ using boost::system::error_code;
 
 namespace {
 
-using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-
-bool IsResourceExhaustion(const error_code& ec) {
-  const int v = ec.value();
-  return v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM;
-}
+bool IsResourceExhaustion(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
 
 // maxPipes is for the whole gateway: each worker gets its share.
 size_t PipeShare(int64_t max_pipes, size_t workers) {
@@ -76,10 +76,32 @@ std::string RefusedLine(const tcp::endpoint& peer, Refusal why) {
 // manager example uses refresh_interval 0.25s. One read of /proc/self/statm.
 constexpr auto kMemorySampleInterval = std::chrono::milliseconds(250);
 
+// TCP_DEFER_ACCEPT's wait, in seconds (Linux rounds it to SYN-ACK
+// retransmits: 1 s is one). Hello timeouts under it still hold: a client
+// silent for the whole wait is closed as hello_timeout at accept
+// (Session::ChargeDeferredWait).
+constexpr int kDeferAcceptSeconds = 1;
+
+// Set once on each listening socket; Linux copies TCP_NODELAY and
+// SO_OOBINLINE to every socket accept() returns from it (the child is a
+// copy of the listener: sk_clone_lock), so no accepted socket needs a
+// setsockopt of its own. TCP_NODELAY: we relay, the endpoints decide
+// batching. SO_OOBINLINE: urgent data is part of the byte stream we must
+// forward exactly. TCP_DEFER_ACCEPT: accept() returns a connection once its
+// first bytes (the ClientHello) are there, so the session reads it at once.
+void PrepareListener(int fd) {
+  const int one = 1;
+  const int defer = kDeferAcceptSeconds;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
+}
+
 }  // namespace
 
-// Member order matters: the io_context is destroyed before the state its
-// pending sessions point at (stats, pipes, balancers).
+// Member order matters: the reactor is destroyed after everything that
+// registered with it, and sessions are gone (Shutdown) before the state they
+// point at (stats, pipes, balancers).
 struct Worker {
   Worker(std::shared_ptr<WorkerRoutes> routes, size_t index, size_t max_pipes, Admission& admission)
       : pipes(64, max_pipes), admission(admission) {
@@ -90,41 +112,70 @@ struct Worker {
     ctx.pipes = &pipes;
     ctx.log_limiter = &limiter;
     ctx.admission = &admission;
+    ctx.reactor = &reactor;
+    ctx.defer_accept = std::chrono::seconds(kDeferAcceptSeconds);
     acked.store(ctx.routes->snapshot->version, std::memory_order_relaxed);
     acked_sequence.store(ctx.routes->snapshot->sequence, std::memory_order_relaxed);
+  }
+  ~Worker() {
+    for (auto& l : listeners) l->Close();
   }
 
   // One listening socket of this worker: usually one; more after a takeover
   // from a process that had more workers (README "Upgrades").
-  struct Listener {
-    explicit Listener(asio::io_context& io) : acceptor(io), backoff(io) {}
-    tcp::acceptor acceptor;
-    asio::steady_timer backoff;
-    tcp::endpoint peer;  // filled by each accept
+  struct Listener final : Pollable {
+    Listener(Worker& w, int fd) : worker(w), fd(fd), backoff([this] { worker.AcceptAll(*this); }) {}
+    void OnEvents(unsigned, uint32_t) override { worker.AcceptAll(*this); }
+    void Watch() {
+      handle = worker.reactor.Register(this);
+      worker.reactor.Add(fd, handle, 0);
+    }
+    // The socket may live on in another process (a takeover): leave epoll
+    // explicitly, since our close() would not end the registration then.
+    void Close() {
+      if (fd < 0) return;
+      worker.reactor.Cancel(backoff);
+      worker.reactor.Unregister(handle);
+      worker.reactor.Remove(fd);
+      ::close(fd);
+      fd = -1;
+    }
+    Worker& worker;
+    int fd;
+    Reactor::Handle handle;
+    Reactor::FunctionTimer backoff;
   };
 
-  void DoAccept(Listener& l) {
-    // The peer's address comes with accept(): no getpeername per connection.
-    l.acceptor.async_accept(io, l.peer, [this, &l](const error_code& ec, Socket socket) {
-      OnAccept(l, ec, std::move(socket));
-    });
+  // Edge-triggered: accepts until the queue is empty, a few dozen at a time
+  // so a connection flood cannot starve open sessions; then goes on next turn.
+  void AcceptAll(Listener& l) {
+    for (int i = 0; i < kAcceptsPerTurn; ++i) {
+      if (l.fd < 0) return;
+      tcp::endpoint peer;
+      socklen_t len = static_cast<socklen_t>(peer.capacity());
+      // The peer's address comes with accept(): no getpeername per connection.
+      const int fd = ::accept4(l.fd, peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        if (!OnAcceptError(l, errno)) return;
+        continue;
+      }
+      peer.resize(len);
+      OnAccept(fd, peer);
+    }
+    reactor.Defer([this, &l] { AcceptAll(l); });
   }
 
-  void OnAccept(Listener& l, const error_code& ec, Socket socket) {
-    if (ec == asio::error::operation_aborted || !l.acceptor.is_open()) return;
-    if (ec) return OnAcceptError(l, ec);
+  void OnAccept(int fd, const tcp::endpoint& peer) {
     // Overload protection, before any byte is read (proxy/admission.h). A
     // trusted PROXY protocol source is the load balancer: its per-source
     // count waits for the client address in its header (Session).
-    const SourceTable::Key source = SourceKey(l.peer.address());
+    const SourceTable::Key source = SourceKey(peer.address());
     const bool proxied = ctx.routes->settings.proxy_protocol.Trusts(source);
     Admission::Decision d = admission.Admit(source, ctx.routes->settings.limits, Admission::Clock::now(), proxied);
-    if (d.refused) {
-      Refuse(socket, l.peer, *d.refused);
-    } else {
-      std::make_shared<Session>(std::move(socket), l.peer, ctx, std::move(d.ticket))->Start();
-    }
-    DoAccept(l);
+    if (d.refused) return Refuse(fd, peer, *d.refused);
+    (new Session(fd, peer, ctx, std::move(d.ticket)))->Start();
   }
 
   // Closed at once with a RST (SO_LINGER 0): nothing was read, the client
@@ -132,11 +183,11 @@ struct Worker {
   // went away after the hello), and no FIN_WAIT/TIME_WAIT state is left per
   // refused connection during a flood. HAProxy's `tcp-request connection
   // reject` also closes before reading anything.
-  void Refuse(Socket& socket, const tcp::endpoint& peer, Refusal why) {
+  void Refuse(int fd, const tcp::endpoint& peer, Refusal why) {
     stats.refused[static_cast<size_t>(why)].Inc();
-    error_code ignored;
-    socket.set_option(asio::socket_base::linger(true, 0), ignored);
-    socket.close(ignored);
+    const linger reset{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::close(fd);
     if (ctx.access_log != nullptr && ctx.access_log->Sample(ctx.worker_index)) {
       ctx.access_log->Submit(ctx.worker_index, RefusedLine(peer, why));
     }
@@ -147,31 +198,26 @@ struct Worker {
     }
   }
 
-  void OnAcceptError(Listener& l, const error_code& ec) {
+  // True: accept again now. Out of descriptors: back off instead of spinning
+  // on the same error, and accept again when the backoff ends.
+  bool OnAcceptError(Listener& l, int err) {
     stats.accept_errors.Inc();
     uint64_t suppressed = 0;
     // Its own limiter: a persistent error (descriptors exhausted) repeats
     // every backoff, and would otherwise log ten lines a second per worker.
     if (accept_log.Allow(suppressed)) {
-      spdlog::warn("accept failed: {}{}", ec.message(),
+      spdlog::warn("accept failed: {}{}", std::strerror(err),
                    suppressed == 0 ? std::string() : fmt::format(" ({} more since the last report)", suppressed));
     }
-    if (!IsResourceExhaustion(ec)) return DoAccept(l);
-    // Out of descriptors: back off instead of spinning on the same error.
-    l.backoff.expires_after(std::chrono::milliseconds(100));
-    l.backoff.async_wait([this, &l](const error_code& e) {
-      if (!e && l.acceptor.is_open()) DoAccept(l);
-    });
+    if (!IsResourceExhaustion(err)) return true;
+    reactor.Arm(l.backoff, Reactor::Clock::now() + std::chrono::milliseconds(100));
+    return false;
   }
 
-  // Stops accepting: the acceptors close; a socket another process also
+  // Stops accepting: the listeners close; a socket another process also
   // holds (a takeover) keeps its queue there.
   void CloseListeners() {
-    for (auto& l : listeners) {
-      error_code ignored;
-      l->acceptor.close(ignored);
-      l->backoff.cancel();
-    }
+    for (auto& l : listeners) l->Close();
   }
 
   void Install(std::shared_ptr<WorkerRoutes> routes) {
@@ -183,10 +229,22 @@ struct Worker {
   }
 
   void Run() {
-    for (auto& l : listeners) DoAccept(*l);
+    for (auto& l : listeners) l->Watch();
     sweep.Start();
     if (ctx.worker_index == 0) SampleMemory();
-    thread = std::thread([this] { io.run(); });
+    thread = std::thread([this] {
+      reactor.Run();
+      Shutdown();
+    });
+  }
+
+  // Open sessions close (uncounted); then the reactor runs what is deferred
+  // (the sessions' deletes) once more.
+  void Shutdown() {
+    CloseListeners();
+    const std::vector<Session*> open(live.begin(), live.end());
+    for (Session* session : open) session->Abandon();
+    reactor.RunOnce(Reactor::Clock::duration::zero());
   }
 
   // Worker 0 samples the RSS for limits.memory (its snapshot's; the others
@@ -203,25 +261,23 @@ struct Worker {
         spdlog::info("memory: RSS back within limits.memory ({}): accepting again", limit == 0 ? "off" : std::to_string(limit));
       }
     }
-    memory_timer.expires_after(kMemorySampleInterval);
-    memory_timer.async_wait([this](const error_code& e) {
-      if (!e) SampleMemory();
-    });
+    reactor.Arm(memory_timer, Reactor::Clock::now() + kMemorySampleInterval);
   }
 
+  static constexpr int kAcceptsPerTurn = 64;
+  Reactor reactor;
   ProxyStats stats;
   PipePool pipes;
   LogLimiter limiter;
   LogLimiter accept_log{0.2, 1};  // accept errors: one line per 5 s
   Admission& admission;            // shared by every worker
-  std::unordered_set<Session*> live;  // this worker's open sessions
+  LiveSessions live;               // this worker's open sessions
   WorkerContext ctx;
   std::atomic<uint64_t> acked{0};           // the snapshot's config version installed
   std::atomic<uint64_t> acked_sequence{0};  // the snapshot's sequence installed
-  asio::io_context io{1};
   std::vector<std::unique_ptr<Listener>> listeners;
-  asio::steady_timer memory_timer{io};  // worker 0 only
-  SessionSweep sweep{io, ctx};  // idle timeouts and max connection durations
+  Reactor::FunctionTimer memory_timer{[this] { SampleMemory(); }};  // worker 0 only
+  SessionSweep sweep{reactor, ctx};  // idle timeouts and max connection durations
   std::thread thread;
 };
 
@@ -247,16 +303,19 @@ namespace {
 
 // One more member of the SO_REUSEPORT group at `target` for worker `w`.
 error_code AddListener(Worker& w, const tcp::endpoint& target) {
-  auto l = std::make_unique<Worker::Listener>(w.io);
-  error_code ec;
-  l->acceptor.open(target.protocol(), ec);
-  if (!ec) l->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) l->acceptor.set_option(ReusePort(true), ec);
-  if (!ec) l->acceptor.bind(target, ec);
-  if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return ec;
-  w.listeners.push_back(std::move(l));
-  return ec;
+  const int fd = ::socket(target.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return error_code(errno, boost::system::system_category());
+  const int one = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      ::bind(fd, target.data(), static_cast<socklen_t>(target.size())) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+    const error_code ec(errno, boost::system::system_category());
+    ::close(fd);
+    return ec;
+  }
+  PrepareListener(fd);
+  w.listeners.push_back(std::make_unique<Worker::Listener>(w, fd));
+  return {};
 }
 
 }  // namespace
@@ -281,7 +340,7 @@ absl::Status WorkerPool::Bind(const std::string& listen) {
     if ((ec = AddListener(*w, target))) {
       return absl::UnavailableError(fmt::format("cannot listen on {}: {}", io::FormatEndpoint(target), ec.message()));
     }
-    listener_fds_.push_back(w->listeners.back()->acceptor.native_handle());
+    listener_fds_.push_back(w->listeners.back()->fd);
   }
   bound_ = io::FormatEndpoint(target);
   return absl::OkStatus();
@@ -296,23 +355,30 @@ absl::Status WorkerPool::Adopt(const std::vector<int>& fds) {
   tcp::endpoint target;
   for (size_t i = 0; i < fds.size(); ++i) {
     Worker& w = *workers_[i % workers_.size()];
-    auto l = std::make_unique<Worker::Listener>(w.io);
-    error_code ec;
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    getsockname(fds[i], reinterpret_cast<sockaddr*>(&ss), &len);
-    l->acceptor.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fds[i], ec);
-    if (!ec) target = l->acceptor.local_endpoint(ec);
-    if (ec) return absl::UnavailableError(fmt::format("cannot adopt listener fd {}: {}", fds[i], ec.message()));
+    if (::getsockname(fds[i], reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      return absl::UnavailableError(fmt::format("cannot adopt listener fd {}: {}", fds[i], std::strerror(errno)));
+    }
+    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
+      return absl::UnavailableError(fmt::format("cannot adopt listener fd {}: not a TCP/IP socket", fds[i]));
+    }
+    std::memcpy(target.data(), &ss, len);
+    target.resize(len);
+    // The previous process set these too; setting them again costs nothing
+    // and covers one that did not (an older version).
+    const int flags = ::fcntl(fds[i], F_GETFL);
+    if (flags >= 0) ::fcntl(fds[i], F_SETFL, flags | O_NONBLOCK);
+    PrepareListener(fds[i]);
+    w.listeners.push_back(std::make_unique<Worker::Listener>(w, fds[i]));
     listener_fds_.push_back(fds[i]);
-    w.listeners.push_back(std::move(l));
   }
   for (size_t i = fds.size(); i < workers_.size(); ++i) {
     if (error_code ec = AddListener(*workers_[i], target)) {
       return absl::UnavailableError(
           fmt::format("cannot add a listener on {} to the group: {}", io::FormatEndpoint(target), ec.message()));
     }
-    listener_fds_.push_back(workers_[i]->listeners.back()->acceptor.native_handle());
+    listener_fds_.push_back(workers_[i]->listeners.back()->fd);
   }
   bound_ = io::FormatEndpoint(target);
   return absl::OkStatus();
@@ -332,7 +398,7 @@ void WorkerPool::Publish(std::shared_ptr<const Snapshot> snapshot) {
     // Built on the worker, from its current routes: the balancers of every
     // cluster the update left alone carry over, and the control thread pays
     // nothing per cluster.
-    asio::post(worker->io, [worker, snapshot] {
+    worker->reactor.Post([worker, snapshot] {
       worker->Install(std::make_shared<WorkerRoutes>(snapshot, worker->ctx.routes.get()));
     });
   }
@@ -351,7 +417,7 @@ void WorkerPool::SetMaxPipes(int64_t max_pipes) {
   const size_t share = PipeShare(max_pipes, workers_.size());
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    asio::post(worker->io, [worker, share] { worker->pipes.SetMaxOpen(share); });
+    worker->reactor.Post([worker, share] { worker->pipes.SetMaxOpen(share); });
   }
 }
 
@@ -359,14 +425,14 @@ void WorkerPool::CloseListeners() {
   listeners_closed_ = true;
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    asio::post(worker->io, [worker] { worker->CloseListeners(); });
+    worker->reactor.Post([worker] { worker->CloseListeners(); });
   }
 }
 
 void WorkerPool::DrainSessions() {
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    asio::post(worker->io, [worker] {
+    worker->reactor.Post([worker] {
       const std::vector<Session*> open(worker->live.begin(), worker->live.end());
       for (Session* session : open) session->Drain();
     });
@@ -377,12 +443,9 @@ void WorkerPool::Stop() {
   listeners_closed_ = true;
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    // Stop accepting, then stop the loop. Destroying the io_context destroys
-    // the pending handlers, the only owners of open sessions, which closes them.
-    asio::post(worker->io, [worker] {
-      worker->CloseListeners();
-      worker->io.stop();
-    });
+    // Stop accepting and the loop; the worker thread then closes what is
+    // still open (Worker::Shutdown).
+    worker->reactor.Stop();
   }
 }
 
