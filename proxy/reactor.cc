@@ -141,22 +141,27 @@ void Reactor::HeapRemove(uint32_t i) {
   removed->index_ = Timer::kNone;
 }
 
-void Reactor::RunTimers() {
+size_t Reactor::RunTimers() {
+  size_t ran = 0;
   while (!heap_.empty() && heap_.front()->when_ <= now_) {
     Timer* due = heap_.front();
     HeapRemove(0);
     due->OnTimer();  // may re-arm itself or others
+    ++ran;
   }
+  return ran;
 }
 
 void Reactor::Defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
 
-void Reactor::RunDeferred() {
+size_t Reactor::RunDeferred() {
   // What runs may defer more: that waits for the next turn, so a busy flow
   // cannot starve the wait for other sockets' events.
   running_.swap(deferred_);
   for (auto& fn : running_) fn();
+  const size_t ran = running_.size();
   running_.clear();
+  return ran;
 }
 
 void Reactor::Post(std::function<void()> fn) {
@@ -193,13 +198,14 @@ int Reactor::WaitMillis(Clock::duration max_wait) const {
   return ms > INT32_MAX ? -1 : static_cast<int>(ms);
 }
 
-void Reactor::RunOnce(Clock::duration max_wait) {
+bool Reactor::RunOnce(Clock::duration max_wait) {
   epoll_event events[kMaxEvents];
   const int n = ::epoll_wait(epfd_, events, kMaxEvents, WaitMillis(max_wait));
   now_ = Clock::now();
   for (int i = 0; i < n; ++i) Dispatch(events[i]);
-  RunTimers();
-  RunDeferred();
+  const size_t timers = RunTimers();
+  const size_t deferred = RunDeferred();
+  return n > 0 || timers > 0 || deferred > 0;
 }
 
 void Reactor::Run() {

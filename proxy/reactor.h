@@ -112,8 +112,9 @@ class Reactor {
   void Run();
   void Stop();
   // One turn: waits at most `max_wait` for events (less when a timer is due
-  // or work is deferred), then runs what is ready. For tests and Run().
-  void RunOnce(Clock::duration max_wait);
+  // or work is deferred), then runs what is ready. True when anything ran.
+  // For tests and Run().
+  bool RunOnce(Clock::duration max_wait);
   // The time at the start of this turn's dispatch: one clock read per turn.
   Clock::time_point now() const { return now_; }
   bool stopped() const { return stop_.load(std::memory_order_acquire); }
@@ -126,8 +127,8 @@ class Reactor {
   static constexpr int kMaxEvents = 256;
 
   void Dispatch(const epoll_event& event);
-  void RunTimers();
-  void RunDeferred();
+  size_t RunTimers();
+  size_t RunDeferred();
   void RunPosted();
   int WaitMillis(Clock::duration max_wait) const;
   void HeapUp(uint32_t i);

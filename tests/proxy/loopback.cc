@@ -65,6 +65,11 @@ Listener::Listener() {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof a;
+  // As the gateway's listeners (proxy/worker_pool.cc PrepareListener): the
+  // accepted sockets inherit TCP_NODELAY and SO_OOBINLINE.
+  const int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(fd_, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one);
   if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 16) != 0 ||
       ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
     throw std::runtime_error("listen on 127.0.0.1:0 failed");
@@ -80,7 +85,7 @@ Peer Listener::Accept(int timeout_ms) {
   return Peer(::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 
-Connection Connect(boost::asio::io_context& io) {
+Connection Connect() {
   Listener listener;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -94,11 +99,7 @@ Connection Connect(boost::asio::io_context& io) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   Peer accepted = listener.Accept();
   if (accepted.fd() < 0) throw std::runtime_error("accept on 127.0.0.1 failed");
-  Connection c{Socket(io), Peer(fd)};
-  // The session's sockets are non-blocking by the time they relay (Asio made
-  // them so for the hello read and the connect); these are from the start.
-  c.end.assign(boost::asio::ip::tcp::v4(), accepted.Release());
-  return c;
+  return Connection{std::move(accepted), Peer(fd)};
 }
 
 bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
@@ -121,20 +122,39 @@ size_t RunReady(boost::asio::io_context& io) {
   }
 }
 
-bool Transfer(boost::asio::io_context& io, Peer& from, Peer& to, std::string_view payload, size_t sent,
+bool RunUntil(Reactor& reactor, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    reactor.RunOnce(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+size_t RunReady(Reactor& reactor) {
+  // Turns without waiting until one finds nothing to do: events, due timers
+  // and deferred work all run inside RunOnce.
+  size_t turns = 0;
+  for (; turns < 1000; ++turns) {
+    if (!reactor.RunOnce(Reactor::Clock::duration::zero())) break;
+  }
+  return turns;
+}
+
+bool Transfer(Reactor& reactor, Peer& from, Peer& to, std::string_view payload, size_t sent,
               std::chrono::milliseconds timeout) {
   const size_t goal = to.received().size() + payload.size();
-  const bool done = RunUntil(io, [&] {
+  const bool done = RunUntil(reactor, [&] {
     sent += from.SendSome(payload.substr(sent));
     to.ReadAvailable();
     return to.received().size() >= goal;
   }, timeout);
-  RunReady(io);
+  RunReady(reactor);
   return done;
 }
 
-bool WaitClosed(boost::asio::io_context& io, Peer& peer, std::chrono::milliseconds timeout) {
-  return RunUntil(io, [&] {
+bool WaitClosed(Reactor& reactor, Peer& peer, std::chrono::milliseconds timeout) {
+  return RunUntil(reactor, [&] {
     peer.ReadAvailable();
     return peer.eof() || peer.error() != 0;
   }, timeout);

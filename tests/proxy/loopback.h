@@ -1,6 +1,7 @@
 // Real TCP connections on 127.0.0.1 inside the test process, for the data
-// path's unit tests: one end is an Asio socket for the code under test, the
-// other a plain non-blocking descriptor the test drives itself.
+// path's unit tests: one end is a descriptor for the code under test (driven
+// by a Reactor), the other a plain non-blocking descriptor the test drives
+// itself.
 #pragma once
 
 #include <sys/types.h>
@@ -15,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "proxy/reactor.h"
 #include "proxy/relay.h"
 
 namespace meshgate::proxy::testing {
@@ -53,14 +55,16 @@ class Peer {
   int error_ = 0;
 };
 
-// One connection: `end` (for the code under test, on `io`) and `peer`.
+// One connection: `end` (for the code under test) and `peer`, both
+// non-blocking.
 struct Connection {
-  Socket end;
+  Peer end;
   Peer peer;
 };
-// `end` is the accepted side, as a gateway's downstream socket is; a
-// connection made the other way round is still the same TCP.
-Connection Connect(boost::asio::io_context& io);
+// `end` is the accepted side, as a gateway's downstream socket is (with the
+// listener's TCP_NODELAY and SO_OOBINLINE); a connection made the other way
+// round is still the same TCP.
+Connection Connect();
 
 // A listener on 127.0.0.1, port 0: the kernel picks, port() reads it back.
 class Listener {
@@ -83,14 +87,18 @@ bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& done,
 // Runs every ready handler, repeatedly, until none is ready: what the code
 // under test can do without anything new from outside. The handlers run.
 size_t RunReady(boost::asio::io_context& io);
+// The same for the data path's reactor: `done` runs after every turn.
+bool RunUntil(Reactor& reactor, const std::function<bool()>& done,
+              std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// Turns of the reactor without waiting, until one has nothing to run.
+size_t RunReady(Reactor& reactor);
 // Sends `payload` from `from` (its first `sent` bytes already are) while `to`
-// reads, running `io` in between, until `to` has it all; false at the
-// deadline. Then runs the ready handlers: a copy is counted when its write
-// completes, which is after the peer could read the bytes.
-bool Transfer(boost::asio::io_context& io, Peer& from, Peer& to, std::string_view payload, size_t sent = 0,
+// reads, running `reactor` in between, until `to` has it all; false at the
+// deadline. Then runs what is ready.
+bool Transfer(Reactor& reactor, Peer& from, Peer& to, std::string_view payload, size_t sent = 0,
               std::chrono::milliseconds timeout = std::chrono::seconds(30));
-// Runs `io` until `peer` sees the connection end (EOF or an error).
-bool WaitClosed(boost::asio::io_context& io, Peer& peer, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// Runs `reactor` until `peer` sees the connection end (EOF or an error).
+bool WaitClosed(Reactor& reactor, Peer& peer, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // A deterministic payload, so a reordered or duplicated chunk shows.
 std::string Pattern(size_t size, uint8_t seed = 1);

@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "proxy/reactor.h"
 #include "proxy/relay.h"
 #include "proxy/stats.h"
 #include "tests/proxy/loopback.h"
@@ -45,9 +46,27 @@ using testing::RunUntil;
 
 constexpr size_t kChunk = 64 * 1024;  // the relay's scratch buffer and splice chunk
 
-// What a session would hear from its flows.
-class Recorder : public FlowOwner {
+// What a session does for its flows: dispatches each socket's events (tag 0:
+// down, 1: up) and resumes a flow that yielded; and what it hears from them.
+class Recorder : public FlowOwner, public Pollable {
  public:
+  Flow* forward = nullptr;   // down -> up
+  Flow* backward = nullptr;  // up -> down
+  Reactor* reactor = nullptr;
+
+  void OnEvents(unsigned tag, uint32_t events) override {
+    Flow* reads_here = tag == 0 ? forward : backward;
+    Flow* writes_here = tag == 0 ? backward : forward;
+    if (reads_here != nullptr) reads_here->OnSrcEvents(events);
+    if (writes_here != nullptr) writes_here->OnDstEvents(events);
+  }
+  void ResumeLater(Flow& flow) override {
+    ++resumes_;
+    reactor->Defer([&flow] {
+      if (!flow.finished()) flow.Pump();
+    });
+  }
+  size_t resumes() const { return resumes_; }
   void OnFlowProgress(const Flow& flow, size_t n) override { progress_[&flow] += n; }
   void OnFlowEnd(const Flow& flow, Flow::End end) override { ends_.emplace_back(&flow, end); }
 
@@ -69,6 +88,7 @@ class Recorder : public FlowOwner {
  private:
   std::map<const Flow*, uint64_t> progress_;
   std::vector<std::pair<const Flow*, Flow::End>> ends_;
+  size_t resumes_ = 0;
 };
 
 struct RelayMode {
@@ -81,16 +101,24 @@ void PrintTo(const RelayMode& mode, std::ostream* os) { *os << mode.name; }
 // (when started) up to down, as a session's two flows do.
 class RelayTest : public ::testing::TestWithParam<RelayMode> {
  protected:
-  RelayTest() : down_(Connect(io_)), up_(Connect(io_)) {}
+  // Both relay-side sockets registered once, as a session registers its two.
+  RelayTest() : down_(Connect()), up_(Connect()) {
+    owner_.reactor = &reactor_;
+    handle_ = reactor_.Register(&owner_);
+    EXPECT_EQ(reactor_.Add(down_.end.fd(), handle_, 0), 0);
+    EXPECT_EQ(reactor_.Add(up_.end.fd(), handle_, 1), 0);
+  }
 
   Flow& StartForward(PipePool& pipes) {
-    forward_.emplace(down_.end, up_.end, GetParam().splice, pipes, forward_bytes_, fallbacks_);
-    forward_->Start(keepalive_, owner_);
+    forward_.emplace(down_.end.fd(), up_.end.fd(), GetParam().splice, pipes, forward_bytes_, fallbacks_, owner_);
+    owner_.forward = &*forward_;
+    forward_->Pump();
     return *forward_;
   }
   Flow& StartBackward(PipePool& pipes) {
-    backward_.emplace(up_.end, down_.end, GetParam().splice, pipes, backward_bytes_, fallbacks_);
-    backward_->Start(keepalive_, owner_);
+    backward_.emplace(up_.end.fd(), down_.end.fd(), GetParam().splice, pipes, backward_bytes_, fallbacks_, owner_);
+    owner_.backward = &*backward_;
+    backward_->Pump();
     return *backward_;
   }
 
@@ -98,15 +126,15 @@ class RelayTest : public ::testing::TestWithParam<RelayMode> {
   testing::Peer& server() { return up_.peer; }
 
   bool Transfer(testing::Peer& from, testing::Peer& to, std::string_view payload, size_t sent = 0) {
-    return testing::Transfer(io_, from, to, payload, sent);
+    return testing::Transfer(reactor_, from, to, payload, sent);
   }
 
-  // io_context first: destroyed last, after every socket and flow.
-  boost::asio::io_context io_{1};
+  // The reactor first: destroyed last, after every socket and flow.
+  Reactor reactor_;
+  Reactor::Handle handle_;
   PipePool pipes_;
   Counter forward_bytes_, backward_bytes_, fallbacks_;
   Recorder owner_;
-  std::shared_ptr<int> keepalive_ = std::make_shared<int>(0);
   Connection down_;
   Connection up_;
   std::optional<Flow> forward_;
@@ -152,7 +180,7 @@ size_t Preload(testing::Peer& client, int end_fd, const std::string& payload) {
 
 TEST_P(RelayTest, BulkArrivesIntactThroughAPooledPipeOrACopy) {
   const std::string payload = Pattern(2 << 20, 7);
-  const size_t sent = Preload(client(), down_.end.native_handle(), payload);
+  const size_t sent = Preload(client(), down_.end.fd(), payload);
   const size_t descriptors = testing::OpenDescriptors();
   Flow& flow = StartForward(pipes_);
   ASSERT_TRUE(Transfer(client(), server(), payload, sent));
@@ -163,13 +191,13 @@ TEST_P(RelayTest, BulkArrivesIntactThroughAPooledPipeOrACopy) {
   // Drained, the flow waits for more and holds no pipe: in splice mode the
   // one it used is back in the pool, idle (two descriptors); copy mode never
   // opened one.
-  RunReady(io_);
+  RunReady(reactor_);
   EXPECT_EQ(testing::OpenDescriptors(), descriptors + (GetParam().splice ? 2 : 0));
 }
 
 TEST_P(RelayTest, BulkWithNoPipeToBeHadIsCopiedAndTheFallbackCounted) {
   const std::string payload = Pattern(2 << 20, 7);
-  const size_t sent = Preload(client(), down_.end.native_handle(), payload);
+  const size_t sent = Preload(client(), down_.end.fd(), payload);
   PipePool none(64, 0);
   Flow& flow = StartForward(none);
   ASSERT_TRUE(Transfer(client(), server(), payload, sent));
@@ -185,14 +213,14 @@ TEST_P(RelayTest, EofIsForwardedAfterTheLastByteAndEndsTheFlowOnce) {
   const std::string payload = Pattern(3 * kChunk + 17, 5);
   ASSERT_TRUE(Transfer(client(), server(), payload));
   client().ShutdownWrite();
-  ASSERT_TRUE(RunUntil(io_, [&] {
+  ASSERT_TRUE(RunUntil(reactor_, [&] {
     server().ReadAvailable();
     return server().eof();
   }));
   EXPECT_TRUE(server().received() == payload);
   EXPECT_TRUE(flow.finished());
   EXPECT_EQ(owner_.end(flow), Flow::End::kEof);
-  RunReady(io_);
+  RunReady(reactor_);
   EXPECT_EQ(owner_.end(flow), Flow::End::kEof);  // still one end
 }
 
@@ -201,7 +229,7 @@ TEST_P(RelayTest, AHalfCloseKeepsTheOtherDirectionFlowing) {
   Flow& backward = StartBackward(pipes_);
   ASSERT_TRUE(Transfer(client(), server(), "request"));
   client().ShutdownWrite();
-  ASSERT_TRUE(RunUntil(io_, [&] { return forward.finished(); }));
+  ASSERT_TRUE(RunUntil(reactor_, [&] { return forward.finished(); }));
   EXPECT_EQ(owner_.end(forward), Flow::End::kEof);
   EXPECT_FALSE(backward.finished());
 
@@ -209,7 +237,7 @@ TEST_P(RelayTest, AHalfCloseKeepsTheOtherDirectionFlowing) {
   ASSERT_TRUE(Transfer(server(), client(), reply));
   EXPECT_TRUE(client().received() == reply);
   server().ShutdownWrite();
-  ASSERT_TRUE(RunUntil(io_, [&] {
+  ASSERT_TRUE(RunUntil(reactor_, [&] {
     client().ReadAvailable();
     return client().eof();
   }));
@@ -223,7 +251,7 @@ TEST_P(RelayTest, AResetSourceEndsTheFlowWithASourceError) {
   Flow& flow = StartForward(pipes_);
   ASSERT_TRUE(Transfer(client(), server(), "before"));
   client().Reset();
-  ASSERT_TRUE(RunUntil(io_, [&] { return flow.finished(); }));
+  ASSERT_TRUE(RunUntil(reactor_, [&] { return flow.finished(); }));
   EXPECT_EQ(owner_.end(flow), Flow::End::kSrcError);
   server().ReadAvailable();
   EXPECT_FALSE(server().eof()) << "a reset is not forwarded as a clean EOF";
@@ -234,11 +262,11 @@ TEST_P(RelayTest, AResetDestinationEndsTheFlowWithADestinationError) {
   ASSERT_TRUE(Transfer(client(), server(), "before"));
   server().Reset();
   // Wait until the relay's end has the RST, so the next send must fail.
-  pollfd p{up_.end.native_handle(), POLLIN, 0};
+  pollfd p{up_.end.fd(), POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 5000), 1);
   ASSERT_TRUE(p.revents & (POLLERR | POLLHUP));
   ASSERT_GT(client().SendSome("after"), 0u);
-  ASSERT_TRUE(RunUntil(io_, [&] { return flow.finished(); }));
+  ASSERT_TRUE(RunUntil(reactor_, [&] { return flow.finished(); }));
   EXPECT_EQ(owner_.end(flow), Flow::End::kDstError);
 }
 
@@ -248,8 +276,8 @@ TEST_P(RelayTest, ASlowReaderStallsTheWriterInsteadOfGrowingMemory) {
   // Fixed, small kernel buffers (no autotuning), so they fill quickly and
   // the payload is surely larger than all of them together.
   const int size = 128 * 1024;
-  for (const auto& [fd, option] : {std::pair{client().fd(), SO_SNDBUF}, {down_.end.native_handle(), SO_RCVBUF},
-                                   {up_.end.native_handle(), SO_SNDBUF}, {server().fd(), SO_RCVBUF}}) {
+  for (const auto& [fd, option] : {std::pair{client().fd(), SO_SNDBUF}, {down_.end.fd(), SO_RCVBUF},
+                                   {up_.end.fd(), SO_SNDBUF}, {server().fd(), SO_RCVBUF}}) {
     ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, option, &size, sizeof size), 0);
   }
   Flow& flow = StartForward(pipes_);
@@ -259,11 +287,11 @@ TEST_P(RelayTest, ASlowReaderStallsTheWriterInsteadOfGrowingMemory) {
   for (int quiet = 0; quiet < 3;) {
     const size_t n = client().SendSome(std::string_view(payload).substr(sent));
     sent += n;
-    quiet = n == 0 && RunReady(io_) == 0 ? quiet + 1 : 0;
+    quiet = n == 0 && RunReady(reactor_) == 0 ? quiet + 1 : 0;
     ASSERT_LT(sent, payload.size()) << "the relay kept reading from a client whose server never reads";
   }
   // Every byte sent is in a kernel buffer, relayed, or held by the flow.
-  const size_t in_kernel = testing::Unsent(client().fd()) + testing::Unread(down_.end.native_handle());
+  const size_t in_kernel = testing::Unsent(client().fd()) + testing::Unread(down_.end.fd());
   ASSERT_GE(sent, in_kernel + flow.bytes());
   EXPECT_LE(sent - in_kernel - flow.bytes(), kChunk) << "sent " << sent << ", relayed " << flow.bytes();
   // The server reads at last: everything arrives, in order.
@@ -272,14 +300,14 @@ TEST_P(RelayTest, ASlowReaderStallsTheWriterInsteadOfGrowingMemory) {
   EXPECT_TRUE(server().received() == payload) << "bytes differ after the stall";
 }
 
-// TCP urgent data is part of the stream (the session sets SO_OOBINLINE): a
-// splice stops at the urgent mark, the flow must still forward it in place.
+// TCP urgent data is part of the stream (the listener's SO_OOBINLINE, which
+// the accepted socket inherits): a splice or a recv stops at the urgent
+// mark, and the flow must still forward it in place, without a new edge.
 TEST_P(RelayTest, UrgentDataIsForwardedInPlace) {
-  down_.end.set_option(boost::asio::socket_base::out_of_band_inline(true));
   Flow& flow = StartForward(pipes_);
   ASSERT_TRUE(Transfer(client(), server(), "A"));
   ASSERT_EQ(::send(client().fd(), "U", 1, MSG_OOB | MSG_NOSIGNAL), 1);
-  ASSERT_TRUE(RunUntil(io_, [&] {
+  ASSERT_TRUE(RunUntil(reactor_, [&] {
     server().ReadAvailable();
     return server().received().size() == 2;
   }));
@@ -288,17 +316,50 @@ TEST_P(RelayTest, UrgentDataIsForwardedInPlace) {
   EXPECT_EQ(flow.bytes(), 7u);
 }
 
-// Only pending handlers keep the owner alive (the session is owned by its
-// handlers in flight): one while the flow waits, none once it has ended.
-TEST_P(RelayTest, PendingHandlersHoldTheKeepaliveUntilTheFlowEnds) {
+// Edge-triggered: the client's last bytes and its FIN arrive while the flow
+// waits for the server to take what it holds, so that edge is not the one
+// the flow waits for. Once the server reads, one short read returns the last
+// bytes; the EOF queued behind them must still be seen and forwarded.
+TEST_P(RelayTest, AFinQueuedWhileTheFlowWaitsToWriteIsForwarded) {
+  const int size = 128 * 1024;
+  for (const auto& [fd, option] : {std::pair{down_.end.fd(), SO_RCVBUF}, {up_.end.fd(), SO_SNDBUF},
+                                   {server().fd(), SO_RCVBUF}}) {
+    ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, option, &size, sizeof size), 0);
+  }
+  Flow& flow = StartForward(pipes_);
+  const std::string payload = Pattern(1 << 20, 13);
+  size_t sent = 0;
+  ASSERT_TRUE(RunUntil(reactor_, [&] {
+    sent += client().SendSome(std::string_view(payload).substr(sent));
+    return flow.waiting() == Flow::Wait::kWrite;
+  }));
+  // The rest of the payload and the FIN, while the flow waits to write.
+  while (sent < payload.size()) {
+    const size_t n = client().SendSome(std::string_view(payload).substr(sent));
+    sent += n;
+    if (n == 0) RunReady(reactor_), server().ReadAvailable();
+  }
+  client().ShutdownWrite();
+  ASSERT_TRUE(RunUntil(reactor_, [&] {
+    server().ReadAvailable();
+    return server().eof();
+  })) << "received " << server().received().size() << " of " << payload.size();
+  EXPECT_TRUE(server().received() == payload);
+  EXPECT_EQ(owner_.end(flow), Flow::End::kEof);
+}
+
+// The flow keeps its own wait state over a registration made once: after a
+// message it waits to read; with the server not reading, it waits to write;
+// once finished, it waits for nothing and later events do not reach it.
+TEST_P(RelayTest, TheFlowWaitsForOneThingAtATime) {
   Flow& flow = StartForward(pipes_);
   ASSERT_TRUE(Transfer(client(), server(), "x"));
-  RunReady(io_);
-  EXPECT_EQ(keepalive_.use_count(), 2) << "the fixture's and the pending wait's";
+  EXPECT_EQ(flow.waiting(), Flow::Wait::kRead);
   client().ShutdownWrite();
-  ASSERT_TRUE(RunUntil(io_, [&] { return flow.finished(); }));
-  RunReady(io_);
-  EXPECT_EQ(keepalive_.use_count(), 1) << "a handler still holds the owner after the flow ended";
+  ASSERT_TRUE(RunUntil(reactor_, [&] { return flow.finished(); }));
+  EXPECT_EQ(flow.waiting(), Flow::Wait::kNone);
+  RunReady(reactor_);
+  EXPECT_EQ(owner_.end(flow), Flow::End::kEof);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, RelayTest, ::testing::Values(RelayMode{"splice", true}, RelayMode{"copy", false}),

@@ -13,7 +13,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -64,6 +63,12 @@ class SessionTest : public ::testing::Test {
     ctx_.pipes = &pipes_;
     ctx_.log_limiter = &limiter_;
     ctx_.live = &live_;
+    ctx_.reactor = &reactor_;
+  }
+  // Sessions a test left open close as at a worker's shutdown.
+  ~SessionTest() override {
+    ForEachLive([](Session& s) { s.Abandon(); });
+    RunReady(reactor_);
   }
 
   // What the runtime would publish: httpbin.bar:8000 on 127.0.0.1 at `ports`
@@ -90,9 +95,9 @@ class SessionTest : public ::testing::Test {
     snapshot->sweep_tick = SweepTick(*snapshot->table, settings_);
     ctx_.routes = std::make_shared<WorkerRoutes>(snapshot);
   }
-  // Runs the worker's sweep on io_ from now on, as a worker does.
+  // Runs the worker's sweep on the reactor from now on, as a worker does.
   void StartSweep() {
-    sweep_.emplace(io_, ctx_);
+    sweep_.emplace(reactor_, ctx_);
     sweep_->Start();
   }
   const ClusterStats& cluster_stats() const { return *ctx_.routes->cluster_stats[0]; }
@@ -100,11 +105,12 @@ class SessionTest : public ::testing::Test {
   // A client connection, accepted and handed to a new session as a worker
   // does; returns the client's end. The session owns itself from Start() on.
   Peer Accept() {
-    testing::Connection c = testing::Connect(io_);
-    const auto peer = c.end.remote_endpoint();
-    auto session = std::make_shared<Session>(std::move(c.end), peer, ctx_);
-    session->Start();
-    sessions_.push_back(session);
+    testing::Connection c = testing::Connect();
+    boost::asio::ip::tcp::endpoint peer;
+    socklen_t len = static_cast<socklen_t>(peer.capacity());
+    EXPECT_EQ(::getpeername(c.end.fd(), peer.data(), &len), 0);
+    peer.resize(len);
+    (new Session(c.end.Release(), peer, ctx_))->Start();
     return std::move(c.peer);
   }
 
@@ -118,10 +124,10 @@ class SessionTest : public ::testing::Test {
     Relayed r{Accept(), Peer()};
     EXPECT_EQ(r.client.SendSome(hello), hello.size());
     const uint64_t connected = stats_.upstream_cx_total.value();
-    EXPECT_TRUE(RunUntil(io_, [&] { return stats_.upstream_cx_total.value() > connected; }));
+    EXPECT_TRUE(RunUntil(reactor_, [&] { return stats_.upstream_cx_total.value() > connected; }));
     r.server = upstream.Accept();
     EXPECT_GE(r.server.fd(), 0);
-    EXPECT_TRUE(RunUntil(io_, [&] {
+    EXPECT_TRUE(RunUntil(reactor_, [&] {
       r.server.ReadAvailable();
       return r.server.received().size() >= hello.size();
     }));
@@ -129,14 +135,10 @@ class SessionTest : public ::testing::Test {
     return r;
   }
 
-  // Runs until every session has ended and its last handler let go of it.
+  // Runs until every session has ended and been deleted (its destructor
+  // gives back downstream_cx_active).
   bool AllSessionsGone() {
-    return RunUntil(io_, [&] {
-      for (const auto& s : sessions_) {
-        if (!s.expired()) return false;
-      }
-      return true;
-    });
+    return RunUntil(reactor_, [&] { return stats_.downstream_cx_active.value() == 0; });
   }
   // Closes every open session through `act` (the worker's drain or sweep).
   template <typename Act>
@@ -167,18 +169,17 @@ class SessionTest : public ::testing::Test {
     }
   }
 
-  // Declared before io_: destroying io_ destroys the sessions its pending
-  // handlers own, and they still count into these.
+  // The reactor first: destroyed last. Sessions are gone by then (the
+  // destructor above), and they count into what follows.
+  Reactor reactor_;
   ProxyStats stats_;
   PipePool pipes_;
   LogLimiter limiter_;
-  std::unordered_set<Session*> live_;
+  LiveSessions live_;
   ClusterStatsRegistry registry_;
   DataPathSettings settings_;
   WorkerContext ctx_;
-  boost::asio::io_context io_{1};
-  std::optional<SessionSweep> sweep_;  // after io_: its timer goes first
-  std::vector<std::weak_ptr<Session>> sessions_;
+  std::optional<SessionSweep> sweep_;
 };
 
 TEST_F(SessionTest, ASilentClientIsClosedAtTheHelloTimeout) {
@@ -187,7 +188,7 @@ TEST_F(SessionTest, ASilentClientIsClosedAtTheHelloTimeout) {
   Publish({upstream.port()});
   const auto start = std::chrono::steady_clock::now();
   Peer client = Accept();
-  ASSERT_TRUE(WaitClosed(io_, client));
+  ASSERT_TRUE(WaitClosed(reactor_, client));
   EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms);
   EXPECT_EQ(Ended(Termination::kHelloTimeout), 1u);
   EXPECT_EQ(Ended(), 1u);
@@ -205,7 +206,7 @@ TEST_F(SessionTest, APartialHelloIsClosedAtTheHelloTimeout) {
   Peer client = Accept();
   const std::string hello = Hello(kSni);
   ASSERT_EQ(client.SendSome(std::string_view(hello).substr(0, 20)), 20u);
-  ASSERT_TRUE(WaitClosed(io_, client));
+  ASSERT_TRUE(WaitClosed(reactor_, client));
   EXPECT_EQ(Ended(Termination::kHelloTimeout), 1u);
   EXPECT_EQ(stats_.hello_timeout.value(), 1u);
   EXPECT_EQ(stats_.hello_ok.value(), 0u);
@@ -218,7 +219,7 @@ TEST_F(SessionTest, PlainHttpIsRejectedAsNotTls) {
   Publish({upstream.port()});
   Peer client = Accept();
   client.SendSome("GET / HTTP/1.1\r\nHost: httpbin\r\n\r\n");
-  ASSERT_TRUE(WaitClosed(io_, client));
+  ASSERT_TRUE(WaitClosed(reactor_, client));
   EXPECT_EQ(Ended(Termination::kNotTls), 1u);
   EXPECT_EQ(Ended(), 1u);
   EXPECT_EQ(Rejected(sni::RejectReason::kPlainHttp), 1u);
@@ -235,7 +236,7 @@ TEST_F(SessionTest, AMalformedHelloIsRejectedAsMalformed) {
   b.Sni("httpbin.bar.global").Ext(10, {0, 2, 0, 29}).Ext(10, {0, 2, 0, 29});  // one extension twice
   const sni::testing::Bytes wire = sni::testing::Records(b.Message());
   client.SendSome(std::string(wire.begin(), wire.end()));
-  ASSERT_TRUE(WaitClosed(io_, client));
+  ASSERT_TRUE(WaitClosed(reactor_, client));
   EXPECT_EQ(Ended(Termination::kHelloMalformed), 1u);
   EXPECT_EQ(Rejected(sni::RejectReason::kDuplicateExtension), 1u);
   ExpectAllUndone();
@@ -247,7 +248,7 @@ TEST_F(SessionTest, AClientThatLeavesBeforeItsHelloEndsAsHelloClosed) {
   Peer client = Accept();
   client.SendSome(std::string_view(Hello(kSni)).substr(0, 10));
   client.ShutdownWrite();
-  ASSERT_TRUE(WaitClosed(io_, client));
+  ASSERT_TRUE(WaitClosed(reactor_, client));
   EXPECT_EQ(Ended(Termination::kHelloClosed), 1u);
   EXPECT_EQ(Ended(), 1u);
   ExpectAllUndone();
@@ -261,7 +262,7 @@ TEST_F(SessionTest, AnOversizeHelloIsRejectedAsTooLarge) {
   const std::string hello = Hello(kSni, 2000);
   ASSERT_GT(hello.size(), settings_.max_hello_bytes);
   client.SendSome(hello);
-  ASSERT_TRUE(WaitClosed(io_, client));
+  ASSERT_TRUE(WaitClosed(reactor_, client));
   EXPECT_EQ(Ended(Termination::kHelloTooLarge), 1u);
   EXPECT_EQ(Ended(), 1u);
   EXPECT_EQ(Rejected(sni::RejectReason::kTooLarge), 1u);
@@ -285,7 +286,7 @@ TEST_F(SessionTest, AnUnknownSniIsRefusedAndNeverDialled) {
   Publish({upstream.port()});
   Peer client = Accept();
   client.SendSome(Hello("outbound_.8000_._.nope.bar.global"));
-  ASSERT_TRUE(WaitClosed(io_, client));
+  ASSERT_TRUE(WaitClosed(reactor_, client));
   EXPECT_EQ(Ended(Termination::kNoRoute), 1u);
   EXPECT_EQ(Ended(), 1u);
   EXPECT_EQ(Missed(config::RouteMiss::kUnknownHost), 1u);
@@ -299,7 +300,7 @@ TEST_F(SessionTest, AClusterWithoutEndpointsEndsAsNoEndpoints) {
   Publish({});
   Peer client = Accept();
   client.SendSome(Hello(kSni));
-  ASSERT_TRUE(WaitClosed(io_, client));
+  ASSERT_TRUE(WaitClosed(reactor_, client));
   EXPECT_EQ(Ended(Termination::kNoEndpoints), 1u);
   EXPECT_EQ(Ended(), 1u);
   ExpectAllUndone();
@@ -311,7 +312,7 @@ TEST_F(SessionTest, RefusedEndpointsAreRetriedThenTheSessionEndsAsConnectFailed)
   Publish({dead[0].port(), dead[1].port()});
   Peer client = Accept();
   client.SendSome(Hello(kSni));
-  ASSERT_TRUE(WaitClosed(io_, client));
+  ASSERT_TRUE(WaitClosed(reactor_, client));
   EXPECT_EQ(Ended(Termination::kUpstreamConnectFailed), 1u);
   EXPECT_EQ(Ended(), 1u);
   EXPECT_EQ(stats_.upstream_connect_fail.value(), 2u);
@@ -340,21 +341,21 @@ TEST_P(SessionRelayTest, ARoutedHelloIsReplayedUpstreamAndBothWaysRelayed) {
   Relayed r = Relay(upstream, hello);
 
   const std::string request = Pattern(300 * 1024, 1);
-  ASSERT_TRUE(Transfer(io_, r.client, r.server, request));
+  ASSERT_TRUE(Transfer(reactor_, r.client, r.server, request));
   EXPECT_TRUE(r.server.received() == hello + request);
   const std::string reply = Pattern(1 << 20, 2);
-  ASSERT_TRUE(Transfer(io_, r.server, r.client, reply));
+  ASSERT_TRUE(Transfer(reactor_, r.server, r.client, reply));
   EXPECT_TRUE(r.client.received() == reply);
 
   r.client.ShutdownWrite();  // half-close: the reply direction stays open
-  ASSERT_TRUE(RunUntil(io_, [&] {
+  ASSERT_TRUE(RunUntil(reactor_, [&] {
     r.server.ReadAvailable();
     return r.server.eof();
   }));
   EXPECT_EQ(Ended(), 0u);
-  ASSERT_TRUE(Transfer(io_, r.server, r.client, "after the client's FIN"));
+  ASSERT_TRUE(Transfer(reactor_, r.server, r.client, "after the client's FIN"));
   r.server.ShutdownWrite();
-  ASSERT_TRUE(WaitClosed(io_, r.client));
+  ASSERT_TRUE(WaitClosed(reactor_, r.client));
   EXPECT_TRUE(r.client.eof());
 
   EXPECT_EQ(Ended(Termination::kDownstreamClose), 1u);
@@ -380,12 +381,12 @@ TEST_F(SessionTest, TheUpstreamClosingFirstEndsAsUpstreamClose) {
   Publish({upstream.port()});
   Relayed r = Relay(upstream, Hello(kSni));
   r.server.ShutdownWrite();
-  ASSERT_TRUE(RunUntil(io_, [&] {
+  ASSERT_TRUE(RunUntil(reactor_, [&] {
     r.client.ReadAvailable();
     return r.client.eof();
   }));
   r.client.ShutdownWrite();
-  ASSERT_TRUE(WaitClosed(io_, r.server));
+  ASSERT_TRUE(WaitClosed(reactor_, r.server));
   ASSERT_TRUE(AllSessionsGone());
   EXPECT_EQ(Ended(Termination::kUpstreamClose), 1u);
   EXPECT_EQ(Ended(), 1u);
@@ -397,7 +398,7 @@ TEST_F(SessionTest, AResetFromTheUpstreamEndsAsUpstreamError) {
   Publish({upstream.port()});
   Relayed r = Relay(upstream, Hello(kSni));
   r.server.Reset();
-  ASSERT_TRUE(WaitClosed(io_, r.client));
+  ASSERT_TRUE(WaitClosed(reactor_, r.client));
   EXPECT_EQ(Ended(Termination::kUpstreamError), 1u);
   EXPECT_EQ(Ended(), 1u);
   ExpectAllUndone();
@@ -411,14 +412,14 @@ TEST_F(SessionTest, MaxConnectionsRefusesTheOverflowAndTheSlotComesBack) {
   Relayed first = Relay(upstream, Hello(kSni));
   Peer second = Accept();
   second.SendSome(Hello(kSni));
-  ASSERT_TRUE(WaitClosed(io_, second));
+  ASSERT_TRUE(WaitClosed(reactor_, second));
   EXPECT_EQ(Ended(Termination::kUpstreamOverflow), 1u);
   EXPECT_EQ(stats_.upstream_cx_overflow.value(), 1u);
   EXPECT_EQ(cluster_stats().counters.cx_overflow.value(), 1u);
   EXPECT_LT(upstream.Accept(0).fd(), 0) << "the overflow was dialled";
 
   first.client.Reset();
-  ASSERT_TRUE(WaitClosed(io_, first.server));
+  ASSERT_TRUE(WaitClosed(reactor_, first.server));
   ASSERT_TRUE(AllSessionsGone());
   EXPECT_EQ(Ended(Termination::kDownstreamError), 1u);
   Relayed third = Relay(upstream, Hello(kSni));
@@ -434,22 +435,22 @@ TEST_F(SessionTest, TheIdleSweepClosesOnlyIdleRelayingSessions) {
   Publish({upstream.port()});
   Relayed relaying = Relay(upstream, Hello(kSni));
   Peer waiting = Accept();  // no hello yet
-  RunReady(io_);
+  RunReady(reactor_);
   ASSERT_EQ(live_.size(), 2u);
   const auto now = std::chrono::steady_clock::now();
   ForEachLive([&](Session& s) { s.CheckIdle(now + 30min); });
-  RunReady(io_);
+  RunReady(reactor_);
   EXPECT_EQ(Ended(), 0u) << "closed before the idle timeout";
   ForEachLive([&](Session& s) { s.CheckIdle(now + 2h); });
-  ASSERT_TRUE(WaitClosed(io_, relaying.client));
-  ASSERT_TRUE(WaitClosed(io_, relaying.server));
-  ASSERT_TRUE(RunUntil(io_, [&] { return live_.size() < 2; }));  // the swept one is gone
+  ASSERT_TRUE(WaitClosed(reactor_, relaying.client));
+  ASSERT_TRUE(WaitClosed(reactor_, relaying.server));
+  ASSERT_TRUE(RunUntil(reactor_, [&] { return live_.size() < 2; }));  // the swept one is gone
   EXPECT_EQ(Ended(Termination::kIdleTimeout), 1u);
   EXPECT_EQ(Ended(), 1u);
   EXPECT_EQ(live_.size(), 1u) << "the session reading its hello was swept";
 
   ForEachLive([](Session& s) { s.Drain(); });
-  ASSERT_TRUE(WaitClosed(io_, waiting));
+  ASSERT_TRUE(WaitClosed(reactor_, waiting));
   EXPECT_EQ(Ended(Termination::kDrained), 1u);
   ExpectAllUndone();
 }
@@ -459,8 +460,8 @@ TEST_F(SessionTest, DrainClosesRelayingSessionsAsDrained) {
   Publish({upstream.port()});
   Relayed r = Relay(upstream, Hello(kSni));
   ForEachLive([](Session& s) { s.Drain(); });
-  ASSERT_TRUE(WaitClosed(io_, r.client));
-  ASSERT_TRUE(WaitClosed(io_, r.server));
+  ASSERT_TRUE(WaitClosed(reactor_, r.client));
+  ASSERT_TRUE(WaitClosed(reactor_, r.server));
   EXPECT_EQ(Ended(Termination::kDrained), 1u);
   EXPECT_EQ(Ended(), 1u);
   ExpectAllUndone();
@@ -476,11 +477,11 @@ TEST_F(SessionTest, TheClustersIdleTimeoutBeatsTheGatewaysAndTheSweepClosesAtIt)
   StartSweep();
   Relayed r = Relay(upstream, Hello(kSni));
   const auto idle_from = std::chrono::steady_clock::now();
-  ASSERT_TRUE(WaitClosed(io_, r.client, 5s)) << "the cluster's idle timeout was not applied";
+  ASSERT_TRUE(WaitClosed(reactor_, r.client, 5s)) << "the cluster's idle timeout was not applied";
   const auto waited = std::chrono::steady_clock::now() - idle_from;
   EXPECT_GE(waited, 190ms);  // the session's clock started a little before ours
   EXPECT_LT(waited, 900ms) << "a sweep tick too long for the cluster's timeout";
-  ASSERT_TRUE(WaitClosed(io_, r.server));
+  ASSERT_TRUE(WaitClosed(reactor_, r.server));
   EXPECT_EQ(Ended(Termination::kIdleTimeout), 1u);
   EXPECT_EQ(Ended(), 1u);
   ExpectAllUndone();
@@ -495,10 +496,10 @@ TEST_F(SessionTest, AClusterIdleTimeoutOfZeroDisablesIt) {
   Relayed r = Relay(upstream, Hello(kSni));
   const auto now = std::chrono::steady_clock::now();
   ForEachLive([&](Session& s) { s.CheckIdle(now + 24h); });
-  RunReady(io_);
+  RunReady(reactor_);
   EXPECT_EQ(Ended(), 0u) << "closed although the cluster disabled the idle timeout";
   ForEachLive([](Session& s) { s.Drain(); });
-  ASSERT_TRUE(WaitClosed(io_, r.client));
+  ASSERT_TRUE(WaitClosed(reactor_, r.client));
   ExpectAllUndone();
 }
 
@@ -513,7 +514,7 @@ TEST_F(SessionTest, MaxConnectionDurationClosesABusySessionOnTime) {
   Relayed r = Relay(upstream, Hello(kSni));
   // Traffic both ways keeps it from being idle; it does not extend the limit.
   bool closed = false;
-  const bool done = RunUntil(io_, [&] {
+  const bool done = RunUntil(reactor_, [&] {
     r.client.SendSome("ping");
     r.server.SendSome("pong");
     r.server.ReadAvailable();
@@ -541,10 +542,10 @@ TEST_F(SessionTest, MaxConnectionDurationCountsFromTheConnect) {
   const auto before = std::chrono::steady_clock::now();
   Relayed r = Relay(upstream, Hello(kSni));
   ForEachLive([&](Session& s) { s.CheckIdle(before + 9min); });
-  RunReady(io_);
+  RunReady(reactor_);
   EXPECT_EQ(Ended(), 0u) << "closed before maxConnectionDuration";
   ForEachLive([&](Session& s) { s.CheckIdle(before + 2h); });
-  ASSERT_TRUE(WaitClosed(io_, r.client));
+  ASSERT_TRUE(WaitClosed(reactor_, r.client));
   EXPECT_EQ(Ended(Termination::kMaxDuration), 1u);
   EXPECT_EQ(Ended(), 1u);
   ExpectAllUndone();
@@ -612,7 +613,7 @@ TEST_F(SessionTest, TcpKeepaliveIsSetOnTheUpstreamSocket) {
   EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE), 30);
   EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL), 7);
   ForEachLive([](Session& s) { s.Drain(); });
-  ASSERT_TRUE(WaitClosed(io_, r.client));
+  ASSERT_TRUE(WaitClosed(reactor_, r.client));
   ExpectAllUndone();
 }
 
@@ -624,7 +625,7 @@ TEST_F(SessionTest, WithoutTcpKeepaliveTheUpstreamSocketIsLeftToTheOs) {
   ASSERT_GE(fd, 0) << "the session's upstream socket was not found";
   EXPECT_EQ(IntOption(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
   ForEachLive([](Session& s) { s.Drain(); });
-  ASSERT_TRUE(WaitClosed(io_, r.client));
+  ASSERT_TRUE(WaitClosed(reactor_, r.client));
   ExpectAllUndone();
 }
 
