@@ -96,8 +96,18 @@ void Flow::Finish(End end) {
 }
 
 void Flow::ForwardEof() {
-  ::shutdown(dst_, SHUT_WR);  // the peer may be gone: fine
+  if (opposite_ == nullptr || !opposite_->finished()) ::shutdown(dst_, SHUT_WR);  // the peer may be gone: fine
   Finish(End::kEof);
+}
+
+void Flow::Start(uint32_t src_events, bool read_now) {
+  constexpr uint32_t kReadable = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+  wait_ = Wait::kRead;
+  if (read_now || (src_events & kReadable)) {
+    OnSrcEvents(src_events | EPOLLIN);
+  } else {
+    OnSrcEvents(src_events);
+  }
 }
 
 void Flow::WaitFor(Wait what) {

@@ -67,6 +67,14 @@ class Flow {
   Flow(const Flow&) = delete;
   Flow& operator=(const Flow&) = delete;
 
+  // The other direction: when it has finished, this flow's EOF is not
+  // forwarded with shutdown(), since the owner closes both sockets next and
+  // close() sends the same FIN after the queued bytes.
+  void SetOpposite(const Flow* opposite) { opposite_ = opposite; }
+  // Starts relaying: `src_events`, what src reported before the flow existed;
+  // read_now: src may hold bytes no event announced. Otherwise the flow only
+  // waits for src's next edge.
+  void Start(uint32_t src_events, bool read_now);
   // Moves what can be moved now; then waits (waiting()), yields through the
   // owner (FlowOwner::ResumeLater), or ends (FlowOwner::OnFlowEnd).
   void Pump();
@@ -103,6 +111,7 @@ class Flow {
   Counter& bytes_counter_;
   Counter& copy_fallbacks_;
   FlowOwner& owner_;
+  const Flow* opposite_ = nullptr;
   PipePool::Pipe pipe_;
   bool have_pipe_ = false;
   uint32_t in_pipe_ = 0;

@@ -104,7 +104,6 @@ void Session::Abandon() {
 
 void Session::Start() {
   if (ctx_.live != nullptr) ctx_.live->insert(this);
-  peer_ = io::FormatEndpoint(peer_endpoint_);  // from accept(): no getpeername
   hello_buf_.resize(kInitialHelloBuffer);
   // A trusted load balancer must send a PROXY header first (proxy-protocol.txt
   // §2.3: a receiver must not guess whether one is there); from anyone else a
@@ -202,9 +201,17 @@ void Session::ReadHello() {
     const ssize_t n = ::recv(down_, hello_buf_.data() + hello_len_, room, MSG_DONTWAIT);
     if (n > 0) {
       hello_len_ += static_cast<size_t>(n);
-      if (!OnHelloBytes(static_cast<size_t>(n))) return;
       const bool read_to_end = early_events_[kDownTag] & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
-      if (static_cast<size_t>(n) < room && !read_to_end) return;
+      const bool drained = static_cast<size_t>(n) < room && !read_to_end;
+      if (drained) {
+        // What comes next is announced by a new edge: the relay needs no
+        // recv of its own before it (StartRelay).
+        hello_drained_ = true;
+        early_events_[kDownTag] = 0;
+      }
+      if (!OnHelloBytes(static_cast<size_t>(n))) return;
+      hello_drained_ = false;
+      if (drained) return;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -270,7 +277,6 @@ bool Session::ApplyProxyHeader(const sni::ProxyHeader& header) {
   if (header.carries_ip_source()) {
     client_endpoint_ = asio::ip::tcp::endpoint(to_address(header.src_ip), header.src_port);
     proxied_dst_ = asio::ip::tcp::endpoint(to_address(header.dst_ip), header.dst_port);
-    peer_ = io::FormatEndpoint(client_endpoint_);
   }
   const uint32_t cap = ctx_.routes->settings.limits.per_source;
   if (cap == 0 || ctx_.admission == nullptr) return true;
@@ -384,7 +390,7 @@ bool Session::Authorized() {
   for (std::string_view audited : decision.audited) {
     uint64_t suppressed = 0;
     if (ctx_.log_limiter->Allow(suppressed)) {
-      spdlog::info("{} sni=\"{}\": AUDIT policy {} matched{}", peer_, input.sni, audited, Suppressed(suppressed));
+      spdlog::info("{} sni=\"{}\": AUDIT policy {} matched{}", Peer(), input.sni, audited, Suppressed(suppressed));
     }
   }
   if (decision.allowed) return true;
@@ -563,7 +569,7 @@ void Session::OnConnectFailed(int err) {
   }
   uint64_t suppressed = 0;
   if (ctx_.log_limiter->Allow(suppressed)) {
-    spdlog::warn("{} cluster {}: connect to {}:{} failed: {}{}", peer_, cluster_->name, ep.address, ep.port,
+    spdlog::warn("{} cluster {}: connect to {}:{} failed: {}{}", Peer(), cluster_->name, ep.address, ep.port,
                  err == 0 ? "timed out" : std::strerror(err),
                  Suppressed(suppressed));
   }
@@ -632,10 +638,14 @@ void Session::StartRelay() {
   up_to_down_.emplace(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream,
                       ctx_.stats->relay_copy_fallback, static_cast<FlowOwner&>(*this));
   // Whatever arrived while connecting is read now: no edge will announce it.
-  down_to_up_->OnSrcEvents(early_events_[kDownTag]);
-  up_to_down_->OnSrcEvents(early_events_[kUpTag]);
-  down_to_up_->Pump();
-  if (!closed_) up_to_down_->Pump();
+  down_to_up_->SetOpposite(&*up_to_down_);
+  up_to_down_->SetOpposite(&*down_to_up_);
+  // Each flow reads at once only if its source may hold unread bytes: the
+  // client's after a hello that filled the buffer, or either socket after an
+  // event since (edges are not repeated). Otherwise it waits for the next edge,
+  // without a recv that would only say EAGAIN.
+  down_to_up_->Start(early_events_[kDownTag], !hello_drained_);
+  if (!closed_) up_to_down_->Start(early_events_[kUpTag], false);
 }
 
 void Session::ResumeLater(Flow& flow) {
@@ -681,7 +691,7 @@ void Session::OnFlowEnd(const Flow& flow, Flow::End end) {
 void Session::Reject(Termination why, std::string_view detail) {
   uint64_t suppressed = 0;
   if (ctx_.log_limiter->Allow(suppressed)) {
-    spdlog::info("{} closed: {}: {}{}", peer_, ToString(why), detail,
+    spdlog::info("{} closed: {}: {}{}", Peer(), ToString(why), detail,
                  Suppressed(suppressed));
   }
   Close(why);
@@ -700,7 +710,7 @@ void Session::Close(Termination why) {
   if (cluster_ != nullptr && endpoint_ >= 0 && connected_ && spdlog::should_log(spdlog::level::debug)) {
     const config::Endpoint& ep = cluster_->endpoints[endpoint_];
     spdlog::debug("{} sni=\"{}\" alpn={} cluster={} endpoint={}:{} attempts={} sent={} received={} duration_ms={} end={}",
-                  peer_, parser_.hello().server_name, parser_.hello().alpn.empty() ? "-" : parser_.hello().alpn.front(),
+                  Peer(), parser_.hello().server_name, parser_.hello().alpn.empty() ? "-" : parser_.hello().alpn.front(),
                   cluster_->name, ep.address, ep.port, tried_.size(),
                   down_to_up_ ? down_to_up_->bytes() + hello_len_ : 0, up_to_down_ ? up_to_down_->bytes() : 0,
                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count(),
@@ -756,7 +766,7 @@ void Session::WriteAccessLog(Termination why) {
                   utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
                   start_ms % 1000,
                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count(),
-                  JsonString(peer_), hello.has_server_name ? JsonString(hello.server_name) : "null",
+                  JsonString(Peer()), hello.has_server_name ? JsonString(hello.server_name) : "null",
                   alpn, cluster_ != nullptr ? JsonString(cluster_->name) : "null", upstream,
                   tried_.size(), received, sent,
                   refused_ ? fmt::format("refused_{}", ToString(*refused_)) : std::string(ToString(why)),

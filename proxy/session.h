@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
+#include "base/io/endpoint.h"
 #include "config/model/route_table.h"
 #include "lb/balancer.h"
 #include "lb/upstream_lease.h"
@@ -134,6 +135,8 @@ class Session final : private FlowOwner, private Pollable, private Reactor::Time
   void OnFlowEnd(const Flow& flow, Flow::End end) override;
   void ResumeLater(Flow& flow) override;
   void CloseSockets();
+  // "ip:port" of the client, for logs: formatted only when a line is written.
+  std::string Peer() const { return io::FormatEndpoint(client_endpoint_); }
 
   void Reject(Termination why, std::string_view detail);
   void Close(Termination why);
@@ -148,6 +151,7 @@ class Session final : private FlowOwner, private Pollable, private Reactor::Time
   // Each socket's events from before the relay, for its flow (Flow::OnSrcEvents).
   uint32_t early_events_[2] = {0, 0};
   bool charged_defer_ = false; // ChargeDeferredWait ran
+  bool hello_drained_ = false; // the read that completed the hello emptied the socket
   boost::asio::ip::tcp::endpoint peer_endpoint_;  // the direct peer, from accept()
   // The client: the peer, or the source a trusted PROXY header carried. The
   // access log, consistent hashing, remoteIpBlocks and per-source limits use it.
@@ -157,7 +161,6 @@ class Session final : private FlowOwner, private Pollable, private Reactor::Time
   std::optional<Refusal> refused_;   // why, when refused at the PROXY header
   std::vector<uint8_t> upstream_header_;  // the v2 header sent before the hello
   size_t hello_sent_ = 0;            // of upstream_header_ then hello_buf_, written upstream
-  std::string peer_;                 // "ip:port" of the client, for logs
   std::string_view denied_by_;       // the AuthorizationPolicy that refused it (in the table)
 
   sni::ClientHelloParser parser_;
