@@ -20,6 +20,11 @@ constexpr int kNoPipe = 100002;     // no pipe to be had: copy instead
 constexpr int kDstFailed = 100003;  // sending to dst failed
 }  // namespace
 
+std::span<uint8_t> ScratchBuffer() {
+  static thread_local uint8_t scratch[kSpliceChunk];
+  return std::span<uint8_t>(scratch, sizeof scratch);
+}
+
 PipePool::~PipePool() {
   for (const Pipe& p : idle_) {
     ::close(p.read_fd);
@@ -209,8 +214,9 @@ void Flow::Pump() {
 // to `pending_`. Returns bytes read (> 0), 0 at EOF, or -1 with errno
 // (kDrained after a short read, kDstFailed when dst failed).
 ssize_t Flow::CopyThrough(int src_fd, int dst_fd) {
-  static thread_local uint8_t scratch[kSpliceChunk];
-  const ssize_t n = ::recv(src_fd, scratch, splice_ ? sizeof scratch : kCopyBuffer, MSG_DONTWAIT);
+  uint8_t* const scratch = ScratchBuffer().data();
+  const size_t want = splice_ ? kSpliceChunk : kCopyBuffer;
+  const ssize_t n = ::recv(src_fd, scratch, want, MSG_DONTWAIT);
   if (n <= 0) return n;
   ssize_t sent = ::send(dst_fd, scratch, static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
   if (sent < 0) {
@@ -228,7 +234,7 @@ ssize_t Flow::CopyThrough(int src_fd, int dst_fd) {
     std::memcpy(pending_.get(), scratch + sent, pending_size_);
     return n;  // the loop flushes it before reading again
   }
-  if (static_cast<size_t>(n) == (splice_ ? sizeof scratch : kCopyBuffer)) {
+  if (static_cast<size_t>(n) == want) {
     bulk_ = splice_;  // more is likely queued: splice it (copy mode: read on)
     return n;
   }

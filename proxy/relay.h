@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "proxy/stats.h"
@@ -50,6 +51,10 @@ class PipePool {
   size_t open_ = 0;  // idle and in use
   std::vector<Pipe> idle_;
 };
+
+// The worker thread's scratch buffer (64 KiB): the relay's copies and the
+// hello reads go through it, so no session holds a buffer of its own.
+std::span<uint8_t> ScratchBuffer();
 
 class FlowOwner;
 

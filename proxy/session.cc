@@ -25,7 +25,6 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-constexpr size_t kInitialHelloBuffer = 4096;
 
 std::string Suppressed(uint64_t n) {
   return n == 0 ? std::string() : fmt::format(" ({} similar lines suppressed)", n);
@@ -67,6 +66,7 @@ std::array<uint8_t, 16> MappedBytes(const asio::ip::address& address) {
 
 Session::Session(int fd, const asio::ip::tcp::endpoint& peer, const WorkerContext& ctx, AdmissionTicket admission)
     : ctx_(ctx),
+      routes_(ctx.routes),
       down_(fd),
       peer_endpoint_(peer),
       client_endpoint_(peer),
@@ -104,15 +104,14 @@ void Session::Abandon() {
 
 void Session::Start() {
   if (ctx_.live != nullptr) ctx_.live->insert(this);
-  hello_buf_.resize(kInitialHelloBuffer);
   // A trusted load balancer must send a PROXY header first (proxy-protocol.txt
   // §2.3: a receiver must not guess whether one is there); from anyone else a
   // header is refused.
-  phase_ = ctx_.routes->settings.proxy_protocol.Trusts(MappedBytes(peer_endpoint_.address())) ? Phase::kProxyHeader
+  phase_ = routes_->settings.proxy_protocol.Trusts(MappedBytes(peer_endpoint_.address())) ? Phase::kProxyHeader
                                                                                               : Phase::kSniff;
   // One deadline for the whole hello, not per read: a client dribbling one
   // byte a second still runs out of time.
-  ctx_.reactor->Arm(*this, start_ + ctx_.routes->settings.hello_timeout);
+  ctx_.reactor->Arm(*this, start_ + routes_->settings.hello_timeout);
   handle_ = ctx_.reactor->Register(this);
   if (const int err = ctx_.reactor->Add(down_, handle_, kDownTag); err != 0) {
     return Reject(Termination::kDownstreamError, fmt::format("cannot watch the connection: {}", std::strerror(err)));
@@ -134,7 +133,7 @@ void Session::OnTimer() {
   Reject(Termination::kHelloTimeout,
          fmt::format("no complete {} within {}ms ({} bytes read)",
                      phase_ == Phase::kProxyHeader ? "PROXY protocol header" : "ClientHello",
-                     ctx_.routes->settings.hello_timeout.count(), hello_len_));
+                     routes_->settings.hello_timeout.count(), hello_len_));
 }
 
 void Session::OnEvents(unsigned tag, uint32_t events) {
@@ -173,21 +172,18 @@ void Session::ChargeDeferredWait() {
   ctx_.reactor->Arm(*this, deadline() - ctx_.defer_accept);
 }
 
-bool Session::GrowHelloBuffer() {
-  if (hello_len_ < hello_buf_.size()) return true;
+// Room for the next read: up to the hello cap, or false (refused as too
+// large) when the cap is reached and the parser still wants more.
+size_t Session::HelloRoom() {
   // The header phase may need room for a whole v2 header (the parser
   // refuses a longer one from its first 16 bytes).
   const size_t cap = phase_ == Phase::kProxyHeader
-                         ? std::max(ctx_.routes->settings.max_hello_bytes,
-                                    ctx_.routes->settings.proxy_protocol.max_v2_bytes)
-                         : ctx_.routes->settings.max_hello_bytes;
-  if (hello_buf_.size() >= cap) {
-    ctx_.stats->hello_rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)].Inc();
-    Reject(Termination::kHelloTooLarge, "too_large");
-    return false;
-  }
-  hello_buf_.resize(std::min(cap, hello_buf_.size() * 2));
-  return true;
+                         ? std::max(routes_->settings.max_hello_bytes, routes_->settings.proxy_protocol.max_v2_bytes)
+                         : routes_->settings.max_hello_bytes;
+  if (hello_len_ < cap) return cap - hello_len_;
+  ctx_.stats->hello_rejected[static_cast<size_t>(sni::RejectReason::kTooLarge)].Inc();
+  Reject(Termination::kHelloTooLarge, "too_large");
+  return 0;
 }
 
 // Reads until the hello (and any PROXY header) is complete or the socket is
@@ -196,10 +192,15 @@ bool Session::GrowHelloBuffer() {
 // FIN (the EOF behind the last bytes): then read on (Flow::OnSrcEvents).
 void Session::ReadHello() {
   while (!closed_ && stage_ == Stage::kHello) {
-    if (!GrowHelloBuffer()) return;
-    const size_t room = hello_buf_.size() - hello_len_;
-    const ssize_t n = ::recv(down_, hello_buf_.data() + hello_len_, room, MSG_DONTWAIT);
+    const std::span<uint8_t> scratch = ScratchBuffer();
+    const size_t room = std::min(HelloRoom(), scratch.size());
+    if (room == 0) return;
+    const ssize_t n = ::recv(down_, scratch.data(), room, MSG_DONTWAIT);
     if (n > 0) {
+      // Read through the worker's scratch buffer, kept at its exact size: a
+      // session holds a few hundred bytes until its hello is forwarded, not a
+      // buffer sized for the largest hello.
+      hello_buf_.insert(hello_buf_.end(), scratch.data(), scratch.data() + n);
       hello_len_ += static_cast<size_t>(n);
       const bool read_to_end = early_events_[kDownTag] & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
       const bool drained = static_cast<size_t>(n) < room && !read_to_end;
@@ -246,7 +247,7 @@ void Session::OnReadHelloError(int err) {
 bool Session::OnProxyHeaderBytes() {
   const auto bytes = std::span<const uint8_t>(hello_buf_.data(), hello_len_);
   const sni::ProxyParseResult r =
-      sni::ParseProxyHeader(bytes, {ctx_.routes->settings.proxy_protocol.max_v2_bytes});
+      sni::ParseProxyHeader(bytes, {routes_->settings.proxy_protocol.max_v2_bytes});
   switch (r.status) {
     case sni::ProxyParseStatus::kNeedMoreData:
       return true;
@@ -259,7 +260,7 @@ bool Session::OnProxyHeaderBytes() {
   }
   if (!ApplyProxyHeader(r.header)) return false;
   const size_t rest = hello_len_ - r.header.header_bytes;
-  std::memmove(hello_buf_.data(), hello_buf_.data() + r.header.header_bytes, rest);
+  hello_buf_.erase(hello_buf_.begin(), hello_buf_.begin() + static_cast<ptrdiff_t>(r.header.header_bytes));
   hello_len_ = rest;
   phase_ = Phase::kHello;
   if (rest == 0) return true;
@@ -278,7 +279,7 @@ bool Session::ApplyProxyHeader(const sni::ProxyHeader& header) {
     client_endpoint_ = asio::ip::tcp::endpoint(to_address(header.src_ip), header.src_port);
     proxied_dst_ = asio::ip::tcp::endpoint(to_address(header.dst_ip), header.dst_port);
   }
-  const uint32_t cap = ctx_.routes->settings.limits.per_source;
+  const uint32_t cap = routes_->settings.limits.per_source;
   if (cap == 0 || ctx_.admission == nullptr) return true;
   if (ctx_.admission->AdmitSource(admission_, MappedBytes(client_endpoint_.address()), cap)) return true;
   Refuse(Refusal::kPerSource, fmt::format("{} connections open from this client (limits.perSourceConnections, "
@@ -336,12 +337,12 @@ bool Session::FeedHello(std::span<const uint8_t> chunk) {
 void Session::OnHello() {
   const sni::ClientHello& hello = parser_.hello();
   if (hello.has_server_name) ctx_.stats->hello_ok.Inc();
-  if (ctx_.routes->settings.require_istio_alpn && !OffersIstioAlpn(hello.alpn)) {
+  if (routes_->settings.require_istio_alpn && !OffersIstioAlpn(hello.alpn)) {
     return Reject(Termination::kAlpnNotIstio,
                   fmt::format("sni=\"{}\" alpn={} (requireIstioAlpn)", hello.server_name,
                               hello.alpn.empty() ? "none" : fmt::format("\"{}\"", fmt::join(hello.alpn, ","))));
   }
-  const config::RouteResult route = ctx_.routes->table->Route(hello.server_name, ctx_.routes->settings.route);
+  const config::RouteResult route = routes_->table->Route(hello.server_name, routes_->settings.route);
   if (route.miss != config::RouteMiss::kNone) {
     ctx_.stats->route_miss[static_cast<size_t>(route.miss)].Inc();
     return Reject(Termination::kNoRoute,
@@ -353,8 +354,8 @@ void Session::OnHello() {
   if (cluster_->endpoints.empty()) {
     return Reject(Termination::kNoEndpoints, fmt::format("cluster {} has no endpoints", cluster_->name));
   }
-  cluster_state_ = &ctx_.routes->health->cluster(cluster_->id);
-  cluster_stats_ = ctx_.routes->cluster_stats[cluster_->id].get();
+  cluster_state_ = &routes_->health->cluster(cluster_->id);
+  cluster_stats_ = routes_->cluster_stats[cluster_->id].get();
   const auto& pool = cluster_->policy.connection_pool;
   const uint32_t cap = pool && pool->max_connections ? *pool->max_connections
                                                      : std::numeric_limits<uint32_t>::max();
@@ -376,7 +377,7 @@ void Session::OnHello() {
 // AuthorizationPolicy, after the hello and before any dial (Istio's network
 // RBAC filter sits in the matched filter chain, ahead of tcp_proxy).
 bool Session::Authorized() {
-  const config::AuthorizationPolicies& policies = ctx_.routes->table->authorization();
+  const config::AuthorizationPolicies& policies = routes_->table->authorization();
   if (policies.empty()) return true;
   config::AuthorizationInput input;
   // Istio (security.istio.io Source): ipBlocks is "populated from the source
@@ -384,7 +385,7 @@ bool Session::Authorized() {
   // or proxy protocol"; Envoy's RBAC direct_remote_ip / remote_ip likewise.
   input.peer = MappedBytes(peer_endpoint_.address());
   input.remote = MappedBytes(client_endpoint_.address());
-  input.port = ctx_.routes->settings.gateway_port;  // no getsockname per connection
+  input.port = routes_->settings.gateway_port;  // no getsockname per connection
   input.sni = parser_.hello().server_name;
   const config::AuthorizationDecision decision = policies.Evaluate(input);
   for (std::string_view audited : decision.audited) {
@@ -395,7 +396,7 @@ bool Session::Authorized() {
   }
   if (decision.allowed) return true;
   denied_by_ = decision.denied_by;
-  const auto& counters = ctx_.routes->snapshot->policy_denied;
+  const auto& counters = routes_->snapshot->policy_denied;
   size_t index = counters.empty() ? 0 : counters.size() - 1;  // "none"
   for (size_t i = 0; i < policies.policies().size(); ++i) {
     if (policies.policies()[i].name == decision.denied_by) index = i;
@@ -409,7 +410,7 @@ bool Session::Authorized() {
 
 std::chrono::milliseconds Session::ConnectTimeout() const {
   const auto& pool = cluster_->policy.connection_pool;
-  return pool && pool->connect_timeout ? *pool->connect_timeout : ctx_.routes->settings.connect_timeout;
+  return pool && pool->connect_timeout ? *pool->connect_timeout : routes_->settings.connect_timeout;
 }
 
 // connectionPool.tcp.tcpKeepalive goes on the socket before the connect, as
@@ -446,8 +447,8 @@ int Session::OpenUpstream(const asio::ip::tcp::endpoint& target) {
 }
 
 void Session::DoConnect() {
-  const int idx = static_cast<int>(tried_.size()) < ctx_.routes->settings.max_connect_attempts
-                      ? ctx_.routes->BalancerFor(*cluster_).Pick(*cluster_state_, {client_hash_, tried_})
+  const int idx = static_cast<int>(tried_.size()) < routes_->settings.max_connect_attempts
+                      ? routes_->BalancerFor(*cluster_).Pick(*cluster_state_, {client_hash_, tried_})
                       : lb::kNoEndpoint;
   if (idx == lb::kNoEndpoint && tried_.empty()) {
     cluster_stats_->counters.cx_none_healthy.Inc();
@@ -511,7 +512,7 @@ void Session::OnConnected() {
   cluster_stats_->counters.cx_total.Inc();
   connected_.emplace(ctx_.stats->upstream_cx_active, cluster_stats_->counters.cx_active);
   // Opened at the upstream connect, with no response flag yet.
-  istio_ = ctx_.routes->IstioStats(*cluster_, endpoint_);
+  istio_ = routes_->IstioStats(*cluster_, endpoint_);
   if (istio_ != nullptr) istio_->opened[static_cast<size_t>(ResponseFlag::kNone)].Inc();
   cluster_stats_->connect_seconds.Observe(std::chrono::duration<double>(last_activity_ - connect_started_).count());
   if (SendsProxyHeader()) {
@@ -546,7 +547,7 @@ void Session::OnConnected() {
 //   (max_downstream_connection_duration). Here it counts from the upstream
 //   connect, the connection the rule is about; 0s is treated as not set.
 void Session::SetConnectionLimits(Clock::time_point connected) {
-  idle_timeout_ = ctx_.routes->settings.idle_timeout;
+  idle_timeout_ = routes_->settings.idle_timeout;
   const auto& pool = cluster_->policy.connection_pool;
   if (!pool) return;
   if (pool->idle_timeout) {
@@ -591,7 +592,7 @@ void Session::OnConnectFailed(int err) {
 }
 
 bool Session::SendsProxyHeader() const {
-  for (const std::string& pattern : ctx_.routes->settings.proxy_protocol.upstream_hosts) {
+  for (const std::string& pattern : routes_->settings.proxy_protocol.upstream_hosts) {
     if (base::HostMatches(pattern, cluster_->host)) return true;
   }
   return false;
@@ -632,7 +633,7 @@ void Session::WriteHello() {
 
 void Session::StartRelay() {
   stage_ = Stage::kRelaying;
-  const bool splice = ctx_.routes->settings.relay == RelayMode::kSplice;
+  const bool splice = routes_->settings.relay == RelayMode::kSplice;
   down_to_up_.emplace(down_, up_, splice, *ctx_.pipes, ctx_.stats->bytes_downstream_to_upstream,
                       ctx_.stats->relay_copy_fallback, static_cast<FlowOwner&>(*this));
   up_to_down_.emplace(up_, down_, splice, *ctx_.pipes, ctx_.stats->bytes_upstream_to_downstream,
@@ -730,7 +731,7 @@ void Session::CountIstioClose(Termination why) {
   if (!flag || cluster_ == nullptr) return;
   const auto i = static_cast<size_t>(*flag);
   if (istio_ == nullptr) {
-    istio_ = ctx_.routes->IstioStats(*cluster_, endpoint_);
+    istio_ = routes_->IstioStats(*cluster_, endpoint_);
     if (istio_ == nullptr) return;
     istio_->opened[i].Inc();
   }

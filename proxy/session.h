@@ -38,7 +38,8 @@ namespace meshgate::proxy {
 class Session;
 using LiveSessions = absl::flat_hash_set<Session*>;
 
-// What a worker lends every session it accepts. Outlives the sessions.
+// What a worker lends every session it accepts. Outlives the sessions, which
+// refer to it.
 struct WorkerContext {
   std::shared_ptr<WorkerRoutes> routes;  // the current snapshot
   ProxyStats* stats = nullptr;
@@ -107,7 +108,7 @@ class Session final : private FlowOwner, private Pollable, private Reactor::Time
   void OnEvents(unsigned tag, uint32_t events) override;
   void OnTimer() override;  // the hello deadline, or the connect timeout
   void ReadHello();
-  bool GrowHelloBuffer();  // false: refused as too large
+  size_t HelloRoom();  // 0: refused as too large
   // Each takes the bytes read so far; true: more are needed.
   bool OnHelloBytes(size_t n);
   bool OnProxyHeaderBytes();
@@ -143,7 +144,9 @@ class Session final : private FlowOwner, private Pollable, private Reactor::Time
   void CountIstioClose(Termination why);
   void WriteAccessLog(Termination why);
 
-  WorkerContext ctx_;
+  const WorkerContext& ctx_;  // the worker's: outlives its sessions
+  // The snapshot the session started with (the worker's moves on at a reload).
+  std::shared_ptr<WorkerRoutes> routes_;
   int down_ = -1;
   int up_ = -1;
   Reactor::Handle handle_;
@@ -171,7 +174,7 @@ class Session final : private FlowOwner, private Pollable, private Reactor::Time
   lb::ClusterState* cluster_state_ = nullptr;
   ClusterStats* cluster_stats_ = nullptr;
   IstioTcpStats* istio_ = nullptr;  // istio_tcp_*: from the upstream connect, or the refusal
-  // After ctx_, so destroyed before the snapshot it points into is released.
+  // After routes_, so destroyed before the snapshot it points into is released.
   lb::UpstreamLease lease_;        // cluster slot and endpoint count, from the pick
   std::optional<UpstreamGauges> connected_;  // from the upstream connect
   Clock::time_point connect_started_;
