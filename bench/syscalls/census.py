@@ -399,11 +399,11 @@ def main():
     ap.add_argument("--meshgate-args", default=os.environ.get("MESHGATE_ARGS", ""),
                     help="extra meshgate arguments, space-separated (default: $MESHGATE_ARGS)")
     ap.add_argument("--contenders", default=",".join(ALL))
-    ap.add_argument("--conns", type=int, default=2000, help="new connections traced")
+    ap.add_argument("--conns", type=int, default=1000, help="new connections traced")
     ap.add_argument("--close-conns", type=int, default=4, help="wrk connections in flight, new-connection workload")
-    ap.add_argument("--requests", type=int, default=20000, help="kept-alive requests traced")
+    ap.add_argument("--requests", type=int, default=10000, help="kept-alive requests traced")
     ap.add_argument("--keepalive-conns", type=int, default=4, help="kept-alive connections")
-    ap.add_argument("--detail-conns", type=int, default=200,
+    ap.add_argument("--detail-conns", type=int, default=100,
                     help="new connections (and 10x kept-alive requests) of the per-operation pass; 0: skip it")
     ap.add_argument("--warmup", type=int, default=100, help="untraced new connections first")
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("BENCH_PORT_BASE", "22400")))

@@ -10,7 +10,7 @@
 #   bench/syscalls/run.sh --contenders meshgate,haproxy --conns 1000 --requests 10000
 #
 # Prints Markdown tables (calls per connection / per request) and writes them,
-# with the raw counts as JSON, to $BUILD_DIR/bench-syscalls/. About 2.5 min on
+# with the raw counts as JSON, to $BUILD_DIR/bench-syscalls/. About 2 min on
 # 2 cores; --conns/--requests/--detail-conns trade time for precision (-h).
 # Env: BUILD_DIR (default build), MESHGATE, BENCH_PORT_BASE (default 22400;
 # ~15 ports above it are used), KEEP_WORK=1 keeps configs, logs and strace output.
@@ -22,7 +22,7 @@ if [ -n "${MESHGATE_ARGS:-}" ]; then COMMAND="MESHGATE_ARGS=$(printf %q "$MESHGA
 if [ -n "${MESHGATE:-}" ]; then COMMAND="MESHGATE=$MESHGATE $COMMAND"; fi
 if (($#)); then COMMAND+=$(printf ' %q' "$@"); fi
 BUILD_DIR=${BUILD_DIR:-build}
-case "${1:-}" in -h|--help) sed -n '2,15p' "$0"; python3 bench/syscalls/census.py --help | sed -n '/^options/,$p'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,16p' "$0"; python3 bench/syscalls/census.py --help | sed -n '/^options/,$p'; exit 0 ;; esac
 
 command -v strace >/dev/null || { echo "syscalls: strace is not installed (apt-get install strace)" >&2; exit 1; }
 bash bench/compare/install.sh
