@@ -81,8 +81,8 @@ def detail_key(name, args):
         return f"{a[1]} {a[2]}"
     if name in ("ioctl", "fcntl", "shutdown") and len(a) > 1:
         return a[1]
-    if name == "clock_gettime":
-        return a[0]
+    if name == "clock_gettime":  # a negative id is another thread's CPU clock (clock_getcpuclockid(3))
+        return "a thread's CPU clock" if a[0].startswith("0x") else a[0]
     if name == "accept4" and len(a) > 3:
         return a[3].split(")")[0]
     if name == "sendmsg" and len(a) > 1:
@@ -311,7 +311,8 @@ def count_rows(results, key, unit, label="syscall"):
                                          -max(results[c][key]["counts"].get(n, (0, 0))[0] for c in cs), n))
     L = [f"| {label} per {unit} | " + " | ".join(cs) + " |", "|---|" + "---:|" * len(cs)]
     for n in order:
-        L.append(f"| `{n}` | " + " | ".join(cell(*results[c][key]["counts"].get(n, (0, 0)),
+        shown = n.replace("|", "\\|")  # GFM: a pipe inside a table cell, even in code, is escaped
+        L.append(f"| `{shown}` | " + " | ".join(cell(*results[c][key]["counts"].get(n, (0, 0)),
                                                   results[c][key]["units"]) for c in cs) + " |")
     return cs, L
 
