@@ -63,7 +63,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$BUILD_ABS/bench-syscalls"
-python3 "$REPO/bench/syscalls/census.py" --work "$WORK" --build "$BUILD_ABS" "${mg_args[@]}" \
+python3 -B "$REPO/bench/syscalls/census.py" --work "$WORK" --build "$BUILD_ABS" "${mg_args[@]}" \
   --out "$BUILD_ABS/bench-syscalls/tables.md" --json "$BUILD_ABS/bench-syscalls/counts.json" \
   --command "$COMMAND" "$@" &
 pid=$!
