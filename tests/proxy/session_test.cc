@@ -198,6 +198,48 @@ TEST_F(SessionTest, ASilentClientIsClosedAtTheHelloTimeout) {
   ExpectAllUndone();
 }
 
+// Behind a TCP_DEFER_ACCEPT listener, a connection that reaches accept()
+// with nothing to read has been silent for the kernel's whole wait since its
+// SYN (proxy/worker_pool.cc): that wait counts against its hello timeout, so
+// with a timeout under the wait it is closed in its first turn, unread.
+TEST_F(SessionTest, ADeferredSilentClientHasSpentItsHelloTimeInTheKernel) {
+  settings_.hello_timeout = 800ms;
+  ctx_.defer_accept = 1000ms;
+  Listener upstream;
+  Publish({upstream.port()});
+  Peer client = Accept();
+  RunReady(reactor_);
+  client.ReadAvailable();
+  EXPECT_TRUE(client.eof() || client.error() != 0) << "still open after a turn";
+  EXPECT_EQ(Ended(Termination::kHelloTimeout), 1u);
+  ExpectAllUndone();
+}
+
+// One that arrived with its first bytes was accepted within the wait of its
+// SYN: its deadline runs from accept(), and the rest of its hello is routed.
+TEST_F(SessionTest, ADeferredClientWithBytesKeepsItsHelloTime) {
+  settings_.hello_timeout = 800ms;
+  ctx_.defer_accept = 1000ms;
+  Listener upstream;
+  Publish({upstream.port()});
+  const std::string hello = Hello(kSni);
+  testing::Connection c = testing::Connect();
+  ASSERT_EQ(c.peer.SendSome(std::string_view(hello).substr(0, 20)), 20u);
+  ASSERT_TRUE(RunUntil(reactor_, [&] { return testing::Unread(c.end.fd()) == 20; }));
+  boost::asio::ip::tcp::endpoint peer;
+  socklen_t len = static_cast<socklen_t>(peer.capacity());
+  ASSERT_EQ(::getpeername(c.end.fd(), peer.data(), &len), 0);
+  peer.resize(len);
+  (new Session(c.end.Release(), peer, ctx_))->Start();
+  RunReady(reactor_);
+  EXPECT_EQ(Ended(), 0u) << "closed although bytes were there at accept";
+  ASSERT_EQ(c.peer.SendSome(std::string_view(hello).substr(20)), hello.size() - 20);
+  ASSERT_TRUE(RunUntil(reactor_, [&] { return stats_.upstream_cx_total.value() == 1; }));
+  EXPECT_EQ(stats_.hello_timeout.value(), 0u);
+  ForEachLive([](Session& s) { s.Drain(); });
+  ExpectAllUndone();
+}
+
 // One deadline for the whole hello: bytes that trickle in do not extend it.
 TEST_F(SessionTest, APartialHelloIsClosedAtTheHelloTimeout) {
   settings_.hello_timeout = 100ms;
