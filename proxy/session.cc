@@ -327,6 +327,7 @@ bool Session::FeedHello(std::span<const uint8_t> chunk) {
              std::string(sni::ToString(parser_.reason())));
       return false;
     case sni::ParseStatus::kClientHello:
+      parser_.ReleaseBuffer();  // the session keeps hello(), not its bytes (hello_buf_ has them)
       ctx_.stats->ObserveHelloBytes(parser_.hello().bytes_consumed);
       OnHello();
       return false;

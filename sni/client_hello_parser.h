@@ -85,6 +85,10 @@ class ClientHelloParser {
 
   // Forget everything, keeping options; lets a session reuse one parser.
   void Reset();
+  // Frees the buffer the hello's message was reassembled in; hello() stays.
+  // For a caller that keeps the parser (for hello()) long after the parse,
+  // e.g. a relaying session, so it does not hold a copy of the hello's bytes.
+  void ReleaseBuffer() { std::vector<uint8_t>().swap(handshake_); }
 
  private:
   ParseStatus Reject(RejectReason reason);

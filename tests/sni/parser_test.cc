@@ -217,6 +217,22 @@ TEST(ClientHelloParser, FeedAfterVerdictReturnsTheVerdict) {
   EXPECT_EQ(rejecting.reason(), RejectReason::kPlainHttp);
 }
 
+// A relaying session keeps its parser for hello() and frees the bytes the
+// hello was reassembled from; the parsed fields stay, and the parser can
+// still be reset and reused.
+TEST(ClientHelloParser, ReleaseBufferKeepsTheParsedHello) {
+  ClientHelloParser parser;
+  HelloBuilder b;
+  b.Sni("kept.example").Alpn({"istio-peer-exchange", "istio"});
+  ASSERT_EQ(parser.Feed(Records(b.Message(), 9)), ParseStatus::kClientHello);
+  parser.ReleaseBuffer();
+  EXPECT_EQ(parser.status(), ParseStatus::kClientHello);
+  EXPECT_EQ(parser.hello().server_name, "kept.example");
+  EXPECT_EQ(parser.hello().alpn, (std::vector<std::string>{"istio-peer-exchange", "istio"}));
+  parser.Reset();
+  ASSERT_EQ(parser.Feed(Records(Base().Message())), ParseStatus::kClientHello);
+}
+
 TEST(ClientHelloParser, ResetAllowsReuse) {
   ClientHelloParser parser;
   ASSERT_EQ(parser.Feed(ToBytes("SSH-")), ParseStatus::kRejected);
