@@ -21,6 +21,7 @@ PKGS=(
   dnsutils dnsperf unbound
   haproxy  # tests/e2e/proxy_protocol_test: the PROXY protocol sender (send-proxy-v2) in front of meshgate
   libbpf-dev  # bench/sockmap: the BPF sockmap relay prototype (issue 17) and its sockmap_byte_exact test
+  liburing-dev  # bench/uring: the io_uring relay prototype (issue 17's io_uring verdict) and its byte-exact tests
 )
 
 if [ "${1:-}" = "--image-test" ]; then

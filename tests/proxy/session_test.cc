@@ -106,12 +106,16 @@ class SessionTest : public ::testing::Test {
   // does; returns the client's end. The session owns itself from Start() on.
   Peer Accept() {
     testing::Connection c = testing::Connect();
+    StartSession(std::move(c.end));
+    return std::move(c.peer);
+  }
+  // Hands the accepted end to a new session, as a worker does.
+  void StartSession(Peer end) {
     boost::asio::ip::tcp::endpoint peer;
     socklen_t len = static_cast<socklen_t>(peer.capacity());
-    EXPECT_EQ(::getpeername(c.end.fd(), peer.data(), &len), 0);
+    EXPECT_EQ(::getpeername(end.fd(), peer.data(), &len), 0);
     peer.resize(len);
-    (new Session(c.end.Release(), peer, ctx_))->Start();
-    return std::move(c.peer);
+    (new Session(end.Release(), peer, ctx_))->Start();
   }
 
   // A client whose hello routed it to `upstream`, with the upstream's end of
@@ -226,11 +230,7 @@ TEST_F(SessionTest, ADeferredClientWithBytesKeepsItsHelloTime) {
   testing::Connection c = testing::Connect();
   ASSERT_EQ(c.peer.SendSome(std::string_view(hello).substr(0, 20)), 20u);
   ASSERT_TRUE(RunUntil(reactor_, [&] { return testing::Unread(c.end.fd()) == 20; }));
-  boost::asio::ip::tcp::endpoint peer;
-  socklen_t len = static_cast<socklen_t>(peer.capacity());
-  ASSERT_EQ(::getpeername(c.end.fd(), peer.data(), &len), 0);
-  peer.resize(len);
-  (new Session(c.end.Release(), peer, ctx_))->Start();
+  StartSession(std::move(c.end));
   RunReady(reactor_);
   EXPECT_EQ(Ended(), 0u) << "closed although bytes were there at accept";
   ASSERT_EQ(c.peer.SendSome(std::string_view(hello).substr(20)), hello.size() - 20);
