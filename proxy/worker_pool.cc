@@ -443,9 +443,10 @@ void WorkerPool::Stop() {
   listeners_closed_ = true;
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    // Stop accepting and the loop; the worker thread then closes what is
-    // still open (Worker::Shutdown).
-    worker->reactor.Stop();
+    // Posted, so it runs after what was posted before it (a drain's closes,
+    // which count and log each session as drained); then the worker thread
+    // closes what is still open (Worker::Shutdown).
+    worker->reactor.Post([worker] { worker->reactor.Stop(); });
   }
 }
 
