@@ -768,67 +768,61 @@ def metric_table(results, key, metrics):
     return "\n".join(rows)
 
 
-def targets(results):
-    """Issue 7's targets, as ratios measured in this run: (text, measured, met)."""
-    R = results
-    def m(key, c, f):
-        return med(R, key, c, f)
+def ratio_targets(results, rows):
+    """Targets as ratios measured in this run: each row is (text, workload,
+    field, baseline contender, op, bound), meshgate's median over the
+    baseline's; returns (text, measured, met)."""
     out = []
-    def add(text, a, b, op, bound):
+    for text, workload, field, base, op, bound in rows:
+        a, b = med(results, workload, "meshgate", field), med(results, workload, base, field)
         if a is None or not b:
             out.append((text, "–", "not measured"))
-            return
+            continue
         x = a / b
         met = x >= bound if op == ">=" else x <= bound
         out.append((text, f"{x:.2f}", "met" if met else "**not met**"))
-    add("keep-alive requests/s ≥ 1.2× HAProxy", m("keepalive", "meshgate", "rate"), m("keepalive", "haproxy", "rate"), ">=", 1.2)
-    add("keep-alive requests/s ≥ 0.6× direct", m("keepalive", "meshgate", "rate"), m("keepalive", "direct", "rate"), ">=", 0.6)
-    add("keep-alive p99 ≤ 0.9× HAProxy", m("keepalive", "meshgate", "p99_ms"), m("keepalive", "haproxy", "p99_ms"), "<=", 0.9)
-    add("CPU per 100k kept-alive requests ≤ 0.7× HAProxy", m("keepalive", "meshgate", "cpu_per_100k"), m("keepalive", "haproxy", "cpu_per_100k"), "<=", 0.7)
-    add("CPU per 10k new connections ≤ 0.6× HAProxy", m("close", "meshgate", "cpu_per_10k"), m("close", "haproxy", "cpu_per_10k"), "<=", 0.6)
-    add("new connections/s ≥ 0.95× direct", m("close", "meshgate", "rate"), m("close", "direct", "rate"), ">=", 0.95)
-    add("single-stream bulk ≥ 1.3× HAProxy", m("bulk1", "meshgate", "gbps"), m("bulk1", "haproxy", "gbps"), ">=", 1.3)
-    add("8-stream bulk ≥ 0.9× direct", m("bulk8", "meshgate", "gbps"), m("bulk8", "direct", "gbps"), ">=", 0.9)
-    cpu_mg = [m(k, "meshgate", "cpu_per_gib") for k in ("bulk1", "bulk8")]
-    cpu_hp = [m(k, "haproxy", "cpu_per_gib") for k in ("bulk1", "bulk8")]
-    add("CPU per GiB ≤ 0.8× HAProxy (1 stream)", cpu_mg[0], cpu_hp[0], "<=", 0.8)
-    add("CPU per GiB ≤ 0.8× HAProxy (8 streams)", cpu_mg[1], cpu_hp[1], "<=", 0.8)
-    mem = m("idle", "meshgate", "mem_per_conn")
-    out.append(("idle memory ≤ 2 KiB per connection, pipes counted (absolute, KiB)",
-                fmt(mem, 2), "–" if mem is None else ("met" if mem <= 2 else "**not met**")))
+    return out
+
+
+def absolute_target(results, text, workload, field, bound):
+    v = med(results, workload, "meshgate", field)
+    return (text, fmt(v, 2), "–" if v is None else ("met" if v <= bound else "**not met**"))
+
+
+def targets(results):
+    """Issue 7's targets, as ratios measured in this run: (text, measured, met)."""
+    out = ratio_targets(results, [
+        ("keep-alive requests/s ≥ 1.2× HAProxy", "keepalive", "rate", "haproxy", ">=", 1.2),
+        ("keep-alive requests/s ≥ 0.6× direct", "keepalive", "rate", "direct", ">=", 0.6),
+        ("keep-alive p99 ≤ 0.9× HAProxy", "keepalive", "p99_ms", "haproxy", "<=", 0.9),
+        ("CPU per 100k kept-alive requests ≤ 0.7× HAProxy", "keepalive", "cpu_per_100k", "haproxy", "<=", 0.7),
+        ("CPU per 10k new connections ≤ 0.6× HAProxy", "close", "cpu_per_10k", "haproxy", "<=", 0.6),
+        ("new connections/s ≥ 0.95× direct", "close", "rate", "direct", ">=", 0.95),
+        ("single-stream bulk ≥ 1.3× HAProxy", "bulk1", "gbps", "haproxy", ">=", 1.3),
+        ("8-stream bulk ≥ 0.9× direct", "bulk8", "gbps", "direct", ">=", 0.9),
+        ("CPU per GiB ≤ 0.8× HAProxy (1 stream)", "bulk1", "cpu_per_gib", "haproxy", "<=", 0.8),
+        ("CPU per GiB ≤ 0.8× HAProxy (8 streams)", "bulk8", "cpu_per_gib", "haproxy", "<=", 0.8),
+    ])
+    out.append(absolute_target(results, "idle memory ≤ 2 KiB per connection, pipes counted (absolute, KiB)",
+                               "idle", "mem_per_conn", 2))
     return out
 
 
 def targets17(results):
     """Issue 17's targets (the lean reactor), as ratios measured in this run."""
-    R = results
-    def m(key, c, f):
-        return med(R, key, c, f)
-    out = []
-    def add(text, a, b, op, bound):
-        if a is None or not b:
-            out.append((text, "–", "not measured"))
-            return
-        x = a / b
-        met = x >= bound if op == ">=" else x <= bound
-        out.append((text, f"{x:.2f}", "met" if met else "**not met**"))
-    add("proxy CPU per 10k new connections ≤ 0.65× HAProxy", m("close", "meshgate", "cpu_per_10k"),
-        m("close", "haproxy", "cpu_per_10k"), "<=", 0.65)
-    add("new connections/s ≥ 1.1× HAProxy", m("close", "meshgate", "rate"), m("close", "haproxy", "rate"), ">=", 1.1)
-    add("new connections/s ≥ 0.9× direct", m("close", "meshgate", "rate"), m("close", "direct", "rate"), ">=", 0.9)
-    add("proxy CPU per 100k kept-alive requests ≤ 0.75× HAProxy", m("keepalive", "meshgate", "cpu_per_100k"),
-        m("keepalive", "haproxy", "cpu_per_100k"), "<=", 0.75)
-    add("machine CPU per 100k kept-alive requests, over direct, ≤ 0.8× HAProxy's",
-        m("keepalive", "meshgate", "mcpu_over_direct"), m("keepalive", "haproxy", "mcpu_over_direct"), "<=", 0.8)
-    add("kept-alive requests/s ≥ 1.2× HAProxy", m("keepalive", "meshgate", "rate"), m("keepalive", "haproxy", "rate"),
-        ">=", 1.2)
-    add("kept-alive p99 ≤ 0.8× HAProxy", m("keepalive", "meshgate", "p99_ms"), m("keepalive", "haproxy", "p99_ms"),
-        "<=", 0.8)
-    add("bulk, 1 stream ≥ 1.3× HAProxy", m("bulk1", "meshgate", "gbps"), m("bulk1", "haproxy", "gbps"), ">=", 1.3)
-    add("bulk, 8 streams ≥ 1.2× HAProxy", m("bulk8", "meshgate", "gbps"), m("bulk8", "haproxy", "gbps"), ">=", 1.2)
-    rss = m("idle", "meshgate", "rss_per_conn")
-    out.append(("idle RSS per connection ≤ 1.5 KiB (absolute, KiB)", fmt(rss, 2),
-                "–" if rss is None else ("met" if rss <= 1.5 else "**not met**")))
+    out = ratio_targets(results, [
+        ("proxy CPU per 10k new connections ≤ 0.65× HAProxy", "close", "cpu_per_10k", "haproxy", "<=", 0.65),
+        ("new connections/s ≥ 1.1× HAProxy", "close", "rate", "haproxy", ">=", 1.1),
+        ("new connections/s ≥ 0.9× direct", "close", "rate", "direct", ">=", 0.9),
+        ("proxy CPU per 100k kept-alive requests ≤ 0.75× HAProxy", "keepalive", "cpu_per_100k", "haproxy", "<=", 0.75),
+        ("machine CPU per 100k kept-alive requests, over direct, ≤ 0.8× HAProxy's", "keepalive", "mcpu_over_direct",
+         "haproxy", "<=", 0.8),
+        ("kept-alive requests/s ≥ 1.2× HAProxy", "keepalive", "rate", "haproxy", ">=", 1.2),
+        ("kept-alive p99 ≤ 0.8× HAProxy", "keepalive", "p99_ms", "haproxy", "<=", 0.8),
+        ("bulk, 1 stream ≥ 1.3× HAProxy", "bulk1", "gbps", "haproxy", ">=", 1.3),
+        ("bulk, 8 streams ≥ 1.2× HAProxy", "bulk8", "gbps", "haproxy", ">=", 1.2),
+    ])
+    out.append(absolute_target(results, "idle RSS per connection ≤ 1.5 KiB (absolute, KiB)", "idle", "rss_per_conn", 1.5))
     return out
 
 

@@ -206,11 +206,17 @@ TEST_F(SessionTest, ASilentClientIsClosedAtTheHelloTimeout) {
 // with nothing to read has been silent for the kernel's whole wait since its
 // SYN (proxy/worker_pool.cc): that wait counts against its hello timeout, so
 // with a timeout under the wait it is closed in its first turn, unread.
-TEST_F(SessionTest, ADeferredSilentClientHasSpentItsHelloTimeInTheKernel) {
-  settings_.hello_timeout = 800ms;
-  ctx_.defer_accept = 1000ms;
-  Listener upstream;
-  Publish({upstream.port()});
+class DeferredAcceptTest : public SessionTest {
+ protected:
+  DeferredAcceptTest() {
+    settings_.hello_timeout = 800ms;
+    ctx_.defer_accept = 1000ms;  // a hello timeout under the listener's wait
+    Publish({upstream_.port()});
+  }
+  Listener upstream_;
+};
+
+TEST_F(DeferredAcceptTest, ASilentClientHasSpentItsHelloTimeInTheKernel) {
   Peer client = Accept();
   RunReady(reactor_);
   client.ReadAvailable();
@@ -221,11 +227,7 @@ TEST_F(SessionTest, ADeferredSilentClientHasSpentItsHelloTimeInTheKernel) {
 
 // One that arrived with its first bytes was accepted within the wait of its
 // SYN: its deadline runs from accept(), and the rest of its hello is routed.
-TEST_F(SessionTest, ADeferredClientWithBytesKeepsItsHelloTime) {
-  settings_.hello_timeout = 800ms;
-  ctx_.defer_accept = 1000ms;
-  Listener upstream;
-  Publish({upstream.port()});
+TEST_F(DeferredAcceptTest, AClientWithBytesKeepsItsHelloTime) {
   const std::string hello = Hello(kSni);
   testing::Connection c = testing::Connect();
   ASSERT_EQ(c.peer.SendSome(std::string_view(hello).substr(0, 20)), 20u);
