@@ -1,5 +1,6 @@
-// The data plane: one worker thread per core, each with its own io_context
-// and its own SO_REUSEPORT listener, so accepts spread with no shared lock.
+// The data plane: one worker thread per core, each with its own Reactor
+// (proxy/reactor.h) and its own SO_REUSEPORT listener, so accepts spread with
+// no shared lock.
 // Workers read only the Snapshot last published to them; publishing posts a
 // pointer to every worker, and each acknowledges the version it installed.
 #pragma once
