@@ -508,7 +508,6 @@ void Session::OnConnected() {
   // worker's idle sweep checks it, so an idle session holds no deadline.
   last_activity_ = Clock::now();
   SetConnectionLimits(last_activity_);
-  relaying_ = true;
   ctx_.stats->upstream_cx_total.Inc();
   cluster_stats_->counters.cx_total.Inc();
   connected_.emplace(ctx_.stats->upstream_cx_active, cluster_stats_->counters.cx_active);
@@ -664,7 +663,9 @@ void Session::OnFlowProgress(const Flow& flow, size_t n) {
 }
 
 void Session::CheckIdle(Clock::time_point now) {
-  if (!relaying_ || closed_) return;
+  // From the upstream connect on (writing the hello, then relaying) the idle
+  // timeout applies.
+  if (stage_ < Stage::kWritingHello || closed_) return;
   if (now >= close_by_) return Close(Termination::kMaxDuration);
   if (now - last_activity_ >= idle_timeout_) Close(Termination::kIdleTimeout);
 }

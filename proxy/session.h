@@ -101,6 +101,7 @@ class Session final : private FlowOwner, private Pollable, private Reactor::Time
  private:
   using Clock = std::chrono::steady_clock;
 
+  // In order: CheckIdle compares them.
   enum class Stage : uint8_t { kHello, kConnecting, kWritingHello, kRelaying };
   static constexpr unsigned kDownTag = 0;
   static constexpr unsigned kUpTag = 1;
@@ -193,7 +194,6 @@ class Session final : private FlowOwner, private Pollable, private Reactor::Time
   // the gateway's) and the time its maxConnectionDuration runs out (max: none).
   Clock::duration idle_timeout_ = Clock::duration::max();
   Clock::time_point close_by_ = Clock::time_point::max();
-  bool relaying_ = false;  // connected: the idle timeout applies
   bool closed_ = false;
   AdmissionTicket admission_;  // the open-connection and per-source counts
 };

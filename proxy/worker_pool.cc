@@ -128,7 +128,10 @@ struct Worker {
     void OnEvents(unsigned, uint32_t) override { worker.AcceptAll(*this); }
     void Watch() {
       handle = worker.reactor.Register(this);
-      worker.reactor.Add(fd, handle, 0);
+      if (const int err = worker.reactor.Add(fd, handle, 0); err != 0) {
+        spdlog::error("worker {}: cannot watch listener fd {}: {}; this worker accepts nothing", worker.ctx.worker_index,
+                      fd, std::strerror(err));
+      }
     }
     // The socket may live on in another process (a takeover): leave epoll
     // explicitly, since our close() would not end the registration then.
