@@ -106,13 +106,8 @@ void Flow::ForwardEof() {
 }
 
 void Flow::Start(uint32_t src_events, bool read_now) {
-  constexpr uint32_t kReadable = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
   wait_ = Wait::kRead;
-  if (read_now || (src_events & kReadable)) {
-    OnSrcEvents(src_events | EPOLLIN);
-  } else {
-    OnSrcEvents(src_events);
-  }
+  OnSrcEvents(read_now ? src_events | EPOLLIN : src_events);
 }
 
 void Flow::WaitFor(Wait what) {
@@ -135,8 +130,8 @@ void Flow::OnSrcEvents(uint32_t events) {
   // bytes still queued), and the peer's FIN or an error (EPOLLRDHUP, EPOLLHUP,
   // EPOLLERR: a recv that returns the last bytes does not return the EOF
   // queued behind them). After either, the flow reads on to EAGAIN or EOF.
-  if (events & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_to_end_ = true;
-  if (wait_ == Wait::kRead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))) Pump();
+  if (events & kReadToEndEvents) read_to_end_ = true;
+  if (wait_ == Wait::kRead && (events & (EPOLLIN | kReadToEndEvents))) Pump();
 }
 
 void Flow::OnDstEvents(uint32_t events) {

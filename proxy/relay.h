@@ -6,6 +6,7 @@
 // instead of growing memory, and an idle flow holds no buffer and no pipe.
 #pragma once
 
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -55,6 +56,11 @@ class PipePool {
 // The worker thread's scratch buffer (64 KiB): the relay's copies and the
 // hello reads go through it, so no session holds a buffer of its own.
 std::span<uint8_t> ScratchBuffer();
+
+// Events after which a short read no longer means the socket is drained:
+// urgent data (recv stops at the urgent mark) and the peer's FIN or an error
+// (the EOF queued behind the last bytes). Read on to EAGAIN or EOF after one.
+inline constexpr uint32_t kReadToEndEvents = EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 
 class FlowOwner;
 

@@ -202,7 +202,7 @@ void Session::ReadHello() {
       // buffer sized for the largest hello.
       hello_buf_.insert(hello_buf_.end(), scratch.data(), scratch.data() + n);
       hello_len_ += static_cast<size_t>(n);
-      const bool read_to_end = early_events_[kDownTag] & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+      const bool read_to_end = early_events_[kDownTag] & kReadToEndEvents;
       const bool drained = static_cast<size_t>(n) < room && !read_to_end;
       if (drained) {
         // What comes next is announced by a new edge: the relay needs no
